@@ -1,0 +1,1 @@
+"""All filesystem access of hetsim lives in this package."""

@@ -1,0 +1,126 @@
+"""Shared building blocks of the spec models: frozen strict models and sourced quantities."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+
+from hetsim.units import Dimension, to_si
+
+SOURCE_PREFIXES = ("derived:", "assumed:", "measured:", "paper:", "http://", "https://")
+"""A source is a key of the file's ``sources`` map, or free text starting with one of these."""
+
+
+class FrozenModel(BaseModel):
+    """Base of every spec: immutable, and unknown keys are errors, never ignored."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class Quantity(FrozenModel):
+    """A number with an explicit unit, converted to SI by ``si``."""
+
+    dimension: ClassVar[Dimension] = Dimension.RATIO
+    value: float
+    unit: str
+
+    @field_validator("value")
+    @classmethod
+    def _finite_non_negative(cls, value: float) -> float:
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"expected a finite number >= 0, got {value}")
+        return value
+
+    @field_validator("unit")
+    @classmethod
+    def _known_unit(cls, unit: str) -> str:
+        to_si(1.0, unit, cls.dimension)  # raises ValueError naming the expected unit
+        return unit
+
+    @property
+    def si(self) -> float:
+        """The value in SI base units."""
+        return to_si(self.value, self.unit, self.dimension)
+
+
+class SourcedQuantity(Quantity):
+    """A datasheet number: value, unit and where it comes from."""
+
+    source: str
+    note: str = ""
+
+
+def _quantity_types(dimension: Dimension) -> tuple[type[Quantity], type[SourcedQuantity]]:
+    name = dimension.name.title().replace("_", "")
+    plain = type(f"{name}Quantity", (Quantity,), {"dimension": dimension, "__module__": __name__})
+    sourced = type(f"Sourced{name}", (SourcedQuantity,), {"dimension": dimension, "__module__": __name__})
+    return plain, sourced
+
+
+BytesQ, SourcedBytes = _quantity_types(Dimension.BYTES)
+BandwidthQ, SourcedBandwidth = _quantity_types(Dimension.BYTES_PER_S)
+FlopsQ, SourcedFlops = _quantity_types(Dimension.FLOPS)
+SecondsQ, SourcedSeconds = _quantity_types(Dimension.SECONDS)
+WattsQ, SourcedWatts = _quantity_types(Dimension.WATTS)
+UsdQ, SourcedUsd = _quantity_types(Dimension.USD)
+UsdPerHourQ, SourcedUsdPerHour = _quantity_types(Dimension.USD_PER_S)
+UsdPerKwhQ, SourcedUsdPerKwh = _quantity_types(Dimension.USD_PER_JOULE)
+UsdPerKwMonthQ, SourcedUsdPerKwMonth = _quantity_types(Dimension.USD_PER_W_PER_S)
+
+
+def iter_sourced(model: BaseModel, path: str = "") -> Iterator[tuple[str, SourcedQuantity]]:
+    """Yield (dotted path, quantity) for every sourced quantity inside ``model``."""
+    for field_name in type(model).model_fields:
+        value = getattr(model, field_name)
+        here = f"{path}.{field_name}" if path else field_name
+        yield from _iter_value(value, here)
+
+
+def _iter_value(value: Any, path: str) -> Iterator[tuple[str, SourcedQuantity]]:
+    if isinstance(value, SourcedQuantity):
+        yield path, value
+    elif isinstance(value, BaseModel):
+        yield from iter_sourced(value, path)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _iter_value(item, f"{path}.{key}")
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from _iter_value(item, f"{path}.{index}")
+
+
+class SourcedDocument(FrozenModel):
+    """A profile file: ``schema_version``, ``name``, a ``sources`` map, and sourced numbers.
+
+    Every sourced quantity's ``source`` must be a key of ``sources`` or a free-text citation
+    that says what it is (``derived: ...``, ``assumed: ...``, ``measured: ...``, a URL).
+    """
+
+    schema_version: int
+    name: str
+    sources: dict[str, str] = {}
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, name: str) -> str:
+        if not name or not all(c.isalnum() or c in "-_." for c in name) or name != name.lower():
+            raise ValueError(f"expected a lower-case slug of letters, digits, '-', '_' or '.', got {name!r}")
+        return name
+
+    @model_validator(mode="after")
+    def _sources_resolve(self) -> SourcedDocument:
+        for path, quantity in iter_sourced(self):
+            if quantity.source not in self.sources and not quantity.source.startswith(SOURCE_PREFIXES):
+                known = ", ".join(sorted(self.sources)) or "none"
+                raise ValueError(
+                    f"{path}.source: expected a key of 'sources' ({known}) or text starting with "
+                    f"{'/'.join(SOURCE_PREFIXES)}, got {quantity.source!r}"
+                )
+        return self
+
+    def cite(self, source: str) -> str:
+        """Resolve a source key to its citation text (URLs, notes)."""
+        return self.sources.get(source, source)
