@@ -1,0 +1,161 @@
+"""Roofline time of one operation on one device: max(compute, memory) plus a fixed overhead.
+
+Peaks come from the datasheet (``AcceleratorSpec``); the achievable fraction of each peak
+comes from a calibration file when the device has one, else from documented defaults.
+Every estimate carries its bound and provenance.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+
+from hetsim.errors import EstimateError
+from hetsim.specs.calibration import (
+    DEFAULT_EFFICIENCY,
+    DEFAULT_LAUNCH_OVERHEAD_S,
+    CalibrationSpec,
+    CurveAxis,
+    CurveKind,
+)
+from hetsim.specs.hardware import AcceleratorSpec, DType
+
+
+class Bound(StrEnum):
+    COMPUTE = "compute"
+    MEMORY = "memory"
+    NETWORK = "network"
+    OVERHEAD = "overhead"
+
+
+class Provenance(StrEnum):
+    """Where the efficiency behind an estimate came from."""
+
+    DATASHEET = "datasheet"  # peak x documented default efficiency (no calibration file)
+    CALIBRATED = "calibrated"  # peak x efficiency measured on this device
+    MEASURED = "measured"  # the time itself was measured
+
+
+@dataclass(frozen=True, slots=True)
+class OpCost:
+    """Work of one operation on one device.
+
+    Attributes:
+        name: what the op is (for breakdowns), e.g. 'qkv_proj'.
+        kind: which efficiency curves apply (gemm, gemv, memory, attention_*).
+        flops: floating-point (or integer) operations executed on this device.
+        bytes: bytes moved to and from device memory.
+        dtype: numeric format of the math (selects the peak).
+        count: how many identical ops (e.g. layers); time scales by it.
+    """
+
+    name: str
+    kind: CurveKind
+    flops: float
+    bytes: float
+    dtype: DType
+    count: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """Predicted time with its dominant bound and provenance."""
+
+    seconds: float
+    bound: Bound
+    provenance: Provenance
+
+
+# Which curve prices each side of the roofline for an op kind. A matmul (GEMM or GEMV) takes
+# its compute efficiency from the 'gemm' curve and its memory efficiency from the 'gemv'
+# curve, so one op kind covers prefill (compute-bound) and decode (memory-bound) shapes.
+_COMPUTE_CURVE = {
+    CurveKind.GEMM: CurveKind.GEMM,
+    CurveKind.GEMV: CurveKind.GEMM,
+    CurveKind.MEMORY: CurveKind.GEMM,
+    CurveKind.ATTENTION_PREFILL: CurveKind.ATTENTION_PREFILL,
+    CurveKind.ATTENTION_DECODE: CurveKind.ATTENTION_PREFILL,
+    CurveKind.COLLECTIVE: CurveKind.GEMM,
+}
+_MEMORY_CURVE = {
+    CurveKind.GEMM: CurveKind.GEMV,
+    CurveKind.GEMV: CurveKind.GEMV,
+    CurveKind.MEMORY: CurveKind.MEMORY,
+    CurveKind.ATTENTION_PREFILL: CurveKind.ATTENTION_DECODE,
+    CurveKind.ATTENTION_DECODE: CurveKind.ATTENTION_DECODE,
+    CurveKind.COLLECTIVE: CurveKind.MEMORY,
+}
+# With a calibration file that lacks a curve, fall back to the nearest measured one.
+_CALIBRATED_FALLBACK = {
+    CurveKind.GEMM: CurveKind.GEMM,
+    CurveKind.GEMV: CurveKind.MEMORY,
+    CurveKind.MEMORY: CurveKind.MEMORY,
+    CurveKind.ATTENTION_DECODE: CurveKind.GEMV,
+    CurveKind.ATTENTION_PREFILL: CurveKind.GEMM,
+    CurveKind.COLLECTIVE: CurveKind.COLLECTIVE,
+}
+# A format without a native rate runs at the next wider format's rate (e.g. fp8 weights on an
+# A100 are up-cast to fp16): the order is what frameworks do in practice.
+_FALLBACK: dict[DType, tuple[DType, ...]] = {
+    DType.FP4: (DType.FP4, DType.FP8, DType.BF16, DType.FP16, DType.FP32),
+    DType.FP8: (DType.FP8, DType.BF16, DType.FP16, DType.FP32),
+    DType.INT8: (DType.INT8, DType.FP8, DType.BF16, DType.FP16, DType.FP32),
+    DType.BF16: (DType.BF16, DType.FP16, DType.FP32),
+    DType.FP16: (DType.FP16, DType.BF16, DType.FP32),
+    DType.TF32: (DType.TF32, DType.FP32),
+    DType.FP32: (DType.FP32, DType.TF32),
+}
+
+
+@dataclass(frozen=True)
+class DevicePerf:
+    """A device together with its calibration (if any): answers 'how long does this op take'."""
+
+    device: AcceleratorSpec
+    calibration: CalibrationSpec | None = None
+
+    @property
+    def provenance(self) -> Provenance:
+        return Provenance.DATASHEET if self.calibration is None else Provenance.CALIBRATED
+
+    @property
+    def launch_overhead_s(self) -> float:
+        return DEFAULT_LAUNCH_OVERHEAD_S if self.calibration is None else self.calibration.launch_overhead.si
+
+    def peak_flops(self, dtype: DType) -> float:
+        """Peak in ``dtype``; a format without native support runs at the next wider one."""
+        for candidate in _FALLBACK[DType(dtype)]:
+            peak = self.device.peak_flops(candidate)
+            if peak:
+                return peak
+        raise EstimateError(f"device {self.device.name!r} has no compute peak for {dtype} or any wider format")
+
+    def efficiency(self, kind: CurveKind, dtype: DType, flops: float, nbytes: float) -> float:
+        """Fraction of peak an op of this size reaches (calibrated curve or default)."""
+        if self.calibration is not None:
+            dtype_name = DType(dtype).value
+            curve = self.calibration.curve(kind, dtype_name) or self.calibration.curve(
+                _CALIBRATED_FALLBACK[kind], dtype_name
+            )
+            if curve is not None:
+                size = flops if curve.axis == CurveAxis.LOG10_FLOPS else nbytes
+                return curve.at(math.log10(max(size, 1.0)))
+        return DEFAULT_EFFICIENCY[kind]
+
+    def op_time(self, op: OpCost) -> Estimate:
+        """Time of ``op`` (times its count) on this device."""
+        if op.flops < 0 or op.bytes < 0:
+            raise EstimateError(f"op {op.name!r}: expected non-negative flops and bytes, got {op.flops}, {op.bytes}")
+        compute_s = memory_s = 0.0
+        if op.flops:
+            eff = self.efficiency(_COMPUTE_CURVE[op.kind], op.dtype, op.flops, op.bytes)
+            compute_s = op.flops / (self.peak_flops(op.dtype) * eff)
+        if op.bytes:
+            eff = self.efficiency(_MEMORY_CURVE[op.kind], op.dtype, op.flops, op.bytes)
+            memory_s = op.bytes / (self.device.memory_bandwidth_bytes_per_s * eff)
+        overhead_s = self.launch_overhead_s
+        bound = Bound.COMPUTE if compute_s >= memory_s else Bound.MEMORY
+        if overhead_s > max(compute_s, memory_s):
+            bound = Bound.OVERHEAD
+        return Estimate(op.count * (max(compute_s, memory_s) + overhead_s), bound, self.provenance)
