@@ -21,6 +21,8 @@ app = typer.Typer(
 # "commands" registers its top-level commands on the root app via its register(app).
 _COMMAND_MODULES: tuple[tuple[str, str], ...] = (
     ("hardware", "group"),
+    ("models", "group"),
+    ("estimate", "commands"),
 )
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from hetsim.errors import ProfileError
 from hetsim.specs.hardware import AcceleratorSpec, LinkSpec, NodeSpec
+from hetsim.specs.model import ModelSpec
 
 
 def _lookup(kind: str, table: dict[str, object], name: str, aliases: dict[str, str]) -> object:
@@ -63,3 +64,19 @@ class HardwareCatalog:
         for link in (node.scale_up_link, node.nics.link if node.nics else None):
             if link is not None and link not in self.links:
                 raise ProfileError(f"node {node.name!r}: unknown link {link!r}")
+
+
+@dataclass(frozen=True)
+class ModelCatalog:
+    """Every model of the catalog, by name (aliases resolve too)."""
+
+    models: dict[str, ModelSpec]
+
+    def model(self, name: str) -> ModelSpec:
+        aliases = {alias.lower(): spec.name for spec in self.models.values() for alias in spec.aliases}
+        return _lookup("model", self.models, name, aliases)  # type: ignore[return-value]
+
+    @property
+    def names(self) -> frozenset[str]:
+        """Names and aliases, for validating workload specs without file access."""
+        return frozenset(self.models) | {alias for spec in self.models.values() for alias in spec.aliases}

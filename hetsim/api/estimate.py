@@ -1,0 +1,86 @@
+"""``hetsim estimate``: one model on one device type, as latency, capacity, throughput and cost."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from hetsim.cost.tco import CostBasis, device_hourly_cost, preset, usd_per_million_tokens
+from hetsim.io.calibration import load_calibration
+from hetsim.io.catalog import load_catalog
+from hetsim.io.models import load_models
+from hetsim.perf.llm import LlmReplica, ServingLimits
+from hetsim.perf.roofline import DevicePerf
+from hetsim.perf.serving import estimate_request
+from hetsim.perf.transformer import Precision, Shard
+from hetsim.specs.hardware import DType
+
+
+@dataclass(frozen=True)
+class EstimateQuestion:
+    """What ``hetsim estimate`` is asked."""
+
+    model: str
+    device: str
+    input_tokens: int
+    output_tokens: int
+    tp: int = 1
+    pp: int = 1
+    dtype: str = "bf16"
+    batch: int = 1
+    profile_set: str = "datasheet"
+    tco_preset: str = "paper"
+    cost_basis: str | None = None
+    max_batch_tokens: int = 8192
+    profiles: Path | None = None
+
+
+def device_perf(device_name: str, profile_set: str = "datasheet", profiles: Path | None = None) -> DevicePerf:
+    """A device with its calibration file, if it has one."""
+    device = load_catalog(profile_set, profiles).accelerator(device_name)
+    return DevicePerf(device, load_calibration(device.name, profiles))
+
+
+def estimate(question: EstimateQuestion) -> dict[str, Any]:
+    """Answer the question; every figure says where it comes from."""
+    model = load_models().model(question.model)
+    perf = device_perf(question.device, question.profile_set, question.profiles)
+    replica = LlmReplica(
+        model,
+        perf,
+        Shard(question.tp, question.pp),
+        Precision.uniform(DType(question.dtype)),
+        ServingLimits(max_batch_tokens=question.max_batch_tokens),
+    )
+    result = estimate_request(replica, question.input_tokens, question.output_tokens, question.batch)
+    basis = CostBasis(question.cost_basis) if question.cost_basis else None
+    hourly = device_hourly_cost(perf.device, preset(question.tco_preset), basis)
+    replica_usd_per_h = hourly.total_usd_per_h * replica.devices
+    output_tps = result.output_tokens_per_s_per_device * replica.devices
+    total_tps = result.total_tokens_per_s_per_device * replica.devices
+    return {
+        "question": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(question).items()},
+        "model": model.name,
+        "device": perf.device.name,
+        "devices_per_replica": replica.devices,
+        "ttft_s": result.ttft_s,
+        "tpot_s": result.tpot_s,
+        "e2e_s": result.e2e_s,
+        "max_batch_that_fits": result.max_batch_fits,
+        "kv_capacity_tokens": result.kv_capacity_tokens,
+        "weight_bytes_per_device": replica.weight_bytes_per_device,
+        "output_tokens_per_s_per_device": result.output_tokens_per_s_per_device,
+        "total_tokens_per_s_per_device": result.total_tokens_per_s_per_device,
+        "usd_per_h_per_device": hourly.total_usd_per_h,
+        "usd_per_million_output_tokens_decode": usd_per_million_tokens(replica_usd_per_h, output_tps),
+        "usd_per_million_tokens_end_to_end": usd_per_million_tokens(replica_usd_per_h, total_tps),
+        "prefill_bound": result.prefill_bound.value,
+        "decode_bound": result.decode_bound.value,
+        "provenance": {
+            "performance": result.provenance.value
+            + ("" if perf.calibration else " (roofline with documented default efficiencies; no calibration file)"),
+            "cost": f"{hourly.basis.value}: {hourly.provenance}",
+            "hardware": f"{question.profile_set} profile {perf.device.name}",
+        },
+    }

@@ -1,0 +1,230 @@
+"""An LLM replica (model x device x parallelism x precision): step time and memory fit.
+
+``LlmReplica.step`` prices one iteration of a continuously batched server (vLLM/SGLang
+style): a mix of prefill chunks and decode tokens. ``LlmReplica.kv_capacity_tokens`` is the
+paged KV cache left after weights, activations and runtime reserve.
+
+Pipeline parallelism: a step's latency is the sum of its stages plus the activation hand-offs
+between them; ``interval_s`` (one stage) is the spacing of steps when ``pp`` micro-batches
+are kept in flight.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from hetsim.errors import EstimateError
+from hetsim.perf.collectives import fabric_for_group, point_to_point_s, ring_all_reduce_s
+from hetsim.perf.roofline import Bound, DevicePerf, OpCost, Provenance
+from hetsim.perf.transformer import (
+    Precision,
+    SequenceWork,
+    Shard,
+    attention_ops,
+    head_ops,
+    kv_elements_per_token_per_layer,
+    mlp_ops,
+    parameter_count,
+    projection_ops,
+)
+from hetsim.specs.model import ArchitectureSpec, AttentionKind, ModelSpec
+
+GIB = 2.0**30
+
+
+@dataclass(frozen=True)
+class ServingLimits:
+    """Server settings that bound a replica, with vLLM's defaults.
+
+    Attributes:
+        memory_utilization: share of device memory the server may use (vLLM
+            ``gpu_memory_utilization`` default 0.9).
+        max_batch_tokens: chunked-prefill token budget per step (vLLM V1 default 8192).
+        max_num_seqs: most sequences in one batch (vLLM default 256).
+        runtime_reserve_bytes: CUDA context, library workspaces and graphs (about 1 GiB
+            observed in vLLM start-up logs on H100; an assumption for other devices).
+        kv_block_tokens: paged-attention block size (vLLM default 16).
+    """
+
+    memory_utilization: float = 0.90
+    max_batch_tokens: int = 8192
+    max_num_seqs: int = 256
+    runtime_reserve_bytes: float = 1.0 * GIB
+    kv_block_tokens: int = 16
+
+    def __post_init__(self) -> None:
+        if not 0 < self.memory_utilization <= 1:
+            raise EstimateError(f"memory_utilization: expected a value in (0, 1], got {self.memory_utilization}")
+        if self.max_batch_tokens < 1 or self.max_num_seqs < 1 or self.kv_block_tokens < 1:
+            raise EstimateError("serving limits: expected max_batch_tokens, max_num_seqs and kv_block_tokens >= 1")
+
+
+@dataclass(frozen=True, slots=True)
+class StepEstimate:
+    """Time of one server iteration, split by what bounds each part."""
+
+    seconds: float
+    interval_s: float
+    bound: Bound
+    provenance: Provenance
+    by_bound_s: dict[Bound, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LlmReplica:
+    """One model instance on ``shard.tp x shard.pp`` devices of one type."""
+
+    model: ModelSpec
+    perf: DevicePerf
+    shard: Shard = Shard()
+    precision: Precision = Precision()
+    limits: ServingLimits = ServingLimits()
+
+    def __post_init__(self) -> None:
+        if self.model.architecture is None:
+            raise EstimateError(f"model {self.model.name!r} is a {self.model.kind} model, not an LLM")
+        if self.shard.pp > self.arch.num_layers:
+            raise EstimateError(f"pp: expected at most the model's {self.arch.num_layers} layers, got {self.shard.pp}")
+        if self.arch.num_attention_heads % self.shard.tp:
+            raise EstimateError(
+                f"tp: expected a divisor of {self.model.name}'s {self.arch.num_attention_heads} attention heads, got {self.shard.tp}"
+            )
+
+    @property
+    def arch(self) -> ArchitectureSpec:
+        assert self.model.architecture is not None
+        return self.model.architecture
+
+    @property
+    def devices(self) -> int:
+        return self.shard.devices
+
+    @property
+    def layers_per_stage(self) -> int:
+        return math.ceil(self.arch.num_layers / self.shard.pp)
+
+    # ---- memory ---------------------------------------------------------------------------
+
+    @cached_property
+    def weight_bytes_per_device(self) -> float:
+        """Weights on the fullest device: its stage's layers and embedding or head, TP-sharded."""
+        counts = parameter_count(self.arch)
+        per_layer = (counts["attention"] + counts["mlp"]) / self.arch.num_layers
+        ends = counts["embedding"] + counts["lm_head"] if self.shard.pp == 1 else max(counts["embedding"], counts["lm_head"])
+        params = (per_layer * self.layers_per_stage + ends) / self.shard.tp
+        return params * self.precision.weights.bytes_per_element
+
+    @cached_property
+    def activation_bytes_per_device(self) -> float:
+        """Peak activations of a full chunked-prefill step (MLP intermediate dominates) plus logits."""
+        arch, tp = self.arch, self.shard.tp
+        width = arch.intermediate_size if arch.moe is None else arch.moe.expert_intermediate_size * arch.moe.experts_per_token
+        per_token = (4 * arch.hidden_size + 2 * width / tp) * self.precision.activations.bytes_per_element
+        logits = self.limits.max_num_seqs * arch.vocab_size / tp * 4.0  # fp32 logits for sampling
+        return self.limits.max_batch_tokens * per_token + logits
+
+    @cached_property
+    def kv_bytes_per_token_per_device(self) -> float:
+        elements = kv_elements_per_token_per_layer(self.arch, self.shard.tp)
+        return self.layers_per_stage * elements * self.precision.kv_cache.bytes_per_element
+
+    @cached_property
+    def kv_capacity_tokens(self) -> int:
+        """Tokens of KV cache the replica holds (whole paged blocks); raises if the model does not fit."""
+        usable = self.perf.device.memory_bytes * self.limits.memory_utilization
+        free = usable - self.weight_bytes_per_device - self.activation_bytes_per_device - self.limits.runtime_reserve_bytes
+        blocks = math.floor(max(free, 0.0) / (self.kv_bytes_per_token_per_device * self.limits.kv_block_tokens))
+        if blocks < 1:
+            raise EstimateError(self._does_not_fit_message(usable))
+        return blocks * self.limits.kv_block_tokens
+
+    def _does_not_fit_message(self, usable: float) -> str:
+        need = self.weight_bytes_per_device + self.activation_bytes_per_device + self.limits.runtime_reserve_bytes
+        return (
+            f"{self.model.name} ({self.precision.weights}) does not fit on {self.perf.device.name} at "
+            f"tp={self.shard.tp} pp={self.shard.pp}: needs {need / 1e9:.1f} GB per device for weights, "
+            f"activations and runtime, {usable / 1e9:.1f} GB usable; raise tp/pp or use a smaller dtype"
+        )
+
+    def max_batch(self, tokens_per_sequence: int) -> int:
+        """Most sequences of ``tokens_per_sequence`` (prompt + output) whose KV fits at once."""
+        if tokens_per_sequence < 1:
+            raise EstimateError(f"tokens per sequence: expected >= 1, got {tokens_per_sequence}")
+        blocks_each = math.ceil(tokens_per_sequence / self.limits.kv_block_tokens)
+        fit = self.kv_capacity_tokens // (blocks_each * self.limits.kv_block_tokens)
+        return int(min(fit, self.limits.max_num_seqs))
+
+    # ---- time -----------------------------------------------------------------------------
+
+    def _stage_ops(self, batch: tuple[SequenceWork, ...]) -> list[OpCost]:
+        arch, tp, layers = self.arch, self.shard.tp, self.layers_per_stage
+        tokens = sum(s.new_tokens for s in batch)
+        dense_layers = 0 if arch.moe is None else min(arch.moe.first_dense_layers, layers)
+        ops = projection_ops(arch, tokens, self.precision, tp, layers)
+        ops += attention_ops(arch, batch, self.precision, tp, layers)
+        ops += mlp_ops(arch, tokens, self.precision, tp, layers, dense_layers)
+        return ops
+
+    def step_ops(self, batch: Sequence[SequenceWork]) -> list[OpCost]:
+        """Every op one device of the first stage runs in a step (head ops included when pp = 1)."""
+        batch = tuple(batch)
+        tokens = sum(s.new_tokens for s in batch)
+        ops = self._stage_ops(batch)
+        if self.shard.pp == 1:
+            ops += head_ops(self.arch, tokens, len(batch), self.precision, self.shard.tp)
+        return ops
+
+    def step_work(self, batch: Sequence[SequenceWork]) -> tuple[float, float]:
+        """(FLOPs, bytes) one device of the first stage executes in a step."""
+        ops = self.step_ops(batch)
+        return sum(op.flops * op.count for op in ops), sum(op.bytes * op.count for op in ops)
+
+    def _network_s(self, tokens: int) -> tuple[float, float]:
+        """(all-reduce seconds per stage, pipeline hand-off seconds per boundary)."""
+        activation_bytes = tokens * self.arch.hidden_size * self.precision.activations.bytes_per_element
+        tp_fabric = fabric_for_group(self.perf.device, self.shard.tp)
+        # Two all-reduces per layer: after attention and after the MLP (Megatron-style TP).
+        all_reduce = 2 * self.layers_per_stage * ring_all_reduce_s(activation_bytes, self.shard.tp, tp_fabric)
+        pp_fabric = fabric_for_group(self.perf.device, self.shard.devices) if self.shard.pp > 1 else None
+        return all_reduce, point_to_point_s(activation_bytes / self.shard.tp, pp_fabric)
+
+    def step(self, batch: Sequence[SequenceWork]) -> StepEstimate:
+        """Time of one iteration processing ``batch`` (prefill chunks and/or decode tokens)."""
+        batch = tuple(batch)
+        if not batch:
+            raise EstimateError("step: expected at least one sequence in the batch, got none")
+        by_bound: dict[Bound, float] = {}
+        for op in self._stage_ops(batch):
+            estimate = self.perf.op_time(op)
+            by_bound[estimate.bound] = by_bound.get(estimate.bound, 0.0) + estimate.seconds
+        stage_s = sum(by_bound.values())
+        tokens = sum(s.new_tokens for s in batch)
+        all_reduce_s, handoff_s = self._network_s(tokens)
+        head_s = sum(self.perf.op_time(op).seconds for op in head_ops(self.arch, tokens, len(batch), self.precision, self.shard.tp))
+        pp = self.shard.pp
+        seconds = pp * (stage_s + all_reduce_s) + (pp - 1) * handoff_s + head_s
+        by_bound = {b: s * pp for b, s in by_bound.items()}
+        by_bound[Bound.NETWORK] = pp * all_reduce_s + (pp - 1) * handoff_s
+        by_bound[Bound.OVERHEAD] = by_bound.get(Bound.OVERHEAD, 0.0) + head_s
+        bound = max(by_bound, key=lambda b: by_bound[b])
+        return StepEstimate(seconds, stage_s + all_reduce_s + head_s / pp, bound, self.perf.provenance, by_bound)
+
+    def decode_step_times(self, batch_size: int, contexts: Sequence[int]) -> list[float]:
+        """Decode step time for ``batch_size`` sequences at each context length (vectorised over
+        the context: only attention depends on it)."""
+        base = self.step([SequenceWork(1, max(contexts[0], 1))] * batch_size)
+        attention_at = self._attention_seconds
+        first = attention_at(batch_size, max(contexts[0], 1))
+        return [base.seconds + self.shard.pp * (attention_at(batch_size, max(c, 1)) - first) for c in contexts]
+
+    def _attention_seconds(self, batch_size: int, context: int) -> float:
+        batch = (SequenceWork(1, context),) * batch_size
+        ops = attention_ops(self.arch, batch, self.precision, self.shard.tp, self.layers_per_stage)
+        return sum(self.perf.op_time(op).seconds for op in ops)
+
+    @property
+    def is_mla(self) -> bool:
+        return self.arch.attention == AttentionKind.MLA

@@ -1,0 +1,292 @@
+"""FLOPs and bytes of one forward step of a decoder-only transformer, per device.
+
+A step processes a batch of sequences, each contributing ``new_tokens`` (a prefill chunk,
+or 1 for decode) on top of ``context_tokens`` already in its KV cache. Quantities are for
+one tensor-parallel shard of one pipeline stage; ``count`` on each op is the number of
+layers of that kind on the stage.
+
+Conventions (stated once, used everywhere):
+* A GEMM of (M x K) by (K x N) costs 2*M*K*N FLOPs and moves K*N weight bytes plus M*K input
+  and M*N output activation bytes.
+* Attention costs 4 FLOPs per (query token, key token, head, head-dim element): QK^T and PV.
+  Causal masking counts only the keys a query sees: context + position within the chunk.
+* Attention reads the whole KV cache of each sequence once per step (flash/paged kernels
+  tile queries so that KV is re-read at most once per tile; prefill tiles are counted once).
+* Heads are split across TP ranks; KV heads too, replicated when there are fewer KV heads
+  than ranks. MLA's compressed latent is replicated on every rank (as in vLLM).
+* MoE experts are TP-sharded (each expert's width split across ranks); a step reads the
+  weights of every expert that at least one token routes to, in expectation under uniform
+  routing: E * (1 - (1 - k/E)^T).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from hetsim.errors import EstimateError
+from hetsim.perf.roofline import OpCost
+from hetsim.specs.calibration import CurveKind
+from hetsim.specs.hardware import DType
+from hetsim.specs.model import ArchitectureSpec, AttentionKind
+
+
+@dataclass(frozen=True, slots=True)
+class SequenceWork:
+    """One sequence's share of a step: tokens computed now, on top of cached context."""
+
+    new_tokens: int
+    context_tokens: int = 0
+
+    def __post_init__(self) -> None:
+        if self.new_tokens < 1 or self.context_tokens < 0:
+            raise EstimateError(
+                f"sequence: expected new_tokens >= 1 and context_tokens >= 0, "
+                f"got {self.new_tokens} and {self.context_tokens}"
+            )
+
+    @property
+    def is_decode(self) -> bool:
+        return self.new_tokens == 1 and self.context_tokens > 0
+
+
+@dataclass(frozen=True, slots=True)
+class Precision:
+    """Numeric formats of a deployment: weights, activations (math) and KV cache."""
+
+    weights: DType = DType.BF16
+    activations: DType = DType.BF16
+    kv_cache: DType = DType.BF16
+
+    @classmethod
+    def uniform(cls, dtype: DType) -> Precision:
+        """fp8/fp4 deployments keep bf16 activations for non-GEMM math but run GEMMs in ``dtype``."""
+        dtype = DType(dtype)
+        kv = DType.FP8 if dtype in (DType.FP8, DType.FP4, DType.INT8) else dtype
+        return cls(weights=dtype, activations=DType.BF16 if dtype.bytes_per_element < 2 else dtype, kv_cache=kv)
+
+    @property
+    def gemm_math(self) -> DType:
+        """The format GEMMs run in: the weight format (fp8 weights run fp8 tensor cores)."""
+        return self.weights
+
+
+@dataclass(frozen=True, slots=True)
+class Shard:
+    """How the model is split: tensor-parallel degree and pipeline-parallel degree."""
+
+    tp: int = 1
+    pp: int = 1
+
+    def __post_init__(self) -> None:
+        if self.tp < 1 or self.pp < 1:
+            raise EstimateError(f"parallelism: expected tp >= 1 and pp >= 1, got tp={self.tp}, pp={self.pp}")
+
+    @property
+    def devices(self) -> int:
+        return self.tp * self.pp
+
+
+def _gemm(name: str, m: int, k: float, n: float, precision: Precision, count: int) -> OpCost:
+    wb = precision.weights.bytes_per_element
+    ab = precision.activations.bytes_per_element
+    return OpCost(
+        name=name,
+        kind=CurveKind.GEMM,
+        flops=2.0 * m * k * n,
+        bytes=k * n * wb + m * k * ab + m * n * ab,
+        dtype=precision.gemm_math,
+        count=count,
+    )
+
+
+def _elementwise(name: str, elements: float, reads: float, flops_per_element: float, precision: Precision, count: int) -> OpCost:
+    ab = precision.activations.bytes_per_element
+    return OpCost(name, CurveKind.MEMORY, elements * flops_per_element, elements * reads * ab, precision.activations, count)
+
+
+def kv_heads_per_rank(arch: ArchitectureSpec, tp: int) -> int:
+    """KV heads each TP rank holds (replicated when there are fewer heads than ranks)."""
+    return max(1, math.ceil(arch.num_kv_heads / tp))
+
+
+def kv_elements_per_token_per_layer(arch: ArchitectureSpec, tp: int) -> int:
+    """Cached elements per token per layer on one TP rank."""
+    if arch.attention == AttentionKind.MLA:
+        assert arch.mla is not None
+        return arch.mla.kv_lora_rank + arch.mla.qk_rope_head_dim
+    return 2 * kv_heads_per_rank(arch, tp) * arch.head_dim
+
+
+def kv_bytes_per_token(arch: ArchitectureSpec, kv_dtype: DType, tp: int = 1) -> float:
+    """KV-cache bytes per token for the whole model on one TP rank (all layers)."""
+    return arch.num_layers * kv_elements_per_token_per_layer(arch, tp) * DType(kv_dtype).bytes_per_element
+
+
+def _heads_per_rank(arch: ArchitectureSpec, tp: int) -> int:
+    if arch.num_attention_heads % tp:
+        raise EstimateError(
+            f"tp: expected a divisor of the model's {arch.num_attention_heads} attention heads, got {tp}"
+        )
+    return arch.num_attention_heads // tp
+
+
+def _attention_pairs(sequences: tuple[SequenceWork, ...], window: int | None) -> tuple[float, float]:
+    """(causal query-key pairs, KV tokens read) summed over sequences, within ``window`` if set.
+
+    Query i (1..q) of a chunk on top of c cached tokens sees c + i keys, or ``window`` keys
+    once c + i reaches the window.
+    """
+    pairs = kv_read = 0.0
+    for seq in sequences:
+        q, c = seq.new_tokens, seq.context_tokens
+        if window is None:
+            pairs += q * c + q * (q + 1) / 2.0
+            kv_read += c + q
+            continue
+        uncapped = min(q, max(0, window - c - 1))
+        pairs += uncapped * c + uncapped * (uncapped + 1) / 2.0 + (q - uncapped) * window
+        kv_read += min(c + q, window + q - 1)
+    return pairs, kv_read
+
+
+def attention_ops(arch: ArchitectureSpec, batch: tuple[SequenceWork, ...], precision: Precision, tp: int, layers: int) -> list[OpCost]:
+    """Score/value math of attention (no projections), split into decode and prefill parts."""
+    ops: list[OpCost] = []
+    heads = _heads_per_rank(arch, tp)
+    kvb = precision.kv_cache.bytes_per_element
+    ab = precision.activations.bytes_per_element
+    kv_elems = kv_elements_per_token_per_layer(arch, tp)
+    if arch.attention == AttentionKind.MLA:
+        assert arch.mla is not None
+        # Absorbed MLA: scores over the latent + rope dims, values in the latent space.
+        flops_per_pair_head = 2.0 * (arch.mla.kv_lora_rank + arch.mla.qk_rope_head_dim) + 2.0 * arch.mla.kv_lora_rank
+        q_width = heads * (arch.mla.kv_lora_rank + arch.mla.qk_rope_head_dim)
+    else:
+        flops_per_pair_head = 4.0 * arch.head_dim
+        q_width = heads * arch.head_dim
+    windowed = min(arch.sliding_window_layers, layers) if arch.sliding_window_tokens else 0
+    groups = ((layers - windowed, None), (windowed, arch.sliding_window_tokens))
+    for part, kind in (("decode", CurveKind.ATTENTION_DECODE), ("prefill", CurveKind.ATTENTION_PREFILL)):
+        sequences = tuple(s for s in batch if s.is_decode == (part == "decode"))
+        if not sequences:
+            continue
+        new_tokens = sum(s.new_tokens for s in sequences)
+        for count, window in groups:
+            if count == 0:
+                continue
+            pairs, kv_read = _attention_pairs(sequences, window)
+            nbytes = kv_read * kv_elems * kvb + new_tokens * kv_elems * kvb + 2.0 * new_tokens * q_width * ab
+            label = f"attention_{part}" + ("_window" if window else "")
+            ops.append(OpCost(label, kind, pairs * heads * flops_per_pair_head, nbytes, precision.activations, count))
+    return ops
+
+
+def projection_ops(arch: ArchitectureSpec, tokens: int, precision: Precision, tp: int, layers: int) -> list[OpCost]:
+    """Attention input/output projections and the two norms of ``layers`` layers."""
+    h = arch.hidden_size
+    heads = _heads_per_rank(arch, tp)
+    ops = [_elementwise("norms", 2.0 * tokens * h, 2.0, 4.0, precision, layers)]
+    if arch.attention == AttentionKind.MLA:
+        assert arch.mla is not None
+        mla = arch.mla
+        qk_dim = mla.qk_nope_head_dim + mla.qk_rope_head_dim
+        if mla.q_lora_rank:
+            ops.append(_gemm("q_a_proj", tokens, h, mla.q_lora_rank, precision, layers))  # replicated
+            ops.append(_gemm("q_b_proj", tokens, mla.q_lora_rank, heads * qk_dim, precision, layers))
+        else:
+            ops.append(_gemm("q_proj", tokens, h, heads * qk_dim, precision, layers))
+        ops.append(_gemm("kv_a_proj", tokens, h, mla.kv_lora_rank + mla.qk_rope_head_dim, precision, layers))
+        # Absorbed up-projections: q_nope into the latent, latent output back to v heads.
+        ops.append(_gemm("kv_b_absorbed", tokens, mla.kv_lora_rank, heads * (mla.qk_nope_head_dim + mla.v_head_dim), precision, layers))
+        ops.append(_gemm("o_proj", tokens, heads * mla.v_head_dim, h, precision, layers))
+        return ops
+    qkv_width = (heads + 2 * kv_heads_per_rank(arch, tp)) * arch.head_dim
+    ops.append(_gemm("qkv_proj", tokens, h, qkv_width, precision, layers))
+    ops.append(_gemm("o_proj", tokens, heads * arch.head_dim, h, precision, layers))
+    return ops
+
+
+def _dense_mlp_ops(name: str, tokens: int, h: int, width: float, gated: bool, precision: Precision, layers: int) -> list[OpCost]:
+    up_width = 2 * width if gated else width
+    return [
+        _gemm(f"{name}_up", tokens, h, up_width, precision, layers),
+        _elementwise(f"{name}_act", tokens * width, 3.0 if gated else 2.0, 5.0, precision, layers),
+        _gemm(f"{name}_down", tokens, width, h, precision, layers),
+    ]
+
+
+def expected_active_experts(num_experts: int, top_k: int, tokens: int) -> float:
+    """Experts hit by at least one of ``tokens`` tokens under uniform top-k routing."""
+    return num_experts * (1.0 - (1.0 - top_k / num_experts) ** tokens)
+
+
+def mlp_ops(arch: ArchitectureSpec, tokens: int, precision: Precision, tp: int, layers: int, dense_layers: int) -> list[OpCost]:
+    """MLP of ``layers`` layers, of which ``dense_layers`` are dense in an MoE model."""
+    h = arch.hidden_size
+    moe = arch.moe
+    if moe is None:
+        return _dense_mlp_ops("mlp", tokens, h, arch.intermediate_size / tp, arch.gated_mlp, precision, layers)
+    ops: list[OpCost] = []
+    if dense_layers:
+        ops += _dense_mlp_ops("dense_mlp", tokens, h, arch.intermediate_size / tp, arch.gated_mlp, precision, dense_layers)
+    moe_layers = layers - dense_layers
+    if moe_layers <= 0:
+        return ops
+    width = moe.expert_intermediate_size / tp
+    up_width = (2 if arch.gated_mlp else 1) * width
+    active = expected_active_experts(moe.num_experts, moe.experts_per_token, tokens)
+    routed_tokens = tokens * moe.experts_per_token
+    wb, ab = precision.weights.bytes_per_element, precision.activations.bytes_per_element
+    expert_flops = 2.0 * routed_tokens * h * (up_width + width)
+    expert_bytes = active * h * (up_width + width) * wb + routed_tokens * (2 * h + up_width + width) * ab
+    ops.append(_gemm("router", tokens, h, moe.num_experts, precision, moe_layers))
+    ops.append(OpCost("experts", CurveKind.GEMM, expert_flops, expert_bytes, precision.gemm_math, moe_layers))
+    ops.append(_elementwise("experts_act", routed_tokens * width, 3.0, 5.0, precision, moe_layers))
+    if moe.num_shared_experts:
+        shared = moe.num_shared_experts * width
+        ops += _dense_mlp_ops("shared_expert", tokens, h, shared, arch.gated_mlp, precision, moe_layers)
+    return ops
+
+
+def head_ops(arch: ArchitectureSpec, tokens: int, logits_rows: int, precision: Precision, tp: int) -> list[OpCost]:
+    """Embedding gather, final norm and the LM head (logits only for rows that sample)."""
+    h = arch.hidden_size
+    return [
+        _elementwise("embedding", tokens * h, 1.0, 0.0, precision, 1),
+        _elementwise("final_norm", logits_rows * h, 2.0, 4.0, precision, 1),
+        _gemm("lm_head", logits_rows, h, arch.vocab_size / tp, precision, 1),
+    ]
+
+
+def parameter_count(arch: ArchitectureSpec) -> dict[str, float]:
+    """Parameters by part, from the architecture (norms and biases ignored: < 0.1%)."""
+    h, layers = arch.hidden_size, arch.num_layers
+    if arch.attention == AttentionKind.MLA:
+        assert arch.mla is not None
+        mla = arch.mla
+        heads = arch.num_attention_heads
+        qk_dim = mla.qk_nope_head_dim + mla.qk_rope_head_dim
+        q = h * mla.q_lora_rank + mla.q_lora_rank * heads * qk_dim if mla.q_lora_rank else h * heads * qk_dim
+        attention = q + h * (mla.kv_lora_rank + mla.qk_rope_head_dim)
+        attention += mla.kv_lora_rank * heads * (mla.qk_nope_head_dim + mla.v_head_dim) + heads * mla.v_head_dim * h
+    else:
+        attention = h * (arch.num_attention_heads + 2 * arch.num_kv_heads) * arch.head_dim
+        attention += arch.num_attention_heads * arch.head_dim * h
+    per_matrix = 3 if arch.gated_mlp else 2
+    dense_mlp = per_matrix * h * arch.intermediate_size
+    moe = arch.moe
+    if moe is None:
+        mlp_total = layers * dense_mlp
+    else:
+        expert = per_matrix * h * moe.expert_intermediate_size
+        moe_layers = layers - moe.first_dense_layers
+        mlp_total = moe.first_dense_layers * dense_mlp
+        mlp_total += moe_layers * ((moe.num_experts + moe.num_shared_experts) * expert + h * moe.num_experts)
+    embedding = arch.vocab_size * h
+    return {
+        "attention": layers * attention,
+        "mlp": float(mlp_total),
+        "embedding": float(embedding),
+        "lm_head": 0.0 if arch.tie_embeddings else float(embedding),
+    }

@@ -1,0 +1,373 @@
+"""Agent workload specs: a session graph of typed nodes, an arrival process and an SLA.
+
+A workload YAML describes one kind of agent session as a directed graph (cycles allowed for
+agent loops). Each node is one piece of work: an LLM call, a tool call, a retrieval, a
+speech or embedding model call. Edges say what runs next:
+
+* **branch edges** carry a ``probability``; the outgoing probabilities of a node sum to 1;
+* **parallel edges** (``parallel: true``) are all taken at once, ``copies`` times each
+  (fan-out); the first node marked ``join: true`` that the branches reach waits for all of
+  them (fan-in);
+* **loop edges** carry ``loop: {iterations, max_iterations}``. The edge's source decides:
+  while the loop count (drawn from ``iterations`` when the loop is entered, capped at
+  ``max_iterations``) is not used up it takes a loop edge, otherwise one of its other edges.
+  For the usual agent loop ``agent -> tool -> agent`` the loop edge is ``agent -> tool``.
+  Every cycle must contain a loop edge, so every session is finite.
+
+Units are in field names (``latency_s``, ``output_tokens``). Model names are checked against
+a set the caller passes as validation context ``{"known_models": ...}`` (a set of names,
+or a name -> kind mapping to check kinds too); the core never reads the model catalog.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from hetsim.specs.common import SOURCE_PREFIXES, FrozenModel, SourcedDocument
+from hetsim.specs.distribution import AnyDist, ConstantDist, Distribution
+
+SCHEMA_VERSION = 1
+VECTOR_DTYPES = ("fp32", "fp16", "bf16", "int8", "binary")
+
+
+class _Node(FrozenModel):
+    description: str = ""
+    join: bool = Field(default=False, description="waits for every parallel branch that reaches it")
+
+    @property
+    def model_name(self) -> str | None:
+        return getattr(self, "model", None)
+
+
+class LlmNode(_Node):
+    """An LLM call. With ``context`` set, calls sharing that context name (in one session and
+    parallel branch) grow one conversation: each call's input is the earlier context (its
+    cached prefix) plus new tokens: ``prompt_tokens`` on the first call, ``turn_tokens``
+    (tool results, user messages) on later ones."""
+
+    type: Literal["llm"]
+    model: str
+    prompt_tokens: Distribution
+    output_tokens: Distribution
+    reasoning_tokens: Distribution | None = None
+    turn_tokens: Distribution | None = None
+    shared_prefix_tokens: int = Field(default=0, ge=0, description="system prompt identical across sessions")
+    context: str | None = Field(default=None, description="name of the growing conversation this call extends")
+
+    @model_validator(mode="after")
+    def _turns_need_context(self) -> LlmNode:
+        if self.turn_tokens is not None and self.context is None:
+            raise ValueError("turn_tokens: only meaningful with 'context' (a growing conversation); set context")
+        return self
+
+
+class _CpuWork(_Node):
+    latency_s: Distribution
+    cpu_s: Distribution | None = Field(default=None, description="CPU-seconds used per call")
+    cpu_utilization: float | None = Field(default=None, ge=0, description="CPU cores busy during the call")
+
+    @model_validator(mode="after")
+    def _one_cpu_measure(self) -> _CpuWork:
+        if self.cpu_s is not None and self.cpu_utilization is not None:
+            raise ValueError("cpu_s: give either cpu_s or cpu_utilization, not both")
+        return self
+
+
+class ToolNode(_CpuWork):
+    """A tool call; ``external: true`` makes it a pure delay that uses no fleet resource."""
+
+    type: Literal["tool"]
+    external: bool = False
+
+    @model_validator(mode="after")
+    def _external_uses_no_cpu(self) -> ToolNode:
+        if self.external and (self.cpu_s is not None or self.cpu_utilization is not None):
+            raise ValueError("cpu_s: an external tool uses no fleet resource; drop cpu_s/cpu_utilization")
+        return self
+
+
+class CodeExecNode(_CpuWork):
+    """Running generated code or shell commands in a sandbox on the fleet's CPUs."""
+
+    type: Literal["code_exec"]
+
+
+class RetrievalNode(_Node):
+    """A vector-index search."""
+
+    type: Literal["retrieval"]
+    index_vectors: int = Field(ge=1)
+    dimension: int = Field(ge=1)
+    top_k: int = Field(ge=1)
+    dtype: str = "fp32"
+
+    @field_validator("dtype")
+    @classmethod
+    def _known_dtype(cls, dtype: str) -> str:
+        if dtype not in VECTOR_DTYPES:
+            raise ValueError(f"expected one of {', '.join(VECTOR_DTYPES)}, got {dtype!r}")
+        return dtype
+
+    @property
+    def index_bytes(self) -> float:
+        per_value = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "int8": 1.0, "binary": 1 / 8}[self.dtype]
+        return self.index_vectors * self.dimension * per_value
+
+
+class EmbedNode(_Node):
+    type: Literal["embed"]
+    model: str
+    input_tokens: Distribution
+
+
+class RerankNode(_Node):
+    type: Literal["rerank"]
+    model: str
+    documents: Distribution
+    tokens_per_document: int = Field(default=256, ge=1)
+
+
+class SttNode(_Node):
+    type: Literal["stt"]
+    model: str
+    audio_s: Distribution
+
+
+class TtsNode(_Node):
+    """Speech synthesis of ``output_characters`` of text, or of ``audio_s`` seconds of speech."""
+
+    type: Literal["tts"]
+    model: str
+    output_characters: Distribution | None = None
+    audio_s: Distribution | None = None
+
+    @model_validator(mode="after")
+    def _one_size(self) -> TtsNode:
+        if (self.output_characters is None) == (self.audio_s is None):
+            raise ValueError("output_characters: give exactly one of output_characters or audio_s")
+        return self
+
+
+class GuardrailNode(_Node):
+    """A safety classifier (e.g. Llama Guard) over ``input_tokens`` of text."""
+
+    type: Literal["guardrail"]
+    model: str
+    input_tokens: Distribution
+    output_tokens: Distribution = Field(default_factory=lambda: ConstantDist(value=4))
+    shared_prefix_tokens: int = Field(default=0, ge=0)
+
+
+NodeSpec = Annotated[
+    LlmNode | ToolNode | CodeExecNode | RetrievalNode | EmbedNode | RerankNode | SttNode | TtsNode | GuardrailNode,
+    Field(discriminator="type"),
+]
+
+MODEL_KINDS_FOR_NODE = {
+    "llm": ("llm",),
+    "embed": ("embed",),
+    "rerank": ("rerank",),
+    "stt": ("stt",),
+    "tts": ("tts",),
+    "guardrail": ("guardrail", "llm"),
+}
+"""Which model-catalog kinds each node type accepts."""
+
+
+class LoopSpec(FrozenModel):
+    """How often a loop edge is taken each time its loop is entered."""
+
+    iterations: Distribution
+    max_iterations: int = Field(ge=1, description="hard bound; every cycle needs one")
+
+
+class EdgeSpec(FrozenModel):
+    from_node: str = Field(alias="from")
+    to: str
+    probability: float | None = Field(default=None, ge=0, le=1)
+    parallel: bool = False
+    copies: Distribution | None = Field(default=None, description="concurrent copies of a parallel branch")
+    max_copies: int = Field(default=16, ge=1)
+    loop: LoopSpec | None = None
+
+    @model_validator(mode="after")
+    def _consistent_kind(self) -> EdgeSpec:
+        if self.parallel and self.probability is not None:
+            raise ValueError("probability: a parallel edge is always taken; drop probability")
+        if self.parallel and self.loop is not None:
+            raise ValueError("loop: a parallel edge cannot also be a loop edge")
+        if self.copies is not None and not self.parallel:
+            raise ValueError("copies: only a parallel edge has copies; set parallel: true")
+        return self
+
+
+class SlaSpec(FrozenModel):
+    """Latency targets, each met at its percentile. TTFT and TBT (time between tokens) apply
+    to every LLM call; e2e to a whole session."""
+
+    ttft_s: float | None = Field(default=None, gt=0)
+    ttft_percentile: float = Field(default=99.0, gt=0, le=100)
+    tbt_s: float | None = Field(default=None, gt=0)
+    tbt_percentile: float = Field(default=99.0, gt=0, le=100)
+    e2e_s: float | None = Field(default=None, gt=0)
+    e2e_percentile: float = Field(default=99.0, gt=0, le=100)
+    source: str | None = None
+
+
+class PoissonArrival(FrozenModel):
+    process: Literal["poisson"]
+    rate_per_s: float = Field(gt=0)
+    source: str | None = None
+
+    @property
+    def mean_rate_per_s(self) -> float:
+        return self.rate_per_s
+
+
+class GammaArrival(FrozenModel):
+    """A renewal process with gamma inter-arrival times: cv > 1 is burstier than Poisson."""
+
+    process: Literal["gamma"]
+    rate_per_s: float = Field(gt=0)
+    cv: float = Field(gt=0)
+    source: str | None = None
+
+    @property
+    def mean_rate_per_s(self) -> float:
+        return self.rate_per_s
+
+
+class DiurnalArrival(FrozenModel):
+    """Poisson arrivals whose rate follows a sinusoid: mean, peak/trough ratio, period."""
+
+    process: Literal["diurnal"]
+    mean_rate_per_s: float = Field(gt=0)
+    peak_to_trough: float = Field(ge=1)
+    period_s: float = Field(default=86400.0, gt=0)
+    peak_at_s: float = Field(default=0.0, ge=0, description="time of the first peak")
+    source: str | None = None
+
+    @property
+    def amplitude(self) -> float:
+        """Relative amplitude a: rate = mean * (1 + a cos(2 pi (t - peak_at) / period))."""
+        return (self.peak_to_trough - 1) / (self.peak_to_trough + 1)
+
+
+class ClosedLoopArrival(FrozenModel):
+    """``users`` users, each starting a new session a think time after the previous one."""
+
+    process: Literal["closed_loop"]
+    users: int = Field(ge=1)
+    think_time_s: Distribution
+    source: str | None = None
+
+    @model_validator(mode="after")
+    def _positive_think_time(self) -> ClosedLoopArrival:
+        if self.think_time_s.mean <= 0:
+            raise ValueError("think_time_s: expected a mean think time > 0")
+        return self
+
+    @property
+    def mean_rate_per_s(self) -> float:
+        """Session rate if sessions took no time (an upper bound)."""
+        return self.users / self.think_time_s.mean
+
+
+ArrivalSpec = Annotated[
+    PoissonArrival | GammaArrival | DiurnalArrival | ClosedLoopArrival, Field(discriminator="process")
+]
+AnyArrival = PoissonArrival | GammaArrival | DiurnalArrival | ClosedLoopArrival
+AnyNode = LlmNode | ToolNode | CodeExecNode | RetrievalNode | EmbedNode | RerankNode | SttNode | TtsNode | GuardrailNode
+
+
+class WorkloadSpec(SourcedDocument):
+    """One agent workload: its session graph, how sessions arrive, and its SLA."""
+
+    description: str = ""
+    entry: str | None = Field(default=None, description="first node; default: the only node without in-edges")
+    nodes: dict[str, NodeSpec] = Field(min_length=1)
+    edges: tuple[EdgeSpec, ...] = ()
+    sla: SlaSpec = SlaSpec()
+    arrival: ArrivalSpec
+    notes: str = ""
+
+    @field_validator("nodes")
+    @classmethod
+    def _node_names(cls, nodes: dict[str, Any]) -> dict[str, Any]:
+        for name in nodes:
+            if not name or not all(c.isalnum() or c in "-_." for c in name):
+                raise ValueError(f"expected node names of letters, digits, '-', '_' or '.', got {name!r}")
+        return nodes
+
+    @model_validator(mode="after")
+    def _graph_is_sound(self, info: ValidationInfo) -> WorkloadSpec:
+        from hetsim.specs.workload_graph import check_graph  # networkx stays out of import time
+
+        check_graph(self)
+        self._check_sources()
+        known = (info.context or {}).get("known_models") if info is not None else None
+        if known is not None:
+            check_model_names(self, known)
+        return self
+
+    def _check_sources(self) -> None:
+        for path, dist in self.iter_distributions():
+            if dist.source is not None and dist.source not in self.sources:
+                if not dist.source.startswith(SOURCE_PREFIXES):
+                    known = ", ".join(sorted(self.sources)) or "none"
+                    raise ValueError(
+                        f"{path}.source: expected a key of 'sources' ({known}) or text starting with "
+                        f"{'/'.join(SOURCE_PREFIXES)}, got {dist.source!r}"
+                    )
+
+    def iter_distributions(self) -> Iterator[tuple[str, AnyDist]]:
+        """Every distribution in the spec with its dotted field path."""
+        for name, node in self.nodes.items():
+            for field_name in type(node).model_fields:
+                value = getattr(node, field_name)
+                if hasattr(value, "dist"):
+                    yield f"nodes.{name}.{field_name}", value
+        for index, edge in enumerate(self.edges):
+            if edge.copies is not None:
+                yield f"edges.{index}.copies", edge.copies
+            if edge.loop is not None:
+                yield f"edges.{index}.loop.iterations", edge.loop.iterations
+        if isinstance(self.arrival, ClosedLoopArrival):
+            yield "arrival.think_time_s", self.arrival.think_time_s
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """Every model the workload uses, sorted."""
+        return tuple(sorted({n.model_name for n in self.nodes.values() if n.model_name}))
+
+    @property
+    def entry_node(self) -> str:
+        from hetsim.specs.workload_graph import resolve_entry
+
+        return resolve_entry(self)
+
+
+def check_model_names(spec: WorkloadSpec, known: Mapping[str, str] | Any) -> None:
+    """Raise ValueError (naming the field) for a model not in ``known``.
+
+    ``known`` is a collection of catalog names, or a mapping name -> kind ('llm', 'stt', ...),
+    in which case the kind must suit the node type too.
+    """
+    for name, node in spec.nodes.items():
+        model = node.model_name
+        if model is None:
+            continue
+        if model not in known:
+            choices = ", ".join(sorted(known))
+            raise ValueError(f"nodes.{name}.model: unknown model {model!r}; expected one of: {choices}")
+        if isinstance(known, Mapping):
+            kinds = MODEL_KINDS_FOR_NODE[node.type]
+            if str(known[model]) not in kinds:
+                raise ValueError(
+                    f"nodes.{name}.model: a {node.type} node needs a {' or '.join(kinds)} model, "
+                    f"got {model!r} which is a {known[model]} model"
+                )
+

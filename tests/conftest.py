@@ -1,0 +1,60 @@
+"""Shared fixtures: a seeded RNG, a tiny self-contained device, and the shipped catalogs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hetsim.io.models import load_models
+from hetsim.specs.hardware import AcceleratorSpec
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def make_device(bf16_tflops: float = 1000.0, bandwidth_tbs: float = 3.0, memory_gb: float = 80.0, **extra: object) -> AcceleratorSpec:
+    """A test accelerator with round numbers (not a real product)."""
+    data = {
+        "schema_version": 1,
+        "name": "testgpu",
+        "display_name": "Test GPU",
+        "vendor": "test",
+        "kind": "gpu",
+        "year": 2024,
+        "sources": {"t": "test fixture"},
+        "compute": {
+            "bf16": {"value": bf16_tflops, "unit": "TFLOP/s", "source": "t"},
+            "fp8": {"value": 2 * bf16_tflops, "unit": "TFLOP/s", "source": "t"},
+            "fp32": {"value": bf16_tflops / 10, "unit": "TFLOP/s", "source": "t"},
+        },
+        "memory": {
+            "capacity": {"value": memory_gb, "unit": "GB", "source": "t"},
+            "bandwidth": {"value": bandwidth_tbs, "unit": "TB/s", "source": "t"},
+        },
+        "scale_up": {
+            "link": "testlink",
+            "bandwidth": {"value": 450, "unit": "GB/s", "source": "t"},
+            "latency": {"value": 3, "unit": "us", "source": "t"},
+            "domain_size": 8,
+        },
+        "power": {"tdp": {"value": 700, "unit": "W", "source": "t"}, "idle": {"value": 100, "unit": "W", "source": "t"}},
+        "price": {"purchase": {"value": 25000, "unit": "USD", "source": "t"}},
+    }
+    data.update(extra)
+    return AcceleratorSpec.model_validate(data)
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(20261122)
+
+
+@pytest.fixture
+def test_device() -> AcceleratorSpec:
+    return make_device()
+
+
+@pytest.fixture(scope="session")
+def model_catalog():
+    return load_models(REPO / "models")
