@@ -13,7 +13,9 @@ from hetsim.specs.hardware import AcceleratorSpec
 REPO = Path(__file__).resolve().parents[1]
 
 
-def make_device(bf16_tflops: float = 1000.0, bandwidth_tbs: float = 3.0, memory_gb: float = 80.0, **extra: object) -> AcceleratorSpec:
+def make_device(
+    bf16_tflops: float = 1000.0, bandwidth_tbs: float = 3.0, memory_gb: float = 80.0, **extra: object
+) -> AcceleratorSpec:
     """A test accelerator with round numbers (not a real product)."""
     data = {
         "schema_version": 1,
@@ -38,7 +40,10 @@ def make_device(bf16_tflops: float = 1000.0, bandwidth_tbs: float = 3.0, memory_
             "latency": {"value": 3, "unit": "us", "source": "t"},
             "domain_size": 8,
         },
-        "power": {"tdp": {"value": 700, "unit": "W", "source": "t"}, "idle": {"value": 100, "unit": "W", "source": "t"}},
+        "power": {
+            "tdp": {"value": 700, "unit": "W", "source": "t"},
+            "idle": {"value": 100, "unit": "W", "source": "t"},
+        },
         "price": {"purchase": {"value": 25000, "unit": "USD", "source": "t"}},
     }
     data.update(extra)

@@ -26,14 +26,26 @@ def estimate_command(
     batch: Annotated[int, typer.Option("--batch", help="Requests served together")] = 1,
     profile_set: Annotated[str, typer.Option("--set", help="Hardware profile set: datasheet or paper")] = "datasheet",
     tco: Annotated[str, typer.Option("--tco", help="TCO preset: paper, paper-printed, enterprise")] = "paper",
-    cost_basis: Annotated[str | None, typer.Option("--cost-basis", help="owned or rented (default: owned when a price is known)")] = None,
+    cost_basis: Annotated[
+        str | None, typer.Option("--cost-basis", help="owned or rented (default: owned when a price is known)")
+    ] = None,
     profiles: Annotated[Path | None, typer.Option("--profiles", help="Folder of hardware profiles")] = None,
     json: JsonOption = False,
 ) -> None:
     """Predict TTFT, TPOT, the largest batch that fits, tokens/s per device and $ per 1M tokens."""
     question = EstimateQuestion(
-        model=model, device=device, input_tokens=input_tokens, output_tokens=output_tokens, tp=tp, pp=pp,
-        dtype=dtype, batch=batch, profile_set=profile_set, tco_preset=tco, cost_basis=cost_basis, profiles=profiles,
+        model=model,
+        device=device,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        tp=tp,
+        pp=pp,
+        dtype=dtype,
+        batch=batch,
+        profile_set=profile_set,
+        tco_preset=tco,
+        cost_basis=cost_basis,
+        profiles=profiles,
     )
     result = estimate(question)
     if json:
@@ -43,7 +55,11 @@ def estimate_command(
         ("TTFT", f"{fmt(result['ttft_s'] * 1e3)} ms", f"prefill {result['prefill_bound']}-bound"),
         ("TPOT (mean)", f"{fmt(result['tpot_s'] * 1e3)} ms", f"decode {result['decode_bound']}-bound"),
         ("end to end", f"{fmt(result['e2e_s'])} s", ""),
-        ("largest batch that fits", result["max_batch_that_fits"], f"KV capacity {result['kv_capacity_tokens']} tokens"),
+        (
+            "largest batch that fits",
+            result["max_batch_that_fits"],
+            f"KV capacity {result['kv_capacity_tokens']} tokens",
+        ),
         ("weights per device", f"{fmt(result['weight_bytes_per_device'] / 1e9)} GB", ""),
         ("output tokens/s per device", fmt(result["output_tokens_per_s_per_device"], 4), "steady-state decode"),
         ("tokens/s per device (in+out)", fmt(result["total_tokens_per_s_per_device"], 4), "prefill + decode"),

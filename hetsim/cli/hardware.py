@@ -21,23 +21,55 @@ ProfilesOption = Annotated[
 
 
 @app.command("list")
-def list_devices(profile_set: ProfileSetOption = "datasheet", profiles: ProfilesOption = None, json: JsonOption = False) -> None:
+def list_devices(
+    profile_set: ProfileSetOption = "datasheet", profiles: ProfilesOption = None, json: JsonOption = False
+) -> None:
     """List every device with its headline numbers."""
     catalog = api.catalog(profile_set, profiles)
     devices = [api.describe_device(d) for d in catalog.accelerators.values()]
     if json:
-        print_json({"profile_set": profile_set, "devices": devices, "nodes": sorted(catalog.nodes), "links": sorted(catalog.links)})
+        print_json(
+            {
+                "profile_set": profile_set,
+                "devices": devices,
+                "nodes": sorted(catalog.nodes),
+                "links": sorted(catalog.links),
+            }
+        )
         return
     rows = [
         (
-            d["name"], d["vendor"], d["kind"], fmt(d["peak_flops"].get("bf16", d["peak_flops"].get("fp16", 0)) / 1e12),
-            fmt(d["peak_flops"].get("fp8", 0) / 1e12 or None), fmt(d["memory_bytes"] / 1e9),
-            fmt(d["memory_bandwidth_bytes_per_s"] / 1e12), fmt(d["tdp_w"]), fmt(d["purchase_usd"]), fmt(d["rental_usd_per_h"]),
+            d["name"],
+            d["vendor"],
+            d["kind"],
+            fmt(d["peak_flops"].get("bf16", d["peak_flops"].get("fp16", 0)) / 1e12),
+            fmt(d["peak_flops"].get("fp8", 0) / 1e12 or None),
+            fmt(d["memory_bytes"] / 1e9),
+            fmt(d["memory_bandwidth_bytes_per_s"] / 1e12),
+            fmt(d["tdp_w"]),
+            fmt(d["purchase_usd"]),
+            fmt(d["rental_usd_per_h"]),
         )
         for d in devices
     ]
-    columns = ("device", "vendor", "kind", "bf16/fp16 TFLOP/s", "fp8 TFLOP/s", "memory GB", "TB/s", "TDP W", "price USD", "rent USD/h")
-    print_table(f"{len(rows)} devices ({profile_set})", columns, rows, caption="dense peaks from datasheets; `hetsim hardware show NAME` gives sources")
+    columns = (
+        "device",
+        "vendor",
+        "kind",
+        "bf16/fp16 TFLOP/s",
+        "fp8 TFLOP/s",
+        "memory GB",
+        "TB/s",
+        "TDP W",
+        "price USD",
+        "rent USD/h",
+    )
+    print_table(
+        f"{len(rows)} devices ({profile_set})",
+        columns,
+        rows,
+        caption="dense peaks from datasheets; `hetsim hardware show NAME` gives sources",
+    )
 
 
 @app.command("show")
@@ -54,4 +86,6 @@ def show_device(
         print_json(described)
         return
     rows = [(path, q["value"], q["unit"], q["citation"]) for path, q in described["numbers"].items()]
-    print_table(f"{device.display_name} ({device.name})", ("field", "value", "unit", "source"), rows, caption=device.notes)
+    print_table(
+        f"{device.display_name} ({device.name})", ("field", "value", "unit", "source"), rows, caption=device.notes
+    )

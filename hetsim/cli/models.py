@@ -21,7 +21,10 @@ def list_models(json: JsonOption = False) -> None:
         return
     rows = [
         (
-            m["name"], m["kind"], fmt(m["parameters"] / 1e9), fmt((m["active_parameters"] or m["parameters"]) / 1e9),
+            m["name"],
+            m["kind"],
+            fmt(m["parameters"] / 1e9),
+            fmt((m["active_parameters"] or m["parameters"]) / 1e9),
             fmt(m.get("derived", {}).get("kv_bytes_per_token", {}).get("bf16")),
             m.get("unit_cost", {}).get("unit", "token (LLM)"),
         )
@@ -31,7 +34,9 @@ def list_models(json: JsonOption = False) -> None:
 
 
 @app.command("show")
-def show_model(name: Annotated[str, typer.Argument(help="Model name or alias, e.g. llama-3-70b")], json: JsonOption = False) -> None:
+def show_model(
+    name: Annotated[str, typer.Argument(help="Model name or alias, e.g. llama-3-70b")], json: JsonOption = False
+) -> None:
     """Show one model: architecture, derived parameter count and KV size, sources."""
     described = api.describe_model(api.models().model(name))
     if json:
@@ -40,4 +45,9 @@ def show_model(name: Annotated[str, typer.Argument(help="Model name or alias, e.
     flat = {**described.get("architecture", {}), **described.get("unit_cost", {}), **described.get("derived", {})}
     rows = [(k, v) for k, v in flat.items() if not isinstance(v, dict)]
     rows += [(f"{k}.{kk}", vv) for k, v in flat.items() if isinstance(v, dict) for kk, vv in v.items()]
-    print_table(f"{described['display_name']} ({described['name']})", ("field", "value"), rows, caption="; ".join(described["sources"].values()))
+    print_table(
+        f"{described['display_name']} ({described['name']})",
+        ("field", "value"),
+        rows,
+        caption="; ".join(described["sources"].values()),
+    )

@@ -66,7 +66,9 @@ class TcoAssumptions:
         }
         for field_name, ok in checks.items():
             if not ok:
-                raise EstimateError(f"TCO assumptions: field '{field_name}' out of range, got {getattr(self, field_name)}")
+                raise EstimateError(
+                    f"TCO assumptions: field '{field_name}' out of range, got {getattr(self, field_name)}"
+                )
 
     @property
     def capital_recovery_factor(self) -> float:
@@ -123,8 +125,11 @@ class HourlyCost:
     @property
     def total_usd_per_h(self) -> float:
         return (
-            self.capex_usd_per_h + self.power_usd_per_h + self.hosting_usd_per_h
-            + self.networking_usd_per_h + self.rental_usd_per_h
+            self.capex_usd_per_h
+            + self.power_usd_per_h
+            + self.hosting_usd_per_h
+            + self.networking_usd_per_h
+            + self.rental_usd_per_h
         )
 
     def scaled(self, factor: float) -> HourlyCost:
@@ -157,10 +162,14 @@ def hosting_usd_per_h(provisioned_w: float, assumptions: TcoAssumptions) -> floa
     return provisioned_w / 1000.0 * assumptions.hosting_usd_per_kw_month / 730.0
 
 
-def _owned(price_usd: float, tdp_w: float, idle_w: float, printed_op: float | None, assumptions: TcoAssumptions, what: str) -> HourlyCost:
+def _owned(
+    price_usd: float, tdp_w: float, idle_w: float, printed_op: float | None, assumptions: TcoAssumptions, what: str
+) -> HourlyCost:
     if assumptions.use_printed_operating_cost:
         if printed_op is None:
-            raise EstimateError(f"{what}: preset {assumptions.name!r} needs a printed operating cost (price.operating), none given")
+            raise EstimateError(
+                f"{what}: preset {assumptions.name!r} needs a printed operating cost (price.operating), none given"
+            )
         power, provenance = printed_op, "capex annuity + printed operating $/h"
     else:
         power, provenance = power_usd_per_h(tdp_w, idle_w, assumptions), "capex annuity + power model"
@@ -179,7 +188,9 @@ def _rented(rental_usd_per_h: float) -> HourlyCost:
     return HourlyCost(0.0, 0.0, 0.0, 0.0, rental_usd_per_h, CostBasis.RENTED, "rental price")
 
 
-def device_hourly_cost(device: AcceleratorSpec, assumptions: TcoAssumptions, basis: CostBasis | None = None) -> HourlyCost:
+def device_hourly_cost(
+    device: AcceleratorSpec, assumptions: TcoAssumptions, basis: CostBasis | None = None
+) -> HourlyCost:
     """$/h of one device: owned if it has a purchase price (or ``basis`` says so), else rented."""
     price = device.price
     basis = basis or (CostBasis.OWNED if price.purchase is not None else CostBasis.RENTED)
@@ -198,7 +209,9 @@ def device_hourly_cost(device: AcceleratorSpec, assumptions: TcoAssumptions, bas
     return _owned(price.purchase.si, tdp or 0.0, idle, printed, assumptions, f"device {device.name!r}")
 
 
-def node_hourly_cost(node: NodeSpec, devices: dict[str, AcceleratorSpec], assumptions: TcoAssumptions, basis: CostBasis | None = None) -> HourlyCost:
+def node_hourly_cost(
+    node: NodeSpec, devices: dict[str, AcceleratorSpec], assumptions: TcoAssumptions, basis: CostBasis | None = None
+) -> HourlyCost:
     """$/h of a node SKU: its own price if given, else its parts; power of all parts + overhead."""
     parts = [node.host_cpus] + ([node.accelerators] if node.accelerators else [])
     tdp = node.power.overhead.si + sum(devices[p.device].tdp_w * p.count for p in parts if devices[p.device].tdp_w)

@@ -27,7 +27,9 @@ class Fabric:
 
     @classmethod
     def of(cls, spec: InterconnectSpec, efficiency: float | None = None) -> Fabric:
-        return cls(spec.link, spec.bandwidth.si, spec.latency.si, efficiency or DEFAULT_EFFICIENCY[CurveKind.COLLECTIVE])
+        return cls(
+            spec.link, spec.bandwidth.si, spec.latency.si, efficiency or DEFAULT_EFFICIENCY[CurveKind.COLLECTIVE]
+        )
 
 
 def fabric_for_group(device: AcceleratorSpec, ranks: int) -> Fabric | None:
@@ -44,7 +46,9 @@ def fabric_for_group(device: AcceleratorSpec, ranks: int) -> Fabric | None:
             f"device {device.name!r}: {ranks} ranks exceed its scale-up domain of {up.domain_size} "
             "and it has no scale-out fabric in its profile"
         )
-    raise EstimateError(f"device {device.name!r}: tensor/pipeline parallelism needs a scale-up or scale-out link; the profile has none")
+    raise EstimateError(
+        f"device {device.name!r}: tensor/pipeline parallelism needs a scale-up or scale-out link; the profile has none"
+    )
 
 
 def ring_all_reduce_s(buffer_bytes: float, ranks: int, fabric: Fabric | None) -> float:

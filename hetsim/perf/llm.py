@@ -90,7 +90,8 @@ class LlmReplica:
             raise EstimateError(f"pp: expected at most the model's {self.arch.num_layers} layers, got {self.shard.pp}")
         if self.arch.num_attention_heads % self.shard.tp:
             raise EstimateError(
-                f"tp: expected a divisor of {self.model.name}'s {self.arch.num_attention_heads} attention heads, got {self.shard.tp}"
+                f"tp: expected a divisor of {self.model.name}'s {self.arch.num_attention_heads} attention heads, "
+                f"got {self.shard.tp}"
             )
 
     @property
@@ -113,7 +114,11 @@ class LlmReplica:
         """Weights on the fullest device: its stage's layers and embedding or head, TP-sharded."""
         counts = parameter_count(self.arch)
         per_layer = (counts["attention"] + counts["mlp"]) / self.arch.num_layers
-        ends = counts["embedding"] + counts["lm_head"] if self.shard.pp == 1 else max(counts["embedding"], counts["lm_head"])
+        ends = (
+            counts["embedding"] + counts["lm_head"]
+            if self.shard.pp == 1
+            else max(counts["embedding"], counts["lm_head"])
+        )
         params = (per_layer * self.layers_per_stage + ends) / self.shard.tp
         return params * self.precision.weights.bytes_per_element
 
@@ -121,7 +126,11 @@ class LlmReplica:
     def activation_bytes_per_device(self) -> float:
         """Peak activations of a full chunked-prefill step (MLP intermediate dominates) plus logits."""
         arch, tp = self.arch, self.shard.tp
-        width = arch.intermediate_size if arch.moe is None else arch.moe.expert_intermediate_size * arch.moe.experts_per_token
+        width = (
+            arch.intermediate_size
+            if arch.moe is None
+            else arch.moe.expert_intermediate_size * arch.moe.experts_per_token
+        )
         per_token = (4 * arch.hidden_size + 2 * width / tp) * self.precision.activations.bytes_per_element
         logits = self.limits.max_num_seqs * arch.vocab_size / tp * 4.0  # fp32 logits for sampling
         return self.limits.max_batch_tokens * per_token + logits
@@ -135,7 +144,9 @@ class LlmReplica:
     def kv_capacity_tokens(self) -> int:
         """Tokens of KV cache the replica holds (whole paged blocks); raises if the model does not fit."""
         usable = self.perf.device.memory_bytes * self.limits.memory_utilization
-        free = usable - self.weight_bytes_per_device - self.activation_bytes_per_device - self.limits.runtime_reserve_bytes
+        free = (
+            usable - self.weight_bytes_per_device - self.activation_bytes_per_device - self.limits.runtime_reserve_bytes
+        )
         blocks = math.floor(max(free, 0.0) / (self.kv_bytes_per_token_per_device * self.limits.kv_block_tokens))
         if blocks < 1:
             raise EstimateError(self._does_not_fit_message(usable))
@@ -203,7 +214,10 @@ class LlmReplica:
         stage_s = sum(by_bound.values())
         tokens = sum(s.new_tokens for s in batch)
         all_reduce_s, handoff_s = self._network_s(tokens)
-        head_s = sum(self.perf.op_time(op).seconds for op in head_ops(self.arch, tokens, len(batch), self.precision, self.shard.tp))
+        head_s = sum(
+            self.perf.op_time(op).seconds
+            for op in head_ops(self.arch, tokens, len(batch), self.precision, self.shard.tp)
+        )
         pp = self.shard.pp
         seconds = pp * (stage_s + all_reduce_s) + (pp - 1) * handoff_s + head_s
         by_bound = {b: s * pp for b, s in by_bound.items()}

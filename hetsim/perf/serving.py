@@ -75,7 +75,8 @@ def estimate_request(replica: LlmReplica, input_tokens: int, output_tokens: int,
     """TTFT, TPOT and throughput of ``batch`` requests of the given lengths on ``replica``."""
     if input_tokens < 1 or output_tokens < 1 or batch < 1:
         raise EstimateError(
-            f"request: expected input_tokens, output_tokens and batch >= 1, got {input_tokens}, {output_tokens}, {batch}"
+            "request: expected input_tokens, output_tokens and batch >= 1, "
+            f"got {input_tokens}, {output_tokens}, {batch}"
         )
     context = input_tokens + output_tokens
     if context > replica.arch.max_context_tokens:

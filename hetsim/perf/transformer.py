@@ -100,9 +100,13 @@ def _gemm(name: str, m: int, k: float, n: float, precision: Precision, count: in
     )
 
 
-def _elementwise(name: str, elements: float, reads: float, flops_per_element: float, precision: Precision, count: int) -> OpCost:
+def _elementwise(
+    name: str, elements: float, reads: float, flops_per_element: float, precision: Precision, count: int
+) -> OpCost:
     ab = precision.activations.bytes_per_element
-    return OpCost(name, CurveKind.MEMORY, elements * flops_per_element, elements * reads * ab, precision.activations, count)
+    return OpCost(
+        name, CurveKind.MEMORY, elements * flops_per_element, elements * reads * ab, precision.activations, count
+    )
 
 
 def kv_heads_per_rank(arch: ArchitectureSpec, tp: int) -> int:
@@ -150,7 +154,9 @@ def _attention_pairs(sequences: tuple[SequenceWork, ...], window: int | None) ->
     return pairs, kv_read
 
 
-def attention_ops(arch: ArchitectureSpec, batch: tuple[SequenceWork, ...], precision: Precision, tp: int, layers: int) -> list[OpCost]:
+def attention_ops(
+    arch: ArchitectureSpec, batch: tuple[SequenceWork, ...], precision: Precision, tp: int, layers: int
+) -> list[OpCost]:
     """Score/value math of attention (no projections), split into decode and prefill parts."""
     ops: list[OpCost] = []
     heads = _heads_per_rank(arch, tp)
@@ -198,7 +204,16 @@ def projection_ops(arch: ArchitectureSpec, tokens: int, precision: Precision, tp
             ops.append(_gemm("q_proj", tokens, h, heads * qk_dim, precision, layers))
         ops.append(_gemm("kv_a_proj", tokens, h, mla.kv_lora_rank + mla.qk_rope_head_dim, precision, layers))
         # Absorbed up-projections: q_nope into the latent, latent output back to v heads.
-        ops.append(_gemm("kv_b_absorbed", tokens, mla.kv_lora_rank, heads * (mla.qk_nope_head_dim + mla.v_head_dim), precision, layers))
+        ops.append(
+            _gemm(
+                "kv_b_absorbed",
+                tokens,
+                mla.kv_lora_rank,
+                heads * (mla.qk_nope_head_dim + mla.v_head_dim),
+                precision,
+                layers,
+            )
+        )
         ops.append(_gemm("o_proj", tokens, heads * mla.v_head_dim, h, precision, layers))
         return ops
     qkv_width = (heads + 2 * kv_heads_per_rank(arch, tp)) * arch.head_dim
@@ -207,7 +222,9 @@ def projection_ops(arch: ArchitectureSpec, tokens: int, precision: Precision, tp
     return ops
 
 
-def _dense_mlp_ops(name: str, tokens: int, h: int, width: float, gated: bool, precision: Precision, layers: int) -> list[OpCost]:
+def _dense_mlp_ops(
+    name: str, tokens: int, h: int, width: float, gated: bool, precision: Precision, layers: int
+) -> list[OpCost]:
     up_width = 2 * width if gated else width
     return [
         _gemm(f"{name}_up", tokens, h, up_width, precision, layers),
@@ -221,7 +238,9 @@ def expected_active_experts(num_experts: int, top_k: int, tokens: int) -> float:
     return num_experts * (1.0 - (1.0 - top_k / num_experts) ** tokens)
 
 
-def mlp_ops(arch: ArchitectureSpec, tokens: int, precision: Precision, tp: int, layers: int, dense_layers: int) -> list[OpCost]:
+def mlp_ops(
+    arch: ArchitectureSpec, tokens: int, precision: Precision, tp: int, layers: int, dense_layers: int
+) -> list[OpCost]:
     """MLP of ``layers`` layers, of which ``dense_layers`` are dense in an MoE model."""
     h = arch.hidden_size
     moe = arch.moe
@@ -229,7 +248,9 @@ def mlp_ops(arch: ArchitectureSpec, tokens: int, precision: Precision, tp: int, 
         return _dense_mlp_ops("mlp", tokens, h, arch.intermediate_size / tp, arch.gated_mlp, precision, layers)
     ops: list[OpCost] = []
     if dense_layers:
-        ops += _dense_mlp_ops("dense_mlp", tokens, h, arch.intermediate_size / tp, arch.gated_mlp, precision, dense_layers)
+        ops += _dense_mlp_ops(
+            "dense_mlp", tokens, h, arch.intermediate_size / tp, arch.gated_mlp, precision, dense_layers
+        )
     moe_layers = layers - dense_layers
     if moe_layers <= 0:
         return ops

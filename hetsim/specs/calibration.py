@@ -17,6 +17,7 @@ A device without a file uses ``DEFAULT_EFFICIENCY`` and every estimate says so.
 
 from __future__ import annotations
 
+import itertools
 from enum import StrEnum
 
 from pydantic import Field, model_validator
@@ -62,7 +63,7 @@ class EfficiencyCurve(FrozenModel):
         points = self.points
         if x <= points[0][0]:
             return points[0][1]
-        for (x0, y0), (x1, y1) in zip(points, points[1:], strict=False):
+        for (x0, y0), (x1, y1) in itertools.pairwise(points):
             if x <= x1:
                 return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
         return points[-1][1]

@@ -58,9 +58,8 @@ class HardwareCatalog:
         for part in (node.accelerators, node.host_cpus):
             if part is not None and part.device not in self.accelerators:
                 raise ProfileError(f"node {node.name!r}: unknown device {part.device!r}")
-        if node.host_cpus.device in self.accelerators:
-            if self.accelerators[node.host_cpus.device].cpu is None:
-                raise ProfileError(f"node {node.name!r}: host_cpus device {node.host_cpus.device!r} is not a CPU")
+        if node.host_cpus.device in self.accelerators and self.accelerators[node.host_cpus.device].cpu is None:
+            raise ProfileError(f"node {node.name!r}: host_cpus device {node.host_cpus.device!r} is not a CPU")
         for link in (node.scale_up_link, node.nics.link if node.nics else None):
             if link is not None and link not in self.links:
                 raise ProfileError(f"node {node.name!r}: unknown link {link!r}")

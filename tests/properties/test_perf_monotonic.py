@@ -9,7 +9,9 @@ from hetsim.perf.roofline import DevicePerf
 from hetsim.perf.transformer import Precision, SequenceWork, Shard
 from tests.conftest import make_device
 
-PROFILE = settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+PROFILE = settings(
+    max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 models = st.sampled_from(["llama-3-8b", "qwen2.5-7b", "mixtral-8x7b", "gpt-oss-120b", "deepseek-v3"])
 batches = st.lists(
     st.tuples(st.integers(1, 2048), st.integers(0, 16384)).map(lambda t: SequenceWork(*t)), min_size=1, max_size=12
@@ -65,8 +67,14 @@ def test_longer_context_never_lowers_decode_step_time(model_catalog, name, batch
     hosting=st.floats(0, 500),
 )
 def test_costs_are_never_negative(price, tdp, idle_share, years, rate, kwh, pue, util, hosting):
-    a = TcoAssumptions(amortization_years=years, interest_rate=rate, energy_usd_per_kwh=kwh, pue=pue,
-                       power_utilization=util, hosting_usd_per_kw_month=hosting)
+    a = TcoAssumptions(
+        amortization_years=years,
+        interest_rate=rate,
+        energy_usd_per_kwh=kwh,
+        pue=pue,
+        power_utilization=util,
+        hosting_usd_per_kw_month=hosting,
+    )
     assert capex_usd_per_h(price, a) >= 0
     assert power_usd_per_h(tdp, tdp * idle_share, a) >= 0
     assert hosting_usd_per_h(tdp, a) >= 0

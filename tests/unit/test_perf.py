@@ -20,16 +20,23 @@ from hetsim.specs.hardware import DType
 from tests.conftest import make_device
 
 
-@pytest.mark.parametrize(("model", "dtype", "expected"), [
-    ("llama-3-8b", "fp16", 131072), ("llama-3-70b", "fp16", 327680),
-    ("llama-3-8b", "fp8", 65536), ("llama-3-70b", "fp8", 163840),
-])
+@pytest.mark.parametrize(
+    ("model", "dtype", "expected"),
+    [
+        ("llama-3-8b", "fp16", 131072),
+        ("llama-3-70b", "fp16", 327680),
+        ("llama-3-8b", "fp8", 65536),
+        ("llama-3-70b", "fp8", 163840),
+    ],
+)
 def test_kv_bytes_per_token_match_paper_e5(model_catalog, model, dtype, expected):
     assert kv_bytes_per_token(model_catalog.model(model).architecture, DType(dtype)) == expected
 
 
 def test_kv_of_70b_at_32k_tokens_matches_paper_e5(model_catalog):
-    assert kv_bytes_per_token(model_catalog.model("llama-3-70b").architecture, DType.FP16) * 32768 / 1e9 == pytest.approx(10.737, abs=5e-4)
+    assert kv_bytes_per_token(
+        model_catalog.model("llama-3-70b").architecture, DType.FP16
+    ) * 32768 / 1e9 == pytest.approx(10.737, abs=5e-4)
 
 
 def test_mla_caches_the_compressed_latent(model_catalog):
@@ -73,7 +80,10 @@ def test_tp_must_divide_heads(model_catalog):
 
 def test_more_tp_means_more_kv_capacity(model_catalog):
     def capacity(tp):
-        return LlmReplica(model_catalog.model("llama-3-70b"), DevicePerf(make_device()), Shard(tp=tp)).kv_capacity_tokens
+        return LlmReplica(
+            model_catalog.model("llama-3-70b"), DevicePerf(make_device()), Shard(tp=tp)
+        ).kv_capacity_tokens
+
     assert capacity(8) > capacity(4)
 
 

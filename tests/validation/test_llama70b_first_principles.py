@@ -11,7 +11,7 @@ from hetsim.perf.roofline import DevicePerf
 from hetsim.perf.transformer import Precision, SequenceWork, Shard
 from tests.conftest import make_device
 
-L, H, NH, KV, HD, I, V, B = 80, 8192, 64, 8, 128, 28672, 128256, 2
+L, H, NH, KV, HD, INTER, V, B = 80, 8192, 64, 8, 128, 28672, 128256, 2
 
 
 def _replica(model_catalog, tp):
@@ -29,8 +29,8 @@ def _layer_gemms(tokens, tp):
     shapes = [
         (tokens, H, (q_heads + 2 * kv_heads) * HD),  # fused QKV projection
         (tokens, q_heads * HD, H),  # output projection
-        (tokens, H, 2 * I // tp),  # gate + up
-        (tokens, I // tp, H),  # down
+        (tokens, H, 2 * INTER // tp),  # gate + up
+        (tokens, INTER // tp, H),  # down
     ]
     return [_gemm(*s) for s in shapes]
 
@@ -47,8 +47,8 @@ def _expected(tokens, pairs, kv_tokens_read, sequences, tp):
     # Elementwise kernels are real memory traffic (vLLM runs them as separate kernels):
     # two RMSNorms per layer read and write the hidden state (4 FLOPs/element); SwiGLU reads
     # gate and up and writes their product (5 FLOPs/element); the embedding gather writes T rows.
-    flops += L * (2 * tokens * H * 4 + tokens * I // tp * 5)
-    bytes_ += L * B * (2 * tokens * H * 2 + 3 * tokens * I // tp)
+    flops += L * (2 * tokens * H * 4 + tokens * INTER // tp * 5)
+    bytes_ += L * B * (2 * tokens * H * 2 + 3 * tokens * INTER // tp)
     bytes_ += B * tokens * H + B * 2 * sequences * H  # embedding gather, final norm
     flops += 4 * sequences * H
     f, b = _gemm(sequences, H, V // tp)  # logits for the sampled rows only
@@ -68,7 +68,9 @@ def test_prefill_4096_tokens_matches_first_principles(model_catalog):
 @pytest.mark.parametrize("tp", [4, 8])
 def test_decode_batch_64_matches_first_principles(model_catalog, tp):
     batch, context = 64, 2048
-    expected = _expected(batch, pairs=batch * (context + 1), kv_tokens_read=batch * (context + 1), sequences=batch, tp=tp)
+    expected = _expected(
+        batch, pairs=batch * (context + 1), kv_tokens_read=batch * (context + 1), sequences=batch, tp=tp
+    )
     flops, nbytes = _replica(model_catalog, tp=tp).step_work([SequenceWork(1, context)] * batch)
     assert flops == pytest.approx(expected[0], rel=0.01)
     assert nbytes == pytest.approx(expected[1], rel=0.01)
@@ -77,7 +79,7 @@ def test_decode_batch_64_matches_first_principles(model_catalog, tp):
 def test_decode_is_dominated_by_weights_and_kv(model_catalog):
     """At TP8 a decode step reads about 1/8 of the 141 GB of bf16 weights plus the KV cache
     (activations add a few percent at batch 64)."""
-    flops, nbytes = _replica(model_catalog, tp=8).step_work([SequenceWork(1, 2048)] * 64)
+    _flops, nbytes = _replica(model_catalog, tp=8).step_work([SequenceWork(1, 2048)] * 64)
     weights = (70.55e9 - V * H) * B / 8  # the embedding table is gathered, not streamed
     kv = 64 * 2049 * 80 * 2 * 1 * HD * B
     assert nbytes == pytest.approx(weights + kv, rel=0.05)
