@@ -16,11 +16,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
+import numpy as np
+
 from hetsim.errors import EstimateError
 from hetsim.perf.collectives import fabric_for_group, point_to_point_s, ring_all_reduce_s
 from hetsim.perf.roofline import Bound, DevicePerf, OpCost, Provenance
+from hetsim.specs.calibration import CurveKind
 from hetsim.perf.transformer import (
     Precision,
+    attention_constants,
+    attention_layer_groups,
     SequenceWork,
     Shard,
     attention_ops,
@@ -235,9 +240,60 @@ class LlmReplica:
         return [base.seconds + self.shard.pp * (attention_at(batch_size, max(c, 1)) - first) for c in contexts]
 
     def _attention_seconds(self, batch_size: int, context: int) -> float:
-        batch = (SequenceWork(1, context),) * batch_size
+        return self._attention_of((SequenceWork(1, context),) * batch_size)
+
+    def decode_run_times(self, contexts: Sequence[int], steps: int) -> np.ndarray:
+        """Times of ``steps`` consecutive decode-only steps of sequences now at ``contexts``.
+
+        Step j prices the batch ``[SequenceWork(1, c + j) for c in contexts]`` exactly as
+        ``step`` would; only attention depends on j, so it is priced for all j at once. This is
+        what lets the simulator skip identical decode iterations.
+        """
+        n = len(contexts)
+        if n == 0 or steps < 1:
+            return np.zeros(max(steps, 0))
+        base = self._decode_base_s(n)
+        attention = np.zeros(steps)
+        flops_per_pair, kv_bytes, qo_bytes = attention_constants(self.arch, self.precision, self.shard.tp)
+        c = np.asarray(contexts, dtype=float)
+        j = np.arange(steps, dtype=float)
+        for count, window in attention_layer_groups(self.arch, self.layers_per_stage):
+            if window is None:
+                seen = c.sum() + n * (j + 1.0)  # each query sees its context plus itself
+            else:
+                seen = np.minimum(c[None, :] + j[:, None] + 1.0, window).sum(axis=1)
+            nbytes = (seen + n) * kv_bytes + n * qo_bytes
+            attention += self.perf.op_times(
+                CurveKind.ATTENTION_DECODE, self.precision.activations, seen * flops_per_pair, nbytes, count
+            )
+        return base + self.shard.pp * attention
+
+    def step_seconds(self, batch: Sequence[SequenceWork]) -> float:
+        """``step(batch).seconds`` without the breakdown, fast: the parts that depend only on
+        (tokens, sequences) are cached; attention is priced per call. The simulator's hot path."""
+        tokens = 0
+        for seq in batch:
+            tokens += seq.new_tokens
+        key = (tokens, len(batch))
+        cache = self.__dict__.setdefault("_base_cache", {})
+        base = cache.get(key)
+        if base is None:
+            probe = [SequenceWork(1, 1)] * (len(batch) - 1) + [SequenceWork(tokens - len(batch) + 1, 1)]
+            base = self.step(probe).seconds - self.shard.pp * self._attention_of(tuple(probe))
+            cache[key] = base
+        return base + self.shard.pp * self._attention_of(tuple(batch))
+
+    def _attention_of(self, batch: tuple[SequenceWork, ...]) -> float:
         ops = attention_ops(self.arch, batch, self.precision, self.shard.tp, self.layers_per_stage)
         return sum(self.perf.op_time(op).seconds for op in ops)
+
+    def _decode_base_s(self, n: int) -> float:
+        """Decode step time of ``n`` sequences minus attention (depends on n only; cached)."""
+        cache = self.__dict__.setdefault("_decode_base_cache", {})
+        if n not in cache:
+            batch = [SequenceWork(1, 1)] * n
+            cache[n] = self.step(batch).seconds - self.shard.pp * self._attention_seconds(n, 1)
+        return cache[n]
 
     @property
     def is_mla(self) -> bool:

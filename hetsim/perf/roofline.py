@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass
 from enum import StrEnum
 
+import numpy as np
+
 from hetsim.errors import EstimateError
 from hetsim.specs.calibration import (
     DEFAULT_EFFICIENCY,
@@ -159,3 +161,26 @@ class DevicePerf:
         if overhead_s > max(compute_s, memory_s):
             bound = Bound.OVERHEAD
         return Estimate(op.count * (max(compute_s, memory_s) + overhead_s), bound, self.provenance)
+
+    def efficiencies(self, kind: CurveKind, dtype: DType, flops: np.ndarray, nbytes: np.ndarray) -> np.ndarray:
+        """Vectorised ``efficiency`` over arrays of op sizes."""
+        if self.calibration is not None:
+            dtype_name = DType(dtype).value
+            curve = self.calibration.curve(kind, dtype_name) or self.calibration.curve(
+                _CALIBRATED_FALLBACK[kind], dtype_name
+            )
+            if curve is not None:
+                size = flops if curve.axis == CurveAxis.LOG10_FLOPS else nbytes
+                xs, ys = zip(*curve.points, strict=True)
+                return np.interp(np.log10(np.maximum(size, 1.0)), xs, ys)
+        return np.full(np.shape(flops), DEFAULT_EFFICIENCY[kind])
+
+    def op_times(self, kind: CurveKind, dtype: DType, flops: np.ndarray, nbytes: np.ndarray, count: int = 1) -> np.ndarray:
+        """Vectorised ``op_time(...).seconds`` for many ops of one kind (same formula)."""
+        flops = np.asarray(flops, dtype=float)
+        nbytes = np.asarray(nbytes, dtype=float)
+        peak = self.peak_flops(dtype)
+        bandwidth = self.device.memory_bandwidth_bytes_per_s
+        compute = np.where(flops > 0, flops / (peak * self.efficiencies(_COMPUTE_CURVE[kind], dtype, flops, nbytes)), 0.0)
+        memory = np.where(nbytes > 0, nbytes / (bandwidth * self.efficiencies(_MEMORY_CURVE[kind], dtype, flops, nbytes)), 0.0)
+        return count * (np.maximum(compute, memory) + self.launch_overhead_s)

@@ -154,37 +154,44 @@ def _attention_pairs(sequences: tuple[SequenceWork, ...], window: int | None) ->
     return pairs, kv_read
 
 
+def attention_constants(arch: ArchitectureSpec, precision: Precision, tp: int) -> tuple[float, float, float]:
+    """(FLOPs per query-key pair on this rank, KV bytes per token per layer, Q+O bytes per new token)."""
+    heads = _heads_per_rank(arch, tp)
+    if arch.attention == AttentionKind.MLA:
+        assert arch.mla is not None
+        # Absorbed MLA: scores over the latent + rope dims, values in the latent space.
+        per_pair_head = 2.0 * (arch.mla.kv_lora_rank + arch.mla.qk_rope_head_dim) + 2.0 * arch.mla.kv_lora_rank
+        q_width = heads * (arch.mla.kv_lora_rank + arch.mla.qk_rope_head_dim)
+    else:
+        per_pair_head = 4.0 * arch.head_dim
+        q_width = heads * arch.head_dim
+    kv_bytes = kv_elements_per_token_per_layer(arch, tp) * precision.kv_cache.bytes_per_element
+    return per_pair_head * heads, kv_bytes, 2.0 * q_width * precision.activations.bytes_per_element
+
+
+def attention_layer_groups(arch: ArchitectureSpec, layers: int) -> tuple[tuple[int, int | None], ...]:
+    """(layer count, sliding window or None) groups among ``layers`` layers."""
+    windowed = min(arch.sliding_window_layers, layers) if arch.sliding_window_tokens else 0
+    groups = ((layers - windowed, None), (windowed, arch.sliding_window_tokens))
+    return tuple((count, window) for count, window in groups if count)
+
+
 def attention_ops(
     arch: ArchitectureSpec, batch: tuple[SequenceWork, ...], precision: Precision, tp: int, layers: int
 ) -> list[OpCost]:
     """Score/value math of attention (no projections), split into decode and prefill parts."""
     ops: list[OpCost] = []
-    heads = _heads_per_rank(arch, tp)
-    kvb = precision.kv_cache.bytes_per_element
-    ab = precision.activations.bytes_per_element
-    kv_elems = kv_elements_per_token_per_layer(arch, tp)
-    if arch.attention == AttentionKind.MLA:
-        assert arch.mla is not None
-        # Absorbed MLA: scores over the latent + rope dims, values in the latent space.
-        flops_per_pair_head = 2.0 * (arch.mla.kv_lora_rank + arch.mla.qk_rope_head_dim) + 2.0 * arch.mla.kv_lora_rank
-        q_width = heads * (arch.mla.kv_lora_rank + arch.mla.qk_rope_head_dim)
-    else:
-        flops_per_pair_head = 4.0 * arch.head_dim
-        q_width = heads * arch.head_dim
-    windowed = min(arch.sliding_window_layers, layers) if arch.sliding_window_tokens else 0
-    groups = ((layers - windowed, None), (windowed, arch.sliding_window_tokens))
+    flops_per_pair, kv_bytes, qo_bytes = attention_constants(arch, precision, tp)
     for part, kind in (("decode", CurveKind.ATTENTION_DECODE), ("prefill", CurveKind.ATTENTION_PREFILL)):
         sequences = tuple(s for s in batch if s.is_decode == (part == "decode"))
         if not sequences:
             continue
         new_tokens = sum(s.new_tokens for s in sequences)
-        for count, window in groups:
-            if count == 0:
-                continue
+        for count, window in attention_layer_groups(arch, layers):
             pairs, kv_read = _attention_pairs(sequences, window)
-            nbytes = kv_read * kv_elems * kvb + new_tokens * kv_elems * kvb + 2.0 * new_tokens * q_width * ab
+            nbytes = (kv_read + new_tokens) * kv_bytes + new_tokens * qo_bytes
             label = f"attention_{part}" + ("_window" if window else "")
-            ops.append(OpCost(label, kind, pairs * heads * flops_per_pair_head, nbytes, precision.activations, count))
+            ops.append(OpCost(label, kind, pairs * flops_per_pair, nbytes, precision.activations, count))
     return ops
 
 

@@ -139,3 +139,26 @@ def test_request_estimate_is_consistent(model_catalog):
     assert result.max_batch_fits == replica.kv_capacity_tokens // 1104  # 1100 tokens -> 69 blocks of 16
     with pytest.raises(EstimateError, match=r"at most \d+ fit"):
         estimate_request(replica, 1000, 100, batch=result.max_batch_fits + 1)
+
+
+@pytest.mark.parametrize("name", ["llama-3-8b", "gpt-oss-120b", "deepseek-v3", "mixtral-8x7b"])
+def test_vectorised_decode_run_equals_per_step_pricing(model_catalog, name):
+    """The simulator's event-skipping prices k decode steps at once; it must equal step()."""
+    replica = LlmReplica(model_catalog.model(name), DevicePerf(make_device(memory_gb=2000)), Shard(tp=4), Precision())
+    contexts = [5, 90, 127, 128, 3000]
+    fast = replica.decode_run_times(contexts, 200)
+    slow = [replica.step([SequenceWork(1, c + j) for c in contexts]).seconds for j in range(200)]
+    assert fast == pytest.approx(slow, rel=1e-9)
+
+
+@pytest.mark.parametrize("name", ["llama-3-8b", "gpt-oss-120b", "deepseek-v3"])
+def test_fast_step_seconds_equals_step(model_catalog, name):
+    replica = LlmReplica(model_catalog.model(name), DevicePerf(make_device(memory_gb=2000)), Shard(tp=2), Precision())
+    batches = [
+        [SequenceWork(512, 0)],
+        [SequenceWork(300, 700), SequenceWork(1, 50), SequenceWork(1, 4000)],
+        [SequenceWork(1, 10)] * 7,
+        [SequenceWork(8, 0), SequenceWork(4, 3)],
+    ]
+    for batch in batches + batches:  # second pass hits the cache
+        assert replica.step_seconds(batch) == pytest.approx(replica.step(batch).seconds, rel=1e-12)

@@ -1,0 +1,119 @@
+"""Plan specs: which pools of which hardware serve which stages of the workload.
+
+A plan is what the planner emits and what the simulator and executor read. A *pool* is a
+set of identical replicas; a replica is a device group (device type x tp x pp) on one node
+type. Trace steps are matched to pools by model (model steps) or by node type (tools,
+retrieval, code execution). An LLM is served either by one aggregated pool, or by a prefill
+pool and a decode pool joined by a KV-transfer link (disaggregated).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import Field, model_validator
+
+from hetsim.specs.common import FrozenModel
+
+
+class LlmStage(StrEnum):
+    AGGREGATED = "aggregated"
+    PREFILL = "prefill"
+    DECODE = "decode"
+
+
+class RoutingPolicy(StrEnum):
+    ROUND_ROBIN = "round-robin"
+    LEAST_OUTSTANDING = "least-outstanding"
+    PREFIX_AWARE = "prefix-aware"
+
+
+class Preemption(StrEnum):
+    RECOMPUTE = "recompute"
+    SWAP = "swap"
+
+
+class LlmServing(FrozenModel):
+    """How an LLM pool serves: which model and stage, batching limits, caching, preemption."""
+
+    model: str
+    stage: LlmStage = LlmStage.AGGREGATED
+    dtype: str = "bf16"
+    max_num_seqs: int = Field(default=256, ge=1)
+    max_batch_tokens: int = Field(default=8192, ge=1)
+    memory_utilization: float = Field(default=0.9, gt=0, le=1)
+    prefix_caching: bool = True
+    preemption: Preemption = Preemption.RECOMPUTE
+
+
+class PoolSpec(FrozenModel):
+    """Identical replicas serving one LLM stage, or non-LLM work of some models/node types."""
+
+    name: str
+    device: str = Field(description="accelerator or CPU profile name")
+    node: str | None = Field(default=None, description="node SKU the replicas are placed on (for cost and links)")
+    replicas: int = Field(ge=1)
+    tp: int = Field(default=1, ge=1)
+    pp: int = Field(default=1, ge=1)
+    llm: LlmServing | None = None
+    models: tuple[str, ...] = Field(default=(), description="non-LLM models this pool serves (stt, embed, ...)")
+    node_types: tuple[str, ...] = Field(default=(), description="node types it serves: tool, code_exec, retrieval")
+    concurrency: int = Field(default=1, ge=1, description="requests a non-LLM replica serves at once (cores, batch)")
+    routing: RoutingPolicy = RoutingPolicy.LEAST_OUTSTANDING
+
+    @model_validator(mode="after")
+    def _serves_something(self) -> PoolSpec:
+        if self.llm is None and not self.models and not self.node_types:
+            raise ValueError(f"pool {self.name!r}: expected an 'llm' block, 'models' or 'node_types', got none")
+        if self.llm is not None and (self.models or self.node_types):
+            raise ValueError(f"pool {self.name!r}: an LLM pool serves only its 'llm' block; put other work in its own pool")
+        return self
+
+    @property
+    def devices_per_replica(self) -> int:
+        return self.tp * self.pp
+
+
+class KvTransferSpec(FrozenModel):
+    """The link KV caches cross from a prefill pool to a decode pool."""
+
+    model: str
+    prefill_pool: str
+    decode_pool: str
+    link: str = Field(description="link profile name, e.g. roce-400")
+    links_per_replica: int = Field(default=1, ge=1, description="NICs a prefill replica sends over in parallel")
+
+
+class PlanSpec(FrozenModel):
+    """A placement: pools, KV-transfer links, and what produced it."""
+
+    schema_version: int
+    name: str
+    profile_set: str = "datasheet"
+    pools: tuple[PoolSpec, ...] = Field(min_length=1)
+    kv_transfers: tuple[KvTransferSpec, ...] = ()
+    notes: str = ""
+    provenance: dict[str, object] = Field(default_factory=dict, description="solver status, gap, input hash")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PlanSpec:
+        names = [p.name for p in self.pools]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"pools: expected unique pool names, got duplicates {duplicates}")
+        for transfer in self.kv_transfers:
+            for role, pool_name, stage in (
+                ("prefill_pool", transfer.prefill_pool, LlmStage.PREFILL),
+                ("decode_pool", transfer.decode_pool, LlmStage.DECODE),
+            ):
+                pool = self.pool(pool_name)
+                if pool is None:
+                    raise ValueError(f"kv_transfers.{role}: expected one of the pools {names}, got {pool_name!r}")
+                if pool.llm is None or pool.llm.stage != stage or pool.llm.model != transfer.model:
+                    raise ValueError(
+                        f"kv_transfers.{role}: pool {pool_name!r} must serve the {stage.value} stage of {transfer.model!r}"
+                    )
+        return self
+
+    def pool(self, name: str) -> PoolSpec | None:
+        return next((p for p in self.pools if p.name == name), None)
