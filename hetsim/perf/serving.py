@@ -8,7 +8,8 @@ for arbitrary traffic; on a single request both must agree exactly.
   (sequence after sequence, as vLLM's chunked prefill schedules a waiting queue); TTFT is the
   time until the last prompt's first token.
 * TPOT: mean time between output tokens of one request = mean decode step time over the
-  contexts the request goes through (input + 1 ... input + output - 1).
+  contexts the request goes through: the first decode step attends over the ``input`` cached
+  tokens plus itself, the last over ``input + output - 2``.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def estimate_request(replica: LlmReplica, input_tokens: int, output_tokens: int,
             f"x{replica.devices} holds ({replica.kv_capacity_tokens} tokens): at most {fits} fit"
         )
     ttft, prefill_bound = prefill_time(replica, [input_tokens] * batch)
-    contexts = list(range(input_tokens + 1, input_tokens + output_tokens))
+    contexts = list(range(input_tokens, input_tokens + output_tokens - 1))
     steps = replica.decode_step_times(batch, contexts) if contexts else []
     tpot = sum(steps) / len(steps) if steps else 0.0
     decode_bound = replica.step([SequenceWork(1, input_tokens + output_tokens // 2)] * batch).bound

@@ -1,0 +1,71 @@
+"""Canonical traces as Parquet: one row per step, the trace meta as JSON in the file's key-value metadata."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from hetsim.errors import WorkloadError
+from hetsim.io.trace_records import meta_from_dict
+from hetsim.workload.trace import TRACE_COLUMNS, TraceMeta, TraceStep
+
+META_KEY = b"hetsim.trace_meta"
+
+SCHEMA = pa.schema(
+    [
+        ("session_id", pa.string()), ("step_id", pa.int64()), ("arrival_s", pa.float64()), ("node", pa.string()),
+        ("node_type", pa.string()), ("parents", pa.list_(pa.int64())), ("model", pa.string()),
+        ("input_tokens", pa.int64()), ("output_tokens", pa.int64()), ("reasoning_tokens", pa.int64()),
+        ("cached_prefix_tokens", pa.int64()), ("prefix_hash_ids", pa.list_(pa.int64())), ("duration_s", pa.float64()),
+        ("units", pa.float64()), ("branch", pa.string()),
+    ]
+)
+"""Column types on disk; the names and order are ``TRACE_COLUMNS`` (checked by a test)."""
+
+
+def write_parquet(path: Path, steps: list[TraceStep], meta: TraceMeta) -> None:
+    """Write steps and meta to ``path`` (OSError propagates to the caller)."""
+    columns = {name: [getattr(step, name) for step in steps] for name in TRACE_COLUMNS}
+    columns["node_type"] = [step.node_type.value for step in steps]
+    columns["parents"] = [list(step.parents) for step in steps]
+    columns["prefix_hash_ids"] = [list(step.prefix_hash_ids) for step in steps]
+    table = pa.Table.from_pydict(columns, schema=SCHEMA.with_metadata({META_KEY: json.dumps(asdict(meta)).encode()}))
+    pq.write_table(table, path)
+
+
+def read_parquet(path: Path) -> tuple[pd.DataFrame, TraceMeta]:
+    """Read a canonical Parquet trace as a step frame (column types of ``hetsim.workload.frame``)."""
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise WorkloadError(f"{path}: cannot read Parquet trace ({exc})") from None
+    missing = [name for name in TRACE_COLUMNS if name not in table.column_names]
+    raw_meta = (table.schema.metadata or {}).get(META_KEY)
+    if missing or raw_meta is None:
+        what = f"columns {missing}" if missing else f"the metadata key {META_KEY.decode()}"
+        raise WorkloadError(f"{path}: not a hetsim trace (missing {what})")
+    try:
+        meta = meta_from_dict(json.loads(raw_meta))
+    except (ValueError, TypeError) as exc:
+        raise WorkloadError(f"{path}: trace meta in the Parquet metadata is invalid ({exc})") from None
+    return _normalise(table.select(list(TRACE_COLUMNS)).to_pandas()), meta
+
+
+def _normalise(frame: pd.DataFrame) -> pd.DataFrame:
+    """Give a frame read from Parquet the column types of :func:`steps_to_frame`."""
+    for name in ("parents", "prefix_hash_ids"):
+        tuples = [tuple(int(v) for v in values) for values in frame[name]]
+        frame[name] = pd.Series(tuples, dtype=object, index=frame.index)
+    for name in ("model", "branch"):
+        frame[name] = pd.Series([None if pd.isna(v) else str(v) for v in frame[name]], dtype=object, index=frame.index)
+    frame["cached_prefix_tokens"] = frame["cached_prefix_tokens"].astype("Int64")
+    for name in ("duration_s", "units", "arrival_s"):
+        frame[name] = frame[name].astype(float)
+    for name in ("session_id", "node", "node_type"):
+        frame[name] = frame[name].astype(str)
+    return frame

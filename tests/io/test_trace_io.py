@@ -1,0 +1,117 @@
+"""Canonical trace files: JSONL and Parquet round trips, and one-line errors that name the line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hetsim.errors import WorkloadError
+from hetsim.io.trace_parquet import SCHEMA
+from hetsim.io.traces import import_trace, read_trace, read_trace_frame, write_trace
+from hetsim.workload.trace import TRACE_COLUMNS, NodeType, TraceMeta, TraceStep
+
+SAMPLES = Path(__file__).resolve().parents[2] / "workloads" / "traces"
+META = TraceMeta(source="test", format="canonical", license="CC0", block_size_tokens=16, extra={"seed": 3})
+
+small_int = st.integers(min_value=0, max_value=2**40)
+optional_float = st.none() | st.floats(min_value=0, max_value=1e9, allow_nan=False)
+steps_strategy = st.lists(
+    st.builds(
+        TraceStep,
+        session_id=st.text(min_size=1, max_size=8), step_id=small_int,
+        arrival_s=st.floats(min_value=0, max_value=1e9, allow_nan=False), node=st.text(max_size=8),
+        node_type=st.sampled_from(NodeType), parents=st.lists(small_int, max_size=3).map(tuple),
+        model=st.none() | st.text(max_size=8), input_tokens=small_int, output_tokens=small_int,
+        reasoning_tokens=small_int, cached_prefix_tokens=st.none() | small_int,
+        prefix_hash_ids=st.lists(st.integers(-(2**62), 2**62), max_size=4).map(tuple),
+        duration_s=optional_float, units=optional_float, branch=st.none() | st.text(max_size=4),
+    ),
+    max_size=6,
+)
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=steps_strategy)
+def test_any_trace_round_trips_exactly(tmp_path: Path, suffix: str, steps: list[TraceStep]) -> None:
+    path = tmp_path / f"trace{suffix}"
+    write_trace(path, steps, META)
+    assert read_trace(path) == (steps, META)
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
+def test_imported_sample_round_trips_and_reads_as_the_same_frame(tmp_path: Path, suffix: str) -> None:
+    steps, meta = import_trace(SAMPLES / "tracelab_example" / "round_trace.sanitized.jsonl", "tracelab")
+    write_trace(tmp_path / f"t{suffix}", steps, meta)
+    assert read_trace(tmp_path / f"t{suffix}") == (steps, meta)
+    frame, _ = read_trace_frame(tmp_path / f"t{suffix}")
+    assert list(frame.columns) == list(TRACE_COLUMNS) and len(frame) == len(steps)
+    assert str(frame["cached_prefix_tokens"].dtype) == "Int64" and frame["parents"].iloc[3] == (1, 2)
+
+
+def test_jsonl_first_line_is_the_meta_and_then_one_step_per_line(tmp_path: Path) -> None:
+    step = TraceStep(session_id="s", step_id=0, arrival_s=0.0, node="llm", node_type=NodeType.LLM, input_tokens=5)
+    write_trace(tmp_path / "t.jsonl", [step, step], META)
+    lines = (tmp_path / "t.jsonl").read_text().splitlines()
+    assert json.loads(lines[0])["trace_meta"]["source"] == "test"
+    assert json.loads(lines[1]) == step.to_dict() and len(lines) == 3
+
+
+def test_parquet_keeps_the_meta_in_key_value_metadata(tmp_path: Path) -> None:
+    write_trace(tmp_path / "t.parquet", [], META)
+    metadata = pq.read_schema(tmp_path / "t.parquet").metadata
+    assert json.loads(metadata[b"hetsim.trace_meta"])["extra"] == {"seed": 3}
+    assert tuple(SCHEMA.names) == TRACE_COLUMNS
+
+
+def _jsonl(tmp_path: Path, *lines: str) -> Path:
+    path = tmp_path / "bad.jsonl"
+    path.write_text("\n".join([json.dumps({"trace_meta": {"source": "x", "format": "canonical"}}), *lines]) + "\n")
+    return path
+
+
+GOOD = json.dumps({"session_id": "s", "step_id": 0, "arrival_s": 0, "node": "llm", "node_type": "llm"})
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("{not json", r"line 3: not valid JSON"),
+        (GOOD.replace('"llm"}', '"gpu"}'), r"line 3: .*'node_type' must be one of llm, tool"),
+        (GOOD.replace('"step_id": 0', '"step_id": "0"'), r"line 3: .*'step_id' must be int, got '0'"),
+        (GOOD.replace('"node": "llm", ', ""), r"line 3: .*missing fields \['node'\]"),
+        (GOOD.replace("}", ', "gpu": 1}'), r"line 3: .*unknown fields \['gpu'\]"),
+    ],
+)
+def test_malformed_step_line_names_file_line_and_field(tmp_path: Path, line: str, message: str) -> None:
+    with pytest.raises(WorkloadError, match=rf"bad\.jsonl: {message}"):
+        read_trace(_jsonl(tmp_path, GOOD, line))
+
+
+def test_raw_trace_read_as_canonical_says_to_pass_a_format(tmp_path: Path) -> None:
+    path = tmp_path / "raw.jsonl"
+    path.write_text('{"timestamp": 0, "input_length": 1, "output_length": 1, "hash_ids": []}\n')
+    with pytest.raises(WorkloadError, match=r"line 1: expected a first line .*pass --format"):
+        read_trace(path)
+
+
+def test_unknown_meta_field_is_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_text(json.dumps({"trace_meta": {"source": "x", "format": "y", "colour": 1}}) + "\n")
+    with pytest.raises(WorkloadError, match=r"unknown fields \['colour'\]"):
+        read_trace(path)
+
+
+def test_other_suffixes_and_missing_files_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(WorkloadError, match=r"must end in \.jsonl or \.parquet, got '\.csv'"):
+        write_trace(tmp_path / "t.csv", [], META)
+    with pytest.raises(WorkloadError, match="cannot read"):
+        read_trace(tmp_path / "missing.jsonl")
+    (tmp_path / "junk.parquet").write_bytes(b"not parquet")
+    with pytest.raises(WorkloadError, match="cannot read Parquet trace"):
+        read_trace(tmp_path / "junk.parquet")
