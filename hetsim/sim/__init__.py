@@ -1,0 +1,1 @@
+"""The discrete-event engine: the only package that imports SimPy."""

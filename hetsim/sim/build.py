@@ -1,0 +1,207 @@
+"""Build a Simulation from a plan, catalogs and a trace; every plan error surfaces here,
+before any event runs."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+import simpy
+
+from hetsim.errors import HetsimError, ScenarioError
+from hetsim.perf.llm import LlmReplica, ServingLimits
+from hetsim.perf.nonllm import IndexKind, VectorIndex, model_time, vector_search_time
+from hetsim.perf.roofline import DevicePerf
+from hetsim.perf.transformer import Precision, Shard, kv_bytes_per_token
+from hetsim.sim.engine import LlmRoute, SimConfig, Simulation, WorkPool, build_tables
+from hetsim.sim.llm_server import LlmServer
+from hetsim.specs.calibration import CalibrationSpec
+from hetsim.specs.catalog import HardwareCatalog, ModelCatalog
+from hetsim.specs.hardware import DType
+from hetsim.specs.model import ModelKind
+from hetsim.specs.plan import LlmStage, PlanSpec, PoolSpec
+
+WORK_NODE_TYPES = {"tool", "code_exec", "retrieval"}
+
+
+def _perf(hardware: HardwareCatalog, calibrations: dict[str, CalibrationSpec], pool: PoolSpec) -> DevicePerf:
+    try:
+        device = hardware.accelerator(pool.device)
+    except HetsimError as exc:
+        raise ScenarioError(f"plan pool {pool.name!r}: {exc}") from None
+    return DevicePerf(device, calibrations.get(device.name))
+
+
+def llm_replica(pool: PoolSpec, hardware: HardwareCatalog, models: ModelCatalog, calibrations: dict) -> LlmReplica:
+    """The replica model of an LLM pool; a model that does not fit is a ScenarioError."""
+    assert pool.llm is not None
+    try:
+        model = models.model(pool.llm.model)
+        limits = ServingLimits(
+            memory_utilization=pool.llm.memory_utilization,
+            max_batch_tokens=pool.llm.max_batch_tokens,
+            max_num_seqs=pool.llm.max_num_seqs,
+        )
+        replica = LlmReplica(
+            model,
+            _perf(hardware, calibrations, pool),
+            Shard(pool.tp, pool.pp),
+            Precision.uniform(DType(pool.llm.dtype)),
+            limits,
+        )
+        _ = replica.kv_capacity_tokens  # raises when the model does not fit
+    except HetsimError as exc:
+        raise ScenarioError(f"plan pool {pool.name!r}: {exc}") from None
+    return replica
+
+
+def build_simulation(
+    plan: PlanSpec,
+    trace: pd.DataFrame,
+    hardware: HardwareCatalog,
+    models: ModelCatalog,
+    calibrations: dict[str, CalibrationSpec] | None = None,
+    *,
+    block_size_tokens: int | None = None,
+    config: SimConfig | None = None,
+) -> Simulation:
+    """A ready-to-run simulation of ``trace`` on ``plan``."""
+    calibrations = calibrations or {}
+    env = simpy.Environment()
+    sim = Simulation(env, build_tables(trace, block_size_tokens), config or SimConfig())
+    _build_llm_routes(sim, plan, hardware, models, calibrations)
+    _build_work_pools(sim, plan, hardware, models, calibrations)
+    _check_coverage(sim, trace)
+    return sim
+
+
+def _build_llm_routes(sim: Simulation, plan: PlanSpec, hardware, models, calibrations) -> None:
+    env, max_skip = sim.env, sim.config.max_skip
+    transfers = {t.decode_pool: t for t in plan.kv_transfers}
+    prefill_pools = {t.prefill_pool: t for t in plan.kv_transfers}
+    for pool in plan.pools:
+        if pool.llm is None or pool.llm.stage == LlmStage.DECODE:
+            continue
+        replica = llm_replica(pool, hardware, models, calibrations)
+        model_name = models.model(pool.llm.model).name
+        if model_name in sim.llm_routes:
+            raise ScenarioError(
+                f"plan pool {pool.name!r}: model {model_name!r} already has a pool; use one pool per model"
+            )
+        if pool.llm.stage == LlmStage.PREFILL and pool.name not in prefill_pools:
+            raise ScenarioError(
+                f"plan pool {pool.name!r}: a prefill pool needs a kv_transfers entry naming its decode pool"
+            )
+        servers = [_server(env, replica, pool, sim.on_llm_done, max_skip) for _ in range(pool.replicas)]
+        route = LlmRoute(pool.name, servers, pool.routing.value)
+        if pool.llm.stage == LlmStage.PREFILL:
+            transfer = prefill_pools[pool.name]
+            decode_pool = plan.pool(transfer.decode_pool)
+            assert decode_pool is not None
+            decode_replica = llm_replica(decode_pool, hardware, models, calibrations)
+            link = _link(hardware, transfer.link, pool.name)
+            route.decode_pool = decode_pool.name
+            route.decode_servers = [
+                _server(env, decode_replica, decode_pool, sim.on_decode_done, max_skip)
+                for _ in range(decode_pool.replicas)
+            ]
+            route.kv_bytes_per_token = kv_bytes_per_token(replica.arch, replica.precision.kv_cache)
+            route.link_bandwidth_bytes_per_s = link.bandwidth.si * transfer.links_per_replica
+            route.link_latency_s = link.latency.si
+        sim.llm_routes[model_name] = route
+    for decode_name in transfers:
+        if not any(r.decode_pool == decode_name for r in sim.llm_routes.values()):
+            raise ScenarioError(f"plan pool {decode_name!r}: decode pool has no matching prefill pool")
+
+
+def _link(hardware: HardwareCatalog, name: str, pool: str):
+    try:
+        return hardware.link(name)
+    except HetsimError as exc:
+        raise ScenarioError(f"plan kv_transfers of pool {pool!r}: {exc}") from None
+
+
+def _server(env, replica: LlmReplica, pool: PoolSpec, on_done, max_skip: int) -> LlmServer:
+    assert pool.llm is not None
+    return LlmServer(
+        env,
+        replica,
+        pool.llm.stage,
+        on_done,
+        prefix_caching=pool.llm.prefix_caching,
+        preemption=pool.llm.preemption,
+        max_skip=max_skip,
+    )
+
+
+def _build_work_pools(sim: Simulation, plan: PlanSpec, hardware, models, calibrations) -> None:
+    for pool in plan.pools:
+        if pool.llm is not None:
+            continue
+        perf = _perf(hardware, calibrations, pool)
+        for model_name in pool.models:
+            try:
+                model = models.model(model_name)
+            except HetsimError as exc:
+                raise ScenarioError(f"plan pool {pool.name!r}: {exc}") from None
+            if model.kind == ModelKind.LLM:
+                raise ScenarioError(f"plan pool {pool.name!r}: {model.name} is an LLM; serve it from an 'llm' pool")
+            _claim(sim, model.name, pool.name)
+        for node_type in pool.node_types:
+            if node_type not in WORK_NODE_TYPES | {"stt", "tts", "embed", "rerank", "guardrail"}:
+                raise ScenarioError(f"plan pool {pool.name!r}: node_types: unknown node type {node_type!r}")
+            _claim(sim, node_type, pool.name)
+        sim.work_pools[pool.name] = WorkPool(
+            pool.name,
+            [simpy.Resource(sim.env, capacity=pool.concurrency) for _ in range(pool.replicas)],
+            _service_model(sim, pool, perf, models),
+            pool.routing.value,
+            busy_s=[0.0] * pool.replicas,
+        )
+
+
+def _claim(sim: Simulation, key: str, pool_name: str) -> None:
+    if key in sim.work_for:
+        raise ScenarioError(f"plan pool {pool_name!r}: {key!r} is already served by pool {sim.work_for[key]!r}")
+    sim.work_for[key] = pool_name
+
+
+def _service_model(sim: Simulation, pool: PoolSpec, perf: DevicePerf, models: ModelCatalog) -> Callable[[int], float]:
+    """Seconds a step takes on one slot of this pool: a model's roofline time, an index
+    search, or the duration the trace measured for a tool."""
+    frame = sim.tables.frame
+    units = frame["units"].to_numpy(dtype=float, na_value=np.nan)
+    duration = frame["duration_s"].to_numpy(dtype=float, na_value=np.nan)
+    tokens = frame["input_tokens"].to_numpy()
+    index = None
+    if pool.vector_index is not None:
+        spec = pool.vector_index
+        index = VectorIndex(spec.vectors, spec.dimension, DType(spec.dtype), IndexKind(spec.kind))
+
+    def service(n: int) -> float:
+        model_name = frame["model"].iat[n]
+        if isinstance(model_name, str) and model_name:
+            model = models.model(model_name)
+            amount = units[n] if not math.isnan(units[n]) else float(tokens[n])
+            return model_time(perf, model, amount).seconds
+        if sim._node_type[n] == "retrieval" and index is not None:
+            return vector_search_time(perf, index).seconds
+        return duration[n] if not math.isnan(duration[n]) else 0.0
+
+    return service
+
+
+def _check_coverage(sim: Simulation, trace: pd.DataFrame) -> None:
+    """Every stage the trace needs has a pool, and every tool step has a duration."""
+    for model in sorted({m for m, t in zip(trace["model"], trace["node_type"], strict=True) if str(t) == "llm"}):
+        if model not in sim.llm_routes:
+            raise ScenarioError(f"plan: no pool serves LLM model {model!r}, which the trace needs")
+    for node_type, model in {(str(t), m) for t, m in zip(trace["node_type"], trace["model"], strict=True)}:
+        if node_type in ("llm", "external"):
+            continue
+        if (isinstance(model, str) and model in sim.work_for) or node_type in sim.work_for:
+            continue
+        of_model = f" of {model}" if isinstance(model, str) else ""
+        raise ScenarioError(f"plan: no pool serves {node_type} steps{of_model}, which the trace needs")

@@ -1,0 +1,68 @@
+"""Routing policies: plain functions ``(replicas, request, state) -> replica index``.
+
+``replicas`` expose ``outstanding`` (queued + running) and ``cached_prefix_blocks(keys)``.
+The registry is a dict; an unknown name lists the choices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from hetsim.errors import ScenarioError
+
+
+class ReplicaView(Protocol):
+    @property
+    def outstanding(self) -> int: ...
+
+    def cached_prefix_blocks(self, keys: tuple) -> int: ...
+
+
+@dataclass
+class RouterState:
+    """Per-pool memory a policy may keep (round-robin's cursor)."""
+
+    cursor: int = 0
+
+
+Policy = Callable[[Sequence[ReplicaView], tuple, RouterState], int]
+
+
+def round_robin(replicas: Sequence[ReplicaView], prefix_keys: tuple, state: RouterState) -> int:
+    index = state.cursor % len(replicas)
+    state.cursor += 1
+    return index
+
+
+def least_outstanding(replicas: Sequence[ReplicaView], prefix_keys: tuple, state: RouterState) -> int:
+    """Fewest queued + running requests; ties go to the lowest index (deterministic)."""
+    best, best_load = 0, replicas[0].outstanding
+    for index in range(1, len(replicas)):
+        load = replicas[index].outstanding
+        if load < best_load:
+            best, best_load = index, load
+    return best
+
+
+def prefix_aware(replicas: Sequence[ReplicaView], prefix_keys: tuple, state: RouterState) -> int:
+    """Longest cached prefix wins unless that replica is much busier (SGLang's cache-aware
+    router balances the same way): a hit is worth up to 4 requests of extra queue."""
+    if not prefix_keys:
+        return least_outstanding(replicas, prefix_keys, state)
+    scores = [r.cached_prefix_blocks(prefix_keys) / len(prefix_keys) * 4.0 - r.outstanding for r in replicas]
+    return max(range(len(replicas)), key=lambda i: (scores[i], -i))
+
+
+POLICIES: dict[str, Policy] = {
+    "round-robin": round_robin,
+    "least-outstanding": least_outstanding,
+    "prefix-aware": prefix_aware,
+}
+
+
+def policy(name: str) -> Policy:
+    if name not in POLICIES:
+        raise ScenarioError(f"routing policy: expected one of {', '.join(POLICIES)}, got {name!r}")
+    return POLICIES[name]
