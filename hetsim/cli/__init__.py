@@ -23,6 +23,10 @@ _COMMAND_MODULES: tuple[tuple[str, str], ...] = (
     ("hardware", "group"),
     ("models", "group"),
     ("estimate", "commands"),
+    ("trace", "group"),
+    ("workload", "group"),
+    ("bench", "commands"),
+    ("simulate", "commands"),
 )
 
 

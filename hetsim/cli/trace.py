@@ -13,9 +13,11 @@ import typer
 
 from hetsim.api import traces as api
 from hetsim.cli.output import JsonOption, fmt, print_json, print_table
+from hetsim.cli.workload import synth_command
 
 app = typer.Typer(help="Agent traces: import public formats, summarise, synthesise.", no_args_is_help=True)
-# `synth` is registered on this app by the lead (hetsim.cli.workload); no other module adds commands here.
+# `hetsim trace synth` lives beside the workload commands it needs; it is attached here.
+app.command("synth")(synth_command)
 
 _FORMATS = ", ".join(api.formats())
 SkipBadOption = Annotated[

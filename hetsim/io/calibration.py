@@ -1,25 +1,68 @@
-"""Load a device's calibration file from ``hardware_profiles/calibration/<device>.yaml``."""
+"""Load a device's calibration file from ``hardware_profiles/calibration/<device>.yaml``.
+
+A calibration is keyed by the name of the accelerator profile it calibrates: the file name,
+the ``device`` field and a profile under ``accelerators/`` (or ``paper/``) must agree, so a
+calibration can never silently attach to the wrong device or to one that does not exist.
+"""
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
+from typing import Any
 
 from hetsim.errors import CalibrationError
 from hetsim.io.catalog import profiles_root
 from hetsim.io.yamlfile import load_spec
 from hetsim.specs.calibration import CalibrationSpec
 
+_DEVICE_FOLDERS = ("accelerators", "paper")
+
 
 def calibration_path(device_name: str, root: Path | None = None) -> Path:
     return profiles_root(root) / "calibration" / f"{device_name}.yaml"
 
 
+def load_calibration_file(path: Path) -> CalibrationSpec:
+    """Load and validate one calibration file; problems raise ``CalibrationError`` in one line."""
+    return load_spec(path, CalibrationSpec, CalibrationError)
+
+
 def load_calibration(device_name: str, root: Path | None = None) -> CalibrationSpec | None:
-    """The calibration of ``device_name``, or None when the device has none."""
+    """The calibration of ``device_name``, or None when the device has none.
+
+    Raises:
+        CalibrationError: the file is invalid, names another device, or calibrates a device
+            that has no profile.
+    """
     path = calibration_path(device_name, root)
     if not path.is_file():
         return None
-    spec = load_spec(path, CalibrationSpec, CalibrationError)
+    spec = load_calibration_file(path)
     if spec.device != device_name:
         raise CalibrationError(f"{path}: field 'device': expected {device_name!r} (the file name), got {spec.device!r}")
+    base = profiles_root(root)
+    if not any((base / folder / f"{device_name}.yaml").is_file() for folder in _DEVICE_FOLDERS):
+        raise CalibrationError(
+            f"{path}: field 'device': expected the name of a device profile under {base / 'accelerators'}, "
+            f"got unknown device {device_name!r} (ship its profile beside the calibration, as `hetsim bench` does)"
+        )
     return spec
+
+
+def read_rows_csv(path: Path) -> list[dict[str, Any]]:
+    """Measurement rows written by ``hetsim bench`` (numbers parsed, empty cells as None)."""
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            return [{key: _cell(value) for key, value in row.items()} for row in csv.DictReader(handle)]
+    except OSError as exc:
+        raise CalibrationError(f"{path}: cannot read measurements ({exc.strerror})") from None
+
+
+def _cell(text: str | None) -> Any:
+    if text is None or text == "":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return text

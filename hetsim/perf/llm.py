@@ -28,6 +28,7 @@ from hetsim.perf.transformer import (
     attention_layer_groups,
     SequenceWork,
     Shard,
+    _attention_pairs,
     attention_ops,
     head_ops,
     kv_elements_per_token_per_layer,
@@ -254,10 +255,10 @@ class LlmReplica:
             return np.zeros(max(steps, 0))
         base = self._decode_base_s(n)
         attention = np.zeros(steps)
-        flops_per_pair, kv_bytes, qo_bytes = attention_constants(self.arch, self.precision, self.shard.tp)
+        flops_per_pair, kv_bytes, qo_bytes, groups = self._attention_params
         c = np.asarray(contexts, dtype=float)
         j = np.arange(steps, dtype=float)
-        for count, window in attention_layer_groups(self.arch, self.layers_per_stage):
+        for count, window in groups:
             if window is None:
                 seen = c.sum() + n * (j + 1.0)  # each query sees its context plus itself
             else:
@@ -283,9 +284,27 @@ class LlmReplica:
             cache[key] = base
         return base + self.shard.pp * self._attention_of(tuple(batch))
 
+    @cached_property
+    def _attention_params(self) -> tuple[float, float, float, tuple[tuple[int, int | None], ...]]:
+        flops_per_pair, kv_bytes, qo_bytes = attention_constants(self.arch, self.precision, self.shard.tp)
+        return flops_per_pair, kv_bytes, qo_bytes, attention_layer_groups(self.arch, self.layers_per_stage)
+
     def _attention_of(self, batch: tuple[SequenceWork, ...]) -> float:
-        ops = attention_ops(self.arch, batch, self.precision, self.shard.tp, self.layers_per_stage)
-        return sum(self.perf.op_time(op).seconds for op in ops)
+        """Attention seconds of one stage (the same arithmetic as ``attention_ops``, without objects)."""
+        flops_per_pair, kv_bytes, qo_bytes, groups = self._attention_params
+        decode = tuple(s for s in batch if s.new_tokens == 1 and s.context_tokens > 0)
+        prefill = tuple(s for s in batch if not (s.new_tokens == 1 and s.context_tokens > 0))
+        dtype, seconds = self.precision.activations, self.perf.seconds
+        total = 0.0
+        for part, kind in ((decode, CurveKind.ATTENTION_DECODE), (prefill, CurveKind.ATTENTION_PREFILL)):
+            if not part:
+                continue
+            new_tokens = sum(s.new_tokens for s in part)
+            for count, window in groups:
+                pairs, kv_read = _attention_pairs(part, window)
+                nbytes = (kv_read + new_tokens) * kv_bytes + new_tokens * qo_bytes
+                total += seconds(kind, dtype, pairs * flops_per_pair, nbytes, count)
+        return total
 
     def _decode_base_s(self, n: int) -> float:
         """Decode step time of ``n`` sequences minus attention (depends on n only; cached)."""

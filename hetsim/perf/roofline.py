@@ -7,9 +7,9 @@ Every estimate carries its bound and provenance.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import numpy as np
 
@@ -110,6 +110,19 @@ _FALLBACK: dict[DType, tuple[DType, ...]] = {
 }
 
 
+def log10_size(axis: CurveAxis, flops: Any, nbytes: Any) -> Any:
+    """The x value of a curve for ops of ``flops`` and ``nbytes`` (floats or numpy arrays).
+
+    Sizes are floored at 1 (a curve is clamped below its first point anyway). An op that
+    moves no bytes has unbounded intensity: it reads the curve's last point.
+    """
+    if axis == CurveAxis.LOG10_FLOPS:
+        return np.log10(np.maximum(flops, 1.0))
+    if axis == CurveAxis.LOG10_BYTES:
+        return np.log10(np.maximum(nbytes, 1.0))
+    return np.log10(np.maximum(flops, 1e-300)) - np.log10(np.maximum(nbytes, 1e-300))
+
+
 @dataclass(frozen=True)
 class DevicePerf:
     """A device together with its calibration (if any): answers 'how long does this op take'."""
@@ -127,7 +140,13 @@ class DevicePerf:
 
     def peak_flops(self, dtype: DType) -> float:
         """Peak in ``dtype``; a format without native support runs at the next wider one."""
-        for candidate in _FALLBACK[DType(dtype)]:
+        cache = self.__dict__.setdefault("_peak_cache", {})
+        if dtype not in cache:
+            cache[dtype] = self._peak_flops(DType(dtype))
+        return cache[dtype]
+
+    def _peak_flops(self, dtype: DType) -> float:
+        for candidate in _FALLBACK[dtype]:
             peak = self.device.peak_flops(candidate)
             if peak:
                 return peak
@@ -141,12 +160,22 @@ class DevicePerf:
                 _CALIBRATED_FALLBACK[kind], dtype_name
             )
             if curve is not None:
-                size = flops if curve.axis == CurveAxis.LOG10_FLOPS else nbytes
-                return curve.at(math.log10(max(size, 1.0)))
+                return curve.at(float(log10_size(curve.axis, flops, nbytes)))
         return DEFAULT_EFFICIENCY[kind]
 
+    def seconds(self, kind: CurveKind, dtype: DType, flops: float, nbytes: float, count: int = 1) -> float:
+        """Time of ``count`` ops of this size: the roofline every estimate uses (scalar, fast)."""
+        compute_s = memory_s = 0.0
+        if flops:
+            compute_s = flops / (self.peak_flops(dtype) * self.efficiency(_COMPUTE_CURVE[kind], dtype, flops, nbytes))
+        if nbytes:
+            memory_s = nbytes / (
+                self.device.memory_bandwidth_bytes_per_s * self.efficiency(_MEMORY_CURVE[kind], dtype, flops, nbytes)
+            )
+        return count * ((compute_s if compute_s >= memory_s else memory_s) + self.launch_overhead_s)
+
     def op_time(self, op: OpCost) -> Estimate:
-        """Time of ``op`` (times its count) on this device."""
+        """Time of ``op`` (times its count) on this device, with its bound and provenance."""
         if op.flops < 0 or op.bytes < 0:
             raise EstimateError(f"op {op.name!r}: expected non-negative flops and bytes, got {op.flops}, {op.bytes}")
         compute_s = memory_s = 0.0
@@ -170,9 +199,8 @@ class DevicePerf:
                 _CALIBRATED_FALLBACK[kind], dtype_name
             )
             if curve is not None:
-                size = flops if curve.axis == CurveAxis.LOG10_FLOPS else nbytes
                 xs, ys = zip(*curve.points, strict=True)
-                return np.interp(np.log10(np.maximum(size, 1.0)), xs, ys)
+                return np.interp(log10_size(curve.axis, flops, nbytes), xs, ys)
         return np.full(np.shape(flops), DEFAULT_EFFICIENCY[kind])
 
     def op_times(self, kind: CurveKind, dtype: DType, flops: np.ndarray, nbytes: np.ndarray, count: int = 1) -> np.ndarray:

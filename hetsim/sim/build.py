@@ -172,6 +172,7 @@ def _service_model(sim: Simulation, pool: PoolSpec, perf: DevicePerf, models: Mo
     """Seconds a step takes on one slot of this pool: a model's roofline time, an index
     search, or the duration the trace measured for a tool."""
     frame = sim.tables.frame
+    model_names = sim._model
     units = frame["units"].to_numpy(dtype=float, na_value=np.nan)
     duration = frame["duration_s"].to_numpy(dtype=float, na_value=np.nan)
     tokens = frame["input_tokens"].to_numpy()
@@ -181,8 +182,8 @@ def _service_model(sim: Simulation, pool: PoolSpec, perf: DevicePerf, models: Mo
         index = VectorIndex(spec.vectors, spec.dimension, DType(spec.dtype), IndexKind(spec.kind))
 
     def service(n: int) -> float:
-        model_name = frame["model"].iat[n]
-        if isinstance(model_name, str) and model_name:
+        model_name = model_names[n]
+        if model_name:
             model = models.model(model_name)
             amount = units[n] if not math.isnan(units[n]) else float(tokens[n])
             return model_time(perf, model, amount).seconds

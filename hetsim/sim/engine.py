@@ -88,39 +88,41 @@ class TraceTables:
 def build_tables(trace: pd.DataFrame, block_size_tokens: int | None) -> TraceTables:
     """Index the steps, link parents to children, and derive prefix keys per LLM step."""
     frame = trace.reset_index(drop=True)
-    position = {(s, i): n for n, (s, i) in enumerate(zip(frame["session_id"], frame["step_id"], strict=True))}
+    sessions = frame["session_id"].tolist()  # plain lists: per-row access to Arrow columns is slow
+    step_ids = frame["step_id"].tolist()
+    position = {key: n for n, key in enumerate(zip(sessions, step_ids, strict=True))}
     children: list[list[int]] = [[] for _ in range(len(frame))]
     counts = np.zeros(len(frame), dtype=np.int64)
-    for n, (session, parents) in enumerate(zip(frame["session_id"], frame["parents"], strict=True)):
+    for n, (session, parents) in enumerate(zip(sessions, frame["parents"].tolist(), strict=True)):
         for parent in parents:
             key = (session, parent)
             if key not in position:
-                raise ScenarioError(
-                    f"trace: session {session!r} step {frame['step_id'][n]} has unknown parent {parent}"
-                )
+                raise ScenarioError(f"trace: session {session!r} step {step_ids[n]} has unknown parent {parent}")
             children[position[key]].append(n)
             counts[n] += 1
-    roots = [n for n in range(len(frame)) if counts[n] == 0]
-    roots.sort(key=lambda n: (frame["arrival_s"][n], n))
+    arrival = frame["arrival_s"].to_numpy(dtype=float)
+    roots = sorted((n for n in range(len(frame)) if counts[n] == 0), key=lambda n: (arrival[n], n))
     keys, block = _prefix_keys(frame, block_size_tokens)
     return TraceTables(frame, children, counts, roots, keys, block)
 
 
 def _prefix_keys(frame: pd.DataFrame, block_size_tokens: int | None) -> tuple[list[tuple], int]:
-    hashes = frame["prefix_hash_ids"]
+    hashes = frame["prefix_hash_ids"].tolist()
     if block_size_tokens and any(len(h) for h in hashes):
         return [tuple(h) for h in hashes], block_size_tokens
     block = SYNTHETIC_PREFIX_BLOCK_TOKENS
     keys: list[tuple] = []
     last: dict[str, tuple] = {}
-    cached = frame["cached_prefix_tokens"]
-    for n, (session, tokens, node_type) in enumerate(
-        zip(frame["session_id"], frame["input_tokens"], frame["node_type"], strict=True)
-    ):
-        if node_type != "llm":
+    cached = frame["cached_prefix_tokens"].to_numpy(dtype=float, na_value=np.nan)
+    sessions = frame["session_id"].tolist()
+    # Only sessions in which some call reuses a whole block need keys (most public traces: none).
+    reusing = {sessions[n] for n in np.flatnonzero(np.nan_to_num(cached) >= block)}
+    columns = zip(sessions, frame["input_tokens"].tolist(), frame["node_type"].astype(str).tolist(), strict=True)
+    for n, (session, tokens, node_type) in enumerate(columns):
+        if node_type != "llm" or session not in reusing:
             keys.append(())
             continue
-        shared = 0 if pd.isna(cached[n]) else int(cached[n]) // block
+        shared = 0 if math.isnan(cached[n]) else int(cached[n]) // block
         previous = last.get(session, ())
         own = tuple((session, n, b) for b in range(min(shared, len(previous)), math.ceil(tokens / block)))
         keys.append(previous[: min(shared, len(previous))] + own)
@@ -149,13 +151,13 @@ class Simulation:
         self._ready_s = np.full(len(tables.frame), np.nan)
         self._llm_meta: dict[int, tuple] = {}
         f = tables.frame
-        self._session = f["session_id"].to_numpy()
-        self._step_id = f["step_id"].to_numpy()
-        self._node = f["node"].to_numpy()
-        self._node_type = f["node_type"].astype(str).to_numpy()
-        self._model = f["model"].to_numpy()
-        self._input = f["input_tokens"].to_numpy()
-        self._output = f["output_tokens"].to_numpy()
+        self._session = f["session_id"].tolist()
+        self._step_id = f["step_id"].tolist()
+        self._node = f["node"].tolist()
+        self._node_type = f["node_type"].astype(str).tolist()
+        self._model = [m if isinstance(m, str) else None for m in f["model"].tolist()]
+        self._input = f["input_tokens"].tolist()
+        self._output = f["output_tokens"].tolist()
         self._duration = f["duration_s"].to_numpy(dtype=float, na_value=np.nan)
 
     # ---- driving ----------------------------------------------------------------------------

@@ -12,6 +12,10 @@ Curves are piecewise-linear in ``log10`` of a size variable and clamped at both 
   (decode projections, batched decode attention);
 * ``attention_decode`` / ``attention_prefill`` (optional): as ``gemv`` / ``gemm`` for attention.
 
+A compute curve may instead use ``log10_intensity`` (FLOP per byte, the roofline's x axis):
+``hetsim bench`` picks, per curve, the axis that fits its measurements better (on CPUs the
+GEMM efficiency follows the token count, i.e. the intensity, not the FLOP count).
+
 A device without a file uses ``DEFAULT_EFFICIENCY`` and every estimate says so.
 """
 
@@ -37,6 +41,9 @@ class CurveKind(StrEnum):
 class CurveAxis(StrEnum):
     LOG10_FLOPS = "log10_flops"
     LOG10_BYTES = "log10_bytes"
+    # FLOP per byte moved (the roofline's x axis). On CPUs a GEMM's efficiency follows the
+    # token count M far more than its size, and intensity ~ 2M / bytes-per-element says M.
+    LOG10_INTENSITY = "log10_intensity"
 
 
 class EfficiencyCurve(FrozenModel):

@@ -43,9 +43,14 @@ class _Dist(FrozenModel):
         return f"{self.dist}({args})"  # type: ignore[attr-defined]
 
 
+def _given(dist: _Dist) -> str:
+    fields = dist.model_dump(by_alias=True, exclude={"source", "note", "dist"}, exclude_none=True)
+    return ", ".join(fields) or "none"
+
+
 def _short(value: Any) -> str:
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return f"{value:.6g}"
     if isinstance(value, tuple | list):
         return "[" + ", ".join(_short(v) for v in value[:6]) + (", ..." if len(value) > 6 else "") + "]"
     return str(value)
@@ -98,7 +103,7 @@ class NormalDist(_Dist):
         if self.std == 0 and not self.low <= self.mean_value <= (self.high if self.high is not None else math.inf):
             raise ValueError(f"mean: expected a value inside [low, high] when std is 0, got {self.mean_value}")
         if self.std > 0 and _normal_mass(self) < 1e-6:
-            raise ValueError("low: the truncation interval holds almost none of the distribution's mass")
+            raise ValueError(f"low: expected [low, high] to hold some of the mass, got under 1e-6 of it ({self.low})")
         return self
 
     @property
@@ -145,7 +150,7 @@ class LognormalDist(_Dist):
         by_log = self.mu is not None and self.sigma is not None
         others = (self.mu, self.sigma) if by_moments else (self.mean_value, self.cv)
         if by_moments == by_log or any(v is not None for v in others):
-            raise ValueError("mean: expected either 'mean' and 'cv', or 'mu' and 'sigma'")
+            raise ValueError(f"mean: expected either 'mean' and 'cv', or 'mu' and 'sigma', got {_given(self)}")
         if by_moments and self.mean_value == 0:
             raise ValueError("mean: expected a number > 0 for a lognormal, got 0")
         return self
@@ -183,9 +188,9 @@ class GammaDist(_Dist):
         by_shape = self.shape is not None and self.scale is not None
         others = (self.shape, self.scale) if by_moments else (self.mean_value, self.cv)
         if by_moments == by_shape or any(v is not None for v in others):
-            raise ValueError("mean: expected either 'mean' and 'cv', or 'shape' and 'scale'")
+            raise ValueError(f"mean: expected either 'mean' and 'cv', or 'shape' and 'scale', got {_given(self)}")
         if by_moments and (self.mean_value == 0 or self.cv == 0):
-            raise ValueError("cv: expected mean > 0 and cv > 0 for a gamma (use constant for a fixed value)")
+            raise ValueError(f"cv: expected mean > 0 and cv > 0 (a constant has its own dist), got {self.cv}")
         if by_shape and self.shape == 0:
             raise ValueError("shape: expected a number > 0, got 0")
         return self
@@ -221,9 +226,11 @@ class EmpiricalDist(_Dist):
     def _weights_match(self) -> EmpiricalDist:
         if self.weights is not None:
             if len(self.weights) != len(self.values):
-                raise ValueError(f"weights: expected {len(self.values)} weights (one per value), got {len(self.weights)}")
+                raise ValueError(
+                    f"weights: expected {len(self.values)} weights (one per value), got {len(self.weights)}"
+                )
             if sum(self.weights) <= 0:
-                raise ValueError("weights: expected a positive total")
+                raise ValueError(f"weights: expected a positive total, got {sum(self.weights)}")
         return self
 
     @property

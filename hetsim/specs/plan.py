@@ -46,6 +46,15 @@ class LlmServing(FrozenModel):
     preemption: Preemption = Preemption.RECOMPUTE
 
 
+class VectorIndexSpec(FrozenModel):
+    """The index a retrieval pool searches."""
+
+    vectors: int = Field(ge=1)
+    dimension: int = Field(ge=1)
+    dtype: str = "fp32"
+    kind: str = Field(default="flat", description="flat, ivf or hnsw")
+
+
 class PoolSpec(FrozenModel):
     """Identical replicas serving one LLM stage, or non-LLM work of some models/node types."""
 
@@ -60,6 +69,7 @@ class PoolSpec(FrozenModel):
     node_types: tuple[str, ...] = Field(default=(), description="node types it serves: tool, code_exec, retrieval")
     concurrency: int = Field(default=1, ge=1, description="requests a non-LLM replica serves at once (cores, batch)")
     routing: RoutingPolicy = RoutingPolicy.LEAST_OUTSTANDING
+    vector_index: VectorIndexSpec | None = Field(default=None, description="for pools serving retrieval")
 
     @model_validator(mode="after")
     def _serves_something(self) -> PoolSpec:

@@ -60,7 +60,7 @@ class LlmNode(_Node):
     @model_validator(mode="after")
     def _turns_need_context(self) -> LlmNode:
         if self.turn_tokens is not None and self.context is None:
-            raise ValueError("turn_tokens: only meaningful with 'context' (a growing conversation); set context")
+            raise ValueError("turn_tokens: expected 'context' too (turn tokens extend a conversation), got none")
         return self
 
 
@@ -72,7 +72,7 @@ class _CpuWork(_Node):
     @model_validator(mode="after")
     def _one_cpu_measure(self) -> _CpuWork:
         if self.cpu_s is not None and self.cpu_utilization is not None:
-            raise ValueError("cpu_s: give either cpu_s or cpu_utilization, not both")
+            raise ValueError("cpu_s: expected either cpu_s or cpu_utilization, got both")
         return self
 
 
@@ -85,7 +85,7 @@ class ToolNode(_CpuWork):
     @model_validator(mode="after")
     def _external_uses_no_cpu(self) -> ToolNode:
         if self.external and (self.cpu_s is not None or self.cpu_utilization is not None):
-            raise ValueError("cpu_s: an external tool uses no fleet resource; drop cpu_s/cpu_utilization")
+            raise ValueError("cpu_s: expected no CPU use for an external tool (a pure delay), got some")
         return self
 
 
@@ -147,7 +147,8 @@ class TtsNode(_Node):
     @model_validator(mode="after")
     def _one_size(self) -> TtsNode:
         if (self.output_characters is None) == (self.audio_s is None):
-            raise ValueError("output_characters: give exactly one of output_characters or audio_s")
+            given = "both" if self.audio_s is not None else "neither"
+            raise ValueError(f"output_characters: expected exactly one of output_characters or audio_s, got {given}")
         return self
 
 
@@ -196,11 +197,11 @@ class EdgeSpec(FrozenModel):
     @model_validator(mode="after")
     def _consistent_kind(self) -> EdgeSpec:
         if self.parallel and self.probability is not None:
-            raise ValueError("probability: a parallel edge is always taken; drop probability")
+            raise ValueError(f"probability: expected none on a parallel edge (always taken), got {self.probability}")
         if self.parallel and self.loop is not None:
-            raise ValueError("loop: a parallel edge cannot also be a loop edge")
+            raise ValueError("loop: expected no loop on a parallel edge, got one")
         if self.copies is not None and not self.parallel:
-            raise ValueError("copies: only a parallel edge has copies; set parallel: true")
+            raise ValueError("copies: expected parallel: true on an edge with copies, got parallel: false")
         return self
 
 
@@ -267,7 +268,7 @@ class ClosedLoopArrival(FrozenModel):
     @model_validator(mode="after")
     def _positive_think_time(self) -> ClosedLoopArrival:
         if self.think_time_s.mean <= 0:
-            raise ValueError("think_time_s: expected a mean think time > 0")
+            raise ValueError(f"think_time_s: expected a mean think time > 0, got {self.think_time_s.mean}")
         return self
 
     @property
@@ -315,13 +316,13 @@ class WorkloadSpec(SourcedDocument):
 
     def _check_sources(self) -> None:
         for path, dist in self.iter_distributions():
-            if dist.source is not None and dist.source not in self.sources:
-                if not dist.source.startswith(SOURCE_PREFIXES):
-                    known = ", ".join(sorted(self.sources)) or "none"
-                    raise ValueError(
-                        f"{path}.source: expected a key of 'sources' ({known}) or text starting with "
-                        f"{'/'.join(SOURCE_PREFIXES)}, got {dist.source!r}"
-                    )
+            source = dist.source
+            if source is not None and source not in self.sources and not source.startswith(SOURCE_PREFIXES):
+                known = ", ".join(sorted(self.sources)) or "none"
+                raise ValueError(
+                    f"{path}.source: expected a key of 'sources' ({known}) or text starting with "
+                    f"{'/'.join(SOURCE_PREFIXES)}, got {source!r}"
+                )
 
     def iter_distributions(self) -> Iterator[tuple[str, AnyDist]]:
         """Every distribution in the spec with its dotted field path."""
@@ -362,12 +363,11 @@ def check_model_names(spec: WorkloadSpec, known: Mapping[str, str] | Any) -> Non
             continue
         if model not in known:
             choices = ", ".join(sorted(known))
-            raise ValueError(f"nodes.{name}.model: unknown model {model!r}; expected one of: {choices}")
-        if isinstance(known, Mapping):
+            raise ValueError(f"nodes.{name}.model: expected a catalog model ({choices}), got unknown model {model!r}")
+        if isinstance(known, Mapping) and known[model]:
             kinds = MODEL_KINDS_FOR_NODE[node.type]
             if str(known[model]) not in kinds:
                 raise ValueError(
                     f"nodes.{name}.model: a {node.type} node needs a {' or '.join(kinds)} model, "
                     f"got {model!r} which is a {known[model]} model"
                 )
-

@@ -68,28 +68,30 @@ def _check_edge_names(spec: WorkloadSpec) -> None:
         for end in ("from", "to"):
             name = edge.from_node if end == "from" else edge.to
             if name not in spec.nodes:
-                raise ValueError(f"edges.{index}.{end}: unknown node {name!r} (nodes: {known})")
+                raise ValueError(f"edges.{index}.{end}: expected one of the nodes ({known}), got unknown node {name!r}")
         key = (edge.from_node, edge.to)
         if key in seen:
-            raise ValueError(f"edges.{index}: duplicate edge {key[0]} -> {key[1]} (same as edges.{seen[key]})")
+            raise ValueError(
+                f"edges.{index}: expected each edge once, got {key[0]} -> {key[1]} again (as edges.{seen[key]})"
+            )
         seen[key] = index
     if spec.entry is not None and spec.entry not in spec.nodes:
-        raise ValueError(f"entry: unknown node {spec.entry!r} (nodes: {known})")
+        raise ValueError(f"entry: expected one of the nodes ({known}), got unknown node {spec.entry!r}")
 
 
 def _check_node_edges(node: str, out: Outgoing) -> None:
     if out.parallel and (out.branches or out.loops):
         index = (out.branches or out.loops)[0][0]
         raise ValueError(
-            f"edges.{index}: node {node!r} has parallel edges, so all its outgoing edges must be parallel"
+            f"edges.{index}: expected only parallel edges from node {node!r} (it has some), got a non-parallel edge"
         )
     _check_probabilities(node, out.branches, "")
     _check_probabilities(node, out.loops, "loop-edge ")
     for index, edge in out.loops[1:]:
         if edge.loop != out.loops[0][1].loop:
             raise ValueError(
-                f"edges.{index}.loop: loop edges from {node!r} share one loop count; "
-                f"expected the same loop as edges.{out.loops[0][0]}"
+                f"edges.{index}.loop: expected the same loop as edges.{out.loops[0][0]} (loop edges from "
+                f"{node!r} share one loop count), got a different one"
             )
 
 
@@ -100,13 +102,14 @@ def _check_probabilities(node: str, group: tuple[tuple[int, EdgeSpec], ...], wha
         for index, edge in group:
             if edge.probability is None:
                 raise ValueError(
-                    f"edges.{index}.probability: required, node {node!r} has {len(group)} outgoing {what}edges"
+                    f"edges.{index}.probability: expected a probability on each of the {len(group)} outgoing "
+                    f"{what}edges of node {node!r}, got none"
                 )
     total = sum(1.0 if edge.probability is None else edge.probability for _, edge in group)
     if abs(total - 1.0) > PROBABILITY_TOLERANCE:
         raise ValueError(
-            f"edges.{group[0][0]}.probability: outgoing {what}probabilities of node {node!r} sum to {total:.12g}; "
-            f"expected 1 (within {PROBABILITY_TOLERANCE:g})"
+            f"edges.{group[0][0]}.probability: expected the outgoing {what}probabilities of node {node!r} to sum "
+            f"to 1 (within {PROBABILITY_TOLERANCE:g}), got {total:.12g}"
         )
 
 
@@ -120,8 +123,8 @@ def _check_cycles_bounded(spec: WorkloadSpec) -> None:
         return
     path = " -> ".join([edge[0] for edge in cycle] + [cycle[0][0]])
     raise ValueError(
-        f"edges: unbounded cycle {path}; mark one of its edges as a loop edge with "
-        "loop: {iterations: ..., max_iterations: N}"
+        "edges: expected every cycle to hold a loop edge (loop: {iterations: ..., max_iterations: N}), "
+        f"got unbounded cycle {path}"
     )
 
 
@@ -133,7 +136,7 @@ def resolve_entry(spec: WorkloadSpec) -> str:
     sources = [name for name in spec.nodes if name not in targets]
     if len(sources) != 1:
         found = ", ".join(sources) if sources else "none"
-        raise ValueError(f"entry: expected the name of the first node (nodes without incoming edges: {found})")
+        raise ValueError(f"entry: expected the name of the first node, got nodes without incoming edges: {found}")
     return sources[0]
 
 
@@ -144,7 +147,7 @@ def _check_reachable(spec: WorkloadSpec, entry: str) -> None:
     reached = nx.descendants(graph, entry) | {entry}
     for name in spec.nodes:
         if name not in reached:
-            raise ValueError(f"nodes.{name}: not reachable from the entry node {entry!r}")
+            raise ValueError(f"nodes.{name}: expected a node reachable from the entry node {entry!r}, got none")
 
 
 def _check_joins(spec: WorkloadSpec, edges_out: dict[str, Outgoing]) -> None:
@@ -152,7 +155,9 @@ def _check_joins(spec: WorkloadSpec, edges_out: dict[str, Outgoing]) -> None:
     used = {join for join in joins.values() if join is not None}
     for name, node in spec.nodes.items():
         if node.join and name not in used:
-            raise ValueError(f"nodes.{name}.join: no parallel fan-out reaches this node; drop join: true")
+            raise ValueError(
+                f"nodes.{name}.join: expected a node where parallel branches meet, got one no fan-out reaches"
+            )
 
 
 def fanout_joins(spec: WorkloadSpec, edges_out: dict[str, Outgoing] | None = None) -> dict[str, str | None]:
@@ -172,7 +177,7 @@ def _join_of(
     if node in memo:
         return memo[node]
     if node in stack:
-        raise ValueError(f"nodes.{node}: parallel branches fan out again before reaching their join")
+        raise ValueError(f"nodes.{node}: expected parallel branches to reach a join, got a fan-out cycle")
     found: set[str] = set()
     queue = deque(edge.to for _, edge in edges_out[node].parallel)
     seen: set[str] = set()
@@ -191,8 +196,8 @@ def _join_of(
         queue.extend(_successors(current, edges_out))
     if len(found) > 1:
         raise ValueError(
-            f"nodes.{node}: its parallel branches reach several join nodes ({', '.join(sorted(found))}); "
-            "expected exactly one"
+            f"nodes.{node}: expected its parallel branches to meet at one join node, "
+            f"got several: {', '.join(sorted(found))}"
         )
     memo[node] = next(iter(found), None)
     return memo[node]

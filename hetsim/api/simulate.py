@@ -1,0 +1,123 @@
+"""``hetsim simulate``: replay a trace against a plan and score latency, SLA and cost."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from hetsim.api.traces import load_trace
+from hetsim.api.workloads import synthesize_trace
+from hetsim.cost.tco import CostBasis, device_hourly_cost, preset
+from hetsim.errors import HetsimError, ScenarioError
+from hetsim.io.calibration import load_calibration
+from hetsim.io.catalog import load_catalog
+from hetsim.io.models import load_models
+from hetsim.io.plans import load_plan, load_scenario
+from hetsim.io.results import write_results
+from hetsim.metrics.summary import PoolCost, Sla, summarize
+from hetsim.sim.build import build_simulation
+from hetsim.sim.engine import SimConfig
+from hetsim.specs.catalog import HardwareCatalog
+from hetsim.specs.plan import PlanSpec
+from hetsim.specs.scenario import ScenarioSpec, TraceSource
+from hetsim.workload.frame import steps_to_frame
+
+
+@dataclass(frozen=True)
+class SimulateRequest:
+    scenario: Path | None = None
+    plan: Path | None = None
+    trace: Path | None = None
+    trace_format: str | None = None
+    out: Path | None = None
+    max_skip: int = 1_000_000
+    model: str | None = None
+
+
+def pool_costs(plan: PlanSpec, hardware: HardwareCatalog, tco: str, basis: str | None) -> list[PoolCost]:
+    """$/h and power of each pool's devices; a device without a price costs NaN and says so."""
+    assumptions = preset(tco)
+    costs = []
+    for pool in plan.pools:
+        device = hardware.accelerator(pool.device)
+        try:
+            hourly = device_hourly_cost(device, assumptions, CostBasis(basis) if basis else None)
+            usd, provenance = hourly.total_usd_per_h, f"{hourly.basis.value}: {hourly.provenance}"
+        except HetsimError as exc:
+            usd, provenance = math.nan, f"unknown: {exc}"
+        tdp = device.tdp_w or math.nan
+        idle = device.power.idle.si if device.power.idle else tdp
+        costs.append(PoolCost(pool.name, pool.replicas * pool.devices_per_replica, usd, idle, tdp, provenance))
+    return costs
+
+
+def _trace_frame(source: TraceSource, base: Path) -> tuple[pd.DataFrame, int | None]:
+    if source.file is not None:
+        frame, meta = load_trace((base / source.file).resolve(), source.format)
+        return frame, meta.block_size_tokens
+    assert source.workload is not None and source.duration_s is not None
+    workload = source.workload
+    if (base / workload).is_file():
+        workload = str((base / workload).resolve())
+    synthetic = synthesize_trace(workload, source.duration_s, source.seed, source.rate_per_s)
+    return steps_to_frame(synthetic.steps), synthetic.meta.block_size_tokens
+
+
+def assign_model(trace: pd.DataFrame, model: str | None) -> pd.DataFrame:
+    """Name ``model`` on LLM steps that have none (public traces record no model)."""
+    unnamed = (trace["node_type"].astype(str) == "llm") & trace["model"].isna()
+    if not unnamed.any():
+        return trace
+    if model is None:
+        raise ScenarioError(
+            f"trace: {int(unnamed.sum())} LLM steps name no model; set trace.model in the scenario or pass --model"
+        )
+    trace = trace.copy()
+    trace.loc[unnamed, "model"] = model
+    return trace
+
+
+def _resolve(request: SimulateRequest) -> tuple[ScenarioSpec | None, PlanSpec, pd.DataFrame, int | None]:
+    scenario = load_scenario(request.scenario) if request.scenario else None
+    base = request.scenario.parent if request.scenario else Path.cwd()
+    plan_path = request.plan or (base / scenario.plan if scenario else None)
+    if plan_path is None:
+        raise ScenarioError("simulate: expected --scenario or --plan, got neither")
+    plan = load_plan(plan_path)
+    model = request.model or (scenario.trace.model if scenario else None)
+    if request.trace is not None:
+        frame, meta = load_trace(request.trace, request.trace_format)
+        return scenario, plan, assign_model(frame, model), meta.block_size_tokens
+    if scenario is None:
+        raise ScenarioError("simulate: expected --trace (or a --scenario that names one), got neither")
+    frame, block = _trace_frame(scenario.trace, base)
+    return scenario, plan, assign_model(frame, model), block
+
+
+def simulate(request: SimulateRequest) -> dict[str, Any]:
+    """Run the simulation; returns the summary (and writes records when ``out`` is set)."""
+    started = time.perf_counter()
+    scenario, plan, trace, block = _resolve(request)
+    hardware, models = load_catalog(plan.profile_set), load_models()
+    calibrations = {p.device: c for p in plan.pools if (c := load_calibration(hardware.accelerator(p.device).name))}
+    sim = build_simulation(plan, trace, hardware, models, calibrations, block_size_tokens=block, config=SimConfig(max_skip=request.max_skip))
+    sim.run()
+    frames = sim.frames()
+    tco = scenario.tco if scenario else "paper"
+    sla = Sla(**scenario.sla.model_dump()) if scenario and scenario.sla else None
+    summary = summarize(frames, pool_costs(plan, hardware, tco, scenario.cost_basis if scenario else None), sla)
+    summary["run"] = {
+        "scenario": scenario.name if scenario else None,
+        "plan": plan.name,
+        "trace_steps": len(trace),
+        "wall_s": time.perf_counter() - started,
+        "events": int(frames["replicas"]["events"].sum()),
+    }
+    if request.out is not None:
+        summary["run"]["written"] = [str(p) for p in write_results(request.out, frames, summary)]
+    return summary

@@ -1,0 +1,53 @@
+"""``hetsim simulate``: replay a trace on a plan; print latency, SLA attainment and cost."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from hetsim.api.simulate import SimulateRequest, simulate
+from hetsim.cli.output import JsonOption, fmt, print_json, print_table
+
+
+def register(app: typer.Typer) -> None:
+    app.command("simulate")(simulate_command)
+
+
+def simulate_command(
+    scenario: Annotated[Path | None, typer.Option("--scenario", "-s", help="Scenario file (plan + trace + SLA)", exists=True, dir_okay=False)] = None,
+    plan: Annotated[Path | None, typer.Option("--plan", "-p", help="Plan file (overrides the scenario's)", exists=True, dir_okay=False)] = None,
+    trace: Annotated[Path | None, typer.Option("--trace", "-t", help="Trace file (overrides the scenario's)", exists=True, dir_okay=False)] = None,
+    trace_format: Annotated[str | None, typer.Option("--format", help="Importer for a raw public trace (default: canonical)")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write records (Parquet) and summary.json here")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Model for LLM steps the trace leaves unnamed")] = None,
+    json: JsonOption = False,
+) -> None:
+    """Replay an agent trace against a plan and report latency, SLA attainment, utilisation and cost."""
+    summary = simulate(SimulateRequest(scenario, plan, trace, trace_format, out, model=model))
+    if json:
+        print_json(summary)
+        return
+    calls, cost = summary["llm_calls"], summary["cost"]
+    rows = [
+        ("sessions", summary["sessions"]["count"], f"e2e p50 {fmt(summary['sessions'].get('e2e_s', {}).get('p50'))} s"),
+        ("LLM calls", f"{calls['completed']} of {calls['count']} completed", f"{calls['dropped']} dropped {calls['dropped_reasons'] or ''}"),
+        ("TTFT p50 / p99", f"{fmt(calls['ttft_s']['p50'] * 1e3)} / {fmt(calls['ttft_s']['p99'] * 1e3)} ms", ""),
+        ("TBT mean p50 / p99", f"{fmt(calls['tbt_mean_s']['p50'] * 1e3)} / {fmt(calls['tbt_mean_s']['p99'] * 1e3)} ms", ""),
+        ("call e2e p50 / p99", f"{fmt(calls['e2e_s']['p50'])} / {fmt(calls['e2e_s']['p99'])} s", ""),
+        ("output tokens/s", fmt(calls["output_tokens_per_s"], 4), f"preemptions {calls['preemptions']}"),
+        ("goodput", f"{fmt(summary['goodput_calls_per_s'])} calls/s", "calls within the SLA"),
+        ("utilisation", ", ".join(f"{k} {v:.0%}" for k, v in summary["utilization"].items()), ""),
+        ("fleet $/h", fmt(cost["fleet_usd_per_h"], 4), "; ".join(summary["provenance"]["cost"])),
+        ("$ per 1M tokens", fmt(cost["usd_per_million_tokens"], 4), f"$ per session {fmt(cost['usd_per_session'])}"),
+        ("energy", f"{fmt(cost['energy_kwh'])} kWh", ""),
+    ]
+    if summary["sla"]:
+        for name in ("ttft", "tbt", "e2e"):
+            if name in summary["sla"]:
+                item = summary["sla"][name]
+                rows.append((f"SLA {name} <= {fmt(item['objective_s'])} s", f"{item['attained']:.1%}", "met" if item["met"] else "MISSED"))
+    run = summary["run"]
+    caption = f"simulated {fmt(summary['duration_s'])} s of traffic in {fmt(run['wall_s'])} s wall, {run['events']} server events"
+    print_table(f"Simulation: {run['scenario'] or run['plan']}", ("figure", "value", "note"), rows, caption=caption)

@@ -1,0 +1,1 @@
+"""Metrics derived from simulation records (pure: DataFrames in, numbers out)."""
