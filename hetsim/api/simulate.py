@@ -37,6 +37,8 @@ class SimulateRequest:
     out: Path | None = None
     max_skip: int = 1_000_000
     model: str | None = None
+    seed: int | None = None
+    """Overrides the scenario's ``trace.seed`` (a synthetic trace changes; a trace file does not)."""
 
 
 def pool_costs(plan: PlanSpec, hardware: HardwareCatalog, tco: str, basis: str | None) -> list[PoolCost]:
@@ -82,8 +84,15 @@ def assign_model(trace: pd.DataFrame, model: str | None) -> pd.DataFrame:
     return trace
 
 
+def with_seed(scenario: ScenarioSpec, seed: int) -> ScenarioSpec:
+    """``scenario`` with its trace seed replaced (only a synthesized trace depends on it)."""
+    return scenario.model_copy(update={"trace": scenario.trace.model_copy(update={"seed": seed})})
+
+
 def _resolve(request: SimulateRequest) -> tuple[ScenarioSpec | None, PlanSpec, pd.DataFrame, int | None]:
     scenario = load_scenario(request.scenario) if request.scenario else None
+    if scenario is not None and request.seed is not None:
+        scenario = with_seed(scenario, request.seed)
     base = request.scenario.parent if request.scenario else Path.cwd()
     plan_path = request.plan or (base / scenario.plan if scenario else None)
     if plan_path is None:
@@ -114,6 +123,7 @@ def simulate(request: SimulateRequest) -> dict[str, Any]:
     summary["run"] = {
         "scenario": scenario.name if scenario else None,
         "plan": plan.name,
+        "seed": scenario.trace.seed if scenario else None,
         "trace_steps": len(trace),
         "wall_s": time.perf_counter() - started,
         "events": int(frames["replicas"]["events"].sum()),

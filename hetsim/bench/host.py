@@ -44,20 +44,22 @@ class HostInfo:
 class IsaClass:
     """The widest math units a flag set implies, as dense FLOP per cycle per core.
 
-    ``watts_per_core`` is a reference server part's TDP per core, used to give a VM slice an
-    (assumed) power draw for TCO: a slice has no datasheet power of its own.
+    ``reference`` is a server part of the class (name, cores, TDP W, price USD) whose per-core
+    share gives a VM slice an (assumed) power draw and purchase price for TCO: a slice has
+    neither of its own.
     """
 
     tag: str
     year: int
     description: str
     flop_per_cycle: dict[str, int]
-    watts_per_core: tuple[float, str] = (5.0, "a generic server core (no reference part)")
+    reference: tuple[str, int, float, float] = ("generic server CPU", 32, 200.0, 4000.0)
 
 
 IDLE_FRACTION = 0.25  # the idle rule of every server CPU profile in hardware_profiles/
-_SPR_POWER = (350 / 56, "Xeon Platinum 8480+: 350 W TDP / 56 cores")
-_GNR_POWER = (500 / 128, "Xeon 6980P: 500 W TDP / 128 cores")
+_SPR = ("Xeon Platinum 8480+ (hardware_profiles/accelerators/xeon-8480.yaml)", 56, 350.0, 11000.0)
+_GNR = ("Xeon 6980P (hardware_profiles/accelerators/xeon-6980p.yaml)", 128, 500.0, 12460.0)
+VCPU_HOUR_USD = (0.0446, "AWS EC2 c7i.large on-demand, us-east-1 Linux: USD 0.08925/h for 2 vCPUs")
 
 
 def parse_cpuinfo(text: str) -> dict[str, str]:
@@ -84,10 +86,10 @@ def isa_class(flags: frozenset[str], vendor: str) -> IsaClass:
     if "amx_bf16" in flags:
         rates = {"fp32": 64, "bf16": 1024, "int8": 2048 if "amx_int8" in flags else 256}
         if "amx_fp16" in flags:
-            return IsaClass("gnr", 2024, "AMX with fp16, Granite-Rapids class", {**rates, "fp16": 1024}, _GNR_POWER)
+            return IsaClass("gnr", 2024, "AMX with fp16, Granite-Rapids class", {**rates, "fp16": 1024}, _GNR)
         if "avx512_fp16" in flags:
             rates["fp16"] = 128
-        return IsaClass("spr", 2023, "AVX-512 + AMX bf16/int8, Sapphire-Rapids class", rates, _SPR_POWER)
+        return IsaClass("spr", 2023, "AVX-512 + AMX bf16/int8, Sapphire-Rapids class", rates, _SPR)
     if "avx512f" in flags:
         scale = 1 if vendor == "amd" else 2
         rates = {"fp32": 32 * scale}
@@ -104,10 +106,10 @@ def isa_class(flags: frozenset[str], vendor: str) -> IsaClass:
 def model_slug(model_name: str) -> str:
     """'Intel(R) Xeon(R) Processor' -> 'xeon'; 'AMD EPYC 7B13 64-Core Processor' -> 'epyc-7b13'."""
     text = re.sub(r"\((R|TM|tm|r)\)", " ", model_name)
-    text = re.sub(r"@.*$", " ", text)
+    text = re.sub(r"@.*$|\b\d+-core\b", " ", text, flags=re.IGNORECASE)
     words = [w.lower() for w in re.split(r"[^A-Za-z0-9]+", text) if w]
-    dropped = {"intel", "amd", "processor", "cpu", "core", "genuineintel", "authenticamd"}
-    words = [w for w in words if w not in dropped and not re.fullmatch(r"\d+", w)]
+    dropped = {"intel", "amd", "processor", "cpu", "genuineintel", "authenticamd"}
+    words = [w for w in words if w not in dropped]
     return "-".join(words[:3]) or "cpu"
 
 
@@ -139,17 +141,10 @@ def host_profile(info: HostInfo, bandwidth_bytes_per_s: float, bandwidth_note: s
         "year": isa.year,
         "sources": {"host": f"measured: /proc/cpuinfo and sched_getaffinity on {where}, {date}"},
         "compute": compute,
-        "memory": {
-            "capacity": {"value": round(info.memory_bytes / 2**30, 2), "unit": "GiB",
-                         "source": "measured: /proc/meminfo MemTotal"},
-            "bandwidth": {
-                "value": round(bandwidth_bytes_per_s / 1e9, 2),
-                "unit": "GB/s",
-                "source": f"measured: {bandwidth_note} (no datasheet number exists for a VM slice)",
-            },
-        },
+        "memory": _memory(info, bandwidth_bytes_per_s, bandwidth_note),
         "cpu": {"cores": cores, "base_clock_ghz": ghz},
         "power": _power(cores, isa),
+        "price": _price(info, isa),
         "notes": (
             f"MEASURED HOST PROFILE of a {'sandbox VM' if info.is_virtual else 'machine'}, written by `hetsim bench` "
             f"on {date}; it describes only the machine it was measured on. Peaks are derived "
@@ -159,15 +154,36 @@ def host_profile(info: HostInfo, bandwidth_bytes_per_s: float, bandwidth_note: s
     }
 
 
+def _memory(info: HostInfo, bandwidth_bytes_per_s: float, bandwidth_note: str) -> dict[str, Any]:
+    return {
+        "capacity": {"value": round(info.memory_bytes / 2**30, 2), "unit": "GiB",
+                     "source": "measured: /proc/meminfo MemTotal"},
+        "bandwidth": {"value": round(bandwidth_bytes_per_s / 1e9, 2), "unit": "GB/s",
+                      "source": f"measured: {bandwidth_note} (no datasheet number exists for a VM slice)"},
+    }
+
+
 def _power(cores: int, isa: IsaClass) -> dict[str, Any]:
-    per_core, reference = isa.watts_per_core
-    tdp = round(cores * per_core, 2)
+    part, part_cores, tdp_w, _ = isa.reference
+    tdp = round(cores * tdp_w / part_cores, 2)
     return {
         "tdp": {"value": tdp, "unit": "W",
-                "source": f"assumed: {cores} cores' share of a {reference} (a VM slice has no TDP)"},
+                "source": f"assumed: {cores}/{part_cores} of the {tdp_w:g} W TDP of a {part} (a VM slice has no TDP)"},
         "idle": {"value": round(IDLE_FRACTION * tdp, 3), "unit": "W",
                  "source": f"assumed: {IDLE_FRACTION:.0%} of TDP (rule for every server CPU profile)"},
     }
+
+
+def _price(info: HostInfo, isa: IsaClass) -> dict[str, Any]:
+    part, part_cores, _, usd = isa.reference
+    price: dict[str, Any] = {"purchase": {
+        "value": round(info.usable_cpus * usd / part_cores, 2), "unit": "USD",
+        "source": f"assumed: {info.usable_cpus}/{part_cores} of the USD {usd:g} price of a {part}"}}
+    if info.is_virtual:
+        rate, where = VCPU_HOUR_USD
+        price["rental"] = {"value": round(info.usable_cpus * rate, 4), "unit": "USD/h",
+                           "source": f"assumed: {info.usable_cpus} vCPUs at a cloud list price ({where})"}
+    return price
 
 
 def detect_host() -> HostInfo:

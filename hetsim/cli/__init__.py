@@ -27,6 +27,8 @@ _COMMAND_MODULES: tuple[tuple[str, str], ...] = (
     ("workload", "group"),
     ("bench", "commands"),
     ("simulate", "commands"),
+    ("plan", "commands"),
+    ("sweep", "commands"),
 )
 
 
@@ -45,7 +47,7 @@ _attach()
 def main() -> None:
     """Console entry point: run the app; a HetsimError becomes one line on stderr and exit 1."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except HetsimError as exc:
         print(f"hetsim: error: {exc}", file=sys.stderr)
         sys.exit(1)
@@ -61,6 +63,8 @@ def main() -> None:
             exc.show()
             sys.exit(exc.exit_code)
         raise
+    if isinstance(code, int) and code:  # without standalone mode, typer.Exit(code) comes back as a return value
+        sys.exit(code)
 
 
 def _exit_for_click(exc: Exception) -> None:

@@ -219,18 +219,20 @@ def node_hourly_cost(
         (devices[p.device].power.idle.si if devices[p.device].power.idle else devices[p.device].tdp_w or 0.0) * p.count
         for p in parts
     )
-    basis = basis or (CostBasis.OWNED if node.price.purchase is not None else CostBasis.RENTED)
+    unpriced = [p.device for p in parts if devices[p.device].price.purchase is None]
+    purchasable = node.price.purchase is not None or not unpriced
+    basis = basis or (CostBasis.OWNED if purchasable else CostBasis.RENTED)
     if basis == CostBasis.RENTED:
         if node.price.rental is None:
-            raise EstimateError(f"node {node.name!r}: no rental price in its profile; use the owned basis")
+            raise EstimateError(
+                f"node {node.name!r}: no rental price in its profile"
+                + ("" if purchasable else f", and no purchase price (none for {', '.join(unpriced)})")
+            )
         return _rented(node.price.rental.si * 3600.0)
-    if node.price.purchase is not None:
-        price = node.price.purchase.si
-    else:
-        missing = [p.device for p in parts if devices[p.device].price.purchase is None]
-        if missing:
-            raise EstimateError(f"node {node.name!r}: no node price and no purchase price for {', '.join(missing)}")
-        price = sum(devices[p.device].price.purchase.si * p.count for p in parts)  # type: ignore[union-attr]
+    if not purchasable:
+        raise EstimateError(f"node {node.name!r}: no node price and no purchase price for {', '.join(unpriced)}")
+    parts_price = sum(devices[p.device].price.purchase.si * p.count for p in parts if devices[p.device].price.purchase)
+    price = node.price.purchase.si if node.price.purchase is not None else parts_price
     return _owned(price, tdp, idle, None, replace(assumptions, use_printed_operating_cost=False), f"node {node.name!r}")
 
 

@@ -23,7 +23,7 @@ def read_yaml(path: Path, error: type[HetsimError]) -> Any:
     except OSError as exc:
         raise error(f"{path}: cannot read file ({exc.strerror})") from None
     try:
-        return yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader, C-accelerated when available
+        return yaml.load(text, Loader=_LOADER)  # a safe loader, C-accelerated when available
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""

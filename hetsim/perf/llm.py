@@ -21,14 +21,13 @@ import numpy as np
 from hetsim.errors import EstimateError
 from hetsim.perf.collectives import fabric_for_group, point_to_point_s, ring_all_reduce_s
 from hetsim.perf.roofline import Bound, DevicePerf, OpCost, Provenance
-from hetsim.specs.calibration import CurveKind
 from hetsim.perf.transformer import (
     Precision,
-    attention_constants,
-    attention_layer_groups,
     SequenceWork,
     Shard,
     _attention_pairs,
+    attention_constants,
+    attention_layer_groups,
     attention_ops,
     head_ops,
     kv_elements_per_token_per_layer,
@@ -36,6 +35,7 @@ from hetsim.perf.transformer import (
     parameter_count,
     projection_ops,
 )
+from hetsim.specs.calibration import CurveKind
 from hetsim.specs.model import ArchitectureSpec, AttentionKind, ModelSpec
 
 GIB = 2.0**30

@@ -20,6 +20,18 @@ from hetsim.specs.hardware import DType
 from hetsim.specs.model import ModelSpec
 
 
+def model_amount(model: ModelSpec, units: float | None, input_tokens: int) -> float:
+    """How much input a step gives a model, in the model's own unit: per-token models take the
+    step's tokens (a rerank step's tokens are documents x tokens per document); others take
+    ``units`` (audio seconds for speech)."""
+    cost = model.unit_cost
+    if cost is not None and cost.unit == "token" and input_tokens > 0:
+        return float(input_tokens)
+    if units is None or math.isnan(units):
+        raise EstimateError(f"{model.name}: a step needs its amount in {cost.unit if cost else 'units'}, got none")
+    return float(units)
+
+
 def model_work(model: ModelSpec, units: float, dtype: DType = DType.BF16, concurrency: int = 1) -> OpCost:
     """Work of ``units`` of input (audio seconds, tokens, ...) for one request, batched ``concurrency`` wide."""
     cost = model.unit_cost

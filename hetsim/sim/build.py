@@ -12,7 +12,7 @@ import simpy
 
 from hetsim.errors import HetsimError, ScenarioError
 from hetsim.perf.llm import LlmReplica, ServingLimits
-from hetsim.perf.nonllm import IndexKind, VectorIndex, model_time, vector_search_time
+from hetsim.perf.nonllm import IndexKind, VectorIndex, model_amount, model_time, vector_search_time
 from hetsim.perf.roofline import DevicePerf
 from hetsim.perf.transformer import Precision, Shard, kv_bytes_per_token
 from hetsim.sim.engine import LlmRoute, SimConfig, Simulation, WorkPool, build_tables
@@ -185,8 +185,7 @@ def _service_model(sim: Simulation, pool: PoolSpec, perf: DevicePerf, models: Mo
         model_name = model_names[n]
         if model_name:
             model = models.model(model_name)
-            amount = units[n] if not math.isnan(units[n]) else float(tokens[n])
-            return model_time(perf, model, amount).seconds
+            return model_time(perf, model, model_amount(model, units[n], int(tokens[n]))).seconds
         if sim._node_type[n] == "retrieval" and index is not None:
             return vector_search_time(perf, index).seconds
         return duration[n] if not math.isnan(duration[n]) else 0.0

@@ -137,6 +137,11 @@ def _unit_work(
     return make
 
 
+SPEECH_CHARACTERS_PER_S = 15.0
+"""Speech rate used to turn TTS characters into audio seconds: about 150 words per minute at
+about 6 characters per word including the space (typical conversational English)."""
+
+
 def _amount(node: Any, rng: np.random.Generator) -> tuple[Draw, int, NodeType]:
     if isinstance(node, RetrievalNode):
         return itertools.repeat(1).__next__, 0, NodeType.RETRIEVAL
@@ -147,7 +152,8 @@ def _amount(node: Any, rng: np.random.Generator) -> tuple[Draw, int, NodeType]:
     if isinstance(node, SttNode):
         return _seconds(node.audio_s, rng), 0, NodeType.STT
     if node.output_characters is not None:
-        return _tokens(node.output_characters, rng), 0, NodeType.TTS
+        characters = _tokens(node.output_characters, rng)
+        return (lambda: characters() / SPEECH_CHARACTERS_PER_S), 0, NodeType.TTS
     return _seconds(node.audio_s, rng), 0, NodeType.TTS
 
 
@@ -160,7 +166,8 @@ def node_units(spec: WorkloadSpec) -> dict[str, str]:
         elif isinstance(node, ToolNode | CodeExecNode):
             units[name] = "cpu_s" if node.cpu_s is not None or node.cpu_utilization is not None else "none"
         elif isinstance(node, TtsNode):
-            units[name] = "characters" if node.output_characters is not None else "audio_s"
+            from_text = f"audio_s (characters / {SPEECH_CHARACTERS_PER_S})"
+            units[name] = from_text if node.output_characters is not None else "audio_s"
         else:
             units[name] = {
                 RetrievalNode: "queries", EmbedNode: "tokens", RerankNode: "documents",

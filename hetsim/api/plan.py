@@ -1,0 +1,324 @@
+"""``hetsim plan``: place agent workloads on a fleet at the lowest TCO, verify in simulation."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from hetsim.api.workloads import load as load_workload
+from hetsim.api.workloads import synthesize_trace
+from hetsim.cost.tco import CostBasis, node_hourly_cost, preset
+from hetsim.errors import InfeasiblePlanError, ScenarioError
+from hetsim.io.calibration import load_calibration
+from hetsim.io.catalog import load_catalog
+from hetsim.io.fleets import load_fleet
+from hetsim.io.models import load_models
+from hetsim.metrics.summary import Sla, session_frame, sla_attainment
+from hetsim.perf.nonllm import IndexKind, VectorIndex
+from hetsim.perf.roofline import DevicePerf
+from hetsim.plan import candidates as cand
+from hetsim.plan.build import WorkloadDemand, build_problem, node_types
+from hetsim.plan.explain import explain, explain_missing_options
+from hetsim.plan.export import to_plan
+from hetsim.plan.problem import PlacementProblem, Solution
+from hetsim.plan.solver import solve
+from hetsim.sim.build import build_simulation
+from hetsim.specs.fleet import DemandSpec, FleetSpec
+from hetsim.specs.hardware import DType
+from hetsim.specs.plan import PlanSpec
+from hetsim.workload.demand import node_demand
+from hetsim.workload.frame import steps_to_frame
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class PlanResult:
+    """Everything ``hetsim plan`` produced: the plan, the solve, and its verification."""
+
+    fleet: FleetSpec
+    plan: PlanSpec
+    problem: PlacementProblem
+    solution: Solution
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+    verification: dict[str, Any] = field(default_factory=dict)
+    cost: dict[str, float] = field(default_factory=dict)
+    workloads: list[WorkloadDemand] = field(default_factory=list)
+    context: dict[str, Any] = field(default_factory=dict)  # catalogs and device models, for re-solves
+
+
+def demand_of(fleet: FleetSpec, workload: str | None, rate: float | None) -> tuple[DemandSpec, ...]:
+    """The fleet's demand, or the one given by flags."""
+    if workload is not None:
+        if rate is None:
+            raise ScenarioError("plan: --workload needs --rate (sessions per second)")
+        return (DemandSpec(workload=workload, rate_per_s=rate),)
+    if not fleet.demand:
+        raise ScenarioError(
+            f"fleet {fleet.name!r}: field 'demand': expected at least one workload, got none (or pass --workload and --rate)"
+        )
+    return fleet.demand
+
+
+def _workload_demand(entry: DemandSpec, fleet: FleetSpec, seed: int) -> WorkloadDemand:
+    spec = load_workload(entry.workload)
+    sample_s = fleet.options.sample_sessions / entry.rate_per_s
+    trace = steps_to_frame(synthesize_trace(entry.workload, sample_s, seed, entry.rate_per_s).steps)
+    sla = entry.sla
+    own = spec.sla
+    indexes = {
+        name: VectorIndex(node.index_vectors, node.dimension, DType(node.dtype), IndexKind.FLAT)
+        for name, node in spec.nodes.items()
+        if getattr(node, "type", None) == "retrieval"
+    }
+    return WorkloadDemand(
+        name=spec.name,
+        rate_per_s=entry.rate_per_s,
+        dtype=DType(entry.dtype),
+        nodes=tuple(node_demand(trace)),
+        ttft_s=(sla.ttft_s if sla and sla.ttft_s else None) or (own.ttft_s if own else None),
+        tbt_s=(sla.tbt_s if sla and sla.tbt_s else None) or (own.tbt_s if own else None),
+        e2e_s=sla.e2e_s if sla else None,
+        indexes=indexes,
+    )
+
+
+def _check_stages(
+    problem_error: InfeasiblePlanError, workloads: list[WorkloadDemand], fleet, hardware, models, perfs
+) -> str:
+    """Turn 'stage has no option' into the limit nobody meets and how far off the best device is."""
+    message = str(problem_error)
+    if "has no option" not in message:
+        return message
+    stage = message.split("'")[1]
+    key = stage.rsplit(":", 1)[0] if stage.count(":") >= 3 else stage
+    for workload in workloads:
+        for demand in workload.nodes:
+            if demand.node_type != "llm" or not key.startswith(f"llm:{demand.model}:"):
+                continue
+            model = models.model(demand.model)
+            free = cand.LlmTargets(None, None, fleet.options.headroom, fleet.options.tp_options, (1,), workload.dtype)
+            devices = [
+                perfs[d] for d in sorted({d for n in node_types(fleet, hardware, preset(fleet.tco)) for d in n.devices})
+            ]
+            options = cand.aggregated_options(model, devices, demand, free)
+            if not options:
+                return f"{stage}: no device in the fleet can hold {model.name} ({workload.dtype}) at any tensor-parallel size"
+            fastest = {"ttft": min(o.detail["ttft_s"] for o in options), "tbt": min(o.detail["tbt_s"] for o in options)}
+            return explain_missing_options(stage, fastest, {"ttft": workload.ttft_s, "tbt": workload.tbt_s})
+    return message
+
+
+def _hash_inputs(fleet: FleetSpec, demand: tuple[DemandSpec, ...]) -> str:
+    text = json.dumps(
+        {"fleet": fleet.model_dump(mode="json"), "demand": [d.model_dump(mode="json") for d in demand]}, sort_keys=True
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def fleet_cost(problem: PlacementProblem, solution: Solution, fleet: FleetSpec, hardware) -> dict[str, float]:
+    """$/h of the nodes the plan keeps (owned + added), by component."""
+    basis = CostBasis(fleet.cost_basis) if fleet.cost_basis else None
+    totals = {
+        "capex_usd_per_h": 0.0,
+        "power_usd_per_h": 0.0,
+        "hosting_usd_per_h": 0.0,
+        "networking_usd_per_h": 0.0,
+        "rental_usd_per_h": 0.0,
+    }
+    nodes: dict[str, int] = {}
+    for node in problem.node_types:
+        count = node.owned + solution.extra_nodes.get(node.name, 0)
+        if count == 0:
+            continue
+        nodes[node.name] = count
+        hourly = node_hourly_cost(hardware.node(node.name), hardware.accelerators, preset(fleet.tco), basis)
+        totals["capex_usd_per_h"] += hourly.capex_usd_per_h * count
+        totals["power_usd_per_h"] += hourly.power_usd_per_h * count
+        totals["hosting_usd_per_h"] += hourly.hosting_usd_per_h * count
+        totals["networking_usd_per_h"] += hourly.networking_usd_per_h * count
+        totals["rental_usd_per_h"] += hourly.rental_usd_per_h * count
+    totals["total_usd_per_h"] = sum(totals.values())
+    return {**totals, "nodes": nodes}  # type: ignore[dict-item]
+
+
+def _verify(
+    plan: PlanSpec,
+    fleet: FleetSpec,
+    demand: tuple[DemandSpec, ...],
+    workloads: list[WorkloadDemand],
+    hardware,
+    models,
+    calibrations,
+) -> dict[str, Any]:
+    """Simulate synthetic traffic on the plan; SLA attainment per workload."""
+    frames = []
+    for index, entry in enumerate(demand):
+        steps = synthesize_trace(
+            entry.workload, fleet.options.verify_duration_s, fleet.options.seed + 1 + index, entry.rate_per_s
+        ).steps
+        frame = steps_to_frame(steps)
+        frame["session_id"] = f"{index}:" + frame["session_id"].astype(str)
+        frames.append(frame)
+    trace = pd.concat(frames, ignore_index=True)
+    sim = build_simulation(plan, trace, hardware, models, calibrations)
+    sim.run()
+    result = sim.frames()
+    calls, steps = result["llm_calls"], result["steps"]
+    per_workload = {}
+    for index, workload in enumerate(workloads):
+        prefix = f"{index}:"
+        sla = Sla(workload.ttft_s, workload.tbt_s, workload.e2e_s, percentile=99.0)
+        mine_calls = calls[calls.session_id.astype(str).str.startswith(prefix)]
+        mine_steps = steps[steps.session_id.astype(str).str.startswith(prefix)]
+        attainment = sla_attainment(mine_calls, session_frame(mine_steps), sla)
+        per_workload[workload.name] = {
+            "sla": attainment,
+            "ttft_p99_s": float(mine_calls.ttft_s.quantile(0.99)) if len(mine_calls) else math.nan,
+            "tbt_p99_s": float(mine_calls.tbt_mean_s.quantile(0.99)) if len(mine_calls) else math.nan,
+            "session_e2e_p99_s": float(session_frame(mine_steps).e2e_s.quantile(0.99)) if len(mine_steps) else math.nan,
+            "dropped_calls": int((mine_calls.status != "completed").sum()),
+        }
+    utilization = result["replicas"].groupby("pool")["busy_s"].mean() / max(
+        float(steps.end_s.max() - steps.ready_s.min()), 1e-9
+    )
+    return {
+        "met": all(w["sla"]["all_met"] and w["dropped_calls"] == 0 for w in per_workload.values()),
+        "workloads": per_workload,
+        "utilization": utilization.to_dict(),
+        "simulated_s": fleet.options.verify_duration_s,
+        "frames": result,
+    }
+
+
+def plan_fleet(
+    fleet_path: Path,
+    workload: str | None = None,
+    rate: float | None = None,
+    verify: bool = True,
+    progress: Progress | None = None,
+) -> PlanResult:
+    """Solve the fleet's placement; verify it by simulation, re-solving with more headroom if the SLA is missed."""
+    say = progress or (lambda _: None)
+    fleet = load_fleet(fleet_path)
+    demand = demand_of(fleet, workload, rate)
+    hardware, models = load_catalog(fleet.profile_set), load_models()
+    say("measuring demand")
+    workloads = [_workload_demand(entry, fleet, fleet.options.seed) for entry in demand]
+    devices = sorted({d for n in node_types(fleet, hardware, preset(fleet.tco)) for d in n.devices})
+    calibrations = {d: c for d in devices if (c := load_calibration(d))}
+    perfs = {d: DevicePerf(hardware.accelerator(d), calibrations.get(d)) for d in devices}
+    headroom = fleet.options.headroom
+    rounds: list[dict[str, Any]] = []
+    for round_index in range(fleet.options.verify_rounds + 1):
+        say(f"solving (headroom {headroom:.2f})")
+        problem, solution = _solve(fleet, workloads, hardware, models, perfs, headroom)
+        plan = to_plan(problem, solution, f"{fleet.name}-plan", fleet.kv_link, {})
+        verification = _verify(plan, fleet, demand, workloads, hardware, models, calibrations) if verify else {}
+        rounds.append({"round": round_index, "headroom": headroom, "objective_usd_per_h": solution.objective,
+                       "sla_met_in_simulation": verification.get("met")})  # fmt: skip
+        if not verify or verification["met"]:
+            break
+        say(f"SLA missed in simulation; re-solving with more headroom (round {round_index + 1})")
+        headroom *= 1.3
+    cost = fleet_cost(problem, solution, fleet, hardware)
+    provenance = {
+        "solver": solution.solver, "status": solution.status, "gap": solution.gap, "solve_wall_s": solution.wall_s,
+        "objective_added_usd_per_h": solution.objective, "fleet_usd_per_h": cost["total_usd_per_h"],
+        "headroom": headroom, "inputs_sha256": _hash_inputs(fleet, demand), "tco": fleet.tco,
+        "predicted_path_latency_s": solution.path_latency_s,
+        "verified_in_simulation": verification.get("met") if verify else None,
+    }  # fmt: skip
+    plan = to_plan(problem, solution, f"{fleet.name}-plan", fleet.kv_link, provenance)
+    context = {"hardware": hardware, "models": models, "perfs": perfs, "headroom": headroom}
+    return PlanResult(fleet, plan, problem, solution, rounds, verification, cost, workloads, context)
+
+
+COST_COLUMNS = ("capex_usd_per_h", "power_usd_per_h", "hosting_usd_per_h", "networking_usd_per_h", "rental_usd_per_h", "total_usd_per_h")
+SENSITIVITY_CASES = (("prices -30%", 0.7, 1.0), ("prices +30%", 1.3, 1.0), ("demand x2", 1.0, 2.0))
+
+
+def sensitivity(result: PlanResult) -> list[dict[str, Any]]:
+    """Re-solve (no simulation) with node prices scaled and demand doubled; predicted $/h."""
+    rows = [{"fleet": result.fleet.name, "case": "base", "total_usd_per_h": result.cost["total_usd_per_h"],
+             "usd_per_million_tokens": _usd_per_million_tokens(result, result.cost["total_usd_per_h"], 1.0), "feasible": True}]  # fmt: skip
+    ctx = result.context
+    for case, price, demand in SENSITIVITY_CASES:
+        workloads = [replace(w, rate_per_s=w.rate_per_s * demand) for w in result.workloads]
+        try:
+            problem, solution = _solve(
+                result.fleet, workloads, ctx["hardware"], ctx["models"], ctx["perfs"], ctx["headroom"]
+            )
+            total = fleet_cost(problem, solution, result.fleet, ctx["hardware"])["total_usd_per_h"] * price
+            rows.append({"fleet": result.fleet.name, "case": case, "total_usd_per_h": total,
+                         "usd_per_million_tokens": _usd_per_million_tokens(result, total, demand), "feasible": True})  # fmt: skip
+        except InfeasiblePlanError as exc:
+            rows.append({"fleet": result.fleet.name, "case": case, "total_usd_per_h": math.nan,
+                         "usd_per_million_tokens": math.nan, "feasible": False, "note": str(exc)})  # fmt: skip
+    return rows
+
+
+def tokens_per_s(workloads: list[WorkloadDemand]) -> float:
+    """LLM tokens (in + out) per second the demand asks for."""
+    return sum(
+        w.rate_per_s * d.visits_per_session * (d.input_tokens + d.output_tokens)
+        for w in workloads for d in w.nodes if d.node_type == "llm"
+    )  # fmt: skip
+
+
+def _usd_per_million_tokens(result: PlanResult, usd_per_h: float, demand_scale: float) -> float:
+    rate = tokens_per_s(result.workloads) * demand_scale
+    return usd_per_h / (rate * 3600) * 1e6 if rate else math.nan
+
+
+def result_frames(result: PlanResult) -> dict[str, pd.DataFrame]:
+    """The flat frames a report is built from: fleets, placement, sensitivity."""
+    verification = result.verification.get("workloads", {})
+    sessions_per_h = sum(w.rate_per_s for w in result.workloads) * 3600
+    worst = lambda key: max((v[key] for v in verification.values()), default=math.nan)  # noqa: E731
+    attainment = min(
+        (item["attained"] for v in verification.values() for item in v["sla"].values() if isinstance(item, dict)),
+        default=math.nan,
+    )
+    fleets = pd.DataFrame([{
+        "fleet": result.fleet.name, "status": result.solution.status,
+        **{k: result.cost[k] for k in COST_COLUMNS},
+        "usd_per_million_tokens": _usd_per_million_tokens(result, result.cost["total_usd_per_h"], 1.0),
+        "usd_per_session": result.cost["total_usd_per_h"] / sessions_per_h if sessions_per_h else math.nan,
+        "ttft_p99_s": worst("ttft_p99_s"), "tbt_p99_s": worst("tbt_p99_s"), "session_e2e_p99_s": worst("session_e2e_p99_s"),
+        "sla_attainment": attainment, "sla_met": bool(result.verification.get("met", False)),
+        "predicted_total_usd_per_h": result.cost["total_usd_per_h"], "note": "",
+    }])  # fmt: skip
+    utilization = result.verification.get("utilization", {})
+    placement = pd.DataFrame([{
+        "fleet": result.fleet.name, "workload": ", ".join(w.name for w in result.workloads), "stage": c.stage,
+        "pool": pool.name, "device": pool.device, "node": pool.node or "", "replicas": pool.replicas, "tp": pool.tp,
+        "pp": pool.pp, "devices": pool.replicas * pool.tp * pool.pp, "utilization": utilization.get(pool.name, math.nan),
+        "usd_per_h": math.nan,
+    } for c, pool in zip(result.solution.choices, result.plan.pools, strict=True)])  # fmt: skip
+    return {"fleets": fleets, "placement": placement, "sensitivity": pd.DataFrame(sensitivity(result))}
+
+
+def _solve(fleet, workloads, hardware, models, perfs, headroom) -> tuple[PlacementProblem, Solution]:
+    try:
+        problem = build_problem(fleet, workloads, hardware, models, perfs, preset(fleet.tco), headroom)
+    except InfeasiblePlanError as exc:
+        raise InfeasiblePlanError(_check_stages(exc, workloads, fleet, hardware, models, perfs)) from None
+    try:
+        solution = solve(problem, time_limit_s=fleet.options.time_limit_s, relative_gap=fleet.options.relative_gap)
+    except InfeasiblePlanError:
+        raise InfeasiblePlanError(f"fleet {fleet.name!r} cannot meet the demand: {explain(problem)}") from None
+    return problem, solution
+
+
+def with_demand_scale(fleet: FleetSpec, factor: float) -> FleetSpec:
+    """The same fleet with every workload's rate scaled (sensitivity: 2x demand)."""
+    scaled = tuple(d.model_copy(update={"rate_per_s": d.rate_per_s * factor}) for d in fleet.demand)
+    return fleet.model_copy(update={"demand": scaled})

@@ -1,0 +1,70 @@
+"""``hetsim plan``: the cheapest placement that meets the SLA, verified in simulation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from hetsim.api.plan import plan_fleet, result_frames
+from hetsim.api.report import write_plan_outputs
+from hetsim.cli.output import JsonOption, fmt, print_json, print_table
+
+
+def register(app: typer.Typer) -> None:
+    app.command("plan")(plan_command)
+
+
+def plan_command(
+    fleet: Annotated[
+        Path, typer.Option("--fleet", "-f", help="Fleet file: inventory, catalog, demand", exists=True, dir_okay=False)
+    ],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Plan file to write (default: reports/<fleet>/plan.yaml)")
+    ] = None,
+    report: Annotated[Path | None, typer.Option("--report", help="Report folder (default: beside the plan)")] = None,
+    workload: Annotated[
+        str | None, typer.Option("--workload", "-w", help="Plan for this workload instead of the fleet's demand")
+    ] = None,
+    rate: Annotated[float | None, typer.Option("--rate", "-r", help="Sessions per second (with --workload)")] = None,
+    verify: Annotated[bool, typer.Option("--verify/--no-verify", help="Check the plan in simulation")] = True,
+    json: JsonOption = False,
+) -> None:
+    """Place every stage of the demand on the fleet at the lowest TCO meeting the SLA; verify and report."""
+    console = Console(stderr=True)
+    with console.status("planning") as status:
+        result = plan_fleet(fleet, workload, rate, verify, progress=lambda text: status.update(text))
+        status.update("writing plan and report")
+        frames = result_frames(result)
+        written = write_plan_outputs(result, frames, out, report)
+    summary = {
+        "fleet": result.fleet.name, "status": result.solution.status, "gap": result.solution.gap,
+        "solve_wall_s": result.solution.wall_s, "cost": result.cost, "rounds": result.rounds,
+        "sla_met_in_simulation": result.verification.get("met"), "written": [str(p) for p in written],
+        "placement": frames["placement"].to_dict(orient="records"),
+    }  # fmt: skip
+    if json:
+        print_json(summary)
+        return
+    rows = [
+        (r["stage"], r["device"], r["node"], r["replicas"], f"tp{r['tp']}", fmt(r["utilization"], 2))
+        for r in summary["placement"]
+    ]
+    print_table(
+        f"Plan for fleet {result.fleet.name}",
+        ("stage", "device", "node", "replicas", "parallel", "sim. utilisation"),
+        rows,
+    )
+    cost = result.cost
+    met = result.verification.get("met")
+    lines = [
+        f"fleet TCO {fmt(cost['total_usd_per_h'], 4)} $/h (capex {fmt(cost['capex_usd_per_h'], 3)}, power {fmt(cost['power_usd_per_h'], 3)}, "
+        f"hosting {fmt(cost['hosting_usd_per_h'], 3)}); nodes {cost['nodes']}",
+        f"solver {result.solution.solver}: {result.solution.status}, gap {result.solution.gap:.2%}, {fmt(result.solution.wall_s)} s",
+        "SLA in simulation: " + ("met" if met else "not checked" if met is None else "MISSED (see the report)"),
+        "wrote " + ", ".join(str(p) for p in written[:3]) + (" ..." if len(written) > 3 else ""),
+    ]
+    for line in lines:
+        typer.echo(line)

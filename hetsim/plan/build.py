@@ -1,0 +1,218 @@
+"""Turn a fleet, its demand and the performance model into a PlacementProblem (pure)."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+
+from hetsim.cost.tco import CostBasis, TcoAssumptions, node_hourly_cost
+from hetsim.errors import HetsimError, InfeasiblePlanError
+from hetsim.perf.nonllm import IndexKind, VectorIndex
+from hetsim.perf.roofline import DevicePerf
+from hetsim.plan import candidates as cand
+from hetsim.plan.problem import ExclusiveGroup, LatencyPath, NodeType, PlacementProblem, Stage, Transfer
+from hetsim.specs.catalog import HardwareCatalog, ModelCatalog
+from hetsim.specs.fleet import FleetSpec
+from hetsim.specs.hardware import DType
+from hetsim.workload.demand import NodeDemand
+
+MODEL_STAGES = {"stt", "tts", "embed", "rerank", "guardrail"}
+CPU_STAGES = {"tool", "code_exec"}
+
+
+@dataclass(frozen=True)
+class WorkloadDemand:
+    """One workload's demand: session rate, SLA, per-node demand, retrieval indexes."""
+
+    name: str
+    rate_per_s: float
+    dtype: DType
+    nodes: tuple[NodeDemand, ...]
+    ttft_s: float | None = None
+    tbt_s: float | None = None
+    e2e_s: float | None = None
+    indexes: dict[str, VectorIndex] = field(default_factory=dict)  # retrieval node -> index
+
+
+@dataclass
+class _Merged:
+    """Demand of one stage key summed over workloads (token means weighted by call rate)."""
+
+    node_type: str
+    model: str | None
+    dtype: DType
+    rate: float = 0.0
+    weighted: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    ttft_s: float | None = None
+    tbt_s: float | None = None
+    index: VectorIndex | None = None
+
+    def add(self, demand: NodeDemand, rate: float, workload: WorkloadDemand) -> None:
+        self.rate += rate
+        for name in ("input_tokens", "output_tokens", "units", "duration_s", "cached_prefix_tokens"):
+            value = getattr(demand, name)
+            self.weighted[name] += (0.0 if math.isnan(value) else value) * rate
+        self.ttft_s = _min(self.ttft_s, workload.ttft_s)
+        self.tbt_s = _min(self.tbt_s, workload.tbt_s)
+
+    def mean_demand(self, key: str) -> NodeDemand:
+        mean = {k: v / self.rate for k, v in self.weighted.items()}
+        return NodeDemand(key, self.node_type, self.model, 1.0, 1.0, mean["input_tokens"], mean["output_tokens"],
+                          mean["cached_prefix_tokens"], mean["units"], mean["duration_s"])  # fmt: skip
+
+
+def _min(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def stage_key(demand: NodeDemand, dtype: DType) -> str:
+    if demand.node_type == "llm":
+        return f"llm:{demand.model}:{dtype.value}"
+    if demand.node_type in MODEL_STAGES:
+        return f"{demand.node_type}:{demand.model}"
+    return demand.node_type  # tool, code_exec, retrieval: one pool each
+
+
+def node_types(fleet: FleetSpec, hardware: HardwareCatalog, tco: TcoAssumptions) -> tuple[NodeType, ...]:
+    """Nodes the fleet owns or may add, with the devices they carry and their $/h."""
+    basis = CostBasis(fleet.cost_basis) if fleet.cost_basis else None
+    entries = [(o.node, o.count, 0) for o in fleet.inventory] + [(c.node, 0, c.max_count) for c in fleet.catalog]
+    result = []
+    for name, owned, max_extra in entries:
+        node = hardware.node(name)
+        devices = {node.host_cpus.device: node.host_cpus.count}
+        if node.accelerators is not None:
+            devices[node.accelerators.device] = devices.get(node.accelerators.device, 0) + node.accelerators.count
+        cost = node_hourly_cost(node, hardware.accelerators, tco, basis).total_usd_per_h
+        result.append(NodeType(name, devices, cost, owned=owned, max_extra=max_extra))
+    return tuple(result)
+
+
+def build_problem(
+    fleet: FleetSpec,
+    workloads: list[WorkloadDemand],
+    hardware: HardwareCatalog,
+    models: ModelCatalog,
+    perfs: dict[str, DevicePerf],
+    tco: TcoAssumptions,
+    headroom: float | None = None,
+) -> PlacementProblem:
+    """The placement problem of ``workloads`` on ``fleet``."""
+    headroom = headroom or fleet.options.headroom
+    nodes = node_types(fleet, hardware, tco)
+    available = sorted({d for n in nodes for d in n.devices})
+    device_perfs = [perfs[d] for d in available]
+    merged = _merge(workloads)
+    stages, groups, transfers = [], [], []
+    for key, m in merged.items():
+        made = _stages_for(key, m, fleet, hardware, models, device_perfs, headroom)
+        stages += made.stages
+        groups += made.groups
+        transfers += made.transfers
+    paths = tuple(_paths(workloads, {s.name for s in stages}, transfers))
+    try:
+        return PlacementProblem(tuple(stages), nodes, tuple(transfers), paths, tuple(groups), headroom)
+    except InfeasiblePlanError as exc:
+        raise InfeasiblePlanError(f"{exc}") from None
+
+
+def _merge(workloads: list[WorkloadDemand]) -> dict[str, _Merged]:
+    merged: dict[str, _Merged] = {}
+    for workload in workloads:
+        for demand in workload.nodes:
+            if demand.node_type == "external":
+                continue
+            key = stage_key(demand, workload.dtype)
+            entry = merged.setdefault(key, _Merged(demand.node_type, demand.model, workload.dtype))
+            entry.add(demand, workload.rate_per_s * demand.visits_per_session, workload)
+            if demand.node_type == "retrieval":
+                index = workload.indexes.get(demand.node)
+                if index is not None and (entry.index is None or index.bytes > entry.index.bytes):
+                    entry.index = index
+    return merged
+
+
+@dataclass
+class _Made:
+    stages: list[Stage] = field(default_factory=list)
+    groups: list[ExclusiveGroup] = field(default_factory=list)
+    transfers: list[Transfer] = field(default_factory=list)
+
+
+def _stages_for(key: str, m: _Merged, fleet: FleetSpec, hardware, models, perfs, headroom: float) -> _Made:
+    demand = m.mean_demand(key)
+    made = _Made()
+    if m.node_type == "llm":
+        return _llm_stages(key, m, demand, fleet, hardware, models, perfs, headroom)
+    if m.node_type in MODEL_STAGES:
+        options = cand.model_stage_options(models.model(m.model), perfs, demand, headroom)
+    elif m.node_type in CPU_STAGES:
+        options = cand.cpu_work_options(perfs, demand, headroom)
+    elif m.node_type == "retrieval":
+        index = m.index or VectorIndex(1_000_000, 768, DType.FP32, IndexKind.FLAT)
+        options = cand.retrieval_options(perfs, index, headroom)
+    else:
+        raise InfeasiblePlanError(f"stage {key!r}: the planner does not place {m.node_type} steps")
+    made.stages.append(Stage(key, m.rate, tuple(options), detail={"node_type": m.node_type, "model": m.model}))
+    return made
+
+
+def _llm_stages(
+    key, m: _Merged, demand: NodeDemand, fleet: FleetSpec, hardware, models, perfs, headroom: float
+) -> _Made:
+    model = models.model(m.model)
+    opts = fleet.options
+    targets = cand.LlmTargets(m.ttft_s, m.tbt_s, headroom, opts.tp_options, opts.batch_options, m.dtype)
+    detail = {"node_type": "llm", "model": model.name, "dtype": m.dtype.value, "ttft_s": m.ttft_s, "tbt_s": m.tbt_s}
+    made = _Made()
+    aggregated = Stage(
+        f"{key}:aggregated", m.rate, tuple(cand.aggregated_options(model, perfs, demand, targets)), f"{key}", detail
+    )
+    if not opts.disaggregation:
+        made.stages.append(replace(aggregated, group=None))
+        return made
+    try:
+        link = hardware.link(fleet.kv_link)
+    except HetsimError as exc:
+        raise InfeasiblePlanError(f"fleet kv_link: {exc}") from None
+    bandwidth, latency = link.bandwidth.si, link.latency.si
+    prefill = Stage(
+        f"{key}:prefill", m.rate, tuple(cand.prefill_options(model, perfs, demand, targets, bandwidth)), key, detail
+    )
+    decode = Stage(f"{key}:decode", m.rate, tuple(cand.decode_options(model, perfs, demand, targets)), key, detail)
+    structures = []
+    if aggregated.options:
+        made.stages.append(aggregated)
+        structures.append((aggregated.name,))
+    if prefill.options and decode.options:
+        made.stages += [prefill, decode]
+        structures.append((prefill.name, decode.name))
+        transfer_s = cand.kv_transfer_s(model, demand, m.dtype, bandwidth, latency)
+        made.transfers.append(Transfer(prefill.name, decode.name, transfer_s, only_if_devices_differ=False))
+    if not structures:
+        made.stages.append(aggregated)  # no options: the problem reports it
+        return made
+    made.groups.append(ExclusiveGroup(key, tuple(structures)))
+    return made
+
+
+def _paths(workloads: list[WorkloadDemand], stage_names: set[str], transfers: list[Transfer]) -> list[LatencyPath]:
+    paths = []
+    for workload in workloads:
+        if workload.e2e_s is None:
+            continue
+        visits: dict[str, float] = defaultdict(float)
+        fixed = 0.0
+        for demand in workload.nodes:
+            if demand.node_type == "external":
+                fixed += demand.critical_visits_per_session * (
+                    0.0 if math.isnan(demand.duration_s) else demand.duration_s
+                )
+                continue
+            key = stage_key(demand, workload.dtype)
+            for name in (key, f"{key}:aggregated", f"{key}:prefill", f"{key}:decode"):
+                if name in stage_names:
+                    visits[name] += demand.critical_visits_per_session
+        paths.append(LatencyPath(f"e2e:{workload.name}", tuple(sorted(visits.items())), workload.e2e_s, fixed))
+    return paths

@@ -1,0 +1,204 @@
+"""Candidate replica configurations per stage, priced by the performance model.
+
+LLM, aggregated (prefill and decode on one replica, chunked prefill): at batch B with mean
+prompt I and output O, a replica spends B x P1 on prefills and O x t_d(B) on decodes per B
+requests, so it sustains mu = B / (B P1 + O t_d(B)) requests/s; each decode step also carries
+B/O of a prompt, so TBT ~ t_d(B) + (B/O) P1. TTFT ~ P1 + one iteration + M/M/B queueing at
+the planned utilisation (1/headroom).
+LLM, disaggregated: a prefill replica sustains tokens/s of full chunks (TTFT = P1 + M/D/1
+wait), capped by its KV egress link; a decode replica sustains B / (O t_d(B)) with TBT = t_d(B).
+Non-LLM model stages: one request at a time per device (roofline time), M/M/1 wait.
+CPU tools: one core per call (measured duration), cores per socket in parallel.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from hetsim.errors import HetsimError
+from hetsim.perf.llm import LlmReplica, ServingLimits
+from hetsim.perf.nonllm import IndexKind, VectorIndex, model_amount, model_time, vector_search_time
+from hetsim.perf.roofline import DevicePerf
+from hetsim.perf.serving import prefill_time
+from hetsim.perf.transformer import Precision, SequenceWork, Shard, kv_bytes_per_token
+from hetsim.plan.problem import Option
+from hetsim.plan.queueing import md1_wait_s, mmc_wait_s
+from hetsim.specs.hardware import DeviceKind, DType
+from hetsim.specs.model import ModelSpec
+from hetsim.workload.demand import NodeDemand
+
+
+@dataclass(frozen=True)
+class LlmTargets:
+    """What an LLM stage must meet, and how it is sized."""
+
+    ttft_s: float | None
+    tbt_s: float | None
+    headroom: float
+    tp_options: tuple[int, ...]
+    batch_options: tuple[int, ...]
+    dtype: DType
+
+
+def _replica(model: ModelSpec, perf: DevicePerf, tp: int, dtype: DType, max_seqs: int) -> LlmReplica | None:
+    """A replica if this shape is valid and fits; None otherwise (skipped, not an error)."""
+    device = perf.device
+    if device.kind == DeviceKind.CPU or (tp > 1 and (device.scale_up is None or tp > device.scale_up.domain_size)):
+        return None
+    try:
+        replica = LlmReplica(model, perf, Shard(tp=tp), Precision.uniform(dtype), ServingLimits(max_num_seqs=max_seqs))
+        _ = replica.kv_capacity_tokens
+    except HetsimError:
+        return None
+    return replica
+
+
+def _tokens(demand: NodeDemand) -> tuple[int, int, int]:
+    prompt = max(1, round(demand.input_tokens))
+    output = max(1, round(demand.output_tokens))
+    return prompt, output, prompt + output // 2
+
+
+def aggregated_options(
+    model: ModelSpec, perfs: list[DevicePerf], demand: NodeDemand, targets: LlmTargets
+) -> list[Option]:
+    prompt, output, mid = _tokens(demand)
+    utilization = 1.0 / targets.headroom
+    options = []
+    for perf in perfs:
+        for tp in targets.tp_options:
+            replica = _replica(model, perf, tp, targets.dtype, max(targets.batch_options))
+            if replica is None:
+                continue
+            p1, _ = prefill_time(replica, [prompt])
+            fits = replica.max_batch(prompt + output)
+            for batch in (b for b in targets.batch_options if b <= fits):
+                step = replica.step_seconds([SequenceWork(1, mid)] * batch)
+                tbt = step + batch / output * p1
+                service = batch * p1 + output * step
+                wait = mmc_wait_s(batch, service, utilization)
+                ttft = p1 + step + wait
+                if (targets.tbt_s and tbt > targets.tbt_s) or (targets.ttft_s and ttft > targets.ttft_s):
+                    continue
+                options.append(Option(
+                    key=f"{perf.device.name} tp{tp} b{batch}", device=perf.device.name, devices_per_replica=tp,
+                    capacity_per_replica=batch / service, latency_s=ttft + (output - 1) * tbt,
+                    detail={"tp": tp, "pp": 1, "batch": batch, "dtype": targets.dtype.value, "ttft_s": ttft, "tbt_s": tbt,
+                            "stage": "aggregated", "provenance": perf.provenance.value},
+                ))  # fmt: skip
+    return options
+
+
+def prefill_options(
+    model: ModelSpec, perfs: list[DevicePerf], demand: NodeDemand, targets: LlmTargets, link_bytes_per_s: float
+) -> list[Option]:
+    prompt, _, _ = _tokens(demand)
+    options = []
+    for perf in perfs:
+        for tp in targets.tp_options:
+            replica = _replica(model, perf, tp, targets.dtype, 256)
+            if replica is None:
+                continue
+            p1, _ = prefill_time(replica, [prompt])
+            together = max(1, replica.limits.max_batch_tokens // prompt)
+            rate = (
+                together / replica.step_seconds([SequenceWork(prompt, 0)] * together)
+                if prompt <= replica.limits.max_batch_tokens
+                else 1 / p1
+            )
+            kv_bytes = prompt * kv_bytes_per_token(replica.arch, replica.precision.kv_cache)
+            rate = min(rate, link_bytes_per_s / kv_bytes)  # KV egress must keep up
+            ttft = p1 + md1_wait_s(1 / rate, 1 / targets.headroom)
+            if targets.ttft_s and ttft > targets.ttft_s:
+                continue
+            options.append(Option(
+                key=f"{perf.device.name} tp{tp} prefill", device=perf.device.name, devices_per_replica=tp,
+                capacity_per_replica=rate, latency_s=ttft,
+                detail={"tp": tp, "pp": 1, "batch": 256, "dtype": targets.dtype.value, "ttft_s": ttft, "stage": "prefill",
+                        "provenance": perf.provenance.value},
+            ))  # fmt: skip
+    return options
+
+
+def decode_options(model: ModelSpec, perfs: list[DevicePerf], demand: NodeDemand, targets: LlmTargets) -> list[Option]:
+    prompt, output, mid = _tokens(demand)
+    options = []
+    for perf in perfs:
+        for tp in targets.tp_options:
+            replica = _replica(model, perf, tp, targets.dtype, max(targets.batch_options))
+            if replica is None:
+                continue
+            fits = replica.max_batch(prompt + output)
+            for batch in (b for b in targets.batch_options if b <= fits):
+                step = replica.step_seconds([SequenceWork(1, mid)] * batch)
+                if targets.tbt_s and step > targets.tbt_s:
+                    continue
+                options.append(Option(
+                    key=f"{perf.device.name} tp{tp} b{batch} decode", device=perf.device.name, devices_per_replica=tp,
+                    capacity_per_replica=batch / (output * step), latency_s=max(output - 1, 0) * step,
+                    detail={"tp": tp, "pp": 1, "batch": batch, "dtype": targets.dtype.value, "tbt_s": step, "stage": "decode",
+                            "provenance": perf.provenance.value},
+                ))  # fmt: skip
+    return options
+
+
+def kv_transfer_s(
+    model: ModelSpec, demand: NodeDemand, dtype: DType, link_bytes_per_s: float, link_latency_s: float
+) -> float:
+    """paper.md Eq. (1)-(3): the prompt's KV cache over the prefill->decode link."""
+    assert model.architecture is not None
+    prompt, _, _ = _tokens(demand)
+    kv = kv_bytes_per_token(model.architecture, Precision.uniform(dtype).kv_cache) * prompt
+    return link_latency_s + kv / link_bytes_per_s
+
+
+def model_stage_options(model: ModelSpec, perfs: list[DevicePerf], demand: NodeDemand, headroom: float) -> list[Option]:
+    """A non-LLM model (STT, TTS, embed, rerank, guardrail) on any device that can run it."""
+    amount = model_amount(model, demand.units, round(demand.input_tokens))
+    options = []
+    for perf in perfs:
+        try:
+            service = model_time(perf, model, amount).seconds
+        except HetsimError:
+            continue
+        latency = service + md1_wait_s(service, 1 / headroom) * 2  # M/M/1 wait = 2x M/D/1
+        options.append(Option(
+            key=f"{perf.device.name}", device=perf.device.name, capacity_per_replica=1 / service, latency_s=latency,
+            detail={"service_s": service, "concurrency": 1, "provenance": perf.provenance.value},
+        ))  # fmt: skip
+    return options
+
+
+def cpu_work_options(perfs: list[DevicePerf], demand: NodeDemand, headroom: float) -> list[Option]:
+    """Tools and code execution: measured seconds per call, one core each, on CPU sockets."""
+    service = demand.duration_s if not math.isnan(demand.duration_s) else 0.0
+    options = []
+    for perf in perfs:
+        if perf.device.cpu is None:
+            continue
+        cores = perf.device.cpu.cores
+        latency = service + mmc_wait_s(cores, service, 1 / headroom)
+        capacity = cores / service if service > 0 else math.inf
+        options.append(Option(
+            key=f"{perf.device.name} x{cores} cores", device=perf.device.name, capacity_per_replica=capacity,
+            latency_s=latency, detail={"service_s": service, "concurrency": cores, "provenance": "measured (trace durations)"},
+        ))  # fmt: skip
+    return options
+
+
+def retrieval_options(perfs: list[DevicePerf], index: VectorIndex, headroom: float) -> list[Option]:
+    options = []
+    for perf in perfs:
+        try:
+            service = vector_search_time(perf, index).seconds
+        except HetsimError:
+            continue
+        options.append(Option(
+            key=f"{perf.device.name} {index.kind.value}", device=perf.device.name, capacity_per_replica=1 / service,
+            latency_s=service + 2 * md1_wait_s(service, 1 / headroom),
+            detail={"service_s": service, "concurrency": 1, "provenance": perf.provenance.value,
+                    "vector_index": {"vectors": index.vectors, "dimension": index.dimension, "dtype": index.dtype.value,
+                                     "kind": IndexKind(index.kind).value}},
+        ))  # fmt: skip
+    return options

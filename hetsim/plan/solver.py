@@ -1,0 +1,220 @@
+"""Solve a PlacementProblem as a mixed-integer program (OR-Tools, SCIP backend).
+
+Why SCIP through pywraplp: measured on this project's machine (environment.md), linear fleet
+sizing with integer counts solves fastest there (200 x 16: SCIP 94 ms, CBC 0.67 s, HiGHS 2.2 s,
+CP-SAT 16.5 s). The model is built in named steps over dicts keyed by (stage, option).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+from ortools.linear_solver import pywraplp
+
+from hetsim.errors import InfeasiblePlanError
+from hetsim.plan.problem import Choice, PlacementProblem, Solution
+
+SECONDS_PER_HOUR = 3600.0
+
+
+@dataclass
+class _Model:
+    solver: pywraplp.Solver
+    use: dict[str, object]  # stage -> 0/1 (constant 1 or structure variable)
+    pick: dict[tuple[str, int], pywraplp.Variable]  # (stage, option index) -> binary
+    replicas: dict[tuple[str, int], pywraplp.Variable]  # (stage, option index) -> integer
+    extra: dict[str, pywraplp.Variable]  # node type -> integer
+    transfer: list[pywraplp.Variable]
+
+
+def _upper_replicas(problem: PlacementProblem, stage_index: int, option_index: int) -> int:
+    stage = problem.stages[stage_index]
+    option = stage.options[option_index]
+    if not problem.sizing or math.isinf(option.capacity_per_replica):
+        return 0
+    return max(1, math.ceil(problem.headroom * stage.demand_per_s / option.capacity_per_replica))
+
+
+def _build_variables(problem: PlacementProblem, solver: pywraplp.Solver) -> _Model:
+    use: dict[str, object] = {s.name: 1 for s in problem.stages}
+    for group in problem.groups:
+        structure_vars = [solver.BoolVar(f"structure[{group.name}#{i}]") for i in range(len(group.structures))]
+        solver.Add(sum(structure_vars) == 1)  # exactly one structure per group
+        for variable, structure in zip(structure_vars, group.structures, strict=True):
+            for stage in structure:
+                use[stage] = variable
+    pick, replicas = {}, {}
+    for si, stage in enumerate(problem.stages):
+        for ci, option in enumerate(stage.options):
+            pick[stage.name, ci] = solver.BoolVar(f"pick[{stage.name}|{option.key}]")
+            upper = _upper_replicas(problem, si, ci)
+            replicas[stage.name, ci] = solver.IntVar(0, upper, f"replicas[{stage.name}|{option.key}]")
+    extra = {
+        node.name: solver.IntVar(
+            0, node.max_extra if node.max_extra is not None else solver.infinity(), f"extra[{node.name}]"
+        )
+        for node in problem.node_types
+    }
+    return _Model(solver, use, pick, replicas, extra, [])
+
+
+def _add_constraints(problem: PlacementProblem, m: _Model) -> None:
+    solver = m.solver
+    for si, stage in enumerate(problem.stages):
+        picks = [m.pick[stage.name, ci] for ci in range(len(stage.options))]
+        # Each used stage picks exactly one option.
+        solver.Add(sum(picks) == m.use[stage.name])
+        for ci, option in enumerate(stage.options):
+            # Replicas only of the picked option, and at least one of it.
+            solver.Add(m.replicas[stage.name, ci] <= _upper_replicas(problem, si, ci) * m.pick[stage.name, ci])
+            if problem.sizing and not math.isinf(option.capacity_per_replica):
+                solver.Add(m.replicas[stage.name, ci] >= m.pick[stage.name, ci])
+        if problem.sizing:
+            # Throughput covers demand x headroom.
+            capacity = sum(
+                o.capacity_per_replica * m.replicas[stage.name, ci]
+                for ci, o in enumerate(stage.options)
+                if not math.isinf(o.capacity_per_replica)
+            )
+            unlimited = sum(
+                m.pick[stage.name, ci] for ci, o in enumerate(stage.options) if math.isinf(o.capacity_per_replica)
+            )
+            need = problem.headroom * stage.demand_per_s
+            solver.Add(capacity + need * unlimited >= need * m.use[stage.name])
+    _add_device_supply(problem, m)
+    _add_transfers(problem, m)
+    _add_paths(problem, m)
+
+
+def _add_device_supply(problem: PlacementProblem, m: _Model) -> None:
+    devices = {o.device for s in problem.stages for o in s.options}
+    for device in sorted(devices):
+        used = sum(
+            o.devices_per_replica * m.replicas[s.name, ci]
+            for s in problem.stages
+            for ci, o in enumerate(s.options)
+            if o.device == device
+        )
+        supply = sum(n.devices.get(device, 0) * (n.owned + m.extra[n.name]) for n in problem.node_types)
+        # Devices used fit in owned + bought nodes of every type that carries them.
+        m.solver.Add(used <= supply)
+
+
+def _device_pick(problem: PlacementProblem, m: _Model, stage_name: str, device: str):
+    stage = problem.stage(stage_name)
+    return sum(m.pick[stage_name, ci] for ci, o in enumerate(stage.options) if o.device == device)
+
+
+def _add_transfers(problem: PlacementProblem, m: _Model) -> None:
+    for index, transfer in enumerate(problem.transfers):
+        w = m.solver.NumVar(0, 1, f"transfer[{index}:{transfer.source}->{transfer.target}]")
+        if transfer.only_if_devices_differ:
+            devices = {o.device for o in problem.stage(transfer.source).options}
+            for device in devices:
+                # Active when the source runs on a device the target does not.
+                m.solver.Add(
+                    w
+                    >= _device_pick(problem, m, transfer.source, device)
+                    - _device_pick(problem, m, transfer.target, device)
+                )
+        else:
+            m.solver.Add(w >= m.use[transfer.source] + m.use[transfer.target] - 1)
+        m.transfer.append(w)
+
+
+def _path_latency(problem: PlacementProblem, m: _Model, path) -> object:
+    on_path = {name for name, _ in path.stages}
+    latency = path.fixed_s + sum(
+        visits * o.latency_s * m.pick[name, ci]
+        for name, visits in path.stages
+        for ci, o in enumerate(problem.stage(name).options)
+    )
+    visits = dict(path.stages)
+    for transfer, w in zip(problem.transfers, m.transfer, strict=True):
+        if transfer.source in on_path and transfer.target in on_path:
+            latency += visits[transfer.target] * transfer.latency_s * w
+    return latency
+
+
+def _add_paths(problem: PlacementProblem, m: _Model) -> None:
+    for path in problem.paths:
+        # End-to-end latency along the path within its limit (inclusive, as the paper's example).
+        m.solver.Add(_path_latency(problem, m, path) <= path.limit_s + 1e-9)
+
+
+def _set_objective(problem: PlacementProblem, m: _Model, unit_cost_scale: float) -> None:
+    nodes = sum(n.usd_per_h * m.extra[n.name] for n in problem.node_types)
+    per_unit = sum(
+        o.usd_per_unit * s.demand_per_s * unit_cost_scale * m.pick[s.name, ci]
+        for s in problem.stages
+        for ci, o in enumerate(s.options)
+    )
+    per_replica = sum(
+        o.usd_per_h_per_replica * m.replicas[s.name, ci] for s in problem.stages for ci, o in enumerate(s.options)
+    )
+    transfers = sum(
+        t.usd_per_unit * problem.stage(t.source).demand_per_s * unit_cost_scale * w
+        for t, w in zip(problem.transfers, m.transfer, strict=True)
+    )
+    m.solver.Minimize(nodes + per_unit + per_replica + transfers)
+
+
+def solve(
+    problem: PlacementProblem,
+    *,
+    time_limit_s: float = 30.0,
+    relative_gap: float = 0.01,
+    unit_cost_scale: float = SECONDS_PER_HOUR,
+) -> Solution:
+    """Cheapest placement meeting every constraint; raises InfeasiblePlanError when none does.
+
+    ``unit_cost_scale`` turns per-unit costs x demand per second into the objective's unit
+    ($/h by default; 1.0 when demand is given per request, as in the paper's worked example).
+    """
+    started = time.perf_counter()
+    solver = pywraplp.Solver.CreateSolver("SCIP")
+    if solver is None:  # pragma: no cover - SCIP ships with OR-Tools wheels
+        raise InfeasiblePlanError("planner: the SCIP backend of OR-Tools is not available")
+    model = _build_variables(problem, solver)
+    _add_constraints(problem, model)
+    _set_objective(problem, model, unit_cost_scale)
+    solver.SetTimeLimit(int(time_limit_s * 1000))
+    parameters = pywraplp.MPSolverParameters()
+    parameters.SetDoubleParam(pywraplp.MPSolverParameters.RELATIVE_MIP_GAP, relative_gap)
+    status = solver.Solve(parameters)
+    if status not in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
+        raise InfeasiblePlanError("no placement meets every constraint")
+    return _extract(problem, model, status, time.perf_counter() - started)
+
+
+def _extract(problem: PlacementProblem, m: _Model, status: int, wall_s: float) -> Solution:
+    choices = []
+    for stage in problem.stages:
+        for ci, option in enumerate(stage.options):
+            if m.pick[stage.name, ci].solution_value() > 0.5:
+                choices.append(Choice(stage.name, option, round(m.replicas[stage.name, ci].solution_value())))
+    objective = m.solver.Objective().Value()
+    bound = m.solver.Objective().BestBound()
+    # SCIP reports OPTIMAL once within the requested gap, so the gap is always computed.
+    gap = abs(objective - bound) / max(abs(objective), 1e-12)
+    chosen = {c.stage: c.option for c in choices}
+    paths = {}
+    for path in problem.paths:
+        latency = path.fixed_s + sum(v * chosen[name].latency_s for name, v in path.stages if name in chosen)
+        paths[path.name] = latency + sum(
+            dict(path.stages)[t.target] * t.latency_s * w.solution_value()
+            for t, w in zip(problem.transfers, m.transfer, strict=True)
+            if t.source in dict(path.stages) and t.target in dict(path.stages)
+        )
+    return Solution(
+        choices=tuple(choices),
+        extra_nodes={name: round(v.solution_value()) for name, v in m.extra.items()},
+        objective=objective,
+        status="optimal" if status == pywraplp.Solver.OPTIMAL else "feasible",
+        gap=gap,
+        solver="SCIP (OR-Tools pywraplp)",
+        wall_s=wall_s,
+        path_latency_s=paths,
+    )

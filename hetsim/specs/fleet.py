@@ -1,0 +1,71 @@
+"""Fleet specs: what hardware we own or could buy/rent, and the demand to place on it."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from hetsim.specs.common import FrozenModel
+
+
+class OwnedNodes(FrozenModel):
+    node: str = Field(description="node SKU name (hardware_profiles/nodes)")
+    count: int = Field(ge=0)
+
+
+class PurchasableNodes(FrozenModel):
+    node: str
+    max_count: int | None = Field(default=None, ge=0, description="most we can add; omit for unlimited")
+
+
+class DemandSla(FrozenModel):
+    """Objectives for one workload; unset fields fall back to the workload's own SLA."""
+
+    ttft_s: float | None = Field(default=None, gt=0)
+    tbt_s: float | None = Field(default=None, gt=0)
+    e2e_s: float | None = Field(default=None, gt=0)
+    percentile: float = Field(default=99.0, gt=0, le=100)
+
+
+class DemandSpec(FrozenModel):
+    workload: str = Field(description="workload name or file")
+    rate_per_s: float = Field(gt=0, description="agent sessions per second")
+    sla: DemandSla | None = None
+    dtype: str = Field(default="bf16", description="weights/GEMM format of this workload's LLMs")
+
+
+class PlannerOptions(FrozenModel):
+    headroom: float = Field(default=1.25, ge=1.0, description="capacity over demand (queueing slack)")
+    tp_options: tuple[int, ...] = (1, 2, 4, 8)
+    batch_options: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+    disaggregation: bool = True
+    time_limit_s: float = Field(default=30.0, gt=0)
+    relative_gap: float = Field(default=0.01, gt=0, lt=1)
+    verify_duration_s: float = Field(default=300.0, gt=0, description="synthetic traffic simulated to check the plan")
+    verify_rounds: int = Field(default=3, ge=0, description="re-solves with more headroom when the SLA is missed")
+    sample_sessions: int = Field(default=2000, ge=50, description="sessions synthesized to measure per-stage demand")
+    seed: int = 0
+
+
+class FleetSpec(FrozenModel):
+    """Inventory, purchasable catalog, links, demand and planner options."""
+
+    schema_version: int
+    name: str
+    description: str = ""
+    profile_set: str = "datasheet"
+    tco: str = Field(default="enterprise", description="TCO preset: paper, paper-printed, enterprise")
+    cost_basis: str | None = Field(default=None, description="owned or rented; default owned when priced")
+    inventory: tuple[OwnedNodes, ...] = ()
+    catalog: tuple[PurchasableNodes, ...] = ()
+    kv_link: str = Field(default="roce-400", description="link carrying KV caches between prefill and decode nodes")
+    demand: tuple[DemandSpec, ...] = Field(default=(), description="may also come from a scenario or flags")
+    options: PlannerOptions = PlannerOptions()
+
+    @model_validator(mode="after")
+    def _some_hardware(self) -> FleetSpec:
+        if not self.inventory and not self.catalog:
+            raise ValueError("inventory: expected owned nodes or a purchasable catalog, got neither")
+        names = [o.node for o in self.inventory] + [c.node for c in self.catalog]
+        if len(set(names)) != len(names):
+            raise ValueError(f"catalog: each node SKU may appear once across inventory and catalog, got {names}")
+        return self

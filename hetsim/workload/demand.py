@@ -1,0 +1,53 @@
+"""Per-node demand of a workload, measured on a synthetic sample of its sessions.
+
+Measuring beats deriving by hand: loops, branch probabilities and fan-out copies are all in
+the sample. For each workload node: visits per session, mean tokens/units/durations, and the
+visits that lie on the critical path (parallel copies of one fan-out count once).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class NodeDemand:
+    """What one workload node asks of the fleet, per session."""
+
+    node: str
+    node_type: str
+    model: str | None
+    visits_per_session: float
+    critical_visits_per_session: float
+    input_tokens: float
+    output_tokens: float
+    cached_prefix_tokens: float
+    units: float
+    duration_s: float
+
+
+def node_demand(trace: pd.DataFrame) -> list[NodeDemand]:
+    """Per-node means over the sample (``trace`` in the canonical step schema)."""
+    sessions = trace["session_id"].nunique()
+    frame = trace.assign(parent_set=trace["parents"].map(tuple), node_type=trace["node_type"].astype(str))
+    result = []
+    for node, group in frame.groupby("node", sort=True):
+        # Steps of one node sharing a parent set are parallel copies: one of them is on the critical path.
+        waves = group.groupby(["session_id", "parent_set"], sort=False).ngroups
+        result.append(
+            NodeDemand(
+                node=str(node),
+                node_type=str(group["node_type"].iloc[0]),
+                model=group["model"].dropna().iloc[0] if group["model"].notna().any() else None,
+                visits_per_session=len(group) / sessions,
+                critical_visits_per_session=waves / sessions,
+                input_tokens=float(group["input_tokens"].mean()),
+                output_tokens=float(group["output_tokens"].mean()),
+                cached_prefix_tokens=float(group["cached_prefix_tokens"].fillna(0).mean()),
+                units=float(group["units"].mean()) if group["units"].notna().any() else float("nan"),
+                duration_s=float(group["duration_s"].mean()) if group["duration_s"].notna().any() else float("nan"),
+            )
+        )
+    return result
