@@ -205,9 +205,19 @@ def plan_fleet(
     verify: bool = True,
     progress: Progress | None = None,
 ) -> PlanResult:
-    """Solve the fleet's placement; verify it by simulation, re-solving with more headroom if the SLA is missed."""
+    """Solve the fleet file's placement; verify it by simulation, re-solving with more headroom if the SLA is missed."""
+    return plan_fleet_spec(load_fleet(fleet_path), workload, rate, verify, progress)
+
+
+def plan_fleet_spec(
+    fleet: FleetSpec,
+    workload: str | None = None,
+    rate: float | None = None,
+    verify: bool = True,
+    progress: Progress | None = None,
+) -> PlanResult:
+    """``plan_fleet`` for a fleet already loaded (``hetsim compare`` builds them)."""
     say = progress or (lambda _: None)
-    fleet = load_fleet(fleet_path)
     demand = demand_of(fleet, workload, rate)
     hardware, models = load_catalog(fleet.profile_set), load_models()
     say("measuring demand")

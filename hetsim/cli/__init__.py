@@ -28,6 +28,7 @@ _COMMAND_MODULES: tuple[tuple[str, str], ...] = (
     ("bench", "commands"),
     ("simulate", "commands"),
     ("plan", "commands"),
+    ("compare", "commands"),
     ("sweep", "commands"),
 )
 

@@ -23,7 +23,9 @@ def explain(problem: PlacementProblem, unlimited: PlacementProblem | None = None
         needed = node.owned + solution.extra_nodes.get(node.name, 0)
         allowed = node.owned + (node.max_extra if node.max_extra is not None else math.inf)
         if needed > allowed:
-            users = sorted({c.stage for c in solution.choices if c.option.device in node.devices})
+            # Name the stages on the node's main device (its accelerators, not its host CPUs).
+            primary = max(node.devices, key=lambda d: node.devices[d])
+            users = sorted({c.stage for c in solution.choices if c.option.device == primary})
             short.append(
                 f"{', '.join(users)} need {needed} x {node.name}, the fleet allows {allowed:g}: add {needed - allowed:g}"
             )

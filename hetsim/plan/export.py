@@ -13,12 +13,23 @@ def _pool_name(stage: str) -> str:
     return re.sub(r"[^a-z0-9.-]+", "-", stage.lower()).strip("-")
 
 
-def _node_for(problem: PlacementProblem, solution: Solution, device: str) -> str | None:
-    """The node type that supplies ``device`` (owned first, then bought)."""
-    for node in problem.node_types:
-        if device in node.devices and node.owned + solution.extra_nodes.get(node.name, 0) > 0:
-            return node.name
-    return next((n.name for n in problem.node_types if device in n.devices), None)
+def _node_assigner(problem: PlacementProblem, solution: Solution):
+    """Hand out devices node type by node type (owned first, then bought), so each pool is
+    labelled with the node type its devices come from."""
+    left = {
+        (node.name, device): per_node * (node.owned + solution.extra_nodes.get(node.name, 0))
+        for node in problem.node_types
+        for device, per_node in node.devices.items()
+    }
+
+    def assign(device: str, count: int) -> str | None:
+        for (node, kind), free in left.items():
+            if kind == device and free >= count:
+                left[node, kind] = free - count
+                return node
+        return next((node for (node, kind), free in left.items() if kind == device and free > 0), None)
+
+    return assign
 
 
 def to_plan(
@@ -26,11 +37,12 @@ def to_plan(
 ) -> PlanSpec:
     pools: list[dict[str, Any]] = []
     transfers = []
+    node_for = _node_assigner(problem, solution)
     for choice in solution.choices:
         stage = problem.stage(choice.stage)
         option, detail = choice.option, stage.detail
         pool: dict[str, Any] = {
-            "name": _pool_name(choice.stage), "device": option.device, "node": _node_for(problem, solution, option.device),
+            "name": _pool_name(choice.stage), "device": option.device, "node": node_for(option.device, max(choice.replicas, 1) * option.devices_per_replica),
             "replicas": max(choice.replicas, 1), "tp": option.detail.get("tp", 1), "pp": option.detail.get("pp", 1),
         }  # fmt: skip
         node_type = detail.get("node_type")

@@ -69,3 +69,35 @@ class FleetSpec(FrozenModel):
         if len(set(names)) != len(names):
             raise ValueError(f"catalog: each node SKU may appear once across inventory and catalog, got {names}")
         return self
+
+
+class CandidateFleet(FrozenModel):
+    """One fleet to compare: its own inventory and catalog; the rest comes from the comparison."""
+
+    name: str
+    description: str = ""
+    inventory: tuple[OwnedNodes, ...] = ()
+    catalog: tuple[PurchasableNodes, ...] = ()
+
+
+class ComparisonSpec(FrozenModel):
+    """Candidate fleets planned and simulated for the same demand (``hetsim compare``)."""
+
+    schema_version: int
+    name: str
+    description: str = ""
+    profile_set: str = "datasheet"
+    tco: str = "enterprise"
+    cost_basis: str | None = None
+    kv_link: str = "roce-400"
+    demand: tuple[DemandSpec, ...] = Field(min_length=1)
+    options: PlannerOptions = PlannerOptions()
+    fleets: tuple[CandidateFleet, ...] = Field(min_length=1)
+    baseline: str | None = Field(default=None, description="fleet the others are compared with")
+
+    def fleet_spec(self, candidate: CandidateFleet) -> FleetSpec:
+        return FleetSpec(
+            schema_version=self.schema_version, name=candidate.name, description=candidate.description,
+            profile_set=self.profile_set, tco=self.tco, cost_basis=self.cost_basis, inventory=candidate.inventory,
+            catalog=candidate.catalog, kv_link=self.kv_link, demand=self.demand, options=self.options,
+        )  # fmt: skip

@@ -1,0 +1,99 @@
+"""``hetsim compare``: plan and simulate several candidate fleets for the same demand."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from hetsim.api.plan import PlanResult, plan_fleet_spec, result_frames
+from hetsim.api.report import report_meta, write_report_folder
+from hetsim.errors import InfeasiblePlanError, ScenarioError
+from hetsim.io.plans import write_plan
+from hetsim.io.yamlfile import load_spec
+from hetsim.specs.fleet import ComparisonSpec
+
+
+@dataclass
+class Comparison:
+    spec: ComparisonSpec
+    results: dict[str, PlanResult]
+    infeasible: dict[str, str]
+    frames: dict[str, pd.DataFrame]
+
+
+def _infeasible_row(name: str, reason: str) -> dict[str, Any]:
+    nan = math.nan
+    return {
+        "fleet": name, "status": "infeasible", "capex_usd_per_h": nan, "power_usd_per_h": nan, "hosting_usd_per_h": nan,
+        "networking_usd_per_h": nan, "rental_usd_per_h": nan, "total_usd_per_h": nan, "usd_per_million_tokens": nan,
+        "usd_per_session": nan, "ttft_p99_s": nan, "tbt_p99_s": nan, "session_e2e_p99_s": nan, "sla_attainment": nan,
+        "sla_met": False, "predicted_total_usd_per_h": nan, "note": reason,
+    }  # fmt: skip
+
+
+def compare(path: Path, verify: bool = True, progress: Callable[[str, int, int], None] | None = None) -> Comparison:
+    """Plan each candidate fleet; infeasible fleets are kept with the reason."""
+    spec = load_spec(path, ComparisonSpec, ScenarioError)
+    results, infeasible = {}, {}
+    fleets, placements, sensitivities = [], [], []
+    for index, candidate in enumerate(spec.fleets):
+        if progress:
+            progress(candidate.name, index, len(spec.fleets))
+        try:
+            result = plan_fleet_spec(spec.fleet_spec(candidate), verify=verify)
+        except InfeasiblePlanError as exc:
+            infeasible[candidate.name] = str(exc)
+            fleets.append(pd.DataFrame([_infeasible_row(candidate.name, str(exc))]))
+            continue
+        results[candidate.name] = result
+        frames = result_frames(result)
+        if not frames["fleets"]["sla_met"].iloc[0] and verify:
+            frames["fleets"].loc[:, "note"] = "SLA missed in simulation after re-solves: " + _missed(result)
+        fleets.append(frames["fleets"])
+        placements.append(frames["placement"])
+        sensitivities.append(frames["sensitivity"])
+    if progress:
+        progress("done", len(spec.fleets), len(spec.fleets))
+    frames = {
+        "fleets": pd.concat(fleets, ignore_index=True),
+        "placement": pd.concat(placements, ignore_index=True) if placements else pd.DataFrame(),
+        "sensitivity": pd.concat(sensitivities, ignore_index=True) if sensitivities else pd.DataFrame(),
+    }
+    return Comparison(spec, results, infeasible, frames)
+
+
+def _missed(result: PlanResult) -> str:
+    parts = []
+    for workload, item in result.verification.get("workloads", {}).items():
+        for metric, value in item["sla"].items():
+            if isinstance(value, dict) and not value["met"]:
+                parts.append(f"{workload} {metric} {value['attained']:.1%} within {value['objective_s']} s")
+    return "; ".join(parts) or "calls dropped"
+
+
+def write_comparison(comparison: Comparison, folder: Path) -> list[Path]:
+    """Each fleet's plan, and one report over all fleets."""
+    written = []
+    for name, result in comparison.results.items():
+        path = folder / "plans" / f"{name}.yaml"
+        write_plan(path, result.plan)
+        written.append(path)
+    spec = comparison.spec
+    meta = report_meta(
+        f"hetsim compare: {spec.name}",
+        spec.name,
+        {"TCO preset": spec.tco, "headroom": f"{spec.options.headroom:.2f}", "profile set": spec.profile_set},
+        [
+            "each fleet: cheapest placement from the planner (performance model + TCO), then simulated on synthetic traffic",
+            "infeasible fleets are listed with the constraint that binds",
+        ],
+        "; ".join(f"{d.workload} at {d.rate_per_s}/s" for d in spec.demand),
+    )
+    if spec.baseline:
+        meta["baseline_fleet"] = spec.baseline
+    return written + write_report_folder(folder, comparison.frames, meta)

@@ -1,0 +1,178 @@
+"""``hetsim sweep``: simulate a grid of scenarios x seeds in parallel and summarize it across seeds.
+
+A *point* is one scenario file run with one seed. The seed replaces the scenario's
+``trace.seed``, so a synthesized trace changes with it; a trace file does not, but the seed
+is still recorded. Points run in this process (``workers=1``), in local worker processes,
+or as Ray tasks (``ray_address``); each point is self-contained (its seed travels with it),
+so the results are the same whichever runs them, and they are returned in grid order
+(scenarios as given, then seeds as given) whatever order they finish in. A point that fails
+is kept as a row with its one-line error.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from hetsim.api.simulate import SimulateRequest, simulate
+from hetsim.errors import HetsimError, ScenarioError
+from hetsim.exec.pool import Outcome, describe, map_local
+from hetsim.io.plans import load_scenario
+from hetsim.io.sweeps import write_sweep
+from hetsim.metrics.sweep import METRIC_COLUMNS, across_seeds, flatten_summary
+
+POINT_COLUMNS: tuple[str, ...] = ("scenario", "scenario_file", "seed", "status", "error", *METRIC_COLUMNS)
+"""Columns of the per-point frame: identity, ``status`` ('ok' or 'failed'), error, then the metrics."""
+_SEED_ITEM = re.compile(r"^\s*(-?\d+)\s*(?:\.\.\s*(-?\d+)\s*)?$")
+
+Progress = Callable[[int, int, dict[str, Any] | None], None]
+"""``progress(done, total, row)``: called with ``(0, total, None)`` first, then after each point."""
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """One run of the grid: a scenario file (absolute path), its display name and the seed."""
+
+    scenario: Path
+    label: str
+    seed: int | None
+
+
+@dataclass(frozen=True)
+class SweepRequest:
+    scenarios: tuple[Path, ...]
+    seeds: tuple[int, ...] | None = None
+    """None runs each scenario once with its own ``trace.seed``."""
+    workers: int | None = None
+    """Local worker processes (default: one per CPU; 1 runs in this process); CPUs of a local Ray."""
+    ray_address: str | None = None
+    """``local``, ``auto`` or a cluster address: run the points as Ray tasks."""
+    out: Path | None = None
+    object_store_bytes: int | None = None
+    """Object store of a Ray instance started with ``ray_address='local'`` (default 256 MiB)."""
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    points: pd.DataFrame
+    """One row per point, in grid order; columns ``POINT_COLUMNS``."""
+    by_scenario: pd.DataFrame
+    """One row per (scenario file, metric): mean and 95% CI over the successful seeds."""
+    run: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> int:
+        return int((self.points["status"] != "ok").sum())
+
+    def report(self) -> dict[str, Any]:
+        """Everything as JSON-ready data: run facts, point rows and per-scenario spreads."""
+        return {"run": self.run, "points": _records(self.points), "by_scenario": _nested(self.by_scenario)}
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """Seeds from ``0,1,2``, ``0..9`` (inclusive) or a mix (``0..4,10``); duplicates dropped."""
+    seeds: list[int] = []
+    for item in text.split(","):
+        match = _SEED_ITEM.match(item)
+        if match is None:
+            raise ScenarioError(f"--seeds: expected integers or ranges like '0,1,2' or '0..9', got {text!r}")
+        first, last = int(match.group(1)), int(match.group(2) or match.group(1))
+        if last < first:
+            raise ScenarioError(f"--seeds: range {item.strip()!r} is empty (expected low..high)")
+        seeds.extend(s for s in range(first, last + 1) if s not in seeds)
+    return tuple(seeds)
+
+
+def sweep_points(scenarios: tuple[Path, ...], seeds: tuple[int, ...] | None) -> list[SweepPoint]:
+    """The grid in order: each scenario (duplicates dropped) with each seed."""
+    points = []
+    for path in dict.fromkeys(p.resolve() for p in scenarios):
+        try:
+            spec = load_scenario(path)
+            label, own_seed = spec.name, spec.trace.seed
+        except HetsimError:  # recorded when the point runs and fails the same way
+            label, own_seed = path.stem, None
+        points.extend(SweepPoint(path, label, seed) for seed in (seeds if seeds is not None else (own_seed,)))
+    return points
+
+
+def run_point(point: SweepPoint) -> dict[str, Any]:
+    """Simulate one point; a row of ``POINT_COLUMNS`` values. Never raises: a failure is a row."""
+    started = time.perf_counter()
+    row: dict[str, Any] = {"scenario": point.label, "scenario_file": str(point.scenario), "seed": point.seed}
+    try:
+        summary = simulate(SimulateRequest(point.scenario, seed=point.seed))
+    except HetsimError as exc:
+        return row | {"status": "failed", "error": " ".join(str(exc).split()), "wall_s": time.perf_counter() - started}
+    except Exception as exc:  # a bug in one point must not lose the others; kept as 'Type: message'
+        return row | {"status": "failed", "error": describe(exc), "wall_s": time.perf_counter() - started}
+    metrics = flatten_summary(summary)
+    return row | {"status": "ok", "error": None} | metrics | {"wall_s": time.perf_counter() - started}
+
+
+def sweep(request: SweepRequest, progress: Progress | None = None) -> SweepResult:
+    """Run every point of the grid and summarize; writes the results when ``request.out`` is set."""
+    started = time.perf_counter()
+    points = sweep_points(request.scenarios, request.seeds)
+    outcomes, run = _execute(request, points)
+    rows: list[dict[str, Any]] = [{} for _ in points]
+    if progress:
+        progress(0, len(points), None)
+    for done, outcome in enumerate(outcomes, start=1):
+        rows[outcome.index] = _row(points[outcome.index], outcome)
+        if progress:
+            progress(done, len(points), rows[outcome.index])
+    frame = pd.DataFrame(rows, columns=list(POINT_COLUMNS)).astype({"seed": "Int64"})
+    run |= {"points": len(points), "failed": int((frame["status"] != "ok").sum()),
+            "wall_s": time.perf_counter() - started}
+    result = SweepResult(frame, across_seeds(frame), run)
+    if request.out is not None:
+        run["written"] = [str(p) for p in write_sweep(request.out, frame, result.by_scenario, result.report())]
+    return result
+
+
+def _execute(request: SweepRequest, points: list[SweepPoint]) -> tuple[Iterator[Outcome], dict[str, Any]]:
+    if request.ray_address is not None:
+        from hetsim.exec.ray_sweep import map_on_ray  # ray itself is imported there, lazily
+
+        outcomes = map_on_ray(run_point, points, request.ray_address, request.workers, request.object_store_bytes)
+        return outcomes, {"executor": "ray", "ray_address": request.ray_address}
+    workers = min(request.workers or os.cpu_count() or 1, max(len(points), 1))
+    return map_local(run_point, points, workers), {"executor": "processes" if workers > 1 else "in-process",
+                                                   "workers": workers}
+
+
+def _row(point: SweepPoint, outcome: Outcome) -> dict[str, Any]:
+    if outcome.error is None:
+        return outcome.value
+    # the executor lost the point (its worker died): keep it, with what went wrong
+    return {"scenario": point.label, "scenario_file": str(point.scenario), "seed": point.seed,
+            "status": "failed", "error": f"worker failed: {outcome.error}", "wall_s": math.nan}
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    clean = frame.astype(object).where(frame.notna(), None)
+    return clean.to_dict(orient="records")
+
+
+def _nested(by_scenario: pd.DataFrame) -> list[dict[str, Any]]:
+    stats = ["n", "mean", "std", "ci95_half_width", "ci95_low", "ci95_high"]
+    nested = []
+    for scenario_file, group in by_scenario.groupby("scenario_file", sort=False):
+        first = group.iloc[0]
+        metrics = {row["metric"]: {k: _scalar(row[k]) for k in stats} for _, row in group.iterrows()}
+        nested.append({"scenario": first["scenario"], "scenario_file": scenario_file, "points": int(first["points"]),
+                       "failed": int(first["failed"]), "metrics": metrics})
+    return nested
+
+
+def _scalar(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value

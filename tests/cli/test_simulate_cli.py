@@ -1,0 +1,94 @@
+"""``hetsim simulate`` at the CLI boundary: JSON and table output, written records, one-line plan errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from hetsim.cli import app, main
+
+ROOT = Path(__file__).resolve().parents[2]
+AZURE = ROOT / "scenarios" / "azure-conv-h100.yaml"
+runner = CliRunner()
+SUMMARY_KEYS = {"duration_s", "sessions", "llm_calls", "steps", "sla", "goodput_calls_per_s", "utilization", "cost",
+                "provenance", "run"}
+
+
+@pytest.fixture(scope="module")
+def azure_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
+    """One run of the Azure scenario with ``--json --out`` (about 1.5 s), shared by the tests below."""
+    out = tmp_path_factory.mktemp("azure")
+    result = runner.invoke(app, ["simulate", "--scenario", str(AZURE), "--json", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout), out
+
+
+def write_scenario(tmp_path: Path, pools: str, trace: str = "{workload: voice-agent, duration_s: 10, seed: 3}") -> Path:
+    """A scenario with its own plan of ``pools`` (YAML flow list) and a short synthetic trace."""
+    (tmp_path / "plan.yaml").write_text(f"schema_version: 1\nname: test-plan\npools: {pools}\n")
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text(f"schema_version: 1\nname: test\nplan: plan.yaml\ntrace: {trace}\n")
+    return scenario
+
+
+def test_json_summary_has_every_headline_figure(azure_run: tuple[dict, Path]) -> None:
+    summary, _ = azure_run
+    assert summary.keys() >= SUMMARY_KEYS
+    assert summary["llm_calls"]["count"] == 1000 and summary["sessions"]["count"] == 1000
+    assert {"p50", "p99"} <= summary["llm_calls"]["ttft_s"].keys()
+    assert {"fleet_usd_per_h", "usd_per_million_tokens", "usd_per_session"} <= summary["cost"].keys()
+    assert summary["sla"]["ttft"]["objective_s"] == 0.5 and isinstance(summary["sla"]["all_met"], bool)
+    assert summary["run"]["scenario"] == "azure-conv-h100" and summary["run"]["plan"] == "llama8b-h100x2"
+
+
+def test_out_writes_the_records_as_parquet_and_the_summary_as_json(azure_run: tuple[dict, Path]) -> None:
+    summary, out = azure_run
+    assert {"llm_calls.parquet", "steps.parquet", "replicas.parquet", "summary.json"} <= {p.name for p in out.iterdir()}
+    calls = pd.read_parquet(out / "llm_calls.parquet")
+    assert len(calls) == 1000 and (calls["status"] == "completed").sum() == summary["llm_calls"]["completed"]
+    written = json.loads((out / "summary.json").read_text())
+    assert written["llm_calls"]["ttft_s"] == summary["llm_calls"]["ttft_s"]
+    assert sorted(summary["run"]["written"]) == sorted(str(p) for p in out.iterdir())
+
+
+def test_table_names_latency_sla_and_cost(tmp_path: Path) -> None:
+    pools = ("[{name: llm, device: h100-sxm, replicas: 1, llm: {model: llama-3-8b}},"
+             " {name: cpu, device: xeon-8480, replicas: 2, concurrency: 8,"
+             " models: [whisper-large-v3, kokoro-82m], node_types: [tool, code_exec]}]")
+    scenario = write_scenario(tmp_path, pools)
+    result = runner.invoke(app, ["simulate", "-s", str(scenario)])
+    assert result.exit_code == 0, result.output
+    for figure in ("TTFT p50 / p99", "goodput", "fleet $/h", "$ per 1M tokens", "Simulation: test"):
+        assert figure in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("pools", "expected"),
+    [
+        ("[{name: llm, device: h999, replicas: 1, llm: {model: llama-3-8b}}]", "unknown device 'h999'"),
+        ("[{name: llm, device: l4, replicas: 1, llm: {model: llama-3.1-405b}}]", "plan pool 'llm': llama-3.1-405b (bf16) does not fit on l4"),
+        ("[{name: llm, device: h100-sxm, replicas: 1, llm: {model: llama-3-8b}}]", "plan: no pool serves "),
+    ],
+    ids=["unknown-device", "model-does-not-fit", "no-pool-for-a-stage"],
+)
+def test_bad_plan_is_one_error_line_and_exit_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], pools: str, expected: str
+) -> None:
+    scenario = write_scenario(tmp_path, pools)
+    monkeypatch.setattr(sys, "argv", ["hetsim", "simulate", "--scenario", str(scenario)])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith("hetsim: error: ") and captured.err.count("\n") == 1
+    assert expected in captured.err and "Traceback" not in captured.err + captured.out
+
+
+def test_missing_scenario_file_is_a_usage_error(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["simulate", "--scenario", str(tmp_path / "nope.yaml")])
+    assert result.exit_code == 2 and "does not exist" in result.output
