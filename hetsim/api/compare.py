@@ -52,8 +52,6 @@ def compare(path: Path, verify: bool = True, progress: Callable[[str, int, int],
             continue
         results[candidate.name] = result
         frames = result_frames(result)
-        if not frames["fleets"]["sla_met"].iloc[0] and verify:
-            frames["fleets"].loc[:, "note"] = "SLA missed in simulation after re-solves: " + _missed(result)
         fleets.append(frames["fleets"])
         placements.append(frames["placement"])
         sensitivities.append(frames["sensitivity"])
@@ -65,15 +63,6 @@ def compare(path: Path, verify: bool = True, progress: Callable[[str, int, int],
         "sensitivity": pd.concat(sensitivities, ignore_index=True) if sensitivities else pd.DataFrame(),
     }
     return Comparison(spec, results, infeasible, frames)
-
-
-def _missed(result: PlanResult) -> str:
-    parts = []
-    for workload, item in result.verification.get("workloads", {}).items():
-        for metric, value in item["sla"].items():
-            if isinstance(value, dict) and not value["met"]:
-                parts.append(f"{workload} {metric} {value['attained']:.1%} within {value['objective_s']} s")
-    return "; ".join(parts) or "calls dropped"
 
 
 def write_comparison(comparison: Comparison, folder: Path) -> list[Path]:
