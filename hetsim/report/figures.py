@@ -16,7 +16,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
-from matplotlib.ticker import FixedLocator, FuncFormatter, PercentFormatter
+from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, PercentFormatter
 
 from hetsim.report import _style as style
 from hetsim.report import format as fmt
@@ -132,6 +132,7 @@ def unit_cost_figure(fleets: pd.DataFrame) -> Figure:
         span = max(np.nanmax(np.append(values, 1e-9)), 1e-9)
         _bar_values(ax, y, values, [fmt.usd(v) if np.isfinite(v) else "n/a" for v in values])
         ax.set_xlim(0, span * 1.2)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4))  # half-width panels: few, long money labels
         ax.xaxis.set_major_formatter(style.MoneyFormatter())
         ax.set_xlabel(style.plain(label))
         ax.set_title(style.plain(label))
@@ -347,8 +348,9 @@ def sensitivity_figure(sensitivity: pd.DataFrame, order: Sequence[str] | None = 
     axes[0].set_title("Sensitivity: prices ±30% and doubled demand")
     axes[1].set_xticks(x, [style.plain(_wrap(f, 26)) for f in order], rotation=20, ha="right", rotation_mode="anchor")
     handles, _labels = axes[0].get_legend_handles_labels()
-    cross = Line2D([], [], marker="x", color=style.MISSED, linestyle="none", label="infeasible")
-    figure.legend(handles=[*handles, cross], loc="outside upper center", ncols=len(handles) + 1)
+    if not sensitivity["feasible"].all():
+        handles.append(Line2D([], [], marker="x", color=style.MISSED, linestyle="none", label="infeasible"))
+    figure.legend(handles=handles, loc="outside upper center", ncols=len(handles))
     return figure
 
 
