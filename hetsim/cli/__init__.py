@@ -30,6 +30,7 @@ _COMMAND_MODULES: tuple[tuple[str, str], ...] = (
     ("plan", "commands"),
     ("compare", "commands"),
     ("sweep", "commands"),
+    ("reproduce", "group"),
 )
 
 
