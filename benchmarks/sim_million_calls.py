@@ -4,7 +4,7 @@ The workload is the shipped ``react-tool-agent`` (tau-bench retail ReAct agent: 
 loops inside multi-turn conversations, prefix caching of the growing conversation, a human
 think time between turns), about 19.5 LLM calls and 12 tool/user steps per session. It is
 served by Llama 3.1 70B at tp=4 on H100 replicas with prefix-aware routing, plus a CPU pool
-for the tools; the default plan keeps batches in the tens at a stable load.
+for the tools; the default plan (12 replicas, 8 sessions/s) keeps batches in the tens at a stable load.
 
 Target (issue 4): at least 25,000 simulated LLM calls per wall-second of the simulation on one
 core, with peak memory at most 2 GB.
@@ -31,7 +31,17 @@ MODEL = "llama-3.1-70b"
 
 
 def _rss_mb() -> float:
+    """Peak resident memory of this process so far."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def _current_mb() -> float:
+    """Resident memory now (Linux; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as file:
+            return int(file.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return 0.0
 
 
 def _synthesize(calls: int, rate: float, seed: int, out: str) -> None:
@@ -81,8 +91,8 @@ def _plan(replicas: int, tool_replicas: int):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=1_000_000, help="LLM calls to simulate (whole sessions)")
-    parser.add_argument("--rate", type=float, default=14.0, help="session arrivals per second")
-    parser.add_argument("--replicas", type=int, default=5, help="LLM replicas (tp=4 H100 each)")
+    parser.add_argument("--rate", type=float, default=8.0, help="session arrivals per second")
+    parser.add_argument("--replicas", type=int, default=12, help="LLM replicas (tp=4 H100 each)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--profile", action="store_true", help="print the top of a cProfile of the run")
     args = parser.parse_args()
@@ -110,10 +120,10 @@ def main() -> None:
     from hetsim.sim.build import build_simulation
 
     hardware, models = load_catalog(), load_models()
-    before = _rss_mb()
+    before = _current_mb()
     started = time.perf_counter()
     sim = build_simulation(_plan(args.replicas, 4), trace, hardware, models, block_size_tokens=None)
-    built = time.perf_counter()
+    built, cpu_built, built_mb = time.perf_counter(), time.process_time(), _current_mb()
     if args.profile:
         import cProfile
         import pstats
@@ -123,7 +133,7 @@ def main() -> None:
         pstats.Stats(profile).sort_stats("tottime").print_stats(25)
     else:
         sim.run()
-    ran = time.perf_counter()
+    ran, cpu_ran, ran_mb = time.perf_counter(), time.process_time(), _current_mb()
     frames = sim.frames()
     done = time.perf_counter()
 
@@ -146,9 +156,13 @@ def main() -> None:
     print(
         f"wall: build {built - started:.2f} s, run {run_s:.2f} s, records {done - ran:.2f} s  ->  "
         f"{len(calls) / run_s:,.0f} LLM calls per wall-second of the run "
-        f"({len(calls) / (done - started):,.0f} including build and records)"
+        f"({len(calls) / (done - started):,.0f} including build and records); run CPU time {cpu_ran - cpu_built:.2f} s "
+        f"({len(calls) / (cpu_ran - cpu_built):,.0f} calls per CPU-second)"
     )
-    print(f"peak RSS {_rss_mb():.0f} MB (before building the simulation: {before:.0f} MB)")
+    print(
+        f"peak RSS {_rss_mb():.0f} MB; resident before building {before:.0f} MB (the trace), after building "
+        f"{built_mb:.0f} MB, after the run {ran_mb:.0f} MB, with the record frames {_current_mb():.0f} MB"
+    )
 
 
 if __name__ == "__main__":

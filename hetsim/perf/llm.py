@@ -19,13 +19,13 @@ from functools import cached_property
 import numpy as np
 
 from hetsim.errors import EstimateError
-from hetsim.perf.collectives import fabric_for_group, point_to_point_s, ring_all_reduce_s
+from hetsim.perf.collectives import Fabric, fabric_for_group, point_to_point_s, ring_all_reduce_s
+from hetsim.perf.decode_run import AffineDecodeRun, pieces
 from hetsim.perf.roofline import Bound, DevicePerf, OpCost, Provenance
 from hetsim.perf.transformer import (
     Precision,
     SequenceWork,
     Shard,
-    _attention_pairs,
     attention_constants,
     attention_layer_groups,
     attention_ops,
@@ -39,6 +39,21 @@ from hetsim.specs.calibration import CurveKind
 from hetsim.specs.model import ArchitectureSpec, AttentionKind, ModelSpec
 
 GIB = 2.0**30
+
+
+def _chunk_pairs(chunks: list[tuple[int, int]], window: int | None) -> tuple[float, float]:
+    """``transformer._attention_pairs`` of (new tokens, context tokens) pairs: (causal
+    query-key pairs, KV tokens read), within ``window`` if set."""
+    pairs = kv_read = 0.0
+    for q, c in chunks:
+        if window is None:
+            pairs += q * c + q * (q + 1) / 2.0
+            kv_read += c + q
+            continue
+        uncapped = min(q, max(0, window - c - 1))
+        pairs += uncapped * c + uncapped * (uncapped + 1) / 2.0 + (q - uncapped) * window
+        kv_read += min(c + q, window + q - 1)
+    return pairs, kv_read
 
 
 @dataclass(frozen=True)
@@ -202,11 +217,16 @@ class LlmReplica:
     def _network_s(self, tokens: int) -> tuple[float, float]:
         """(all-reduce seconds per stage, pipeline hand-off seconds per boundary)."""
         activation_bytes = tokens * self.arch.hidden_size * self.precision.activations.bytes_per_element
-        tp_fabric = fabric_for_group(self.perf.device, self.shard.tp)
+        tp_fabric, pp_fabric = self._fabrics
         # Two all-reduces per layer: after attention and after the MLP (Megatron-style TP).
         all_reduce = 2 * self.layers_per_stage * ring_all_reduce_s(activation_bytes, self.shard.tp, tp_fabric)
-        pp_fabric = fabric_for_group(self.perf.device, self.shard.devices) if self.shard.pp > 1 else None
         return all_reduce, point_to_point_s(activation_bytes / self.shard.tp, pp_fabric)
+
+    @cached_property
+    def _fabrics(self) -> tuple[Fabric | None, Fabric | None]:
+        """(tensor-parallel fabric, pipeline fabric) of this replica's device group."""
+        tp_fabric = fabric_for_group(self.perf.device, self.shard.tp)
+        return tp_fabric, fabric_for_group(self.perf.device, self.shard.devices) if self.shard.pp > 1 else None
 
     def step(self, batch: Sequence[SequenceWork]) -> StepEstimate:
         """Time of one iteration processing ``batch`` (prefill chunks and/or decode tokens)."""
@@ -269,20 +289,167 @@ class LlmReplica:
             )
         return base + self.shard.pp * attention
 
-    def step_seconds(self, batch: Sequence[SequenceWork]) -> float:
-        """``step(batch).seconds`` without the breakdown, fast: the parts that depend only on
-        (tokens, sequences) are cached; attention is priced per call. The simulator's hot path."""
-        tokens = 0
-        for seq in batch:
-            tokens += seq.new_tokens
-        key = (tokens, len(batch))
-        cache = self.__dict__.setdefault("_base_cache", {})
-        base = cache.get(key)
+    def decode_seen(self, contexts: Sequence[int]) -> tuple[float, ...]:
+        """Keys a batch of one-token decodes at ``contexts`` sees, per attention group."""
+        return tuple(
+            float(sum(c + 1 for c in contexts) if window is None else sum(min(c + 1, window) for c in contexts))
+            for _, window in self._attention_params[3]
+        )
+
+    def affine_decode_run(self, n: int, seen: Sequence[tuple[float, int]]) -> AffineDecodeRun | None:
+        """Closed-form times of consecutive decode steps of ``n`` sequences, or None when a
+        calibration curve makes efficiency depend on the op size (use ``decode_run_times``).
+
+        ``seen[g] = (keys, slope)``: at step j attention group g sees ``keys + slope * j`` keys
+        (``slope`` is n without a window; the caller must stop where a sequence reaches the
+        window). Equal to ``decode_run_times`` to rounding.
+        """
+        factors = self._affine_factors
+        if factors is None:
+            return None
+        per_pair, per_key, per_token, weights, overhead_s = factors
+        terms = [
+            pieces(weight, keys * per_pair, slope * per_pair, (keys + n) * per_key + n * per_token, slope * per_key)
+            for weight, (keys, slope) in zip(weights, seen, strict=True)
+        ]
+        base = self._decode_base_cache.get(n)
         if base is None:
-            probe = [SequenceWork(1, 1)] * (len(batch) - 1) + [SequenceWork(tokens - len(batch) + 1, 1)]
-            base = self.step(probe).seconds - self.shard.pp * self._attention_of(tuple(probe))
-            cache[key] = base
-        return base + self.shard.pp * self._attention_of(tuple(batch))
+            base = self._decode_base_s(n)
+        return AffineDecodeRun.of_pieces(base + overhead_s, terms)
+
+    @cached_property
+    def _affine_factors(self) -> tuple[float, float, float, tuple[float, ...], float] | None:
+        """(compute s per key, memory s per key, memory s per query, weight per group, fixed
+        s per step) of decode attention without calibration curves; see ``affine_decode_run``."""
+        rates = self.perf.flat_rates(CurveKind.ATTENTION_DECODE, self.precision.activations)
+        if rates is None:
+            return None
+        compute_rate, memory_rate, overhead_s = rates
+        flops_per_pair, kv_bytes, qo_bytes, groups = self._attention_params
+        weights = tuple(float(self.shard.pp * count) for count, _ in groups)
+        return (
+            flops_per_pair / compute_rate,
+            kv_bytes / memory_rate,
+            qo_bytes / memory_rate,
+            weights,
+            sum(weight * overhead_s for weight in weights),
+        )
+
+    def step_seconds(self, batch: Sequence[SequenceWork]) -> float:
+        """``step(batch).seconds`` without the breakdown, fast. The simulator's hot path."""
+        return self.mixed_step_seconds(0, (), batch)
+
+    def mixed_step_seconds(self, decodes: int, decode_seen: Sequence[float], chunks: Sequence[SequenceWork]) -> float:
+        """``step_seconds`` of ``decodes`` one-token decodes plus ``chunks``, where the decodes
+        are summarised by ``decode_seen`` (see ``decode_seen``): a server can keep those sums
+        instead of listing its decoding sequences.
+
+        A step's time splits into parts that depend only on the token count (projections, MLP,
+        all-reduce, embedding), only on the sequence count (final norm, LM head), and attention;
+        the first two are cached per count.
+        """
+        return self.step_seconds_of(decodes, decode_seen, [(s.new_tokens, s.context_tokens) for s in chunks])
+
+    def step_seconds_of(self, decodes: int, decode_seen: Sequence[float], chunks: Sequence[tuple[int, int]]) -> float:
+        """``mixed_step_seconds`` with chunks as (new tokens, context tokens) pairs: the
+        simulator's hot path, which builds no objects."""
+        groups = self._attention_params[3]
+        tokens, rows = decodes, decodes + len(chunks)
+        decode_n, seen = decodes, list(decode_seen) if decodes else [0.0] * len(groups)
+        prefill: list[tuple[int, int]] = []
+        for new, context in chunks:
+            tokens += new
+            if new == 1 and context > 0:
+                decode_n += 1
+                for g, (_, window) in enumerate(groups):
+                    seen[g] += context + 1 if window is None else min(context + 1, window)
+            else:
+                prefill.append((new, context))
+        attention = self._attention_s(decode_n, seen, prefill, tokens - decode_n)
+        token_part = self._token_part_cache.get(tokens)
+        if token_part is None:
+            token_part = self._token_part_s(tokens)
+        row_part = self._row_part_cache.get(rows)
+        if row_part is None:
+            row_part = self._row_part_s(rows)
+        return token_part + row_part + self.shard.pp * attention
+
+    def _attention_s(
+        self, decode_n: int, decode_seen: Sequence[float], prefill: list[tuple[int, int]], prefill_tokens: int
+    ) -> float:
+        """Attention seconds of one stage (the arithmetic of ``attention_ops``, without objects);
+        ``prefill`` holds (new tokens, context tokens) pairs."""
+        flops_per_pair, kv_bytes, qo_bytes, groups = self._attention_params
+        rates = self._attention_rates
+        total = 0.0
+        if decode_n:  # a one-token decode's pairs and keys read are both min(context + 1, window)
+            for (count, _), keys in zip(groups, decode_seen, strict=True):
+                flops, nbytes = keys * flops_per_pair, (keys + decode_n) * kv_bytes + decode_n * qo_bytes
+                total += self._op_s(CurveKind.ATTENTION_DECODE, rates and rates[0], flops, nbytes, count)
+        if prefill:
+            for count, window in groups:
+                pairs, kv_read = _chunk_pairs(prefill, window)
+                nbytes = (kv_read + prefill_tokens) * kv_bytes + prefill_tokens * qo_bytes
+                total += self._op_s(
+                    CurveKind.ATTENTION_PREFILL, rates and rates[1], pairs * flops_per_pair, nbytes, count
+                )
+        return total
+
+    def _op_s(
+        self, kind: CurveKind, rates: tuple[float, float, float] | None, flops: float, nbytes: float, count: int
+    ) -> float:
+        """``DevicePerf.seconds`` of an attention op, inlined when efficiencies are flat."""
+        if rates is None:
+            return self.perf.seconds(kind, self.precision.activations, flops, nbytes, count)
+        compute_rate, memory_rate, overhead_s = rates
+        compute_s = flops / compute_rate if flops else 0.0
+        memory_s = nbytes / memory_rate if nbytes else 0.0
+        return count * ((compute_s if compute_s >= memory_s else memory_s) + overhead_s)
+
+    @cached_property
+    def _attention_rates(self) -> tuple[tuple[float, float, float], tuple[float, float, float]] | None:
+        """``DevicePerf.flat_rates`` of decode and prefill attention (None with calibration)."""
+        dtype = self.precision.activations
+        decode = self.perf.flat_rates(CurveKind.ATTENTION_DECODE, dtype)
+        prefill = self.perf.flat_rates(CurveKind.ATTENTION_PREFILL, dtype)
+        return None if decode is None or prefill is None else (decode, prefill)
+
+    def _token_part_s(self, tokens: int) -> float:
+        """Step time that depends only on the tokens computed (everything but attention and the
+        per-sequence head), as ``step`` adds it up; cached per token count, priced for a block
+        of 256 counts at once (a run meets thousands of distinct counts)."""
+        cache = self._token_part_cache
+        value = cache.get(tokens)
+        if value is None:
+            first = max(tokens - tokens % 256, 1)
+            counts = np.arange(first, first + 256)
+            cache.update(zip(counts.tolist(), self._token_parts(counts).tolist(), strict=True))
+            value = cache[tokens]
+        return value
+
+    def _token_parts(self, counts: np.ndarray) -> np.ndarray:
+        """``_token_part_s`` of many token counts (the op formulas take arrays)."""
+        arch, tp, layers, pp = self.arch, self.shard.tp, self.layers_per_stage, self.shard.pp
+        dense_layers = 0 if arch.moe is None else min(arch.moe.first_dense_layers, layers)
+        ops = projection_ops(arch, counts, self.precision, tp, layers)  # type: ignore[arg-type]
+        ops += mlp_ops(arch, counts, self.precision, tp, layers, dense_layers)  # type: ignore[arg-type]
+        stage = np.zeros(len(counts))
+        for op in ops:
+            stage += self.perf.op_times(op.kind, op.dtype, op.flops, op.bytes, op.count)
+        network = np.array([self._network_s(count) for count in counts.tolist()]).reshape(-1, 2)
+        embedding = head_ops(arch, counts, 1, self.precision, tp)[0]  # type: ignore[arg-type]
+        embedding_s = self.perf.op_times(embedding.kind, embedding.dtype, embedding.flops, embedding.bytes)
+        return pp * (stage + network[:, 0]) + (pp - 1) * network[:, 1] + embedding_s
+
+    def _row_part_s(self, rows: int) -> float:
+        """Step time that depends only on the sequences in the batch (final norm and LM head
+        of the rows that sample); cached per row count."""
+        cache = self._row_part_cache
+        value = cache.get(rows)
+        if value is None:
+            ops = head_ops(self.arch, 1, rows, self.precision, self.shard.tp)[1:]
+            value = cache[rows] = sum(self.perf.seconds(op.kind, op.dtype, op.flops, op.bytes, op.count) for op in ops)
+        return value
 
     @cached_property
     def _attention_params(self) -> tuple[float, float, float, tuple[tuple[int, int | None], ...]]:
@@ -290,29 +457,29 @@ class LlmReplica:
         return flops_per_pair, kv_bytes, qo_bytes, attention_layer_groups(self.arch, self.layers_per_stage)
 
     def _attention_of(self, batch: tuple[SequenceWork, ...]) -> float:
-        """Attention seconds of one stage (the same arithmetic as ``attention_ops``, without objects)."""
-        flops_per_pair, kv_bytes, qo_bytes, groups = self._attention_params
-        decode = tuple(s for s in batch if s.new_tokens == 1 and s.context_tokens > 0)
-        prefill = tuple(s for s in batch if not (s.new_tokens == 1 and s.context_tokens > 0))
-        dtype, seconds = self.precision.activations, self.perf.seconds
-        total = 0.0
-        for part, kind in ((decode, CurveKind.ATTENTION_DECODE), (prefill, CurveKind.ATTENTION_PREFILL)):
-            if not part:
-                continue
-            new_tokens = sum(s.new_tokens for s in part)
-            for count, window in groups:
-                pairs, kv_read = _attention_pairs(part, window)
-                nbytes = (kv_read + new_tokens) * kv_bytes + new_tokens * qo_bytes
-                total += seconds(kind, dtype, pairs * flops_per_pair, nbytes, count)
-        return total
+        """Attention seconds of one stage of ``batch``."""
+        decode = [s.context_tokens for s in batch if s.new_tokens == 1 and s.context_tokens > 0]
+        prefill = [(s.new_tokens, s.context_tokens) for s in batch if not (s.new_tokens == 1 and s.context_tokens > 0)]
+        return self._attention_s(len(decode), self.decode_seen(decode), prefill, sum(q for q, _ in prefill))
 
     def _decode_base_s(self, n: int) -> float:
         """Decode step time of ``n`` sequences minus attention (depends on n only; cached)."""
-        cache = self.__dict__.setdefault("_decode_base_cache", {})
-        if n not in cache:
-            batch = [SequenceWork(1, 1)] * n
-            cache[n] = self.step(batch).seconds - self.shard.pp * self._attention_seconds(n, 1)
-        return cache[n]
+        value = self._decode_base_cache.get(n)
+        if value is None:
+            value = self._decode_base_cache[n] = self._token_part_s(n) + self._row_part_s(n)
+        return value
+
+    @cached_property
+    def _token_part_cache(self) -> dict[int, float]:
+        return {}
+
+    @cached_property
+    def _row_part_cache(self) -> dict[int, float]:
+        return {}
+
+    @cached_property
+    def _decode_base_cache(self) -> dict[int, float]:
+        return {}
 
     @property
     def is_mla(self) -> bool:

@@ -163,14 +163,48 @@ class DevicePerf:
                 return curve.at(float(log10_size(curve.axis, flops, nbytes)))
         return DEFAULT_EFFICIENCY[kind]
 
+    @property
+    def bandwidth_bytes_per_s(self) -> float:
+        """The device's memory bandwidth (cached: the spec converts units on every access)."""
+        cache = self.__dict__
+        if "_bandwidth" not in cache:
+            cache["_bandwidth"] = self.device.memory_bandwidth_bytes_per_s
+        return cache["_bandwidth"]
+
+    def flat_rates(self, kind: CurveKind, dtype: DType) -> tuple[float, float, float] | None:
+        """(achieved FLOP/s, achieved bytes/s, overhead s) of ``kind`` ops when no calibration
+        curve applies, so their time is affine in flops and bytes; None with a calibration.
+
+        ``seconds`` divides by exactly these products; ``hetsim.perf.decode_run`` prices runs
+        of decode steps in closed form from them.
+        """
+        if self.calibration is not None:
+            return None
+        cache = self.__dict__.setdefault("_flat_cache", {})
+        key = (kind, dtype)
+        if key not in cache:
+            cache[key] = (
+                self.peak_flops(dtype) * DEFAULT_EFFICIENCY[_COMPUTE_CURVE[kind]],
+                self.bandwidth_bytes_per_s * DEFAULT_EFFICIENCY[_MEMORY_CURVE[kind]],
+                DEFAULT_LAUNCH_OVERHEAD_S,
+            )
+        return cache[key]
+
     def seconds(self, kind: CurveKind, dtype: DType, flops: float, nbytes: float, count: int = 1) -> float:
         """Time of ``count`` ops of this size: the roofline every estimate uses (scalar, fast)."""
         compute_s = memory_s = 0.0
+        if self.calibration is None:  # the hot path: constant efficiencies, cached products
+            compute_rate, memory_rate, overhead_s = self.flat_rates(kind, dtype)  # type: ignore[misc]
+            if flops:
+                compute_s = flops / compute_rate
+            if nbytes:
+                memory_s = nbytes / memory_rate
+            return count * ((compute_s if compute_s >= memory_s else memory_s) + overhead_s)
         if flops:
             compute_s = flops / (self.peak_flops(dtype) * self.efficiency(_COMPUTE_CURVE[kind], dtype, flops, nbytes))
         if nbytes:
             memory_s = nbytes / (
-                self.device.memory_bandwidth_bytes_per_s * self.efficiency(_MEMORY_CURVE[kind], dtype, flops, nbytes)
+                self.bandwidth_bytes_per_s * self.efficiency(_MEMORY_CURVE[kind], dtype, flops, nbytes)
             )
         return count * ((compute_s if compute_s >= memory_s else memory_s) + self.launch_overhead_s)
 
@@ -184,7 +218,7 @@ class DevicePerf:
             compute_s = op.flops / (self.peak_flops(op.dtype) * eff)
         if op.bytes:
             eff = self.efficiency(_MEMORY_CURVE[op.kind], op.dtype, op.flops, op.bytes)
-            memory_s = op.bytes / (self.device.memory_bandwidth_bytes_per_s * eff)
+            memory_s = op.bytes / (self.bandwidth_bytes_per_s * eff)
         overhead_s = self.launch_overhead_s
         bound = Bound.COMPUTE if compute_s >= memory_s else Bound.MEMORY
         if overhead_s > max(compute_s, memory_s):
@@ -203,12 +237,18 @@ class DevicePerf:
                 return np.interp(log10_size(curve.axis, flops, nbytes), xs, ys)
         return np.full(np.shape(flops), DEFAULT_EFFICIENCY[kind])
 
-    def op_times(self, kind: CurveKind, dtype: DType, flops: np.ndarray, nbytes: np.ndarray, count: int = 1) -> np.ndarray:
+    def op_times(
+        self, kind: CurveKind, dtype: DType, flops: np.ndarray, nbytes: np.ndarray, count: int = 1
+    ) -> np.ndarray:
         """Vectorised ``op_time(...).seconds`` for many ops of one kind (same formula)."""
         flops = np.asarray(flops, dtype=float)
         nbytes = np.asarray(nbytes, dtype=float)
         peak = self.peak_flops(dtype)
-        bandwidth = self.device.memory_bandwidth_bytes_per_s
-        compute = np.where(flops > 0, flops / (peak * self.efficiencies(_COMPUTE_CURVE[kind], dtype, flops, nbytes)), 0.0)
-        memory = np.where(nbytes > 0, nbytes / (bandwidth * self.efficiencies(_MEMORY_CURVE[kind], dtype, flops, nbytes)), 0.0)
+        bandwidth = self.bandwidth_bytes_per_s
+        compute = np.where(
+            flops > 0, flops / (peak * self.efficiencies(_COMPUTE_CURVE[kind], dtype, flops, nbytes)), 0.0
+        )
+        memory = np.where(
+            nbytes > 0, nbytes / (bandwidth * self.efficiencies(_MEMORY_CURVE[kind], dtype, flops, nbytes)), 0.0
+        )
         return count * (np.maximum(compute, memory) + self.launch_overhead_s)

@@ -4,6 +4,7 @@ before any event runs."""
 from __future__ import annotations
 
 import math
+from array import array
 from collections.abc import Callable
 
 import numpy as np
@@ -15,8 +16,9 @@ from hetsim.perf.llm import LlmReplica, ServingLimits
 from hetsim.perf.nonllm import IndexKind, VectorIndex, model_amount, model_time, vector_search_time
 from hetsim.perf.roofline import DevicePerf
 from hetsim.perf.transformer import Precision, Shard, kv_bytes_per_token
-from hetsim.sim.engine import LlmRoute, SimConfig, Simulation, WorkPool, build_tables
+from hetsim.sim.engine import LlmRoute, SimConfig, Simulation, WorkPool, WorkQueue
 from hetsim.sim.llm_server import LlmServer
+from hetsim.sim.trace_tables import build_tables
 from hetsim.specs.calibration import CalibrationSpec
 from hetsim.specs.catalog import HardwareCatalog, ModelCatalog
 from hetsim.specs.hardware import DType
@@ -155,7 +157,7 @@ def _build_work_pools(sim: Simulation, plan: PlanSpec, hardware, models, calibra
             _claim(sim, node_type, pool.name)
         sim.work_pools[pool.name] = WorkPool(
             pool.name,
-            [simpy.Resource(sim.env, capacity=pool.concurrency) for _ in range(pool.replicas)],
+            [WorkQueue(pool.concurrency) for _ in range(pool.replicas)],
             _service_model(sim, pool, perf, models),
             pool.routing.value,
             busy_s=[0.0] * pool.replicas,
@@ -174,7 +176,7 @@ def _service_model(sim: Simulation, pool: PoolSpec, perf: DevicePerf, models: Mo
     frame = sim.tables.frame
     model_names = sim._model
     units = frame["units"].to_numpy(dtype=float, na_value=np.nan)
-    duration = frame["duration_s"].to_numpy(dtype=float, na_value=np.nan)
+    duration = array("d", frame["duration_s"].to_numpy(dtype=float, na_value=np.nan).tobytes())  # gives floats
     tokens = frame["input_tokens"].to_numpy()
     index = None
     if pool.vector_index is not None:
@@ -186,7 +188,7 @@ def _service_model(sim: Simulation, pool: PoolSpec, perf: DevicePerf, models: Mo
         if model_name:
             model = models.model(model_name)
             return model_time(perf, model, model_amount(model, units[n], int(tokens[n]))).seconds
-        if sim._node_type[n] == "retrieval" and index is not None:
+        if sim._node_type(n) == "retrieval" and index is not None:
             return vector_search_time(perf, index).seconds
         return duration[n] if not math.isnan(duration[n]) else 0.0
 
@@ -195,10 +197,12 @@ def _service_model(sim: Simulation, pool: PoolSpec, perf: DevicePerf, models: Mo
 
 def _check_coverage(sim: Simulation, trace: pd.DataFrame) -> None:
     """Every stage the trace needs has a pool, and every tool step has a duration."""
-    for model in sorted({m for m, t in zip(trace["model"], trace["node_type"], strict=True) if str(t) == "llm"}):
+    kinds = pd.DataFrame({"node_type": trace["node_type"].astype(str), "model": trace["model"]}).drop_duplicates()
+    pairs = list(zip(kinds["node_type"].tolist(), kinds["model"].tolist(), strict=True))
+    for model in sorted({m for t, m in pairs if t == "llm"}):
         if model not in sim.llm_routes:
             raise ScenarioError(f"plan: no pool serves LLM model {model!r}, which the trace needs")
-    for node_type, model in {(str(t), m) for t, m in zip(trace["node_type"], trace["model"], strict=True)}:
+    for node_type, model in set(pairs):
         if node_type in ("llm", "external"):
             continue
         if (isinstance(model, str) and model in sim.work_for) or node_type in sim.work_for:

@@ -4,25 +4,42 @@ A step starts when all its parents have finished (a root step at its trace arriv
 LLM steps go to their model's pool (aggregated), or to a prefill pool, across the KV link,
 then to a decode pool (disaggregated). Non-LLM steps queue FCFS on a replica of the pool that
 serves their model or node type; external steps are pure delays that use no resource.
+
+Speed: every step is driven by SimPy timeouts with callbacks (no process per step), the trace
+is held as flat typed arrays indexed by step position, and records are appended column-wise
+(``hetsim.sim.records``), so a step costs a few microseconds and a few dozen bytes.
 """
 
 from __future__ import annotations
 
+import gc
 import math
+from array import array
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 import simpy
 
-from hetsim.errors import ScenarioError
 from hetsim.sim.llm_server import LlmCall, LlmServer, SeqState
-from hetsim.sim.policies import RouterState, policy
+from hetsim.sim.policies import Policy, RouterState, policy
 from hetsim.sim.records import Recorder
+from hetsim.sim.trace_tables import SYNTHETIC_PREFIX_BLOCK_TOKENS, TraceTables, build_tables, int_array
 
-SYNTHETIC_PREFIX_BLOCK_TOKENS = 256
-"""Block size of prefix keys made from ``cached_prefix_tokens`` (traces without hash ids)."""
+__all__ = [
+    "SYNTHETIC_PREFIX_BLOCK_TOKENS",
+    "LlmRoute",
+    "SimConfig",
+    "Simulation",
+    "WorkPool",
+    "WorkQueue",
+    "build_tables",
+]
+
+_LLM, _EXTERNAL, _WORK = 0, 1, 2  # how a step is served, by node type
 
 
 @dataclass
@@ -40,9 +57,28 @@ class LlmRoute:
     state: RouterState = field(default_factory=RouterState)
     decode_state: RouterState = field(default_factory=RouterState)
 
+    @cached_property
+    def policy(self) -> Policy:
+        return policy(self.policy_name)
+
     def kv_transfer_s(self, tokens: int) -> float:
         """Paper Eq. (1)-(3): KV bytes of the prompt over the prefill->decode link, plus latency."""
         return self.link_latency_s + tokens * self.kv_bytes_per_token / self.link_bandwidth_bytes_per_s
+
+
+class WorkQueue:
+    """One non-LLM replica: ``capacity`` slots served first come, first served."""
+
+    __slots__ = ("busy", "capacity", "outstanding", "waiting")
+    prefix_cache: frozenset = frozenset()
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity, self.busy = capacity, 0
+        self.outstanding = 0  # busy + waiting (what routers read)
+        self.waiting: deque[int] = deque()
+
+    def cached_prefix_blocks(self, keys: tuple) -> int:
+        return 0
 
 
 @dataclass
@@ -50,84 +86,15 @@ class WorkPool:
     """Non-LLM replicas: FCFS queues of ``concurrency`` slots each, with a service-time model."""
 
     name: str
-    resources: list[simpy.Resource]
+    queues: list[WorkQueue]
     service_s: Callable[[int], float]  # step index -> seconds
     policy_name: str
     state: RouterState = field(default_factory=RouterState)
     busy_s: list[float] = field(default_factory=list)
 
-    @property
-    def outstanding_view(self) -> list:
-        return [_ResourceView(r) for r in self.resources]
-
-
-class _ResourceView:
-    def __init__(self, resource: simpy.Resource) -> None:
-        self.resource = resource
-
-    @property
-    def outstanding(self) -> int:
-        return self.resource.count + len(self.resource.queue)
-
-    def cached_prefix_blocks(self, keys: tuple) -> int:
-        return 0
-
-
-@dataclass
-class TraceTables:
-    """The trace as column arrays, indexed by global step position."""
-
-    frame: pd.DataFrame
-    children: list[list[int]]
-    parent_counts: np.ndarray
-    roots: list[int]
-    prefix_keys: list[tuple]
-    prefix_block_tokens: int
-
-
-def build_tables(trace: pd.DataFrame, block_size_tokens: int | None) -> TraceTables:
-    """Index the steps, link parents to children, and derive prefix keys per LLM step."""
-    frame = trace.reset_index(drop=True)
-    sessions = frame["session_id"].tolist()  # plain lists: per-row access to Arrow columns is slow
-    step_ids = frame["step_id"].tolist()
-    position = {key: n for n, key in enumerate(zip(sessions, step_ids, strict=True))}
-    children: list[list[int]] = [[] for _ in range(len(frame))]
-    counts = np.zeros(len(frame), dtype=np.int64)
-    for n, (session, parents) in enumerate(zip(sessions, frame["parents"].tolist(), strict=True)):
-        for parent in parents:
-            key = (session, parent)
-            if key not in position:
-                raise ScenarioError(f"trace: session {session!r} step {step_ids[n]} has unknown parent {parent}")
-            children[position[key]].append(n)
-            counts[n] += 1
-    arrival = frame["arrival_s"].to_numpy(dtype=float)
-    roots = sorted((n for n in range(len(frame)) if counts[n] == 0), key=lambda n: (arrival[n], n))
-    keys, block = _prefix_keys(frame, block_size_tokens)
-    return TraceTables(frame, children, counts, roots, keys, block)
-
-
-def _prefix_keys(frame: pd.DataFrame, block_size_tokens: int | None) -> tuple[list[tuple], int]:
-    hashes = frame["prefix_hash_ids"].tolist()
-    if block_size_tokens and any(len(h) for h in hashes):
-        return [tuple(h) for h in hashes], block_size_tokens
-    block = SYNTHETIC_PREFIX_BLOCK_TOKENS
-    keys: list[tuple] = []
-    last: dict[str, tuple] = {}
-    cached = frame["cached_prefix_tokens"].to_numpy(dtype=float, na_value=np.nan)
-    sessions = frame["session_id"].tolist()
-    # Only sessions in which some call reuses a whole block need keys (most public traces: none).
-    reusing = {sessions[n] for n in np.flatnonzero(np.nan_to_num(cached) >= block)}
-    columns = zip(sessions, frame["input_tokens"].tolist(), frame["node_type"].astype(str).tolist(), strict=True)
-    for n, (session, tokens, node_type) in enumerate(columns):
-        if node_type != "llm" or session not in reusing:
-            keys.append(())
-            continue
-        shared = 0 if math.isnan(cached[n]) else int(cached[n]) // block
-        previous = last.get(session, ())
-        own = tuple((session, n, b) for b in range(min(shared, len(previous)), math.ceil(tokens / block)))
-        keys.append(previous[: min(shared, len(previous))] + own)
-        last[session] = keys[-1]
-    return keys, block
+    @cached_property
+    def policy(self) -> Policy:
+        return policy(self.policy_name)
 
 
 @dataclass
@@ -147,141 +114,188 @@ class Simulation:
         self.llm_routes: dict[str, LlmRoute] = {}
         self.work_pools: dict[str, WorkPool] = {}  # by pool name
         self.work_for: dict[str, str] = {}  # model name or node type -> pool name
-        self._remaining = tables.parent_counts.copy()
-        self._ready_s = np.full(len(tables.frame), np.nan)
-        self._llm_meta: dict[int, tuple] = {}
         f = tables.frame
-        self._session = f["session_id"].tolist()
-        self._step_id = f["step_id"].tolist()
-        self._node = f["node"].tolist()
-        self._node_type = f["node_type"].astype(str).tolist()
+        size = len(f)
+        self._remaining = int_array(tables.parent_counts)
+        self._ready_s = array("d", [math.nan]) * size
+        codes, names = tables.node_type_codes, tables.node_type_names
+        self._node_type_names = names
+        self._node_type_code = int_array(codes)
+        kinds = {"llm": _LLM, "external": _EXTERNAL}
+        self._kind = bytes(np.array([kinds.get(t, _WORK) for t in names] or [0], dtype=np.uint8)[codes])
         self._model = [m if isinstance(m, str) else None for m in f["model"].tolist()]
-        self._input = f["input_tokens"].tolist()
-        self._output = f["output_tokens"].tolist()
-        self._duration = f["duration_s"].to_numpy(dtype=float, na_value=np.nan)
+        self._input = array("q", f["input_tokens"].to_numpy(dtype=np.int64).tobytes())
+        self._output = array("q", f["output_tokens"].to_numpy(dtype=np.int64).tobytes())
+        self._duration = array("d", f["duration_s"].to_numpy(dtype=float, na_value=np.nan).tobytes())
+        self._work_pool_cache: dict[tuple[str | None, int], WorkPool | None] = {}
 
     # ---- driving ----------------------------------------------------------------------------
 
     def run(self) -> None:
-        self.env.process(self._arrivals())
-        if self.config.horizon_s is not None:
-            self.env.run(until=self.config.horizon_s)
-        else:
-            self.env.run()
+        """Run to the end of the trace (or the horizon). The cyclic garbage collector is held
+        off meanwhile: the run allocates millions of short-lived acyclic objects (events,
+        states), and collections scanning the long-lived trace and records would cost a
+        third of the run while freeing nothing."""
+        self._arrival = array("d", self.tables.frame["arrival_s"].to_numpy(dtype=float).tobytes())
+        self._next_root = 0
+        self.env.timeout(0).callbacks.append(self._schedule_arrivals)  # type: ignore[union-attr]
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            if self.config.horizon_s is not None:
+                self.env.run(until=self.config.horizon_s)
+            else:
+                self.env.run()
+        finally:
+            if was_enabled:
+                gc.enable()
 
-    def _arrivals(self):
-        arrival = self.tables.frame["arrival_s"].to_numpy(dtype=float)
-        for n in self.tables.roots:
-            delay = arrival[n] - self.env.now
+    def _schedule_arrivals(self, event: simpy.Event) -> None:
+        """Start the roots due now, then sleep until the next one."""
+        roots, arrival, env = self.tables.roots, self._arrival, self.env
+        while self._next_root < len(roots):
+            n = roots[self._next_root]
+            delay = arrival[n] - env.now
             if delay > 0:
-                yield self.env.timeout(delay)
+                env.timeout(delay).callbacks.append(self._on_arrival)  # type: ignore[union-attr]
+                return
+            self._next_root += 1
             self._start(n)
+
+    def _on_arrival(self, event: simpy.Event) -> None:
+        n = self.tables.roots[self._next_root]
+        self._next_root += 1
+        self._start(n)
+        self._schedule_arrivals(event)
 
     def _start(self, n: int) -> None:
         self._ready_s[n] = self.env.now
-        node_type = self._node_type[n]
-        if node_type == "llm":
+        kind = self._kind[n]
+        if kind == _LLM:
             self._start_llm(n)
-        elif node_type == "external":
+        elif kind == _EXTERNAL:
             duration = self._duration[n]
             if math.isnan(duration) or duration < 0:
                 self._finish_step(n, "", -1, self.env.now, "dropped", "external step has no duration_s")
                 return
-            self.env.process(self._delay(n, duration))
+            event = self.env.timeout(duration)
+            event.step = (n, self.env.now)  # type: ignore[attr-defined]
+            event.callbacks.append(self._on_delay_end)  # type: ignore[union-attr]
         else:
-            self.env.process(self._serve_work(n))
+            self._serve_work(n)
+
+    def _node_type(self, n: int) -> str:
+        return self._node_type_names[self._node_type_code[n]]
 
     def _finish_step(self, n: int, pool: str, replica: int, start_s: float, status: str, reason: str = "") -> None:
-        self.recorder.steps.append(
-            (
-                self._session[n],
-                int(self._step_id[n]),
-                self._node[n],
-                self._node_type[n],
-                pool,
-                replica,
-                float(self._ready_s[n]),
-                start_s,
-                self.env.now,
-                status,
-                reason,
-            )
-        )
-        for child in self.tables.children[n]:
-            self._remaining[child] -= 1
-            if self._remaining[child] == 0:
+        recorder = self.recorder
+        key = (pool, status, reason)
+        code = recorder.step_codes.index.get(key)
+        if code is None:
+            code = recorder.step_codes.code(key)
+        recorder.steps.ints.extend((n, code, replica))
+        recorder.steps.floats.extend((start_s, self.env.now))
+        remaining, child_list, start = self._remaining, self.tables.child_list, self.tables.child_start
+        for index in range(start[n], start[n + 1]):
+            child = child_list[index]
+            remaining[child] -= 1
+            if remaining[child] == 0:
                 self._start(child)
 
-    def _delay(self, n: int, duration: float):
-        start = self.env.now
-        yield self.env.timeout(duration)
+    def _on_delay_end(self, event: simpy.Event) -> None:
+        n, start = event.step  # type: ignore[attr-defined]
         self._finish_step(n, "", -1, start, "completed")
 
     # ---- non-LLM work -----------------------------------------------------------------------
 
     def _work_pool_for(self, n: int) -> WorkPool | None:
-        model = self._model[n]
-        name = self.work_for.get(model) if isinstance(model, str) else None
-        name = name or self.work_for.get(self._node_type[n])
-        return self.work_pools.get(name) if name else None
+        key = (self._model[n], self._node_type_code[n])
+        if key not in self._work_pool_cache:
+            model, node_type = self._model[n], self._node_type(n)
+            name = self.work_for.get(model) if isinstance(model, str) else None
+            name = name or self.work_for.get(node_type)
+            self._work_pool_cache[key] = self.work_pools.get(name) if name else None
+        return self._work_pool_cache[key]
 
-    def _serve_work(self, n: int):
+    def _serve_work(self, n: int) -> None:
         pool = self._work_pool_for(n)
         if pool is None:  # checked before the run; kept as a guard for partial plans
-            self._finish_step(n, "", -1, self.env.now, "dropped", f"no pool serves {self._node_type[n]}")
+            self._finish_step(n, "", -1, self.env.now, "dropped", f"no pool serves {self._node_type(n)}")
             return
-        index = policy(pool.policy_name)(pool.outstanding_view, (), pool.state)
-        resource = pool.resources[index]
-        with resource.request() as slot:
-            yield slot
-            start = self.env.now
-            seconds = pool.service_s(n)
-            yield self.env.timeout(seconds)
-            pool.busy_s[index] += seconds
+        index = pool.policy(pool.queues, (), pool.state)
+        queue = pool.queues[index]
+        queue.outstanding += 1
+        if queue.busy < queue.capacity:
+            self._begin_work(pool, index, n)
+        else:
+            queue.waiting.append(n)
+
+    def _begin_work(self, pool: WorkPool, index: int, n: int) -> None:
+        pool.queues[index].busy += 1
+        seconds = pool.service_s(n)
+        event = self.env.timeout(seconds)
+        event.step = (pool, index, n, self.env.now, seconds)  # type: ignore[attr-defined]
+        event.callbacks.append(self._on_work_end)  # type: ignore[union-attr]
+
+    def _on_work_end(self, event: simpy.Event) -> None:
+        pool, index, n, start, seconds = event.step  # type: ignore[attr-defined]
+        pool.busy_s[index] += seconds
+        queue = pool.queues[index]
+        queue.busy -= 1
+        queue.outstanding -= 1
+        if queue.waiting:  # the slot goes to the longest waiter before anything new can claim it
+            self._begin_work(pool, index, queue.waiting.popleft())
         self._finish_step(n, pool.name, index, start, "completed")
 
     # ---- LLM calls --------------------------------------------------------------------------
 
     def _start_llm(self, n: int) -> None:
-        route = self.llm_routes.get(self._model[n])
+        route = self.llm_routes.get(self._model[n])  # type: ignore[arg-type]
         if route is None:
             self._finish_step(n, "", -1, self.env.now, "dropped", f"no pool serves model {self._model[n]}")
             return
-        keys = self.tables.prefix_keys[n]
+        keys = self.tables.prefix_keys.of(n)
+        index = route.policy(route.servers, keys, route.state)
         call = LlmCall(
-            call_id=n,
-            prompt_tokens=max(int(self._input[n]), 1),
-            output_tokens=max(int(self._output[n]), 1),
-            prefix_keys=keys,
-            prefix_block_tokens=self.tables.prefix_block_tokens,
-            arrival_s=self.env.now,
+            n,
+            max(self._input[n], 1),
+            max(self._output[n], 1),
+            keys,
+            self.tables.prefix_block_tokens,
+            self.env.now,
+            False,
+            (route, index),
         )
-        index = policy(route.policy_name)(route.servers, keys, route.state)
-        self._llm_meta[n] = (route, index)
         route.servers[index].submit(call)
 
     def on_llm_done(self, state: SeqState, reason: str) -> None:
         """Called by a server when a call leaves it (completed, prefilled, or dropped)."""
         n = state.call.call_id
-        route, index = self._llm_meta[n]
+        route, index = state.call.tag
         if reason == "prefilled":
             transfer = route.kv_transfer_s(state.call.prompt_tokens)
-            self.env.process(self._to_decode(n, state, route, index, transfer))
+            event = self.env.timeout(transfer)
+            event.step = (n, state, route, index, transfer)  # type: ignore[attr-defined]
+            event.callbacks.append(self._to_decode)  # type: ignore[union-attr]
             return
         self._record_llm(n, state, route, index, reason)
 
-    def _to_decode(self, n: int, prefill: SeqState, route: LlmRoute, index: int, transfer_s: float):
-        yield self.env.timeout(transfer_s)
+    def _to_decode(self, event: simpy.Event) -> None:
+        n, prefill, route, index, transfer_s = event.step  # type: ignore[attr-defined]
+        decode_index = route.policy(route.decode_servers, (), route.decode_state)
         call = LlmCall(
-            n, prefill.call.prompt_tokens, prefill.call.output_tokens, arrival_s=self.env.now, prefilled_elsewhere=True
+            n,
+            prefill.call.prompt_tokens,
+            prefill.call.output_tokens,
+            arrival_s=self.env.now,
+            prefilled_elsewhere=True,
+            tag=(route, index, prefill, decode_index, transfer_s),
         )
-        decode_index = policy(route.policy_name)(route.decode_servers, (), route.decode_state)
-        self._llm_meta[n] = (route, index, prefill, decode_index, transfer_s)
         route.decode_servers[decode_index].submit(call)
 
     def on_decode_done(self, state: SeqState, reason: str) -> None:
         n = state.call.call_id
-        route, index, prefill, decode_index, transfer_s = self._llm_meta[n]
+        route, index, prefill, decode_index, transfer_s = state.call.tag
         merged = SeqState(prefill.call, prefill.prefill_target)
         merged.admitted_s, merged.first_token_s = prefill.admitted_s, prefill.first_token_s
         merged.cached_tokens, merged.preemptions = prefill.cached_tokens, prefill.preemptions + state.preemptions
@@ -293,33 +307,16 @@ class Simulation:
 
     def _record_llm(self, n, state, route, index, reason, decode_index=-1, transfer_s=0.0) -> None:
         completed = reason == "completed"
+        status, why = ("completed", "") if completed else ("dropped", reason)
+        rows = self.recorder.llm_calls
+        key = (route.pool, route.decode_pool or "", status, why)
+        code = self.recorder.llm_codes.index.get(key)
+        if code is None:
+            code = self.recorder.llm_codes.code(key)
+        rows.ints.extend((n, code, index, decode_index, state.cached_tokens, state.preemptions))
         done_s = state.last_token_s if completed else self.env.now
-        self.recorder.llm_calls.append(
-            (
-                self._session[n],
-                int(self._step_id[n]),
-                self._model[n],
-                route.pool,
-                index,
-                route.decode_pool or "",
-                decode_index,
-                float(self._ready_s[n]),
-                state.admitted_s,
-                state.first_token_s,
-                done_s,
-                int(self._input[n]),
-                state.cached_tokens,
-                int(self._output[n]),
-                state.preemptions,
-                transfer_s,
-                state.max_gap_s,
-                "completed" if completed else "dropped",
-                "" if completed else reason,
-            )
-        )
-        self._finish_step(
-            n, route.pool, index, state.admitted_s, "completed" if completed else "dropped", "" if completed else reason
-        )
+        rows.floats.extend((state.admitted_s, state.first_token_s, done_s, transfer_s, state.max_gap_s))
+        self._finish_step(n, route.pool, index, state.admitted_s, status, why)
 
     # ---- results ----------------------------------------------------------------------------
 
@@ -327,7 +324,7 @@ class Simulation:
         """Record the replicas' counters and return every record as a DataFrame."""
         recorder = self.recorder
         recorder.replicas.clear()
-        recorder.kv_samples.clear()
+        recorder.kv_parts.clear()
         for route in self.llm_routes.values():
             groups = [(route.pool, route.servers)]
             if route.decode_pool:
@@ -335,7 +332,6 @@ class Simulation:
             for pool, servers in groups:
                 for index, server in enumerate(servers):
                     stats = server.stats
-                    peak = max((used for _, used in stats.kv_samples), default=0)
                     mean_batch = stats.batch_size_time / stats.busy_s if stats.busy_s else 0.0
                     recorder.replicas.append(
                         (
@@ -348,14 +344,14 @@ class Simulation:
                             stats.events,
                             mean_batch,
                             server.total_blocks,
-                            peak,
+                            max(stats.kv_used, default=0),
                         )
                     )
-                    recorder.kv_samples.extend((pool, index, t, used) for t, used in stats.kv_samples)
+                    recorder.kv_parts.append((pool, index, stats.kv_times, stats.kv_used))
         for pool in self.work_pools.values():
             for index, busy in enumerate(pool.busy_s):
-                capacity = pool.resources[index].capacity
+                capacity = pool.queues[index].capacity
                 recorder.replicas.append((pool.name, index, "", 1, busy / capacity, 0, 0, float("nan"), 0, 0))
-        frames = recorder.frames()
+        frames = recorder.frames(self.tables.frame, np.frombuffer(self._ready_s, dtype=np.float64))
         frames["meta"] = pd.DataFrame([{"end_s": self.env.now, "steps_in_trace": len(self.tables.frame)}])
         return frames

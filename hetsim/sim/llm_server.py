@@ -2,32 +2,43 @@
 scheduling, chunked prefill under a token budget, paged KV memory with admission control and
 preemption, and prefix caching.
 
-Speed by design: when a step is decode-only and nothing can join or leave before the next
-sequence finishes (or the KV cache fills), the server prices the whole run of identical
-iterations at once (``LlmReplica.decode_run_times``) and sleeps until its end, waking early
-only if a new request arrives, in which case it stops at the iteration boundary that follows.
-Events therefore grow with batch membership changes, not with tokens. ``max_skip=1`` turns
-the shortcut off, which is the per-iteration reference the tests compare against.
+Speed by design:
+
+* Event skipping: when a step is decode-only, nothing can join or leave before the next
+  sequence finishes (or the KV cache fills), so the server prices the whole run of identical
+  iterations at once (``hetsim.perf.decode_run``) and sleeps until its end. A request that
+  arrives meanwhile cuts the run at the iteration boundary that follows. Events grow with
+  batch membership changes, not with tokens. ``max_skip=1`` turns the shortcut off: the
+  per-iteration reference the tests compare against.
+* No per-sequence work per iteration: decoding sequences live in a ``DecodeSet`` that
+  advances them all in O(1); only sequences that join, leave or prefill are visited. A
+  scheduling pass that must preempt brings every member up to date and runs the plain
+  vLLM algorithm.
+* Callbacks, not a SimPy process: each iteration is one timeout; a cut run leaves its
+  stale end event behind, which is ignored.
 """
 
 from __future__ import annotations
 
 import math
-from collections import OrderedDict, deque
+from array import array
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-import numpy as np
 import simpy
 
+from hetsim.perf.decode_run import ArrayDecodeRun
 from hetsim.perf.llm import LlmReplica
-from hetsim.perf.transformer import SequenceWork
+from hetsim.sim.decode_set import DecodeSet
+from hetsim.sim.prefix_cache import PrefixCache
 from hetsim.specs.plan import LlmStage, Preemption
 
 
 @dataclass(slots=True)
 class LlmCall:
-    """One LLM request as the server sees it."""
+    """One LLM request as the server sees it; ``tag`` is the submitter's, untouched here."""
 
     call_id: int
     prompt_tokens: int
@@ -36,11 +47,13 @@ class LlmCall:
     prefix_block_tokens: int = 16
     arrival_s: float = 0.0
     prefilled_elsewhere: bool = False  # arrives at a decode pool with its KV transferred in
+    tag: Any = None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # identity equality: list.remove/index must not compare fields
 class SeqState:
-    """Mutable state of one call inside a server."""
+    """Mutable state of one call inside a server (a ``DecodeSet`` member's KV, token, block,
+    last-token and gap fields are current only after it leaves or is materialized)."""
 
     call: LlmCall
     prefill_target: int
@@ -56,6 +69,12 @@ class SeqState:
     preemptions: int = 0
     swapped: bool = False
     is_running: bool = False
+    # DecodeSet bookkeeping (token -1: not a member)
+    token: int = -1
+    kv_offset: int = 0
+    gen_offset: int = 0
+    joined_at: int = 0
+    is_unsaturated: bool = False
 
     @property
     def in_decode(self) -> bool:
@@ -72,14 +91,20 @@ class ServerStats:
     steps: int = 0
     events: int = 0
     batch_size_time: float = 0.0  # integral of running batch size over busy time
-    kv_samples: list[tuple[float, int]] = field(default_factory=list)
+    kv_times: array = field(default_factory=lambda: array("d"))  # KV blocks in use at each iteration start
+    kv_used: array = field(default_factory=lambda: array("q"))
 
 
 Done = Callable[[SeqState, str], None]
 
+Chunk = tuple[SeqState, int]
+
+# Server states: what a submit has to do (BUSY: inside the server's own event; it schedules next).
+_IDLE, _WAKING, _BUSY, _STEP, _RUN, _CUT = range(6)
+
 
 class LlmServer:
-    """A replica process; ``submit`` a call, ``on_done(state, reason)`` is called when it leaves."""
+    """A replica; ``submit`` a call, ``on_done(state, reason)`` is called when it leaves."""
 
     def __init__(
         self,
@@ -99,62 +124,171 @@ class LlmServer:
         self.max_skip = max_skip
         limits = replica.limits
         self.block = limits.kv_block_tokens
+        self.max_batch_tokens, self.max_num_seqs = limits.max_batch_tokens, limits.max_num_seqs
         self.total_blocks = replica.kv_capacity_tokens // self.block
+        self._max_context = replica.arch.max_context_tokens
         self.free_blocks = self.total_blocks
         self.waiting: deque[SeqState] = deque()
         self.running: list[SeqState] = []
-        self.cache: OrderedDict = OrderedDict()  # prefix key -> None, LRU order
-        self.cache_capacity_keys = max(1, replica.kv_capacity_tokens // 16)
+        self.outstanding = 0  # waiting + running (what routers read)
+        self.prefilling: list[SeqState] = []  # running, not in decode; in running order
+        self.decode = DecodeSet(self.block, tuple(window for _, window in replica._attention_params[3]))
+        self.cache = PrefixCache(max(1, replica.kv_capacity_tokens // 16))
+        self.prefix_cache = self.cache.keys  # what routers test membership in
         self.stats = ServerStats()
-        self._wakeup = env.event()
         self._pending_swap_s = 0.0
-        env.process(self._run())
+        self._state = _IDLE
+        self._event: simpy.Event | None = None  # the timeout whose callback is current
+        self._chunks: list[Chunk] = []
+        self._step_s = 0.0
+        self._batch = 0
+        self._run: Any = None
+        self._run_start_s = self._run_steps = 0
+        self._run_done = 0
 
     # ---- interface --------------------------------------------------------------------------
 
-    @property
-    def outstanding(self) -> int:
-        return len(self.waiting) + len(self.running)
-
     def cached_prefix_blocks(self, keys: tuple) -> int:
         """Leading prefix keys already cached here (for prefix-aware routing)."""
-        hits = 0
-        for key in keys:
-            if key not in self.cache:
-                break
-            hits += 1
-        return hits
+        return self.cache.leading(keys)
 
     def submit(self, call: LlmCall) -> None:
         """Queue a call; it is dropped at once if it can never fit in this replica."""
         need = call.prompt_tokens + call.output_tokens
-        if need > self.replica.arch.max_context_tokens:
-            self.on_done(
-                SeqState(call, call.prompt_tokens), f"exceeds context of {self.replica.arch.max_context_tokens}"
-            )
+        if need > self._max_context:
+            self.on_done(SeqState(call, call.prompt_tokens), f"exceeds context of {self._max_context}")
             return
-        if math.ceil(need / self.block) > self.total_blocks:
+        if -(-need // self.block) > self.total_blocks:
             self.on_done(
                 SeqState(call, call.prompt_tokens),
                 f"needs {need} KV tokens, replica holds {self.total_blocks * self.block}",
             )
             return
         state = SeqState(call, call.prompt_tokens)
+        self.outstanding += 1
         if call.prefilled_elsewhere:
             state.prefilled = state.kv_tokens = call.prompt_tokens
             state.generated = 1
             state.first_token_s = state.last_token_s = self.env.now
         self.waiting.append(state)
-        if not self._wakeup.triggered:
-            self._wakeup.succeed()
+        if self._state == _IDLE:  # wake at this instant, after whatever else happens now
+            self._state = _WAKING
+            self._at(0.0, self._on_wake)
+        elif self._state == _RUN:
+            self._cut_run()
+
+    # ---- events -------------------------------------------------------------------------------
+
+    def _at(self, delay: float, callback: Callable[[simpy.Event], None]) -> None:
+        event = self.env.timeout(delay)
+        event.callbacks.append(callback)  # type: ignore[union-attr]
+        self._event = event
+
+    def _on_wake(self, event: simpy.Event) -> None:
+        if event is self._event:
+            self._state = _BUSY
+            self._next_iteration()
+
+    def _next_iteration(self) -> None:
+        """Schedule the next iteration and start it (or go idle)."""
+        decode = self.decode
+        if self.waiting or self.prefilling:
+            chunks = self._schedule()
+        elif not decode.n:
+            self._state, self._event = _IDLE, None
+            return
+        else:  # the common case: only decoding sequences, each takes one more KV token
+            need = decode.by_phase[-decode.t % self.block]  # decode.blocks_to_advance(1), inlined
+            if need <= self.free_blocks:
+                self.free_blocks -= need
+                chunks = []
+            else:
+                chunks = self._schedule()
+        if not chunks and not decode.n:
+            self._state, self._event = _IDLE, None
+            return
+        stats = self.stats
+        stats.kv_times.append(self.env.now)
+        stats.kv_used.append(self.total_blocks - self.free_blocks)
+        if not chunks and self.max_skip > 1 and self._pending_swap_s == 0:
+            self._start_run()
+        else:
+            self._start_step(chunks)
 
     # ---- scheduling -------------------------------------------------------------------------
 
-    def _blocks_for(self, state: SeqState, extra_tokens: int) -> int:
-        return max(0, math.ceil((state.kv_tokens + extra_tokens) / self.block) - state.blocks)
+    def _schedule(self) -> list[Chunk]:
+        """One iteration's plan: every decoding sequence takes a token, prefill chunks share
+        the token budget in running order, then admissions (vLLM V1 order). Returns the
+        prefill chunks (and admitted prefills); the decoding sequences are ``self.decode``."""
+        decode = self.decode
+        budget = self.max_batch_tokens
+        chunks: list[Chunk] = []
+        need = decode.blocks_to_advance(1) if decode.n else 0
+        if self.prefilling:
+            running, block, used = self.running, self.block, 0
+            for position, state in enumerate(self.prefilling):
+                ahead = running.index(state) - position  # decoders before it take a token each
+                take = min(state.prefill_target - state.prefilled, budget - ahead - used)
+                if take > 0:
+                    chunks.append((state, take))
+                    used += take
+                    need += -(-(state.kv_tokens + take) // block) - state.blocks
+            budget -= used
+        if need > self.free_blocks:
+            budget, chunks = self._schedule_preempting()
+        else:
+            self.free_blocks -= need
+            for state, take in chunks:
+                state.blocks = -(-(state.kv_tokens + take) // self.block)
+            budget -= decode.n
+        while self.waiting and budget > 0 and len(self.running) < self.max_num_seqs:
+            state = self.waiting[0]
+            take = self._admit(state, budget)
+            if take is None:
+                break
+            if state.prefilled >= state.prefill_target:  # decode-ready: prefilled elsewhere or swapped
+                decode.add(state)
+            else:
+                self.prefilling.append(state)
+                chunks.append((state, take))
+            budget -= take
+        return chunks
+
+    def _schedule_preempting(self) -> tuple[int, list[Chunk]]:
+        """The scheduling loop sequence by sequence, preempting from the back of the running
+        list when KV blocks run out (vLLM V1 order). Returns (budget left, prefill chunks)."""
+        decode = self.decode
+        for state in self.running:
+            if state.token >= 0:
+                decode.remove(state)
+        budget = self.max_batch_tokens
+        plan: list[Chunk] = []
+        for state in tuple(self.running):
+            if not state.is_running:
+                continue  # preempted below while making room
+            take = 1 if state.prefilled >= state.prefill_target else min(state.prefill_target - state.prefilled, budget)
+            if take <= 0:
+                continue
+            while not self._grant(state, take):
+                victim = self.running[-1]
+                self._preempt(victim)
+                if victim is state:
+                    break
+            if state.is_running:
+                plan.append((state, take))
+                budget -= take
+        chunks = []
+        for state, take in plan:
+            if state.prefilled >= state.prefill_target:
+                decode.add(state)
+            else:
+                chunks.append((state, take))
+        self.prefilling = [state for state in self.running if state.token < 0]
+        return budget, chunks
 
     def _grant(self, state: SeqState, extra_tokens: int) -> bool:
-        need = self._blocks_for(state, extra_tokens)
+        need = max(0, -(-(state.kv_tokens + extra_tokens) // self.block) - state.blocks)
         if need > self.free_blocks:
             return False
         self.free_blocks -= need
@@ -174,44 +308,6 @@ class LlmServer:
             victim.prefilled = victim.kv_tokens = 0
         self.waiting.appendleft(victim)
 
-    def _schedule(self) -> list[tuple[SeqState, int]]:
-        """One iteration: decodes first, then prefill chunks, then admissions (vLLM V1 order)."""
-        budget = self.replica.limits.max_batch_tokens
-        plan: list[tuple[SeqState, int]] = []
-        block, free = self.block, self.free_blocks
-        for state in tuple(self.running):
-            if not state.is_running:
-                continue  # preempted below while making room
-            take = 1 if state.prefilled >= state.prefill_target else min(state.prefill_target - state.prefilled, budget)
-            if take <= 0:
-                continue
-            need = -(-(state.kv_tokens + take) // block) - state.blocks  # ceil division
-            if need <= free:  # fast path: no preemption needed
-                if need > 0:
-                    free -= need
-                    state.blocks += need
-                plan.append((state, take))
-                budget -= take
-                continue
-            self.free_blocks = free
-            while not self._grant(state, take):
-                victim = self.running[-1]
-                self._preempt(victim)
-                if victim is state:
-                    break
-            free = self.free_blocks
-            if state.is_running:
-                plan.append((state, take))
-                budget -= take
-        self.free_blocks = free
-        while self.waiting and budget > 0 and len(self.running) < self.replica.limits.max_num_seqs:
-            take = self._admit(self.waiting[0], budget)
-            if take is None:
-                break
-            plan.append((self.running[-1], take))
-            budget -= take
-        return plan
-
     def _admit(self, state: SeqState, budget: int) -> int | None:
         """Admit the head of the queue if its KV fits; returns the tokens it computes this step.
 
@@ -220,7 +316,10 @@ class LlmServer:
         """
         if self.prefix_caching and state.prefilled == 0 and not state.call.prefilled_elsewhere:
             self._apply_prefix_cache(state)
-        take = 1 if state.in_decode else min(state.prefill_target - state.prefilled, budget)
+        if state.prefilled >= state.prefill_target:  # in decode (a queued call has tokens left)
+            take = 1
+        else:
+            take = min(state.prefill_target - state.prefilled, budget)
         if not self._grant(state, take):
             if state.prefilled == state.cached_tokens and not state.swapped and not state.call.prefilled_elsewhere:
                 state.prefilled = state.kv_tokens = 0  # the cache hit is re-checked next time
@@ -236,108 +335,106 @@ class LlmServer:
         return take
 
     def _apply_prefix_cache(self, state: SeqState) -> None:
-        keys = state.call.prefix_keys
-        hits = self.cached_prefix_blocks(keys)
-        for key in keys[:hits]:
-            self.cache.move_to_end(key)
+        hits = self.cache.use_leading(state.call.prefix_keys)
         cached = min(hits * state.call.prefix_block_tokens, state.prefill_target - 1)
         state.cached_tokens = max(state.cached_tokens, cached)
         state.prefilled = state.kv_tokens = max(cached, 0)
 
     def _remember_prefix(self, state: SeqState) -> None:
-        if not self.prefix_caching:
-            return
-        for key in state.call.prefix_keys:
-            self.cache[key] = None
-            self.cache.move_to_end(key)
-        while len(self.cache) > self.cache_capacity_keys:
-            self.cache.popitem(last=False)
+        if self.prefix_caching:
+            self.cache.remember(state.call.prefix_keys)
 
-    # ---- the process ------------------------------------------------------------------------
+    # ---- one iteration (prefill chunks, perhaps with decodes) ---------------------------------
 
-    def _run(self):  # SimPy process
-        env = self.env
-        while True:
-            plan = self._schedule()
-            if not plan:
-                self._wakeup = env.event()
-                yield self._wakeup
-                continue
-            self.stats.kv_samples.append((env.now, self.total_blocks - self.free_blocks))
-            if self._is_decode_run(plan):
-                yield from self._decode_run(plan)
-            else:
-                yield from self._single_step(plan)
-
-    def _is_decode_run(self, plan: list[tuple[SeqState, int]]) -> bool:
-        return self.max_skip > 1 and self._pending_swap_s == 0 and all(s.in_decode and take == 1 for s, take in plan)
-
-    def _single_step(self, plan: list[tuple[SeqState, int]]):
-        batch = [SequenceWork(take, state.kv_tokens) for state, take in plan]
-        seconds = self.replica.step_seconds(batch) + self._pending_swap_s
+    def _start_step(self, chunks: list[Chunk]) -> None:
+        decode = self.decode
+        batch = [(take, state.kv_tokens) for state, take in chunks]
+        seconds = self.replica.step_seconds_of(decode.n, decode.keys_seen(), batch) + self._pending_swap_s
         self._pending_swap_s = 0.0
         self.stats.events += 1
-        yield self.env.timeout(seconds)
-        self._account(len(plan), seconds, 1)
-        now = self.env.now
-        for state, take in plan:
+        self._chunks, self._step_s, self._batch = chunks, seconds, decode.n + len(chunks)
+        self._state = _STEP
+        self._event = event = self.env.timeout(seconds)
+        event.callbacks.append(self._on_step_end)  # type: ignore[union-attr]
+
+    def _on_step_end(self, event: simpy.Event) -> None:
+        if event is not self._event:
+            return
+        seconds, now, decode, stats = self._step_s, self.env.now, self.decode, self.stats
+        self._state = _BUSY
+        stats.busy_s += seconds
+        stats.steps += 1
+        stats.batch_size_time += self._batch * seconds
+        completed = decode.advance(1, seconds, now)
+        for state, take in self._chunks:
             state.kv_tokens += take
-            if state.in_decode:
-                self._emit_tokens(state, 1, seconds, now)
+            state.prefilled += take
+            if state.prefilled < state.prefill_target:
+                continue
+            self._remember_prefix(state)
+            self.prefilling.remove(state)
+            if self.stage == LlmStage.PREFILL:
+                self._emit_first(state, now)
+                self._finish(state, "prefilled")
+                continue
+            self._emit_tokens(state, 1, seconds, now)
+            if state.generated >= state.call.output_tokens:
+                completed.append(state)
             else:
-                state.prefilled += take
-                if state.prefilled >= state.prefill_target:
-                    self._remember_prefix(state)
-                    if self.stage == LlmStage.PREFILL:
-                        self._emit_first(state, now)
-                        self._finish(state, "prefilled")
-                        continue
-                    self._emit_tokens(state, 1, seconds, now)
-        self._finish_completed()
+                decode.add(state)
+        if completed:
+            self._finish_all(completed)
+        self._next_iteration()
 
-    def _decode_run(self, plan: list[tuple[SeqState, int]]):
-        states = [state for state, _ in plan]
-        steps = min(self.max_skip, min(s.remaining for s in states), self._steps_until_kv_full(states))
-        times = self.replica.decode_run_times([s.kv_tokens for s in states], steps)
-        ends = np.cumsum(times)
-        start = self.env.now
-        # _steps_until_kv_full guaranteed the blocks for `steps`; only an arrival cuts the run short.
-        self._wakeup = self.env.event()
+    # ---- a run of decode-only iterations --------------------------------------------------------
+
+    def _start_run(self) -> None:
+        decode, free = self.decode, self.free_blocks
+        steps = decode.min_remaining()
+        if steps > self.max_skip:
+            steps = self.max_skip
+        n = decode.n
+        if ((steps - 1) // self.block + 1) * n > free and decode.run_blocks(steps) > free:
+            # the KV cache may fill first (the cheap bound says when it cannot)
+            steps = decode.steps_until_full(free)
+        run = None
+        if not decode.unsaturated or steps <= decode.steps_before_window():
+            run = self.replica.affine_decode_run(n, decode.seen())
+        if run is None:  # calibration curves, or a sequence reaches the window: price step by step
+            members = [state for state in self.running if state.token >= 0]
+            run = ArrayDecodeRun(self.replica.decode_run_times(decode.contexts(members), steps))
+        env = self.env
+        self._run, self._run_steps, self._run_done, self._run_start_s = run, steps, steps, env.now
         self.stats.events += 1
-        yield self.env.timeout(float(ends[-1])) | self._wakeup
-        done = steps
-        if self.env.now - start < ends[-1]:  # an arrival: finish the iteration in flight
-            elapsed = self.env.now - start
-            done = int(np.searchsorted(ends, elapsed, side="right")) + 1
-            done = min(done, steps)
-            remaining = start + float(ends[done - 1]) - self.env.now
-            if remaining > 0:
-                yield self.env.timeout(remaining)
-        for state in states:
-            self._grant(state, done)
-            state.kv_tokens += done
-            self._emit_tokens(state, done, float(times[:done].max()), start + float(ends[done - 1]))
-        self._account(len(states), float(ends[done - 1]), done)
-        self._finish_completed()
+        self._state = _RUN
+        self._event = event = env.timeout(run.end_s(steps))
+        event.callbacks.append(self._on_run_end)  # type: ignore[union-attr]
 
-    def _steps_until_kv_full(self, states: list[SeqState]) -> int:
-        """Most decode steps all ``states`` can take before the free blocks run out (>= 1)."""
-        free = self.free_blocks
-        if free >= sum(math.ceil((s.kv_tokens + s.remaining) / self.block) - s.blocks for s in states):
-            return 1 << 30
-        low, high = 1, max(s.remaining for s in states)
-        while low < high:
-            mid = (low + high + 1) // 2
-            need = sum(max(0, math.ceil((s.kv_tokens + mid) / self.block) - s.blocks) for s in states)
-            low, high = (mid, high) if need <= free else (low, mid - 1)
-        return low
+    def _cut_run(self) -> None:
+        """A request arrived: stop at the end of the iteration in flight."""
+        run, now = self._run, self.env.now
+        self._run_done = done = run.steps_by(now - self._run_start_s, self._run_steps)
+        self._state = _CUT
+        remaining = self._run_start_s + run.end_s(done) - now
+        self._at(remaining if remaining > 0 else 0.0, self._on_run_end)
+
+    def _on_run_end(self, event: simpy.Event) -> None:
+        if event is not self._event:
+            return  # a run that a newcomer cut short
+        run, done, decode, stats = self._run, self._run_done, self.decode, self.stats
+        self._state = _BUSY
+        if done > 1:  # the run's length kept these blocks free (steps_until_full); take them now
+            self.free_blocks -= decode.run_blocks(done)
+        elapsed = run.end_s(done)
+        stats.busy_s += elapsed
+        stats.steps += done
+        stats.batch_size_time += decode.n * elapsed
+        completed = decode.advance(done, run.max_step_s(done), self._run_start_s + elapsed)
+        if completed:
+            self._finish_all(completed)
+        self._next_iteration()
 
     # ---- bookkeeping ------------------------------------------------------------------------
-
-    def _account(self, batch_size: int, seconds: float, steps: int) -> None:
-        self.stats.busy_s += seconds
-        self.stats.steps += steps
-        self.stats.batch_size_time += batch_size * seconds
 
     def _emit_first(self, state: SeqState, now: float) -> None:
         if math.isnan(state.first_token_s):
@@ -355,12 +452,18 @@ class LlmServer:
             state.generated += count
             state.last_token_s = end
 
-    def _finish_completed(self) -> None:
-        for state in [s for s in self.running if s.generated >= s.call.output_tokens]:
+    def _finish_all(self, completed: list[SeqState]) -> None:
+        """Completed sequences leave in running order."""
+        if len(completed) > 1:
+            completed.sort(key=self.running.index)
+        for state in completed:
             self._finish(state, "completed")
 
     def _finish(self, state: SeqState, reason: str) -> None:
+        if state.token >= 0:
+            self.decode.remove(state)
         self.running.remove(state)
+        self.outstanding -= 1
         state.is_running = False
         self.free_blocks += state.blocks
         state.blocks = 0

@@ -6,7 +6,8 @@ The registry is a dict; an unknown name lists the choices.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -14,8 +15,15 @@ from hetsim.errors import ScenarioError
 
 
 class ReplicaView(Protocol):
+    """What a policy reads of a replica: its load, and which prefix blocks it has cached
+    (``prefix_cache`` answers membership only, so a router can skip replicas that lack a
+    prompt's first block without a call)."""
+
     @property
     def outstanding(self) -> int: ...
+
+    @property
+    def prefix_cache(self) -> Container: ...
 
     def cached_prefix_blocks(self, keys: tuple) -> int: ...
 
@@ -51,8 +59,14 @@ def prefix_aware(replicas: Sequence[ReplicaView], prefix_keys: tuple, state: Rou
     router balances the same way): a hit is worth up to 4 requests of extra queue."""
     if not prefix_keys:
         return least_outstanding(replicas, prefix_keys, state)
-    scores = [r.cached_prefix_blocks(prefix_keys) / len(prefix_keys) * 4.0 - r.outstanding for r in replicas]
-    return max(range(len(replicas)), key=lambda i: (scores[i], -i))
+    keys, first = len(prefix_keys), prefix_keys[0]
+    best, best_score = 0, -math.inf
+    for index, replica in enumerate(replicas):  # the first best score wins ties
+        hits = replica.cached_prefix_blocks(prefix_keys) if first in replica.prefix_cache else 0
+        score = hits / keys * 4.0 - replica.outstanding
+        if score > best_score:
+            best, best_score = index, score
+    return best
 
 
 POLICIES: dict[str, Policy] = {

@@ -1,9 +1,17 @@
-"""Flat result records of a simulation; every metric, plot and cost derives from them."""
+"""Flat result records of a simulation; every metric, plot and cost derives from them.
+
+During a run the engine appends each row column by column into typed arrays (8 bytes a value,
+no per-row objects: a million-call run keeps its records in tens of MB); strings that repeat
+(pool, status, reason) are stored once, as a code. ``Recorder.frames`` turns them into the
+DataFrames below once, at the end.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from array import array
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 LLM_CALL_COLUMNS = (
@@ -52,19 +60,71 @@ REPLICA_COLUMNS = (
     "kv_blocks_total",
     "kv_peak_blocks",
 )
+KV_COLUMNS = ("pool", "replica", "time_s", "used_blocks")
+
+# What the engine records per row, as (integer fields, float fields); the rest of a row comes
+# from the trace, by step position n.
+STEP_FIELDS = (("n", "code", "replica"), ("start_s", "end_s"))
+LLM_FIELDS = (
+    ("n", "code", "replica", "decode_replica", "cached_tokens", "preemptions"),
+    ("admitted_s", "first_token_s", "done_s", "kv_transfer_s", "tbt_max_s"),
+)
 
 
-@dataclass
+class Rows:
+    """Rows of fixed integer and float fields, each kind in one flat typed array."""
+
+    def __init__(self, fields: tuple[tuple[str, ...], tuple[str, ...]]) -> None:
+        self.int_fields, self.float_fields = fields
+        self.ints, self.floats = array("q"), array("d")
+
+    def __len__(self) -> int:
+        return len(self.ints) // len(self.int_fields)
+
+    def columns(self) -> dict[str, np.ndarray]:
+        ints = np.frombuffer(self.ints, dtype=np.int64).reshape(-1, len(self.int_fields))
+        floats = np.frombuffer(self.floats, dtype=np.float64).reshape(-1, len(self.float_fields))
+        columns = {name: ints[:, i] for i, name in enumerate(self.int_fields)}
+        columns.update({name: floats[:, i] for i, name in enumerate(self.float_fields)})
+        return columns
+
+
+class Codes:
+    """Small integer codes for repeated tuples of strings."""
+
+    def __init__(self) -> None:
+        self.values: list[tuple[str, ...]] = []
+        self.index: dict[tuple[str, ...], int] = {}  # value -> code (read it first: no call)
+
+    def code(self, value: tuple[str, ...]) -> int:
+        index = self.index.get(value)
+        if index is None:
+            index = self.index[value] = len(self.values)
+            self.values.append(value)
+        return index
+
+    def column(self, codes: np.ndarray, part: int) -> np.ndarray:
+        return np.array([value[part] for value in self.values] or [""], dtype=object)[codes]
+
+
 class Recorder:
-    """Appends rows during a run; ``frames`` turns them into DataFrames once, at the end."""
+    """Appends rows during a run; ``frames`` turns them into DataFrames once, at the end.
 
-    llm_calls: list[tuple] = field(default_factory=list)
-    steps: list[tuple] = field(default_factory=list)
-    replicas: list[tuple] = field(default_factory=list)
-    kv_samples: list[tuple] = field(default_factory=list)
+    ``steps`` codes (pool, status, reason); ``llm_calls`` codes (pool, decode pool, status,
+    reason). ``replicas`` and ``kv`` rows are filled at the end from the servers' counters.
+    """
 
-    def frames(self) -> dict[str, pd.DataFrame]:
-        calls = pd.DataFrame(self.llm_calls, columns=list(LLM_CALL_COLUMNS))
+    def __init__(self) -> None:
+        self.steps, self.llm_calls = Rows(STEP_FIELDS), Rows(LLM_FIELDS)
+        self.step_codes, self.llm_codes = Codes(), Codes()
+        self.replicas: list[tuple] = []
+        self.kv_parts: list[tuple[str, int, array, array]] = []
+
+    def frames(self, trace: pd.DataFrame, ready_s: np.ndarray) -> dict[str, pd.DataFrame]:
+        """The record DataFrames; ``trace`` supplies the per-step columns (session, step id,
+        node, model, tokens) and ``ready_s`` when each step became ready."""
+        steps = _step_frame(self, trace, ready_s)
+        calls = _llm_frame(self, trace, ready_s)
         calls["ttft_s"] = calls["first_token_s"] - calls["arrival_s"]
         calls["e2e_s"] = calls["done_s"] - calls["arrival_s"]
         calls["queue_s"] = calls["admitted_s"] - calls["arrival_s"]
@@ -75,7 +135,86 @@ class Recorder:
             "llm_calls": calls.sort_values(["arrival_s", "session_id", "step_id"], kind="stable").reset_index(
                 drop=True
             ),
-            "steps": pd.DataFrame(self.steps, columns=list(STEP_COLUMNS)),
+            "steps": steps,
             "replicas": pd.DataFrame(self.replicas, columns=list(REPLICA_COLUMNS)),
-            "kv": pd.DataFrame(self.kv_samples, columns=["pool", "replica", "time_s", "used_blocks"]),
+            "kv": _kv_frame(self.kv_parts),
         }
+
+
+_INFERRED_STRING = pd.Series(["a"]).dtype  # what a column of Python strings becomes
+
+
+def _take(column: pd.Series, rows: np.ndarray) -> Any:
+    """``column[rows]`` as a new column of the dtype the values would be inferred as; a
+    string column is indexed as it is, without making a Python string per row."""
+    if column.dtype == _INFERRED_STRING or column.dtype.kind in "iuf":
+        return column.take(rows).reset_index(drop=True)
+    return column.to_numpy()[rows]
+
+
+def _numpy(values: array) -> np.ndarray:
+    return np.frombuffer(values, dtype=np.float64 if values.typecode == "d" else np.int64)
+
+
+def _step_frame(recorder: Recorder, trace: pd.DataFrame, ready_s: np.ndarray) -> pd.DataFrame:
+    if not len(recorder.steps):
+        return pd.DataFrame([], columns=list(STEP_COLUMNS))
+    rows = recorder.steps.columns()
+    n, codes = rows["n"], rows["code"]
+    columns: dict[str, Any] = {
+        "session_id": _take(trace["session_id"], n),
+        "step_id": trace["step_id"].to_numpy()[n].astype(np.int64),
+        "node": _take(trace["node"], n),
+        "node_type": _take(trace["node_type"].astype(str), n),
+        "pool": recorder.step_codes.column(codes, 0),
+        "replica": rows["replica"],
+        "ready_s": ready_s[n],
+        "start_s": rows["start_s"],
+        "end_s": rows["end_s"],
+        "status": recorder.step_codes.column(codes, 1),
+        "reason": recorder.step_codes.column(codes, 2),
+    }
+    return pd.DataFrame(columns)
+
+
+def _llm_frame(recorder: Recorder, trace: pd.DataFrame, ready_s: np.ndarray) -> pd.DataFrame:
+    if not len(recorder.llm_calls):
+        return pd.DataFrame([], columns=list(LLM_CALL_COLUMNS))
+    rows = recorder.llm_calls.columns()
+    n, codes = rows["n"], rows["code"]
+    columns: dict[str, Any] = {
+        "session_id": _take(trace["session_id"], n),
+        "step_id": trace["step_id"].to_numpy()[n].astype(np.int64),
+        "model": _take(trace["model"], n),
+        "pool": recorder.llm_codes.column(codes, 0),
+        "replica": rows["replica"],
+        "decode_pool": recorder.llm_codes.column(codes, 1),
+        "decode_replica": rows["decode_replica"],
+        "arrival_s": ready_s[n],
+        "admitted_s": rows["admitted_s"],
+        "first_token_s": rows["first_token_s"],
+        "done_s": rows["done_s"],
+        "input_tokens": trace["input_tokens"].to_numpy()[n].astype(np.int64),
+        "cached_tokens": rows["cached_tokens"],
+        "output_tokens": trace["output_tokens"].to_numpy()[n].astype(np.int64),
+        "preemptions": rows["preemptions"],
+        "kv_transfer_s": rows["kv_transfer_s"],
+        "tbt_max_s": rows["tbt_max_s"],
+        "status": recorder.llm_codes.column(codes, 2),
+        "reason": recorder.llm_codes.column(codes, 3),
+    }
+    return pd.DataFrame(columns)
+
+
+def _kv_frame(parts: list[tuple[str, int, array, array]]) -> pd.DataFrame:
+    if not any(len(times) for _, _, times, _ in parts):
+        return pd.DataFrame([], columns=list(KV_COLUMNS))
+    sizes = [len(times) for _, _, times, _ in parts]
+    return pd.DataFrame(
+        {
+            "pool": np.repeat(np.array([pool for pool, _, _, _ in parts], dtype=object), sizes),
+            "replica": np.repeat(np.array([replica for _, replica, _, _ in parts], dtype=np.int64), sizes),
+            "time_s": np.concatenate([_numpy(times) for _, _, times, _ in parts]),
+            "used_blocks": np.concatenate([_numpy(used) for _, _, _, used in parts]),
+        }
+    )

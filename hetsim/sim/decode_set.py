@@ -1,0 +1,232 @@
+"""The decoding sequences of one server, advanced together without visiting each one.
+
+Every running sequence in decode gains exactly one token (and one KV token) per server
+iteration; only joining or leaving the batch changes that. So with ``t``, the iterations the
+server has run, a member's KV tokens are ``t + kv_offset`` and its generated tokens
+``t + gen_offset``, and it finishes when ``t`` reaches ``output_tokens - gen_offset``. The set
+keeps what the server asks about as running sums and heaps, so an iteration or a run of
+``k`` iterations costs O(1) (O(log n) per member that finishes), not O(batch):
+
+* the keys attention reads (``sum(min(kv + 1, window))`` per attention group);
+* the paged-KV blocks members need to advance ``k`` steps (one per member every
+  ``block`` tokens, at a phase set by ``kv_offset mod block``);
+* the fewest steps until a member finishes (a heap of finishing iterations);
+* each member's worst token gap: a decreasing stack of per-iteration step times answers
+  "longest step since this member joined" by binary search.
+
+A member's own fields (``kv_tokens``, ``generated``, ``blocks``, ``last_token_s``,
+``max_gap_s``) are brought up to date (``materialize``) when it leaves, and whenever the
+server needs them all (a scheduling pass that must preempt). Between iterations a member
+holds ``ceil(kv_tokens / block)`` KV blocks.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+from bisect import bisect_left
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hetsim.sim.llm_server import SeqState
+
+
+class DecodeSet:
+    """Running decode sequences of one server (see module docstring)."""
+
+    def __init__(self, block_tokens: int, windows: tuple[int | None, ...]) -> None:
+        """``windows``: the sliding window of each attention group (None: full attention)."""
+        windowed = {w for w in windows if w is not None}
+        if len(windowed) > 1:
+            raise ValueError(f"decode set: expected at most one sliding window, got {sorted(windowed)}")
+        self.block = block_tokens
+        self.windows = windows
+        self.window = windowed.pop() if windowed else None
+        self.t = 0  # iterations run
+        self.n = 0
+        self.kv_offset_sum = 0
+        # Members by kv_offset mod block, written twice over (index r and r + block) so that any
+        # cyclic run of phases is one slice.
+        self.by_phase = [0] * (2 * block_tokens)
+        self._finishing: list[tuple[int, int, SeqState]] = []  # (finishing t, token, state)
+        self._tokens = itertools.count()
+        # Sliding-window attention: members whose kv + 1 is still below the window.
+        self.unsaturated = 0
+        self.unsaturated_offset_sum = 0
+        self._saturating: list[tuple[int, int, SeqState]] = []  # (t it reaches the window, token, state)
+        # Step times since the oldest member joined: indices increase, values strictly decrease.
+        self._gap_index: list[int] = []
+        self._gap_value: list[float] = []
+        self.iterations_recorded = 0
+        self.last_emit_s = math.nan
+
+    # ---- membership -----------------------------------------------------------------------
+
+    def add(self, state: SeqState) -> None:
+        """Join with ``state``'s current fields (its KV blocks for them already held)."""
+        t = self.t
+        offset = state.kv_tokens - t
+        state.kv_offset, state.gen_offset = offset, state.generated - t
+        state.token = token = next(self._tokens)
+        state.joined_at = self.iterations_recorded
+        heapq.heappush(self._finishing, (state.call.output_tokens - state.gen_offset, token, state))
+        phase = offset % self.block
+        self.by_phase[phase] += 1
+        self.by_phase[phase + self.block] += 1
+        self.n += 1
+        self.kv_offset_sum += offset
+        window = self.window
+        state.is_unsaturated = window is not None and state.kv_tokens + 1 < window
+        if state.is_unsaturated:
+            self.unsaturated += 1
+            self.unsaturated_offset_sum += offset
+            heapq.heappush(self._saturating, (window - 1 - offset, token, state))  # type: ignore[operator]
+
+    def remove(self, state: SeqState) -> None:
+        """Leave, with ``state``'s fields brought up to date (``materialize``)."""
+        t, offset, block = self.t, state.kv_offset, self.block
+        state.kv_tokens = kv = t + offset
+        state.generated = t + state.gen_offset
+        state.blocks = -(-kv // block)
+        if self.iterations_recorded > state.joined_at:
+            self._catch_up(state)
+        phase = offset % block
+        by_phase = self.by_phase
+        by_phase[phase] -= 1
+        by_phase[phase + block] -= 1
+        self.n -= 1
+        self.kv_offset_sum -= offset
+        if state.is_unsaturated:
+            self.unsaturated -= 1
+            self.unsaturated_offset_sum -= offset
+            state.is_unsaturated = False
+        state.token = -1
+        if not self.n:  # nobody left to ask about earlier steps
+            self._gap_index.clear()
+            self._gap_value.clear()
+
+    def materialize(self, state: SeqState) -> None:
+        """Write the member's current KV tokens, tokens, blocks, last token time and gap."""
+        state.kv_tokens = kv = self.t + state.kv_offset
+        state.generated = self.t + state.gen_offset
+        state.blocks = -(-kv // self.block)
+        if self.iterations_recorded > state.joined_at:
+            self._catch_up(state)
+
+    def _catch_up(self, state: SeqState) -> None:
+        """The member's last token time and worst gap over the iterations since it joined."""
+        state.last_token_s = self.last_emit_s
+        position = bisect_left(self._gap_index, state.joined_at)
+        if position < len(self._gap_value) and self._gap_value[position] > state.max_gap_s:
+            state.max_gap_s = self._gap_value[position]
+        state.joined_at = self.iterations_recorded
+
+    # ---- iterations -----------------------------------------------------------------------
+
+    def advance(self, steps: int, max_step_s: float, end_s: float) -> list[SeqState]:
+        """Every member emitted ``steps`` tokens, the last at ``end_s``; the longest step took
+        ``max_step_s``. Returns the members that thereby finished (in no particular order)."""
+        self.t = t = self.t + steps
+        self.last_emit_s = end_s
+        index, value = self._gap_index, self._gap_value
+        while value and value[-1] <= max_step_s:
+            value.pop()
+            index.pop()
+        index.append(self.iterations_recorded)
+        value.append(max_step_s)
+        self.iterations_recorded += 1
+        if self._saturating:
+            self._saturate()
+        heap, done = self._finishing, []
+        while heap and heap[0][0] <= t:
+            _, token, state = heapq.heappop(heap)
+            if state.token == token:
+                done.append(state)
+        return done
+
+    def _saturate(self) -> None:
+        """Members whose attention now reaches the window read a constant number of keys."""
+        heap, t = self._saturating, self.t
+        while heap and heap[0][0] <= t:
+            _, token, state = heapq.heappop(heap)
+            if state.token == token:
+                self.unsaturated -= 1
+                self.unsaturated_offset_sum -= state.kv_offset
+                state.is_unsaturated = False
+
+    def min_remaining(self) -> int:
+        """Fewest tokens any member still has to generate (members present)."""
+        heap = self._finishing
+        while heap[0][2].token != heap[0][1]:  # drop entries of members that left
+            heapq.heappop(heap)
+        return heap[0][0] - self.t
+
+    # ---- what the server prices and allocates ---------------------------------------------
+
+    def seen(self) -> list[tuple[float, int]]:
+        """Per attention group (no window first): (keys the members' attention reads at the
+        next step, how many more each further step), as ``LlmReplica.affine_decode_run`` takes."""
+        n, t, u = self.n, self.t, self.unsaturated
+        full = (float(n * (t + 1) + self.kv_offset_sum), n)
+        if self.window is None:
+            return [full] * len(self.windows)
+        windowed = (float((n - u) * self.window + u * (t + 1) + self.unsaturated_offset_sum), u)
+        return [full if window is None else windowed for window in self.windows]
+
+    def keys_seen(self) -> list[float]:
+        """Per attention group: keys the members' attention reads at the next step."""
+        n = self.n
+        if not n:
+            return []
+        if self.window is None:
+            return [float(n * (self.t + 1) + self.kv_offset_sum)] * len(self.windows)
+        return [keys for keys, _ in self.seen()]
+
+    def steps_before_window(self) -> int:
+        """Steps during which no member's attention reaches the window (the keys stay affine)."""
+        heap = self._saturating
+        while heap and heap[0][2].token != heap[0][1]:
+            heapq.heappop(heap)
+        return heap[0][0] - self.t + 1 if heap else 1 << 62
+
+    def run_blocks(self, steps: int) -> int:
+        """Blocks to take after ``steps`` steps beyond those the first step needed:
+        ``blocks_to_advance(steps) - blocks_to_advance(1)``."""
+        block = self.block
+        full, partial = divmod(steps - 1, block)
+        first = -self.t % block + block
+        by_phase = self.by_phase
+        return full * self.n + sum(by_phase[first - partial : first + 1]) - by_phase[first]
+
+    def blocks_to_advance(self, steps: int) -> int:
+        """KV blocks the members need, beyond what they hold between iterations, to compute
+        ``steps`` more tokens each: a member at KV ``kv`` needs one whenever ``kv % block``
+        is 0 before a step, so members of phase ``(-t - j) % block`` need one at step j of
+        every cycle of ``block`` steps."""
+        block = self.block
+        if steps == 1:
+            return self.by_phase[-self.t % block]
+        full, partial = divmod(steps - 1, block)
+        first = -self.t % block + block  # phases first, first - 1, ..., first - partial
+        return full * self.n + sum(self.by_phase[first - partial : first + 1])
+
+    def steps_until_full(self, free_blocks: int) -> int:
+        """Most steps (>= 1) the members can take, once they hold their first step's blocks,
+        before ``free_blocks`` more run out: the largest k with
+        ``blocks_to_advance(k) - blocks_to_advance(1) <= free_blocks``."""
+        budget = free_blocks + self.blocks_to_advance(1)
+        full, rest = divmod(budget, self.n)
+        by_phase, block = self.by_phase, self.block
+        first = -self.t % block + block
+        needed = 0
+        for j in range(block):  # blocks needed within the first j + 1 steps of the last cycle
+            needed += by_phase[first - j]
+            if needed > rest:
+                return full * block + j
+        raise AssertionError("unreachable: a whole cycle needs n blocks, more than the rest")
+
+    def contexts(self, members: list[SeqState]) -> list[int]:
+        """KV tokens of ``members`` now (for pricing a run step by step)."""
+        t = self.t
+        return [t + state.kv_offset for state in members]
