@@ -141,7 +141,7 @@ def paged_decode_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torc
         raise ValueError("paged_decode_attention: expected head_dim to be the contiguous dimension")
     group = q_heads // kv_heads
     out = torch.empty_like(q)
-    part_out = part_lse = out  # unused placeholders when num_splits == 1
+    part_out = part_lse = out  # not read when num_splits == 1 (no split merge)
     if num_splits > 1:
         part_out = torch.empty((batch, q_heads, num_splits, head_dim), device=q.device, dtype=torch.float32)
         part_lse = torch.empty((batch, q_heads, num_splits), device=q.device, dtype=torch.float32)

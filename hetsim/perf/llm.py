@@ -29,6 +29,7 @@ from hetsim.perf.transformer import (
     attention_constants,
     attention_layer_groups,
     attention_ops,
+    chunk_pairs,
     head_ops,
     kv_elements_per_token_per_layer,
     mlp_ops,
@@ -42,18 +43,8 @@ GIB = 2.0**30
 
 
 def _chunk_pairs(chunks: list[tuple[int, int]], window: int | None) -> tuple[float, float]:
-    """``transformer._attention_pairs`` of (new tokens, context tokens) pairs: (causal
-    query-key pairs, KV tokens read), within ``window`` if set."""
-    pairs = kv_read = 0.0
-    for q, c in chunks:
-        if window is None:
-            pairs += q * c + q * (q + 1) / 2.0
-            kv_read += c + q
-            continue
-        uncapped = min(q, max(0, window - c - 1))
-        pairs += uncapped * c + uncapped * (uncapped + 1) / 2.0 + (q - uncapped) * window
-        kv_read += min(c + q, window + q - 1)
-    return pairs, kv_read
+    """Causal pairs and KV reads of (new tokens, context tokens) chunks (one formula: transformer)."""
+    return chunk_pairs(chunks, window)
 
 
 @dataclass(frozen=True)

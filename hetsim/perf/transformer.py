@@ -135,15 +135,15 @@ def _heads_per_rank(arch: ArchitectureSpec, tp: int) -> int:
     return arch.num_attention_heads // tp
 
 
-def _attention_pairs(sequences: tuple[SequenceWork, ...], window: int | None) -> tuple[float, float]:
-    """(causal query-key pairs, KV tokens read) summed over sequences, within ``window`` if set.
+def chunk_pairs(chunks, window: int | None) -> tuple[float, float]:
+    """(causal query-key pairs, KV tokens read) over (new tokens, cached tokens) chunks,
+    within ``window`` if set.
 
     Query i (1..q) of a chunk on top of c cached tokens sees c + i keys, or ``window`` keys
     once c + i reaches the window.
     """
     pairs = kv_read = 0.0
-    for seq in sequences:
-        q, c = seq.new_tokens, seq.context_tokens
+    for q, c in chunks:
         if window is None:
             pairs += q * c + q * (q + 1) / 2.0
             kv_read += c + q
@@ -152,6 +152,11 @@ def _attention_pairs(sequences: tuple[SequenceWork, ...], window: int | None) ->
         pairs += uncapped * c + uncapped * (uncapped + 1) / 2.0 + (q - uncapped) * window
         kv_read += min(c + q, window + q - 1)
     return pairs, kv_read
+
+
+def _attention_pairs(sequences: tuple[SequenceWork, ...], window: int | None) -> tuple[float, float]:
+    """``chunk_pairs`` of a batch of sequences."""
+    return chunk_pairs(((s.new_tokens, s.context_tokens) for s in sequences), window)
 
 
 def attention_constants(arch: ArchitectureSpec, precision: Precision, tp: int) -> tuple[float, float, float]:
