@@ -96,7 +96,10 @@ def _build_llm_routes(sim: Simulation, plan: PlanSpec, hardware, models, calibra
             raise ScenarioError(
                 f"plan pool {pool.name!r}: a prefill pool needs a kv_transfers entry naming its decode pool"
             )
-        servers = [_server(env, replica, pool, sim.on_llm_done, max_skip) for _ in range(pool.replicas)]
+        servers = [
+            _server(env, replica, pool, sim.on_llm_done, max_skip, sim.tables.prefix_block_tokens)
+            for _ in range(pool.replicas)
+        ]
         route = LlmRoute(pool.name, servers, pool.routing.value)
         if pool.llm.stage == LlmStage.PREFILL:
             transfer = prefill_pools[pool.name]
@@ -106,7 +109,7 @@ def _build_llm_routes(sim: Simulation, plan: PlanSpec, hardware, models, calibra
             link = _link(hardware, transfer.link, pool.name)
             route.decode_pool = decode_pool.name
             route.decode_servers = [
-                _server(env, decode_replica, decode_pool, sim.on_decode_done, max_skip)
+                _server(env, decode_replica, decode_pool, sim.on_decode_done, max_skip, sim.tables.prefix_block_tokens)
                 for _ in range(decode_pool.replicas)
             ]
             route.kv_bytes_per_token = kv_bytes_per_token(replica.arch, replica.precision.kv_cache)
@@ -125,7 +128,7 @@ def _link(hardware: HardwareCatalog, name: str, pool: str):
         raise ScenarioError(f"plan kv_transfers of pool {pool!r}: {exc}") from None
 
 
-def _server(env, replica: LlmReplica, pool: PoolSpec, on_done, max_skip: int) -> LlmServer:
+def _server(env, replica: LlmReplica, pool: PoolSpec, on_done, max_skip: int, prefix_block_tokens: int) -> LlmServer:
     assert pool.llm is not None
     return LlmServer(
         env,
@@ -134,6 +137,7 @@ def _server(env, replica: LlmReplica, pool: PoolSpec, on_done, max_skip: int) ->
         on_done,
         prefix_caching=pool.llm.prefix_caching,
         preemption=pool.llm.preemption,
+        prefix_block_tokens=prefix_block_tokens,
         max_skip=max_skip,
     )
 

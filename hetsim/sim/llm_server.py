@@ -116,6 +116,7 @@ class LlmServer:
         prefix_caching: bool = True,
         preemption: Preemption = Preemption.RECOMPUTE,
         swap_bandwidth_bytes_per_s: float = 25e9,
+        prefix_block_tokens: int = 16,
         max_skip: int = 1_000_000,
     ) -> None:
         self.env, self.replica, self.stage, self.on_done = env, replica, stage, on_done
@@ -133,8 +134,9 @@ class LlmServer:
         self.outstanding = 0  # waiting + running (what routers read)
         self.prefilling: list[SeqState] = []  # running, not in decode; in running order
         self.decode = DecodeSet(self.block, tuple(window for _, window in replica._attention_params[3]))
-        self.cache = PrefixCache(max(1, replica.kv_capacity_tokens // 16))
-        self.prefix_cache = self.cache.keys  # what routers test membership in
+        # The prefix cache holds as many blocks (of the trace's prefix-key size) as the KV memory.
+        self.cache = PrefixCache(max(1, replica.kv_capacity_tokens // prefix_block_tokens))
+        self.prefix_cache = self.cache.nodes  # what routers test membership in
         self.stats = ServerStats()
         self._pending_swap_s = 0.0
         self._state = _IDLE

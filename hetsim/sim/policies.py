@@ -6,7 +6,6 @@ The registry is a dict; an unknown name lists the choices.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -56,16 +55,22 @@ def least_outstanding(replicas: Sequence[ReplicaView], prefix_keys: tuple, state
 
 def prefix_aware(replicas: Sequence[ReplicaView], prefix_keys: tuple, state: RouterState) -> int:
     """Longest cached prefix wins unless that replica is much busier (SGLang's cache-aware
-    router balances the same way): a hit is worth up to 4 requests of extra queue."""
+    router balances the same way): a hit is worth up to 4 requests of extra queue.
+
+    The score ``4 * hits / keys - outstanding`` of a replica without the prompt's first block
+    is its load alone, so only the (few) replicas holding it are scored one by one; the best
+    of the rest is the least loaded. Ties go to the lowest index."""
+    loads = [replica.outstanding for replica in replicas]
+    best_load = min(loads)
+    best, best_score = loads.index(best_load), -best_load
     if not prefix_keys:
-        return least_outstanding(replicas, prefix_keys, state)
-    keys, first = len(prefix_keys), prefix_keys[0]
-    best, best_score = 0, -math.inf
-    for index, replica in enumerate(replicas):  # the first best score wins ties
-        hits = replica.cached_prefix_blocks(prefix_keys) if first in replica.prefix_cache else 0
-        score = hits / keys * 4.0 - replica.outstanding
-        if score > best_score:
-            best, best_score = index, score
+        return best
+    first, weight = prefix_keys[0], 4.0 / len(prefix_keys)
+    for index, replica in enumerate(replicas):
+        if first in replica.prefix_cache:
+            score = replica.cached_prefix_blocks(prefix_keys) * weight - loads[index]
+            if score > best_score or (score == best_score and index < best):
+                best, best_score = index, score
     return best
 
 

@@ -1,47 +1,127 @@
 """A replica's prefix cache: KV blocks kept after a call, reused by later calls that share
-the prompt's leading blocks (vLLM's automatic prefix caching), evicted least recently used."""
+the prompt's leading blocks (vLLM's automatic prefix caching), evicted least recently used.
+
+vLLM frees a finished request's blocks in reverse order, so a prompt's tail is evicted before
+its head and the cached blocks stay closed under prefixes: a block is cached only if every
+block before it in its prompt is. Keys must be chained like vLLM's block hashes (equal keys
+mean equal prefixes up to and including that block; ``hetsim.sim.trace_tables`` makes them
+so). That lets this cache answer and update in O(log blocks) per call instead of visiting
+every block of a long agent prompt:
+
+* the cached prefix of a prompt is found by binary search (membership is monotone along it);
+* a use touches only the deepest cached block: an ancestor's recency is the latest touch in
+  its subtree, and only leaves can be least recent, so leaves sit in a heap of touch times
+  (stale entries skipped) and a parent becomes a leaf, with its subtree's recency, when its
+  last child is evicted.
+
+The eviction order equals an LRU list in which every use moves the prompt's cached blocks to
+the most recent end, tail first (``tests/sim/test_prefix_cache.py`` checks it against one).
+"""
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from itertools import takewhile
+from collections.abc import Sequence
+from heapq import heapify, heappop, heappush
+
+_PARENT, _CHILDREN, _TOUCH = 0, 1, 2  # fields of a node: [parent key or None, children, last touch]
 
 
 class PrefixCache:
-    """Block keys in LRU order (``keys``: key -> None, oldest first), at most ``capacity``."""
+    """At most ``capacity`` blocks; ``nodes`` maps a cached key to its node (see above)."""
 
-    __slots__ = ("capacity", "keys")
+    __slots__ = ("_clock", "_heap", "capacity", "nodes")
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self.keys: OrderedDict = OrderedDict()
+        self.nodes: dict = {}
+        self._heap: list = []  # (touch, key) of leaves; an entry is stale when the node changed since
+        self._clock = 0
 
-    def leading(self, keys: tuple) -> int:
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def leading(self, keys: Sequence) -> int:
         """How many leading ``keys`` are cached."""
-        cache = self.keys
-        if not keys or keys[0] not in cache:  # the common answer, for every replica but one
+        nodes = self.nodes
+        if not keys or keys[0] not in nodes:  # the common answer, for every replica but one
             return 0
-        return len(tuple(takewhile(cache.__contains__, keys)))
+        high = len(keys)
+        if keys[high - 1] in nodes:
+            return high
+        low, high = 1, high - 1  # keys[low - 1] is cached, keys[high] is not
+        while low < high:
+            mid = (low + high + 1) >> 1
+            if keys[mid - 1] in nodes:
+                low = mid
+            else:
+                high = mid - 1
+        return low
 
-    def use_leading(self, keys: tuple) -> int:
-        """Mark the cached leading ``keys`` most recently used, in order; how many there are."""
-        cache, hits = self.keys, 0
-        move = cache.move_to_end
-        for key in keys:
-            if key not in cache:
-                break
-            move(key)
-            hits += 1
+    def use_leading(self, keys: Sequence) -> int:
+        """Mark the cached leading ``keys`` most recently used; how many there are."""
+        hits = self.leading(keys)
+        if hits:
+            self._touch(keys[hits - 1])
         return hits
 
-    def remember(self, keys: tuple) -> None:
-        """Cache ``keys`` as the most recently used, in order, evicting the least recent."""
-        cache = self.keys
-        move = cache.move_to_end
-        for key in keys:
-            if key in cache:
-                move(key)
-            else:
-                cache[key] = None
-        while len(cache) > self.capacity:
-            cache.popitem(last=False)
+    def remember(self, keys: Sequence) -> None:
+        """Cache ``keys`` as the most recently used, evicting the least recent blocks."""
+        hits = self.leading(keys)
+        count = len(keys)
+        if hits == count:
+            if count:
+                self._touch(keys[-1])
+            return
+        nodes = self.nodes
+        self._clock = clock = self._clock + 1
+        parent = keys[hits - 1] if hits else None
+        if parent is not None:
+            nodes[parent][_CHILDREN] += 1
+        for index in range(hits, count - 1):
+            key = keys[index]
+            nodes[key] = [parent, 1, clock]
+            parent = key
+        nodes[keys[-1]] = [parent, 0, clock]
+        heap = self._heap
+        heappush(heap, (clock, keys[-1]))
+        if len(nodes) > self.capacity:
+            self._evict()
+        elif len(heap) > 2 * len(nodes) + 64:
+            self._compact()
+
+    def _touch(self, key: object) -> None:
+        node = self.nodes[key]
+        self._clock = clock = self._clock + 1
+        node[_TOUCH] = clock
+        if not node[_CHILDREN]:
+            heap = self._heap
+            heappush(heap, (clock, key))
+            if len(heap) > 2 * len(self.nodes) + 64:  # drop stale entries now and then
+                self._compact()
+
+    def _evict(self) -> None:
+        nodes, heap, capacity = self.nodes, self._heap, self.capacity
+        while len(nodes) > capacity:
+            touched, key = heappop(heap)
+            node = nodes.get(key)
+            if node is None or node[_CHILDREN] or node[_TOUCH] != touched:
+                continue  # stale: evicted, grown a child, or touched since
+            while True:  # up the chain while the parent becomes the least recent leaf
+                del nodes[key]
+                key = node[_PARENT]
+                if key is None:
+                    break
+                node = nodes[key]
+                node[_CHILDREN] -= 1
+                if node[_CHILDREN]:
+                    break
+                if touched > node[_TOUCH]:  # a leaf now, as recent as the latest touch below it
+                    node[_TOUCH] = touched
+                touched = node[_TOUCH]
+                if len(nodes) <= capacity or (heap and heap[0][0] < touched):
+                    heappush(heap, (touched, key))
+                    break
+
+    def _compact(self) -> None:
+        self._heap = heap = [(node[_TOUCH], key) for key, node in self.nodes.items() if not node[_CHILDREN]]
+        heapify(heap)

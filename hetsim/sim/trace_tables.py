@@ -35,7 +35,8 @@ def int_array(values: np.ndarray) -> array:
 class PrefixKeys:
     """Prefix-block keys per step (equal keys = reusable KV), made on demand by ``of``.
 
-    From hash ids when the trace has them; otherwise synthetic: step n's prompt keeps the
+    From hash ids when the trace has them, chained (a block's key names its whole prefix, as
+    vLLM's block hashes do, whatever the trace's ids mean); otherwise synthetic: step n's prompt keeps the
     first ``reused[n]`` keys of the previous LLM step of its session (the blocks its
     ``cached_prefix_tokens`` cover) and adds its own, one per further block up to
     ``blocks[n]``. Only the latest keys of each session are kept in memory.
@@ -47,11 +48,12 @@ class PrefixKeys:
     reused: array = field(default_factory=lambda: array("q"))
     blocks: array = field(default_factory=lambda: array("q"))
     _latest: dict[int, tuple] = field(default_factory=dict)
+    _chain: dict[tuple, int] = field(default_factory=dict)  # (parent key, hash id) -> key
 
     def of(self, n: int) -> tuple:
         """The keys of step ``n``'s prompt."""
         if self.hashes is not None:
-            return tuple(self.hashes[n])
+            return self._chained(self.hashes[n])
         previous = self.previous[n]
         if previous == -2:
             return ()
@@ -66,6 +68,13 @@ class PrefixKeys:
         keys = earlier[:reused] + tuple(range(base + reused, base + self.blocks[n]))
         self._latest[n] = keys
         return keys
+
+    def _chained(self, hashes: list) -> tuple:
+        chain, parent, keys = self._chain, -1, []
+        for hash_id in hashes:
+            parent = chain.setdefault((parent, hash_id), len(chain))
+            keys.append(parent)
+        return tuple(keys)
 
     def _build(self, n: int) -> tuple:
         """Keys of step ``n`` without touching the cache of latest keys."""

@@ -1,0 +1,92 @@
+"""The prefix cache against a plain LRU list with vLLM's order: a use moves the prompt's cached
+blocks to the most recent end tail first, so a prompt's head outlives its tail."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hetsim.sim.prefix_cache import PrefixCache
+
+
+class ReferenceLru:
+    """Every block visited on every use (what the cache must equal)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity, self.keys = capacity, OrderedDict()
+
+    def leading(self, keys: tuple) -> int:
+        hits = 0
+        for key in keys:
+            if key not in self.keys:
+                break
+            hits += 1
+        return hits
+
+    def use_leading(self, keys: tuple) -> int:
+        hits = self.leading(keys)
+        for key in reversed(keys[:hits]):
+            self.keys.move_to_end(key)
+        return hits
+
+    def remember(self, keys: tuple) -> None:
+        for key in reversed(keys):
+            self.keys[key] = None
+            self.keys.move_to_end(key)
+        while len(self.keys) > self.capacity:
+            self.keys.popitem(last=False)
+
+
+# An operation: (use or remember, which earlier prompt to extend, how much of it to keep, new blocks).
+operations = st.lists(
+    st.tuples(st.booleans(), st.integers(0, 1000), st.floats(0, 1), st.integers(0, 6)), min_size=1, max_size=120
+)
+
+
+@given(capacity=st.integers(1, 40), ops=operations)
+@settings(max_examples=300, deadline=None, derandomize=True)
+def test_prefix_cache_evicts_and_hits_exactly_as_an_lru_list_in_vllm_order(capacity, ops):
+    cache, reference = PrefixCache(capacity), ReferenceLru(capacity)
+    prompts: list[tuple] = [()]
+    fresh = 0
+    for is_use, base, keep, new in ops:
+        parent = prompts[base % len(prompts)]
+        prompt = parent[: round(keep * len(parent))] + tuple(range(fresh, fresh + new))
+        fresh += new
+        prompts.append(prompt)
+        assert cache.leading(prompt) == reference.leading(prompt)
+        if is_use:
+            assert cache.use_leading(prompt) == reference.use_leading(prompt)
+        else:
+            cache.remember(prompt)
+            reference.remember(prompt)
+        assert set(cache.nodes) == set(reference.keys)
+        assert len(cache) <= capacity
+
+
+def test_a_remembered_prompt_is_found_whole_and_a_longer_one_by_its_prefix():
+    cache = PrefixCache(100)
+    cache.remember((1, 2, 3))
+    assert cache.leading((1, 2, 3)) == 3
+    assert cache.leading((1, 2, 3, 4, 5)) == 3
+    assert cache.leading((1, 2)) == 2
+    assert cache.leading((7, 2, 3)) == 0
+    assert cache.leading(()) == 0
+
+
+def test_the_tail_of_a_prompt_is_evicted_before_its_head():
+    cache = PrefixCache(3)
+    cache.remember((1, 2, 3))
+    cache.remember((9,))
+    assert set(cache.nodes) == {1, 2, 9}
+    assert cache.leading((1, 2, 3)) == 2
+
+
+def test_stale_heap_entries_are_dropped_when_the_cache_never_fills():
+    cache = PrefixCache(1000)
+    cache.remember((1, 2))
+    for _ in range(10_000):
+        cache.use_leading((1, 2))
+    assert len(cache._heap) <= 2 * len(cache) + 65
