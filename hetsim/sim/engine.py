@@ -18,7 +18,6 @@ from array import array
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -57,9 +56,10 @@ class LlmRoute:
     state: RouterState = field(default_factory=RouterState)
     decode_state: RouterState = field(default_factory=RouterState)
 
-    @cached_property
-    def policy(self) -> Policy:
-        return policy(self.policy_name)
+    policy: Policy = field(init=False, repr=False)  # resolved when built: an unknown name fails early
+
+    def __post_init__(self) -> None:
+        self.policy = policy(self.policy_name)
 
     def kv_transfer_s(self, tokens: int) -> float:
         """Paper Eq. (1)-(3): KV bytes of the prompt over the prefill->decode link, plus latency."""
@@ -92,9 +92,10 @@ class WorkPool:
     state: RouterState = field(default_factory=RouterState)
     busy_s: list[float] = field(default_factory=list)
 
-    @cached_property
-    def policy(self) -> Policy:
-        return policy(self.policy_name)
+    policy: Policy = field(init=False, repr=False)  # resolved when built: an unknown name fails early
+
+    def __post_init__(self) -> None:
+        self.policy = policy(self.policy_name)
 
 
 @dataclass
@@ -348,10 +349,10 @@ class Simulation:
                         )
                     )
                     recorder.kv_parts.append((pool, index, stats.kv_times, stats.kv_used))
-        for pool in self.work_pools.values():
-            for index, busy in enumerate(pool.busy_s):
-                capacity = pool.queues[index].capacity
-                recorder.replicas.append((pool.name, index, "", 1, busy / capacity, 0, 0, float("nan"), 0, 0))
+        for work in self.work_pools.values():
+            for index, busy in enumerate(work.busy_s):
+                capacity = work.queues[index].capacity
+                recorder.replicas.append((work.name, index, "", 1, busy / capacity, 0, 0, float("nan"), 0, 0))
         frames = recorder.frames(self.tables.frame, np.frombuffer(self._ready_s, dtype=np.float64))
         frames["meta"] = pd.DataFrame([{"end_s": self.env.now, "steps_in_trace": len(self.tables.frame)}])
         return frames

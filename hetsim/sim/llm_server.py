@@ -29,7 +29,7 @@ from typing import Any
 
 import simpy
 
-from hetsim.perf.decode_run import ArrayDecodeRun
+from hetsim.perf.decode_run import AffineDecodeRun, ArrayDecodeRun
 from hetsim.perf.llm import LlmReplica
 from hetsim.sim.decode_set import DecodeSet
 from hetsim.sim.prefix_cache import PrefixCache
@@ -145,7 +145,8 @@ class LlmServer:
         self._step_s = 0.0
         self._batch = 0
         self._run: Any = None
-        self._run_start_s = self._run_steps = 0
+        self._run_start_s = 0.0
+        self._run_steps = 0
         self._run_done = 0
 
     # ---- interface --------------------------------------------------------------------------
@@ -246,9 +247,10 @@ class LlmServer:
             budget -= decode.n
         while self.waiting and budget > 0 and len(self.running) < self.max_num_seqs:
             state = self.waiting[0]
-            take = self._admit(state, budget)
-            if take is None:
+            admitted = self._admit(state, budget)
+            if admitted is None:
                 break
+            take = admitted
             if state.prefilled >= state.prefill_target:  # decode-ready: prefilled elsewhere or swapped
                 decode.add(state)
             else:
@@ -399,7 +401,7 @@ class LlmServer:
         if ((steps - 1) // self.block + 1) * n > free and decode.run_blocks(steps) > free:
             # the KV cache may fill first (the cheap bound says when it cannot)
             steps = decode.steps_until_full(free)
-        run = None
+        run: AffineDecodeRun | ArrayDecodeRun | None = None
         if not decode.unsaturated or steps <= decode.steps_before_window():
             run = self.replica.affine_decode_run(n, decode.seen())
         if run is None:  # calibration curves, or a sequence reaches the window: price step by step

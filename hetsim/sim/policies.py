@@ -62,7 +62,8 @@ def prefix_aware(replicas: Sequence[ReplicaView], prefix_keys: tuple, state: Rou
     of the rest is the least loaded. Ties go to the lowest index."""
     loads = [replica.outstanding for replica in replicas]
     best_load = min(loads)
-    best, best_score = loads.index(best_load), -best_load
+    best = loads.index(best_load)
+    best_score = float(-best_load)  # scores are floats
     if not prefix_keys:
         return best
     first, weight = prefix_keys[0], 4.0 / len(prefix_keys)

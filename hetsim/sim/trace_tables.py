@@ -60,9 +60,9 @@ class PrefixKeys:
         if previous == -1:
             earlier: tuple = ()
         else:
-            earlier = self._latest.pop(previous, None)  # type: ignore[assignment]
-            if earlier is None:  # a step that starts before its predecessor in the trace
-                earlier = self._build(previous)
+            latest = self._latest.pop(previous, None)
+            # None: a step that starts before its predecessor in the trace
+            earlier = self._build(previous) if latest is None else latest
         reused = self.reused[n]
         base = n << _BLOCK_BITS
         keys = earlier[:reused] + tuple(range(base + reused, base + self.blocks[n]))
