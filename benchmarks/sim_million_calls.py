@@ -4,10 +4,10 @@ The workload is the shipped ``react-tool-agent`` (tau-bench retail ReAct agent: 
 loops inside multi-turn conversations, prefix caching of the growing conversation, a human
 think time between turns), about 19.5 LLM calls and 12 tool/user steps per session. It is
 served by Llama 3.1 70B at tp=4 on H100 replicas with prefix-aware routing, plus a CPU pool
-for the tools. The default plan (16 replicas, 8 sessions/s) is about the smallest that serves the
-load: each replica's prefix cache holds what its KV memory holds, so fewer replicas thrash it
-(12 replicas: 12% of prompt tokens from the cache, queues without bound) and more run smaller
-batches (more batch changes, so more events, per call).
+for the tools. The default plan (24 replicas, 8 sessions/s) serves the load stably over the whole
+run: each replica's prefix cache holds what its KV memory holds, and with fewer replicas it
+thrashes once queues build up (16 replicas: fine for 100k calls, then 20% of prompt tokens
+from the cache and TTFT in minutes by 1M calls; 12 replicas: 12% from the start).
 
 Target (issue 4): at least 25,000 simulated LLM calls per wall-second of the simulation on one
 core, with peak memory at most 2 GB.
@@ -95,7 +95,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=1_000_000, help="LLM calls to simulate (whole sessions)")
     parser.add_argument("--rate", type=float, default=8.0, help="session arrivals per second")
-    parser.add_argument("--replicas", type=int, default=16, help="LLM replicas (tp=4 H100 each)")
+    parser.add_argument("--replicas", type=int, default=24, help="LLM replicas (tp=4 H100 each)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--profile", action="store_true", help="print the top of a cProfile of the run")
     args = parser.parse_args()
