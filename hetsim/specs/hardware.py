@@ -60,6 +60,14 @@ class LinkKind(StrEnum):
     ICI = "ici"
 
 
+class BandwidthScope(StrEnum):
+    """What a link profile's bandwidth counts: a device's aggregate over the fabric (NVLink,
+    Infinity Fabric, PCIe x16, ICI) or one port (a NIC: InfiniBand, RoCE, Ethernet)."""
+
+    DEVICE = "device"
+    PORT = "port"
+
+
 class ComputeSpec(FrozenModel):
     """Dense peak throughput per numeric format; a missing format is not supported natively."""
 
@@ -152,7 +160,8 @@ class LinkSpec(SourcedDocument):
 
     display_name: str
     kind: LinkKind
-    bandwidth: SourcedBandwidth = Field(description="per direction, per port")
+    bandwidth: SourcedBandwidth = Field(description="per direction, per device or per port (bandwidth_per)")
+    bandwidth_per: BandwidthScope = Field(description="device: a device's aggregate over the fabric; port: one NIC")
     latency: SourcedSeconds
     notes: str = ""
 

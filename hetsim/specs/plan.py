@@ -91,7 +91,9 @@ class KvTransferSpec(FrozenModel):
     prefill_pool: str
     decode_pool: str
     link: str = Field(description="link profile name, e.g. roce-400")
-    links_per_replica: int = Field(default=1, ge=1, description="NICs a prefill replica sends over in parallel")
+    links_per_replica: int = Field(
+        default=1, ge=1, description="links a prefill replica sends over in parallel (NIC ports, or its devices' fabric links)"
+    )
 
 
 class PlanSpec(FrozenModel):

@@ -17,7 +17,7 @@ from hetsim.errors import ProfileError
 from hetsim.io.catalog import load_catalog, profiles_root
 from hetsim.specs.catalog import HardwareCatalog
 from hetsim.specs.common import SOURCE_PREFIXES, SourcedDocument, iter_sourced
-from hetsim.specs.hardware import AcceleratorSpec, DeviceKind, DType
+from hetsim.specs.hardware import AcceleratorSpec, BandwidthScope, DeviceKind, DType, LinkKind
 
 REFERENCE_ROWS = (
     "a40", "a100-40gb-sxm", "a100-40gb-pcie", "a100-80gb-sxm", "a100-80gb-pcie", "l4", "l40s", "rtx-6000-ada",
@@ -142,17 +142,25 @@ def test_power_follows_the_stated_idle_rule(datasheet: HardwareCatalog) -> None:
         assert device.power.idle.source.startswith("assumed:"), device.name
 
 
-def test_scale_up_bandwidth_matches_its_link_unless_per_port(datasheet: HardwareCatalog) -> None:
-    """Scale-up fabric links hold the per-device figure; NIC-style links (RoCE ports) are per port."""
+def test_scale_up_bandwidth_is_its_links_device_figure_or_whole_ports(datasheet: HardwareCatalog) -> None:
+    """A device's scale-up bandwidth equals a per-device link's figure, or is a whole number of
+    a per-port link's ports (Gaudi's integrated RoCE)."""
     for device in datasheet.accelerators.values():
         if device.scale_up is None:
             continue
         link = datasheet.link(device.scale_up.link)
-        if link.kind.value in ("nvlink", "infinity_fabric", "pcie", "ici"):
+        if link.bandwidth_per is BandwidthScope.DEVICE:
             assert device.scale_up.bandwidth.si == pytest.approx(link.bandwidth.si), device.name
         else:
             ports = device.scale_up.bandwidth.si / link.bandwidth.si
             assert ports == pytest.approx(round(ports)), f"{device.name}: not a whole number of ports"
+
+
+def test_fabric_links_count_per_device_and_nics_per_port(datasheet: HardwareCatalog) -> None:
+    nic_kinds = {LinkKind.INFINIBAND, LinkKind.ROCE, LinkKind.ETHERNET}
+    for link in datasheet.links.values():
+        expected = BandwidthScope.PORT if link.kind in nic_kinds else BandwidthScope.DEVICE
+        assert link.bandwidth_per is expected, link.name
 
 
 @pytest.mark.parametrize("profile_set", ["datasheet", "paper"])
@@ -401,4 +409,15 @@ def test_node_with_unknown_device_is_named(tmp_path: Path) -> None:
     data["accelerators"]["device"] = "h100-sxm9"
     node_path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     with pytest.raises(ProfileError, match=r"node 'hgx-h100-8': unknown device 'h100-sxm9'"):
+        load_catalog("datasheet", root=tmp_path)
+
+
+def test_link_bandwidth_scope_must_be_device_or_port(tmp_path: Path) -> None:
+    data = yaml.safe_load((profiles_root() / "links" / "roce-400.yaml").read_text(encoding="utf-8"))
+    data["bandwidth_per"] = "socket"
+    for name in ("accelerators", "nodes", "links"):
+        (tmp_path / name).mkdir()
+    path = tmp_path / "links" / "roce-400.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    with pytest.raises(ProfileError, match=_message(path, "bandwidth_per", "'device' or 'port'", "socket")):
         load_catalog("datasheet", root=tmp_path)
