@@ -113,10 +113,10 @@ class LlmServer:
         stage: LlmStage,
         on_done: Done,
         *,
+        prefix_block_tokens: int,
         prefix_caching: bool = True,
         preemption: Preemption = Preemption.RECOMPUTE,
         swap_bandwidth_bytes_per_s: float = 25e9,
-        prefix_block_tokens: int = 16,
         max_skip: int = 1_000_000,
     ) -> None:
         self.env, self.replica, self.stage, self.on_done = env, replica, stage, on_done

@@ -45,12 +45,8 @@ def round_robin(replicas: Sequence[ReplicaView], prefix_keys: tuple, state: Rout
 
 def least_outstanding(replicas: Sequence[ReplicaView], prefix_keys: tuple, state: RouterState) -> int:
     """Fewest queued + running requests; ties go to the lowest index (deterministic)."""
-    best, best_load = 0, replicas[0].outstanding
-    for index in range(1, len(replicas)):
-        load = replicas[index].outstanding
-        if load < best_load:
-            best, best_load = index, load
-    return best
+    loads = [replica.outstanding for replica in replicas]
+    return loads.index(min(loads))
 
 
 def prefix_aware(replicas: Sequence[ReplicaView], prefix_keys: tuple, state: RouterState) -> int:
