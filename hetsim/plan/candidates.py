@@ -14,6 +14,7 @@ CPU tools: one core per call (measured duration), cores per socket in parallel.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from hetsim.errors import HetsimError
@@ -60,33 +61,43 @@ def _tokens(demand: NodeDemand) -> tuple[int, int, int]:
     return prompt, output, prompt + output // 2
 
 
-def aggregated_options(
+def _decode_batches(
     model: ModelSpec, perfs: list[DevicePerf], demand: NodeDemand, targets: LlmTargets
-) -> list[Option]:
+) -> Iterator[tuple[DevicePerf, int, LlmReplica, list[tuple[int, float]]]]:
+    """Every device x TP replica that fits, with (batch, decode step seconds at the mean
+    context) for each batch option whose KV fits."""
     prompt, output, mid = _tokens(demand)
-    utilization = 1.0 / targets.headroom
-    options = []
     for perf in perfs:
         for tp in targets.tp_options:
             replica = _replica(model, perf, tp, targets.dtype, max(targets.batch_options))
             if replica is None:
                 continue
-            p1, _ = prefill_time(replica, [prompt])
             fits = replica.max_batch(prompt + output)
-            for batch in (b for b in targets.batch_options if b <= fits):
-                step = replica.step_seconds([SequenceWork(1, mid)] * batch)
-                tbt = step + batch / output * p1
-                service = batch * p1 + output * step
-                wait = mmc_wait_s(batch, service, utilization)
-                ttft = p1 + step + wait
-                if (targets.tbt_s and tbt > targets.tbt_s) or (targets.ttft_s and ttft > targets.ttft_s):
-                    continue
-                options.append(Option(
-                    key=f"{perf.device.name} tp{tp} b{batch}", device=perf.device.name, devices_per_replica=tp,
-                    capacity_per_replica=batch / service, latency_s=ttft + (output - 1) * tbt,
-                    detail={"tp": tp, "pp": 1, "batch": batch, "dtype": targets.dtype.value, "ttft_s": ttft, "tbt_s": tbt,
-                            "stage": "aggregated", "provenance": perf.provenance.value},
-                ))  # fmt: skip
+            batches = [b for b in targets.batch_options if b <= fits]
+            yield perf, tp, replica, [(b, replica.step_seconds([SequenceWork(1, mid)] * b)) for b in batches]
+
+
+def aggregated_options(
+    model: ModelSpec, perfs: list[DevicePerf], demand: NodeDemand, targets: LlmTargets
+) -> list[Option]:
+    prompt, output, _ = _tokens(demand)
+    utilization = 1.0 / targets.headroom
+    options = []
+    for perf, tp, replica, batches in _decode_batches(model, perfs, demand, targets):
+        p1, _ = prefill_time(replica, [prompt])
+        for batch, step in batches:
+            tbt = step + batch / output * p1
+            service = batch * p1 + output * step
+            wait = mmc_wait_s(batch, service, utilization)
+            ttft = p1 + step + wait
+            if (targets.tbt_s and tbt > targets.tbt_s) or (targets.ttft_s and ttft > targets.ttft_s):
+                continue
+            options.append(Option(
+                key=f"{perf.device.name} tp{tp} b{batch}", device=perf.device.name, devices_per_replica=tp,
+                capacity_per_replica=batch / service, latency_s=ttft + (output - 1) * tbt,
+                detail={"tp": tp, "pp": 1, "batch": batch, "dtype": targets.dtype.value, "ttft_s": ttft, "tbt_s": tbt,
+                        "stage": "aggregated", "provenance": perf.provenance.value},
+            ))  # fmt: skip
     return options
 
 
@@ -122,24 +133,18 @@ def prefill_options(
 
 
 def decode_options(model: ModelSpec, perfs: list[DevicePerf], demand: NodeDemand, targets: LlmTargets) -> list[Option]:
-    prompt, output, mid = _tokens(demand)
+    _, output, _ = _tokens(demand)
     options = []
-    for perf in perfs:
-        for tp in targets.tp_options:
-            replica = _replica(model, perf, tp, targets.dtype, max(targets.batch_options))
-            if replica is None:
+    for perf, tp, _, batches in _decode_batches(model, perfs, demand, targets):
+        for batch, step in batches:
+            if targets.tbt_s and step > targets.tbt_s:
                 continue
-            fits = replica.max_batch(prompt + output)
-            for batch in (b for b in targets.batch_options if b <= fits):
-                step = replica.step_seconds([SequenceWork(1, mid)] * batch)
-                if targets.tbt_s and step > targets.tbt_s:
-                    continue
-                options.append(Option(
-                    key=f"{perf.device.name} tp{tp} b{batch} decode", device=perf.device.name, devices_per_replica=tp,
-                    capacity_per_replica=batch / (output * step), latency_s=max(output - 1, 0) * step,
-                    detail={"tp": tp, "pp": 1, "batch": batch, "dtype": targets.dtype.value, "tbt_s": step, "stage": "decode",
-                            "provenance": perf.provenance.value},
-                ))  # fmt: skip
+            options.append(Option(
+                key=f"{perf.device.name} tp{tp} b{batch} decode", device=perf.device.name, devices_per_replica=tp,
+                capacity_per_replica=batch / (output * step), latency_s=max(output - 1, 0) * step,
+                detail={"tp": tp, "pp": 1, "batch": batch, "dtype": targets.dtype.value, "tbt_s": step, "stage": "decode",
+                        "provenance": perf.provenance.value},
+            ))  # fmt: skip
     return options
 
 
