@@ -46,19 +46,16 @@ class AffineDecodeRun:
 
     __slots__ = ("_last", "_pieces", "const_s")
 
-    def __init__(self, const_s: float, terms: tuple[tuple[float, float, float, float, float], ...]) -> None:
+    def __init__(self, const_s: float, split_terms: list[tuple[float, float, float, float, float, float]]) -> None:
+        """``split_terms``: the terms already split by ``pieces`` (see ``of_terms``)."""
         self.const_s = const_s
-        self._pieces = [pieces(*term) for term in terms]
+        self._pieces = split_terms
         self._last = (-1, 0.0)  # the latest end_s asked for: the run's end is asked for again
 
     @classmethod
-    def of_pieces(
-        cls, const_s: float, pieces: list[tuple[float, float, float, float, float, float]]
-    ) -> AffineDecodeRun:
-        """A run from terms already split by ``pieces`` (saves a call per term)."""
-        run = cls.__new__(cls)
-        run.const_s, run._pieces, run._last = const_s, pieces, (-1, 0.0)
-        return run
+    def of_terms(cls, const_s: float, terms: tuple[tuple[float, float, float, float, float], ...]) -> AffineDecodeRun:
+        """A run from ``(weight, c0, c1, m0, m1)`` terms, one per attention group."""
+        return cls(const_s, [pieces(*term) for term in terms])
 
     def step_s(self, j: int) -> float:
         """Time of step ``j`` (0-based)."""

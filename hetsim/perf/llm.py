@@ -20,8 +20,9 @@ import numpy as np
 
 from hetsim.errors import EstimateError
 from hetsim.perf.collectives import Fabric, fabric_for_group, point_to_point_s, ring_all_reduce_s
-from hetsim.perf.decode_run import AffineDecodeRun, pieces
+from hetsim.perf.decode_run import AffineDecodeRun
 from hetsim.perf.roofline import Bound, DevicePerf, OpCost, Provenance
+from hetsim.perf.step_pricing import StepPricer
 from hetsim.perf.transformer import (
     Precision,
     SequenceWork,
@@ -29,7 +30,6 @@ from hetsim.perf.transformer import (
     attention_constants,
     attention_layer_groups,
     attention_ops,
-    chunk_pairs,
     head_ops,
     kv_elements_per_token_per_layer,
     mlp_ops,
@@ -40,11 +40,6 @@ from hetsim.specs.calibration import CurveKind
 from hetsim.specs.model import ArchitectureSpec, AttentionKind, ModelSpec
 
 GIB = 2.0**30
-
-
-def _chunk_pairs(chunks: list[tuple[int, int]], window: int | None) -> tuple[float, float]:
-    """Causal pairs and KV reads of (new tokens, context tokens) chunks (one formula: transformer)."""
-    return chunk_pairs(chunks, window)
 
 
 @dataclass(frozen=True)
@@ -289,41 +284,34 @@ class LlmReplica:
 
     def affine_decode_run(self, n: int, seen: Sequence[tuple[float, int]]) -> AffineDecodeRun | None:
         """Closed-form times of consecutive decode steps of ``n`` sequences, or None when a
-        calibration curve makes efficiency depend on the op size (use ``decode_run_times``).
-
-        ``seen[g] = (keys, slope)``: at step j attention group g sees ``keys + slope * j`` keys
-        (``slope`` is n without a window; the caller must stop where a sequence reaches the
-        window). Equal to ``decode_run_times`` to rounding.
-        """
-        factors = self._affine_factors
-        if factors is None:
-            return None
-        per_pair, per_key, per_token, weights, overhead_s = factors
-        terms = [
-            pieces(weight, keys * per_pair, slope * per_pair, (keys + n) * per_key + n * per_token, slope * per_key)
-            for weight, (keys, slope) in zip(weights, seen, strict=True)
-        ]
-        base = self._decode_base_cache.get(n)
-        if base is None:
-            base = self._decode_base_s(n)
-        return AffineDecodeRun.of_pieces(base + overhead_s, terms)
+        calibration curve makes efficiency depend on the op size (use ``decode_run_times``);
+        ``StepPricer.affine_decode_run``."""
+        return self.pricer.affine_decode_run(n, list(seen))
 
     @cached_property
-    def _affine_factors(self) -> tuple[float, float, float, tuple[float, ...], float] | None:
-        """(compute s per key, memory s per key, memory s per query, weight per group, fixed
-        s per step) of decode attention without calibration curves; see ``affine_decode_run``."""
-        rates = self.perf.flat_rates(CurveKind.ATTENTION_DECODE, self.precision.activations)
-        if rates is None:
-            return None
-        compute_rate, memory_rate, overhead_s = rates
+    def pricer(self) -> StepPricer:
+        """The hot pricing arithmetic on values read once (what the simulator calls)."""
         flops_per_pair, kv_bytes, qo_bytes, groups = self._attention_params
-        weights = tuple(float(self.shard.pp * count) for count, _ in groups)
-        return (
-            flops_per_pair / compute_rate,
-            kv_bytes / memory_rate,
-            qo_bytes / memory_rate,
-            weights,
-            sum(weight * overhead_s for weight in weights),
+        dtype = self.precision.activations
+
+        def op_seconds(kind: CurveKind, flops: float, nbytes: float, count: int) -> float:
+            return self.perf.seconds(kind, dtype, flops, nbytes, count)
+
+        return StepPricer(
+            pp=self.shard.pp,
+            flops_per_pair=flops_per_pair,
+            kv_bytes=kv_bytes,
+            qo_bytes=qo_bytes,
+            groups=groups,
+            decode_rates=self.perf.flat_rates(CurveKind.ATTENTION_DECODE, dtype),
+            prefill_rates=self.perf.flat_rates(CurveKind.ATTENTION_PREFILL, dtype),
+            token_part_cache=self._token_part_cache,
+            row_part_cache=self._row_part_cache,
+            decode_base_cache=self._decode_base_cache,
+            token_part_s=self._token_part_s,
+            row_part_s=self._row_part_s,
+            decode_base_s=self._decode_base_s,
+            op_seconds=op_seconds,
         )
 
     def step_seconds(self, batch: Sequence[SequenceWork]) -> float:
@@ -343,67 +331,14 @@ class LlmReplica:
 
     def step_seconds_of(self, decodes: int, decode_seen: Sequence[float], chunks: Sequence[tuple[int, int]]) -> float:
         """``mixed_step_seconds`` with chunks as (new tokens, context tokens) pairs: the
-        simulator's hot path, which builds no objects."""
-        groups = self._attention_params[3]
-        tokens, rows = decodes, decodes + len(chunks)
-        decode_n, seen = decodes, list(decode_seen) if decodes else [0.0] * len(groups)
-        prefill: list[tuple[int, int]] = []
-        for new, context in chunks:
-            tokens += new
-            if new == 1 and context > 0:
-                decode_n += 1
-                for g, (_, window) in enumerate(groups):
-                    seen[g] += context + 1 if window is None else min(context + 1, window)
-            else:
-                prefill.append((new, context))
-        attention = self._attention_s(decode_n, seen, prefill, tokens - decode_n)
-        token_part = self._token_part_cache.get(tokens)
-        if token_part is None:
-            token_part = self._token_part_s(tokens)
-        row_part = self._row_part_cache.get(rows)
-        if row_part is None:
-            row_part = self._row_part_s(rows)
-        return token_part + row_part + self.shard.pp * attention
+        simulator's hot path (``StepPricer.step_seconds_of``), which builds no objects."""
+        return self.pricer.step_seconds_of(decodes, list(decode_seen), list(chunks))
 
     def _attention_s(
         self, decode_n: int, decode_seen: Sequence[float], prefill: list[tuple[int, int]], prefill_tokens: int
     ) -> float:
-        """Attention seconds of one stage (the arithmetic of ``attention_ops``, without objects);
-        ``prefill`` holds (new tokens, context tokens) pairs."""
-        flops_per_pair, kv_bytes, qo_bytes, groups = self._attention_params
-        rates = self._attention_rates
-        total = 0.0
-        if decode_n:  # a one-token decode's pairs and keys read are both min(context + 1, window)
-            for (count, _), keys in zip(groups, decode_seen, strict=True):
-                flops, nbytes = keys * flops_per_pair, (keys + decode_n) * kv_bytes + decode_n * qo_bytes
-                total += self._op_s(CurveKind.ATTENTION_DECODE, rates and rates[0], flops, nbytes, count)
-        if prefill:
-            for count, window in groups:
-                pairs, kv_read = _chunk_pairs(prefill, window)
-                nbytes = (kv_read + prefill_tokens) * kv_bytes + prefill_tokens * qo_bytes
-                total += self._op_s(
-                    CurveKind.ATTENTION_PREFILL, rates and rates[1], pairs * flops_per_pair, nbytes, count
-                )
-        return total
-
-    def _op_s(
-        self, kind: CurveKind, rates: tuple[float, float, float] | None, flops: float, nbytes: float, count: int
-    ) -> float:
-        """``DevicePerf.seconds`` of an attention op, inlined when efficiencies are flat."""
-        if rates is None:
-            return self.perf.seconds(kind, self.precision.activations, flops, nbytes, count)
-        compute_rate, memory_rate, overhead_s = rates
-        compute_s = flops / compute_rate if flops else 0.0
-        memory_s = nbytes / memory_rate if nbytes else 0.0
-        return count * ((compute_s if compute_s >= memory_s else memory_s) + overhead_s)
-
-    @cached_property
-    def _attention_rates(self) -> tuple[tuple[float, float, float], tuple[float, float, float]] | None:
-        """``DevicePerf.flat_rates`` of decode and prefill attention (None with calibration)."""
-        dtype = self.precision.activations
-        decode = self.perf.flat_rates(CurveKind.ATTENTION_DECODE, dtype)
-        prefill = self.perf.flat_rates(CurveKind.ATTENTION_PREFILL, dtype)
-        return None if decode is None or prefill is None else (decode, prefill)
+        """Attention seconds of one stage; ``prefill`` holds (new tokens, context tokens) pairs."""
+        return self.pricer.attention_s(decode_n, list(decode_seen), prefill, prefill_tokens)
 
     def _token_part_s(self, tokens: int) -> float:
         """Step time that depends only on the tokens computed (everything but attention and the

@@ -18,6 +18,7 @@ from hetsim.perf.roofline import DevicePerf
 from hetsim.perf.transformer import Precision, Shard, kv_bytes_per_token
 from hetsim.sim.engine import LlmRoute, SimConfig, Simulation, WorkPool, WorkQueue
 from hetsim.sim.llm_server import LlmServer
+from hetsim.sim.policies import RouterState
 from hetsim.sim.trace_tables import build_tables
 from hetsim.specs.calibration import CalibrationSpec
 from hetsim.specs.catalog import HardwareCatalog, ModelCatalog
@@ -96,11 +97,12 @@ def _build_llm_routes(sim: Simulation, plan: PlanSpec, hardware, models, calibra
             raise ScenarioError(
                 f"plan pool {pool.name!r}: a prefill pool needs a kv_transfers entry naming its decode pool"
             )
+        router = RouterState()
         servers = [
-            _server(env, replica, pool, sim.on_llm_done, max_skip, sim.tables.prefix_block_tokens)
-            for _ in range(pool.replicas)
+            _server(env, replica, pool, sim.on_llm_done, max_skip, sim.tables.prefix_block_tokens, router, index)
+            for index in range(pool.replicas)
         ]
-        route = LlmRoute(pool.name, servers, pool.routing.value)
+        route = LlmRoute(pool.name, servers, pool.routing.value, state=router)
         if pool.llm.stage == LlmStage.PREFILL:
             transfer = prefill_pools[pool.name]
             decode_pool = plan.pool(transfer.decode_pool)
@@ -128,7 +130,17 @@ def _link(hardware: HardwareCatalog, name: str, pool: str):
         raise ScenarioError(f"plan kv_transfers of pool {pool!r}: {exc}") from None
 
 
-def _server(env, replica: LlmReplica, pool: PoolSpec, on_done, max_skip: int, prefix_block_tokens: int) -> LlmServer:
+def _server(
+    env,
+    replica: LlmReplica,
+    pool: PoolSpec,
+    on_done,
+    max_skip: int,
+    prefix_block_tokens: int,
+    router: RouterState | None = None,
+    index: int = 0,
+) -> LlmServer:
+    """A replica; with ``router``, its prefix cache keeps the router's first-block holders."""
     assert pool.llm is not None
     return LlmServer(
         env,
@@ -139,6 +151,8 @@ def _server(env, replica: LlmReplica, pool: PoolSpec, on_done, max_skip: int, pr
         preemption=pool.llm.preemption,
         prefix_block_tokens=prefix_block_tokens,
         max_skip=max_skip,
+        first_block_holders=None if router is None else router.holders,
+        holder_bit=0 if router is None else 1 << index,
     )
 
 

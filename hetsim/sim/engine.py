@@ -18,6 +18,7 @@ from array import array
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -70,7 +71,6 @@ class WorkQueue:
     """One non-LLM replica: ``capacity`` slots served first come, first served."""
 
     __slots__ = ("busy", "capacity", "outstanding", "waiting")
-    prefix_cache: frozenset = frozenset()
 
     def __init__(self, capacity: int) -> None:
         self.capacity, self.busy = capacity, 0
@@ -129,6 +129,7 @@ class Simulation:
         self._output = array("q", f["output_tokens"].to_numpy(dtype=np.int64).tobytes())
         self._duration = array("d", f["duration_s"].to_numpy(dtype=float, na_value=np.nan).tobytes())
         self._work_pool_cache: dict[tuple[str | None, int], WorkPool | None] = {}
+        self._handoffs: dict[int, tuple[SeqState, float]] = {}  # disaggregated: prefill state, KV transfer s
 
     # ---- driving ----------------------------------------------------------------------------
 
@@ -179,8 +180,7 @@ class Simulation:
             if math.isnan(duration) or duration < 0:
                 self._finish_step(n, "", -1, self.env.now, "dropped", "external step has no duration_s")
                 return
-            event = self.env.timeout(duration)
-            event.step = (n, self.env.now)  # type: ignore[attr-defined]
+            event = self.env.timeout(duration, (n, self.env.now))
             event.callbacks.append(self._on_delay_end)  # type: ignore[union-attr]
         else:
             self._serve_work(n)
@@ -204,7 +204,7 @@ class Simulation:
                 self._start(child)
 
     def _on_delay_end(self, event: simpy.Event) -> None:
-        n, start = event.step  # type: ignore[attr-defined]
+        n, start = cast(tuple[int, float], event.value)
         self._finish_step(n, "", -1, start, "completed")
 
     # ---- non-LLM work -----------------------------------------------------------------------
@@ -234,12 +234,11 @@ class Simulation:
     def _begin_work(self, pool: WorkPool, index: int, n: int) -> None:
         pool.queues[index].busy += 1
         seconds = pool.service_s(n)
-        event = self.env.timeout(seconds)
-        event.step = (pool, index, n, self.env.now, seconds)  # type: ignore[attr-defined]
+        event = self.env.timeout(seconds, (pool, index, n, self.env.now, seconds))
         event.callbacks.append(self._on_work_end)  # type: ignore[union-attr]
 
     def _on_work_end(self, event: simpy.Event) -> None:
-        pool, index, n, start, seconds = event.step  # type: ignore[attr-defined]
+        pool, index, n, start, seconds = cast(tuple[WorkPool, int, int, float, float], event.value)
         pool.busy_s[index] += seconds
         queue = pool.queues[index]
         queue.busy -= 1
@@ -265,24 +264,27 @@ class Simulation:
             self.tables.prefix_block_tokens,
             self.env.now,
             False,
-            (route, index),
+            index,
         )
         route.servers[index].submit(call)
 
+    def _route_of(self, n: int) -> LlmRoute:
+        return self.llm_routes[self._model[n]]  # type: ignore[index]  # an LLM step's model has a route
+
     def on_llm_done(self, state: SeqState, reason: str) -> None:
         """Called by a server when a call leaves it (completed, prefilled, or dropped)."""
-        n = state.call.call_id
-        route, index = state.call.tag
+        n, route = state.call.call_id, self._route_of(state.call.call_id)
         if reason == "prefilled":
             transfer = route.kv_transfer_s(state.call.prompt_tokens)
-            event = self.env.timeout(transfer)
-            event.step = (n, state, route, index, transfer)  # type: ignore[attr-defined]
+            self._handoffs[n] = (state, transfer)
+            event = self.env.timeout(transfer, n)
             event.callbacks.append(self._to_decode)  # type: ignore[union-attr]
             return
-        self._record_llm(n, state, route, index, reason)
+        self._record_llm(n, state, route, state.call.replica, reason)
 
     def _to_decode(self, event: simpy.Event) -> None:
-        n, prefill, route, index, transfer_s = event.step  # type: ignore[attr-defined]
+        n = cast(int, event.value)
+        route, (prefill, _) = self._route_of(n), self._handoffs[n]
         decode_index = route.policy(route.decode_servers, (), route.decode_state)
         call = LlmCall(
             n,
@@ -290,13 +292,13 @@ class Simulation:
             prefill.call.output_tokens,
             arrival_s=self.env.now,
             prefilled_elsewhere=True,
-            tag=(route, index, prefill, decode_index, transfer_s),
+            replica=decode_index,
         )
         route.decode_servers[decode_index].submit(call)
 
     def on_decode_done(self, state: SeqState, reason: str) -> None:
         n = state.call.call_id
-        route, index, prefill, decode_index, transfer_s = state.call.tag
+        prefill, transfer_s = self._handoffs.pop(n)
         merged = SeqState(prefill.call, prefill.prefill_target)
         merged.admitted_s, merged.first_token_s = prefill.admitted_s, prefill.first_token_s
         merged.cached_tokens, merged.preemptions = prefill.cached_tokens, prefill.preemptions + state.preemptions
@@ -304,9 +306,18 @@ class Simulation:
             state.max_gap_s, state.first_token_s - prefill.first_token_s if reason == "completed" else 0.0
         )
         merged.last_token_s = state.last_token_s
-        self._record_llm(n, merged, route, index, reason, decode_index, transfer_s)
+        self._record_llm(n, merged, self._route_of(n), prefill.call.replica, reason, state.call.replica, transfer_s)
 
-    def _record_llm(self, n, state, route, index, reason, decode_index=-1, transfer_s=0.0) -> None:
+    def _record_llm(
+        self,
+        n: int,
+        state: SeqState,
+        route: LlmRoute,
+        index: int,
+        reason: str,
+        decode_index: int = -1,
+        transfer_s: float = 0.0,
+    ) -> None:
         completed = reason == "completed"
         status, why = ("completed", "") if completed else ("dropped", reason)
         rows = self.recorder.llm_calls

@@ -25,7 +25,6 @@ from array import array
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import simpy
 
@@ -38,7 +37,7 @@ from hetsim.specs.plan import LlmStage, Preemption
 
 @dataclass(slots=True)
 class LlmCall:
-    """One LLM request as the server sees it; ``tag`` is the submitter's, untouched here."""
+    """One LLM request as the server sees it."""
 
     call_id: int
     prompt_tokens: int
@@ -47,7 +46,7 @@ class LlmCall:
     prefix_block_tokens: int = 16
     arrival_s: float = 0.0
     prefilled_elsewhere: bool = False  # arrives at a decode pool with its KV transferred in
-    tag: Any = None
+    replica: int = -1  # the submitter's index of the server it went to (untouched here)
 
 
 @dataclass(slots=True, eq=False)  # identity equality: list.remove/index must not compare fields
@@ -118,7 +117,11 @@ class LlmServer:
         preemption: Preemption = Preemption.RECOMPUTE,
         swap_bandwidth_bytes_per_s: float = 25e9,
         max_skip: int = 1_000_000,
+        first_block_holders: dict[object, int] | None = None,
+        holder_bit: int = 0,
     ) -> None:
+        """``first_block_holders``/``holder_bit``: the pool router's first block -> replicas
+        bitmask and this replica's bit in it (see ``hetsim.sim.prefix_cache``)."""
         self.env, self.replica, self.stage, self.on_done = env, replica, stage, on_done
         self.prefix_caching, self.preemption = prefix_caching, preemption
         self.swap_bandwidth = swap_bandwidth_bytes_per_s
@@ -133,10 +136,12 @@ class LlmServer:
         self.running: list[SeqState] = []
         self.outstanding = 0  # waiting + running (what routers read)
         self.prefilling: list[SeqState] = []  # running, not in decode; in running order
+        self.pricer = replica.pricer
         self.decode = DecodeSet(self.block, tuple(window for _, window in replica._attention_params[3]))
         # The prefix cache holds as many blocks (of the trace's prefix-key size) as the KV memory.
-        self.cache = PrefixCache(max(1, replica.kv_capacity_tokens // prefix_block_tokens))
-        self.prefix_cache = self.cache.nodes  # what routers test membership in
+        self.cache = PrefixCache(
+            max(1, replica.kv_capacity_tokens // prefix_block_tokens), first_block_holders, holder_bit
+        )
         self.stats = ServerStats()
         self._pending_swap_s = 0.0
         self._state = _IDLE
@@ -144,7 +149,7 @@ class LlmServer:
         self._chunks: list[Chunk] = []
         self._step_s = 0.0
         self._batch = 0
-        self._run: Any = None
+        self._run: AffineDecodeRun | ArrayDecodeRun | None = None
         self._run_start_s = 0.0
         self._run_steps = 0
         self._run_done = 0
@@ -353,7 +358,7 @@ class LlmServer:
     def _start_step(self, chunks: list[Chunk]) -> None:
         decode = self.decode
         batch = [(take, state.kv_tokens) for state, take in chunks]
-        seconds = self.replica.step_seconds_of(decode.n, decode.keys_seen(), batch) + self._pending_swap_s
+        seconds = self.pricer.step_seconds_of(decode.n, decode.keys_seen(), batch) + self._pending_swap_s
         self._pending_swap_s = 0.0
         self.stats.events += 1
         self._chunks, self._step_s, self._batch = chunks, seconds, decode.n + len(chunks)
@@ -403,7 +408,7 @@ class LlmServer:
             steps = decode.steps_until_full(free)
         run: AffineDecodeRun | ArrayDecodeRun | None = None
         if not decode.unsaturated or steps <= decode.steps_before_window():
-            run = self.replica.affine_decode_run(n, decode.seen())
+            run = self.pricer.affine_decode_run(n, decode.seen())
         if run is None:  # calibration curves, or a sequence reaches the window: price step by step
             members = [state for state in self.running if state.token >= 0]
             run = ArrayDecodeRun(self.replica.decode_run_times(decode.contexts(members), steps))
@@ -417,6 +422,7 @@ class LlmServer:
     def _cut_run(self) -> None:
         """A request arrived: stop at the end of the iteration in flight."""
         run, now = self._run, self.env.now
+        assert run is not None  # in state _RUN
         self._run_done = done = run.steps_by(now - self._run_start_s, self._run_steps)
         self._state = _CUT
         remaining = self._run_start_s + run.end_s(done) - now
@@ -426,6 +432,7 @@ class LlmServer:
         if event is not self._event:
             return  # a run that a newcomer cut short
         run, done, decode, stats = self._run, self._run_done, self.decode, self.stats
+        assert run is not None  # in state _RUN or _CUT
         self._state = _BUSY
         if done > 1:  # the run's length kept these blocks free (steps_until_full); take them now
             self.free_blocks -= decode.run_blocks(done)

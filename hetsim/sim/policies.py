@@ -6,32 +6,30 @@ The registry is a dict; an unknown name lists the choices.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from hetsim.errors import ScenarioError
 
 
 class ReplicaView(Protocol):
-    """What a policy reads of a replica: its load, and which prefix blocks it has cached
-    (``prefix_cache`` answers membership only, so a router can skip replicas that lack a
-    prompt's first block without a call)."""
+    """What a policy reads of a replica: its load, and how much of a prompt it has cached."""
 
     @property
     def outstanding(self) -> int: ...
-
-    @property
-    def prefix_cache(self) -> Container: ...
 
     def cached_prefix_blocks(self, keys: tuple) -> int: ...
 
 
 @dataclass
 class RouterState:
-    """Per-pool memory a policy may keep (round-robin's cursor)."""
+    """Per-pool memory a policy may keep: round-robin's cursor, and which replicas hold each
+    first prefix block (a bitmask the replicas' prefix caches keep exact; see
+    ``hetsim.sim.prefix_cache``)."""
 
     cursor: int = 0
+    holders: dict[object, int] = field(default_factory=dict)
 
 
 Policy = Callable[[Sequence[ReplicaView], tuple, RouterState], int]
@@ -54,20 +52,22 @@ def prefix_aware(replicas: Sequence[ReplicaView], prefix_keys: tuple, state: Rou
     router balances the same way): a hit is worth up to 4 requests of extra queue.
 
     The score ``4 * hits / keys - outstanding`` of a replica without the prompt's first block
-    is its load alone, so only the (few) replicas holding it are scored one by one; the best
-    of the rest is the least loaded. Ties go to the lowest index."""
+    is its load alone, so only the (few) replicas holding it (``state.holders``) are scored
+    one by one; the best of the rest is the least loaded. Ties go to the lowest index."""
     loads = [replica.outstanding for replica in replicas]
     best_load = min(loads)
     best = loads.index(best_load)
     best_score = float(-best_load)  # scores are floats
     if not prefix_keys:
         return best
-    first, weight = prefix_keys[0], 4.0 / len(prefix_keys)
-    for index, replica in enumerate(replicas):
-        if first in replica.prefix_cache:
-            score = replica.cached_prefix_blocks(prefix_keys) * weight - loads[index]
+    holders, weight, index = state.holders.get(prefix_keys[0], 0), 4.0 / len(prefix_keys), 0
+    while holders:
+        if holders & 1:
+            score = replicas[index].cached_prefix_blocks(prefix_keys) * weight - loads[index]
             if score > best_score or (score == best_score and index < best):
                 best, best_score = index, score
+        holders >>= 1
+        index += 1
     return best
 
 

@@ -16,6 +16,10 @@ every block of a long agent prompt:
 
 The eviction order equals an LRU list in which every use moves the prompt's cached blocks to
 the most recent end, tail first (``tests/sim/test_prefix_cache.py`` checks it against one).
+
+Replicas of one pool may share a ``holders`` dict: first block -> bitmask of the replicas
+whose cache holds it, kept exact as blocks come and go, so a prefix-aware router looks up
+the few replicas worth scoring instead of asking every replica.
 """
 
 from __future__ import annotations
@@ -29,13 +33,16 @@ _PARENT, _CHILDREN, _TOUCH = 0, 1, 2  # fields of a node: [parent key or None, c
 class PrefixCache:
     """At most ``capacity`` blocks; ``nodes`` maps a cached key to its node (see above)."""
 
-    __slots__ = ("_clock", "_heap", "capacity", "nodes")
+    __slots__ = ("_bit", "_clock", "_heap", "capacity", "holders", "nodes")
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, holders: dict[object, int] | None = None, bit: int = 0) -> None:
+        """``holders``: the pool's first block -> replicas bitmask this cache keeps its ``bit`` in."""
         self.capacity = capacity
         self.nodes: dict = {}
         self._heap: list = []  # (touch, key) of leaves; an entry is stale when the node changed since
         self._clock = 0
+        self.holders: dict[object, int] = {} if holders is None else holders
+        self._bit = bit
 
     def __len__(self) -> int:
         return len(self.nodes)
@@ -77,6 +84,8 @@ class PrefixCache:
         parent = keys[hits - 1] if hits else None
         if parent is not None:
             nodes[parent][_CHILDREN] += 1
+        elif self._bit:  # a new first block
+            self.holders[keys[0]] = self.holders.get(keys[0], 0) | self._bit
         for index in range(hits, count - 1):
             key = keys[index]
             nodes[key] = [parent, 1, clock]
@@ -108,9 +117,10 @@ class PrefixCache:
                 continue  # stale: evicted, grown a child, or touched since
             while True:  # up the chain while the parent becomes the least recent leaf
                 del nodes[key]
-                key = node[_PARENT]
-                if key is None:
+                if node[_PARENT] is None:
+                    self._forget_first(key)
                     break
+                key = node[_PARENT]
                 node = nodes[key]
                 node[_CHILDREN] -= 1
                 if node[_CHILDREN]:
@@ -121,6 +131,14 @@ class PrefixCache:
                 if len(nodes) <= capacity or (heap and heap[0][0] < touched):
                     heappush(heap, (touched, key))
                     break
+
+    def _forget_first(self, key: object) -> None:
+        if self._bit:
+            rest = self.holders[key] & ~self._bit
+            if rest:
+                self.holders[key] = rest
+            else:
+                del self.holders[key]
 
     def _compact(self) -> None:
         self._heap = heap = [(node[_TOUCH], key) for key, node in self.nodes.items() if not node[_CHILDREN]]

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 from hetsim.perf.decode_run import AffineDecodeRun, ArrayDecodeRun
-from hetsim.perf.llm import LlmReplica, _chunk_pairs
+from hetsim.perf.llm import LlmReplica
 from hetsim.perf.roofline import DevicePerf
-from hetsim.perf.transformer import Precision, SequenceWork, Shard, _attention_pairs
+from hetsim.perf.transformer import Precision, SequenceWork, Shard, _attention_pairs, chunk_pairs
 from hetsim.sim.build import build_simulation
 from hetsim.sim.decode_set import DecodeSet
 from hetsim.sim.engine import SimConfig
@@ -118,7 +118,7 @@ def test_step_priced_from_summed_decode_keys_equals_step(model_catalog, name, ca
 @pytest.mark.parametrize("window", [None, 2, 128])
 def test_chunk_pairs_equal_attention_pairs(window):
     chunks = [(1, 0), (4, 0), (1, 10_000), (300, 700), (128, 1)]
-    assert _chunk_pairs(chunks, window) == _attention_pairs(tuple(SequenceWork(q, c) for q, c in chunks), window)
+    assert chunk_pairs(chunks, window) == _attention_pairs(tuple(SequenceWork(q, c) for q, c in chunks), window)
 
 
 def _member(kv: int, generated: int, output: int) -> SeqState:

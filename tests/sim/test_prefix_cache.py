@@ -90,3 +90,27 @@ def test_stale_heap_entries_are_dropped_when_the_cache_never_fills():
     for _ in range(10_000):
         cache.use_leading((1, 2))
     assert len(cache._heap) <= 2 * len(cache) + 65
+
+
+@given(capacities=st.lists(st.integers(1, 12), min_size=1, max_size=4), ops=operations, picks=st.lists(st.integers(0, 3)))
+@settings(max_examples=200, deadline=None, derandomize=True)
+def test_shared_first_block_holders_name_exactly_the_caches_holding_each_first_block(capacities, ops, picks):
+    holders: dict = {}
+    caches = [PrefixCache(capacity, holders, 1 << index) for index, capacity in enumerate(capacities)]
+    prompts: list[tuple] = [()]
+    fresh = 0
+    for step, (is_use, base, keep, new) in enumerate(ops):
+        parent = prompts[base % len(prompts)]
+        prompt = parent[: round(keep * len(parent))] + tuple(range(fresh, fresh + new))
+        fresh += new
+        prompts.append(prompt)
+        cache = caches[picks[step % len(picks)] % len(caches) if picks else 0]
+        if is_use:
+            cache.use_leading(prompt)
+        else:
+            cache.remember(prompt)
+        firsts = {prompt[0] for prompt in prompts if prompt}
+        expected = {
+            first: sum(1 << index for index, c in enumerate(caches) if first in c.nodes) for first in firsts
+        }
+        assert holders == {first: mask for first, mask in expected.items() if mask}

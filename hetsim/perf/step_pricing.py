@@ -1,0 +1,143 @@
+"""The simulator's hot pricing arithmetic of one LLM replica, on values read once.
+
+``LlmReplica`` derives a step's time from its specs through properties and op objects; a
+simulator prices millions of steps, so ``LlmReplica.pricer`` hands it this object instead:
+the constants of attention (per query-key pair, per key, per query), the flat efficiencies
+when the device has no calibration curves, and the per-count parts of a step (cached by the
+replica, computed by it on a miss). ``LlmReplica.step_seconds_of`` and
+``LlmReplica.affine_decode_run`` are these methods; nothing here is priced twice.
+
+Typed for mypyc (``HETSIM_COMPILE``; see the README): plain attributes, no ``Any``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from hetsim.perf.decode_run import AffineDecodeRun, pieces
+from hetsim.perf.transformer import chunk_pairs
+from hetsim.specs.calibration import CurveKind
+
+Rates = tuple[float, float, float]  # (compute FLOP/s, memory B/s, fixed s per op) at flat efficiency
+OpSeconds = Callable[[CurveKind, float, float, int], float]  # (kind, FLOPs, bytes, count) -> s
+
+
+class StepPricer:
+    """Step and decode-run times of one replica (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        pp: int,
+        flops_per_pair: float,
+        kv_bytes: float,
+        qo_bytes: float,
+        groups: tuple[tuple[int, int | None], ...],
+        decode_rates: Rates | None,
+        prefill_rates: Rates | None,
+        token_part_cache: dict[int, float],
+        row_part_cache: dict[int, float],
+        decode_base_cache: dict[int, float],
+        token_part_s: Callable[[int], float],
+        row_part_s: Callable[[int], float],
+        decode_base_s: Callable[[int], float],
+        op_seconds: OpSeconds,
+    ) -> None:
+        self.pp = pp
+        self.flops_per_pair, self.kv_bytes, self.qo_bytes = flops_per_pair, kv_bytes, qo_bytes
+        self.groups = groups
+        self.windows: list[int | None] = [window for _, window in groups]
+        # Flat rates of both attention kinds, or neither: a calibrated device prices every op.
+        self.flat = decode_rates is not None and prefill_rates is not None
+        self.affine = decode_rates is not None  # decode runs have a closed form
+        self.decode_rates: Rates = decode_rates if decode_rates is not None else (1.0, 1.0, 0.0)
+        self.prefill_rates: Rates = prefill_rates if prefill_rates is not None else (1.0, 1.0, 0.0)
+        self.token_part_cache, self.row_part_cache = token_part_cache, row_part_cache
+        self.decode_base_cache = decode_base_cache
+        self.token_part_s, self.row_part_s, self.decode_base_s = token_part_s, row_part_s, decode_base_s
+        self.op_seconds = op_seconds
+        # Decode attention without calibration is affine in the keys read: per group, a weight
+        # and the seconds per pair (compute), per key and per query (memory), plus fixed s.
+        compute, memory, overhead = self.decode_rates
+        self.per_pair = flops_per_pair / compute
+        self.per_key = kv_bytes / memory
+        self.per_token = qo_bytes / memory
+        self.weights: list[float] = [float(pp * count) for count, _ in groups]
+        self.overhead_s = sum(weight * overhead for weight in self.weights)
+
+    def step_seconds_of(self, decodes: int, decode_seen: list[float], chunks: list[tuple[int, int]]) -> float:
+        """One step of ``decodes`` one-token decodes (summarised by the keys they read per
+        attention group, ``decode_seen``) plus prefill chunks as (new tokens, context tokens)."""
+        windows = self.windows
+        tokens, rows = decodes, decodes + len(chunks)
+        decode_n = decodes
+        seen = list(decode_seen) if decodes else [0.0] * len(windows)
+        prefill: list[tuple[int, int]] = []
+        for new, context in chunks:
+            tokens += new
+            if new == 1 and context > 0:
+                decode_n += 1
+                for g in range(len(windows)):
+                    window = windows[g]
+                    seen[g] += context + 1 if window is None else min(context + 1, window)
+            else:
+                prefill.append((new, context))
+        attention = self.attention_s(decode_n, seen, prefill, tokens - decode_n)
+        token_part = self.token_part_cache.get(tokens)
+        if token_part is None:
+            token_part = self.token_part_s(tokens)
+        row_part = self.row_part_cache.get(rows)
+        if row_part is None:
+            row_part = self.row_part_s(rows)
+        return token_part + row_part + self.pp * attention
+
+    def attention_s(
+        self, decode_n: int, decode_seen: list[float], prefill: list[tuple[int, int]], prefill_tokens: int
+    ) -> float:
+        """Attention seconds of one stage (the arithmetic of ``attention_ops``, without objects)."""
+        kv_bytes, qo_bytes, flops_per_pair = self.kv_bytes, self.qo_bytes, self.flops_per_pair
+        total = 0.0
+        if decode_n:  # a one-token decode's pairs and keys read are both min(context + 1, window)
+            for g, (count, _) in enumerate(self.groups):
+                keys = decode_seen[g]
+                nbytes = (keys + decode_n) * kv_bytes + decode_n * qo_bytes
+                total += self._op_s(CurveKind.ATTENTION_DECODE, self.decode_rates, keys * flops_per_pair, nbytes, count)
+        if prefill:
+            for count, window in self.groups:
+                pairs, kv_read = chunk_pairs(prefill, window)
+                nbytes = (kv_read + prefill_tokens) * kv_bytes + prefill_tokens * qo_bytes
+                total += self._op_s(
+                    CurveKind.ATTENTION_PREFILL, self.prefill_rates, pairs * flops_per_pair, nbytes, count
+                )
+        return total
+
+    def _op_s(self, kind: CurveKind, rates: Rates, flops: float, nbytes: float, count: int) -> float:
+        """``DevicePerf.seconds`` of an attention op, inlined when efficiencies are flat."""
+        if not self.flat:
+            return self.op_seconds(kind, flops, nbytes, count)
+        compute_rate, memory_rate, overhead_s = rates
+        compute_s = flops / compute_rate if flops else 0.0
+        memory_s = nbytes / memory_rate if nbytes else 0.0
+        return count * ((compute_s if compute_s >= memory_s else memory_s) + overhead_s)
+
+    def affine_decode_run(self, n: int, seen: list[tuple[float, int]]) -> AffineDecodeRun | None:
+        """Closed-form times of consecutive decode steps of ``n`` sequences, or None when a
+        calibration curve makes efficiency depend on the op size (use ``decode_run_times``).
+
+        ``seen[g] = (keys, slope)``: at step j attention group g sees ``keys + slope * j`` keys
+        (``slope`` is n without a window; the caller must stop where a sequence reaches the
+        window). Equal to ``LlmReplica.decode_run_times`` to rounding.
+        """
+        if not self.affine:
+            return None
+        per_pair, per_key, per_token = self.per_pair, self.per_key, self.per_token
+        terms: list[tuple[float, float, float, float, float, float]] = []
+        for g, weight in enumerate(self.weights):
+            keys, slope = seen[g]
+            terms.append(
+                pieces(weight, keys * per_pair, slope * per_pair, (keys + n) * per_key + n * per_token, slope * per_key)
+            )
+        base = self.decode_base_cache.get(n)
+        if base is None:
+            base = self.decode_base_s(n)
+        return AffineDecodeRun(base + self.overhead_s, terms)
