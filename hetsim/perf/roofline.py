@@ -238,7 +238,7 @@ class DevicePerf:
         return np.full(np.shape(flops), DEFAULT_EFFICIENCY[kind])
 
     def op_times(
-        self, kind: CurveKind, dtype: DType, flops: np.ndarray, nbytes: np.ndarray, count: int = 1
+        self, kind: CurveKind, dtype: DType, flops: np.ndarray | float, nbytes: np.ndarray | float, count: int = 1
     ) -> np.ndarray:
         """Vectorised ``op_time(...).seconds`` for many ops of one kind (same formula)."""
         flops = np.asarray(flops, dtype=float)
