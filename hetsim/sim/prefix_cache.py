@@ -24,10 +24,17 @@ the few replicas worth scoring instead of asking every replica.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from heapq import heapify, heappop, heappush
 
-_PARENT, _CHILDREN, _TOUCH = 0, 1, 2  # fields of a node: [parent key or None, children, last touch]
+
+class _Node:
+    """A cached block: its parent block's key (None for a first block), how many cached blocks
+    extend it, and its last touch (for a leaf; an inner node's is refreshed when it becomes one)."""
+
+    __slots__ = ("children", "parent", "touch")
+
+    def __init__(self, parent: object, children: int, touch: int) -> None:
+        self.parent, self.children, self.touch = parent, children, touch
 
 
 class PrefixCache:
@@ -38,8 +45,8 @@ class PrefixCache:
     def __init__(self, capacity: int, holders: dict[object, int] | None = None, bit: int = 0) -> None:
         """``holders``: the pool's first block -> replicas bitmask this cache keeps its ``bit`` in."""
         self.capacity = capacity
-        self.nodes: dict = {}
-        self._heap: list = []  # (touch, key) of leaves; an entry is stale when the node changed since
+        self.nodes: dict[object, _Node] = {}
+        self._heap: list[tuple[int, object]] = []  # (touch, key) of leaves; an entry is stale when the node changed since
         self._clock = 0
         self.holders: dict[object, int] = {} if holders is None else holders
         self._bit = bit
@@ -47,7 +54,7 @@ class PrefixCache:
     def __len__(self) -> int:
         return len(self.nodes)
 
-    def leading(self, keys: Sequence) -> int:
+    def leading(self, keys: tuple) -> int:
         """How many leading ``keys`` are cached."""
         nodes = self.nodes
         if not keys or keys[0] not in nodes:  # the common answer, for every replica but one
@@ -64,14 +71,14 @@ class PrefixCache:
                 high = mid - 1
         return low
 
-    def use_leading(self, keys: Sequence) -> int:
+    def use_leading(self, keys: tuple) -> int:
         """Mark the cached leading ``keys`` most recently used; how many there are."""
         hits = self.leading(keys)
         if hits:
             self._touch(keys[hits - 1])
         return hits
 
-    def remember(self, keys: Sequence) -> None:
+    def remember(self, keys: tuple) -> None:
         """Cache ``keys`` as the most recently used, evicting the least recent blocks."""
         hits = self.leading(keys)
         count = len(keys)
@@ -83,14 +90,14 @@ class PrefixCache:
         self._clock = clock = self._clock + 1
         parent = keys[hits - 1] if hits else None
         if parent is not None:
-            nodes[parent][_CHILDREN] += 1
+            nodes[parent].children += 1
         elif self._bit:  # a new first block
             self.holders[keys[0]] = self.holders.get(keys[0], 0) | self._bit
         for index in range(hits, count - 1):
             key = keys[index]
-            nodes[key] = [parent, 1, clock]
+            nodes[key] = _Node(parent, 1, clock)
             parent = key
-        nodes[keys[-1]] = [parent, 0, clock]
+        nodes[keys[-1]] = _Node(parent, 0, clock)
         heap = self._heap
         heappush(heap, (clock, keys[-1]))
         if len(nodes) > self.capacity:
@@ -101,8 +108,8 @@ class PrefixCache:
     def _touch(self, key: object) -> None:
         node = self.nodes[key]
         self._clock = clock = self._clock + 1
-        node[_TOUCH] = clock
-        if not node[_CHILDREN]:
+        node.touch = clock
+        if not node.children:
             heap = self._heap
             heappush(heap, (clock, key))
             if len(heap) > 2 * len(self.nodes) + 64:  # drop stale entries now and then
@@ -113,21 +120,21 @@ class PrefixCache:
         while len(nodes) > capacity:
             touched, key = heappop(heap)
             node = nodes.get(key)
-            if node is None or node[_CHILDREN] or node[_TOUCH] != touched:
+            if node is None or node.children or node.touch != touched:
                 continue  # stale: evicted, grown a child, or touched since
             while True:  # up the chain while the parent becomes the least recent leaf
                 del nodes[key]
-                if node[_PARENT] is None:
+                if node.parent is None:
                     self._forget_first(key)
                     break
-                key = node[_PARENT]
+                key = node.parent
                 node = nodes[key]
-                node[_CHILDREN] -= 1
-                if node[_CHILDREN]:
+                node.children -= 1
+                if node.children:
                     break
-                if touched > node[_TOUCH]:  # a leaf now, as recent as the latest touch below it
-                    node[_TOUCH] = touched
-                touched = node[_TOUCH]
+                if touched > node.touch:  # a leaf now, as recent as the latest touch below it
+                    node.touch = touched
+                touched = node.touch
                 if len(nodes) <= capacity or (heap and heap[0][0] < touched):
                     heappush(heap, (touched, key))
                     break
@@ -141,5 +148,5 @@ class PrefixCache:
                 del self.holders[key]
 
     def _compact(self) -> None:
-        self._heap = heap = [(node[_TOUCH], key) for key, node in self.nodes.items() if not node[_CHILDREN]]
+        self._heap = heap = [(node.touch, key) for key, node in self.nodes.items() if not node.children]
         heapify(heap)

@@ -84,7 +84,7 @@ class Rows:
     def columns(self) -> dict[str, np.ndarray]:
         ints = np.frombuffer(self.ints, dtype=np.int64).reshape(-1, len(self.int_fields))
         floats = np.frombuffer(self.floats, dtype=np.float64).reshape(-1, len(self.float_fields))
-        columns = {name: ints[:, i] for i, name in enumerate(self.int_fields)}
+        columns: dict[str, np.ndarray] = {name: ints[:, i] for i, name in enumerate(self.int_fields)}
         columns.update({name: floats[:, i] for i, name in enumerate(self.float_fields)})
         return columns
 
