@@ -56,6 +56,7 @@ class LlmRoute:
     link_latency_s: float = 0.0
     state: RouterState = field(default_factory=RouterState)
     decode_state: RouterState = field(default_factory=RouterState)
+    completed_code: int = -1  # the LLM-call code of (pool, decode pool, completed), once known
 
     policy: Policy = field(init=False, repr=False)  # resolved when built: an unknown name fails early
 
@@ -129,7 +130,8 @@ class Simulation:
         self._output = array("q", f["output_tokens"].to_numpy(dtype=np.int64).tobytes())
         self._duration = array("d", f["duration_s"].to_numpy(dtype=float, na_value=np.nan).tobytes())
         self._work_pool_cache: dict[tuple[str | None, int], WorkPool | None] = {}
-        self._handoffs: dict[int, tuple[SeqState, float]] = {}  # disaggregated: prefill state, KV transfer s
+        self._handoffs: dict[int, tuple[SeqState, float]] = {}
+        self._completed_codes: dict[str, int] = {}  # pool -> step code of (pool, completed)  # disaggregated: prefill state, KV transfer s
 
     # ---- driving ----------------------------------------------------------------------------
 
@@ -189,13 +191,20 @@ class Simulation:
         return self._node_type_names[self._node_type_code[n]]
 
     def _finish_step(self, n: int, pool: str, replica: int, start_s: float, status: str, reason: str = "") -> None:
-        recorder = self.recorder
-        key = (pool, status, reason)
-        code = recorder.step_codes.index.get(key)
+        self._finish_coded(n, self.recorder.step_codes.code((pool, status, reason)), replica, start_s)
+
+    def _completed_code(self, pool: str) -> int:
+        """The step code of (pool, completed) (the hot case, looked up by the pool name alone)."""
+        code = self._completed_codes.get(pool)
         if code is None:
-            code = recorder.step_codes.code(key)
-        recorder.steps.ints.extend((n, code, replica))
-        recorder.steps.floats.extend((start_s, self.env.now))
+            code = self._completed_codes[pool] = self.recorder.step_codes.code((pool, "completed", ""))
+        return code
+
+    def _finish_coded(self, n: int, code: int, replica: int, start_s: float) -> None:
+        """Record step ``n`` (``code``: its pool, status and reason) and start the children it frees."""
+        steps = self.recorder.steps
+        steps.ints.extend((n, code, replica))
+        steps.floats.extend((start_s, self.env.now))
         remaining, child_list, start = self._remaining, self.tables.child_list, self.tables.child_start
         for index in range(start[n], start[n + 1]):
             child = child_list[index]
@@ -205,7 +214,7 @@ class Simulation:
 
     def _on_delay_end(self, event: simpy.Event) -> None:
         n, start = cast(tuple[int, float], event.value)
-        self._finish_step(n, "", -1, start, "completed")
+        self._finish_coded(n, self._completed_code(""), -1, start)
 
     # ---- non-LLM work -----------------------------------------------------------------------
 
@@ -245,7 +254,7 @@ class Simulation:
         queue.outstanding -= 1
         if queue.waiting:  # the slot goes to the longest waiter before anything new can claim it
             self._begin_work(pool, index, queue.waiting.popleft())
-        self._finish_step(n, pool.name, index, start, "completed")
+        self._finish_coded(n, self._completed_code(pool.name), index, start)
 
     # ---- LLM calls --------------------------------------------------------------------------
 
@@ -319,16 +328,22 @@ class Simulation:
         transfer_s: float = 0.0,
     ) -> None:
         completed = reason == "completed"
-        status, why = ("completed", "") if completed else ("dropped", reason)
         rows = self.recorder.llm_calls
-        key = (route.pool, route.decode_pool or "", status, why)
-        code = self.recorder.llm_codes.index.get(key)
-        if code is None:
-            code = self.recorder.llm_codes.code(key)
+        if completed:
+            code = route.completed_code
+            if code < 0:
+                code = route.completed_code = self.recorder.llm_codes.code(
+                    (route.pool, route.decode_pool or "", "completed", "")
+                )
+        else:
+            code = self.recorder.llm_codes.code((route.pool, route.decode_pool or "", "dropped", reason))
         rows.ints.extend((n, code, index, decode_index, state.cached_tokens, state.preemptions))
         done_s = state.last_token_s if completed else self.env.now
         rows.floats.extend((state.admitted_s, state.first_token_s, done_s, transfer_s, state.max_gap_s))
-        self._finish_step(n, route.pool, index, state.admitted_s, status, why)
+        if completed:
+            self._finish_coded(n, self._completed_code(route.pool), index, state.admitted_s)
+        else:
+            self._finish_step(n, route.pool, index, state.admitted_s, "dropped", reason)
 
     # ---- results ----------------------------------------------------------------------------
 

@@ -65,6 +65,7 @@ class SeqState:
     last_token_s: float = math.nan
     max_gap_s: float = 0.0
     cached_tokens: int = 0
+    prefix_hits: int = -1  # cached leading prefix blocks when last admitted (-1: not looked up)
     preemptions: int = 0
     swapped: bool = False
     is_running: bool = False
@@ -344,14 +345,14 @@ class LlmServer:
         return take
 
     def _apply_prefix_cache(self, state: SeqState) -> None:
-        hits = self.cache.use_leading(state.call.prefix_keys)
+        state.prefix_hits = hits = self.cache.use_leading(state.call.prefix_keys)
         cached = min(hits * state.call.prefix_block_tokens, state.prefill_target - 1)
         state.cached_tokens = max(state.cached_tokens, cached)
         state.prefilled = state.kv_tokens = max(cached, 0)
 
     def _remember_prefix(self, state: SeqState) -> None:
         if self.prefix_caching:
-            self.cache.remember(state.call.prefix_keys)
+            self.cache.remember(state.call.prefix_keys, state.prefix_hits)
 
     # ---- one iteration (prefill chunks, perhaps with decodes) ---------------------------------
 

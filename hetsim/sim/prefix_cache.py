@@ -78,15 +78,25 @@ class PrefixCache:
             self._touch(keys[hits - 1])
         return hits
 
-    def remember(self, keys: tuple) -> None:
-        """Cache ``keys`` as the most recently used, evicting the least recent blocks."""
-        hits = self.leading(keys)
+    def remember(self, keys: tuple, hint: int = -1) -> None:
+        """Cache ``keys`` as the most recently used, evicting the least recent blocks.
+
+        ``hint``: what ``leading(keys)`` said earlier (say, when the call was admitted); checked
+        with two lookups (the cache is prefix-closed), searched again if blocks came or went."""
+        nodes = self.nodes
         count = len(keys)
+        if (
+            0 <= hint <= count
+            and (hint == 0 or keys[hint - 1] in nodes)
+            and (hint == count or keys[hint] not in nodes)
+        ):
+            hits = hint
+        else:
+            hits = self.leading(keys)
         if hits == count:
             if count:
                 self._touch(keys[-1])
             return
-        nodes = self.nodes
         self._clock = clock = self._clock + 1
         parent = keys[hits - 1] if hits else None
         if parent is not None:

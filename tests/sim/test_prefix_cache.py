@@ -39,9 +39,12 @@ class ReferenceLru:
             self.keys.popitem(last=False)
 
 
-# An operation: (use or remember, which earlier prompt to extend, how much of it to keep, new blocks).
+# An operation: (use or remember, which earlier prompt to extend, how much of it to keep, new blocks,
+# the hint remember gets: what leading said, or any other number, stale or wrong).
 operations = st.lists(
-    st.tuples(st.booleans(), st.integers(0, 1000), st.floats(0, 1), st.integers(0, 6)), min_size=1, max_size=120
+    st.tuples(st.booleans(), st.integers(0, 1000), st.floats(0, 1), st.integers(0, 6), st.integers(-2, 8)),
+    min_size=1,
+    max_size=120,
 )
 
 
@@ -51,7 +54,7 @@ def test_prefix_cache_evicts_and_hits_exactly_as_an_lru_list_in_vllm_order(capac
     cache, reference = PrefixCache(capacity), ReferenceLru(capacity)
     prompts: list[tuple] = [()]
     fresh = 0
-    for is_use, base, keep, new in ops:
+    for is_use, base, keep, new, hint in ops:
         parent = prompts[base % len(prompts)]
         prompt = parent[: round(keep * len(parent))] + tuple(range(fresh, fresh + new))
         fresh += new
@@ -60,7 +63,7 @@ def test_prefix_cache_evicts_and_hits_exactly_as_an_lru_list_in_vllm_order(capac
         if is_use:
             assert cache.use_leading(prompt) == reference.use_leading(prompt)
         else:
-            cache.remember(prompt)
+            cache.remember(prompt, hint if hint > -2 else cache.leading(prompt))
             reference.remember(prompt)
         assert set(cache.nodes) == set(reference.keys)
         assert len(cache) <= capacity
@@ -99,7 +102,7 @@ def test_shared_first_block_holders_name_exactly_the_caches_holding_each_first_b
     caches = [PrefixCache(capacity, holders, 1 << index) for index, capacity in enumerate(capacities)]
     prompts: list[tuple] = [()]
     fresh = 0
-    for step, (is_use, base, keep, new) in enumerate(ops):
+    for step, (is_use, base, keep, new, _) in enumerate(ops):
         parent = prompts[base % len(prompts)]
         prompt = parent[: round(keep * len(parent))] + tuple(range(fresh, fresh + new))
         fresh += new
