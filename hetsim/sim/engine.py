@@ -149,10 +149,20 @@ class Simulation:
             if self.config.horizon_s is not None:
                 self.env.run(until=self.config.horizon_s)
             else:
-                self.env.run()
+                self._run_to_end()
         finally:
             if was_enabled:
                 gc.enable()
+
+    def _run_to_end(self) -> None:
+        """``env.run()`` without a horizon: step until the schedule is empty (the loop itself
+        compiled with the engine; each step is SimPy's)."""
+        step = self.env.step
+        try:
+            while True:
+                step()
+        except simpy.core.EmptySchedule:
+            pass
 
     def _schedule_arrivals(self, event: simpy.Event) -> None:
         """Start the roots due now, then sleep until the next one."""
