@@ -99,8 +99,8 @@ def _build_llm_routes(sim: Simulation, plan: PlanSpec, hardware, models, calibra
             )
         router = RouterState()
         servers = [
-            _server(env, replica, pool, sim.on_llm_done, max_skip, sim.tables.prefix_block_tokens, router, index)
-            for index in range(pool.replicas)
+            _server(env, replica, pool, sim.on_llm_done, max_skip, sim.tables.prefix_block_tokens, router)
+            for _ in range(pool.replicas)
         ]
         route = LlmRoute(pool.name, servers, pool.routing.value, state=router)
         if pool.llm.stage == LlmStage.PREFILL:
@@ -111,7 +111,15 @@ def _build_llm_routes(sim: Simulation, plan: PlanSpec, hardware, models, calibra
             link = _link(hardware, transfer.link, pool.name)
             route.decode_pool = decode_pool.name
             route.decode_servers = [
-                _server(env, decode_replica, decode_pool, sim.on_decode_done, max_skip, sim.tables.prefix_block_tokens)
+                _server(
+                    env,
+                    decode_replica,
+                    decode_pool,
+                    sim.on_decode_done,
+                    max_skip,
+                    sim.tables.prefix_block_tokens,
+                    route.decode_state,
+                )
                 for _ in range(decode_pool.replicas)
             ]
             route.kv_bytes_per_token = kv_bytes_per_token(replica.arch, replica.precision.kv_cache)
@@ -137,10 +145,9 @@ def _server(
     on_done,
     max_skip: int,
     prefix_block_tokens: int,
-    router: RouterState | None = None,
-    index: int = 0,
+    router: RouterState,
 ) -> LlmServer:
-    """A replica; with ``router``, its prefix cache keeps the router's first-block holders."""
+    """A replica of ``pool``, joining its routing state ``router``."""
     assert pool.llm is not None
     return LlmServer(
         env,
@@ -151,8 +158,7 @@ def _server(
         preemption=pool.llm.preemption,
         prefix_block_tokens=prefix_block_tokens,
         max_skip=max_skip,
-        first_block_holders=None if router is None else router.holders,
-        holder_bit=0 if router is None else 1 << index,
+        router=router,
     )
 
 
@@ -173,11 +179,13 @@ def _build_work_pools(sim: Simulation, plan: PlanSpec, hardware, models, calibra
             if node_type not in WORK_NODE_TYPES | {"stt", "tts", "embed", "rerank", "guardrail"}:
                 raise ScenarioError(f"plan pool {pool.name!r}: node_types: unknown node type {node_type!r}")
             _claim(sim, node_type, pool.name)
+        router = RouterState()
         sim.work_pools[pool.name] = WorkPool(
             pool.name,
-            [WorkQueue(pool.concurrency) for _ in range(pool.replicas)],
+            [WorkQueue(pool.concurrency, router) for _ in range(pool.replicas)],
             _service_model(sim, pool, perf, models),
             pool.routing.value,
+            state=router,
             busy_s=[0.0] * pool.replicas,
         )
 

@@ -71,12 +71,20 @@ class LlmRoute:
 class WorkQueue:
     """One non-LLM replica: ``capacity`` slots served first come, first served."""
 
-    __slots__ = ("busy", "capacity", "outstanding", "waiting")
+    __slots__ = ("_loads", "_slot", "busy", "capacity", "waiting")
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, router: RouterState) -> None:
+        """``router``: the pool's routing state, where this queue keeps its load."""
         self.capacity, self.busy = capacity, 0
-        self.outstanding = 0  # busy + waiting (what routers read)
+        self._loads, self._slot = router.loads, router.register()  # busy + waiting, what routers read
         self.waiting: deque[int] = deque()
+
+    @property
+    def outstanding(self) -> int:
+        return self._loads[self._slot]
+
+    def add_outstanding(self, change: int) -> None:
+        self._loads[self._slot] += change
 
     def cached_prefix_blocks(self, keys: tuple) -> int:
         return 0
@@ -244,7 +252,7 @@ class Simulation:
             return
         index = pool.policy(pool.queues, (), pool.state)
         queue = pool.queues[index]
-        queue.outstanding += 1
+        queue.add_outstanding(1)
         if queue.busy < queue.capacity:
             self._begin_work(pool, index, n)
         else:
@@ -261,7 +269,7 @@ class Simulation:
         pool.busy_s[index] += seconds
         queue = pool.queues[index]
         queue.busy -= 1
-        queue.outstanding -= 1
+        queue.add_outstanding(-1)
         if queue.waiting:  # the slot goes to the longest waiter before anything new can claim it
             self._begin_work(pool, index, queue.waiting.popleft())
         self._finish_coded(n, self._completed_code(pool.name), index, start)

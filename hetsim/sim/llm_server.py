@@ -31,6 +31,7 @@ import simpy
 from hetsim.perf.decode_run import AffineDecodeRun, ArrayDecodeRun
 from hetsim.perf.llm import LlmReplica
 from hetsim.sim.decode_set import DecodeSet
+from hetsim.sim.policies import RouterState
 from hetsim.sim.prefix_cache import PrefixCache
 from hetsim.specs.plan import LlmStage, Preemption
 
@@ -118,11 +119,10 @@ class LlmServer:
         preemption: Preemption = Preemption.RECOMPUTE,
         swap_bandwidth_bytes_per_s: float = 25e9,
         max_skip: int = 1_000_000,
-        first_block_holders: dict[object, int] | None = None,
-        holder_bit: int = 0,
+        router: RouterState | None = None,
     ) -> None:
-        """``first_block_holders``/``holder_bit``: the pool router's first block -> replicas
-        bitmask and this replica's bit in it (see ``hetsim.sim.prefix_cache``)."""
+        """``router``: the pool's routing state, where this replica keeps its load and its
+        prefix cache the first blocks it holds (a replica of its own without one)."""
         self.env, self.replica, self.stage, self.on_done = env, replica, stage, on_done
         self.prefix_caching, self.preemption = prefix_caching, preemption
         self.swap_bandwidth = swap_bandwidth_bytes_per_s
@@ -135,13 +135,14 @@ class LlmServer:
         self.free_blocks = self.total_blocks
         self.waiting: deque[SeqState] = deque()
         self.running: list[SeqState] = []
-        self.outstanding = 0  # waiting + running (what routers read)
+        self.router = router = RouterState() if router is None else router
+        self._loads, self._slot = router.loads, router.register()  # waiting + running, what routers read
         self.prefilling: list[SeqState] = []  # running, not in decode; in running order
         self.pricer = replica.pricer
         self.decode = DecodeSet(self.block, tuple(window for _, window in replica._attention_params[3]))
         # The prefix cache holds as many blocks (of the trace's prefix-key size) as the KV memory.
         self.cache = PrefixCache(
-            max(1, replica.kv_capacity_tokens // prefix_block_tokens), first_block_holders, holder_bit
+            max(1, replica.kv_capacity_tokens // prefix_block_tokens), router.holders, 1 << self._slot
         )
         self.stats = ServerStats()
         self._pending_swap_s = 0.0
@@ -156,6 +157,11 @@ class LlmServer:
         self._run_done = 0
 
     # ---- interface --------------------------------------------------------------------------
+
+    @property
+    def outstanding(self) -> int:
+        """Calls queued or running here."""
+        return self._loads[self._slot]
 
     def cached_prefix_blocks(self, keys: tuple) -> int:
         """Leading prefix keys already cached here (for prefix-aware routing)."""
@@ -174,7 +180,7 @@ class LlmServer:
             )
             return
         state = SeqState(call, call.prompt_tokens)
-        self.outstanding += 1
+        self._loads[self._slot] += 1
         if call.prefilled_elsewhere:
             state.prefilled = state.kv_tokens = call.prompt_tokens
             state.generated = 1
@@ -475,7 +481,7 @@ class LlmServer:
         if state.token >= 0:
             self.decode.remove(state)
         self.running.remove(state)
-        self.outstanding -= 1
+        self._loads[self._slot] -= 1
         state.is_running = False
         self.free_blocks += state.blocks
         state.blocks = 0

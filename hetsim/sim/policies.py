@@ -1,6 +1,6 @@
 """Routing policies: plain functions ``(replicas, request, state) -> replica index``.
 
-``replicas`` expose ``outstanding`` (queued + running) and ``cached_prefix_blocks(keys)``.
+``replicas`` answer ``cached_prefix_blocks(keys)``; their loads are in the pool's ``RouterState``.
 The registry is a dict; an unknown name lists the choices.
 """
 
@@ -14,22 +14,28 @@ from hetsim.errors import ScenarioError
 
 
 class ReplicaView(Protocol):
-    """What a policy reads of a replica: its load, and how much of a prompt it has cached."""
-
-    @property
-    def outstanding(self) -> int: ...
+    """What a policy asks a replica (its load is in ``RouterState.loads``): how much of a
+    prompt it has cached."""
 
     def cached_prefix_blocks(self, keys: tuple) -> int: ...
 
 
 @dataclass
 class RouterState:
-    """Per-pool memory a policy may keep: round-robin's cursor, and which replicas hold each
-    first prefix block (a bitmask the replicas' prefix caches keep exact; see
-    ``hetsim.sim.prefix_cache``)."""
+    """Per-pool memory a policy reads: round-robin's cursor; ``loads``, each replica's
+    outstanding requests (queued + running), kept there by the replicas themselves; and
+    ``holders``, which replicas hold each first prefix block (a bitmask the replicas' prefix
+    caches keep exact; see ``hetsim.sim.prefix_cache``). A replica joins with ``register``,
+    in the order of the pool's replica list."""
 
     cursor: int = 0
+    loads: list[int] = field(default_factory=list)
     holders: dict[object, int] = field(default_factory=dict)
+
+    def register(self) -> int:
+        """A new replica's slot in ``loads`` (its bit in ``holders`` is ``1 << slot``)."""
+        self.loads.append(0)
+        return len(self.loads) - 1
 
 
 Policy = Callable[[Sequence[ReplicaView], tuple, RouterState], int]
@@ -43,7 +49,7 @@ def round_robin(replicas: Sequence[ReplicaView], prefix_keys: tuple, state: Rout
 
 def least_outstanding(replicas: Sequence[ReplicaView], prefix_keys: tuple, state: RouterState) -> int:
     """Fewest queued + running requests; ties go to the lowest index (deterministic)."""
-    loads = [replica.outstanding for replica in replicas]
+    loads = state.loads
     return loads.index(min(loads))
 
 
@@ -54,7 +60,7 @@ def prefix_aware(replicas: Sequence[ReplicaView], prefix_keys: tuple, state: Rou
     The score ``4 * hits / keys - outstanding`` of a replica without the prompt's first block
     is its load alone, so only the (few) replicas holding it (``state.holders``) are scored
     one by one; the best of the rest is the least loaded. Ties go to the lowest index."""
-    loads = [replica.outstanding for replica in replicas]
+    loads = state.loads
     best_load = min(loads)
     best = loads.index(best_load)
     best_score = float(-best_load)  # scores are floats
