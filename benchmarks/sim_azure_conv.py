@@ -14,6 +14,8 @@ import statistics
 import time
 from pathlib import Path
 
+from compiled_build import describe_build, rerun_compiled
+
 from hetsim.api.simulate import assign_model
 from hetsim.api.traces import load_trace
 from hetsim.io.catalog import load_catalog
@@ -40,7 +42,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("path", nargs="?", type=Path, default=FULL if FULL.is_file() else SAMPLE)
     parser.add_argument("--repeat", type=int, default=3, help="runs to time (best and median are printed)")
+    parser.add_argument("--compiled", action="store_true", help="run on the compiled (mypyc) build")
     args = parser.parse_args()
+    rerun_compiled(args.compiled, __file__)  # exits with the compiled rerun's status when --compiled
+    print(describe_build())
     trace, _ = load_trace(args.path, "azure-2023")
     trace = assign_model(trace, "llama-3-8b")
     plan = PlanSpec.model_validate(

@@ -28,6 +28,8 @@ import resource
 import tempfile
 import time
 
+from compiled_build import describe_build, rerun_compiled
+
 CALLS_PER_SESSION = 19.5  # react-tool-agent: measured over 3,450 synthesized sessions
 WORKLOAD = "react-tool-agent"
 MODEL = "llama-3.1-70b"
@@ -98,7 +100,9 @@ def main() -> None:
     parser.add_argument("--replicas", type=int, default=24, help="LLM replicas (tp=4 H100 each)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--profile", action="store_true", help="print the top of a cProfile of the run")
+    parser.add_argument("--compiled", action="store_true", help="run on the compiled (mypyc) build")
     args = parser.parse_args()
+    rerun_compiled(args.compiled, __file__)  # exits with the compiled rerun's status when --compiled
 
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "trace.pkl")
@@ -117,6 +121,7 @@ def main() -> None:
         f"sampling {synthetic['synth_s']:.1f} s, with frame {synthetic['frame_s']:.1f} s, "
         f"child peak RSS {synthetic['peak_mb']:.0f} MB"
     )
+    print(describe_build())  # imports hetsim only now: the synthesis child forks from a lean parent
 
     from hetsim.io.catalog import load_catalog
     from hetsim.io.models import load_models

@@ -91,6 +91,7 @@ class ServerStats:
     busy_s: float = 0.0
     steps: int = 0
     events: int = 0
+    stepwise_runs: int = 0  # decode runs priced step by step (no closed form: curves, or a window reached)
     batch_size_time: float = 0.0  # integral of running batch size over busy time
     kv_times: array = field(default_factory=lambda: array("d"))  # KV blocks in use at each iteration start
     kv_used: array = field(default_factory=lambda: array("q"))
@@ -419,6 +420,7 @@ class LlmServer:
         if run is None:  # calibration curves, or a sequence reaches the window: price step by step
             members = [state for state in self.running if state.token >= 0]
             run = ArrayDecodeRun(self.replica.decode_run_times(decode.contexts(members), steps))
+            self.stats.stepwise_runs += 1
         env = self.env
         self._run, self._run_steps, self._run_done, self._run_start_s = run, steps, steps, env.now
         self.stats.events += 1

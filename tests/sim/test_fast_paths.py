@@ -176,37 +176,33 @@ CALL_COLUMNS = ["first_token_s", "done_s", "admitted_s", "tbt_max_s", "preemptio
 
 
 def _run(hardware, model_catalog, the_plan, trace, calibrations=None, **config):
+    return _simulation(hardware, model_catalog, the_plan, trace, calibrations, **config).frames()
+
+
+def _simulation(hardware, model_catalog, the_plan, trace, calibrations=None, **config):
     sim = build_simulation(the_plan, trace, hardware, model_catalog, calibrations, config=SimConfig(**config))
     sim.run()
-    return sim.frames()
+    return sim
 
 
 def _assert_skipping_changes_nothing(hardware, model_catalog, the_plan, trace, calibrations=None):
-    fast = _run(hardware, model_catalog, the_plan, trace, calibrations)
+    fast_sim = _simulation(hardware, model_catalog, the_plan, trace, calibrations)
+    fast = fast_sim.frames()
     slow = _run(hardware, model_catalog, the_plan, trace, calibrations, max_skip=1)
     pd.testing.assert_frame_equal(fast["llm_calls"][CALL_COLUMNS], slow["llm_calls"][CALL_COLUMNS], rtol=1e-9)
     assert fast["replicas"]["steps"].sum() == slow["replicas"]["steps"].sum()
     assert fast["replicas"]["events"].sum() < slow["replicas"]["events"].sum()
     pd.testing.assert_frame_equal(fast["steps"], slow["steps"], rtol=1e-9)
-    return fast
+    return fast_sim
 
 
-def test_skipping_changes_nothing_for_a_sliding_window_model_under_kv_pressure(
-    hardware, model_catalog, rng, monkeypatch
-):
-    priced_step_by_step = []  # runs in which a sequence reaches the window: no closed form
-
-    class CountingRun(ArrayDecodeRun):
-        def __init__(self, times):
-            priced_step_by_step.append(len(times))
-            super().__init__(times)
-
-    monkeypatch.setattr("hetsim.sim.llm_server.ArrayDecodeRun", CountingRun)
+def test_skipping_changes_nothing_for_a_sliding_window_model_under_kv_pressure(hardware, model_catalog, rng):
     trace = poisson_llm_trace(rng, 250, rate=40.0, model="gpt-oss-120b")
     the_plan = plan({**llm_pool(device="h200", model="gpt-oss-120b", memory_utilization=0.43), "tp": 4})
     fast = _assert_skipping_changes_nothing(hardware, model_catalog, the_plan, trace)
-    assert fast["llm_calls"]["preemptions"].sum() > 0
-    assert priced_step_by_step
+    assert fast.frames()["llm_calls"]["preemptions"].sum() > 0
+    # runs in which a sequence reaches the window have no closed form: priced step by step
+    assert sum(server.stats.stepwise_runs for server in fast.llm_routes["gpt-oss-120b"].servers) > 0
 
 
 def test_skipping_changes_nothing_on_a_calibrated_device(hardware, model_catalog, rng):
@@ -257,7 +253,7 @@ def test_skipping_changes_nothing_for_agent_sessions_with_tools_and_prefix_cachi
         {"name": "cpu", "device": "xeon-8480", "replicas": 2, "concurrency": 2, "node_types": ["tool"]},
     )
     fast = _assert_skipping_changes_nothing(hardware, model_catalog, the_plan, _agent_trace(rng, 60))
-    assert fast["llm_calls"]["cached_tokens"].sum() > 0
+    assert fast.frames()["llm_calls"]["cached_tokens"].sum() > 0
 
 
 def test_a_run_leaves_the_garbage_collector_as_it_found_it(hardware, model_catalog, rng):
