@@ -126,7 +126,7 @@ class Simulation:
         self.work_for: dict[str, str] = {}  # model name or node type -> pool name
         f = tables.frame
         size = len(f)
-        self._remaining = int_array(tables.parent_counts)
+        self._remaining: list[int] = np.asarray(tables.parent_counts, dtype=np.int64).tolist()  # small ints
         self._ready_s = array("d", [math.nan]) * size
         codes, names = tables.node_type_codes, tables.node_type_names
         self._node_type_names = names
@@ -182,34 +182,36 @@ class Simulation:
                 env.timeout(delay).callbacks.append(self._on_arrival)  # type: ignore[union-attr]
                 return
             self._next_root += 1
-            self._start(n)
+            self._start(n, env.now)
 
     def _on_arrival(self, event: simpy.Event) -> None:
         n = self.tables.roots[self._next_root]
         self._next_root += 1
-        self._start(n)
+        self._start(n, self.env.now)
         self._schedule_arrivals(event)
 
-    def _start(self, n: int) -> None:
-        self._ready_s[n] = self.env.now
+    # Handlers read the clock once (``now``) and hand it down: a step's start can start others.
+
+    def _start(self, n: int, now: float) -> None:
+        self._ready_s[n] = now
         kind = self._kind[n]
         if kind == _LLM:
-            self._start_llm(n)
+            self._start_llm(n, now)
         elif kind == _EXTERNAL:
             duration = self._duration[n]
             if math.isnan(duration) or duration < 0:
-                self._finish_step(n, "", -1, self.env.now, "dropped", "external step has no duration_s")
+                self._finish_step(n, "", -1, now, "dropped", "external step has no duration_s")
                 return
-            event = self.env.timeout(duration, (n, self.env.now))
+            event = self.env.timeout(duration, (n, now))
             event.callbacks.append(self._on_delay_end)  # type: ignore[union-attr]
         else:
-            self._serve_work(n)
+            self._serve_work(n, now)
 
     def _node_type(self, n: int) -> str:
         return self._node_type_names[self._node_type_code[n]]
 
     def _finish_step(self, n: int, pool: str, replica: int, start_s: float, status: str, reason: str = "") -> None:
-        self._finish_coded(n, self.recorder.step_codes.code((pool, status, reason)), replica, start_s)
+        self._finish_coded(n, self.recorder.step_codes.code((pool, status, reason)), replica, start_s, self.env.now)
 
     def _completed_code(self, pool: str) -> int:
         """The step code of (pool, completed) (the hot case, looked up by the pool name alone)."""
@@ -218,21 +220,22 @@ class Simulation:
             code = self._completed_codes[pool] = self.recorder.step_codes.code((pool, "completed", ""))
         return code
 
-    def _finish_coded(self, n: int, code: int, replica: int, start_s: float) -> None:
+    def _finish_coded(self, n: int, code: int, replica: int, start_s: float, now: float) -> None:
         """Record step ``n`` (``code``: its pool, status and reason) and start the children it frees."""
         steps = self.recorder.steps
         steps.ints.extend((n, code, replica))
-        steps.floats.extend((start_s, self.env.now))
+        steps.floats.extend((start_s, now))
         remaining, child_list, start = self._remaining, self.tables.child_list, self.tables.child_start
         for index in range(start[n], start[n + 1]):
             child = child_list[index]
-            remaining[child] -= 1
-            if remaining[child] == 0:
-                self._start(child)
+            left = remaining[child] - 1
+            remaining[child] = left
+            if left == 0:
+                self._start(child, now)
 
     def _on_delay_end(self, event: simpy.Event) -> None:
         n, start = cast(tuple[int, float], event.value)
-        self._finish_coded(n, self._completed_code(""), -1, start)
+        self._finish_coded(n, self._completed_code(""), -1, start, self.env.now)
 
     # ---- non-LLM work -----------------------------------------------------------------------
 
@@ -245,41 +248,42 @@ class Simulation:
             self._work_pool_cache[key] = self.work_pools.get(name) if name else None
         return self._work_pool_cache[key]
 
-    def _serve_work(self, n: int) -> None:
+    def _serve_work(self, n: int, now: float) -> None:
         pool = self._work_pool_for(n)
         if pool is None:  # checked before the run; kept as a guard for partial plans
-            self._finish_step(n, "", -1, self.env.now, "dropped", f"no pool serves {self._node_type(n)}")
+            self._finish_step(n, "", -1, now, "dropped", f"no pool serves {self._node_type(n)}")
             return
         index = pool.policy(pool.queues, (), pool.state)
         queue = pool.queues[index]
         queue.add_outstanding(1)
         if queue.busy < queue.capacity:
-            self._begin_work(pool, index, n)
+            self._begin_work(pool, index, n, now)
         else:
             queue.waiting.append(n)
 
-    def _begin_work(self, pool: WorkPool, index: int, n: int) -> None:
+    def _begin_work(self, pool: WorkPool, index: int, n: int, now: float) -> None:
         pool.queues[index].busy += 1
         seconds = pool.service_s(n)
-        event = self.env.timeout(seconds, (pool, index, n, self.env.now, seconds))
+        event = self.env.timeout(seconds, (pool, index, n, now, seconds))
         event.callbacks.append(self._on_work_end)  # type: ignore[union-attr]
 
     def _on_work_end(self, event: simpy.Event) -> None:
         pool, index, n, start, seconds = cast(tuple[WorkPool, int, int, float, float], event.value)
+        now = self.env.now
         pool.busy_s[index] += seconds
         queue = pool.queues[index]
         queue.busy -= 1
         queue.add_outstanding(-1)
         if queue.waiting:  # the slot goes to the longest waiter before anything new can claim it
-            self._begin_work(pool, index, queue.waiting.popleft())
-        self._finish_coded(n, self._completed_code(pool.name), index, start)
+            self._begin_work(pool, index, queue.waiting.popleft(), now)
+        self._finish_coded(n, self._completed_code(pool.name), index, start, now)
 
     # ---- LLM calls --------------------------------------------------------------------------
 
-    def _start_llm(self, n: int) -> None:
+    def _start_llm(self, n: int, now: float) -> None:
         route = self.llm_routes.get(self._model[n])  # type: ignore[arg-type]
         if route is None:
-            self._finish_step(n, "", -1, self.env.now, "dropped", f"no pool serves model {self._model[n]}")
+            self._finish_step(n, "", -1, now, "dropped", f"no pool serves model {self._model[n]}")
             return
         keys = self.tables.prefix_keys.of(n)
         index = route.policy(route.servers, keys, route.state)
@@ -289,7 +293,7 @@ class Simulation:
             max(self._output[n], 1),
             keys,
             self.tables.prefix_block_tokens,
-            self.env.now,
+            now,
             False,
             index,
         )
@@ -345,7 +349,7 @@ class Simulation:
         decode_index: int = -1,
         transfer_s: float = 0.0,
     ) -> None:
-        completed = reason == "completed"
+        completed, now = reason == "completed", self.env.now
         rows = self.recorder.llm_calls
         if completed:
             code = route.completed_code
@@ -356,10 +360,10 @@ class Simulation:
         else:
             code = self.recorder.llm_codes.code((route.pool, route.decode_pool or "", "dropped", reason))
         rows.ints.extend((n, code, index, decode_index, state.cached_tokens, state.preemptions))
-        done_s = state.last_token_s if completed else self.env.now
+        done_s = state.last_token_s if completed else now
         rows.floats.extend((state.admitted_s, state.first_token_s, done_s, transfer_s, state.max_gap_s))
         if completed:
-            self._finish_coded(n, self._completed_code(route.pool), index, state.admitted_s)
+            self._finish_coded(n, self._completed_code(route.pool), index, state.admitted_s, now)
         else:
             self._finish_step(n, route.pool, index, state.admitted_s, "dropped", reason)
 

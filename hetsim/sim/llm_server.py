@@ -146,6 +146,8 @@ class LlmServer:
             max(1, replica.kv_capacity_tokens // prefix_block_tokens), router.holders, 1 << self._slot
         )
         self.stats = ServerStats()
+        self._probed_keys: tuple = ()  # the latest prompt a router asked about, and its answer
+        self._probed_hits = -1
         self._pending_swap_s = 0.0
         self._state = _IDLE
         self._event: simpy.Event | None = None  # the timeout whose callback is current
@@ -165,8 +167,11 @@ class LlmServer:
         return self._loads[self._slot]
 
     def cached_prefix_blocks(self, keys: tuple) -> int:
-        """Leading prefix keys already cached here (for prefix-aware routing)."""
-        return self.cache.leading(keys)
+        """Leading prefix keys already cached here (for prefix-aware routing); remembered as the
+        hint for the admission of the call the router may send here."""
+        hits = self.cache.leading(keys)
+        self._probed_keys, self._probed_hits = keys, hits
+        return hits
 
     def submit(self, call: LlmCall) -> None:
         """Queue a call; it is dropped at once if it can never fit in this replica."""
@@ -203,13 +208,14 @@ class LlmServer:
     def _on_wake(self, event: simpy.Event) -> None:
         if event is self._event:
             self._state = _BUSY
-            self._next_iteration()
+            self._next_iteration(self.env.now)
 
-    def _next_iteration(self) -> None:
-        """Schedule the next iteration and start it (or go idle)."""
+    def _next_iteration(self, now: float) -> None:
+        """Schedule the next iteration and start it (or go idle); ``now``: the clock, read once
+        per event."""
         decode = self.decode
         if self.waiting or self.prefilling:
-            chunks = self._schedule()
+            chunks = self._schedule(now)
         elif not decode.n:
             self._state, self._event = _IDLE, None
             return
@@ -219,21 +225,21 @@ class LlmServer:
                 self.free_blocks -= need
                 chunks = []
             else:
-                chunks = self._schedule()
+                chunks = self._schedule(now)
         if not chunks and not decode.n:
             self._state, self._event = _IDLE, None
             return
         stats = self.stats
-        stats.kv_times.append(self.env.now)
+        stats.kv_times.append(now)
         stats.kv_used.append(self.total_blocks - self.free_blocks)
         if not chunks and self.max_skip > 1 and self._pending_swap_s == 0:
-            self._start_run()
+            self._start_run(now)
         else:
             self._start_step(chunks)
 
     # ---- scheduling -------------------------------------------------------------------------
 
-    def _schedule(self) -> list[Chunk]:
+    def _schedule(self, now: float) -> list[Chunk]:
         """One iteration's plan: every decoding sequence takes a token, prefill chunks share
         the token budget in running order, then admissions (vLLM V1 order). Returns the
         prefill chunks (and admitted prefills); the decoding sequences are ``self.decode``."""
@@ -260,7 +266,7 @@ class LlmServer:
             budget -= decode.n
         while self.waiting and budget > 0 and len(self.running) < self.max_num_seqs:
             state = self.waiting[0]
-            admitted = self._admit(state, budget)
+            admitted = self._admit(state, budget, now)
             if admitted is None:
                 break
             take = admitted
@@ -325,7 +331,7 @@ class LlmServer:
             victim.prefilled = victim.kv_tokens = 0
         self.waiting.appendleft(victim)
 
-    def _admit(self, state: SeqState, budget: int) -> int | None:
+    def _admit(self, state: SeqState, budget: int, now: float) -> int | None:
         """Admit the head of the queue if its KV fits; returns the tokens it computes this step.
 
         A fresh or recomputing call first takes its cached prefix; a swapped-out call needs its
@@ -348,11 +354,13 @@ class LlmServer:
         self.running.append(state)
         state.is_running = True
         if math.isnan(state.admitted_s):
-            state.admitted_s = self.env.now
+            state.admitted_s = now
         return take
 
     def _apply_prefix_cache(self, state: SeqState) -> None:
-        state.prefix_hits = hits = self.cache.use_leading(state.call.prefix_keys)
+        keys = state.call.prefix_keys
+        hint = self._probed_hits if keys is self._probed_keys else -1  # checked by the cache
+        state.prefix_hits = hits = self.cache.use_leading(keys, hint)
         cached = min(hits * state.call.prefix_block_tokens, state.prefill_target - 1)
         state.cached_tokens = max(state.cached_tokens, cached)
         state.prefilled = state.kv_tokens = max(cached, 0)
@@ -401,11 +409,11 @@ class LlmServer:
                 decode.add(state)
         if completed:
             self._finish_all(completed)
-        self._next_iteration()
+        self._next_iteration(now)
 
     # ---- a run of decode-only iterations --------------------------------------------------------
 
-    def _start_run(self) -> None:
+    def _start_run(self, now: float) -> None:
         decode, free = self.decode, self.free_blocks
         steps = decode.min_remaining()
         if steps > self.max_skip:
@@ -422,7 +430,7 @@ class LlmServer:
             run = ArrayDecodeRun(self.replica.decode_run_times(decode.contexts(members), steps))
             self.stats.stepwise_runs += 1
         env = self.env
-        self._run, self._run_steps, self._run_done, self._run_start_s = run, steps, steps, env.now
+        self._run, self._run_steps, self._run_done, self._run_start_s = run, steps, steps, now
         self.stats.events += 1
         self._state = _RUN
         self._event = event = env.timeout(run.end_s(steps))
@@ -452,7 +460,7 @@ class LlmServer:
         completed = decode.advance(done, run.max_step_s(done), self._run_start_s + elapsed)
         if completed:
             self._finish_all(completed)
-        self._next_iteration()
+        self._next_iteration(self.env.now)
 
     # ---- bookkeeping ------------------------------------------------------------------------
 

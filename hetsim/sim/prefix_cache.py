@@ -71,9 +71,10 @@ class PrefixCache:
                 high = mid - 1
         return low
 
-    def use_leading(self, keys: tuple) -> int:
-        """Mark the cached leading ``keys`` most recently used; how many there are."""
-        hits = self.leading(keys)
+    def use_leading(self, keys: tuple, hint: int = -1) -> int:
+        """Mark the cached leading ``keys`` most recently used; how many there are (``hint``:
+        see ``remember``)."""
+        hits = self._leading_checked(keys, hint)
         if hits:
             self._touch(keys[hits - 1])
         return hits
@@ -85,14 +86,7 @@ class PrefixCache:
         with two lookups (the cache is prefix-closed), searched again if blocks came or went."""
         nodes = self.nodes
         count = len(keys)
-        if (
-            0 <= hint <= count
-            and (hint == 0 or keys[hint - 1] in nodes)
-            and (hint == count or keys[hint] not in nodes)
-        ):
-            hits = hint
-        else:
-            hits = self.leading(keys)
+        hits = self._leading_checked(keys, hint)
         if hits == count:
             if count:
                 self._touch(keys[-1])
@@ -114,6 +108,17 @@ class PrefixCache:
             self._evict()
         elif len(heap) > 2 * len(nodes) + 64:
             self._compact()
+
+    def _leading_checked(self, keys: tuple, hint: int) -> int:
+        """``leading(keys)``, taking ``hint`` when two lookups confirm it."""
+        nodes, count = self.nodes, len(keys)
+        if (
+            0 <= hint <= count
+            and (hint == 0 or keys[hint - 1] in nodes)
+            and (hint == count or keys[hint] not in nodes)
+        ):
+            return hint
+        return self.leading(keys)
 
     def _touch(self, key: object) -> None:
         node = self.nodes[key]

@@ -40,7 +40,7 @@ class ReferenceLru:
 
 
 # An operation: (use or remember, which earlier prompt to extend, how much of it to keep, new blocks,
-# the hint remember gets: what leading said, or any other number, stale or wrong).
+# the hint use or remember gets: any number, right, stale or wrong; -2: remember gets what leading says).
 operations = st.lists(
     st.tuples(st.booleans(), st.integers(0, 1000), st.floats(0, 1), st.integers(0, 6), st.integers(-2, 8)),
     min_size=1,
@@ -61,7 +61,7 @@ def test_prefix_cache_evicts_and_hits_exactly_as_an_lru_list_in_vllm_order(capac
         prompts.append(prompt)
         assert cache.leading(prompt) == reference.leading(prompt)
         if is_use:
-            assert cache.use_leading(prompt) == reference.use_leading(prompt)
+            assert cache.use_leading(prompt, hint) == reference.use_leading(prompt)
         else:
             cache.remember(prompt, hint if hint > -2 else cache.leading(prompt))
             reference.remember(prompt)
