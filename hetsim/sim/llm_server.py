@@ -136,7 +136,7 @@ class LlmServer:
         self.free_blocks = self.total_blocks
         self.waiting: deque[SeqState] = deque()
         self.running: list[SeqState] = []
-        self.router = router = RouterState() if router is None else router
+        router = RouterState() if router is None else router
         self._loads, self._slot = router.loads, router.register()  # waiting + running, what routers read
         self.prefilling: list[SeqState] = []  # running, not in decode; in running order
         self.pricer = replica.pricer
