@@ -393,7 +393,7 @@ class Simulation:
                             stats.events,
                             mean_batch,
                             server.total_blocks,
-                            max(stats.kv_used, default=0),
+                            int(stats.kv_used.numpy().max(initial=0)),
                         )
                     )
                     recorder.kv_parts.append((pool, index, stats.kv_times, stats.kv_used))

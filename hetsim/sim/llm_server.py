@@ -21,7 +21,6 @@ Speed by design:
 from __future__ import annotations
 
 import math
-from array import array
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from hetsim.perf.llm import LlmReplica
 from hetsim.sim.decode_set import DecodeSet
 from hetsim.sim.policies import RouterState
 from hetsim.sim.prefix_cache import PrefixCache
+from hetsim.sim.records import Column
 from hetsim.specs.plan import LlmStage, Preemption
 
 
@@ -93,8 +93,8 @@ class ServerStats:
     events: int = 0
     stepwise_runs: int = 0  # decode runs priced step by step (no closed form: curves, or a window reached)
     batch_size_time: float = 0.0  # integral of running batch size over busy time
-    kv_times: array = field(default_factory=lambda: array("d"))  # KV blocks in use at each iteration start
-    kv_used: array = field(default_factory=lambda: array("q"))
+    kv_times: Column = field(default_factory=lambda: Column("d"))  # KV blocks in use at each iteration start
+    kv_used: Column = field(default_factory=lambda: Column("q"))
 
 
 Done = Callable[[SeqState, str], None]

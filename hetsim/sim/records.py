@@ -1,6 +1,6 @@
 """Flat result records of a simulation; every metric, plot and cost derives from them.
 
-During a run the engine appends each row column by column into typed arrays (8 bytes a value,
+During a run the engine appends each row column by column into typed columns (8 bytes a value,
 no per-row objects: a million-call run keeps its records in tens of MB); strings that repeat
 (pool, status, reason) are stored once, as a code. ``Recorder.frames`` turns them into the
 DataFrames below once, at the end.
@@ -9,7 +9,7 @@ DataFrames below once, at the end.
 from __future__ import annotations
 
 from array import array
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
@@ -71,19 +71,62 @@ LLM_FIELDS = (
 )
 
 
+_BLOCK: Final = 4096  # values a column converts at once
+
+
+class Column:
+    """A growing column of 64-bit floats (``"d"``) or ints (``"q"``), kept as a typed array.
+
+    Values wait in a short list and join the array a block at a time: ``array.append`` parses
+    every value like a function argument, numpy converts a block of them at once (a quarter of
+    the cost per value, measured with callgrind)."""
+
+    __slots__ = ("_dtype", "pending", "values")
+
+    def __init__(self, typecode: str) -> None:
+        self.values = array(typecode)
+        self.pending: list = []
+        self._dtype = np.dtype(np.float64 if typecode == "d" else np.int64)
+
+    def __len__(self) -> int:
+        return len(self.values) + len(self.pending)
+
+    def append(self, value: int | float) -> None:
+        pending = self.pending
+        pending.append(value)
+        if len(pending) >= _BLOCK:
+            self.flush()
+
+    def extend(self, values: tuple) -> None:
+        pending = self.pending
+        pending.extend(values)
+        if len(pending) >= _BLOCK:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            self.values.frombytes(np.asarray(self.pending, dtype=self._dtype).tobytes())
+            self.pending.clear()
+
+    def numpy(self) -> np.ndarray:
+        """The values so far (a copy)."""
+        self.flush()
+        return np.frombuffer(self.values, dtype=self._dtype).copy()
+
+
 class Rows:
-    """Rows of fixed integer and float fields, each kind in one flat typed array."""
+    """Rows of fixed integer and float fields, each kind in one flat typed column."""
 
     def __init__(self, fields: tuple[tuple[str, ...], tuple[str, ...]]) -> None:
         self.int_fields, self.float_fields = fields
-        self.ints, self.floats = array("q"), array("d")
+        self.ints, self.floats = Column("q"), Column("d")
 
     def __len__(self) -> int:
         return len(self.ints) // len(self.int_fields)
 
     def columns(self) -> dict[str, np.ndarray]:
-        ints = np.frombuffer(self.ints, dtype=np.int64).reshape(-1, len(self.int_fields))
-        floats = np.frombuffer(self.floats, dtype=np.float64).reshape(-1, len(self.float_fields))
+        ints = self.ints.numpy().reshape(-1, len(self.int_fields))
+        floats = self.floats.numpy().reshape(-1, len(self.float_fields))
         columns: dict[str, np.ndarray] = {name: ints[:, i] for i, name in enumerate(self.int_fields)}
         columns.update({name: floats[:, i] for i, name in enumerate(self.float_fields)})
         return columns
@@ -118,7 +161,7 @@ class Recorder:
         self.steps, self.llm_calls = Rows(STEP_FIELDS), Rows(LLM_FIELDS)
         self.step_codes, self.llm_codes = Codes(), Codes()
         self.replicas: list[tuple] = []
-        self.kv_parts: list[tuple[str, int, array, array]] = []
+        self.kv_parts: list[tuple[str, int, Column, Column]] = []
 
     def frames(self, trace: pd.DataFrame, ready_s: np.ndarray) -> dict[str, pd.DataFrame]:
         """The record DataFrames; ``trace`` supplies the per-step columns (session, step id,
@@ -150,10 +193,6 @@ def _take(column: pd.Series, rows: np.ndarray) -> Any:
     if column.dtype == _INFERRED_STRING or column.dtype.kind in "iuf":
         return column.take(rows).reset_index(drop=True)
     return column.to_numpy()[rows]
-
-
-def _numpy(values: array) -> np.ndarray:
-    return np.frombuffer(values, dtype=np.float64 if values.typecode == "d" else np.int64)
 
 
 def _step_frame(recorder: Recorder, trace: pd.DataFrame, ready_s: np.ndarray) -> pd.DataFrame:
@@ -206,7 +245,7 @@ def _llm_frame(recorder: Recorder, trace: pd.DataFrame, ready_s: np.ndarray) -> 
     return pd.DataFrame(columns)
 
 
-def _kv_frame(parts: list[tuple[str, int, array, array]]) -> pd.DataFrame:
+def _kv_frame(parts: list[tuple[str, int, Column, Column]]) -> pd.DataFrame:
     if not any(len(times) for _, _, times, _ in parts):
         return pd.DataFrame([], columns=list(KV_COLUMNS))
     sizes = [len(times) for _, _, times, _ in parts]
@@ -214,7 +253,7 @@ def _kv_frame(parts: list[tuple[str, int, array, array]]) -> pd.DataFrame:
         {
             "pool": np.repeat(np.array([pool for pool, _, _, _ in parts], dtype=object), sizes),
             "replica": np.repeat(np.array([replica for _, replica, _, _ in parts], dtype=np.int64), sizes),
-            "time_s": np.concatenate([_numpy(times) for _, _, times, _ in parts]),
-            "used_blocks": np.concatenate([_numpy(used) for _, _, _, used in parts]),
+            "time_s": np.concatenate([times.numpy() for _, _, times, _ in parts]),
+            "used_blocks": np.concatenate([used.numpy() for _, _, _, used in parts]),
         }
     )
