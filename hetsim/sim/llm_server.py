@@ -24,6 +24,7 @@ import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Final
 
 import simpy
 
@@ -35,47 +36,88 @@ from hetsim.sim.prefix_cache import PrefixCache
 from hetsim.sim.records import Column
 from hetsim.specs.plan import LlmStage, Preemption
 
+_NAN: Final = math.nan
 
-@dataclass(slots=True)
+
 class LlmCall:
-    """One LLM request as the server sees it."""
+    """One LLM request as the server sees it.
 
-    call_id: int
-    prompt_tokens: int
-    output_tokens: int
-    prefix_keys: tuple = ()  # prefix-block keys; equal keys = reusable KV
-    prefix_block_tokens: int = 16
-    arrival_s: float = 0.0
-    prefilled_elsewhere: bool = False  # arrives at a decode pool with its KV transferred in
-    replica: int = -1  # the submitter's index of the server it went to (untouched here)
+    ``prefix_keys``: prefix-block keys (equal keys = reusable KV); ``prefilled_elsewhere``: it
+    arrives at a decode pool with its KV transferred in; ``replica``: the submitter's index of
+    the server it went to (untouched here). A plain class with ``__init__`` rather than a
+    dataclass: compiled, a dataclass's generated ``__init__`` stays interpreted (6x slower)."""
+
+    __slots__ = (
+        "arrival_s",
+        "call_id",
+        "output_tokens",
+        "prefilled_elsewhere",
+        "prefix_block_tokens",
+        "prefix_keys",
+        "prompt_tokens",
+        "replica",
+    )
+
+    def __init__(
+        self,
+        call_id: int,
+        prompt_tokens: int,
+        output_tokens: int,
+        prefix_keys: tuple = (),
+        prefix_block_tokens: int = 16,
+        arrival_s: float = 0.0,
+        prefilled_elsewhere: bool = False,
+        replica: int = -1,
+    ) -> None:
+        self.call_id, self.prompt_tokens, self.output_tokens = call_id, prompt_tokens, output_tokens
+        self.prefix_keys, self.prefix_block_tokens = prefix_keys, prefix_block_tokens
+        self.arrival_s, self.prefilled_elsewhere, self.replica = arrival_s, prefilled_elsewhere, replica
 
 
-@dataclass(slots=True, eq=False)  # identity equality: list.remove/index must not compare fields
 class SeqState:
     """Mutable state of one call inside a server (a ``DecodeSet`` member's KV, token, block,
-    last-token and gap fields are current only after it leaves or is materialized)."""
+    last-token and gap fields are current only after it leaves or is materialized). Equality is
+    identity (list.remove/index must not compare fields); a plain class, as ``LlmCall``."""
 
-    call: LlmCall
-    prefill_target: int
-    prefilled: int = 0
-    generated: int = 0
-    kv_tokens: int = 0
-    blocks: int = 0
-    admitted_s: float = math.nan
-    first_token_s: float = math.nan
-    last_token_s: float = math.nan
-    max_gap_s: float = 0.0
-    cached_tokens: int = 0
-    prefix_hits: int = -1  # cached leading prefix blocks when last admitted (-1: not looked up)
-    preemptions: int = 0
-    swapped: bool = False
-    is_running: bool = False
-    # DecodeSet bookkeeping (token -1: not a member)
-    token: int = -1
-    kv_offset: int = 0
-    gen_offset: int = 0
-    joined_at: int = 0
-    is_unsaturated: bool = False
+    __slots__ = (
+        "admitted_s",
+        "blocks",
+        "cached_tokens",
+        "call",
+        "first_token_s",
+        "gen_offset",
+        "generated",
+        "is_running",
+        "is_unsaturated",
+        "joined_at",
+        "kv_offset",
+        "kv_tokens",
+        "last_token_s",
+        "max_gap_s",
+        "preemptions",
+        "prefill_target",
+        "prefilled",
+        "prefix_hits",
+        "swapped",
+        "token",
+    )
+
+    def __init__(
+        self, call: LlmCall, prefill_target: int, prefilled: int = 0, generated: int = 0, kv_tokens: int = 0
+    ) -> None:
+        self.call, self.prefill_target = call, prefill_target
+        self.prefilled, self.generated, self.kv_tokens = prefilled, generated, kv_tokens
+        self.blocks = 0
+        self.admitted_s = self.first_token_s = self.last_token_s = _NAN
+        self.max_gap_s = 0.0
+        self.cached_tokens = 0
+        self.prefix_hits = -1  # cached leading prefix blocks when last admitted (-1: not looked up)
+        self.preemptions = 0
+        self.swapped = self.is_running = False
+        # DecodeSet bookkeeping (token -1: not a member)
+        self.token = -1
+        self.kv_offset = self.gen_offset = self.joined_at = 0
+        self.is_unsaturated = False
 
     @property
     def in_decode(self) -> bool:
