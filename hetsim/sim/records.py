@@ -73,6 +73,7 @@ LLM_FIELDS = (
 
 
 _BLOCK: Final = 4096  # values a column converts at once
+_DTYPES: Final = {"d": np.dtype(np.float64), "q": np.dtype(np.int64)}
 
 
 class Column:
@@ -85,10 +86,12 @@ class Column:
     __slots__ = ("_dtype", "_typecode", "pending", "values")
 
     def __init__(self, typecode: str) -> None:
+        if typecode not in _DTYPES:
+            raise ValueError(f"record column: expected typecode 'd' or 'q', got {typecode!r}")
         self.values = array(typecode)
         self._typecode = typecode
         self.pending: list = []
-        self._dtype = np.dtype(np.float64 if typecode == "d" else np.int64)
+        self._dtype = _DTYPES[typecode]
 
     def __len__(self) -> int:
         return len(self.values) + len(self.pending)

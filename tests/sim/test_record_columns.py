@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from hetsim.sim.records import Column, Rows
 
@@ -31,3 +32,8 @@ def test_rows_come_back_as_named_columns():
     assert len(rows) == 5000
     assert np.array_equal(columns["n"], np.arange(5000)) and set(columns["code"]) == {7}
     assert np.array_equal(columns["start_s"], np.arange(5000) * 0.5)
+
+
+def test_a_column_of_another_type_is_refused_by_name():
+    with pytest.raises(ValueError, match="expected typecode 'd' or 'q', got 'i'"):
+        Column("i")
