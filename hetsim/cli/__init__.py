@@ -56,23 +56,23 @@ def main() -> None:
     except typer.Abort:
         print("hetsim: aborted", file=sys.stderr)
         sys.exit(130)
-    except (typer.BadParameter, typer.Exit) as exc:  # click errors carry their own exit code
+    except Exception as exc:  # usage errors (a missing file, a bad option) and typer.Exit
+        if not _is_usage_error(exc) and not isinstance(exc, typer.Exit):
+            raise
         _exit_for_click(exc)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
     if isinstance(code, int) and code:  # without standalone mode, typer.Exit(code) comes back as a return value
         sys.exit(code)
 
 
-def _exit_for_click(exc: Exception) -> None:
-    import click
+def _is_usage_error(exc: Exception) -> bool:
+    """A click-style usage error, which prints itself and carries its exit code. Recognised by
+    that interface, not by class: recent typer (0.29 here) vendors click, so ``click`` may not be
+    installed, and older typer raises click's own classes."""
+    return callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int)
 
-    if isinstance(exc, click.ClickException):
-        exc.show()
-        sys.exit(exc.exit_code)
+
+def _exit_for_click(exc: Exception) -> None:
+    if _is_usage_error(exc):
+        exc.show()  # type: ignore[attr-defined]
+        sys.exit(exc.exit_code)  # type: ignore[attr-defined]
     sys.exit(getattr(exc, "exit_code", 0))

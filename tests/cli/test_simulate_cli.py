@@ -92,3 +92,15 @@ def test_bad_plan_is_one_error_line_and_exit_1(
 def test_missing_scenario_file_is_a_usage_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["simulate", "--scenario", str(tmp_path / "nope.yaml")])
     assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def test_missing_scenario_file_is_a_usage_error_without_click_installed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "click", None)  # recent typer vendors click: it may be absent
+    monkeypatch.setattr(sys, "argv", ["hetsim", "simulate", "--scenario", str(tmp_path / "nope.yaml")])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    assert "does not exist" in captured.err and "Traceback" not in captured.err + captured.out
