@@ -63,7 +63,7 @@ def prefix_aware(replicas: Sequence[ReplicaView], prefix_keys: tuple, state: Rou
     loads = state.loads
     best_load = min(loads)
     best = loads.index(best_load)
-    best_score = float(-best_load)  # scores are floats
+    best_score = 0.0 - best_load  # scores are floats (float() would be a call)
     if not prefix_keys:
         return best
     holders, weight, index = state.holders.get(prefix_keys[0], 0), 4.0 / len(prefix_keys), 0

@@ -10,9 +10,11 @@ every block of a long agent prompt:
 
 * the cached prefix of a prompt is found by binary search (membership is monotone along it);
 * a use touches only the deepest cached block: an ancestor's recency is the latest touch in
-  its subtree, and only leaves can be least recent, so leaves sit in a heap of touch times
-  (stale entries skipped) and a parent becomes a leaf, with its subtree's recency, when its
-  last child is evicted.
+  its subtree, and only leaves can be least recent. Touched blocks sit in a doubly linked
+  list in touch order (each touch unlinks and appends, O(1)); eviction takes the head. A
+  block that reaches the head while it still has children is unlinked (its subtree is more
+  recent); when its last child is evicted it becomes the least recent leaf, at the head, with
+  its subtree's recency, unless a later touch of its own put it further back already.
 
 The eviction order equals an LRU list in which every use moves the prompt's cached blocks to
 the most recent end, tail first (``tests/sim/test_prefix_cache.py`` checks it against one).
@@ -24,30 +26,32 @@ the few replicas worth scoring instead of asking every replica.
 
 from __future__ import annotations
 
-from heapq import heapify, heappop, heappush
 
 
 class _Node:
-    """A cached block: its parent block's key (None for a first block), how many cached blocks
-    extend it, and its last touch (for a leaf; an inner node's is refreshed when it becomes one)."""
+    """A cached block: its key, its parent block's key (None for a first block), how many
+    cached blocks extend it, and its neighbours in the touch-ordered list (``prev`` is None
+    when it is not linked)."""
 
-    __slots__ = ("children", "parent", "touch")
+    __slots__ = ("children", "key", "next", "parent", "prev")
 
-    def __init__(self, parent: object, children: int, touch: int) -> None:
-        self.parent, self.children, self.touch = parent, children, touch
+    def __init__(self, key: object, parent: object, children: int) -> None:
+        self.key, self.parent, self.children = key, parent, children
+        self.prev: _Node | None = None
+        self.next: _Node | None = None
 
 
 class PrefixCache:
     """At most ``capacity`` blocks; ``nodes`` maps a cached key to its node (see above)."""
 
-    __slots__ = ("_bit", "_clock", "_heap", "capacity", "holders", "nodes")
+    __slots__ = ("_bit", "_list", "capacity", "holders", "nodes")
 
     def __init__(self, capacity: int, holders: dict[object, int] | None = None, bit: int = 0) -> None:
         """``holders``: the pool's first block -> replicas bitmask this cache keeps its ``bit`` in."""
         self.capacity = capacity
         self.nodes: dict[object, _Node] = {}
-        self._heap: list[tuple[int, object]] = []  # (touch, key) of leaves; an entry is stale when the node changed since
-        self._clock = 0
+        self._list = _Node(None, None, 0)  # the sentinel of the touch-ordered list: next is the head
+        self._list.prev = self._list.next = self._list
         self.holders: dict[object, int] = {} if holders is None else holders
         self._bit = bit
 
@@ -76,7 +80,7 @@ class PrefixCache:
         see ``remember``)."""
         hits = self._leading_checked(keys, hint)
         if hits:
-            self._touch(keys[hits - 1])
+            self._touch(self.nodes[keys[hits - 1]])
         return hits
 
     def remember(self, keys: tuple, hint: int = -1) -> None:
@@ -89,9 +93,8 @@ class PrefixCache:
         hits = self._leading_checked(keys, hint)
         if hits == count:
             if count:
-                self._touch(keys[-1])
+                self._touch(nodes[keys[count - 1]])
             return
-        self._clock = clock = self._clock + 1
         parent = keys[hits - 1] if hits else None
         if parent is not None:
             nodes[parent].children += 1
@@ -99,15 +102,13 @@ class PrefixCache:
             self.holders[keys[0]] = self.holders.get(keys[0], 0) | self._bit
         for index in range(hits, count - 1):
             key = keys[index]
-            nodes[key] = _Node(parent, 1, clock)
+            nodes[key] = _Node(key, parent, 1)
             parent = key
-        nodes[keys[-1]] = _Node(parent, 0, clock)
-        heap = self._heap
-        heappush(heap, (clock, keys[-1]))
+        key = keys[count - 1]
+        leaf = nodes[key] = _Node(key, parent, 0)
+        self._append(leaf)
         if len(nodes) > self.capacity:
             self._evict()
-        elif len(heap) > 2 * len(nodes) + 64:
-            self._compact()
 
     def _leading_checked(self, keys: tuple, hint: int) -> int:
         """``leading(keys)``, taking ``hint`` when two lookups confirm it."""
@@ -120,39 +121,46 @@ class PrefixCache:
             return hint
         return self.leading(keys)
 
-    def _touch(self, key: object) -> None:
-        node = self.nodes[key]
-        self._clock = clock = self._clock + 1
-        node.touch = clock
-        if not node.children:
-            heap = self._heap
-            heappush(heap, (clock, key))
-            if len(heap) > 2 * len(self.nodes) + 64:  # drop stale entries now and then
-                self._compact()
+    def _touch(self, node: _Node) -> None:
+        if node.prev is not None:
+            self._unlink(node)
+        self._append(node)
+
+    def _append(self, node: _Node) -> None:
+        """Link ``node`` as the most recent."""
+        end = self._list
+        last = end.prev
+        assert last is not None  # the list is circular
+        node.prev, node.next = last, end
+        last.next = end.prev = node
+
+    def _unlink(self, node: _Node) -> None:
+        before, after = node.prev, node.next
+        assert before is not None and after is not None  # linked
+        before.next, after.prev = after, before
+        node.prev = node.next = None
 
     def _evict(self) -> None:
-        nodes, heap, capacity = self.nodes, self._heap, self.capacity
+        nodes, capacity, end = self.nodes, self.capacity, self._list
         while len(nodes) > capacity:
-            touched, key = heappop(heap)
-            node = nodes.get(key)
-            if node is None or node.children or node.touch != touched:
-                continue  # stale: evicted, grown a child, or touched since
-            while True:  # up the chain while the parent becomes the least recent leaf
-                del nodes[key]
-                if node.parent is None:
-                    self._forget_first(key)
-                    break
-                key = node.parent
-                node = nodes[key]
-                node.children -= 1
-                if node.children:
-                    break
-                if touched > node.touch:  # a leaf now, as recent as the latest touch below it
-                    node.touch = touched
-                touched = node.touch
-                if len(nodes) <= capacity or (heap and heap[0][0] < touched):
-                    heappush(heap, (touched, key))
-                    break
+            node = end.next
+            assert node is not None and node is not end  # over capacity: some block is linked
+            self._unlink(node)
+            if node.children:
+                continue  # its subtree is more recent; it returns as a leaf when that is gone
+            del nodes[node.key]
+            parent_key = node.parent
+            if parent_key is None:
+                self._forget_first(node.key)
+                continue
+            parent = nodes[parent_key]
+            parent.children -= 1
+            if not parent.children and parent.prev is None:
+                # a leaf now, as recent as the latest touch below it: the least recent block
+                after = end.next
+                assert after is not None
+                parent.prev, parent.next = end, after
+                end.next = after.prev = parent
 
     def _forget_first(self, key: object) -> None:
         if self._bit:
@@ -161,7 +169,3 @@ class PrefixCache:
                 self.holders[key] = rest
             else:
                 del self.holders[key]
-
-    def _compact(self) -> None:
-        self._heap = heap = [(node.touch, key) for key, node in self.nodes.items() if not node.children]
-        heapify(heap)

@@ -87,12 +87,24 @@ def test_the_tail_of_a_prompt_is_evicted_before_its_head():
     assert cache.leading((1, 2, 3)) == 2
 
 
-def test_stale_heap_entries_are_dropped_when_the_cache_never_fills():
+def _linked(cache: PrefixCache) -> list:
+    """Keys in the cache's touch-ordered list, least recent first."""
+    keys, node = [], cache._list.next
+    while node is not cache._list:
+        keys.append(node.key)
+        node = node.next
+    return keys
+
+
+def test_repeated_uses_keep_one_list_entry_per_block_and_order_by_the_latest_touch():
     cache = PrefixCache(1000)
     cache.remember((1, 2))
+    cache.remember((7,))
     for _ in range(10_000):
         cache.use_leading((1, 2))
-    assert len(cache._heap) <= 2 * len(cache) + 65
+    assert _linked(cache) == [7, 2]
+    cache.use_leading((1,))  # an inner block touched on its own: linked, more recent than its leaf
+    assert _linked(cache) == [7, 2, 1]
 
 
 @given(capacities=st.lists(st.integers(1, 12), min_size=1, max_size=4), ops=operations, picks=st.lists(st.integers(0, 3)))
