@@ -86,7 +86,7 @@ class WorkQueue:
     def add_outstanding(self, change: int) -> None:
         self._loads[self._slot] += change
 
-    def cached_prefix_blocks(self, keys: tuple) -> int:
+    def cached_prefix_blocks(self, keys: tuple, hint: int) -> int:
         return 0
 
 
@@ -138,8 +138,8 @@ class Simulation:
         self._output = array("q", f["output_tokens"].to_numpy(dtype=np.int64).tobytes())
         self._duration = array("d", f["duration_s"].to_numpy(dtype=float, na_value=np.nan).tobytes())
         self._work_pool_cache: dict[tuple[str | None, int], WorkPool | None] = {}
-        self._handoffs: dict[int, tuple[SeqState, float]] = {}
-        self._completed_codes: dict[str, int] = {}  # pool -> step code of (pool, completed)  # disaggregated: prefill state, KV transfer s
+        self._handoffs: dict[int, tuple[SeqState, float]] = {}  # disaggregated: prefill state, KV transfer s
+        self._completed_codes: dict[str, int] = {}  # pool -> step code of (pool, completed)
 
     # ---- driving ----------------------------------------------------------------------------
 
@@ -253,7 +253,7 @@ class Simulation:
         if pool is None:  # checked before the run; kept as a guard for partial plans
             self._finish_step(n, "", -1, now, "dropped", f"no pool serves {self._node_type(n)}")
             return
-        index = pool.policy(pool.queues, (), pool.state)
+        index = pool.policy(pool.queues, (), pool.state, -1)
         queue = pool.queues[index]
         queue.add_outstanding(1)
         if queue.busy < queue.capacity:
@@ -285,8 +285,8 @@ class Simulation:
         if route is None:
             self._finish_step(n, "", -1, now, "dropped", f"no pool serves model {self._model[n]}")
             return
-        keys = self.tables.prefix_keys.of(n)
-        index = route.policy(route.servers, keys, route.state)
+        keys, shared = self.tables.prefix_keys.of(n)
+        index = route.policy(route.servers, keys, route.state, shared)
         call = LlmCall(
             n,
             max(self._input[n], 1),
@@ -316,7 +316,7 @@ class Simulation:
     def _to_decode(self, event: simpy.Event) -> None:
         n = cast(int, event.value)
         route, (prefill, _) = self._route_of(n), self._handoffs[n]
-        decode_index = route.policy(route.decode_servers, (), route.decode_state)
+        decode_index = route.policy(route.decode_servers, (), route.decode_state, -1)
         call = LlmCall(
             n,
             prefill.call.prompt_tokens,

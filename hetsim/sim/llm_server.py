@@ -208,10 +208,11 @@ class LlmServer:
         """Calls queued or running here."""
         return self._loads[self._slot]
 
-    def cached_prefix_blocks(self, keys: tuple) -> int:
-        """Leading prefix keys already cached here (for prefix-aware routing); remembered as the
-        hint for the admission of the call the router may send here."""
-        hits = self.cache.leading(keys)
+    def cached_prefix_blocks(self, keys: tuple, hint: int) -> int:
+        """Leading prefix keys already cached here (for prefix-aware routing; ``hint``: see
+        ``PrefixCache.leading``); remembered as the hint for the admission of the call the
+        router may send here."""
+        hits = self.cache.leading(keys, hint)
         self._probed_keys, self._probed_hits = keys, hits
         return hits
 

@@ -1,6 +1,9 @@
-"""Routing policies: plain functions ``(replicas, request, state) -> replica index``.
+"""Routing policies: plain functions ``(replicas, prefix keys, state, prefix hint) -> replica index``.
 
-``replicas`` answer ``cached_prefix_blocks(keys)``; their loads are in the pool's ``RouterState``.
+``replicas`` answer ``cached_prefix_blocks(keys, hint)``; their loads are in the pool's
+``RouterState``. The hint is a guess of the cached leading keys (-1: none) that a replica checks
+in two lookups instead of searching (the engine passes how many keys the call shares with its
+session's previous call).
 The registry is a dict; an unknown name lists the choices.
 """
 
@@ -17,7 +20,7 @@ class ReplicaView(Protocol):
     """What a policy asks a replica (its load is in ``RouterState.loads``): how much of a
     prompt it has cached."""
 
-    def cached_prefix_blocks(self, keys: tuple) -> int: ...
+    def cached_prefix_blocks(self, keys: tuple, hint: int) -> int: ...
 
 
 @dataclass
@@ -38,22 +41,30 @@ class RouterState:
         return len(self.loads) - 1
 
 
-Policy = Callable[[Sequence[ReplicaView], tuple, RouterState], int]
+Policy = Callable[[Sequence[ReplicaView], tuple, RouterState, int], int]
 
 
-def round_robin(replicas: Sequence[ReplicaView], prefix_keys: tuple, state: RouterState) -> int:
+def _least_loaded(loads: list[int]) -> int:
+    """Index of the smallest load, the lowest on ties (a loop: compiled, cheaper than ``min``)."""
+    best, best_load = 0, loads[0]
+    for index in range(1, len(loads)):
+        if loads[index] < best_load:
+            best, best_load = index, loads[index]
+    return best
+
+
+def round_robin(replicas: Sequence[ReplicaView], prefix_keys: tuple, state: RouterState, hint: int = -1) -> int:
     index = state.cursor % len(replicas)
     state.cursor += 1
     return index
 
 
-def least_outstanding(replicas: Sequence[ReplicaView], prefix_keys: tuple, state: RouterState) -> int:
+def least_outstanding(replicas: Sequence[ReplicaView], prefix_keys: tuple, state: RouterState, hint: int = -1) -> int:
     """Fewest queued + running requests; ties go to the lowest index (deterministic)."""
-    loads = state.loads
-    return loads.index(min(loads))
+    return _least_loaded(state.loads)
 
 
-def prefix_aware(replicas: Sequence[ReplicaView], prefix_keys: tuple, state: RouterState) -> int:
+def prefix_aware(replicas: Sequence[ReplicaView], prefix_keys: tuple, state: RouterState, hint: int = -1) -> int:
     """Longest cached prefix wins unless that replica is much busier (SGLang's cache-aware
     router balances the same way): a hit is worth up to 4 requests of extra queue.
 
@@ -61,15 +72,14 @@ def prefix_aware(replicas: Sequence[ReplicaView], prefix_keys: tuple, state: Rou
     is its load alone, so only the (few) replicas holding it (``state.holders``) are scored
     one by one; the best of the rest is the least loaded. Ties go to the lowest index."""
     loads = state.loads
-    best_load = min(loads)
-    best = loads.index(best_load)
-    best_score = 0.0 - best_load  # scores are floats (float() would be a call)
+    best = _least_loaded(loads)
+    best_score = 0.0 - loads[best]  # scores are floats (float() would be a call)
     if not prefix_keys:
         return best
     holders, weight, index = state.holders.get(prefix_keys[0], 0), 4.0 / len(prefix_keys), 0
     while holders:
         if holders & 1:
-            score = replicas[index].cached_prefix_blocks(prefix_keys) * weight - loads[index]
+            score = replicas[index].cached_prefix_blocks(prefix_keys, hint) * weight - loads[index]
             if score > best_score or (score == best_score and index < best):
                 best, best_score = index, score
         holders >>= 1

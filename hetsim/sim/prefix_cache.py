@@ -27,7 +27,6 @@ the few replicas worth scoring instead of asking every replica.
 from __future__ import annotations
 
 
-
 class _Node:
     """A cached block: its key, its parent block's key (None for a first block), how many
     cached blocks extend it, and its neighbours in the touch-ordered list (``prev`` is None
@@ -58,8 +57,17 @@ class PrefixCache:
     def __len__(self) -> int:
         return len(self.nodes)
 
-    def leading(self, keys: tuple) -> int:
-        """How many leading ``keys`` are cached."""
+    def leading(self, keys: tuple, hint: int = -1) -> int:
+        """How many leading ``keys`` are cached. ``hint``: a guess (say, what an earlier lookup
+        said, or how much of the prompt its session's previous call shared), taken when two
+        lookups confirm it (the cache is prefix-closed); -1: none."""
+        nodes, count = self.nodes, len(keys)
+        if 0 <= hint <= count and (hint == 0 or keys[hint - 1] in nodes) and (hint == count or keys[hint] not in nodes):
+            return hint
+        return self._search(keys)
+
+    def _search(self, keys: tuple) -> int:
+        """``leading`` by binary search."""
         nodes = self.nodes
         if not keys or keys[0] not in nodes:  # the common answer, for every replica but one
             return 0
@@ -77,8 +85,8 @@ class PrefixCache:
 
     def use_leading(self, keys: tuple, hint: int = -1) -> int:
         """Mark the cached leading ``keys`` most recently used; how many there are (``hint``:
-        see ``remember``)."""
-        hits = self._leading_checked(keys, hint)
+        see ``leading``)."""
+        hits = self.leading(keys, hint)
         if hits:
             self._touch(self.nodes[keys[hits - 1]])
         return hits
@@ -86,11 +94,11 @@ class PrefixCache:
     def remember(self, keys: tuple, hint: int = -1) -> None:
         """Cache ``keys`` as the most recently used, evicting the least recent blocks.
 
-        ``hint``: what ``leading(keys)`` said earlier (say, when the call was admitted); checked
-        with two lookups (the cache is prefix-closed), searched again if blocks came or went."""
+        ``hint``: what ``leading(keys)`` said earlier (say, when the call was admitted), checked
+        (see ``leading``)."""
         nodes = self.nodes
         count = len(keys)
-        hits = self._leading_checked(keys, hint)
+        hits = self.leading(keys, hint)
         if hits == count:
             if count:
                 self._touch(nodes[keys[count - 1]])
@@ -109,17 +117,6 @@ class PrefixCache:
         self._append(leaf)
         if len(nodes) > self.capacity:
             self._evict()
-
-    def _leading_checked(self, keys: tuple, hint: int) -> int:
-        """``leading(keys)``, taking ``hint`` when two lookups confirm it."""
-        nodes, count = self.nodes, len(keys)
-        if (
-            0 <= hint <= count
-            and (hint == 0 or keys[hint - 1] in nodes)
-            and (hint == count or keys[hint] not in nodes)
-        ):
-            return hint
-        return self.leading(keys)
 
     def _touch(self, node: _Node) -> None:
         if node.prev is not None:

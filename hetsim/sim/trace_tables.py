@@ -50,24 +50,29 @@ class PrefixKeys:
     _latest: dict[int, tuple] = field(default_factory=dict)
     _chain: dict[tuple, int] = field(default_factory=dict)  # (parent key, hash id) -> key
 
-    def of(self, n: int) -> tuple:
-        """The keys of step ``n``'s prompt."""
+    def of(self, n: int) -> tuple[tuple, int]:
+        """The keys of step ``n``'s prompt, and how many of them lead the prompt of its
+        session's previous LLM step too (-1: unknown), a hint of what a cache holds."""
         if self.hashes is not None:
-            return self._chained(self.hashes[n])
+            return self._chained(self.hashes[n]), -1
         previous = self.previous[n]
         if previous == -2:
-            return ()
+            return (), 0
+        latest = self._latest
         if previous == -1:
             earlier: tuple = ()
         else:
-            latest = self._latest.pop(previous, None)
-            # None: a step that starts before its predecessor in the trace
-            earlier = self._build(previous) if latest is None else latest
+            known = latest.get(previous)
+            if known is None:  # a step that starts before its predecessor in the trace
+                earlier = self._build(previous)
+            else:
+                earlier = known
+                del latest[previous]
         reused = self.reused[n]
         base = n << _BLOCK_BITS
         keys = earlier[:reused] + tuple(range(base + reused, base + self.blocks[n]))
-        self._latest[n] = keys
-        return keys
+        latest[n] = keys
+        return keys, reused
 
     def _chained(self, hashes: list) -> tuple:
         chain, parent, keys = self._chain, -1, []

@@ -18,8 +18,8 @@ class CachedReplica:
         self.slot = router.register()
         self.cache = PrefixCache(100, router.holders, 1 << self.slot)
 
-    def cached_prefix_blocks(self, keys: tuple) -> int:
-        return self.cache.leading(keys)
+    def cached_prefix_blocks(self, keys: tuple, hint: int) -> int:
+        return self.cache.leading(keys, hint)
 
 
 def test_least_outstanding_reads_the_loads_the_replicas_keep_and_breaks_ties_low():
