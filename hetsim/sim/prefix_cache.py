@@ -28,13 +28,13 @@ from __future__ import annotations
 
 
 class _Node:
-    """A cached block: its key, its parent block's key (None for a first block), how many
+    """A cached block: its key, its parent block's node (None for a first block), how many
     cached blocks extend it, and its neighbours in the touch-ordered list (``prev`` is None
     when it is not linked)."""
 
     __slots__ = ("children", "key", "next", "parent", "prev")
 
-    def __init__(self, key: object, parent: object, children: int) -> None:
+    def __init__(self, key: object, parent: _Node | None, children: int) -> None:
         self.key, self.parent, self.children = key, parent, children
         self.prev: _Node | None = None
         self.next: _Node | None = None
@@ -103,15 +103,14 @@ class PrefixCache:
             if count:
                 self._touch(nodes[keys[count - 1]])
             return
-        parent = keys[hits - 1] if hits else None
+        parent = nodes[keys[hits - 1]] if hits else None
         if parent is not None:
-            nodes[parent].children += 1
+            parent.children += 1
         elif self._bit:  # a new first block
             self.holders[keys[0]] = self.holders.get(keys[0], 0) | self._bit
         for index in range(hits, count - 1):
             key = keys[index]
-            nodes[key] = _Node(key, parent, 1)
-            parent = key
+            parent = nodes[key] = _Node(key, parent, 1)
         key = keys[count - 1]
         leaf = nodes[key] = _Node(key, parent, 0)
         self._append(leaf)
@@ -146,11 +145,10 @@ class PrefixCache:
             if node.children:
                 continue  # its subtree is more recent; it returns as a leaf when that is gone
             del nodes[node.key]
-            parent_key = node.parent
-            if parent_key is None:
+            parent = node.parent
+            if parent is None:
                 self._forget_first(node.key)
                 continue
-            parent = nodes[parent_key]
             parent.children -= 1
             if not parent.children and parent.prev is None:
                 # a leaf now, as recent as the latest touch below it: the least recent block
