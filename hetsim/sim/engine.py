@@ -5,7 +5,8 @@ LLM steps go to their model's pool (aggregated), or to a prefill pool, across th
 then to a decode pool (disaggregated). Non-LLM steps queue FCFS on a replica of the pool that
 serves their model or node type; external steps are pure delays that use no resource.
 
-Speed: every step is driven by SimPy timeouts with callbacks (no process per step), the trace
+Speed: every step is driven by SimPy timeouts with callbacks (no process per step; external
+delays wait in a ``DelayCalendar`` behind one SimPy alarm, see ``hetsim.sim.delays``), the trace
 is held as flat typed arrays indexed by step position, and records are appended column-wise
 (``hetsim.sim.records``), so a step costs a few microseconds and a few dozen bytes.
 """
@@ -24,6 +25,7 @@ import numpy as np
 import pandas as pd
 import simpy
 
+from hetsim.sim.delays import DelayCalendar
 from hetsim.sim.llm_server import LlmCall, LlmServer, SeqState
 from hetsim.sim.policies import Policy, RouterState, policy
 from hetsim.sim.records import Recorder
@@ -140,6 +142,7 @@ class Simulation:
         self._work_pool_cache: dict[tuple[str | None, int], WorkPool | None] = {}
         self._handoffs: dict[int, tuple[SeqState, float]] = {}  # disaggregated: prefill state, KV transfer s
         self._completed_codes: dict[str, int] = {}  # pool -> step code of (pool, completed)
+        self._delays = DelayCalendar(env, self._on_delay_end)
 
     # ---- driving ----------------------------------------------------------------------------
 
@@ -202,8 +205,7 @@ class Simulation:
             if math.isnan(duration) or duration < 0:
                 self._finish_step(n, "", -1, now, "dropped", "external step has no duration_s")
                 return
-            event = self.env.timeout(duration, (n, now))
-            event.callbacks.append(self._on_delay_end)  # type: ignore[union-attr]
+            self._delays.add(now + duration, n, now)
         else:
             self._serve_work(n, now)
 
@@ -233,9 +235,8 @@ class Simulation:
             if left == 0:
                 self._start(child, now)
 
-    def _on_delay_end(self, event: simpy.Event) -> None:
-        n, start = cast(tuple[int, float], event.value)
-        self._finish_coded(n, self._completed_code(""), -1, start, self.env.now)
+    def _on_delay_end(self, n: int, start: float) -> None:
+        self._finish_coded(n, self._completed_code(""), -1, start, self.env.now)  # now: the delay's end
 
     # ---- non-LLM work -----------------------------------------------------------------------
 
