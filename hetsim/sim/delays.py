@@ -8,8 +8,10 @@ it. Here a delay costs a push and a pop on native floats, and SimPy holds one al
 
 What is kept of SimPy's order: a delay ends at ``start + duration``, the float a SimPy timeout
 would end at (or an ulp or two later, when SimPy's clock cannot land on it from the instant the
-alarm is set: it adds a delay to its time); delays that end at the same instant end in the order they began; a
-delay of zero ends after the events already due at its instant, as a ``timeout(0)`` would. At
+alarm is set: it adds a delay to its time); delays that end at the same instant end in the
+order they began; a delay of zero ends after the events already due at its instant, as a
+``timeout(0)`` would. The heap is written out (not ``heapq`` on tuples) so that, compiled, its
+comparisons are on native floats. At
 an instant where a delay and another kind of event are both due, the delays' alarm may come
 before or after it (SimPy breaks such ties by scheduling order, and the alarm is scheduled when
 its delay becomes the earliest).
