@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from hetsim.perf.attention_pairs import chunk_pairs
 from hetsim.perf.decode_run import AffineDecodeRun, pieces
-from hetsim.perf.transformer import chunk_pairs
 from hetsim.specs.calibration import CurveKind
 
 Rates = tuple[float, float, float]  # (compute FLOP/s, memory B/s, fixed s per op) at flat efficiency

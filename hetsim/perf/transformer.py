@@ -25,6 +25,7 @@ import math
 from dataclasses import dataclass
 
 from hetsim.errors import EstimateError
+from hetsim.perf.attention_pairs import chunk_pairs
 from hetsim.perf.roofline import OpCost
 from hetsim.specs.calibration import CurveKind
 from hetsim.specs.hardware import DType
@@ -135,28 +136,9 @@ def _heads_per_rank(arch: ArchitectureSpec, tp: int) -> int:
     return arch.num_attention_heads // tp
 
 
-def chunk_pairs(chunks, window: int | None) -> tuple[float, float]:
-    """(causal query-key pairs, KV tokens read) over (new tokens, cached tokens) chunks,
-    within ``window`` if set.
-
-    Query i (1..q) of a chunk on top of c cached tokens sees c + i keys, or ``window`` keys
-    once c + i reaches the window.
-    """
-    pairs = kv_read = 0.0
-    for q, c in chunks:
-        if window is None:
-            pairs += q * c + q * (q + 1) / 2.0
-            kv_read += c + q
-            continue
-        uncapped = min(q, max(0, window - c - 1))
-        pairs += uncapped * c + uncapped * (uncapped + 1) / 2.0 + (q - uncapped) * window
-        kv_read += min(c + q, window + q - 1)
-    return pairs, kv_read
-
-
 def _attention_pairs(sequences: tuple[SequenceWork, ...], window: int | None) -> tuple[float, float]:
     """``chunk_pairs`` of a batch of sequences."""
-    return chunk_pairs(((s.new_tokens, s.context_tokens) for s in sequences), window)
+    return chunk_pairs([(int(s.new_tokens), int(s.context_tokens)) for s in sequences], window)
 
 
 def attention_constants(arch: ArchitectureSpec, precision: Precision, tp: int) -> tuple[float, float, float]:

@@ -3,9 +3,7 @@ before any event runs."""
 
 from __future__ import annotations
 
-import math
 from array import array
-from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -16,7 +14,7 @@ from hetsim.perf.llm import LlmReplica, ServingLimits
 from hetsim.perf.nonllm import IndexKind, VectorIndex, model_amount, model_time, vector_search_time
 from hetsim.perf.roofline import DevicePerf
 from hetsim.perf.transformer import Precision, Shard, kv_bytes_per_token
-from hetsim.sim.engine import LlmRoute, SimConfig, Simulation, WorkPool, WorkQueue
+from hetsim.sim.engine import LlmRoute, ServiceTime, SimConfig, Simulation, WorkPool, WorkQueue
 from hetsim.sim.llm_server import LlmServer
 from hetsim.sim.policies import RouterState
 from hetsim.sim.trace_tables import build_tables
@@ -196,7 +194,7 @@ def _claim(sim: Simulation, key: str, pool_name: str) -> None:
     sim.work_for[key] = pool_name
 
 
-def _service_model(sim: Simulation, pool: PoolSpec, perf: DevicePerf, models: ModelCatalog) -> Callable[[int], float]:
+def _service_model(sim: Simulation, pool: PoolSpec, perf: DevicePerf, models: ModelCatalog) -> ServiceTime:
     """Seconds a step takes on one slot of this pool: a model's roofline time, an index
     search, or the duration the trace measured for a tool."""
     frame = sim.tables.frame
@@ -209,16 +207,17 @@ def _service_model(sim: Simulation, pool: PoolSpec, perf: DevicePerf, models: Mo
         spec = pool.vector_index
         index = VectorIndex(spec.vectors, spec.dimension, DType(spec.dtype), IndexKind(spec.kind))
 
-    def service(n: int) -> float:
+    def modelled(n: int) -> float:
         model_name = model_names[n]
         if model_name:
             model = models.model(model_name)
             return model_time(perf, model, model_amount(model, units[n], int(tokens[n]))).seconds
-        if sim._node_type(n) == "retrieval" and index is not None:
-            return vector_search_time(perf, index).seconds
-        return duration[n] if not math.isnan(duration[n]) else 0.0
+        assert index is not None  # ServiceTime sends only model steps and indexed retrievals here
+        return vector_search_time(perf, index).seconds
 
-    return service
+    names = sim.tables.node_type_names
+    retrieval = names.index("retrieval") if index is not None and "retrieval" in names else -1
+    return ServiceTime(model_names, sim._node_type_code, duration, modelled, retrieval)
 
 
 def _check_coverage(sim: Simulation, trace: pd.DataFrame) -> None:

@@ -24,12 +24,12 @@ from collections.abc import Callable
 
 import simpy
 
-DelayEnd = Callable[[int, float], None]  # (step, start_s) -> None
+DelayEnd = Callable[[int, float, float], None]  # (step, start_s, now) -> None
 
 
 class DelayCalendar:
-    """Delays of steps: ``add(end_s, step, start_s)``; ``on_end(step, start_s)`` is called at
-    ``end_s`` (``env.now``: see the module docstring)."""
+    """Delays of steps: ``add(end_s, step, start_s)``; ``on_end(step, start_s, now)`` is called
+    at ``end_s`` (``now``: the clock, ``env.now``; see the module docstring)."""
 
     def __init__(self, env: simpy.Environment, on_end: DelayEnd) -> None:
         self.env, self.on_end = env, on_end
@@ -66,7 +66,7 @@ class DelayCalendar:
         while ends and ends[0] <= now and seqs[0] <= last_seq:
             step, start = self._steps[0], self._starts[0]
             self._pop()
-            self.on_end(step, start)
+            self.on_end(step, start, now)
         self._alarm, self._alarm_s = None, math.inf
         if ends:
             self._set_alarm(ends[0], now)

@@ -34,6 +34,7 @@ from hetsim.sim.trace_tables import SYNTHETIC_PREFIX_BLOCK_TOKENS, TraceTables, 
 __all__ = [
     "SYNTHETIC_PREFIX_BLOCK_TOKENS",
     "LlmRoute",
+    "ServiceTime",
     "SimConfig",
     "Simulation",
     "WorkPool",
@@ -92,13 +93,38 @@ class WorkQueue:
         return 0
 
 
+class ServiceTime:
+    """Seconds a non-LLM step holds a slot: what the trace measured (``duration_s``, 0 where
+    it has none) unless a model serves the step or it is a retrieval on a modelled index;
+    those are priced by ``modelled`` (the performance models, interpreted). A native class,
+    compiled, so that the common case (a tool call) costs no interpreted call."""
+
+    def __init__(
+        self,
+        models: list[str | None],
+        node_types: array,
+        durations: array,
+        modelled: Callable[[int], float],
+        modelled_node_type: int = -1,
+    ) -> None:
+        """``modelled_node_type``: the node type code priced by ``modelled`` (-1: none)."""
+        self.models, self.node_types, self.durations = models, node_types, durations
+        self.modelled, self.modelled_node_type = modelled, modelled_node_type
+
+    def seconds(self, n: int) -> float:
+        if not self.models[n] and self.node_types[n] != self.modelled_node_type:
+            duration: float = self.durations[n]
+            return 0.0 if math.isnan(duration) else duration
+        return self.modelled(n)
+
+
 @dataclass
 class WorkPool:
     """Non-LLM replicas: FCFS queues of ``concurrency`` slots each, with a service-time model."""
 
     name: str
     queues: list[WorkQueue]
-    service_s: Callable[[int], float]  # step index -> seconds
+    service_s: ServiceTime
     policy_name: str
     state: RouterState = field(default_factory=RouterState)
     busy_s: list[float] = field(default_factory=list)
@@ -203,7 +229,7 @@ class Simulation:
         elif kind == _EXTERNAL:
             duration = self._duration[n]
             if math.isnan(duration) or duration < 0:
-                self._finish_step(n, "", -1, now, "dropped", "external step has no duration_s")
+                self._finish_step(n, "", -1, now, now, "dropped", "external step has no duration_s")
                 return
             self._delays.add(now + duration, n, now)
         else:
@@ -212,8 +238,10 @@ class Simulation:
     def _node_type(self, n: int) -> str:
         return self._node_type_names[self._node_type_code[n]]
 
-    def _finish_step(self, n: int, pool: str, replica: int, start_s: float, status: str, reason: str = "") -> None:
-        self._finish_coded(n, self.recorder.step_codes.code((pool, status, reason)), replica, start_s, self.env.now)
+    def _finish_step(
+        self, n: int, pool: str, replica: int, start_s: float, now: float, status: str, reason: str = ""
+    ) -> None:
+        self._finish_coded(n, self.recorder.step_codes.code((pool, status, reason)), replica, start_s, now)
 
     def _completed_code(self, pool: str) -> int:
         """The step code of (pool, completed) (the hot case, looked up by the pool name alone)."""
@@ -235,8 +263,8 @@ class Simulation:
             if left == 0:
                 self._start(child, now)
 
-    def _on_delay_end(self, n: int, start: float) -> None:
-        self._finish_coded(n, self._completed_code(""), -1, start, self.env.now)  # now: the delay's end
+    def _on_delay_end(self, n: int, start: float, now: float) -> None:
+        self._finish_coded(n, self._completed_code(""), -1, start, now)
 
     # ---- non-LLM work -----------------------------------------------------------------------
 
@@ -252,7 +280,7 @@ class Simulation:
     def _serve_work(self, n: int, now: float) -> None:
         pool = self._work_pool_for(n)
         if pool is None:  # checked before the run; kept as a guard for partial plans
-            self._finish_step(n, "", -1, now, "dropped", f"no pool serves {self._node_type(n)}")
+            self._finish_step(n, "", -1, now, now, "dropped", f"no pool serves {self._node_type(n)}")
             return
         index = pool.policy(pool.queues, (), pool.state, -1)
         queue = pool.queues[index]
@@ -264,13 +292,13 @@ class Simulation:
 
     def _begin_work(self, pool: WorkPool, index: int, n: int, now: float) -> None:
         pool.queues[index].busy += 1
-        seconds = pool.service_s(n)
+        seconds = pool.service_s.seconds(n)
         event = self.env.timeout(seconds, (pool, index, n, now, seconds))
         event.callbacks.append(self._on_work_end)  # type: ignore[union-attr]
 
     def _on_work_end(self, event: simpy.Event) -> None:
         pool, index, n, start, seconds = cast(tuple[WorkPool, int, int, float, float], event.value)
-        now = self.env.now
+        now = start + seconds  # the time SimPy scheduled it for (the same sum), without env.now
         pool.busy_s[index] += seconds
         queue = pool.queues[index]
         queue.busy -= 1
@@ -284,7 +312,7 @@ class Simulation:
     def _start_llm(self, n: int, now: float) -> None:
         route = self.llm_routes.get(self._model[n])  # type: ignore[arg-type]
         if route is None:
-            self._finish_step(n, "", -1, now, "dropped", f"no pool serves model {self._model[n]}")
+            self._finish_step(n, "", -1, now, now, "dropped", f"no pool serves model {self._model[n]}")
             return
         keys, shared = self.tables.prefix_keys.of(n)
         index = route.policy(route.servers, keys, route.state, shared)
@@ -298,13 +326,13 @@ class Simulation:
             False,
             index,
         )
-        route.servers[index].submit(call)
+        route.servers[index].submit(call, now)
 
     def _route_of(self, n: int) -> LlmRoute:
         return self.llm_routes[self._model[n]]  # type: ignore[index]  # an LLM step's model has a route
 
-    def on_llm_done(self, state: SeqState, reason: str) -> None:
-        """Called by a server when a call leaves it (completed, prefilled, or dropped)."""
+    def on_llm_done(self, state: SeqState, reason: str, now: float) -> None:
+        """Called by a server when a call leaves it (completed, prefilled, or dropped) at ``now``."""
         n, route = state.call.call_id, self._route_of(state.call.call_id)
         if reason == "prefilled":
             transfer = route.kv_transfer_s(state.call.prompt_tokens)
@@ -312,23 +340,24 @@ class Simulation:
             event = self.env.timeout(transfer, n)
             event.callbacks.append(self._to_decode)  # type: ignore[union-attr]
             return
-        self._record_llm(n, state, route, state.call.replica, reason)
+        self._record_llm(n, state, route, state.call.replica, reason, now)
 
     def _to_decode(self, event: simpy.Event) -> None:
         n = cast(int, event.value)
         route, (prefill, _) = self._route_of(n), self._handoffs[n]
         decode_index = route.policy(route.decode_servers, (), route.decode_state, -1)
+        now = self.env.now
         call = LlmCall(
             n,
             prefill.call.prompt_tokens,
             prefill.call.output_tokens,
-            arrival_s=self.env.now,
+            arrival_s=now,
             prefilled_elsewhere=True,
             replica=decode_index,
         )
-        route.decode_servers[decode_index].submit(call)
+        route.decode_servers[decode_index].submit(call, now)
 
-    def on_decode_done(self, state: SeqState, reason: str) -> None:
+    def on_decode_done(self, state: SeqState, reason: str, now: float) -> None:
         n = state.call.call_id
         prefill, transfer_s = self._handoffs.pop(n)
         merged = SeqState(prefill.call, prefill.prefill_target)
@@ -338,7 +367,7 @@ class Simulation:
             state.max_gap_s, state.first_token_s - prefill.first_token_s if reason == "completed" else 0.0
         )
         merged.last_token_s = state.last_token_s
-        self._record_llm(n, merged, self._route_of(n), prefill.call.replica, reason, state.call.replica, transfer_s)
+        self._record_llm(n, merged, self._route_of(n), prefill.call.replica, reason, now, state.call.replica, transfer_s)
 
     def _record_llm(
         self,
@@ -347,10 +376,11 @@ class Simulation:
         route: LlmRoute,
         index: int,
         reason: str,
+        now: float,
         decode_index: int = -1,
         transfer_s: float = 0.0,
     ) -> None:
-        completed, now = reason == "completed", self.env.now
+        completed = reason == "completed"
         rows = self.recorder.llm_calls
         if completed:
             code = route.completed_code
@@ -366,7 +396,7 @@ class Simulation:
         if completed:
             self._finish_coded(n, self._completed_code(route.pool), index, state.admitted_s, now)
         else:
-            self._finish_step(n, route.pool, index, state.admitted_s, "dropped", reason)
+            self._finish_step(n, route.pool, index, state.admitted_s, now, "dropped", reason)
 
     # ---- results ----------------------------------------------------------------------------
 

@@ -139,7 +139,7 @@ class ServerStats:
     kv_used: Column = field(default_factory=lambda: Column("q"))
 
 
-Done = Callable[[SeqState, str], None]
+Done = Callable[[SeqState, str, float], None]  # (state, reason, now)
 
 Chunk = tuple[SeqState, int]
 
@@ -148,7 +148,11 @@ _IDLE, _WAKING, _BUSY, _STEP, _RUN, _CUT = range(6)
 
 
 class LlmServer:
-    """A replica; ``submit`` a call, ``on_done(state, reason)`` is called when it leaves."""
+    """A replica; ``submit`` a call, ``on_done(state, reason, now)`` is called when it leaves.
+
+    Handlers take the clock from the time their event was scheduled for (``_event_s``, the
+    sum SimPy itself makes: ``now + delay``) instead of reading ``env.now``, a property whose
+    getter is interpreted Python."""
 
     def __init__(
         self,
@@ -193,6 +197,7 @@ class LlmServer:
         self._pending_swap_s = 0.0
         self._state = _IDLE
         self._event: simpy.Event | None = None  # the timeout whose callback is current
+        self._event_s = 0.0  # when it fires
         self._chunks: list[Chunk] = []
         self._step_s = 0.0
         self._batch = 0
@@ -216,16 +221,18 @@ class LlmServer:
         self._probed_keys, self._probed_hits = keys, hits
         return hits
 
-    def submit(self, call: LlmCall) -> None:
-        """Queue a call; it is dropped at once if it can never fit in this replica."""
+    def submit(self, call: LlmCall, now: float) -> None:
+        """Queue a call (``now``: the clock); it is dropped at once if it can never fit in
+        this replica."""
         need = call.prompt_tokens + call.output_tokens
         if need > self._max_context:
-            self.on_done(SeqState(call, call.prompt_tokens), f"exceeds context of {self._max_context}")
+            self.on_done(SeqState(call, call.prompt_tokens), f"exceeds context of {self._max_context}", now)
             return
         if -(-need // self.block) > self.total_blocks:
             self.on_done(
                 SeqState(call, call.prompt_tokens),
                 f"needs {need} KV tokens, replica holds {self.total_blocks * self.block}",
+                now,
             )
             return
         state = SeqState(call, call.prompt_tokens)
@@ -233,25 +240,26 @@ class LlmServer:
         if call.prefilled_elsewhere:
             state.prefilled = state.kv_tokens = call.prompt_tokens
             state.generated = 1
-            state.first_token_s = state.last_token_s = self.env.now
+            state.first_token_s = state.last_token_s = now
         self.waiting.append(state)
         if self._state == _IDLE:  # wake at this instant, after whatever else happens now
             self._state = _WAKING
-            self._at(0.0, self._on_wake)
+            self._at(now, 0.0, self._on_wake)
         elif self._state == _RUN:
-            self._cut_run()
+            self._cut_run(now)
 
     # ---- events -------------------------------------------------------------------------------
 
-    def _at(self, delay: float, callback: Callable[[simpy.Event], None]) -> None:
+    def _at(self, now: float, delay: float, callback: Callable[[simpy.Event], None]) -> None:
+        """Call ``callback`` after ``delay`` (``now``: the clock), as the current event."""
         event = self.env.timeout(delay)
         event.callbacks.append(callback)  # type: ignore[union-attr]
-        self._event = event
+        self._event, self._event_s = event, now + delay
 
     def _on_wake(self, event: simpy.Event) -> None:
         if event is self._event:
             self._state = _BUSY
-            self._next_iteration(self.env.now)
+            self._next_iteration(self._event_s)
 
     def _next_iteration(self, now: float) -> None:
         """Schedule the next iteration and start it (or go idle); ``now``: the clock, read once
@@ -278,7 +286,7 @@ class LlmServer:
         if not chunks and self.max_skip > 1 and self._pending_swap_s == 0:
             self._start_run(now)
         else:
-            self._start_step(chunks)
+            self._start_step(chunks, now)
 
     # ---- scheduling -------------------------------------------------------------------------
 
@@ -414,7 +422,7 @@ class LlmServer:
 
     # ---- one iteration (prefill chunks, perhaps with decodes) ---------------------------------
 
-    def _start_step(self, chunks: list[Chunk]) -> None:
+    def _start_step(self, chunks: list[Chunk], now: float) -> None:
         decode = self.decode
         batch = [(take, state.kv_tokens) for state, take in chunks]
         seconds = self.pricer.step_seconds_of(decode.n, decode.keys_seen(), batch) + self._pending_swap_s
@@ -422,13 +430,12 @@ class LlmServer:
         self.stats.events += 1
         self._chunks, self._step_s, self._batch = chunks, seconds, decode.n + len(chunks)
         self._state = _STEP
-        self._event = event = self.env.timeout(seconds)
-        event.callbacks.append(self._on_step_end)  # type: ignore[union-attr]
+        self._at(now, seconds, self._on_step_end)
 
     def _on_step_end(self, event: simpy.Event) -> None:
         if event is not self._event:
             return
-        seconds, now, decode, stats = self._step_s, self.env.now, self.decode, self.stats
+        seconds, now, decode, stats = self._step_s, self._event_s, self.decode, self.stats
         self._state = _BUSY
         stats.busy_s += seconds
         stats.steps += 1
@@ -443,7 +450,7 @@ class LlmServer:
             self.prefilling.remove(state)
             if self.stage == LlmStage.PREFILL:
                 self._emit_first(state, now)
-                self._finish(state, "prefilled")
+                self._finish(state, "prefilled", now)
                 continue
             self._emit_tokens(state, 1, seconds, now)
             if state.generated >= state.call.output_tokens:
@@ -451,7 +458,7 @@ class LlmServer:
             else:
                 decode.add(state)
         if completed:
-            self._finish_all(completed)
+            self._finish_all(completed, now)
         self._next_iteration(now)
 
     # ---- a run of decode-only iterations --------------------------------------------------------
@@ -472,21 +479,19 @@ class LlmServer:
             members = [state for state in self.running if state.token >= 0]
             run = ArrayDecodeRun(self.replica.decode_run_times(decode.contexts(members), steps))
             self.stats.stepwise_runs += 1
-        env = self.env
         self._run, self._run_steps, self._run_done, self._run_start_s = run, steps, steps, now
         self.stats.events += 1
         self._state = _RUN
-        self._event = event = env.timeout(run.end_s(steps))
-        event.callbacks.append(self._on_run_end)  # type: ignore[union-attr]
+        self._at(now, run.end_s(steps), self._on_run_end)
 
-    def _cut_run(self) -> None:
-        """A request arrived: stop at the end of the iteration in flight."""
-        run, now = self._run, self.env.now
+    def _cut_run(self, now: float) -> None:
+        """A request arrived (``now``): stop at the end of the iteration in flight."""
+        run = self._run
         assert run is not None  # in state _RUN
         self._run_done = done = run.steps_by(now - self._run_start_s, self._run_steps)
         self._state = _CUT
         remaining = self._run_start_s + run.end_s(done) - now
-        self._at(remaining if remaining > 0 else 0.0, self._on_run_end)
+        self._at(now, remaining if remaining > 0 else 0.0, self._on_run_end)
 
     def _on_run_end(self, event: simpy.Event) -> None:
         if event is not self._event:
@@ -501,9 +506,10 @@ class LlmServer:
         stats.steps += done
         stats.batch_size_time += decode.n * elapsed
         completed = decode.advance(done, run.max_step_s(done), self._run_start_s + elapsed)
+        now = self._event_s
         if completed:
-            self._finish_all(completed)
-        self._next_iteration(self.env.now)
+            self._finish_all(completed, now)
+        self._next_iteration(now)
 
     # ---- bookkeeping ------------------------------------------------------------------------
 
@@ -523,14 +529,14 @@ class LlmServer:
             state.generated += count
             state.last_token_s = end
 
-    def _finish_all(self, completed: list[SeqState]) -> None:
+    def _finish_all(self, completed: list[SeqState], now: float) -> None:
         """Completed sequences leave in running order."""
         if len(completed) > 1:
             completed.sort(key=self.running.index)
         for state in completed:
-            self._finish(state, "completed")
+            self._finish(state, "completed", now)
 
-    def _finish(self, state: SeqState, reason: str) -> None:
+    def _finish(self, state: SeqState, reason: str, now: float) -> None:
         if state.token >= 0:
             self.decode.remove(state)
         self.running.remove(state)
@@ -538,4 +544,4 @@ class LlmServer:
         state.is_running = False
         self.free_blocks += state.blocks
         state.blocks = 0
-        self.on_done(state, reason)
+        self.on_done(state, reason, now)

@@ -52,7 +52,8 @@ def _run_with_timeouts(program) -> list[tuple[int, float, float]]:
 def _run_with_calendar(program) -> list[tuple[int, float, float]]:
     env, ended, follows = simpy.Environment(), [], {}
 
-    def on_end(ident: int, begun: float) -> None:
+    def on_end(ident: int, begun: float, now: float) -> None:
+        assert now == env.now
         ended.append((ident, begun, env.now))
         if ident in follows:
             calendar.add(env.now + follows.pop(ident), ident + 1000, env.now)
@@ -85,7 +86,7 @@ def test_delays_end_at_the_instants_and_in_the_order_of_simpy_timeouts(program):
 def test_a_zero_delay_added_while_delays_end_ends_after_those_already_due():
     env, ended = simpy.Environment(), []
 
-    def on_end(ident: int, begun: float) -> None:
+    def on_end(ident: int, begun: float, now: float) -> None:
         ended.append(ident)
         if ident == 1:
             calendar.add(env.now, 9, env.now)
@@ -102,7 +103,7 @@ def test_delays_that_end_after_the_earliest_schedule_no_simpy_event():
     env, scheduled, ended = simpy.Environment(), [], []
     schedule = env.schedule
     env.schedule = lambda event, priority=1, delay=0: (scheduled.append(delay), schedule(event, priority, delay))
-    calendar = DelayCalendar(env, lambda ident, begun: ended.append(ident))
+    calendar = DelayCalendar(env, lambda ident, begun, now: ended.append(ident))
     for ident in range(500):
         calendar.add(1.0 + ident * 0.1, ident, 0.0)
     assert len(calendar) == 500

@@ -11,10 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from hetsim.perf.attention_pairs import chunk_pairs
 from hetsim.perf.decode_run import AffineDecodeRun, ArrayDecodeRun
 from hetsim.perf.llm import LlmReplica
 from hetsim.perf.roofline import DevicePerf
-from hetsim.perf.transformer import Precision, SequenceWork, Shard, _attention_pairs, chunk_pairs
+from hetsim.perf.transformer import Precision, SequenceWork, Shard, _attention_pairs
 from hetsim.sim.build import build_simulation
 from hetsim.sim.decode_set import DecodeSet
 from hetsim.sim.engine import SimConfig
@@ -116,9 +117,17 @@ def test_step_priced_from_summed_decode_keys_equals_step(model_catalog, name, ca
 
 
 @pytest.mark.parametrize("window", [None, 2, 128])
-def test_chunk_pairs_equal_attention_pairs(window):
-    chunks = [(1, 0), (4, 0), (1, 10_000), (300, 700), (128, 1)]
-    assert chunk_pairs(chunks, window) == _attention_pairs(tuple(SequenceWork(q, c) for q, c in chunks), window)
+def test_chunk_pairs_count_each_querys_keys(window):
+    """Against brute force: query i of a chunk on c cached tokens sees keys
+    [max(0, c + i - window), c + i); the chunk reads the union of them."""
+    chunks = [(1, 0), (4, 0), (1, 1_000), (300, 700), (128, 1)]
+    pairs, kv_read = 0, 0
+    for q, c in chunks:
+        seen = [range(max(0, c + i - window) if window else 0, c + i) for i in range(1, q + 1)]
+        pairs += sum(len(keys) for keys in seen)
+        kv_read += len(set().union(*seen))
+    assert chunk_pairs(chunks, window) == (pairs, kv_read)
+    assert _attention_pairs(tuple(SequenceWork(q, c) for q, c in chunks), window) == (pairs, kv_read)
 
 
 def _member(kv: int, generated: int, output: int) -> SeqState:
