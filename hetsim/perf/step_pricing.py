@@ -101,19 +101,20 @@ class StepPricer:
             for g, (count, _) in enumerate(self.groups):
                 keys = decode_seen[g]
                 nbytes = (keys + decode_n) * kv_bytes + decode_n * qo_bytes
-                total += self._op_s(CurveKind.ATTENTION_DECODE, self.decode_rates, keys * flops_per_pair, nbytes, count)
+                total += self._op_s(True, self.decode_rates, keys * flops_per_pair, nbytes, count)
         if prefill:
             for count, window in self.groups:
                 pairs, kv_read = chunk_pairs(prefill, window)
                 nbytes = (kv_read + prefill_tokens) * kv_bytes + prefill_tokens * qo_bytes
-                total += self._op_s(
-                    CurveKind.ATTENTION_PREFILL, self.prefill_rates, pairs * flops_per_pair, nbytes, count
-                )
+                total += self._op_s(False, self.prefill_rates, pairs * flops_per_pair, nbytes, count)
         return total
 
-    def _op_s(self, kind: CurveKind, rates: Rates, flops: float, nbytes: float, count: int) -> float:
-        """``DevicePerf.seconds`` of an attention op, inlined when efficiencies are flat."""
+    def _op_s(self, decode: bool, rates: Rates, flops: float, nbytes: float, count: int) -> float:
+        """``DevicePerf.seconds`` of an attention op (decode's or prefill's), inlined when
+        efficiencies are flat (no enum member is looked up then: compiled, that lookup is
+        generic and costs as much as the arithmetic)."""
         if not self.flat:
+            kind = CurveKind.ATTENTION_DECODE if decode else CurveKind.ATTENTION_PREFILL
             return self.op_seconds(kind, flops, nbytes, count)
         compute_rate, memory_rate, overhead_s = rates
         compute_s = flops / compute_rate if flops else 0.0

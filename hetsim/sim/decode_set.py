@@ -22,10 +22,10 @@ holds ``ceil(kv_tokens / block)`` KV blocks.
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import math
 from bisect import bisect_left
+from heapq import heappop, heappush
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ class DecodeSet:
         state.kv_offset, state.gen_offset = offset, state.generated - t
         state.token = token = next(self._tokens)
         state.joined_at = self.iterations_recorded
-        heapq.heappush(self._finishing, (state.call.output_tokens - state.gen_offset, token, state))
+        heappush(self._finishing, (state.call.output_tokens - state.gen_offset, token, state))
         phase = offset % self.block
         self.by_phase[phase] += 1
         self.by_phase[phase + self.block] += 1
@@ -81,7 +81,7 @@ class DecodeSet:
         if state.is_unsaturated:
             self.unsaturated += 1
             self.unsaturated_offset_sum += offset
-            heapq.heappush(self._saturating, (window - 1 - offset, token, state))  # type: ignore[operator]
+            heappush(self._saturating, (window - 1 - offset, token, state))  # type: ignore[operator]
 
     def remove(self, state: SeqState) -> None:
         """Leave, with ``state``'s fields brought up to date (``materialize``)."""
@@ -140,7 +140,7 @@ class DecodeSet:
             self._saturate()
         heap, done = self._finishing, []
         while heap and heap[0][0] <= t:
-            _, token, state = heapq.heappop(heap)
+            _, token, state = heappop(heap)
             if state.token == token:
                 done.append(state)
         return done
@@ -149,7 +149,7 @@ class DecodeSet:
         """Members whose attention now reaches the window read a constant number of keys."""
         heap, t = self._saturating, self.t
         while heap and heap[0][0] <= t:
-            _, token, state = heapq.heappop(heap)
+            _, token, state = heappop(heap)
             if state.token == token:
                 self.unsaturated -= 1
                 self.unsaturated_offset_sum -= state.kv_offset
@@ -159,7 +159,7 @@ class DecodeSet:
         """Fewest tokens any member still has to generate (members present)."""
         heap = self._finishing
         while heap[0][2].token != heap[0][1]:  # drop entries of members that left
-            heapq.heappop(heap)
+            heappop(heap)
         return heap[0][0] - self.t
 
     # ---- what the server prices and allocates ---------------------------------------------
@@ -187,7 +187,7 @@ class DecodeSet:
         """Steps during which no member's attention reaches the window (the keys stay affine)."""
         heap = self._saturating
         while heap and heap[0][2].token != heap[0][1]:
-            heapq.heappop(heap)
+            heappop(heap)
         return heap[0][0] - self.t + 1 if heap else 1 << 62
 
     def run_blocks(self, steps: int) -> int:
@@ -197,7 +197,7 @@ class DecodeSet:
         full, partial = divmod(steps - 1, block)
         first = -self.t % block + block
         by_phase = self.by_phase
-        return full * self.n + sum(by_phase[first - partial : first + 1]) - by_phase[first]
+        return full * self.n + _phase_sum(by_phase, first - partial, first)
 
     def blocks_to_advance(self, steps: int) -> int:
         """KV blocks the members need, beyond what they hold between iterations, to compute
@@ -209,7 +209,7 @@ class DecodeSet:
             return self.by_phase[-self.t % block]
         full, partial = divmod(steps - 1, block)
         first = -self.t % block + block  # phases first, first - 1, ..., first - partial
-        return full * self.n + sum(self.by_phase[first - partial : first + 1])
+        return full * self.n + _phase_sum(self.by_phase, first - partial, first + 1)
 
     def steps_until_full(self, free_blocks: int) -> int:
         """Most steps (>= 1) the members can take, once they hold their first step's blocks,
@@ -230,3 +230,11 @@ class DecodeSet:
         """KV tokens of ``members`` now (for pricing a run step by step)."""
         t = self.t
         return [t + state.kv_offset for state in members]
+
+
+def _phase_sum(by_phase: list[int], start: int, stop: int) -> int:
+    """``sum(by_phase[start:stop])`` as a loop (compiled: no slice, no generic ``sum``)."""
+    total = 0
+    for index in range(start, stop):
+        total += by_phase[index]
+    return total

@@ -148,6 +148,7 @@ class Simulation:
 
     def __init__(self, env: simpy.Environment, tables: TraceTables, config: SimConfig) -> None:
         self.env, self.tables, self.config = env, tables, config
+        self._timeout = env.timeout  # bound once: compiled, each attribute read on SimPy's objects is generic
         self.recorder = Recorder()
         self.llm_routes: dict[str, LlmRoute] = {}
         self.work_pools: dict[str, WorkPool] = {}  # by pool name
@@ -293,7 +294,7 @@ class Simulation:
     def _begin_work(self, pool: WorkPool, index: int, n: int, now: float) -> None:
         pool.queues[index].busy += 1
         seconds = pool.service_s.seconds(n)
-        event = self.env.timeout(seconds, (pool, index, n, now, seconds))
+        event = self._timeout(seconds, (pool, index, n, now, seconds))
         event.callbacks.append(self._on_work_end)  # type: ignore[union-attr]
 
     def _on_work_end(self, event: simpy.Event) -> None:

@@ -171,6 +171,8 @@ class LlmServer:
         """``router``: the pool's routing state, where this replica keeps its load and its
         prefix cache the first blocks it holds (a replica of its own without one)."""
         self.env, self.replica, self.stage, self.on_done = env, replica, stage, on_done
+        self._prefill_only = stage == LlmStage.PREFILL  # compared once: an enum lookup is generic
+        self._timeout = env.timeout
         self.prefix_caching, self.preemption = prefix_caching, preemption
         self.swap_bandwidth = swap_bandwidth_bytes_per_s
         self.max_skip = max_skip
@@ -252,8 +254,8 @@ class LlmServer:
 
     def _at(self, now: float, delay: float, callback: Callable[[simpy.Event], None]) -> None:
         """Call ``callback`` after ``delay`` (``now``: the clock), as the current event."""
-        event = self.env.timeout(delay)
-        event.callbacks.append(callback)  # type: ignore[union-attr]
+        event = self._timeout(delay)
+        event.callbacks.append(callback)
         self._event, self._event_s = event, now + delay
 
     def _on_wake(self, event: simpy.Event) -> None:
@@ -448,7 +450,7 @@ class LlmServer:
                 continue
             self._remember_prefix(state)
             self.prefilling.remove(state)
-            if self.stage == LlmStage.PREFILL:
+            if self._prefill_only:
                 self._emit_first(state, now)
                 self._finish(state, "prefilled", now)
                 continue
