@@ -228,7 +228,7 @@ class Simulation:
         if kind == _LLM:
             self._start_llm(n, now)
         elif kind == _EXTERNAL:
-            duration = self._duration[n]
+            duration: float = self._duration[n]  # typed: an array's items are Any to mypyc
             if math.isnan(duration) or duration < 0:
                 self._finish_step(n, "", -1, now, now, "dropped", "external step has no duration_s")
                 return
@@ -257,8 +257,10 @@ class Simulation:
         steps.ints.extend((n, code, replica))
         steps.floats.extend((start_s, now))
         remaining, child_list, start = self._remaining, self.tables.child_list, self.tables.child_start
-        for index in range(start[n], start[n + 1]):
-            child = child_list[index]
+        first: int = start[n]  # typed, so that the loop and the indexing compile native
+        stop: int = start[n + 1]
+        for index in range(first, stop):
+            child: int = child_list[index]
             left = remaining[child] - 1
             remaining[child] = left
             if left == 0:
@@ -317,10 +319,12 @@ class Simulation:
             return
         keys, shared = self.tables.prefix_keys.of(n)
         index = route.policy(route.servers, keys, route.state, shared)
+        prompt: int = self._input[n]
+        output: int = self._output[n]
         call = LlmCall(
             n,
-            max(self._input[n], 1),
-            max(self._output[n], 1),
+            max(prompt, 1),
+            max(output, 1),
             keys,
             self.tables.prefix_block_tokens,
             now,

@@ -47,30 +47,31 @@ class PrefixKeys:
     previous: array = field(default_factory=lambda: array("q"))  # -1: first of its session; -2: no keys
     reused: array = field(default_factory=lambda: array("q"))
     blocks: array = field(default_factory=lambda: array("q"))
-    _latest: dict[int, tuple] = field(default_factory=dict)
+    _latest: list[tuple | None] = field(default_factory=list)  # by step: its keys, until its session's next LLM step
     _chain: dict[tuple, int] = field(default_factory=dict)  # (parent key, hash id) -> key
+
+    def __post_init__(self) -> None:
+        self._latest = [None] * len(self.previous)
 
     def of(self, n: int) -> tuple[tuple, int]:
         """The keys of step ``n``'s prompt, and how many of them lead the prompt of its
         session's previous LLM step too (-1: unknown), a hint of what a cache holds."""
         if self.hashes is not None:
             return self._chained(self.hashes[n]), -1
-        previous = self.previous[n]
+        previous: int = self.previous[n]  # typed: an array's items are Any to mypyc
         if previous == -2:
             return (), 0
         latest = self._latest
-        if previous == -1:
-            earlier: tuple = ()
-        else:
-            known = latest.get(previous)
+        earlier: tuple = ()
+        if previous >= 0:
+            known = latest[previous]
             if known is None:  # a step that starts before its predecessor in the trace
                 earlier = self._build(previous)
             else:
                 earlier = known
-                del latest[previous]
-        reused = self.reused[n]
-        base = n << _BLOCK_BITS
-        keys = earlier[:reused] + tuple(range(base + reused, base + self.blocks[n]))
+                latest[previous] = None
+        reused: int = self.reused[n]
+        keys = _extended(earlier, reused, n, self.blocks[n])
         latest[n] = keys
         return keys, reused
 
@@ -88,9 +89,18 @@ class PrefixKeys:
             chain.append(self.previous[chain[-1]])
         keys: tuple = ()
         for step in reversed(chain):
-            base, reused = step << _BLOCK_BITS, self.reused[step]
-            keys = keys[:reused] + tuple(range(base + reused, base + self.blocks[step]))
+            keys = _extended(keys, self.reused[step], step, self.blocks[step])
         return keys
+
+
+def _extended(earlier: tuple, reused: int, step: int, blocks: int) -> tuple:
+    """The first ``reused`` keys of ``earlier`` and step ``step``'s own keys up to ``blocks``
+    (the earlier tuple itself when it is all of them: a copy would touch every key object)."""
+    head = earlier if reused >= len(earlier) else earlier[:reused]
+    if blocks <= reused:
+        return head
+    base = step << _BLOCK_BITS
+    return head + tuple([base + block for block in range(reused, blocks)])
 
 
 @dataclass
