@@ -193,9 +193,8 @@ class LlmServer:
         self.cache = PrefixCache(
             max(1, replica.kv_capacity_tokens // prefix_block_tokens), router.holders, 1 << self._slot
         )
+        router.caches[self._slot] = self.cache
         self.stats = ServerStats()
-        self._probed_keys: tuple = ()  # the latest prompt a router asked about, and its answer
-        self._probed_hits = -1
         self._pending_swap_s = 0.0
         self._state = _IDLE
         self._event: simpy.Event | None = None  # the timeout whose callback is current
@@ -219,9 +218,7 @@ class LlmServer:
         """Leading prefix keys already cached here (for prefix-aware routing; ``hint``: see
         ``PrefixCache.leading``); remembered as the hint for the admission of the call the
         router may send here."""
-        hits = self.cache.leading(keys, hint)
-        self._probed_keys, self._probed_hits = keys, hits
-        return hits
+        return self.cache.probe(keys, hint)
 
     def submit(self, call: LlmCall, now: float) -> None:
         """Queue a call (``now``: the clock); it is dropped at once if it can never fit in
@@ -412,8 +409,9 @@ class LlmServer:
 
     def _apply_prefix_cache(self, state: SeqState) -> None:
         keys = state.call.prefix_keys
-        hint = self._probed_hits if keys is self._probed_keys else -1  # checked by the cache
-        state.prefix_hits = hits = self.cache.use_leading(keys, hint)
+        cache = self.cache
+        hint = cache.probed_hits if keys is cache.probed_keys else -1  # checked by the cache
+        state.prefix_hits = hits = cache.use_leading(keys, hint)
         cached = min(hits * state.call.prefix_block_tokens, state.prefill_target - 1)
         state.cached_tokens = max(state.cached_tokens, cached)
         state.prefilled = state.kv_tokens = max(cached, 0)

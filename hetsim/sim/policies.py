@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from hetsim.errors import ScenarioError
+from hetsim.sim.prefix_cache import PrefixCache
 
 
 class ReplicaView(Protocol):
@@ -28,16 +29,21 @@ class RouterState:
     """Per-pool memory a policy reads: round-robin's cursor; ``loads``, each replica's
     outstanding requests (queued + running), kept there by the replicas themselves; and
     ``holders``, which replicas hold each first prefix block (a bitmask the replicas' prefix
-    caches keep exact; see ``hetsim.sim.prefix_cache``). A replica joins with ``register``,
-    in the order of the pool's replica list."""
+    caches keep exact; see ``hetsim.sim.prefix_cache``); ``caches``, each replica's prefix
+    cache (None without one), which a prefix-aware policy asks directly (a native call when
+    compiled, where a method looked up by name on a replica is generic). A replica joins with
+    ``register``, in the order of the pool's replica list."""
 
     cursor: int = 0
     loads: list[int] = field(default_factory=list)
     holders: dict[object, int] = field(default_factory=dict)
+    caches: list[PrefixCache | None] = field(default_factory=list)
 
     def register(self) -> int:
-        """A new replica's slot in ``loads`` (its bit in ``holders`` is ``1 << slot``)."""
+        """A new replica's slot in ``loads`` and ``caches`` (its bit in ``holders`` is
+        ``1 << slot``); a replica with a prefix cache puts it in ``caches[slot]``."""
         self.loads.append(0)
+        self.caches.append(None)
         return len(self.loads) - 1
 
 
@@ -70,16 +76,20 @@ def prefix_aware(replicas: Sequence[ReplicaView], prefix_keys: tuple, state: Rou
 
     The score ``4 * hits / keys - outstanding`` of a replica without the prompt's first block
     is its load alone, so only the (few) replicas holding it (``state.holders``) are scored
-    one by one; the best of the rest is the least loaded. Ties go to the lowest index."""
+    one by one, asking their caches (``state.caches``; each remembers the probe for the
+    admission that may follow); the best of the rest is the least loaded. Ties go to the
+    lowest index."""
     loads = state.loads
     best = _least_loaded(loads)
     best_score = 0.0 - loads[best]  # scores are floats (float() would be a call)
     if not prefix_keys:
         return best
-    holders, weight, index = state.holders.get(prefix_keys[0], 0), 4.0 / len(prefix_keys), 0
+    holders, weight, index, caches = state.holders.get(prefix_keys[0], 0), 4.0 / len(prefix_keys), 0, state.caches
     while holders:
         if holders & 1:
-            score = replicas[index].cached_prefix_blocks(prefix_keys, hint) * weight - loads[index]
+            cache = caches[index]
+            assert cache is not None  # only a replica's cache sets its bit in holders
+            score = cache.probe(prefix_keys, hint) * weight - loads[index]
             if score > best_score or (score == best_score and index < best):
                 best, best_score = index, score
         holders >>= 1

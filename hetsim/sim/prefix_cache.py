@@ -43,7 +43,7 @@ class _Node:
 class PrefixCache:
     """At most ``capacity`` blocks; ``nodes`` maps a cached key to its node (see above)."""
 
-    __slots__ = ("_bit", "_list", "capacity", "holders", "nodes")
+    __slots__ = ("_bit", "_list", "capacity", "holders", "nodes", "probed_hits", "probed_keys")
 
     def __init__(self, capacity: int, holders: dict[object, int] | None = None, bit: int = 0) -> None:
         """``holders``: the pool's first block -> replicas bitmask this cache keeps its ``bit`` in."""
@@ -53,6 +53,8 @@ class PrefixCache:
         self._list.prev = self._list.next = self._list
         self.holders: dict[object, int] = {} if holders is None else holders
         self._bit = bit
+        self.probed_keys: tuple = ()  # the latest prompt a router asked about (``probe``), and its answer
+        self.probed_hits = -1
 
     def __len__(self) -> int:
         return len(self.nodes)
@@ -65,6 +67,13 @@ class PrefixCache:
         if 0 <= hint <= count and (hint == 0 or keys[hint - 1] in nodes) and (hint == count or keys[hint] not in nodes):
             return hint
         return self._search(keys)
+
+    def probe(self, keys: tuple, hint: int = -1) -> int:
+        """``leading``, remembered as ``probed_keys`` and ``probed_hits``: a router asks before
+        it sends a call, and the admission of that call takes the answer as its hint."""
+        hits = self.leading(keys, hint)
+        self.probed_keys, self.probed_hits = keys, hits
+        return hits
 
     def _search(self, keys: tuple) -> int:
         """``leading`` by binary search."""

@@ -16,10 +16,10 @@ class CachedReplica:
 
     def __init__(self, router: RouterState) -> None:
         self.slot = router.register()
-        self.cache = PrefixCache(100, router.holders, 1 << self.slot)
+        self.cache = router.caches[self.slot] = PrefixCache(100, router.holders, 1 << self.slot)
 
     def cached_prefix_blocks(self, keys: tuple, hint: int) -> int:
-        return self.cache.leading(keys, hint)
+        return self.cache.probe(keys, hint)
 
 
 def test_least_outstanding_reads_the_loads_the_replicas_keep_and_breaks_ties_low():
