@@ -7,7 +7,6 @@ from array import array
 
 import numpy as np
 import pandas as pd
-import simpy
 
 from hetsim.errors import HetsimError, ScenarioError
 from hetsim.perf.llm import LlmReplica, ServingLimits
@@ -15,6 +14,7 @@ from hetsim.perf.nonllm import IndexKind, VectorIndex, model_amount, model_time,
 from hetsim.perf.roofline import DevicePerf
 from hetsim.perf.transformer import Precision, Shard, kv_bytes_per_token
 from hetsim.sim.engine import LlmRoute, ServiceTime, SimConfig, Simulation, WorkPool, WorkQueue
+from hetsim.sim.environment import Environment
 from hetsim.sim.llm_server import LlmServer
 from hetsim.sim.policies import RouterState
 from hetsim.sim.trace_tables import build_tables
@@ -70,7 +70,7 @@ def build_simulation(
 ) -> Simulation:
     """A ready-to-run simulation of ``trace`` on ``plan``."""
     calibrations = calibrations or {}
-    env = simpy.Environment()
+    env = Environment()
     sim = Simulation(env, build_tables(trace, block_size_tokens), config or SimConfig())
     _build_llm_routes(sim, plan, hardware, models, calibrations)
     _build_work_pools(sim, plan, hardware, models, calibrations)

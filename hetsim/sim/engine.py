@@ -5,10 +5,10 @@ LLM steps go to their model's pool (aggregated), or to a prefill pool, across th
 then to a decode pool (disaggregated). Non-LLM steps queue FCFS on a replica of the pool that
 serves their model or node type; external steps are pure delays that use no resource.
 
-Speed: every step is driven by SimPy timeouts with callbacks (no process per step; external
-delays wait in a ``DelayCalendar`` behind one SimPy alarm, see ``hetsim.sim.delays``), the trace
-is held as flat typed arrays indexed by step position, and records are appended column-wise
-(``hetsim.sim.records``), so a step costs a few microseconds and a few dozen bytes.
+Speed: every step is driven by timers of the environment's calendar with native callbacks
+(``hetsim.sim.calendar``: in SimPy's order, merged with its events; no process per step), the
+trace is held as flat typed arrays indexed by step position, and records are appended
+column-wise (``hetsim.sim.records``), so a step costs a few microseconds and a few dozen bytes.
 """
 
 from __future__ import annotations
@@ -19,13 +19,12 @@ from array import array
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import cast
 
 import numpy as np
 import pandas as pd
-import simpy
 
-from hetsim.sim.delays import DelayCalendar
+from hetsim.sim.calendar import Timer, run_until_empty
+from hetsim.sim.environment import Environment
 from hetsim.sim.llm_server import LlmCall, LlmServer, SeqState
 from hetsim.sim.policies import Policy, RouterState, policy
 from hetsim.sim.records import Recorder
@@ -43,6 +42,7 @@ __all__ = [
 ]
 
 _LLM, _EXTERNAL, _WORK = 0, 1, 2  # how a step is served, by node type
+_ARRIVALS, _DELAY_END, _WORK_END, _TO_DECODE = 0, 1, 2, 3  # the engine's timers (Simulation.fire)
 
 
 @dataclass
@@ -143,12 +143,12 @@ class SimConfig:
     horizon_s: float | None = None
 
 
-class Simulation:
+class Simulation(Timer):
     """One run: servers and pools built by the caller (``hetsim.sim.build``), a trace, records."""
 
-    def __init__(self, env: simpy.Environment, tables: TraceTables, config: SimConfig) -> None:
+    def __init__(self, env: Environment, tables: TraceTables, config: SimConfig) -> None:
         self.env, self.tables, self.config = env, tables, config
-        self._timeout = env.timeout  # bound once: compiled, each attribute read on SimPy's objects is generic
+        self.calendar = env.calendar
         self.recorder = Recorder()
         self.llm_routes: dict[str, LlmRoute] = {}
         self.work_pools: dict[str, WorkPool] = {}  # by pool name
@@ -168,8 +168,8 @@ class Simulation:
         self._duration = array("d", f["duration_s"].to_numpy(dtype=float, na_value=np.nan).tobytes())
         self._work_pool_cache: dict[tuple[str | None, int], WorkPool | None] = {}
         self._handoffs: dict[int, tuple[SeqState, float]] = {}  # disaggregated: prefill state, KV transfer s
+        self._in_service: dict[int, tuple[WorkPool, int, float]] = {}  # step -> (pool, queue, service s)
         self._completed_codes: dict[str, int] = {}  # pool -> step code of (pool, completed)
-        self._delays = DelayCalendar(env, self._on_delay_end)
 
     # ---- driving ----------------------------------------------------------------------------
 
@@ -180,45 +180,44 @@ class Simulation:
         third of the run while freeing nothing."""
         self._arrival = array("d", self.tables.frame["arrival_s"].to_numpy(dtype=float).tobytes())
         self._next_root = 0
-        self.env.timeout(0).callbacks.append(self._schedule_arrivals)  # type: ignore[union-attr]
+        self.calendar.at(self.env.now, self, _ARRIVALS, 0)
         was_enabled = gc.isenabled()
         gc.disable()
         try:
             if self.config.horizon_s is not None:
                 self.env.run(until=self.config.horizon_s)
             else:
-                self._run_to_end()
+                run_until_empty(self.env, self.calendar)
         finally:
             if was_enabled:
                 gc.enable()
 
-    def _run_to_end(self) -> None:
-        """``env.run()`` without a horizon: step until the schedule is empty (the loop itself
-        compiled with the engine; each step is SimPy's)."""
-        step = self.env.step
-        try:
-            while True:
-                step()
-        except simpy.core.EmptySchedule:
-            pass
+    def fire(self, kind: int, arg: int, x: float, now: float) -> None:
+        """The engine's timers: ``arg`` is a step (a root that arrives, when ``kind`` says
+        arrivals), ``x`` the start of a delay or a service."""
+        if kind == _DELAY_END:
+            self._finish_coded(arg, self._completed_code(""), -1, x, now)
+        elif kind == _WORK_END:
+            self._on_work_end(arg, x, now)
+        elif kind == _TO_DECODE:
+            self._to_decode(arg, now)
+        else:
+            if arg:  # the root whose arrival this timer waited for
+                self._next_root += 1
+                self._start(self.tables.roots[self._next_root - 1], now)
+            self._schedule_arrivals(now)
 
-    def _schedule_arrivals(self, event: simpy.Event) -> None:
+    def _schedule_arrivals(self, now: float) -> None:
         """Start the roots due now, then sleep until the next one."""
-        roots, arrival, env = self.tables.roots, self._arrival, self.env
+        roots, arrival = self.tables.roots, self._arrival
         while self._next_root < len(roots):
-            n = roots[self._next_root]
-            delay = arrival[n] - env.now
+            n: int = roots[self._next_root]
+            delay: float = arrival[n] - now
             if delay > 0:
-                env.timeout(delay).callbacks.append(self._on_arrival)  # type: ignore[union-attr]
+                self.calendar.at(now + delay, self, _ARRIVALS, 1)  # now + delay: a timeout's sum
                 return
             self._next_root += 1
-            self._start(n, env.now)
-
-    def _on_arrival(self, event: simpy.Event) -> None:
-        n = self.tables.roots[self._next_root]
-        self._next_root += 1
-        self._start(n, self.env.now)
-        self._schedule_arrivals(event)
+            self._start(n, now)
 
     # Handlers read the clock once (``now``) and hand it down: a step's start can start others.
 
@@ -232,7 +231,7 @@ class Simulation:
             if math.isnan(duration) or duration < 0:
                 self._finish_step(n, "", -1, now, now, "dropped", "external step has no duration_s")
                 return
-            self._delays.add(now + duration, n, now)
+            self.calendar.at(now + duration, self, _DELAY_END, n, now)
         else:
             self._serve_work(n, now)
 
@@ -266,9 +265,6 @@ class Simulation:
             if left == 0:
                 self._start(child, now)
 
-    def _on_delay_end(self, n: int, start: float, now: float) -> None:
-        self._finish_coded(n, self._completed_code(""), -1, start, now)
-
     # ---- non-LLM work -----------------------------------------------------------------------
 
     def _work_pool_for(self, n: int) -> WorkPool | None:
@@ -296,12 +292,11 @@ class Simulation:
     def _begin_work(self, pool: WorkPool, index: int, n: int, now: float) -> None:
         pool.queues[index].busy += 1
         seconds = pool.service_s.seconds(n)
-        event = self._timeout(seconds, (pool, index, n, now, seconds))
-        event.callbacks.append(self._on_work_end)  # type: ignore[union-attr]
+        self._in_service[n] = (pool, index, seconds)
+        self.calendar.at(now + seconds, self, _WORK_END, n, now)
 
-    def _on_work_end(self, event: simpy.Event) -> None:
-        pool, index, n, start, seconds = cast(tuple[WorkPool, int, int, float, float], event.value)
-        now = start + seconds  # the time SimPy scheduled it for (the same sum), without env.now
+    def _on_work_end(self, n: int, start: float, now: float) -> None:
+        pool, index, seconds = self._in_service.pop(n)
         pool.busy_s[index] += seconds
         queue = pool.queues[index]
         queue.busy -= 1
@@ -342,16 +337,13 @@ class Simulation:
         if reason == "prefilled":
             transfer = route.kv_transfer_s(state.call.prompt_tokens)
             self._handoffs[n] = (state, transfer)
-            event = self.env.timeout(transfer, n)
-            event.callbacks.append(self._to_decode)  # type: ignore[union-attr]
+            self.calendar.at(now + transfer, self, _TO_DECODE, n)
             return
         self._record_llm(n, state, route, state.call.replica, reason, now)
 
-    def _to_decode(self, event: simpy.Event) -> None:
-        n = cast(int, event.value)
+    def _to_decode(self, n: int, now: float) -> None:
         route, (prefill, _) = self._route_of(n), self._handoffs[n]
         decode_index = route.policy(route.decode_servers, (), route.decode_state, -1)
-        now = self.env.now
         call = LlmCall(
             n,
             prefill.call.prompt_tokens,

@@ -14,8 +14,9 @@ Speed by design:
   advances them all in O(1); only sequences that join, leave or prefill are visited. A
   scheduling pass that must preempt brings every member up to date and runs the plain
   vLLM algorithm.
-* Callbacks, not a SimPy process: each iteration is one timeout; a cut run leaves its
-  stale end event behind, which is ignored.
+* Timers, not a SimPy process: each iteration is one timer of the environment's calendar
+  (``hetsim.sim.calendar``: SimPy's order, native callbacks); a cut run leaves its stale end
+  timer behind, which is ignored (its ticket is not the current one).
 """
 
 from __future__ import annotations
@@ -26,11 +27,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
-import simpy
-
 from hetsim.perf.decode_run import AffineDecodeRun, ArrayDecodeRun
 from hetsim.perf.llm import LlmReplica
+from hetsim.sim.calendar import Timer
 from hetsim.sim.decode_set import DecodeSet
+from hetsim.sim.environment import Environment
 from hetsim.sim.policies import RouterState
 from hetsim.sim.prefix_cache import PrefixCache
 from hetsim.sim.records import Column
@@ -145,18 +146,18 @@ Chunk = tuple[SeqState, int]
 
 # Server states: what a submit has to do (BUSY: inside the server's own event; it schedules next).
 _IDLE, _WAKING, _BUSY, _STEP, _RUN, _CUT = range(6)
+_WAKE, _STEP_END, _RUN_END = 0, 1, 2  # the server's timers (LlmServer.fire)
 
 
-class LlmServer:
+class LlmServer(Timer):
     """A replica; ``submit`` a call, ``on_done(state, reason, now)`` is called when it leaves.
 
-    Handlers take the clock from the time their event was scheduled for (``_event_s``, the
-    sum SimPy itself makes: ``now + delay``) instead of reading ``env.now``, a property whose
-    getter is interpreted Python."""
+    Handlers take the clock from their timer (``fire``'s ``now``) and hand it down, instead of
+    reading ``env.now``, a property whose getter is interpreted Python."""
 
     def __init__(
         self,
-        env: simpy.Environment,
+        env: Environment,
         replica: LlmReplica,
         stage: LlmStage,
         on_done: Done,
@@ -172,7 +173,7 @@ class LlmServer:
         prefix cache the first blocks it holds (a replica of its own without one)."""
         self.env, self.replica, self.stage, self.on_done = env, replica, stage, on_done
         self._prefill_only = stage == LlmStage.PREFILL  # compared once: an enum lookup is generic
-        self._timeout = env.timeout
+        self._calendar = env.calendar
         self.prefix_caching, self.preemption = prefix_caching, preemption
         self.swap_bandwidth = swap_bandwidth_bytes_per_s
         self.max_skip = max_skip
@@ -197,8 +198,7 @@ class LlmServer:
         self.stats = ServerStats()
         self._pending_swap_s = 0.0
         self._state = _IDLE
-        self._event: simpy.Event | None = None  # the timeout whose callback is current
-        self._event_s = 0.0  # when it fires
+        self._ticket = 0  # of the timer that is current (older ones went stale)
         self._chunks: list[Chunk] = []
         self._step_s = 0.0
         self._batch = 0
@@ -243,22 +243,27 @@ class LlmServer:
         self.waiting.append(state)
         if self._state == _IDLE:  # wake at this instant, after whatever else happens now
             self._state = _WAKING
-            self._at(now, 0.0, self._on_wake)
+            self._at(now, 0.0, _WAKE)
         elif self._state == _RUN:
             self._cut_run(now)
 
     # ---- events -------------------------------------------------------------------------------
 
-    def _at(self, now: float, delay: float, callback: Callable[[simpy.Event], None]) -> None:
-        """Call ``callback`` after ``delay`` (``now``: the clock), as the current event."""
-        event = self._timeout(delay)
-        event.callbacks.append(callback)
-        self._event, self._event_s = event, now + delay
+    def _at(self, now: float, delay: float, kind: int) -> None:
+        """Fire timer ``kind`` after ``delay`` (``now``: the clock), as the current timer."""
+        self._ticket += 1
+        self._calendar.at(now + delay, self, kind, self._ticket)  # now + delay: a timeout's sum
 
-    def _on_wake(self, event: simpy.Event) -> None:
-        if event is self._event:
+    def fire(self, kind: int, arg: int, x: float, now: float) -> None:
+        if arg != self._ticket:
+            return  # a run that a newcomer cut short
+        if kind == _STEP_END:
+            self._on_step_end(now)
+        elif kind == _RUN_END:
+            self._on_run_end(now)
+        else:
             self._state = _BUSY
-            self._next_iteration(self._event_s)
+            self._next_iteration(now)
 
     def _next_iteration(self, now: float) -> None:
         """Schedule the next iteration and start it (or go idle); ``now``: the clock, read once
@@ -267,7 +272,7 @@ class LlmServer:
         if self.waiting or self.prefilling:
             chunks = self._schedule(now)
         elif not decode.n:
-            self._state, self._event = _IDLE, None
+            self._state = _IDLE
             return
         else:  # the common case: only decoding sequences, each takes one more KV token
             need = decode.by_phase[-decode.t % self.block]  # decode.blocks_to_advance(1), inlined
@@ -277,7 +282,7 @@ class LlmServer:
             else:
                 chunks = self._schedule(now)
         if not chunks and not decode.n:
-            self._state, self._event = _IDLE, None
+            self._state = _IDLE
             return
         stats = self.stats
         stats.kv_times.append(now)
@@ -430,12 +435,10 @@ class LlmServer:
         self.stats.events += 1
         self._chunks, self._step_s, self._batch = chunks, seconds, decode.n + len(chunks)
         self._state = _STEP
-        self._at(now, seconds, self._on_step_end)
+        self._at(now, seconds, _STEP_END)
 
-    def _on_step_end(self, event: simpy.Event) -> None:
-        if event is not self._event:
-            return
-        seconds, now, decode, stats = self._step_s, self._event_s, self.decode, self.stats
+    def _on_step_end(self, now: float) -> None:
+        seconds, decode, stats = self._step_s, self.decode, self.stats
         self._state = _BUSY
         stats.busy_s += seconds
         stats.steps += 1
@@ -482,7 +485,7 @@ class LlmServer:
         self._run, self._run_steps, self._run_done, self._run_start_s = run, steps, steps, now
         self.stats.events += 1
         self._state = _RUN
-        self._at(now, run.end_s(steps), self._on_run_end)
+        self._at(now, run.end_s(steps), _RUN_END)
 
     def _cut_run(self, now: float) -> None:
         """A request arrived (``now``): stop at the end of the iteration in flight."""
@@ -491,11 +494,9 @@ class LlmServer:
         self._run_done = done = run.steps_by(now - self._run_start_s, self._run_steps)
         self._state = _CUT
         remaining = self._run_start_s + run.end_s(done) - now
-        self._at(now, remaining if remaining > 0 else 0.0, self._on_run_end)
+        self._at(now, remaining if remaining > 0 else 0.0, _RUN_END)
 
-    def _on_run_end(self, event: simpy.Event) -> None:
-        if event is not self._event:
-            return  # a run that a newcomer cut short
+    def _on_run_end(self, now: float) -> None:
         run, done, decode, stats = self._run, self._run_done, self.decode, self.stats
         assert run is not None  # in state _RUN or _CUT
         self._state = _BUSY
@@ -506,7 +507,6 @@ class LlmServer:
         stats.steps += done
         stats.batch_size_time += decode.n * elapsed
         completed = decode.advance(done, run.max_step_s(done), self._run_start_s + elapsed)
-        now = self._event_s
         if completed:
             self._finish_all(completed, now)
         self._next_iteration(now)

@@ -1,0 +1,107 @@
+"""The engine's timers fire as SimPy timeouts would: at the same instants, in the same order
+as the events around them (ties in scheduling order, zero delays after what is already due),
+with SimPy processes running beside them and ``env.now`` right in every callback; whether the
+run is the compiled loop (``run_until_empty``), ``env.run()`` or ``env.run(until=...)``."""
+
+from __future__ import annotations
+
+import pytest
+import simpy
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hetsim.sim.calendar import Calendar, Timer, run_until_empty
+from hetsim.sim.environment import Environment
+
+delays = st.one_of(st.just(0.0), st.sampled_from([0.1, 0.5, 1.0]), st.floats(0, 4, allow_nan=False))
+# A program: timers (delay, follow-up delay or None) and processes (their waits)
+programs = st.tuples(
+    st.lists(st.tuples(delays, st.one_of(st.none(), delays)), max_size=12),
+    st.lists(st.lists(delays, max_size=5), max_size=4),
+)
+
+
+class _Logger(Timer):
+    """Timers that log (time, label) and may set a follow-up timer."""
+
+    def __init__(self, env: Environment, log: list, follows: dict[int, float]) -> None:
+        self.env, self.log, self.follows = env, log, follows
+
+    def fire(self, kind: int, arg: int, x: float, now: float) -> None:
+        assert now == self.env.now
+        self.log.append((now, f"timer {arg}"))
+        if arg in self.follows:
+            self.env.calendar.at(now + self.follows.pop(arg), self, kind, arg + 1000)
+
+
+def _processes(env: simpy.Environment, waits: list[list[float]], log: list) -> None:
+    def walk(name: str, delays: list[float]):
+        for index, delay in enumerate(delays):
+            yield env.timeout(delay)
+            log.append((env.now, f"{name} waited {index}"))
+
+    for index, delays in enumerate(waits):
+        env.process(walk(f"p{index}", delays))
+
+
+def _with_timeouts(program, until: float | None) -> list[tuple[float, str]]:
+    """The reference: every timer a SimPy timeout on a plain environment."""
+    timers, waits = program
+    env, log = simpy.Environment(), []
+
+    def timer(delay: float, ident: int, follow: float | None) -> None:
+        def ring(_event) -> None:
+            log.append((env.now, f"timer {ident}"))
+            if follow is not None:
+                timer(follow, ident + 1000, None)
+
+        env.timeout(delay).callbacks.append(ring)
+
+    _processes(env, waits, log)
+    for ident, (delay, follow) in enumerate(timers):
+        timer(delay, ident, follow)
+    env.run(until)
+    return log
+
+
+def _with_calendar(program, how: str, until: float | None) -> list[tuple[float, str]]:
+    timers, waits = program
+    env, log = Environment(), []
+    follows = {ident: follow for ident, (_, follow) in enumerate(timers) if follow is not None}
+    logger = _Logger(env, log, follows)
+    _processes(env, waits, log)
+    for ident, (delay, _) in enumerate(timers):
+        env.calendar.at(env.now + delay, logger, 0, ident)
+    if how == "compiled loop":
+        run_until_empty(env, env.calendar)
+    else:
+        env.run(until)
+    return log
+
+
+@settings(max_examples=200, deadline=None)
+@given(programs)
+@pytest.mark.parametrize("how", ["compiled loop", "env.run"])
+def test_timers_fire_as_simpy_timeouts_would(how, program) -> None:
+    assert _with_calendar(program, how, None) == _with_timeouts(program, None)
+
+
+@settings(max_examples=100, deadline=None)
+@given(programs, st.floats(0.05, 5))
+def test_a_horizon_stops_timers_as_it_stops_timeouts(program, until) -> None:
+    assert _with_calendar(program, "env.run", until) == _with_timeouts(program, until)
+
+
+def test_peek_sees_the_earlier_of_the_next_timer_and_the_next_event() -> None:
+    env = Environment()
+    env.timeout(2.0)
+    assert env.peek() == 2.0
+    env.calendar.at(1.5, _Logger(env, [], {}), 0)
+    assert env.peek() == 1.5
+
+
+def test_a_timer_without_a_fire_method_says_so() -> None:
+    calendar = Calendar()
+    calendar.at(0.0, Timer(), 0)
+    with pytest.raises(NotImplementedError, match="Timer sets timers but does not say how they fire"):
+        calendar.fire_next()
