@@ -4,7 +4,7 @@ A million-call run schedules about four timers per LLM call (server iterations, 
 and their cuts, tool service ends, think times, KV transfers). As SimPy timeouts, each was an
 event object with a callback list, a tuple in SimPy's heap compared item by item, and two
 interpreted calls: about 7,500 machine instructions, over a quarter of the run. Here a timer is
-a row of six native values and its callback a native method (``Timer.fire``), at a tenth of
+one small native object and its callback a native method (``Timer.fire``), at a tenth of
 that cost.
 
 Nothing of SimPy's semantics is lost: the timers belong to the run's environment
@@ -15,8 +15,8 @@ instant fire in the order they were scheduled, exactly as if every timer were a 
 ``env.now`` is the timer's time when it fires. SimPy processes and events keep working beside
 the timers (``tests/sim/test_calendar.py`` runs both against plain timeouts).
 
-The heap is written out (not ``heapq`` on tuples) so that, compiled, its comparisons are on
-native floats and ints.
+The heap is written out (not ``heapq`` on tuples) and holds native objects, so that, compiled,
+its comparisons are on C doubles and ints and nothing is boxed while it sifts.
 """
 
 from __future__ import annotations
@@ -36,21 +36,25 @@ class Timer:
         raise NotImplementedError(f"{type(self).__name__} sets timers but does not say how they fire")
 
 
+class _Entry:
+    """A timer on the heap (a native object when compiled: its fields are C values, so the
+    heap compares them without unboxing and moves entries as pointers)."""
+
+    __slots__ = ("arg", "end", "kind", "seq", "timer", "x")
+
+    def __init__(self, end: float, seq: int, timer: Timer, kind: int, arg: int, x: float) -> None:
+        self.end, self.seq, self.timer, self.kind, self.arg, self.x = end, seq, timer, kind, arg, x
+
+
 class Calendar:
     """Timers (``at``) and the sequence counter shared with the environment's events."""
 
     def __init__(self) -> None:
-        # A binary heap on (end, seq) held in parallel lists.
-        self._ends: list[float] = []
-        self._seqs: list[int] = []
-        self._timers: list[Timer] = []
-        self._kinds: list[int] = []
-        self._args: list[int] = []
-        self._xs: list[float] = []
+        self._heap: list[_Entry] = []  # a binary heap on (end, seq)
         self._seq = 0
 
     def __len__(self) -> int:
-        return len(self._ends)
+        return len(self._heap)
 
     def next_seq(self) -> int:
         """The next sequence number (SimPy events scheduled by the environment take theirs here)."""
@@ -60,71 +64,68 @@ class Calendar:
     def at(self, end_s: float, timer: Timer, kind: int, arg: int = 0, x: float = 0.0) -> None:
         """Call ``timer.fire(kind, arg, x, end_s)`` at ``end_s`` (not before the current time)."""
         self._seq += 1
-        self._push(end_s, self._seq, timer, kind, arg, x)
+        self._push(_Entry(end_s, self._seq, timer, kind, arg, x))
 
     def head_s(self) -> float:
         """When the earliest timer fires (there is one)."""
-        return self._ends[0]
+        return self._heap[0].end
 
     def goes_before(self, entry: tuple) -> bool:
         """Whether the earliest timer (there is one) fires before SimPy's queue entry
         ``(time, priority, sequence, event)``."""
-        end, time = self._ends[0], entry[0]
+        head = self._heap[0]
+        end, time = head.end, entry[0]
         if end != time:
             return end < time
         priority: int = entry[1]
         if priority != _NORMAL:
             return priority > _NORMAL
         sequence: int = entry[2]
-        return self._seqs[0] < sequence
+        return head.seq < sequence
 
     def fire_next(self) -> None:
         """Take the earliest timer off the heap and fire it (the caller has set the clock)."""
-        end, timer, kind, arg, x = self._ends[0], self._timers[0], self._kinds[0], self._args[0], self._xs[0]
+        head = self._heap[0]
         self._pop()
-        timer.fire(kind, arg, x, end)
+        head.timer.fire(head.kind, head.arg, head.x, head.end)
 
-    def _push(self, end_s: float, seq: int, timer: Timer, kind: int, arg: int, x: float) -> None:
-        ends, seqs, timers, kinds, args, xs = self._ends, self._seqs, self._timers, self._kinds, self._args, self._xs
-        ends.append(end_s)
-        seqs.append(seq)
-        timers.append(timer)
-        kinds.append(kind)
-        args.append(arg)
-        xs.append(x)
-        pos = len(ends) - 1
+    def _push(self, entry: _Entry) -> None:
+        heap = self._heap
+        heap.append(entry)
+        end, seq = entry.end, entry.seq
+        pos = len(heap) - 1
         while pos > 0:  # up while the parent fires later
-            parent = (pos - 1) >> 1
-            parent_end = ends[parent]
-            if parent_end < end_s or (parent_end == end_s and seqs[parent] < seq):
+            parent_pos = (pos - 1) >> 1
+            parent = heap[parent_pos]
+            if parent.end < end or (parent.end == end and parent.seq < seq):
                 break
-            ends[pos], seqs[pos], timers[pos] = parent_end, seqs[parent], timers[parent]
-            kinds[pos], args[pos], xs[pos] = kinds[parent], args[parent], xs[parent]
-            pos = parent
-        ends[pos], seqs[pos], timers[pos], kinds[pos], args[pos], xs[pos] = end_s, seq, timer, kind, arg, x
+            heap[pos] = parent
+            pos = parent_pos
+        heap[pos] = entry
 
     def _pop(self) -> None:
         """Drop the earliest (the last entry moves down from the top)."""
-        ends, seqs, timers, kinds, args, xs = self._ends, self._seqs, self._timers, self._kinds, self._args, self._xs
-        end_s, seq, timer, kind, arg, x = ends.pop(), seqs.pop(), timers.pop(), kinds.pop(), args.pop(), xs.pop()
-        size = len(ends)
+        heap = self._heap
+        last = heap.pop()
+        size = len(heap)
         if not size:
             return
+        end, seq = last.end, last.seq
         pos = 0
         while True:
-            child = 2 * pos + 1
-            if child >= size:
+            child_pos = 2 * pos + 1
+            if child_pos >= size:
                 break
-            right = child + 1
-            if right < size and (ends[right] < ends[child] or (ends[right] == ends[child] and seqs[right] < seqs[child])):
-                child = right
-            child_end = ends[child]
-            if end_s < child_end or (end_s == child_end and seq < seqs[child]):
+            child = heap[child_pos]
+            if child_pos + 1 < size:
+                right = heap[child_pos + 1]
+                if right.end < child.end or (right.end == child.end and right.seq < child.seq):
+                    child_pos, child = child_pos + 1, right
+            if end < child.end or (end == child.end and seq < child.seq):
                 break
-            ends[pos], seqs[pos], timers[pos] = child_end, seqs[child], timers[child]
-            kinds[pos], args[pos], xs[pos] = kinds[child], args[child], xs[child]
-            pos = child
-        ends[pos], seqs[pos], timers[pos], kinds[pos], args[pos], xs[pos] = end_s, seq, timer, kind, arg, x
+            heap[pos] = child
+            pos = child_pos
+        heap[pos] = last
 
 
 def run_until_empty(env: Any, calendar: Calendar) -> None:
