@@ -21,11 +21,11 @@ its comparisons are on C doubles and ints and nothing is boxed while it sifts.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 import simpy
 
-_NORMAL = 1  # SimPy's priority of a timeout (simpy.events.NORMAL); URGENT (0) goes first
+_NORMAL: Final = 1  # SimPy's priority of a timeout (simpy.events.NORMAL); URGENT (0) goes first
 
 
 class Timer:

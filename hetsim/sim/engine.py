@@ -19,6 +19,7 @@ from array import array
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Final
 
 import numpy as np
 import pandas as pd
@@ -41,8 +42,16 @@ __all__ = [
     "build_tables",
 ]
 
-_LLM, _EXTERNAL, _WORK = 0, 1, 2  # how a step is served, by node type
-_ARRIVALS, _DELAY_END, _WORK_END, _TO_DECODE = 0, 1, 2, 3  # the engine's timers (Simulation.fire)
+# Constants are Final: compiled, they are inlined (a plain module global is a dict lookup).
+# How a step is served, by node type:
+_LLM: Final = 0
+_EXTERNAL: Final = 1
+_WORK: Final = 2
+# The engine's timers (Simulation.fire):
+_ARRIVALS: Final = 0
+_DELAY_END: Final = 1
+_WORK_END: Final = 2
+_TO_DECODE: Final = 3
 
 
 @dataclass

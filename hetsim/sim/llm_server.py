@@ -145,8 +145,17 @@ Done = Callable[[SeqState, str, float], None]  # (state, reason, now)
 Chunk = tuple[SeqState, int]
 
 # Server states: what a submit has to do (BUSY: inside the server's own event; it schedules next).
-_IDLE, _WAKING, _BUSY, _STEP, _RUN, _CUT = range(6)
-_WAKE, _STEP_END, _RUN_END = 0, 1, 2  # the server's timers (LlmServer.fire)
+# (Final: compiled, they are inlined; a plain module global is a dict lookup.)
+_IDLE: Final = 0
+_WAKING: Final = 1
+_BUSY: Final = 2
+_STEP: Final = 3
+_RUN: Final = 4
+_CUT: Final = 5
+# The server's timers (LlmServer.fire):
+_WAKE: Final = 0
+_STEP_END: Final = 1
+_RUN_END: Final = 2
 
 
 class LlmServer(Timer):

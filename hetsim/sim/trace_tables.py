@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 from array import array
 from dataclasses import dataclass, field
+from typing import Final
 
 import numpy as np
 import pandas as pd
@@ -20,7 +21,7 @@ from hetsim.errors import ScenarioError
 SYNTHETIC_PREFIX_BLOCK_TOKENS = 256
 """Block size of prefix keys made from ``cached_prefix_tokens`` (traces without hash ids)."""
 
-_BLOCK_BITS = 24  # a synthetic prefix key is step << 24 | block (2**24 blocks: 4 G tokens a prompt)
+_BLOCK_BITS: Final = 24  # a synthetic prefix key is step << 24 | block (2**24 blocks: 4 G tokens a prompt)
 
 
 def int_array(values: np.ndarray) -> array:
