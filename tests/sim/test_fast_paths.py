@@ -271,3 +271,19 @@ def test_a_run_leaves_the_garbage_collector_as_it_found_it(hardware, model_catal
     assert gc.isenabled()
     _run(hardware, model_catalog, plan(llm_pool()), poisson_llm_trace(rng, 20, rate=5.0))
     assert gc.isenabled()
+
+
+def test_a_horizon_run_is_the_full_run_cut_at_the_horizon(hardware, model_catalog, rng):
+    """With a horizon the run goes through SimPy's ``run(until=...)`` (the environment's
+    ``step``, not the compiled loop): what ended before the horizon is exactly what the full run
+    has, and the clock stops at the horizon."""
+    trace = poisson_llm_trace(rng, 200, rate=20.0)
+    the_plan = plan(llm_pool(replicas=2))
+    full = _run(hardware, model_catalog, the_plan, trace)
+    horizon = float(full["steps"]["end_s"].median())
+    cut = _run(hardware, model_catalog, the_plan, trace, horizon_s=horizon)
+    assert float(cut["meta"]["end_s"].iloc[0]) == horizon
+    ended = full["steps"][full["steps"]["end_s"] < horizon].reset_index(drop=True)
+    assert 0 < len(ended) < len(full["steps"])
+    pd.testing.assert_frame_equal(cut["steps"].sort_values("end_s", kind="stable").reset_index(drop=True),
+                                  ended.sort_values("end_s", kind="stable").reset_index(drop=True))
