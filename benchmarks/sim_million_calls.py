@@ -15,10 +15,11 @@ core, with peak memory at most 2 GB.
 Usage: python benchmarks/sim_million_calls.py [--calls N] [--replicas R] [--rate SESSIONS_PER_S] [--compiled]
 
 ``--compiled`` runs it on the opt-in mypyc build (README, "Faster simulation"); the records
-are identical, only the speed differs. Per LLM call the run processes about 4.4 SimPy events
-(a prefill step, a decode run that ends at a finish, a run cut by an arrival and its stale end,
-a tool or a think delay), which is what bounds the compiled build: SimPy's own Python costs
-about 1.7 us an event.
+are identical, only the speed differs. Per LLM call the run fires about 4.3 timers (a prefill
+step, a decode run that ends at a finish, a run cut by an arrival and its stale end, a tool or a
+think delay). They are timers of the environment's calendar (``hetsim.sim.calendar``), merged
+with SimPy's events in SimPy's order: as SimPy timeouts (about 4,000 machine instructions to
+create, as much again to process) they were a quarter of the compiled run.
 
 The trace is synthesized in a child process (reported separately: its time and peak memory)
 and handed over as a pickled frame, so the parent's peak RSS is the simulation's own.
