@@ -21,6 +21,7 @@ its comparisons are on C doubles and ints and nothing is boxed while it sifts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Final
 
 import simpy
@@ -34,6 +35,17 @@ class Timer:
 
     def fire(self, kind: int, arg: int, x: float, now: float) -> None:
         raise NotImplementedError(f"{type(self).__name__} sets timers but does not say how they fire")
+
+
+class CallbackTimer(Timer):
+    """A timer that calls ``callback(kind, arg, x, now)``: any Python function (compiled, a
+    ``Timer`` cannot be subclassed by interpreted code)."""
+
+    def __init__(self, callback: Callable[[int, int, float, float], None]) -> None:
+        self.callback = callback
+
+    def fire(self, kind: int, arg: int, x: float, now: float) -> None:
+        self.callback(kind, arg, x, now)
 
 
 class _Entry:

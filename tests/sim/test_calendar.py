@@ -10,7 +10,7 @@ import simpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hetsim.sim.calendar import Calendar, Timer, run_until_empty
+from hetsim.sim.calendar import Calendar, CallbackTimer, Timer, run_until_empty
 from hetsim.sim.environment import Environment
 
 delays = st.one_of(st.just(0.0), st.sampled_from([0.1, 0.5, 1.0]), st.floats(0, 4, allow_nan=False))
@@ -21,17 +21,17 @@ programs = st.tuples(
 )
 
 
-class _Logger(Timer):
-    """Timers that log (time, label) and may set a follow-up timer."""
+def _logger(env: Environment, log: list, follows: dict[int, float]) -> CallbackTimer:
+    """A timer that logs (time, label) and may set a follow-up timer."""
 
-    def __init__(self, env: Environment, log: list, follows: dict[int, float]) -> None:
-        self.env, self.log, self.follows = env, log, follows
+    def fire(kind: int, arg: int, x: float, now: float) -> None:
+        assert now == env.now
+        log.append((now, f"timer {arg}"))
+        if arg in follows:
+            env.calendar.at(now + follows.pop(arg), timer, kind, arg + 1000)
 
-    def fire(self, kind: int, arg: int, x: float, now: float) -> None:
-        assert now == self.env.now
-        self.log.append((now, f"timer {arg}"))
-        if arg in self.follows:
-            self.env.calendar.at(now + self.follows.pop(arg), self, kind, arg + 1000)
+    timer = CallbackTimer(fire)
+    return timer
 
 
 def _processes(env: simpy.Environment, waits: list[list[float]], log: list) -> None:
@@ -68,7 +68,7 @@ def _with_calendar(program, how: str, until: float | None) -> list[tuple[float, 
     timers, waits = program
     env, log = Environment(), []
     follows = {ident: follow for ident, (_, follow) in enumerate(timers) if follow is not None}
-    logger = _Logger(env, log, follows)
+    logger = _logger(env, log, follows)
     _processes(env, waits, log)
     for ident, (delay, _) in enumerate(timers):
         env.calendar.at(env.now + delay, logger, 0, ident)
@@ -96,7 +96,7 @@ def test_peek_sees_the_earlier_of_the_next_timer_and_the_next_event() -> None:
     env = Environment()
     env.timeout(2.0)
     assert env.peek() == 2.0
-    env.calendar.at(1.5, _Logger(env, [], {}), 0)
+    env.calendar.at(1.5, _logger(env, [], {}), 0)
     assert env.peek() == 1.5
 
 
