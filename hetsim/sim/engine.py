@@ -202,8 +202,9 @@ class Simulation(Timer):
                 gc.enable()
 
     def fire(self, kind: int, arg: int, x: float, now: float) -> None:
-        """The engine's timers: ``arg`` is a step (a root that arrives, when ``kind`` says
-        arrivals), ``x`` the start of a delay or a service."""
+        """The engine's timers. A delay's or a service's end: ``arg`` is the step, ``x`` when it
+        began; a KV transfer's end: ``arg`` is the step; arrivals: ``arg`` is 1 when the next
+        root is due (0 for the first look at the trace)."""
         if kind == _DELAY_END:
             self._finish_coded(arg, self._completed_code(""), -1, x, now)
         elif kind == _WORK_END:

@@ -264,6 +264,7 @@ class LlmServer(Timer):
         self._calendar.at(now + delay, self, kind, self._ticket)  # now + delay: a timeout's sum
 
     def fire(self, kind: int, arg: int, x: float, now: float) -> None:
+        """The server's timers (``arg``: the ticket ``_at`` gave it; an older one is stale)."""
         if arg != self._ticket:
             return  # a run that a newcomer cut short
         if kind == _STEP_END:
