@@ -98,9 +98,6 @@ class WorkQueue:
     def add_outstanding(self, change: int) -> None:
         self._loads[self._slot] += change
 
-    def cached_prefix_blocks(self, keys: tuple, hint: int) -> int:
-        return 0
-
 
 class ServiceTime:
     """Seconds a non-LLM step holds a slot: what the trace measured (``duration_s``, 0 where

@@ -223,12 +223,6 @@ class LlmServer(Timer):
         """Calls queued or running here."""
         return self._loads[self._slot]
 
-    def cached_prefix_blocks(self, keys: tuple, hint: int) -> int:
-        """Leading prefix keys already cached here (for prefix-aware routing; ``hint``: see
-        ``PrefixCache.leading``); remembered as the hint for the admission of the call the
-        router may send here."""
-        return self.cache.probe(keys, hint)
-
     def submit(self, call: LlmCall, now: float) -> None:
         """Queue a call (``now``: the clock); it is dropped at once if it can never fit in
         this replica."""

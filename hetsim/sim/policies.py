@@ -1,7 +1,8 @@
 """Routing policies: plain functions ``(replicas, prefix keys, state, prefix hint) -> replica index``.
 
-``replicas`` answer ``cached_prefix_blocks(keys, hint)``; their loads are in the pool's
-``RouterState``. The hint is a guess of the cached leading keys (-1: none) that a replica checks
+What a policy reads of the replicas is in the pool's ``RouterState``: their loads, which of them
+hold a prompt's first block, and their prefix caches (``replicas`` is the pool's replica list,
+for its length). The hint is a guess of the cached leading keys (-1: none) that a cache checks
 in two lookups instead of searching (the engine passes how many keys the call shares with its
 session's previous call).
 The registry is a dict; an unknown name lists the choices.
@@ -11,17 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from hetsim.errors import ScenarioError
 from hetsim.sim.prefix_cache import PrefixCache
-
-
-class ReplicaView(Protocol):
-    """What a policy asks a replica (its load is in ``RouterState.loads``): how much of a
-    prompt it has cached."""
-
-    def cached_prefix_blocks(self, keys: tuple, hint: int) -> int: ...
 
 
 @dataclass
@@ -47,7 +40,7 @@ class RouterState:
         return len(self.loads) - 1
 
 
-Policy = Callable[[Sequence[ReplicaView], tuple, RouterState, int], int]
+Policy = Callable[[Sequence[object], tuple, RouterState, int], int]
 
 
 def _least_loaded(loads: list[int]) -> int:
@@ -59,18 +52,18 @@ def _least_loaded(loads: list[int]) -> int:
     return best
 
 
-def round_robin(replicas: Sequence[ReplicaView], prefix_keys: tuple, state: RouterState, hint: int = -1) -> int:
+def round_robin(replicas: Sequence[object], prefix_keys: tuple, state: RouterState, hint: int = -1) -> int:
     index = state.cursor % len(replicas)
     state.cursor += 1
     return index
 
 
-def least_outstanding(replicas: Sequence[ReplicaView], prefix_keys: tuple, state: RouterState, hint: int = -1) -> int:
+def least_outstanding(replicas: Sequence[object], prefix_keys: tuple, state: RouterState, hint: int = -1) -> int:
     """Fewest queued + running requests; ties go to the lowest index (deterministic)."""
     return _least_loaded(state.loads)
 
 
-def prefix_aware(replicas: Sequence[ReplicaView], prefix_keys: tuple, state: RouterState, hint: int = -1) -> int:
+def prefix_aware(replicas: Sequence[object], prefix_keys: tuple, state: RouterState, hint: int = -1) -> int:
     """Longest cached prefix wins unless that replica is much busier (SGLang's cache-aware
     router balances the same way): a hit is worth up to 4 requests of extra queue.
 

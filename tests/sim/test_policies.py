@@ -12,14 +12,12 @@ from hetsim.sim.prefix_cache import PrefixCache
 
 
 class CachedReplica:
-    """A replica as a policy sees it: a prefix cache sharing the router's holders."""
+    """A replica as a policy sees it: a slot in the router's state and a prefix cache there,
+    sharing the router's holders."""
 
     def __init__(self, router: RouterState) -> None:
         self.slot = router.register()
         self.cache = router.caches[self.slot] = PrefixCache(100, router.holders, 1 << self.slot)
-
-    def cached_prefix_blocks(self, keys: tuple, hint: int) -> int:
-        return self.cache.probe(keys, hint)
 
 
 def test_least_outstanding_reads_the_loads_the_replicas_keep_and_breaks_ties_low():
