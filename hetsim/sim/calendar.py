@@ -82,6 +82,10 @@ class Calendar:
         """When the earliest timer fires (there is one)."""
         return self._heap[0].end
 
+    def goes_first(self, queue: list) -> bool:
+        """Whether the next thing due is a timer rather than an event of SimPy's ``queue``."""
+        return bool(self._heap) and (not queue or self.goes_before(queue[0]))
+
     def goes_before(self, entry: tuple) -> bool:
         """Whether the earliest timer (there is one) fires before SimPy's queue entry
         ``(time, priority, sequence, event)``."""
@@ -147,10 +151,7 @@ def run_until_empty(env: Any, calendar: Calendar) -> None:
     queue: list = env._queue
     simpy_step = simpy.Environment.step
     while True:
-        if len(calendar):
-            if queue and not calendar.goes_before(queue[0]):
-                simpy_step(env)
-                continue
+        if calendar.goes_first(queue):
             env._now = calendar.head_s()
             calendar.fire_next()
         elif queue:

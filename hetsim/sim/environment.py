@@ -29,15 +29,13 @@ class Environment(simpy.Environment):
         heappush(self._queue, (self._now + delay, priority, self.calendar.next_seq(), event))
 
     def peek(self) -> float:
-        calendar = self.calendar
-        if len(calendar) and (not self._queue or calendar.goes_before(self._queue[0])):
-            return calendar.head_s()
+        if self.calendar.goes_first(self._queue):
+            return self.calendar.head_s()
         return super().peek()
 
     def step(self) -> None:
-        calendar = self.calendar
-        if len(calendar) and (not self._queue or calendar.goes_before(self._queue[0])):
-            self._now = calendar.head_s()
-            calendar.fire_next()
+        if self.calendar.goes_first(self._queue):
+            self._now = self.calendar.head_s()
+            self.calendar.fire_next()
             return
         super().step()
