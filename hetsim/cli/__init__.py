@@ -27,6 +27,7 @@ _COMMAND_MODULES: tuple[tuple[str, str], ...] = (
     ("workload", "group"),
     ("bench", "commands"),
     ("simulate", "commands"),
+    ("run", "commands"),
     ("plan", "commands"),
     ("compare", "commands"),
     ("sweep", "commands"),

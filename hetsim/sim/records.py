@@ -15,6 +15,8 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 
+from hetsim.metrics.calls import with_call_latencies
+
 LLM_CALL_COLUMNS = (
     "session_id",
     "step_id",
@@ -174,12 +176,7 @@ class Recorder:
         node, model, tokens) and ``ready_s`` when each step became ready."""
         steps = _step_frame(self, trace, ready_s)
         calls = _llm_frame(self, trace, ready_s)
-        calls["ttft_s"] = calls["first_token_s"] - calls["arrival_s"]
-        calls["e2e_s"] = calls["done_s"] - calls["arrival_s"]
-        calls["queue_s"] = calls["admitted_s"] - calls["arrival_s"]
-        decode_tokens = (calls["output_tokens"] - 1).clip(lower=1)
-        calls["tbt_mean_s"] = (calls["done_s"] - calls["first_token_s"]) / decode_tokens
-        calls.loc[calls["output_tokens"] <= 1, "tbt_mean_s"] = float("nan")
+        calls = with_call_latencies(calls)
         return {
             "llm_calls": calls.sort_values(["arrival_s", "session_id", "step_id"], kind="stable").reset_index(
                 drop=True

@@ -1,0 +1,382 @@
+"""``hetsim run``: execute a plan on real serving engines and measure it.
+
+The pools of the plan are started (vLLM under Ray) or attached (OpenAI-compatible endpoints),
+the trace's sessions are driven through them by the agent runtime (``hetsim.exec.runtime``),
+and the measured records, in the simulator's schema, are summarised by ``hetsim.metrics``
+exactly as a simulation is. Outputs go to a temporary folder beside ``--out`` and are moved in
+whole at the end; an interrupted run writes what it measured, marked incomplete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from hetsim.api.simulate import assign_model, pool_costs
+from hetsim.api.traces import load_trace
+from hetsim.api.workloads import load as load_workload
+from hetsim.api.workloads import synthesize_trace
+from hetsim.errors import ExecutorError, ScenarioError
+from hetsim.exec.client import make_client
+from hetsim.exec.cluster import EngineCluster
+from hetsim.exec.engine import EngineOptions
+from hetsim.exec.prompts import PromptBuilder
+from hetsim.exec.runtime import AgentRuntime, Fault, Progress, RuntimeSettings
+from hetsim.exec.setup import ServedModel, engine_launches, engine_version, layout, llm_runs, served_models, work_runs
+from hetsim.io.catalog import load_catalog
+from hetsim.io.models import load_models
+from hetsim.io.plans import load_plan, load_scenario
+from hetsim.io.results import write_results
+from hetsim.io.yamlfile import load_spec, read_yaml
+from hetsim.metrics.summary import Sla, summarize
+from hetsim.perf.model_scale import ModelScale, scale_named
+from hetsim.sim.records import REPLICA_COLUMNS
+from hetsim.specs.catalog import ModelCatalog
+from hetsim.specs.endpoints import EndpointsSpec
+from hetsim.specs.plan import PlanSpec, PoolSpec
+from hetsim.workload.frame import steps_to_frame
+
+EXIT_FAILED_CALLS = 3
+"""Exit status of a run that finished with failed calls or sessions (documented in the README)."""
+EXIT_INTERRUPTED = 130
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    plan: Path | None = None
+    scenario: Path | None = None
+    workload: str | None = None
+    rate_per_s: float | None = None
+    duration_s: float | None = None
+    trace: Path | None = None
+    trace_format: str | None = None
+    model: str | None = None
+    seed: int = 0
+    ray_address: str = "local"
+    backend: str = "vllm"
+    endpoints: Path | None = None
+    out: Path | None = None
+    scale: str = "auto"
+    weights: Path | None = None
+    engine_python: str | None = None
+    engine_device: str = "auto"
+    kv_cache_gib: int = 1
+    threads_per_replica: int = 1
+    max_model_len: int | None = None
+    max_retries: int = 3
+    recovery_wait_s: float = 300.0
+    faults: tuple[Fault, ...] = ()
+    extra_engine_args: tuple[str, ...] = ()
+
+
+@dataclass
+class RunOutcome:
+    summary: dict[str, Any]
+    frames: dict[str, pd.DataFrame]
+    exit_code: int
+    progress: Progress = field(default_factory=Progress)
+
+
+# ---- inputs --------------------------------------------------------------------------------
+
+
+def _resolve(request: RunRequest) -> tuple[PlanSpec, pd.DataFrame, int | None, Sla | None, str, dict[str, Any]]:
+    """Plan, trace frame, prefix block size, SLA, TCO preset and a description of the trace."""
+    scenario = load_scenario(request.scenario) if request.scenario else None
+    base = request.scenario.parent if request.scenario else Path.cwd()
+    plan_path = request.plan or (base / scenario.plan if scenario else None)
+    if plan_path is None:
+        raise ScenarioError("run: expected --plan or --scenario, got neither")
+    plan = load_plan(plan_path)
+    sla = Sla(**scenario.sla.model_dump()) if scenario and scenario.sla else None
+    tco = scenario.tco if scenario else "paper"
+    model = request.model or (scenario.trace.model if scenario else None)
+    if request.trace is not None:
+        frame, meta = load_trace(request.trace, request.trace_format)
+        return plan, assign_model(frame, model), meta.block_size_tokens, sla, tco, {"trace": str(request.trace), "format": meta.format}
+    workload = request.workload or (scenario.trace.workload if scenario else None)
+    if workload is None:
+        raise ScenarioError("run: expected --workload (with --duration) or --trace, or a --scenario that names one")
+    if scenario is not None and scenario.trace.workload == workload and (base / workload).is_file():
+        workload = str((base / workload).resolve())
+    duration = request.duration_s or (scenario.trace.duration_s if scenario else None)
+    if duration is None:
+        raise ScenarioError("run: --workload needs --duration (seconds of session arrivals)")
+    rate = request.rate_per_s or (scenario.trace.rate_per_s if scenario else None)
+    seed = request.seed if request.seed else (scenario.trace.seed if scenario else 0)
+    if sla is None:
+        spec = load_workload(workload).sla
+        if spec.ttft_s or spec.tbt_s or spec.e2e_s:
+            sla = Sla(spec.ttft_s, spec.tbt_s, spec.e2e_s, percentile=spec.ttft_percentile)
+    synthetic = synthesize_trace(workload, duration, seed, rate)
+    described = {"workload": synthetic.meta.extra.get("workload"), "rate_per_s": synthetic.meta.extra.get("rate_per_s"), "duration_s": duration, "seed": seed}
+    return plan, assign_model(steps_to_frame(synthetic.steps), model), synthetic.meta.block_size_tokens, sla, tco, described
+
+
+def _device_kind(requested: str) -> str:
+    if requested in ("cpu", "cuda"):
+        return requested
+    if requested != "auto":
+        raise ExecutorError(f"--engine-device: expected auto, cpu or cuda, got {requested!r}")
+    if shutil.which("nvidia-smi"):
+        listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, check=False, timeout=30)
+        if listed.returncode == 0 and "GPU" in listed.stdout:
+            return "cuda"
+    return "cpu"
+
+
+def _scale(requested: str, device_kind: str) -> ModelScale:
+    if requested == "auto":
+        return scale_named("tiny" if device_kind == "cpu" else "full")
+    return scale_named(requested)
+
+
+def _host_description() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores"
+
+
+# ---- the run -------------------------------------------------------------------------------
+
+
+def run(request: RunRequest, progress: Progress | None = None, on_started: Callable[[Progress], None] | None = None) -> RunOutcome:
+    """Execute the plan; returns the summary, the records and the exit code.
+
+    ``on_started`` is called once the engines are up and the runtime's progress counters exist
+    (a progress display attaches to them). KeyboardInterrupt during the run writes the records
+    so far (marked incomplete) and comes back as exit code 130.
+    """
+    started = time.perf_counter()
+    plan, trace, block, sla, tco, described = _resolve(request)
+    pools = layout(plan, trace)
+    hardware, models = load_catalog(plan.profile_set), load_models()
+    device_kind = _device_kind(request.engine_device)
+    scale = _scale(request.scale, device_kind)
+    options = EngineOptions(
+        python=request.engine_python or os.environ.get("HETSIM_ENGINE_PYTHON") or sys.executable,
+        device_kind=device_kind,
+        kv_cache_gib=request.kv_cache_gib,
+        threads_per_replica=request.threads_per_replica,
+        max_model_len=request.max_model_len,
+        seed=request.seed,
+        extra_args=request.extra_engine_args,
+    )
+    workdir = Path(tempfile.mkdtemp(prefix="hetsim-run-"))
+    cluster: EngineCluster | None = None
+    try:
+        cluster, engine, served = _engines(request, pools.llm_pools, models, scale, options, workdir)
+        llm = llm_runs(pools.llm_pools, cluster, served, options)
+        work, notes = work_runs(pools.work_pools, request.seed)
+        vocab = min((s.vocab_size for s in served.values()), default=32000)
+        runtime = AgentRuntime(
+            trace, llm, work, pools.work_for, PromptBuilder(trace, vocab, request.seed, block),
+            RuntimeSettings(request.seed, request.max_retries, request.recovery_wait_s, request.faults),
+            kill=cluster.kill_engine if request.faults else None,
+        )
+        if progress is not None:
+            progress.sessions_total = runtime.progress.sessions_total
+            runtime.progress = progress
+        if on_started:
+            on_started(runtime.progress)
+        interrupted = _drive(runtime)
+        frames = _frames(runtime, cluster, plan)
+    finally:
+        if cluster is not None:
+            cluster.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    summary = summarize(frames, pool_costs(plan, hardware, tco, None), sla)
+    context = {"engine": engine, "device_kind": device_kind, "plan": plan, "trace": described, "notes": notes + pools.notes}
+    _measured(summary, frames, runtime, cluster, served, context, interrupted)
+    summary["run"]["wall_s"] = time.perf_counter() - started
+    if request.out is not None:
+        summary["run"]["written"] = [str(p) for p in _write_whole(request.out, frames, summary)]
+    return RunOutcome(summary, frames, _exit_code(summary, interrupted), runtime.progress)
+
+
+def _engines(
+    request: RunRequest, llm_pools: dict[str, PoolSpec], models: ModelCatalog, scale: ModelScale, options: EngineOptions, workdir: Path
+) -> tuple[EngineCluster, str, dict[str, ServedModel]]:
+    """The engines (started or attached), the engine's name and version, and what each serves."""
+    if request.backend == "openai":
+        spec = _endpoints(request.endpoints, llm_pools)
+        served = {}
+        for model_name, pool in llm_pools.items():
+            arch = models.model(model_name).architecture
+            assert arch is not None
+            entry = spec.pools[pool.name]
+            served[model_name] = ServedModel(model_name, entry.served_model or model_name, False, entry.vocab_size or arch.vocab_size,
+                                             arch.max_context_tokens, "as served by the endpoints")  # fmt: skip
+        urls = {pool.name: list(spec.pools[pool.name].urls) for pool in llm_pools.values()}
+        names = {pool.name: served[model].path for model, pool in llm_pools.items()}
+        return EngineCluster.attach(urls, names), "openai-compatible endpoints (engine not queried)", served
+    if request.backend != "vllm":
+        raise ExecutorError(f"--backend: expected vllm or openai, got {request.backend!r}")
+    version = engine_version(options.python)
+    served = served_models(llm_pools, models, scale, _weights(request.weights), workdir / "models")
+    launches = engine_launches(llm_pools, served, options, _log_dir(request, workdir))
+    devices = {pool.name: pool.devices_per_replica for pool in llm_pools.values()}
+    cluster = EngineCluster.start(launches, request.ray_address, options.device_kind, devices, options.threads_per_replica)
+    return cluster, version, served
+
+
+def _endpoints(path: Path | None, llm_pools) -> EndpointsSpec:
+    if path is None:
+        raise ExecutorError("--backend openai needs --endpoints FILE (the URLs of each LLM pool's replicas)")
+    spec = load_spec(path, EndpointsSpec, ExecutorError)
+    for pool in llm_pools.values():
+        if pool.name not in spec.pools:
+            raise ExecutorError(f"{path}: pools: expected an entry for the plan's LLM pool {pool.name!r}, got {sorted(spec.pools)}")
+    return spec
+
+
+def _weights(path: Path | None) -> dict[str, str]:
+    if path is None:
+        return {}
+    data = read_yaml(path, ExecutorError)
+    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
+        raise ExecutorError(f"{path}: expected a mapping of catalog model name to a local path or hub id, got {type(data).__name__}")
+    return data
+
+
+def _log_dir(request: RunRequest, workdir: Path) -> Path:
+    """Engine logs: beside the outputs when there are any (kept), else in the run's scratch folder."""
+    if request.out is not None:
+        folder = request.out.parent / f".{request.out.name}.engine-logs"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder.resolve()
+    return workdir / "logs"
+
+
+def _drive(runtime: AgentRuntime) -> bool:
+    """Run the runtime to its end; True when it was interrupted (SIGINT)."""
+
+    async def main() -> None:
+        async with make_client() as client:
+            await runtime.run(client)
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        return True
+    return runtime.interrupted
+
+
+def _frames(runtime: AgentRuntime, cluster: EngineCluster, plan: PlanSpec) -> dict[str, pd.DataFrame]:
+    frames = runtime.recorder.frames()
+    rows, blocks = [], {}
+    for replica in cluster.all():
+        pool = plan.pool(replica.pool)
+        assert pool is not None
+        row = runtime.metrics.replica_rows(replica.pool, replica.index, pool.device, pool.devices_per_replica)
+        rows.append(row)
+        blocks[replica.pool, replica.index] = row[8]
+    for name, work in runtime.work_pools.items():
+        pool = plan.pool(name)
+        assert pool is not None
+        steps = frames["steps"]
+        for index in range(len(work.slots)):
+            mine = steps[(steps.pool == name) & (steps.replica == index) & (steps.status == "completed")]
+            busy = float((mine.end_s - mine.start_s).sum()) / pool.concurrency
+            rows.append((name, index, pool.device, 1, busy, len(mine), 0, math.nan, 0, 0))
+    frames["replicas"] = pd.DataFrame(rows, columns=list(REPLICA_COLUMNS))
+    frames["kv"] = runtime.metrics.kv_frame(blocks)
+    frames["engine_samples"] = runtime.metrics.sample_frame()
+    frames["engine_metrics"] = runtime.metrics.metric_frame()
+    return frames
+
+
+def _measured(
+    summary: dict[str, Any], frames: dict[str, pd.DataFrame], runtime: AgentRuntime, cluster: EngineCluster,
+    served: dict[str, ServedModel], context: dict[str, Any], interrupted: bool,
+) -> None:  # fmt: skip
+    """What only an executed run knows, added to the summary ``hetsim.metrics`` computed."""
+    calls, metrics = frames["llm_calls"], frames["engine_metrics"]
+    ends = runtime.sessions()
+    sessions = summary["sessions"]
+    sessions["completed"] = sum(1 for end in ends.values() if end == "completed")
+    sessions["failed"] = sum(1 for end in ends.values() if end.startswith("failed"))
+    sessions["unfinished"] = sum(1 for end in ends.values() if end == "unfinished")
+    preempted = metrics[metrics.name == "vllm:num_preemptions_total"]["value"].sum() if len(metrics) else 0
+    summary["llm_calls"] |= {
+        "failed": int((calls.status == "failed").sum()),
+        "interrupted": int((calls.status == "interrupted").sum()),
+        "retried_calls": int((calls.retries > 0).sum()),
+        "retries": int(calls.retries.sum()),
+        "preemptions": int(preempted),
+        "token_counts_exact": int(
+            ((calls.input_tokens_served == calls.input_tokens) & (calls.output_tokens_received == calls.output_tokens)).sum()
+        ),
+    }
+    scales = sorted({s.scale for s in served.values()})
+    summary["provenance"]["latency"] = (
+        f"measured: {context['engine']} on this machine ({_host_description()}, {context['device_kind']} engine); "
+        f"models {'; '.join(scales)}"
+    )
+    plan: PlanSpec = context["plan"]
+    summary["run"] = {
+        "plan": plan.name,
+        "backend": cluster.backend,
+        "engine": context["engine"],
+        "engine_device": context["device_kind"],
+        "host": _host_description(),
+        "plan_devices": sorted({p.device for p in plan.pools}),
+        "trace": context["trace"],
+        "models": {m: {"path": s.path, "weights": "random" if s.random_weights else "real", "size": s.scale} for m, s in served.items()},
+        "replicas": [
+            {"pool": r.pool, "replica": r.index, "startup_s": r.startup_s, "restarts": r.restarts} for r in cluster.all()
+        ],
+        "incomplete": interrupted,
+        "errors": runtime.progress.errors[-20:],
+        "notes": context["notes"],
+    }
+
+
+def _write_whole(out: Path, frames: dict[str, pd.DataFrame], summary: dict[str, Any]) -> list[Path]:
+    """Write into a sibling folder, then swap it in: ``out`` holds the old run or the new one,
+    never a mix."""
+    out = out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        written = write_results(staging, frames, summary)
+        (staging / "COMPLETE").write_text(f"hetsim run, {len(frames['llm_calls'])} calls\n", encoding="utf-8")
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            out.rename(old)
+            staging.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            staging.rename(out)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise ExecutorError(f"--out {out}: cannot write the results: {exc}") from None
+    return [out / p.name for p in written]
+
+
+def _exit_code(summary: dict[str, Any], interrupted: bool) -> int:
+    if interrupted:
+        return EXIT_INTERRUPTED
+    calls, sessions = summary["llm_calls"], summary["sessions"]
+    if calls["failed"] or calls["interrupted"] or sessions.get("failed") or sessions.get("unfinished") or summary["steps"]["dropped"]:
+        return EXIT_FAILED_CALLS
+    return 0

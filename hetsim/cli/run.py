@@ -1,0 +1,134 @@
+"""``hetsim run``: execute a plan on real serving engines; print what was measured."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from hetsim.api.run import RunRequest, run
+from hetsim.cli.output import JsonOption, fmt, print_json, print_table
+from hetsim.errors import ExecutorError
+from hetsim.exec.runtime import Fault, Progress
+
+_FAULT = re.compile(r"^(?P<pool>[A-Za-z0-9_.-]+):(?P<replica>\d+)@(?P<at>\d+(\.\d+)?)$")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run_command)
+
+
+def parse_fault(text: str) -> Fault:
+    match = _FAULT.match(text)
+    if match is None:
+        raise ExecutorError(f"--kill: expected POOL:REPLICA@SECONDS (e.g. llm:0@20), got {text!r}")
+    return Fault(float(match["at"]), match["pool"], int(match["replica"]))
+
+
+def run_command(
+    plan: Annotated[Path | None, typer.Option("--plan", "-p", help="Plan to execute", exists=True, dir_okay=False)] = None,
+    scenario: Annotated[Path | None, typer.Option("--scenario", "-s", help="Scenario (plan + trace + SLA)", exists=True, dir_okay=False)] = None,
+    workload: Annotated[str | None, typer.Option("--workload", "-w", help="Workload name or file to synthesize sessions from")] = None,
+    rate: Annotated[float | None, typer.Option("--rate", "-r", help="Session arrivals per second (overrides the workload's)")] = None,
+    duration: Annotated[float | None, typer.Option("--duration", "-d", help="Seconds of session arrivals")] = None,
+    trace: Annotated[Path | None, typer.Option("--trace", "-t", help="Trace file to replay instead", exists=True, dir_okay=False)] = None,
+    trace_format: Annotated[str | None, typer.Option("--format", help="Importer for a raw public trace (default: canonical)")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Model for LLM steps the trace leaves unnamed")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the synthesized trace and the prompts (0: the scenario's)")] = 0,
+    ray_address: Annotated[str, typer.Option("--ray-address", help="local (start Ray here), auto, or a cluster address")] = "local",
+    backend: Annotated[str, typer.Option("--backend", help="vllm (start engines) or openai (attach to --endpoints)")] = "vllm",
+    endpoints: Annotated[Path | None, typer.Option("--endpoints", help="YAML of each LLM pool's OpenAI-compatible URLs", exists=True, dir_okay=False)] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write records (Parquet) and summary.json here")] = None,
+    scale: Annotated[str, typer.Option("--scale", help="Model size: auto (tiny on a CPU engine), full, small, tiny")] = "auto",
+    weights: Annotated[Path | None, typer.Option("--weights", help="YAML: model name -> real weights (path or hub id)", exists=True, dir_okay=False)] = None,
+    engine_python: Annotated[str | None, typer.Option("--engine-python", help="Interpreter with vLLM installed (default: $HETSIM_ENGINE_PYTHON, else this one)")] = None,
+    engine_device: Annotated[str, typer.Option("--engine-device", help="auto, cpu (vLLM's CPU build) or cuda")] = "auto",
+    kv_cache_gib: Annotated[int, typer.Option("--kv-cache-gib", help="KV cache of a CPU replica, GiB", min=1)] = 1,
+    threads: Annotated[int, typer.Option("--threads-per-replica", help="Cores bound to each CPU replica", min=1)] = 1,
+    max_model_len: Annotated[int | None, typer.Option("--max-model-len", help="Context cap of a replica (tokens)", min=16)] = None,
+    kill: Annotated[list[str] | None, typer.Option("--kill", help="Fault injection: kill POOL:REPLICA's engine at SECONDS (repeatable)")] = None,
+    max_retries: Annotated[int, typer.Option("--max-retries", help="Attempts a call may lose to a failed replica", min=0)] = 3,
+    json: JsonOption = False,
+) -> None:
+    """Execute a plan on real engines (vLLM under Ray, or running endpoints), drive the agents
+    through them, and report measured latency, SLA attainment and cost.
+
+    Exit status: 0 when every session completed, 3 when calls or sessions failed, 130 when
+    interrupted (the records so far are written, marked incomplete)."""
+    request = RunRequest(
+        plan=plan, scenario=scenario, workload=workload, rate_per_s=rate, duration_s=duration, trace=trace,
+        trace_format=trace_format, model=model, seed=seed, ray_address=ray_address, backend=backend, endpoints=endpoints,
+        out=out, scale=scale, weights=weights, engine_python=engine_python, engine_device=engine_device,
+        kv_cache_gib=kv_cache_gib, threads_per_replica=threads, max_model_len=max_model_len,
+        faults=tuple(parse_fault(k) for k in kill or ()), max_retries=max_retries,
+    )  # fmt: skip
+    console = Console(stderr=True)
+    progress = Progress()
+    live = Live(_progress_table(progress), console=console, refresh_per_second=4, transient=True,
+                get_renderable=lambda: _progress_table(progress))  # fmt: skip
+    if not json:
+        console.print("[dim]starting the engines (about 30-70 s each on a CPU)...[/dim]")
+
+    def started(_: Progress) -> None:
+        if not json:
+            live.start()
+
+    try:
+        outcome = run(request, progress, on_started=started)
+    finally:
+        live.stop()
+    if json:
+        print_json(outcome.summary)
+    else:
+        _print_summary(outcome.summary)
+    if outcome.exit_code:
+        if outcome.exit_code == 130:
+            console.print("hetsim: interrupted; the records so far are written, marked incomplete")
+        raise typer.Exit(outcome.exit_code)
+
+
+def _progress_table(progress: Progress) -> Table:
+    table = Table.grid(padding=(0, 2))
+    done = progress.sessions_completed + progress.sessions_failed
+    table.add_row(
+        f"sessions {done}/{progress.sessions_total} ({progress.sessions_failed} failed)",
+        f"calls in flight {progress.calls_in_flight}",
+        f"completed {progress.calls_completed}",
+        f"failed {progress.calls_failed}",
+        f"retries {progress.retries}",
+        f"tokens out {progress.output_tokens}",
+    )
+    if progress.errors:
+        table.add_row(f"[yellow]last event: {progress.errors[-1][:150]}[/yellow]")
+    return table
+
+
+def _print_summary(summary: dict) -> None:
+    calls, run_info, sessions = summary["llm_calls"], summary["run"], summary["sessions"]
+    rows = [
+        ("sessions", f"{sessions.get('completed', 0)} of {sessions['count']} completed", f"{sessions.get('failed', 0)} failed; e2e p50 {fmt(sessions.get('e2e_s', {}).get('p50'))} s"),
+        ("LLM calls", f"{calls['completed']} of {calls['count']} completed", f"{calls['failed']} failed, {calls['retried_calls']} retried ({calls['retries']} retries)"),
+        ("token counts as asked", f"{calls['token_counts_exact']} of {calls['count']} calls", "prompt and output tokens the engine counted"),
+        ("TTFT p50 / p90 / p99", " / ".join(f"{fmt(calls['ttft_s'][p] * 1e3)}" for p in ("p50", "p90", "p99")) + " ms", "measured at the client"),
+        ("TBT mean p50 / p99", f"{fmt(calls['tbt_mean_s']['p50'] * 1e3)} / {fmt(calls['tbt_mean_s']['p99'] * 1e3)} ms", f"worst gap p99 {fmt(calls['tbt_max_s']['p99'] * 1e3)} ms"),
+        ("call e2e p50 / p99", f"{fmt(calls['e2e_s']['p50'])} / {fmt(calls['e2e_s']['p99'])} s", ""),
+        ("output tokens/s", fmt(calls["output_tokens_per_s"], 4), f"preemptions {calls['preemptions']} (engine counters)"),
+        ("utilisation", ", ".join(f"{k} {v:.0%}" for k, v in summary["utilization"].items()), "busy share (engine metrics, sampled)"),
+        ("engine start", ", ".join(f"{r['pool']}[{r['replica']}] {fmt(r['startup_s'])} s" for r in run_info["replicas"]), f"restarts {sum(r['restarts'] for r in run_info['replicas'])}"),
+        ("fleet $/h (plan devices)", fmt(summary["cost"]["fleet_usd_per_h"], 4), "; ".join(summary["provenance"]["cost"])),
+    ]
+    if summary["sla"]:
+        for name in ("ttft", "tbt", "e2e"):
+            if name in summary["sla"]:
+                item = summary["sla"][name]
+                rows.append((f"SLA {name} <= {fmt(item['objective_s'])} s", f"{item['attained']:.1%}", "met" if item["met"] else "MISSED"))
+    models = "; ".join(f"{name}: {info['size']}, {info['weights']} weights" for name, info in run_info["models"].items())
+    caption = f"{summary['provenance']['latency']}\n{models}"
+    if run_info["incomplete"]:
+        caption += "\nINCOMPLETE: the run was interrupted"
+    print_table(f"Executed: {run_info['plan']} ({run_info['engine']})", ("figure", "value", "note"), rows, caption=caption)

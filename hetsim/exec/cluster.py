@@ -1,0 +1,171 @@
+"""The engines behind a plan's LLM pools: replicas started as Ray actors (``vllm`` backend), or
+endpoints somebody else runs (``openai`` backend).
+
+Each replica is a Ray actor that owns one engine process (``hetsim.exec.replica_actor``); it
+asks Ray for the replica's devices (GPUs, or CPU cores for vLLM's CPU build), so Ray places it
+on a node that has them. A replica whose engine dies is restarted by Ray; ``recover`` waits for
+its new endpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hetsim.errors import ExecutorError
+from hetsim.exec.engine import EngineLaunch
+from hetsim.exec.ray_sweep import connect, import_ray
+from hetsim.exec.replica_actor import EngineReplica
+
+MAX_RESTARTS = 3
+"""Restarts Ray gives a replica whose engine died, per run."""
+
+
+@dataclass
+class Replica:
+    """One serving replica as the driver sees it."""
+
+    pool: str
+    index: int
+    url: str | None
+    served_model: str
+    startup_s: float = float("nan")
+    actor: Any = None
+    restarts: int = 0
+    engine_pid: int | None = None
+
+
+@dataclass
+class EngineCluster:
+    """Replicas by pool; ``stop`` ends what this cluster started (engines, actors, Ray)."""
+
+    replicas: dict[str, list[Replica]]
+    backend: str
+    started_ray: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    # ---- construction --------------------------------------------------------------------
+
+    @classmethod
+    def start(
+        cls,
+        launches: Mapping[str, Sequence[EngineLaunch]],
+        address: str,
+        device_kind: str,
+        devices_per_replica: Mapping[str, int],
+        cpus_per_replica: int = 1,
+    ) -> EngineCluster:
+        """Start every replica as a Ray actor and wait until each engine answers (or one fails:
+        then everything started is stopped and the first failure raised, naming its pool)."""
+        ray = import_ray()
+        total_cpus = sum(len(v) for v in launches.values()) * cpus_per_replica if device_kind == "cpu" else None
+        started = connect(address, num_cpus=max(total_cpus or 0, _cpu_count()) if total_cpus else None)
+        cluster = cls({}, "vllm", started_ray=started)
+        host = "127.0.0.1" if address == "local" else "auto"
+        try:
+            for pool, pool_launches in launches.items():
+                options = _actor_options(device_kind, devices_per_replica[pool], cpus_per_replica)
+                actor_class = ray.remote(**options)(EngineReplica)
+                cluster.replicas[pool] = [
+                    Replica(pool, launch.replica, None, launch.served_model_name, actor=actor_class.remote(launch, host))
+                    for launch in pool_launches
+                ]
+            cluster._await_ready(ray, max(launch.startup_timeout_s for v in launches.values() for launch in v))
+        except BaseException:
+            cluster.stop()
+            raise
+        return cluster
+
+    @classmethod
+    def attach(cls, urls: Mapping[str, Sequence[str]], served_models: Mapping[str, str]) -> EngineCluster:
+        """Endpoints that are already running: nothing is started, nothing will be stopped."""
+        return cls(
+            {pool: [Replica(pool, i, url.rstrip("/"), served_models[pool]) for i, url in enumerate(pool_urls)] for pool, pool_urls in urls.items()},
+            "openai",
+        )
+
+    def _await_ready(self, ray: Any, timeout_s: float) -> None:
+        everyone = [r for pool in self.replicas.values() for r in pool]
+        refs = [r.actor.ready.remote() for r in everyone]
+        try:
+            answers = ray.get(refs, timeout=timeout_s + 30)
+        except ray.exceptions.GetTimeoutError:
+            raise ExecutorError(f"engines: not all {len(everyone)} replicas were ready within {timeout_s + 30:.0f} s") from None
+        except ray.exceptions.RayActorError as exc:
+            raise ExecutorError(f"engines: a replica's actor died while starting: {str(exc).splitlines()[0]}") from None
+        for replica, answer in zip(everyone, answers, strict=True):
+            if answer["error"]:
+                raise ExecutorError(answer["error"])
+            replica.url, replica.startup_s, replica.engine_pid = answer["url"], answer["startup_s"], answer["pid"]
+
+    # ---- during the run ------------------------------------------------------------------
+
+    def all(self) -> list[Replica]:
+        return [r for pool in self.replicas.values() for r in pool]
+
+    def kill_engine(self, pool: str, index: int) -> None:
+        """Fault injection: kill the engine of one replica (Ray restarts its actor)."""
+        replica = self._replica(pool, index)
+        if replica.actor is None:
+            raise ExecutorError(f"kill {pool}:{index}: the {self.backend} backend runs no engines of its own to kill")
+        import_ray().get(replica.actor.kill_engine.options(max_task_retries=0).remote(), timeout=30)
+
+    async def recover(self, pool: str, index: int) -> str | None:
+        """Wait until Ray has restarted the replica's actor and its new engine is up; its URL,
+        or None when it cannot come back (restarts exhausted, start failed, no actor)."""
+        replica = self._replica(pool, index)
+        if replica.actor is None:
+            return None
+        ray = import_ray()
+        try:
+            answer = await replica.actor.ready.remote()
+        except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError):
+            return None
+        if answer["error"]:
+            return None
+        replica.restarts += 1
+        replica.url, replica.startup_s, replica.engine_pid = answer["url"], answer["startup_s"], answer["pid"]
+        return replica.url
+
+    def _replica(self, pool: str, index: int) -> Replica:
+        replicas = self.replicas.get(pool, [])
+        if not 0 <= index < len(replicas):
+            raise ExecutorError(f"replica {pool}:{index}: expected a pool of {sorted(self.replicas)} and an index below {len(replicas)}")
+        return replicas[index]
+
+    # ---- the end ---------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop the engines, end the actors, and Ray when this cluster started it. Safe to call
+        twice and after a failed start."""
+        actors = [r.actor for r in self.all() if r.actor is not None]
+        if actors:
+            ray = import_ray()
+            with contextlib.suppress(Exception):  # a dead actor has nothing left to stop
+                ray.get([a.stop.remote() for a in actors], timeout=60)
+            for actor in actors:
+                with contextlib.suppress(Exception):
+                    ray.kill(actor, no_restart=True)
+            for replica in self.all():
+                replica.actor = None
+        if self.started_ray:
+            ray = import_ray()
+            ray.shutdown()
+            self.started_ray = False
+
+
+def _cpu_count() -> int:
+    import os
+
+    return os.cpu_count() or 1
+
+
+def _actor_options(device_kind: str, devices: int, cpus: int) -> dict[str, Any]:
+    """What Ray reserves for one replica: its GPUs (tp x pp) or its CPU cores."""
+    options: dict[str, Any] = {"max_restarts": MAX_RESTARTS, "max_task_retries": -1}
+    if device_kind == "cuda":
+        return options | {"num_gpus": devices, "num_cpus": 1}
+    return options | {"num_cpus": cpus * devices}
+

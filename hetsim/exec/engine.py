@@ -1,0 +1,162 @@
+"""How one replica of a plan's LLM pool is launched: the serving engine's command line and
+environment, derived from the plan (model, parallelism, batching limits, prefix caching,
+KV-cache size, the device kind), as plain data a Ray actor can carry.
+
+vLLM is started as ``python -m vllm.entrypoints.openai.api_server`` with the interpreter of
+the environment it is installed in (``--engine-python``; vLLM's CPU build and hetsim may live
+in separate virtual environments: the CPU build pins its own numpy and torch). The console
+script of the CPU build fails on its distribution name, so the module is used on every kind.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hetsim.errors import ExecutorError
+from hetsim.specs.plan import LlmStage, PoolSpec
+
+VLLM_MODULE = "vllm.entrypoints.openai.api_server"
+DEFAULT_MAX_MODEL_LEN = 16384
+"""Context cap of a replica unless the model's is smaller: the engine sizes buffers for it."""
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """What the plan does not say and the machine decides.
+
+    Attributes:
+        python: interpreter of the environment vLLM is installed in.
+        device_kind: ``cpu`` (vLLM's CPU build) or ``cuda``.
+        kv_cache_gib: KV-cache space of a CPU replica, whole GiB (``VLLM_CPU_KVCACHE_SPACE``).
+        threads_per_replica: cores bound to each CPU replica (``VLLM_CPU_OMP_THREADS_BIND``).
+        max_model_len: context cap (tokens); None: the smaller of the model's and 16384.
+        startup_timeout_s: how long an engine may take to answer ``/health``.
+        seed: the engine's sampling seed.
+        extra_args: more engine arguments, passed through as they are.
+    """
+
+    python: str = sys.executable
+    device_kind: str = "cpu"
+    kv_cache_gib: int = 1
+    threads_per_replica: int = 1
+    max_model_len: int | None = None
+    startup_timeout_s: float = 240.0
+    seed: int = 0
+    extra_args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class EngineLaunch:
+    """Everything needed to start one engine process and know it is up."""
+
+    pool: str
+    replica: int
+    argv: tuple[str, ...]
+    env: dict[str, str] = field(default_factory=dict)
+    served_model_name: str = ""
+    log_path: str = ""
+    startup_timeout_s: float = 240.0
+    cpu_affinity: tuple[int, ...] = ()
+    """Cores the whole engine (server, scheduler, workers) is confined to; empty: no limit."""
+    port_flag: str = "--port"
+    host_flag: str = "--host"
+
+    @property
+    def label(self) -> str:
+        return f"{self.pool}[{self.replica}]"
+
+    def command(self, host: str, port: int) -> list[str]:
+        return [*self.argv, self.host_flag, host, self.port_flag, str(port)]
+
+    def shell_line(self) -> str:
+        """The command as a user would paste it (host and port left to fill in)."""
+        env = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(self.env.items()))
+        return f"{env} {shlex.join(self.argv)}".strip()
+
+
+_DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+
+
+def vllm_launch(
+    pool: PoolSpec,
+    replica: int,
+    model_path: Path | str,
+    random_weights: bool,
+    max_context_tokens: int,
+    options: EngineOptions,
+    log_dir: Path,
+) -> EngineLaunch:
+    """The vLLM launch of ``replica`` of ``pool`` serving the model at ``model_path``.
+
+    Raises:
+        ExecutorError: the pool cannot be served this way (a split prefill/decode pool on a
+            CPU engine, a dtype the engine lacks on this device kind).
+    """
+    llm = pool.llm
+    if llm is None:
+        raise ExecutorError(f"pool {pool.name!r}: not an LLM pool; it has no engine")
+    if llm.stage != LlmStage.AGGREGATED and options.device_kind == "cpu":
+        raise ExecutorError(
+            f"pool {pool.name!r}: a split {llm.stage.value} pool needs vLLM's KV-transfer connector, "
+            "which vLLM's CPU build does not have; plan aggregated pools for a CPU run"
+        )
+    max_len = min(max_context_tokens, options.max_model_len or DEFAULT_MAX_MODEL_LEN)
+    argv = [
+        options.python, "-m", VLLM_MODULE,
+        "--model", str(model_path),
+        "--served-model-name", llm.model,
+        "--tensor-parallel-size", str(pool.tp),
+        "--pipeline-parallel-size", str(pool.pp),
+        "--max-num-seqs", str(llm.max_num_seqs),
+        "--max-num-batched-tokens", str(max(llm.max_batch_tokens, 1)),
+        "--max-model-len", str(max_len),
+        "--enable-prefix-caching" if llm.prefix_caching else "--no-enable-prefix-caching",
+        "--seed", str(options.seed),
+        "--enable-prompt-tokens-details",  # per-call cached prompt tokens in the usage block
+        "--disable-uvicorn-access-log",
+        "--uvicorn-log-level", "warning",
+    ]  # fmt: skip
+    argv += _dtype_args(pool, options.device_kind)
+    if random_weights:
+        argv += ["--load-format", "dummy", "--skip-tokenizer-init"]
+    env = {"HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
+    affinity: tuple[int, ...] = ()
+    if options.device_kind == "cpu":
+        argv.append("--enforce-eager")  # CUDA graphs do not exist here; compiling costs a minute per start
+        first = replica * options.threads_per_replica
+        core_ids = tuple(c % (os.cpu_count() or 1) for c in range(first, first + options.threads_per_replica))
+        cores = ",".join(str(c) for c in core_ids)
+        env |= {"VLLM_CPU_KVCACHE_SPACE": str(options.kv_cache_gib), "VLLM_CPU_OMP_THREADS_BIND": cores}
+        # The server and scheduler processes too: left free, they are starved by the other replicas'
+        # spinning compute threads and stream a call's tokens late, many to a chunk.
+        affinity = core_ids
+    else:
+        argv += ["--gpu-memory-utilization", f"{llm.memory_utilization:g}"]
+    argv += list(options.extra_args)
+    return EngineLaunch(
+        pool=pool.name,
+        replica=replica,
+        argv=tuple(argv),
+        env=env,
+        served_model_name=llm.model,
+        log_path=str(log_dir / f"{pool.name}-{replica}.log"),
+        startup_timeout_s=options.startup_timeout_s,
+        cpu_affinity=affinity,
+    )
+
+
+def _dtype_args(pool: PoolSpec, device_kind: str) -> list[str]:
+    assert pool.llm is not None
+    dtype = pool.llm.dtype
+    if dtype in _DTYPES:
+        return ["--dtype", _DTYPES[dtype]]
+    if dtype == "fp8" and device_kind == "cuda":
+        return ["--dtype", "bfloat16", "--quantization", "fp8"]
+    raise ExecutorError(
+        f"pool {pool.name!r}: dtype {dtype!r} has no engine setting on a {device_kind} engine "
+        f"(expected one of {sorted(_DTYPES)}{' or fp8' if device_kind == 'cuda' else ''}); set llm.dtype in the plan"
+    )
