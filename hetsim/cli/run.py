@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -46,7 +48,7 @@ def run_command(
     out: Annotated[Path | None, typer.Option("--out", help="Write records (Parquet) and summary.json here")] = None,
     scale: Annotated[str, typer.Option("--scale", help="Model size: auto (tiny on a CPU engine), full, small, tiny")] = "auto",
     weights: Annotated[Path | None, typer.Option("--weights", help="YAML: model name -> real weights (path or hub id)", exists=True, dir_okay=False)] = None,
-    engine_python: Annotated[str | None, typer.Option("--engine-python", help="Interpreter with vLLM installed (default: $HETSIM_ENGINE_PYTHON, else this one)")] = None,
+    engine_python: Annotated[str | None, typer.Option("--engine-python", help="Python with vLLM (default: $HETSIM_ENGINE_PYTHON, else this one)")] = None,
     engine_device: Annotated[str, typer.Option("--engine-device", help="auto, cpu (vLLM's CPU build) or cuda")] = "auto",
     kv_cache_gib: Annotated[int, typer.Option("--kv-cache-gib", help="KV cache of a CPU replica, GiB", min=1)] = 1,
     threads: Annotated[int, typer.Option("--threads-per-replica", help="Cores bound to each CPU replica", min=1)] = 1,
@@ -74,12 +76,16 @@ def run_command(
     if not json:
         console.print("[dim]starting the engines (about 30-70 s each on a CPU)...[/dim]")
 
-    def started(_: Progress) -> None:
+    def started(progress: Progress) -> None:
+        console.print(f"engines ready; running {progress.sessions_total} sessions (Ctrl-C stops and keeps the records so far)")
         if not json:
             live.start()
 
     try:
-        outcome = run(request, progress, on_started=started)
+        # Ray's driver threads print worker deaths (the fault injection's, say) to stdout, which
+        # belongs to the JSON document and the table: send them to stderr with the progress.
+        with contextlib.redirect_stdout(sys.stderr):
+            outcome = run(request, progress, on_started=started)
     finally:
         live.stop()
     if json:
@@ -110,16 +116,21 @@ def _progress_table(progress: Progress) -> Table:
 
 def _print_summary(summary: dict) -> None:
     calls, run_info, sessions = summary["llm_calls"], summary["run"], summary["sessions"]
+    sessions_note = f"{sessions.get('failed', 0)} failed; e2e p50 {fmt(sessions.get('e2e_s', {}).get('p50'))} s"
+    calls_note = f"{calls['failed']} failed, {calls['retried_calls']} retried ({calls['retries']} retries)"
+    tbt = f"{fmt(calls['tbt_mean_s']['p50'] * 1e3)} / {fmt(calls['tbt_mean_s']['p99'] * 1e3)} ms"
+    starts = ", ".join(f"{r['pool']}[{r['replica']}] {fmt(r['startup_s'])} s" for r in run_info["replicas"])
+    restarts = sum(r["restarts"] for r in run_info["replicas"])
     rows = [
-        ("sessions", f"{sessions.get('completed', 0)} of {sessions['count']} completed", f"{sessions.get('failed', 0)} failed; e2e p50 {fmt(sessions.get('e2e_s', {}).get('p50'))} s"),
-        ("LLM calls", f"{calls['completed']} of {calls['count']} completed", f"{calls['failed']} failed, {calls['retried_calls']} retried ({calls['retries']} retries)"),
+        ("sessions", f"{sessions.get('completed', 0)} of {sessions['count']} completed", sessions_note),
+        ("LLM calls", f"{calls['completed']} of {calls['count']} completed", calls_note),
         ("token counts as asked", f"{calls['token_counts_exact']} of {calls['count']} calls", "prompt and output tokens the engine counted"),
         ("TTFT p50 / p90 / p99", " / ".join(f"{fmt(calls['ttft_s'][p] * 1e3)}" for p in ("p50", "p90", "p99")) + " ms", "measured at the client"),
-        ("TBT mean p50 / p99", f"{fmt(calls['tbt_mean_s']['p50'] * 1e3)} / {fmt(calls['tbt_mean_s']['p99'] * 1e3)} ms", f"worst gap p99 {fmt(calls['tbt_max_s']['p99'] * 1e3)} ms"),
+        ("TBT mean p50 / p99", tbt, f"worst gap p99 {fmt(calls['tbt_max_s']['p99'] * 1e3)} ms"),
         ("call e2e p50 / p99", f"{fmt(calls['e2e_s']['p50'])} / {fmt(calls['e2e_s']['p99'])} s", ""),
         ("output tokens/s", fmt(calls["output_tokens_per_s"], 4), f"preemptions {calls['preemptions']} (engine counters)"),
         ("utilisation", ", ".join(f"{k} {v:.0%}" for k, v in summary["utilization"].items()), "busy share (engine metrics, sampled)"),
-        ("engine start", ", ".join(f"{r['pool']}[{r['replica']}] {fmt(r['startup_s'])} s" for r in run_info["replicas"]), f"restarts {sum(r['restarts'] for r in run_info['replicas'])}"),
+        ("engine start", starts, f"restarts {restarts}"),
         ("fleet $/h (plan devices)", fmt(summary["cost"]["fleet_usd_per_h"], 4), "; ".join(summary["provenance"]["cost"])),
     ]
     if summary["sla"]:

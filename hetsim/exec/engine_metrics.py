@@ -98,7 +98,8 @@ class MetricsLog:
         busy = float(widths[running > 0].sum())
         mean_batch = float((running * widths).sum() / busy) if busy > 0 else 0.0
         steps = mine["steps"].ffill().fillna(0.0).to_numpy()
-        step_count = int(np.clip(np.diff(steps), 0, None).sum())  # a restarted engine counts from zero again
+        changes = np.diff(steps)
+        step_count = int(np.where(changes < 0, steps[1:], changes).sum())  # a restarted engine counts from zero again
         usage = mine["kv_usage"].dropna()
         peak = round(float(usage.max()) * total_blocks) if len(usage) else 0
         return (pool, replica, device, devices, busy, step_count, len(mine), mean_batch, total_blocks, peak)
