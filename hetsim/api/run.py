@@ -25,6 +25,7 @@ from typing import Any
 
 import pandas as pd
 
+from hetsim.api.deploy import load_weights
 from hetsim.api.simulate import assign_model, pool_costs
 from hetsim.api.traces import load_trace
 from hetsim.api.workloads import load as load_workload
@@ -40,7 +41,7 @@ from hetsim.io.catalog import load_catalog
 from hetsim.io.models import load_models
 from hetsim.io.plans import load_plan, load_scenario
 from hetsim.io.results import write_results
-from hetsim.io.yamlfile import load_spec, read_yaml
+from hetsim.io.yamlfile import load_spec
 from hetsim.metrics.summary import Sla, summarize
 from hetsim.perf.model_scale import ModelScale, scale_named
 from hetsim.sim.records import REPLICA_COLUMNS
@@ -232,7 +233,7 @@ def _engines(
     if request.backend != "vllm":
         raise ExecutorError(f"--backend: expected vllm or openai, got {request.backend!r}")
     version = engine_version(options.python)
-    served = served_models(llm_pools, models, scale, _weights(request.weights), workdir / "models")
+    served = served_models(llm_pools, models, scale, load_weights(request.weights), workdir / "models")
     launches = engine_launches(llm_pools, served, options, _log_dir(request, workdir))
     devices = {pool.name: pool.devices_per_replica for pool in llm_pools.values()}
     cluster = EngineCluster.start(launches, request.ray_address, options.device_kind, devices, options.threads_per_replica)
@@ -247,15 +248,6 @@ def _endpoints(path: Path | None, llm_pools) -> EndpointsSpec:
         if pool.name not in spec.pools:
             raise ExecutorError(f"{path}: pools: expected an entry for the plan's LLM pool {pool.name!r}, got {sorted(spec.pools)}")
     return spec
-
-
-def _weights(path: Path | None) -> dict[str, str]:
-    if path is None:
-        return {}
-    data = read_yaml(path, ExecutorError)
-    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
-        raise ExecutorError(f"{path}: expected a mapping of catalog model name to a local path or hub id, got {type(data).__name__}")
-    return data
 
 
 def _log_dir(request: RunRequest, workdir: Path) -> Path:

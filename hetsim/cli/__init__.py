@@ -28,7 +28,7 @@ _COMMAND_MODULES: tuple[tuple[str, str], ...] = (
     ("bench", "commands"),
     ("simulate", "commands"),
     ("run", "commands"),
-    ("plan", "commands"),
+    ("plan", "group"),
     ("compare", "commands"),
     ("sweep", "commands"),
     ("reproduce", "group"),

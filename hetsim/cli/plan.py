@@ -8,19 +8,21 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from hetsim.api.deploy import export_plan
 from hetsim.api.plan import plan_fleet, result_frames
 from hetsim.api.report import write_plan_outputs
 from hetsim.cli.output import JsonOption, fmt, print_json, print_table
+from hetsim.exec.deploy import DEFAULT_ENGINE_IMAGE, DEFAULT_ROUTER_IMAGE, DeployOptions
+
+app = typer.Typer(help="Plan a fleet (hetsim plan --fleet F), or export a plan for deployment (hetsim plan export).")
 
 
-def register(app: typer.Typer) -> None:
-    app.command("plan")(plan_command)
-
-
+@app.callback(invoke_without_command=True)
 def plan_command(
+    ctx: typer.Context,
     fleet: Annotated[
-        Path, typer.Option("--fleet", "-f", help="Fleet file: inventory, catalog, demand", exists=True, dir_okay=False)
-    ],
+        Path | None, typer.Option("--fleet", "-f", help="Fleet file: inventory, catalog, demand", exists=True, dir_okay=False)
+    ] = None,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Plan file to write (default: reports/<fleet>/plan.yaml)")
     ] = None,
@@ -33,6 +35,10 @@ def plan_command(
     json: JsonOption = False,
 ) -> None:
     """Place every stage of the demand on the fleet at the lowest TCO meeting the SLA; verify and report."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if fleet is None:
+        raise typer.BadParameter("expected --fleet FILE (or a sub-command: export)", param_hint="--fleet")
     console = Console(stderr=True)
     with console.status("planning") as status:
         result = plan_fleet(fleet, workload, rate, verify, progress=lambda text: status.update(text))
@@ -68,3 +74,23 @@ def plan_command(
     ]
     for line in lines:
         typer.echo(line)
+
+
+@app.command("export")
+def export_command(
+    plan: Annotated[Path, typer.Option("--plan", "-p", help="Plan file to export", exists=True, dir_okay=False)],
+    export_format: Annotated[str, typer.Option("--format", help="k8s (Kubernetes manifests) or ray-serve (a Ray Serve config)")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="YAML file to write")],
+    weights: Annotated[Path | None, typer.Option("--weights", help="YAML: model name -> weights (path or hub id)", exists=True, dir_okay=False)] = None,
+    engine_image: Annotated[str, typer.Option("--engine-image", help="Container image of the engine (k8s)")] = DEFAULT_ENGINE_IMAGE,
+    router_image: Annotated[str, typer.Option("--router-image", help="Container image of each pool's router (k8s)")] = DEFAULT_ROUTER_IMAGE,
+    namespace: Annotated[str, typer.Option("--namespace", help="Kubernetes namespace")] = "default",
+    json: JsonOption = False,
+) -> None:
+    """Write a plan as Kubernetes manifests (engine Deployment, Service and router per LLM pool)
+    or as a Ray Serve config (Ray Serve LLM's OpenAI app), with the engine arguments hetsim run uses."""
+    summary = export_plan(plan, export_format, out, weights, DeployOptions(engine_image, router_image, namespace))
+    if json:
+        print_json(summary)
+        return
+    Console().print(f"wrote {summary['written']}: {summary['documents']} documents ({', '.join(summary['kinds'])}) for plan {summary['plan']}")

@@ -121,9 +121,10 @@ def vllm_launch(
         "--uvicorn-log-level", "warning",
     ]  # fmt: skip
     argv += _dtype_args(pool, options.device_kind)
-    if random_weights:
+    env = {"VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
+    if random_weights:  # a config-only directory: nothing to fetch from a hub
         argv += ["--load-format", "dummy", "--skip-tokenizer-init"]
-    env = {"HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
+        env["HF_HUB_OFFLINE"] = "1"
     affinity: tuple[int, ...] = ()
     if options.device_kind == "cpu":
         argv.append("--enforce-eager")  # CUDA graphs do not exist here; compiling costs a minute per start

@@ -1,0 +1,238 @@
+"""A plan as deployment manifests, for clusters that deploy by manifest rather than through
+``hetsim run``: Kubernetes (a Deployment and a Service per LLM pool, running vLLM with the same
+arguments ``hetsim run`` gives it, the device's resource request, and a router in front of each
+pool), or a Ray Serve config (Ray Serve LLM's OpenAI app, one ``LLMConfig`` per pool).
+
+Pure data: the documents are built as dicts; the caller writes them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hetsim.errors import ExecutorError
+from hetsim.exec.engine import EngineOptions, vllm_launch
+from hetsim.specs.catalog import HardwareCatalog, ModelCatalog
+from hetsim.specs.hardware import AcceleratorSpec
+from hetsim.specs.plan import LlmStage, PlanSpec, PoolSpec, RoutingPolicy
+
+ENGINE_PORT = 8000
+DEFAULT_ENGINE_IMAGE = "vllm/vllm-openai:latest"
+DEFAULT_ROUTER_IMAGE = "lmsysorg/sglang-router:latest"
+"""The router in front of a pool on Kubernetes: SGLang's model gateway (the vLLM Router is a fork
+of it with the same flags), discovering the pool's pods by label."""
+
+# Kubernetes extended-resource names of each vendor's device plugin.
+_RESOURCE = {"nvidia": "nvidia.com/gpu", "amd": "amd.com/gpu", "intel": "habana.ai/gaudi", "google": "google.com/tpu"}
+# Router policies: the plan's policy -> the gateway's closest one.
+_ROUTER_POLICY = {
+    RoutingPolicy.ROUND_ROBIN: "round_robin",
+    RoutingPolicy.PREFIX_AWARE: "cache_aware",
+    RoutingPolicy.LEAST_OUTSTANDING: "power_of_two",  # load-aware; the gateway has no exact least-outstanding
+}
+# Ray's accelerator_type names (ray.util.accelerators) by hetsim device profile prefix.
+_RAY_ACCELERATOR = (
+    ("h100", "H100"), ("h200", "H200"), ("b200", "B200"), ("a100-40", "A100-40G"), ("a100-80", "A100-80G"),
+    ("l40s", "L40S"), ("l4", "L4"), ("mi300x", "AMD-Instinct-MI300X-OAM"), ("mi325x", "AMD-Instinct-MI325X-OAM"),
+    ("mi355x", "AMD-Instinct-MI355X-OAM"), ("gaudi", "Intel-GAUDI"), ("tpu-v5e", "TPU-V5LITEPOD"), ("tpu-v6e", "TPU-V6E"),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    engine_image: str = DEFAULT_ENGINE_IMAGE
+    router_image: str = DEFAULT_ROUTER_IMAGE
+    namespace: str = "default"
+
+
+def _name(text: str) -> str:
+    """A DNS-1123 label (what Kubernetes accepts as a name)."""
+    label = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
+    return label[:63].rstrip("-") or "pool"
+
+
+def model_source(model: str, models: ModelCatalog, weights: dict[str, str]) -> str:
+    """Where the engine loads the model from: ``weights`` when it names one, else the Hugging
+    Face repository of the catalog's config source."""
+    if model in weights:
+        return weights[model]
+    spec = models.model(model)
+    match = re.search(r"huggingface\.co/([^/]+/[^/]+)", " ".join(str(v) for v in spec.sources.values()))
+    if match is None:
+        raise ExecutorError(f"model {model!r}: the catalog names no Hugging Face repository; name its weights in a --weights file")
+    return match.group(1)
+
+
+def _llm_pools(plan: PlanSpec) -> list[PoolSpec]:
+    pools = [p for p in plan.pools if p.llm is not None]
+    for pool in pools:
+        assert pool.llm is not None
+        if pool.llm.stage != LlmStage.AGGREGATED:
+            raise ExecutorError(f"plan pool {pool.name!r}: split prefill/decode pools are not exported yet; export aggregated pools")
+    if not pools:
+        raise ExecutorError("plan: no LLM pool to deploy")
+    return pools
+
+
+def _engine_args(pool: PoolSpec, source: str, device_kind: str) -> tuple[list[str], dict[str, str]]:
+    """vLLM's arguments and environment for ``pool``, as ``hetsim run`` builds them (interpreter
+    and module left off; no context cap and no core binding: the cluster decides those)."""
+    options = EngineOptions(python="python3", device_kind=device_kind)
+    launch = vllm_launch(pool, 0, source, False, 1 << 30, options, Path("/tmp"))
+    argv = list(launch.argv[3:])
+    index = argv.index("--max-model-len")  # the model's own context (the engine reads it from the config)
+    del argv[index : index + 2]
+    env = {k: v for k, v in launch.env.items() if k != "VLLM_CPU_OMP_THREADS_BIND"}
+    return argv, env
+
+
+def _device_kind(device: AcceleratorSpec) -> str:
+    return "cpu" if device.kind.value == "cpu" else "cuda"
+
+
+def kubernetes_manifests(plan: PlanSpec, hardware: HardwareCatalog, models: ModelCatalog, weights: dict[str, str],
+                         options: DeployOptions) -> list[dict[str, Any]]:  # fmt: skip
+    """Deployment + Service per LLM pool, and a router Deployment + Service in front of each."""
+    documents: list[dict[str, Any]] = []
+    for pool in _llm_pools(plan):
+        assert pool.llm is not None
+        device = hardware.accelerator(pool.device)
+        name = _name(f"{plan.name}-{pool.name}")
+        labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": _name(plan.name), "hetsim.io/pool": _name(pool.name)}
+        args, env = _engine_args(pool, model_source(pool.llm.model, models, weights), _device_kind(device))
+        documents += [
+            _engine_deployment(name, labels, pool, device, args, env, options),
+            _service(name, labels, ENGINE_PORT, options),
+            _router_deployment(name, labels, pool, options),
+            _service(f"{name}-router", {**labels, "app.kubernetes.io/component": "router"}, ENGINE_PORT, options),
+        ]
+    return documents
+
+
+def _resources(pool: PoolSpec, device: AcceleratorSpec) -> dict[str, dict[str, str]]:
+    devices = pool.devices_per_replica
+    if device.kind.value == "cpu":
+        return {"requests": {"cpu": str(devices)}, "limits": {"cpu": str(devices)}}
+    resource = _RESOURCE.get(device.vendor.lower())
+    if resource is None:
+        raise ExecutorError(f"device {device.name!r}: no Kubernetes device-plugin resource known for vendor {device.vendor!r}")
+    return {"requests": {resource: str(devices)}, "limits": {resource: str(devices)}}
+
+
+def _engine_deployment(name: str, labels: dict[str, str], pool: PoolSpec, device: AcceleratorSpec, args: list[str],
+                       env: dict[str, str], options: DeployOptions) -> dict[str, Any]:  # fmt: skip
+    probe = {"httpGet": {"path": "/health", "port": ENGINE_PORT}, "periodSeconds": 10}
+    container = {
+        "name": "engine",
+        "image": options.engine_image,
+        "command": ["python3", "-m", "vllm.entrypoints.openai.api_server"],
+        "args": [*args, "--host", "0.0.0.0", "--port", str(ENGINE_PORT)],
+        "env": [{"name": k, "value": v} for k, v in sorted(env.items())],
+        "ports": [{"containerPort": ENGINE_PORT, "name": "http"}],
+        "resources": _resources(pool, device),
+        "readinessProbe": probe,
+        "startupProbe": probe | {"failureThreshold": 120},
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": options.namespace, "labels": labels,
+                     "annotations": {"hetsim.io/device": device.name, "hetsim.io/plan-pool": pool.name}},
+        "spec": {
+            "replicas": pool.replicas,
+            "selector": {"matchLabels": {"app.kubernetes.io/name": name}},
+            "template": {
+                "metadata": {"labels": labels},
+                # nodes carrying this device are labelled by the operator (kubectl label node ... hetsim.io/device=...)
+                "spec": {"containers": [container], "nodeSelector": {"hetsim.io/device": device.name}},
+            },
+        },
+    }  # fmt: skip
+
+
+def _router_deployment(name: str, labels: dict[str, str], pool: PoolSpec, options: DeployOptions) -> dict[str, Any]:
+    router_labels = {**labels, "app.kubernetes.io/name": f"{name}-router", "app.kubernetes.io/component": "router"}
+    container = {
+        "name": "router",
+        "image": options.router_image,
+        "command": ["python3", "-m", "sglang_router.launch_router"],
+        "args": [
+            "--host", "0.0.0.0", "--port", str(ENGINE_PORT), "--policy", _ROUTER_POLICY[pool.routing],
+            "--service-discovery", "--selector", f"app.kubernetes.io/name={name}",
+            "--service-discovery-port", str(ENGINE_PORT), "--service-discovery-namespace", options.namespace,
+        ],
+        "ports": [{"containerPort": ENGINE_PORT, "name": "http"}],
+        "resources": {"requests": {"cpu": "1"}},
+    }  # fmt: skip
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": f"{name}-router", "namespace": options.namespace, "labels": router_labels,
+                     "annotations": {"hetsim.io/routing": f"plan {pool.routing.value} -> gateway {_ROUTER_POLICY[pool.routing]}"}},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app.kubernetes.io/name": f"{name}-router"}},
+            "template": {"metadata": {"labels": router_labels}, "spec": {"containers": [container]}},
+        },
+    }  # fmt: skip
+
+
+def _service(name: str, labels: dict[str, str], port: int, options: DeployOptions) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": options.namespace, "labels": labels},
+        "spec": {"selector": {"app.kubernetes.io/name": name}, "ports": [{"name": "http", "port": port, "targetPort": port}]},
+    }
+
+
+def ray_serve_config(plan: PlanSpec, hardware: HardwareCatalog, models: ModelCatalog, weights: dict[str, str]) -> dict[str, Any]:
+    """A Ray Serve config file: Ray Serve LLM's OpenAI app with one LLMConfig per LLM pool."""
+    configs = []
+    for pool in _llm_pools(plan):
+        assert pool.llm is not None
+        device = hardware.accelerator(pool.device)
+        config: dict[str, Any] = {
+            "model_loading_config": {"model_id": pool.llm.model, "model_source": model_source(pool.llm.model, models, weights)},
+            "deployment_config": {"name": _name(pool.name), "num_replicas": pool.replicas},
+            "engine_kwargs": _engine_kwargs(pool, device),
+        }
+        accelerator = next((ray for prefix, ray in _RAY_ACCELERATOR if device.name.startswith(prefix)), None)
+        if accelerator is not None:
+            config["accelerator_type"] = accelerator
+        configs.append(config)
+    app = {"name": _name(plan.name), "route_prefix": "/", "import_path": "ray.serve.llm:build_openai_app", "args": {"llm_configs": configs}}
+    return {"applications": [app]}
+
+
+def _engine_kwargs(pool: PoolSpec, device: AcceleratorSpec) -> dict[str, Any]:
+    """The engine arguments of ``hetsim run`` as vLLM keyword arguments."""
+    args, _ = _engine_args(pool, "model", _device_kind(device))
+    kwargs: dict[str, Any] = {}
+    index = 0
+    skip = {"--model", "--served-model-name", "--disable-uvicorn-access-log", "--uvicorn-log-level", "--enable-prompt-tokens-details"}
+    while index < len(args):
+        flag = args[index]
+        has_value = index + 1 < len(args) and not args[index + 1].startswith("--")
+        value: Any = args[index + 1] if has_value else True
+        index += 2 if has_value else 1
+        if flag in skip:
+            continue
+        if flag.startswith("--no-"):
+            kwargs[flag[5:].replace("-", "_")] = False
+            continue
+        kwargs[flag[2:].replace("-", "_")] = _number(value)
+    return kwargs
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, str):
+        for kind in (int, float):
+            try:
+                return kind(value)
+            except ValueError:
+                pass
+    return value
