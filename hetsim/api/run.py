@@ -36,7 +36,17 @@ from hetsim.exec.cluster import EngineCluster
 from hetsim.exec.engine import EngineOptions
 from hetsim.exec.prompts import PromptBuilder
 from hetsim.exec.runtime import AgentRuntime, Fault, Progress, RuntimeSettings
-from hetsim.exec.setup import ServedModel, engine_launches, engine_version, layout, llm_runs, served_models, work_runs
+from hetsim.exec.setup import (
+    ServedModel,
+    engine_launches,
+    engine_version,
+    layout,
+    llm_runs,
+    model_amounts,
+    served_models,
+    stage_networks,
+    work_runs,
+)
 from hetsim.io.catalog import load_catalog
 from hetsim.io.models import load_models
 from hetsim.io.plans import load_plan, load_scenario
@@ -169,8 +179,9 @@ def run(request: RunRequest, progress: Progress | None = None, on_started: Calla
     """
     started = time.perf_counter()
     plan, trace, block, sla, tco, described = _resolve(request)
-    pools = layout(plan, trace)
     hardware, models = load_catalog(plan.profile_set), load_models()
+    pools = layout(plan, trace, models)
+    amounts = model_amounts(trace, models)
     device_kind = _device_kind(request.engine_device)
     scale = _scale(request.scale, device_kind)
     options = EngineOptions(
@@ -187,12 +198,14 @@ def run(request: RunRequest, progress: Progress | None = None, on_started: Calla
     try:
         cluster, engine, served = _engines(request, pools.llm_pools, models, scale, options, workdir)
         llm = llm_runs(pools.llm_pools, cluster, served, options)
-        work, notes = work_runs(pools.work_pools, request.seed)
+        cluster.start_stages(stage_networks(pools.work_pools, models, scale), request.ray_address, request.seed)
+        work, notes = work_runs(pools.work_pools, request.seed, cluster)
         vocab = min((s.vocab_size for s in served.values()), default=32000)
         runtime = AgentRuntime(
             trace, llm, work, pools.work_for, PromptBuilder(trace, vocab, request.seed, block),
             RuntimeSettings(request.seed, request.max_retries, request.recovery_wait_s, request.faults),
             kill=cluster.kill_engine if request.faults else None,
+            amounts=amounts,
         )
         if progress is not None:
             progress.sessions_total = runtime.progress.sessions_total

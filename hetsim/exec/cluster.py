@@ -45,6 +45,8 @@ class EngineCluster:
     backend: str
     started_ray: bool = False
     notes: list[str] = field(default_factory=list)
+    stages: dict[str, list[Any]] = field(default_factory=dict)
+    """Non-LLM pools' replicas (Ray actors running the models' networks), by pool."""
 
     # ---- construction --------------------------------------------------------------------
 
@@ -100,6 +102,29 @@ class EngineCluster:
                 raise ExecutorError(answer["error"])
             replica.url, replica.startup_s, replica.engine_pid = answer["url"], answer["startup_s"], answer["pid"]
 
+    def start_stages(self, pools: Mapping[str, tuple[dict[str, Any], int, int]], address: str, seed: int) -> None:
+        """Start each non-LLM model pool's replicas: ``pools`` maps a pool to (networks by
+        model, replicas, concurrency). A replica reserves ``concurrency`` CPUs and serves that
+        many steps at once (one torch thread each)."""
+        if not pools:
+            return
+        ray = import_ray()
+        needed = sum(replicas * concurrency for _, replicas, concurrency in pools.values())
+        self.started_ray = connect(address, num_cpus=max(needed, _cpu_count())) or self.started_ray
+        from hetsim.bench.stage_models import StageWorker  # torch: only where non-LLM stages run
+
+        for pool, (networks, replicas, concurrency) in pools.items():
+            worker = ray.remote(num_cpus=concurrency, max_concurrency=concurrency, max_restarts=MAX_RESTARTS)(StageWorker)
+            self.stages[pool] = [worker.remote(networks, seed) for _ in range(replicas)]
+        try:
+            ray.get([actor.ready.remote() for actors in self.stages.values() for actor in actors], timeout=300)
+        except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as exc:
+            raise ExecutorError(f"non-LLM pools: a replica did not start: {str(exc).splitlines()[0]}") from None
+
+    async def serve_stage(self, pool: str, index: int, model: str, units: float) -> dict[str, float]:
+        """Run one non-LLM step on replica ``index`` of ``pool``."""
+        return await self.stages[pool][index].run.remote(model, units)
+
     # ---- during the run ------------------------------------------------------------------
 
     def all(self) -> list[Replica]:
@@ -141,6 +166,13 @@ class EngineCluster:
         """Stop the engines, end the actors, and Ray when this cluster started it. Safe to call
         twice and after a failed start."""
         actors = [r.actor for r in self.all() if r.actor is not None]
+        stage_actors = [a for pool in self.stages.values() for a in pool]
+        self.stages = {}
+        if stage_actors:
+            ray = import_ray()
+            for actor in stage_actors:
+                with contextlib.suppress(Exception):
+                    ray.kill(actor, no_restart=True)
         if actors:
             ray = import_ray()
             with contextlib.suppress(Exception):  # a dead actor has nothing left to stop

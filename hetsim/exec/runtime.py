@@ -81,6 +81,8 @@ class WorkPoolRun:
     router: Router
     slots: list[asyncio.Semaphore]
     index: VectorIndex | None = None
+    serve: Callable[[int, str, float], Awaitable[dict[str, float]]] | None = None
+    """Runs a model step (model, amount in the model's unit) on a replica: real work."""
 
 
 @dataclass
@@ -129,10 +131,13 @@ class AgentRuntime:
         prompts: PromptBuilder,
         settings: RuntimeSettings,
         kill: Callable[[str, int], None] | None = None,
+        amounts: dict[int, float] | None = None,
     ) -> None:
+        """``amounts``: per model step (row), its input in the model's unit (audio seconds, tokens)."""
         self.trace = trace.reset_index(drop=True)
         self.llm_pools, self.work_pools, self.work_for = llm_pools, work_pools, work_for
         self.prompts, self.settings, self.kill = prompts, settings, kill
+        self.amounts = amounts or {}
         self.recorder, self.metrics, self.progress = ExecRecorder(), MetricsLog(), Progress()
         self._rows = _Rows(self.trace)
         self._remaining = self._rows.parent_counts.copy()
@@ -363,7 +368,10 @@ class AgentRuntime:
             async with pool.slots[slot.index]:
                 start = self.clock()
                 self._in_flight[n] = (pool.pool, slot.index, start)
-                if pool.index is not None and rows.node_type[n] == "retrieval":
+                model = rows.model[n]
+                if pool.serve is not None and model is not None:
+                    await pool.serve(slot.index, model, self.amounts.get(n, 1.0))
+                elif pool.index is not None and rows.node_type[n] == "retrieval":
                     await asyncio.to_thread(pool.index.search, int(rows.step_id[n]) * 7919 + hash(rows.session[n]) % 7919)
                 else:
                     duration = float(rows.duration_s[n])

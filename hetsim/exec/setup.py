@@ -15,14 +15,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from hetsim.errors import ExecutorError
+from hetsim.errors import ExecutorError, HetsimError
 from hetsim.exec.cluster import EngineCluster
 from hetsim.exec.engine import DEFAULT_MAX_MODEL_LEN, EngineLaunch, EngineOptions, vllm_launch
 from hetsim.exec.model_dir import vocab_size, write_model_dir
 from hetsim.exec.router import Router
 from hetsim.exec.runtime import LlmPoolRun, VectorIndex, WorkPoolRun
-from hetsim.perf.model_scale import ModelScale
+from hetsim.perf.model_scale import ModelScale, scaled_network
+from hetsim.perf.nonllm import model_amount
 from hetsim.specs.catalog import ModelCatalog
+from hetsim.specs.model import NetworkSpec
 from hetsim.specs.plan import LlmStage, PlanSpec, PoolSpec
 
 WORK_NODE_TYPES = ("tool", "code_exec", "retrieval")
@@ -52,12 +54,12 @@ class PoolLayout:
     notes: list[str] = field(default_factory=list)
 
 
-def layout(plan: PlanSpec, trace: pd.DataFrame) -> PoolLayout:
+def layout(plan: PlanSpec, trace: pd.DataFrame, models: ModelCatalog) -> PoolLayout:
     """Which pool serves what; every step type of the trace must be served.
 
     Raises:
-        ExecutorError: split prefill/decode pools, two pools for one model, non-LLM model pools
-            (no real implementation yet), or trace steps no pool serves.
+        ExecutorError: split prefill/decode pools, two pools for one model, a non-LLM model
+            without a network to run, or trace steps no pool serves.
     """
     llm_pools: dict[str, PoolSpec] = {}
     work_pools: dict[str, PoolSpec] = {}
@@ -73,11 +75,11 @@ def layout(plan: PlanSpec, trace: pd.DataFrame) -> PoolLayout:
                 raise ExecutorError(f"plan pool {pool.name!r}: model {pool.llm.model!r} already has pool {llm_pools[pool.llm.model].name!r}")
             llm_pools[pool.llm.model] = pool
             continue
-        if pool.models:
-            raise ExecutorError(
-                f"plan pool {pool.name!r}: serves models {list(pool.models)}; hetsim run executes LLM, tool, "
-                "code_exec and retrieval pools only (non-LLM model stages are not implemented yet)"
-            )
+        for model_name in pool.models:
+            if models.model(model_name).network is None:
+                raise ExecutorError(f"plan pool {pool.name!r}: model {model_name!r} has no 'network' in the catalog to execute")
+            work_for.setdefault(model_name, pool.name)
+            work_for.setdefault(models.model(model_name).name, pool.name)
         work_pools[pool.name] = pool
         for node_type in pool.node_types:
             work_for.setdefault(node_type, pool.name)
@@ -87,11 +89,13 @@ def layout(plan: PlanSpec, trace: pd.DataFrame) -> PoolLayout:
 
 def _check_coverage(trace: pd.DataFrame, llm_pools: Mapping[str, PoolSpec], work_for: Mapping[str, str]) -> None:
     types = trace["node_type"].astype(str)
-    models = set(trace.loc[types == "llm", "model"].dropna().astype(str))
-    missing = sorted(models - set(llm_pools))
+    llm_models = set(trace.loc[types == "llm", "model"].dropna().astype(str))
+    missing = sorted(llm_models - set(llm_pools))
     if missing:
         raise ExecutorError(f"plan: no LLM pool serves model(s) {missing} of the trace (pools serve {sorted(llm_pools)})")
-    unserved = sorted(set(types) - {"llm", "external"} - set(work_for))
+    work = trace[~types.isin(["llm", "external"])]
+    served = [m if isinstance(m, str) and m in work_for else t for m, t in zip(work["model"], work["node_type"].astype(str), strict=True)]
+    unserved = sorted(set(served) - set(work_for))
     if unserved:
         raise ExecutorError(f"plan: no pool serves the trace's {unserved} steps")
 
@@ -181,6 +185,13 @@ def llm_runs(plan_pools: Mapping[str, PoolSpec], cluster: EngineCluster, served:
     return runs
 
 
+def _stage_server(cluster: EngineCluster, pool: str):
+    async def serve(index: int, model: str, units: float) -> dict[str, float]:
+        return await cluster.serve_stage(pool, index, model, units)
+
+    return serve
+
+
 def _recoverer(cluster: EngineCluster, pool: str):
     async def recover(index: int) -> str | None:
         return await cluster.recover(pool, index)
@@ -188,8 +199,38 @@ def _recoverer(cluster: EngineCluster, pool: str):
     return recover
 
 
-def work_runs(pools: Mapping[str, PoolSpec], seed: int) -> tuple[dict[str, WorkPoolRun], list[str]]:
-    """Work pools with their slots; a retrieval pool gets its generated index."""
+def stage_networks(pools: Mapping[str, PoolSpec], models: ModelCatalog, scale: ModelScale) -> dict[str, tuple[dict, int, int]]:
+    """Per non-LLM model pool: its models' networks at ``scale``, replicas and concurrency."""
+    return {
+        name: ({m: scaled_network(_network(models, m), scale) for m in pool.models}, pool.replicas, pool.concurrency)
+        for name, pool in pools.items()
+        if pool.models
+    }
+
+
+def _network(models: ModelCatalog, name: str) -> NetworkSpec:
+    network = models.model(name).network
+    assert network is not None  # layout() checked it
+    return network
+
+
+def model_amounts(trace: pd.DataFrame, models: ModelCatalog) -> dict[int, float]:
+    """Per non-LLM model step (row): its input in the model's unit (tokens, audio seconds)."""
+    amounts = {}
+    types = trace["node_type"].astype(str).tolist()
+    for n, (model, units, tokens) in enumerate(zip(trace["model"], trace["units"], trace["input_tokens"], strict=True)):
+        if types[n] in ("llm", "external") or not isinstance(model, str):
+            continue
+        try:
+            amounts[n] = model_amount(models.model(model), None if pd.isna(units) else float(units), int(tokens))
+        except HetsimError as exc:
+            raise ExecutorError(f"trace step {trace['session_id'].iloc[n]}/{trace['step_id'].iloc[n]}: {exc}") from None
+    return amounts
+
+
+def work_runs(pools: Mapping[str, PoolSpec], seed: int, cluster: EngineCluster) -> tuple[dict[str, WorkPoolRun], list[str]]:
+    """Work pools with their slots; a retrieval pool gets its generated index, a model pool
+    the call that runs a step on its replicas."""
     runs, notes = {}, []
     for name, pool in pools.items():
         index = None
@@ -203,5 +244,6 @@ def work_runs(pools: Mapping[str, PoolSpec], seed: int) -> tuple[dict[str, WorkP
                 notes.append(f"pool {name}: vector index cut to {rows:,} of {spec.vectors:,} vectors (x{spec.dimension}, fp32) to fit {cap} MiB")
             index = VectorIndex.generate(max(rows, 1), spec.dimension, seed)
         router = Router(name, pool.routing, ["local"] * pool.replicas)
-        runs[name] = WorkPoolRun(name, router, [asyncio.Semaphore(pool.concurrency) for _ in range(pool.replicas)], index)
+        serve = _stage_server(cluster, name) if pool.models else None
+        runs[name] = WorkPoolRun(name, router, [asyncio.Semaphore(pool.concurrency) for _ in range(pool.replicas)], index, serve)
     return runs, notes

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from hetsim.errors import ScenarioError
 from hetsim.perf.transformer import parameter_count
-from hetsim.specs.model import ArchitectureSpec, ModelSpec
+from hetsim.specs.model import ArchitectureSpec, ModelSpec, NetworkSpec
 
 
 @dataclass(frozen=True)
@@ -105,5 +105,23 @@ def scaled_model(model: ModelSpec, scale: ModelScale) -> ModelSpec:
             "active_parameters": active,
             "aliases": (),
             "notes": f"{scale.describe()} of {model.name}; parameters recomputed from the scaled architecture",
+        }
+    )
+
+
+def scaled_network(network: NetworkSpec, scale: ModelScale) -> NetworkSpec:
+    """A non-LLM network at ``scale``: width and depth divided like an LLM's (head size kept);
+    the input per unit and the window are the model's own, so the work per step keeps its shape."""
+    if scale.is_full:
+        return network
+    head_dim = network.hidden_size // network.heads
+    heads = _scaled(network.heads, scale.width_divisor)
+    return network.model_copy(
+        update={
+            "layers": _scaled(network.layers, scale.depth_divisor),
+            "decoder_layers": _scaled(network.decoder_layers, scale.depth_divisor) if network.decoder_layers else 0,
+            "heads": heads,
+            "hidden_size": heads * head_dim,
+            "intermediate_size": _scaled(network.intermediate_size, scale.width_divisor, 16, 16),
         }
     )

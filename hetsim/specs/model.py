@@ -9,6 +9,7 @@ their ``source``.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -100,6 +101,29 @@ class NonLlmCostSpec(FrozenModel):
     source: str
 
 
+class NetworkSpec(FrozenModel):
+    """The shape of a non-LLM model's network, for running it for real (``hetsim run``): a
+    transformer encoder over the step's input (tokens, audio frames or characters), and for
+    speech recognition an autoregressive decoder emitting text tokens."""
+
+    layers: int = Field(ge=1)
+    hidden_size: int = Field(ge=1)
+    heads: int = Field(ge=1)
+    intermediate_size: int = Field(ge=1)
+    input: Literal["tokens", "audio_frames", "characters"]
+    inputs_per_unit: float = Field(gt=0, description="encoder positions per unit of the model's input")
+    max_inputs: int = Field(ge=1, description="positions of one forward pass (context or audio window)")
+    decoder_layers: int = Field(default=0, ge=0)
+    outputs_per_unit: float = Field(default=0.0, ge=0, description="decoded tokens per unit (speech recognition)")
+    source: str
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> NetworkSpec:
+        if self.hidden_size % self.heads:
+            raise ValueError(f"heads: expected a divisor of hidden_size ({self.hidden_size}), got {self.heads}")
+        return self
+
+
 class ModelSpec(SourcedDocument):
     """One catalog entry: an LLM with its architecture, or a non-LLM model with unit costs."""
 
@@ -109,6 +133,7 @@ class ModelSpec(SourcedDocument):
     active_parameters: float | None = Field(default=None, gt=0, description="per token, for MoE")
     architecture: ArchitectureSpec | None = None
     unit_cost: NonLlmCostSpec | None = None
+    network: NetworkSpec | None = Field(default=None, description="non-LLM models: the network hetsim run executes")
     aliases: tuple[str, ...] = ()
     notes: str = ""
 

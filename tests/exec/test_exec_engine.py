@@ -150,3 +150,13 @@ def test_ctrl_c_writes_the_records_so_far_marked_incomplete(tmp_path: Path) -> N
     assert (calls.status == "completed").sum() > 0
     steps = pd.read_parquet(out / "steps.parquet")
     assert (steps.status == "interrupted").any()
+
+
+def test_speech_stages_run_their_networks_on_their_pool(tmp_path: Path) -> None:
+    outcome = run(RunRequest(scenario=ROOT / "scenarios/exec/voice.yaml", duration_s=8, out=tmp_path / "run"))
+    assert outcome.exit_code == 0, outcome.summary["run"]["errors"]
+    steps = outcome.frames["steps"]
+    speech = steps[steps.node_type.isin(["stt", "tts"])]
+    assert len(speech) > 0 and (speech.pool == "speech").all() and (speech.status == "completed").all()
+    assert ((speech.end_s - speech.start_s) > 0).all()  # real forward passes, not zero-length waits
+    assert "speech" in outcome.summary["utilization"]

@@ -241,16 +241,16 @@ def test_an_unknown_routing_policy_is_named() -> None:
 
 
 def test_the_shipped_exec_plan_serves_its_workload(agent_trace: pd.DataFrame) -> None:
-    pools = layout(load_plan(ROOT / "scenarios/exec/plan.yaml"), agent_trace)
+    pools = layout(load_plan(ROOT / "scenarios/exec/plan.yaml"), agent_trace, load_models())
     assert list(pools.llm_pools) == ["llama-3-8b"] and pools.work_for == {"tool": "tools"}
 
 
 def test_plans_the_executor_cannot_run_fail_before_any_engine_starts(agent_trace: pd.DataFrame) -> None:
     with pytest.raises(ExecutorError, match="no pool serves the trace's \\['tool'\\] steps"):
-        layout(_plan(), agent_trace)
+        layout(_plan(), agent_trace, load_models())
     voice = load_plan(ROOT / "scenarios/plans/voice-agent-hetero.yaml")
     with pytest.raises(ExecutorError, match="split prefill/decode"):
-        layout(voice, agent_trace)
+        layout(voice, agent_trace, load_models())
 
 
 # ---- engine metrics ------------------------------------------------------------------------
