@@ -348,7 +348,8 @@ def _measured(
         "trace": context["trace"],
         "models": {m: {"path": s.path, "weights": "random" if s.random_weights else "real", "size": s.scale} for m, s in served.items()},
         "replicas": [
-            {"pool": r.pool, "replica": r.index, "startup_s": r.startup_s, "restarts": r.restarts} for r in cluster.all()
+            {"pool": r.pool, "replica": r.index, "startup_s": r.startup_s, "lost": r.lost, "restarts": r.restarts}
+            for r in cluster.all()
         ],
         "incomplete": interrupted,
         "errors": runtime.progress.errors[-20:],

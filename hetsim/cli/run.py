@@ -120,7 +120,7 @@ def _print_summary(summary: dict) -> None:
     calls_note = f"{calls['failed']} failed, {calls['retried_calls']} retried ({calls['retries']} retries)"
     tbt = f"{fmt(calls['tbt_mean_s']['p50'] * 1e3)} / {fmt(calls['tbt_mean_s']['p99'] * 1e3)} ms"
     starts = ", ".join(f"{r['pool']}[{r['replica']}] {fmt(r['startup_s'])} s" for r in run_info["replicas"])
-    restarts = sum(r["restarts"] for r in run_info["replicas"])
+    restarts = f"lost {sum(r['lost'] for r in run_info['replicas'])}, restarted {sum(r['restarts'] for r in run_info['replicas'])}"
     rows = [
         ("sessions", f"{sessions.get('completed', 0)} of {sessions['count']} completed", sessions_note),
         ("LLM calls", f"{calls['completed']} of {calls['count']} completed", calls_note),
@@ -130,7 +130,7 @@ def _print_summary(summary: dict) -> None:
         ("call e2e p50 / p99", f"{fmt(calls['e2e_s']['p50'])} / {fmt(calls['e2e_s']['p99'])} s", ""),
         ("output tokens/s", fmt(calls["output_tokens_per_s"], 4), f"preemptions {calls['preemptions']} (engine counters)"),
         ("utilisation", ", ".join(f"{k} {v:.0%}" for k, v in summary["utilization"].items()), "busy share (engine metrics, sampled)"),
-        ("engine start", starts, f"restarts {restarts}"),
+        ("engine start", starts, restarts),
         ("fleet $/h (plan devices)", fmt(summary["cost"]["fleet_usd_per_h"], 4), "; ".join(summary["provenance"]["cost"])),
     ]
     if summary["sla"]:

@@ -34,6 +34,9 @@ class Replica:
     startup_s: float = float("nan")
     actor: Any = None
     restarts: int = 0
+    """Times its engine came back after it was lost (Ray restarted the actor, a new engine answered)."""
+    lost: int = 0
+    """Times the runtime found its engine gone."""
     engine_pid: int | None = None
 
 
@@ -141,6 +144,7 @@ class EngineCluster:
         """Wait until Ray has restarted the replica's actor and its new engine is up; its URL,
         or None when it cannot come back (restarts exhausted, start failed, no actor)."""
         replica = self._replica(pool, index)
+        replica.lost += 1
         if replica.actor is None:
             return None
         ray = import_ray()

@@ -86,12 +86,17 @@ def test_the_shipped_cpu_scenario_runs_to_completion(tmp_path: Path) -> None:
 
 
 def test_a_killed_engine_is_restarted_and_its_calls_retried(tmp_path: Path) -> None:
-    outcome = run(RunRequest(scenario=SCENARIO, duration_s=25, faults=(Fault(6.0, "llm", 0),), out=tmp_path / "run"))
+    # 40 s of arrivals: the restarted engine (20-40 s to start beside a busy one) is back before the end
+    outcome = run(RunRequest(scenario=SCENARIO, duration_s=40, faults=(Fault(5.0, "llm", 0),), out=tmp_path / "run"))
     summary, calls = outcome.summary, outcome.frames["llm_calls"]
     sessions = summary["sessions"]
     assert sessions["completed"] + sessions["failed"] == sessions["count"] and sessions["unfinished"] == 0
     assert summary["llm_calls"]["retried_calls"] >= 1
+    assert [r["lost"] for r in summary["run"]["replicas"]] == [1, 0]
     assert [r["restarts"] for r in summary["run"]["replicas"]] == [1, 0]
+    back_after_s = 5.0 + summary["run"]["replicas"][0]["startup_s"]  # the kill, then the new engine's start
+    rejoined = calls[(calls.replica == 0) & (calls.admitted_s > back_after_s) & (calls.status == "completed")]
+    assert len(rejoined) > 0  # the restarted replica serves again
     assert not calls.duplicated(["session_id", "step_id"]).any()  # nothing counted twice
     completed = calls[calls.status == "completed"]
     assert (completed.output_tokens_received == completed.output_tokens).all()
