@@ -137,7 +137,7 @@ def _resolve(request: RunRequest) -> tuple[PlanSpec, pd.DataFrame, int | None, S
     return plan, assign_model(steps_to_frame(synthetic.steps), model), synthetic.meta.block_size_tokens, sla, tco, described
 
 
-def _device_kind(requested: str) -> str:
+def device_kind_for(requested: str) -> str:
     if requested in ("cpu", "cuda"):
         return requested
     if requested != "auto":
@@ -155,7 +155,7 @@ def _scale(requested: str, device_kind: str) -> ModelScale:
     return scale_named(requested)
 
 
-def _host_description() -> str:
+def host_description() -> str:
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
@@ -182,7 +182,7 @@ def run(request: RunRequest, progress: Progress | None = None, on_started: Calla
     hardware, models = load_catalog(plan.profile_set), load_models()
     pools = layout(plan, trace, models)
     amounts = model_amounts(trace, models)
-    device_kind = _device_kind(request.engine_device)
+    device_kind = device_kind_for(request.engine_device)
     scale = _scale(request.scale, device_kind)
     options = EngineOptions(
         python=request.engine_python or os.environ.get("HETSIM_ENGINE_PYTHON") or sys.executable,
@@ -334,7 +334,7 @@ def _measured(
     }
     scales = sorted({s.scale for s in served.values()})
     summary["provenance"]["latency"] = (
-        f"measured: {context['engine']} on this machine ({_host_description()}, {context['device_kind']} engine); "
+        f"measured: {context['engine']} on this machine ({host_description()}, {context['device_kind']} engine); "
         f"models {'; '.join(scales)}"
     )
     plan: PlanSpec = context["plan"]
@@ -343,7 +343,7 @@ def _measured(
         "backend": cluster.backend,
         "engine": context["engine"],
         "engine_device": context["device_kind"],
-        "host": _host_description(),
+        "host": host_description(),
         "plan_devices": sorted({p.device for p in plan.pools}),
         "trace": context["trace"],
         "models": {m: {"path": s.path, "weights": "random" if s.random_weights else "real", "size": s.scale} for m, s in served.items()},

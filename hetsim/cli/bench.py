@@ -6,9 +6,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
 from hetsim.api.bench import bench
+from hetsim.api.bench_engine import bench_engine
 from hetsim.cli.output import JsonOption, fmt, print_json, print_table
+from hetsim.errors import CalibrationError
 
 
 def register(app: typer.Typer) -> None:
@@ -28,9 +31,19 @@ def bench_command(
         str | None, typer.Option("--profile", help="cuda only: the GPU's accelerator profile, e.g. h100-sxm")
     ] = None,
     profiles: Annotated[Path | None, typer.Option("--profiles", help="Folder of hardware profiles")] = None,
+    engine: Annotated[str | None, typer.Option("--engine", help="Profile a serving engine instead: vllm")] = None,
+    model: Annotated[str, typer.Option("--model", help="--engine: the catalog model it serves")] = "llama-3-8b",
+    scale: Annotated[str, typer.Option("--scale", help="--engine: model size (auto: tiny on a CPU engine)")] = "auto",
+    engine_python: Annotated[str | None, typer.Option("--engine-python", help="--engine: Python with vLLM (default: $HETSIM_ENGINE_PYTHON)")] = None,
     json: JsonOption = False,
 ) -> None:
-    """Run microbenchmarks, fit efficiency curves and write calibration + raw rows (+ host profile)."""
+    """Run microbenchmarks, fit efficiency curves and write calibration + raw rows (+ host profile).
+
+    With --engine vllm: profile the serving engine itself on a synthetic grid (prefill lengths,
+    decode batches) through its API, and write its overheads (--profile names the device it ran on)."""
+    if engine is not None:
+        _engine_command(engine, model, profile or "host-xeon-spr-2vcpu", scale, engine_python, device, out, json)
+        return
     result = bench(device, out, quick, profile, profiles)
     if json:
         print_json(result)
@@ -45,3 +58,24 @@ def bench_command(
                f"{result['provenance']['tool']}")
     print_table(f"calibration of {result['device']}", ("kind", "dtype", "points", "side / axis", "knots",
                 "median efficiency", "fit median |err|", "fit p90 |err|"), rows, caption=caption)
+
+
+def _engine_command(engine: str, model: str, profile: str, scale: str, engine_python: str | None, device: str,
+                    out: Path | None, json: bool) -> None:  # fmt: skip
+    if engine != "vllm":
+        raise CalibrationError(f"--engine: expected vllm, got {engine!r}")
+    console = Console(stderr=True)
+    with console.status("profiling the engine") as status:
+        result = bench_engine(model, profile, scale, engine_python, "cpu" if device == "cpu" else "cuda", out,
+                              progress=lambda text: status.update(f"profiling the engine: {text}"))  # fmt: skip
+    if json:
+        print_json(result)
+        return
+    rows = [("prefill" if r["prefill"] else "decode", int(r["tokens"]), int(r["batch"]), fmt(r["measured_s"] * 1e3),
+             fmt(r["kernels_s"] * 1e3), fmt(r["fitted_s"] * 1e3), f"{r['error']:+.1%}") for r in result["rows"]]  # fmt: skip
+    caption = (f"{result['engine']} on {result['device']}, {result['model']}: step overhead "
+               f"{fmt(result['step_overhead_s'] * 1e3)} ms + {fmt(result['sequence_overhead_s'] * 1e3)} ms per sequence, "
+               f"request overhead {fmt(result['request_overhead_s'] * 1e3)} ms; fit median |error| "
+               f"{result['fit']['median_abs_error']:.1%}, max {result['fit']['max_abs_error']:.1%}; wrote {result['written']}")
+    print_table("engine calibration", ("step", "tokens", "batch", "measured ms", "kernels ms (model)", "fitted ms", "error"), rows,
+                caption=caption)

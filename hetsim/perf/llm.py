@@ -231,12 +231,13 @@ class LlmReplica:
             for op in head_ops(self.arch, tokens, len(batch), self.precision, self.shard.tp)
         )
         pp = self.shard.pp
-        seconds = pp * (stage_s + all_reduce_s) + (pp - 1) * handoff_s + head_s
+        engine_s = self.engine_step_overhead_s(len(batch))
+        seconds = pp * (stage_s + all_reduce_s) + (pp - 1) * handoff_s + head_s + engine_s
         by_bound = {b: s * pp for b, s in by_bound.items()}
         by_bound[Bound.NETWORK] = pp * all_reduce_s + (pp - 1) * handoff_s
-        by_bound[Bound.OVERHEAD] = by_bound.get(Bound.OVERHEAD, 0.0) + head_s
+        by_bound[Bound.OVERHEAD] = by_bound.get(Bound.OVERHEAD, 0.0) + head_s + engine_s
         bound = max(by_bound, key=lambda b: by_bound[b])
-        return StepEstimate(seconds, stage_s + all_reduce_s + head_s / pp, bound, self.perf.provenance, by_bound)
+        return StepEstimate(seconds, stage_s + all_reduce_s + (head_s + engine_s) / pp, bound, self.perf.provenance, by_bound)
 
     def decode_step_times(self, batch_size: int, contexts: Sequence[int]) -> list[float]:
         """Decode step time for ``batch_size`` sequences at each context length (vectorised over
@@ -369,13 +370,30 @@ class LlmReplica:
 
     def _row_part_s(self, rows: int) -> float:
         """Step time that depends only on the sequences in the batch (final norm and LM head
-        of the rows that sample); cached per row count."""
+        of the rows that sample, and the engine's step and per-sequence overheads); cached per
+        row count."""
         cache = self._row_part_cache
         value = cache.get(rows)
         if value is None:
             ops = head_ops(self.arch, 1, rows, self.precision, self.shard.tp)[1:]
-            value = cache[rows] = sum(self.perf.seconds(op.kind, op.dtype, op.flops, op.bytes, op.count) for op in ops)
+            head_s = sum(self.perf.seconds(op.kind, op.dtype, op.flops, op.bytes, op.count) for op in ops)
+            value = cache[rows] = head_s + self.engine_step_overhead_s(rows)
         return value
+
+    def engine_step_overhead_s(self, rows: int) -> float:
+        """What the serving engine adds to a step of ``rows`` sequences (scheduling, sampling);
+        0 without an engine calibration of this device."""
+        engine = self.perf.calibration.engine if self.perf.calibration is not None else None
+        if engine is None:
+            return 0.0
+        return engine.step_overhead_s + engine.sequence_overhead_s * rows
+
+    @property
+    def request_overhead_s(self) -> float:
+        """Latency a request pays before it reaches the scheduler (the engine's API); 0
+        without an engine calibration."""
+        engine = self.perf.calibration.engine if self.perf.calibration is not None else None
+        return 0.0 if engine is None else engine.request_overhead_s
 
     @cached_property
     def _attention_params(self) -> tuple[float, float, float, tuple[tuple[int, int | None], ...]]:

@@ -100,7 +100,7 @@ def _build_llm_routes(sim: Simulation, plan: PlanSpec, hardware, models, calibra
             _server(env, replica, pool, sim.on_llm_done, max_skip, sim.tables.prefix_block_tokens, router)
             for _ in range(pool.replicas)
         ]
-        route = LlmRoute(pool.name, servers, pool.routing.value, state=router)
+        route = LlmRoute(pool.name, servers, pool.routing.value, state=router, request_overhead_s=replica.request_overhead_s)
         if pool.llm.stage == LlmStage.PREFILL:
             transfer = prefill_pools[pool.name]
             decode_pool = plan.pool(transfer.decode_pool)

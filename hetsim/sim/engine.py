@@ -52,6 +52,7 @@ _ARRIVALS: Final = 0
 _DELAY_END: Final = 1
 _WORK_END: Final = 2
 _TO_DECODE: Final = 3
+_SUBMIT: Final = 4
 
 
 @dataclass
@@ -69,6 +70,7 @@ class LlmRoute:
     state: RouterState = field(default_factory=RouterState)
     decode_state: RouterState = field(default_factory=RouterState)
     completed_code: int = -1  # the LLM-call code of (pool, decode pool, completed), once known
+    request_overhead_s: float = 0.0  # the engine's API latency before a call reaches a scheduler
 
     policy: Policy = field(init=False, repr=False)  # resolved when built: an unknown name fails early
 
@@ -208,6 +210,8 @@ class Simulation(Timer):
             self._on_work_end(arg, x, now)
         elif kind == _TO_DECODE:
             self._to_decode(arg, now)
+        elif kind == _SUBMIT:
+            self._submit_llm(arg, now)
         else:
             if arg:  # the root whose arrival this timer waited for
                 self._next_root += 1
@@ -319,6 +323,14 @@ class Simulation(Timer):
         if route is None:
             self._finish_step(n, "", -1, now, now, "dropped", f"no pool serves model {self._model[n]}")
             return
+        overhead: float = route.request_overhead_s
+        if overhead > 0.0:  # the call reaches a scheduler after the engine's API latency
+            self.calendar.at(now + overhead, self, _SUBMIT, n)
+            return
+        self._submit_llm(n, now)
+
+    def _submit_llm(self, n: int, now: float) -> None:
+        route = self._route_of(n)
         keys, shared = self.tables.prefix_keys.of(n)
         index = route.policy(route.servers, keys, route.state, shared)
         prompt: int = self._input[n]

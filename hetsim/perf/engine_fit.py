@@ -1,0 +1,82 @@
+"""Fit a serving engine's overheads to measurements of its steps (``hetsim bench --engine``).
+
+The model of a step is the performance model's kernel time plus the engine's overheads:
+
+* decode step of ``B`` sequences: ``kernels(B, L) + step_overhead + B x sequence_overhead``;
+* time to first token of a lone prompt of ``P`` tokens (one step):
+  ``request_overhead + kernels(P) + step_overhead + sequence_overhead``.
+
+The decode rows give the two step terms (least squares, non-negative); the short prefill rows
+(at most ``SHORT_PROMPT_TOKENS``, where the prompt's own compute is a few milliseconds and the
+kernel model's error with it) then give the request overhead (their median residual). Long
+prompts are not fitted: what they miss is the kernels' prefill time (attention above all),
+which the fit's errors on them report rather than hide. Fit quality is reported as relative errors
+of the fitted model on the same synthetic grid; the grid is independent of any workload, so a
+run validated with these overheads was never fitted to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from hetsim.errors import CalibrationError
+
+SHORT_PROMPT_TOKENS = 256
+
+
+@dataclass(frozen=True)
+class EngineFit:
+    step_overhead_s: float
+    sequence_overhead_s: float
+    request_overhead_s: float
+    rows: list[dict[str, float]]
+    quality: dict[str, float]
+
+
+def fit_engine_overheads(
+    points: Sequence[tuple[str, int, int, float]],
+    kernel_s: Callable[[str, int, int], float],
+) -> EngineFit:
+    """``points``: (kind, tokens, batch, measured seconds) with kind 'prefill' or 'decode';
+    ``kernel_s(kind, tokens, batch)``: the performance model's time without engine overheads.
+
+    Raises:
+        CalibrationError: too few decode or prefill points, or a measurement that is not a
+            positive finite number.
+    """
+    for kind, tokens, batch, seconds in points:
+        if not (np.isfinite(seconds) and seconds > 0):
+            raise CalibrationError(f"engine grid: {kind} {tokens} tokens x {batch}: expected a positive time, got {seconds}")
+    decode = [(b, s - kernel_s("decode", t, b)) for k, t, b, s in points if k == "decode"]
+    prefill = [(t, s - kernel_s("prefill", t, b)) for k, t, b, s in points if k == "prefill"]
+    if len({b for b, _ in decode}) < 2 or not prefill:
+        raise CalibrationError("engine grid: expected decode points at two or more batch sizes and at least one prefill point")
+    batches = np.array([b for b, _ in decode], dtype=float)
+    residuals = np.array([r for _, r in decode])
+    design = np.column_stack([np.ones_like(batches), batches])
+    (step, per_sequence), *_ = np.linalg.lstsq(design, residuals, rcond=None)
+    if per_sequence < 0:  # a fixed cost only
+        step, per_sequence = float(max(residuals.mean(), 0.0)), 0.0
+    elif step < 0:  # a per-sequence cost only
+        step, per_sequence = 0.0, float(max((batches * residuals).sum() / (batches**2).sum(), 0.0))
+    short = [r for t, r in prefill if t <= SHORT_PROMPT_TOKENS] or [r for _, r in prefill]
+    request = float(max(np.median([r - step - per_sequence for r in short]), 0.0))
+    rows, errors = [], []
+    for kind, tokens, batch, seconds in points:
+        kernel = kernel_s(kind, tokens, batch)
+        fitted = kernel + step + per_sequence * batch + (request if kind == "prefill" else 0.0)
+        error = (fitted - seconds) / seconds
+        errors.append(abs(error))
+        rows.append({"prefill": float(kind == "prefill"), "tokens": float(tokens), "batch": float(batch),
+                     "measured_s": seconds, "kernels_s": kernel, "fitted_s": fitted, "error": error})  # fmt: skip
+    long_prefill = [abs(r["error"]) for r in rows if r["prefill"] and r["tokens"] > SHORT_PROMPT_TOKENS]
+    quality = {
+        "points": float(len(points)),
+        "median_abs_error": float(np.median(errors)),
+        "max_abs_error": float(np.max(errors)),
+        "long_prefill_median_abs_error": float(np.median(long_prefill)) if long_prefill else 0.0,
+    }
+    return EngineFit(float(step), float(per_sequence), request, rows, quality)
