@@ -40,9 +40,10 @@ from hetsim.specs.hardware import DType
 from hetsim.specs.plan import PoolSpec
 
 
-def kernel_model(model: str, device: str, scale: str, max_batch_tokens: int) -> Callable[[str, int, int], float]:
+def kernel_model(model: str, device: str, scale: str, max_batch_tokens: int) -> tuple[Callable[[str, int, int], float], Callable[[int], float]]:
     """The performance model's kernel time of a grid point (no engine overheads): a decode step
-    of ``batch`` sequences at ``tokens`` of context, or the prefill of ``tokens`` in chunks."""
+    of ``batch`` sequences at ``tokens`` of context, or the prefill of ``tokens`` in chunks; and
+    the causal query-key pairs x layers of a prompt's prefill."""
     hardware, models = load_catalog("datasheet"), load_models()
     spec = scaled_model(models.model(model), scale_named(scale))
     accelerator = hardware.accelerator(device)
@@ -59,7 +60,15 @@ def kernel_model(model: str, device: str, scale: str, max_batch_tokens: int) -> 
             done += chunk
         return seconds
 
-    return kernels
+    def pairs(tokens: int) -> float:
+        chunks, done = [], 0
+        while done < tokens:
+            chunk = min(max_batch_tokens, tokens - done)
+            chunks.append((chunk, done))
+            done += chunk
+        return sum(replica.prefill_pairs_per_stage([c]) for c in chunks)
+
+    return kernels, pairs
 
 
 def bench_engine(
@@ -84,7 +93,7 @@ def bench_engine(
     })  # fmt: skip
     models = load_models()
     catalog_model = models.model(model)
-    kernels = kernel_model(model, device, scale_name, max_batch_tokens)  # fails fast on a bad device or model
+    kernels, pairs = kernel_model(model, device, scale_name, max_batch_tokens)  # fails fast on a bad device or model
     with tempfile.TemporaryDirectory(prefix="hetsim-bench-engine-") as scratch:
         folder = write_model_dir(Path(scratch) / "model", catalog_model, scale_named(scale_name))
         assert catalog_model.architecture is not None
@@ -98,7 +107,7 @@ def bench_engine(
             points = asyncio.run(profiler.grid(progress=progress))
         finally:
             engine.stop()
-    fit = fit_engine_overheads([(p.kind, p.tokens, p.batch, p.measured_s) for p in points], kernels)
+    fit = fit_engine_overheads([(p.kind, p.tokens, p.batch, p.measured_s) for p in points], kernels, pairs)
     size = scale_named(scale_name).describe()
     spec = EngineCalibrationSpec(
         schema_version=1,
@@ -114,7 +123,7 @@ def bench_engine(
         overheads=EngineOverheads(
             engine=version, model=f"{model} ({size})", flags=tuple(launch.argv[3:]),
             step_overhead_s=fit.step_overhead_s, sequence_overhead_s=fit.sequence_overhead_s,
-            request_overhead_s=fit.request_overhead_s, fit=fit.quality,
+            request_overhead_s=fit.request_overhead_s, prefill_pair_s=fit.prefill_pair_s, fit=fit.quality,
         ),
         measurements=tuple(fit.rows),
     )
@@ -122,7 +131,8 @@ def bench_engine(
     _write(target, spec)
     return {"written": str(target), "engine": version, "device": device, "model": f"{model} ({size})",
             "step_overhead_s": fit.step_overhead_s, "sequence_overhead_s": fit.sequence_overhead_s,
-            "request_overhead_s": fit.request_overhead_s, "fit": fit.quality, "rows": fit.rows}  # fmt: skip
+            "request_overhead_s": fit.request_overhead_s, "prefill_pair_s": fit.prefill_pair_s, "fit": fit.quality,
+            "rows": fit.rows}  # fmt: skip
 
 
 def _write(target: Path, spec: EngineCalibrationSpec) -> None:

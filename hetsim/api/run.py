@@ -104,7 +104,7 @@ class RunOutcome:
 # ---- inputs --------------------------------------------------------------------------------
 
 
-def _resolve(request: RunRequest) -> tuple[PlanSpec, pd.DataFrame, int | None, Sla | None, str, dict[str, Any]]:
+def resolve_inputs(request: RunRequest) -> tuple[PlanSpec, pd.DataFrame, int | None, Sla | None, str, dict[str, Any]]:
     """Plan, trace frame, prefix block size, SLA, TCO preset and a description of the trace."""
     scenario = load_scenario(request.scenario) if request.scenario else None
     base = request.scenario.parent if request.scenario else Path.cwd()
@@ -149,7 +149,7 @@ def device_kind_for(requested: str) -> str:
     return "cpu"
 
 
-def _scale(requested: str, device_kind: str) -> ModelScale:
+def scale_for(requested: str, device_kind: str) -> ModelScale:
     if requested == "auto":
         return scale_named("tiny" if device_kind == "cpu" else "full")
     return scale_named(requested)
@@ -170,20 +170,27 @@ def host_description() -> str:
 # ---- the run -------------------------------------------------------------------------------
 
 
-def run(request: RunRequest, progress: Progress | None = None, on_started: Callable[[Progress], None] | None = None) -> RunOutcome:
+def run(
+    request: RunRequest,
+    progress: Progress | None = None,
+    on_started: Callable[[Progress], None] | None = None,
+    resolved: tuple[PlanSpec, pd.DataFrame, int | None, Sla | None, str, dict[str, Any]] | None = None,
+) -> RunOutcome:
     """Execute the plan; returns the summary, the records and the exit code.
 
     ``on_started`` is called once the engines are up and the runtime's progress counters exist
     (a progress display attaches to them). KeyboardInterrupt during the run writes the records
-    so far (marked incomplete) and comes back as exit code 130.
+    so far (marked incomplete) and comes back as exit code 130. ``resolved``: the inputs as
+    ``resolve_inputs`` gives them, when the caller resolved them already (the fidelity loop
+    hands the simulator the same trace).
     """
     started = time.perf_counter()
-    plan, trace, block, sla, tco, described = _resolve(request)
+    plan, trace, block, sla, tco, described = resolved or resolve_inputs(request)
     hardware, models = load_catalog(plan.profile_set), load_models()
     pools = layout(plan, trace, models)
     amounts = model_amounts(trace, models)
     device_kind = device_kind_for(request.engine_device)
-    scale = _scale(request.scale, device_kind)
+    scale = scale_for(request.scale, device_kind)
     options = EngineOptions(
         python=request.engine_python or os.environ.get("HETSIM_ENGINE_PYTHON") or sys.executable,
         device_kind=device_kind,

@@ -28,6 +28,7 @@ _COMMAND_MODULES: tuple[tuple[str, str], ...] = (
     ("bench", "commands"),
     ("simulate", "commands"),
     ("run", "commands"),
+    ("fidelity", "commands"),
     ("plan", "group"),
     ("compare", "commands"),
     ("sweep", "commands"),

@@ -75,7 +75,8 @@ def _engine_command(engine: str, model: str, profile: str, scale: str, engine_py
              fmt(r["kernels_s"] * 1e3), fmt(r["fitted_s"] * 1e3), f"{r['error']:+.1%}") for r in result["rows"]]  # fmt: skip
     caption = (f"{result['engine']} on {result['device']}, {result['model']}: step overhead "
                f"{fmt(result['step_overhead_s'] * 1e3)} ms + {fmt(result['sequence_overhead_s'] * 1e3)} ms per sequence, "
-               f"request overhead {fmt(result['request_overhead_s'] * 1e3)} ms; fit median |error| "
+               f"request overhead {fmt(result['request_overhead_s'] * 1e3)} ms, prefill attention "
+               f"{fmt(result['prefill_pair_s'] * 1e12)} ps per query-key pair and layer; fit median |error| "
                f"{result['fit']['median_abs_error']:.1%}, max {result['fit']['max_abs_error']:.1%}; wrote {result['written']}")
     print_table("engine calibration", ("step", "tokens", "batch", "measured ms", "kernels ms (model)", "fitted ms", "error"), rows,
                 caption=caption)

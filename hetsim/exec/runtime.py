@@ -35,7 +35,9 @@ from hetsim.exec.prompts import FIRST_TOKEN_ID, PromptBuilder, block_keys
 from hetsim.exec.records import ExecRecorder, max_gap_s
 from hetsim.exec.router import Router, RouteSlot
 
-SAMPLE_INTERVAL_S = 0.5
+SAMPLE_INTERVAL_S = 2.0
+"""Seconds between samples of the engines' metrics: each scrape costs the engine's server several ms
+of the core it shares with the engine (on a CPU), so sampling faster perturbs what it measures."""
 
 
 @dataclass

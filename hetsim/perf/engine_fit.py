@@ -4,13 +4,12 @@ The model of a step is the performance model's kernel time plus the engine's ove
 
 * decode step of ``B`` sequences: ``kernels(B, L) + step_overhead + B x sequence_overhead``;
 * time to first token of a lone prompt of ``P`` tokens (one step):
-  ``request_overhead + kernels(P) + step_overhead + sequence_overhead``.
+  ``request_overhead + kernels(P) + step_overhead + sequence_overhead + pairs(P) x prefill_pair``,
+  where ``pairs(P)`` counts the causal query-key pairs of the prompt's attention times layers:
+  what an engine's prefill attention costs beyond the kernel model grows with them.
 
-The decode rows give the two step terms (least squares, non-negative); the short prefill rows
-(at most ``SHORT_PROMPT_TOKENS``, where the prompt's own compute is a few milliseconds and the
-kernel model's error with it) then give the request overhead (their median residual). Long
-prompts are not fitted: what they miss is the kernels' prefill time (attention above all),
-which the fit's errors on them report rather than hide. Fit quality is reported as relative errors
+The decode rows give the two step terms (least squares, non-negative); the prefill rows then
+give the request overhead and the per-pair cost (least squares on their residuals, non-negative). Fit quality is reported as relative errors
 of the fitted model on the same synthetic grid; the grid is independent of any workload, so a
 run validated with these overheads was never fitted to.
 """
@@ -24,14 +23,13 @@ import numpy as np
 
 from hetsim.errors import CalibrationError
 
-SHORT_PROMPT_TOKENS = 256
-
 
 @dataclass(frozen=True)
 class EngineFit:
     step_overhead_s: float
     sequence_overhead_s: float
     request_overhead_s: float
+    prefill_pair_s: float
     rows: list[dict[str, float]]
     quality: dict[str, float]
 
@@ -39,9 +37,11 @@ class EngineFit:
 def fit_engine_overheads(
     points: Sequence[tuple[str, int, int, float]],
     kernel_s: Callable[[str, int, int], float],
+    prefill_pairs: Callable[[int], float],
 ) -> EngineFit:
     """``points``: (kind, tokens, batch, measured seconds) with kind 'prefill' or 'decode';
-    ``kernel_s(kind, tokens, batch)``: the performance model's time without engine overheads.
+    ``kernel_s(kind, tokens, batch)``: the performance model's time without engine overheads;
+    ``prefill_pairs(tokens)``: causal query-key pairs x layers of a prompt of ``tokens``.
 
     Raises:
         CalibrationError: too few decode or prefill points, or a measurement that is not a
@@ -62,21 +62,28 @@ def fit_engine_overheads(
         step, per_sequence = float(max(residuals.mean(), 0.0)), 0.0
     elif step < 0:  # a per-sequence cost only
         step, per_sequence = 0.0, float(max((batches * residuals).sum() / (batches**2).sum(), 0.0))
-    short = [r for t, r in prefill if t <= SHORT_PROMPT_TOKENS] or [r for _, r in prefill]
-    request = float(max(np.median([r - step - per_sequence for r in short]), 0.0))
+    request, pair = _prefill_terms([(t, r - step - per_sequence) for t, r in prefill], prefill_pairs)
     rows, errors = [], []
     for kind, tokens, batch, seconds in points:
         kernel = kernel_s(kind, tokens, batch)
-        fitted = kernel + step + per_sequence * batch + (request if kind == "prefill" else 0.0)
+        fitted = kernel + step + per_sequence * batch + (request + pair * prefill_pairs(tokens) if kind == "prefill" else 0.0)
         error = (fitted - seconds) / seconds
         errors.append(abs(error))
         rows.append({"prefill": float(kind == "prefill"), "tokens": float(tokens), "batch": float(batch),
                      "measured_s": seconds, "kernels_s": kernel, "fitted_s": fitted, "error": error})  # fmt: skip
-    long_prefill = [abs(r["error"]) for r in rows if r["prefill"] and r["tokens"] > SHORT_PROMPT_TOKENS]
-    quality = {
-        "points": float(len(points)),
-        "median_abs_error": float(np.median(errors)),
-        "max_abs_error": float(np.max(errors)),
-        "long_prefill_median_abs_error": float(np.median(long_prefill)) if long_prefill else 0.0,
-    }
-    return EngineFit(float(step), float(per_sequence), request, rows, quality)
+    quality = {"points": float(len(points)), "median_abs_error": float(np.median(errors)), "max_abs_error": float(np.max(errors))}
+    return EngineFit(float(step), float(per_sequence), request, pair, rows, quality)
+
+
+def _prefill_terms(residuals: list[tuple[int, float]], prefill_pairs: Callable[[int], float]) -> tuple[float, float]:
+    """(request overhead, seconds per pair) of ``residual = request + pair x pairs``, both >= 0."""
+    pairs = np.array([prefill_pairs(t) for t, _ in residuals])
+    values = np.array([r for _, r in residuals])
+    if len(residuals) >= 2 and np.ptp(pairs) > 0:
+        (request, pair), *_ = np.linalg.lstsq(np.column_stack([np.ones_like(pairs), pairs]), values, rcond=None)
+        if pair >= 0 and request >= 0:
+            return float(request), float(pair)
+        if pair < 0:
+            return float(max(values.mean(), 0.0)), 0.0
+        return 0.0, float(max((pairs * values).sum() / (pairs**2).sum(), 0.0))
+    return float(max(values.mean(), 0.0)), 0.0

@@ -19,6 +19,7 @@ from functools import cached_property
 import numpy as np
 
 from hetsim.errors import EstimateError
+from hetsim.perf.attention_pairs import chunk_pairs
 from hetsim.perf.collectives import Fabric, fabric_for_group, point_to_point_s, ring_all_reduce_s
 from hetsim.perf.decode_run import AffineDecodeRun
 from hetsim.perf.roofline import Bound, DevicePerf, OpCost, Provenance
@@ -36,7 +37,7 @@ from hetsim.perf.transformer import (
     parameter_count,
     projection_ops,
 )
-from hetsim.specs.calibration import CurveKind
+from hetsim.specs.calibration import CurveKind, EngineOverheads
 from hetsim.specs.model import ArchitectureSpec, AttentionKind, ModelSpec
 
 GIB = 2.0**30
@@ -313,6 +314,7 @@ class LlmReplica:
             row_part_s=self._row_part_s,
             decode_base_s=self._decode_base_s,
             op_seconds=op_seconds,
+            prefill_pair_s=self._engine.prefill_pair_s if self._engine is not None else 0.0,
         )
 
     def step_seconds(self, batch: Sequence[SequenceWork]) -> float:
@@ -380,20 +382,27 @@ class LlmReplica:
             value = cache[rows] = head_s + self.engine_step_overhead_s(rows)
         return value
 
+    @property
+    def _engine(self) -> EngineOverheads | None:
+        return self.perf.calibration.engine if self.perf.calibration is not None else None
+
     def engine_step_overhead_s(self, rows: int) -> float:
         """What the serving engine adds to a step of ``rows`` sequences (scheduling, sampling);
         0 without an engine calibration of this device."""
-        engine = self.perf.calibration.engine if self.perf.calibration is not None else None
-        if engine is None:
-            return 0.0
-        return engine.step_overhead_s + engine.sequence_overhead_s * rows
+        engine = self._engine
+        return 0.0 if engine is None else engine.step_overhead_s + engine.sequence_overhead_s * rows
 
     @property
     def request_overhead_s(self) -> float:
         """Latency a request pays before it reaches the scheduler (the engine's API); 0
         without an engine calibration."""
-        engine = self.perf.calibration.engine if self.perf.calibration is not None else None
+        engine = self._engine
         return 0.0 if engine is None else engine.request_overhead_s
+
+    def prefill_pairs_per_stage(self, chunks: Sequence[tuple[int, int]]) -> float:
+        """Causal query-key pairs times layers of one stage's prefill attention for ``chunks``
+        (new tokens, cached tokens): what an engine's ``prefill_pair_s`` multiplies."""
+        return sum(count * chunk_pairs(list(chunks), window)[0] for count, window in self._attention_params[3])
 
     @cached_property
     def _attention_params(self) -> tuple[float, float, float, tuple[tuple[int, int | None], ...]]:

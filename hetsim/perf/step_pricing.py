@@ -42,6 +42,7 @@ class StepPricer:
         row_part_s: Callable[[int], float],
         decode_base_s: Callable[[int], float],
         op_seconds: OpSeconds,
+        prefill_pair_s: float = 0.0,
     ) -> None:
         self.pp = pp
         self.flops_per_pair, self.kv_bytes, self.qo_bytes = flops_per_pair, kv_bytes, qo_bytes
@@ -56,6 +57,7 @@ class StepPricer:
         self.decode_base_cache = decode_base_cache
         self.token_part_s, self.row_part_s, self.decode_base_s = token_part_s, row_part_s, decode_base_s
         self.op_seconds = op_seconds
+        self.prefill_pair_s = prefill_pair_s  # an engine's prefill attention beyond the kernel model, per pair and layer
         # Decode attention without calibration is affine in the keys read: per group, a weight
         # and the seconds per pair (compute), per key and per query (memory), plus fixed s.
         compute, memory, overhead = self.decode_rates
@@ -107,6 +109,7 @@ class StepPricer:
                 pairs, kv_read = chunk_pairs(prefill, window)
                 nbytes = (kv_read + prefill_tokens) * kv_bytes + prefill_tokens * qo_bytes
                 total += self._op_s(False, self.prefill_rates, pairs * flops_per_pair, nbytes, count)
+                total += count * pairs * self.prefill_pair_s
         return total
 
     def _op_s(self, decode: bool, rates: Rates, flops: float, nbytes: float, count: int) -> float:

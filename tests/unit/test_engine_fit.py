@@ -12,28 +12,33 @@ def kernels(kind: str, tokens: int, batch: int) -> float:
     return 1e-3 + 2e-6 * tokens * (batch if kind == "decode" else 1) + 5e-5 * batch
 
 
-def grid(step: float, per_sequence: float, request: float) -> list[tuple[str, int, int, float]]:
+def pairs(tokens: int) -> float:
+    return 4 * tokens * (tokens + 1) / 2  # four layers
+
+
+def grid(step: float, per_sequence: float, request: float, pair: float = 0.0) -> list[tuple[str, int, int, float]]:
     points = [("decode", c, b, kernels("decode", c, b) + step + per_sequence * b) for c in (64, 1024) for b in (1, 2, 4, 8)]
-    points += [("prefill", p, 1, kernels("prefill", p, 1) + step + per_sequence + request) for p in (16, 64, 256)]
+    points += [("prefill", p, 1, kernels("prefill", p, 1) + step + per_sequence + request + pair * pairs(p)) for p in (16, 64, 256, 1024)]
     return points
 
 
 def test_known_overheads_are_recovered() -> None:
-    fit = fit_engine_overheads(grid(7e-4, 5e-5, 3e-3), kernels)
+    fit = fit_engine_overheads(grid(7e-4, 5e-5, 3e-3, 2e-11), kernels, pairs)
     assert fit.step_overhead_s == pytest.approx(7e-4, rel=1e-6)
     assert fit.sequence_overhead_s == pytest.approx(5e-5, rel=1e-6)
     assert fit.request_overhead_s == pytest.approx(3e-3, rel=1e-6)
+    assert fit.prefill_pair_s == pytest.approx(2e-11, rel=1e-6)
     assert fit.quality["max_abs_error"] < 1e-9
 
 
 def test_overheads_are_never_negative() -> None:
     points = [(k, t, b, s * 0.5) for k, t, b, s in grid(0.0, 0.0, 0.0)]  # faster than the kernels alone
-    fit = fit_engine_overheads(points, kernels)
-    assert min(fit.step_overhead_s, fit.sequence_overhead_s, fit.request_overhead_s) >= 0
+    fit = fit_engine_overheads(points, kernels, pairs)
+    assert min(fit.step_overhead_s, fit.sequence_overhead_s, fit.request_overhead_s, fit.prefill_pair_s) >= 0
 
 
 def test_grids_that_cannot_be_fitted_are_refused() -> None:
     with pytest.raises(CalibrationError, match="two or more batch sizes"):
-        fit_engine_overheads([("decode", 64, 1, 1e-3), ("prefill", 16, 1, 2e-3)], kernels)
+        fit_engine_overheads([("decode", 64, 1, 1e-3), ("prefill", 16, 1, 2e-3)], kernels, pairs)
     with pytest.raises(CalibrationError, match="expected a positive time, got nan"):
-        fit_engine_overheads([*grid(1e-3, 0, 0), ("decode", 64, 16, float("nan"))], kernels)
+        fit_engine_overheads([*grid(1e-3, 0, 0), ("decode", 64, 16, float("nan"))], kernels, pairs)

@@ -1,0 +1,144 @@
+"""``hetsim fidelity``: the same arrivals executed and simulated, side by side.
+
+The trace is drawn once (seeded); ``hetsim run`` executes it on the plan's real engines and
+the simulator replays it on the same plan, with the model at the size the engines ran
+(``--scale``) and, when given, the engine's calibration (``hetsim bench --engine``) added to
+the device's kernel calibration. The report (HTML, CSV, both sides' records) compares them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from hetsim.api.run import RunRequest, device_kind_for, resolve_inputs, run, scale_for
+from hetsim.api.simulate import pool_costs
+from hetsim.errors import ExecutorError
+from hetsim.io.calibration import load_calibration
+from hetsim.io.catalog import load_catalog
+from hetsim.io.models import load_models
+from hetsim.io.results import write_results
+from hetsim.io.yamlfile import load_spec
+from hetsim.metrics.fidelity import Comparison, compare, summary_errors
+from hetsim.metrics.summary import summarize
+from hetsim.perf.model_scale import ModelScale, scaled_model
+from hetsim.report.fidelity import batch_figure, cdf_figure, fidelity_html, scatter_figure
+from hetsim.sim.build import build_simulation
+from hetsim.specs.calibration import CalibrationSpec, EngineCalibrationSpec
+from hetsim.specs.catalog import ModelCatalog
+from hetsim.specs.plan import PlanSpec
+
+
+@dataclass(frozen=True)
+class FidelityRequest:
+    run: RunRequest
+    report: Path
+    engine_calibration: Path | None = None
+
+
+def scaled_catalog(models: ModelCatalog, plan: PlanSpec, scale: ModelScale) -> ModelCatalog:
+    """The catalog with each LLM the plan serves at ``scale``, under its own name (so the plan
+    resolves) and with its scale in its display name."""
+    entries = dict(models.models)
+    for pool in plan.pools:
+        if pool.llm is not None:
+            spec = models.model(pool.llm.model)
+            entries[spec.name] = scaled_model(spec, scale).model_copy(update={"name": spec.name})
+    return ModelCatalog(entries)
+
+
+def simulation_calibrations(plan: PlanSpec, engine_file: Path | None) -> tuple[dict[str, CalibrationSpec], str]:
+    """Kernel calibrations of the plan's devices, with the engine's overheads added on the device
+    the engine calibration was measured on; and a description of what was used."""
+    hardware = load_catalog(plan.profile_set)
+    calibrations: dict[str, CalibrationSpec] = {}
+    for pool in plan.pools:
+        device = hardware.accelerator(pool.device).name
+        found = load_calibration(device)
+        if found is not None:
+            calibrations[device] = found
+    if engine_file is None:
+        return calibrations, "kernel calibration only (no engine calibration given)"
+    engine = load_spec(engine_file, EngineCalibrationSpec, ExecutorError)
+    base = calibrations.get(engine.device)
+    if base is None:
+        raise ExecutorError(f"{engine_file}: device {engine.device!r} is not a device of the plan with a kernel calibration")
+    calibrations[engine.device] = base.model_copy(update={"engine": engine.overheads})
+    overheads = engine.overheads
+    return calibrations, (
+        f"engine calibration {engine_file.name} ({overheads.engine}, {engine.provenance.date}): step "
+        f"{overheads.step_overhead_s * 1e3:.2f} ms + {overheads.sequence_overhead_s * 1e3:.3f} ms/sequence, "
+        f"request {overheads.request_overhead_s * 1e3:.2f} ms"
+    )
+
+
+def fidelity(request: FidelityRequest) -> dict[str, Any]:
+    """Execute and simulate; write the report; returns the summary of the comparison."""
+    resolved = resolve_inputs(request.run)
+    plan, trace, block = resolved[0], resolved[1], resolved[2]
+    scale = scale_for(request.run.scale, device_kind_for(request.run.engine_device))
+    calibrations, calibration_text = simulation_calibrations(plan, request.engine_calibration)
+    executed = run(replace(request.run, out=None), resolved=resolved)
+    if executed.exit_code == 130:
+        raise KeyboardInterrupt
+    hardware = load_catalog(plan.profile_set)
+    simulation = build_simulation(plan, trace, hardware, scaled_catalog(load_models(), plan, scale), calibrations,
+                                  block_size_tokens=block)  # fmt: skip
+    simulation.run()
+    simulated = simulation.frames()
+    sim_summary = summarize(simulated, pool_costs(plan, hardware, resolved[4], None), resolved[3])
+    measured = executed.frames
+    comparison = compare(measured["llm_calls"], simulated["llm_calls"], (executed.summary["duration_s"], sim_summary["duration_s"]))
+    context = {
+        "plan": plan.name,
+        "trace": ", ".join(f"{k} {v}" for k, v in resolved[5].items()),
+        "executed": executed.summary["provenance"]["latency"],
+        "simulated": f"hetsim's simulator, the model {scale.describe()}; {calibration_text}",
+        "calls": f"{len(measured['llm_calls'])} executed, {len(simulated['llm_calls'])} simulated; exit code of the run {executed.exit_code}",
+    }
+    mean_batch = simulated["replicas"].groupby("pool")["mean_batch_size"].mean().dropna().to_dict()
+    figures = {
+        "CDFs of TTFT, mean TBT and call E2E: measured (blue) and simulated (orange)": cdf_figure(measured["llm_calls"], simulated["llm_calls"]),
+        "Each call: simulated against measured end-to-end time": scatter_figure(comparison.calls),
+        "Running requests over time (engine metrics) and the simulated mean running batch": batch_figure(measured["engine_samples"], mean_batch),
+    }
+    html = fidelity_html(f"Fidelity: {plan.name}", comparison, context, figures)
+    errors = summary_errors(comparison.table)
+    summary = {"plan": plan.name, "verdict": comparison.verdict, "errors": errors, "context": context,
+               "run_exit_code": executed.exit_code, "table": comparison.table.to_dict(orient="records")}  # fmt: skip
+    _write_report(request.report, html, comparison, (measured, executed.summary), (simulated, sim_summary), summary)
+    summary["written"] = str(request.report)
+    return summary
+
+
+Side = tuple[dict[str, pd.DataFrame], dict[str, Any]]
+
+
+def _write_report(folder: Path, html: str, comparison: Comparison, measured: Side, simulated: Side, summary: dict[str, Any]) -> None:
+    """Everything into a sibling folder first, then swapped in whole."""
+    folder = folder.resolve()
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.partial-", dir=folder.parent))
+    try:
+        (staging / "index.html").write_text(html, encoding="utf-8")
+        comparison.table.to_csv(staging / "fidelity.csv", index=False)
+        comparison.calls.to_csv(staging / "calls.csv", index=False)
+        write_results(staging / "measured", *measured)
+        write_results(staging / "simulated", *simulated)
+        write_results(staging, {}, summary)
+        if folder.exists():
+            old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+            folder.rename(old)
+            staging.rename(folder)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            staging.rename(folder)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise ExecutorError(f"--report {folder}: cannot write the report: {exc}") from None
