@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
+import statistics
 import sys
 import tempfile
 from collections.abc import Callable
@@ -24,7 +25,7 @@ from hetsim.api.run import device_kind_for, host_description
 from hetsim.errors import CalibrationError
 from hetsim.exec.engine import EngineOptions, vllm_launch
 from hetsim.exec.engine_process import EngineProcess
-from hetsim.exec.engine_profile import EngineProfiler
+from hetsim.exec.engine_profile import EngineProfiler, GridPoint
 from hetsim.exec.model_dir import vocab_size, write_model_dir
 from hetsim.exec.setup import engine_version
 from hetsim.io.calibration import load_calibration
@@ -80,9 +81,16 @@ def bench_engine(
     out: Path | None = None,
     max_num_seqs: int = 32,
     max_batch_tokens: int = 2048,
+    replicas: int = 1,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Profile the engine and write the calibration; returns a summary of the fit."""
+    """Profile the engine and write the calibration; returns a summary of the fit.
+
+    ``replicas``: engines profiled side by side, each on its own cores, as a plan co-locates
+    them (they share the machine's caches and memory bandwidth); each grid point is the median
+    over the engines."""
+    if replicas < 1:
+        raise CalibrationError(f"--replicas: expected at least 1, got {replicas}")
     device_kind = device_kind_for(engine_device)
     scale_name = ("tiny" if device_kind == "cpu" else "full") if scale == "auto" else scale
     options = EngineOptions(python=engine_python or os.environ.get("HETSIM_ENGINE_PYTHON") or sys.executable, device_kind=device_kind)
@@ -97,16 +105,20 @@ def bench_engine(
     with tempfile.TemporaryDirectory(prefix="hetsim-bench-engine-") as scratch:
         folder = write_model_dir(Path(scratch) / "model", catalog_model, scale_named(scale_name))
         assert catalog_model.architecture is not None
-        launch = vllm_launch(pool, 0, folder, True, catalog_model.architecture.max_context_tokens, options, Path(scratch))
-        engine = EngineProcess(launch)
+        launches = [vllm_launch(pool, i, folder, True, catalog_model.architecture.max_context_tokens, options, Path(scratch))
+                    for i in range(replicas)]  # fmt: skip
+        engines = [EngineProcess(launch) for launch in launches]
         if progress:
-            progress("starting the engine")
-        engine.start()
+            progress(f"starting {replicas} engine(s)")
         try:
-            profiler = EngineProfiler(engine.url, model, vocab_size(folder))
-            points = asyncio.run(profiler.grid(progress=progress))
+            for engine in engines:
+                engine.start()
+            profilers = [EngineProfiler(e.url, model, vocab_size(folder), seed=i) for i, e in enumerate(engines)]
+            points = asyncio.run(_side_by_side(profilers, progress))
         finally:
-            engine.stop()
+            for engine in engines:
+                engine.stop()
+        launch = launches[0]
     fit = fit_engine_overheads([(p.kind, p.tokens, p.batch, p.measured_s) for p in points], kernels, pairs)
     size = scale_named(scale_name).describe()
     spec = EngineCalibrationSpec(
@@ -118,7 +130,7 @@ def bench_engine(
             tool=f"hetsim bench --engine vllm ({version})", versions={"engine": version},
             notes=f"synthetic grid: prefill {sorted({p.tokens for p in points if p.kind == 'prefill'})} tokens; decode batches "
                   f"{sorted({p.batch for p in points if p.kind == 'decode'})} at contexts {sorted({p.tokens for p in points if p.kind == 'decode'})}; "
-                  f"median of 3 each; client-side timing",
+                  f"median of 3 each; {replicas} engine(s) side by side, one core each; client-side timing",
         ),
         overheads=EngineOverheads(
             engine=version, model=f"{model} ({size})", flags=tuple(launch.argv[3:]),
@@ -127,12 +139,20 @@ def bench_engine(
         ),
         measurements=tuple(fit.rows),
     )
-    target = (out or Path("hetsim-bench")) / "calibration" / "engines" / f"{device}--{version.replace('==', '-')}.yaml"
+    side_by_side = f"--x{replicas}" if replicas > 1 else ""
+    target = (out or Path("hetsim-bench")) / "calibration" / "engines" / f"{device}--{version.replace('==', '-')}{side_by_side}.yaml"
     _write(target, spec)
     return {"written": str(target), "engine": version, "device": device, "model": f"{model} ({size})",
             "step_overhead_s": fit.step_overhead_s, "sequence_overhead_s": fit.sequence_overhead_s,
             "request_overhead_s": fit.request_overhead_s, "prefill_pair_s": fit.prefill_pair_s, "fit": fit.quality,
             "rows": fit.rows}  # fmt: skip
+
+
+async def _side_by_side(profilers: list[EngineProfiler], progress: Callable[[str], None] | None) -> list[GridPoint]:
+    """The same grid on every engine at once; per point, the median over the engines."""
+    grids = await asyncio.gather(*(p.grid(progress=progress if i == 0 else None) for i, p in enumerate(profilers)))
+    return [GridPoint(first.kind, first.tokens, first.batch, statistics.median(g[i].measured_s for g in grids))
+            for i, first in enumerate(grids[0])]  # fmt: skip
 
 
 def _write(target: Path, spec: EngineCalibrationSpec) -> None:

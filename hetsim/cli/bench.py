@@ -35,6 +35,7 @@ def bench_command(
     model: Annotated[str, typer.Option("--model", help="--engine: the catalog model it serves")] = "llama-3-8b",
     scale: Annotated[str, typer.Option("--scale", help="--engine: model size (auto: tiny on a CPU engine)")] = "auto",
     engine_python: Annotated[str | None, typer.Option("--engine-python", help="--engine: Python with vLLM (default: $HETSIM_ENGINE_PYTHON)")] = None,
+    replicas: Annotated[int, typer.Option("--replicas", help="--engine: engines profiled side by side, as the plan co-locates them", min=1)] = 1,
     json: JsonOption = False,
 ) -> None:
     """Run microbenchmarks, fit efficiency curves and write calibration + raw rows (+ host profile).
@@ -42,7 +43,7 @@ def bench_command(
     With --engine vllm: profile the serving engine itself on a synthetic grid (prefill lengths,
     decode batches) through its API, and write its overheads (--profile names the device it ran on)."""
     if engine is not None:
-        _engine_command(engine, model, profile or "host-xeon-spr-2vcpu", scale, engine_python, device, out, json)
+        _engine_command(engine, model, profile or "host-xeon-spr-2vcpu", scale, engine_python, device, out, json, replicas)
         return
     result = bench(device, out, quick, profile, profiles)
     if json:
@@ -61,12 +62,12 @@ def bench_command(
 
 
 def _engine_command(engine: str, model: str, profile: str, scale: str, engine_python: str | None, device: str,
-                    out: Path | None, json: bool) -> None:  # fmt: skip
+                    out: Path | None, json: bool, replicas: int) -> None:  # fmt: skip
     if engine != "vllm":
         raise CalibrationError(f"--engine: expected vllm, got {engine!r}")
     console = Console(stderr=True)
     with console.status("profiling the engine") as status:
-        result = bench_engine(model, profile, scale, engine_python, "cpu" if device == "cpu" else "cuda", out,
+        result = bench_engine(model, profile, scale, engine_python, "cpu" if device == "cpu" else "cuda", out, replicas=replicas,
                               progress=lambda text: status.update(f"profiling the engine: {text}"))  # fmt: skip
     if json:
         print_json(result)

@@ -32,7 +32,6 @@ def cdf_figure(measured: pd.DataFrame, simulated: pd.DataFrame) -> Figure:
         ax.set_ylabel("share of calls")
         style_axes(ax, "both")
     axes[0].legend(frameon=False, loc="lower right")
-    figure.tight_layout()
     return figure
 
 
@@ -49,7 +48,6 @@ def scatter_figure(calls: pd.DataFrame) -> Figure:
     ax.set_xlabel("measured call end-to-end (ms)")
     ax.set_ylabel("simulated call end-to-end (ms)")
     style_axes(ax, "both")
-    figure.tight_layout()
     return figure
 
 
@@ -66,7 +64,6 @@ def batch_figure(samples: pd.DataFrame, simulated_mean_batch: dict[str, float]) 
     ax.set_ylabel("running requests")
     ax.legend(frameon=False, fontsize=8, ncols=3)
     style_axes(ax, "both")
-    figure.tight_layout()
     return figure
 
 

