@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -40,6 +42,21 @@ def _plan_for(device: str, folder: Path) -> Path | None:
     return path
 
 
+def screenshot(page: Path, png: Path) -> bool:
+    """A headless-Chromium picture of the report (what a reader sees first); False without Chromium."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if browser is None:
+        return False
+    with tempfile.TemporaryDirectory() as profile:
+        done = subprocess.run(
+            [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}",
+             f"--screenshot={png}", "--window-size=1280,2200", page.resolve().as_uri()],
+            capture_output=True, timeout=120, check=False,
+        )  # fmt: skip
+    return done.returncode == 0 and png.is_file()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="host-xeon-spr-2vcpu", help="hardware profile of the machine the engines run on")
@@ -63,9 +80,12 @@ def main() -> int:
         tables = {}
         for load, scenario in LOADS.items():
             request = RunRequest(scenario=scenario, plan=plan, duration_s=args.duration, scale=args.scale, engine_device=args.engine_device)
-            summary = fidelity(FidelityRequest(request, REPO / "reports" / f"fidelity-{load}", calibration))
+            report = REPO / "reports" / f"fidelity-{load}"
+            summary = fidelity(FidelityRequest(request, report, calibration))
             tables[load] = {(r["metric"], r["percentile"]): r for r in summary["table"] if r["pool"] == "all"}
             print(f"\n[{load}] {summary['verdict']}")
+            shot = report / "screenshot.png"
+            print(f"report {report / 'index.html'}; " + (f"screenshot {shot}" if screenshot(report / "index.html", shot) else "no Chromium: no screenshot"))
     print("\nmetric       pct   " + "".join(f"{load + ' meas':>12}{load + ' sim':>12}{'error':>8}" for load in LOADS))
     for metric in ("ttft_s", "tbt_mean_s", "tbt_max_s", "e2e_s"):
         for pct in ("p50", "p90", "p99"):

@@ -10,6 +10,7 @@ provenance: engine and version, flags, device, model and size, date, host.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import os
 import statistics
@@ -107,6 +108,8 @@ def bench_engine(
         assert catalog_model.architecture is not None
         launches = [vllm_launch(pool, i, folder, True, catalog_model.architecture.max_context_tokens, options, Path(scratch))
                     for i in range(replicas)]  # fmt: skip
+        if device_kind == "cuda":  # no Ray here to hand out GPUs: one each, by index
+            launches = [dataclasses.replace(launch, env=launch.env | {"CUDA_VISIBLE_DEVICES": str(i)}) for i, launch in enumerate(launches)]
         engines = [EngineProcess(launch) for launch in launches]
         if progress:
             progress(f"starting {replicas} engine(s)")

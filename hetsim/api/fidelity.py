@@ -74,7 +74,7 @@ def simulation_calibrations(plan: PlanSpec, engine_file: Path | None) -> tuple[d
     return calibrations, (
         f"engine calibration {engine_file.name} ({overheads.engine}, {engine.provenance.date}): step "
         f"{overheads.step_overhead_s * 1e3:.2f} ms + {overheads.sequence_overhead_s * 1e3:.3f} ms/sequence, "
-        f"request {overheads.request_overhead_s * 1e3:.2f} ms"
+        f"request {overheads.request_overhead_s * 1e3:.2f} ms, prefill attention {overheads.prefill_pair_s * 1e12:.0f} ps per pair and layer"
     )
 
 

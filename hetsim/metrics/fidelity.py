@@ -26,6 +26,7 @@ COMPONENTS = {
     "decode": "decode time (first token to last: the step time of decoding)",
 }
 COLUMNS = ("pool", "metric", "percentile", "measured", "simulated", "rel_error")
+LABELS = {"ttft_s": "TTFT", "tbt_mean_s": "mean TBT", "tbt_max_s": "worst token gap", "e2e_s": "call E2E"}
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ def _verdict(table: pd.DataFrame, components: pd.DataFrame, measured_calls: int,
     p50 = overall[overall.percentile == "p50"].rel_error.abs().median()
     p99 = overall[overall.percentile == "p99"].rel_error.abs().median()
     return (
-        f"The largest error is {worst.metric} {worst.percentile}: simulated {worst.simulated * 1e3:.1f} ms against "
+        f"The largest error is {LABELS.get(str(worst.metric), worst.metric)} {worst.percentile}: simulated {worst.simulated * 1e3:.1f} ms against "
         f"{worst.measured * 1e3:.1f} ms measured ({worst.rel_error:+.0%}), the simulator being {direction}. "
         f"Per call, the mean component that differs most is {COMPONENTS[str(source)]}: {parts}. "
         f"Median |error| of TTFT, TBT and E2E: {p50:.0%} at p50, {p99:.0%} at p99 "
