@@ -8,9 +8,6 @@ the device's kernel calibration. The report (HTML, CSV, both sides' records) com
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -22,6 +19,7 @@ from hetsim.api.simulate import pool_costs
 from hetsim.errors import ExecutorError
 from hetsim.io.calibration import load_calibration
 from hetsim.io.catalog import load_catalog
+from hetsim.io.folders import whole_folder
 from hetsim.io.models import load_models
 from hetsim.io.results import write_results
 from hetsim.io.yamlfile import load_spec
@@ -122,23 +120,10 @@ Side = tuple[dict[str, pd.DataFrame], dict[str, Any]]
 
 def _write_report(folder: Path, html: str, comparison: Comparison, measured: Side, simulated: Side, summary: dict[str, Any]) -> None:
     """Everything into a sibling folder first, then swapped in whole."""
-    folder = folder.resolve()
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.partial-", dir=folder.parent))
-    try:
+    with whole_folder(folder, ExecutorError, "--report") as staging:
         (staging / "index.html").write_text(html, encoding="utf-8")
         comparison.table.to_csv(staging / "fidelity.csv", index=False)
         comparison.calls.to_csv(staging / "calls.csv", index=False)
         write_results(staging / "measured", *measured)
         write_results(staging / "simulated", *simulated)
         write_results(staging, {}, summary)
-        if folder.exists():
-            old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
-            folder.rename(old)
-            staging.rename(folder)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            staging.rename(folder)
-    except OSError as exc:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise ExecutorError(f"--report {folder}: cannot write the report: {exc}") from None

@@ -48,6 +48,7 @@ from hetsim.exec.setup import (
     work_runs,
 )
 from hetsim.io.catalog import load_catalog
+from hetsim.io.folders import whole_folder
 from hetsim.io.models import load_models
 from hetsim.io.plans import load_plan, load_scenario
 from hetsim.io.results import write_results
@@ -367,23 +368,10 @@ def _measured(
 def _write_whole(out: Path, frames: dict[str, pd.DataFrame], summary: dict[str, Any]) -> list[Path]:
     """Write into a sibling folder, then swap it in: ``out`` holds the old run or the new one,
     never a mix."""
-    out = out.resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
+    with whole_folder(out, ExecutorError, "--out") as staging:
         written = write_results(staging, frames, summary)
         (staging / "COMPLETE").write_text(f"hetsim run, {len(frames['llm_calls'])} calls\n", encoding="utf-8")
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            out.rename(old)
-            staging.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            staging.rename(out)
-    except OSError as exc:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise ExecutorError(f"--out {out}: cannot write the results: {exc}") from None
-    return [out / p.name for p in written]
+    return [out.resolve() / p.name for p in written]
 
 
 def _exit_code(summary: dict[str, Any], interrupted: bool) -> int:

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import math
 import time
+import zlib
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -374,7 +375,8 @@ class AgentRuntime:
                 if pool.serve is not None and model is not None:
                     await pool.serve(slot.index, model, self.amounts.get(n, 1.0))
                 elif pool.index is not None and rows.node_type[n] == "retrieval":
-                    await asyncio.to_thread(pool.index.search, int(rows.step_id[n]) * 7919 + hash(rows.session[n]) % 7919)
+                    query_seed = zlib.crc32(f"{self.settings.seed}/{rows.session[n]}/{rows.step_id[n]}".encode())
+                    await asyncio.to_thread(pool.index.search, query_seed)
                 else:
                     duration = float(rows.duration_s[n])
                     await asyncio.sleep(duration if math.isfinite(duration) and duration > 0 else 0.0)
