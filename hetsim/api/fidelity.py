@@ -79,7 +79,7 @@ def simulation_calibrations(plan: PlanSpec, engine_file: Path | None) -> tuple[d
 def fidelity(request: FidelityRequest) -> dict[str, Any]:
     """Execute and simulate; write the report; returns the summary of the comparison."""
     resolved = resolve_inputs(request.run)
-    plan, trace, block = resolved[0], resolved[1], resolved[2]
+    plan, trace, block = resolved.plan, resolved.trace, resolved.block_size_tokens
     scale = scale_for(request.run.scale, device_kind_for(request.run.engine_device))
     calibrations, calibration_text = simulation_calibrations(plan, request.engine_calibration)
     executed = run(replace(request.run, out=None), resolved=resolved)
@@ -90,12 +90,12 @@ def fidelity(request: FidelityRequest) -> dict[str, Any]:
                                   block_size_tokens=block)  # fmt: skip
     simulation.run()
     simulated = simulation.frames()
-    sim_summary = summarize(simulated, pool_costs(plan, hardware, resolved[4], None), resolved[3])
+    sim_summary = summarize(simulated, pool_costs(plan, hardware, resolved.tco, None), resolved.sla)
     measured = executed.frames
     comparison = compare(measured["llm_calls"], simulated["llm_calls"], (executed.summary["duration_s"], sim_summary["duration_s"]))
     context = {
         "plan": plan.name,
-        "trace": ", ".join(f"{k} {v}" for k, v in resolved[5].items()),
+        "trace": ", ".join(f"{k} {v}" for k, v in resolved.described.items()),
         "executed": executed.summary["provenance"]["latency"],
         "simulated": f"hetsim's simulator, the model {scale.describe()}; {calibration_text}",
         "calls": f"{len(measured['llm_calls'])} executed, {len(simulated['llm_calls'])} simulated; exit code of the run {executed.exit_code}",

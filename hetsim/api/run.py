@@ -59,6 +59,7 @@ from hetsim.sim.records import REPLICA_COLUMNS
 from hetsim.specs.catalog import ModelCatalog
 from hetsim.specs.endpoints import EndpointsSpec
 from hetsim.specs.plan import PlanSpec, PoolSpec
+from hetsim.specs.workload import ToolRun
 from hetsim.workload.frame import steps_to_frame
 
 EXIT_FAILED_CALLS = 3
@@ -105,8 +106,23 @@ class RunOutcome:
 # ---- inputs --------------------------------------------------------------------------------
 
 
-def resolve_inputs(request: RunRequest) -> tuple[PlanSpec, pd.DataFrame, int | None, Sla | None, str, dict[str, Any]]:
-    """Plan, trace frame, prefix block size, SLA, TCO preset and a description of the trace."""
+@dataclass(frozen=True)
+class RunInputs:
+    """What a run executes: the plan, the trace frame and what goes with them."""
+
+    plan: PlanSpec
+    trace: pd.DataFrame
+    block_size_tokens: int | None
+    sla: Sla | None
+    tco: str
+    described: dict[str, Any]
+    tool_runs: dict[str, ToolRun] = field(default_factory=dict)
+    """Workload nodes whose tool calls are executed for real (a command or an HTTP request)."""
+
+
+def resolve_inputs(request: RunRequest) -> RunInputs:
+    """Plan, trace frame, prefix block size, SLA, TCO preset, a description of the trace and the
+    workload's executable tools."""
     scenario = load_scenario(request.scenario) if request.scenario else None
     base = request.scenario.parent if request.scenario else Path.cwd()
     plan_path = request.plan or (base / scenario.plan if scenario else None)
@@ -118,7 +134,8 @@ def resolve_inputs(request: RunRequest) -> tuple[PlanSpec, pd.DataFrame, int | N
     model = request.model or (scenario.trace.model if scenario else None)
     if request.trace is not None:
         frame, meta = load_trace(request.trace, request.trace_format)
-        return plan, assign_model(frame, model), meta.block_size_tokens, sla, tco, {"trace": str(request.trace), "format": meta.format}
+        described = {"trace": str(request.trace), "format": meta.format}
+        return RunInputs(plan, assign_model(frame, model), meta.block_size_tokens, sla, tco, described)
     workload = request.workload or (scenario.trace.workload if scenario else None)
     if workload is None:
         raise ScenarioError("run: expected --workload (with --duration) or --trace, or a --scenario that names one")
@@ -129,13 +146,14 @@ def resolve_inputs(request: RunRequest) -> tuple[PlanSpec, pd.DataFrame, int | N
         raise ScenarioError("run: --workload needs --duration (seconds of session arrivals)")
     rate = request.rate_per_s or (scenario.trace.rate_per_s if scenario else None)
     seed = request.seed if request.seed else (scenario.trace.seed if scenario else 0)
-    if sla is None:
-        spec = load_workload(workload).sla
-        if spec.ttft_s or spec.tbt_s or spec.e2e_s:
-            sla = Sla(spec.ttft_s, spec.tbt_s, spec.e2e_s, percentile=spec.ttft_percentile)
+    spec = load_workload(workload)
+    if sla is None and (spec.sla.ttft_s or spec.sla.tbt_s or spec.sla.e2e_s):
+        sla = Sla(spec.sla.ttft_s, spec.sla.tbt_s, spec.sla.e2e_s, percentile=spec.sla.ttft_percentile)
     synthetic = synthesize_trace(workload, duration, seed, rate)
     described = {"workload": synthetic.meta.extra.get("workload"), "rate_per_s": synthetic.meta.extra.get("rate_per_s"), "duration_s": duration, "seed": seed}
-    return plan, assign_model(steps_to_frame(synthetic.steps), model), synthetic.meta.block_size_tokens, sla, tco, described
+    tool_runs = {name: node.run for name, node in spec.nodes.items() if getattr(node, "run", None) is not None}
+    frame = assign_model(steps_to_frame(synthetic.steps), model)
+    return RunInputs(plan, frame, synthetic.meta.block_size_tokens, sla, tco, described, tool_runs)
 
 
 def device_kind_for(requested: str) -> str:
@@ -175,7 +193,7 @@ def run(
     request: RunRequest,
     progress: Progress | None = None,
     on_started: Callable[[Progress], None] | None = None,
-    resolved: tuple[PlanSpec, pd.DataFrame, int | None, Sla | None, str, dict[str, Any]] | None = None,
+    resolved: RunInputs | None = None,
 ) -> RunOutcome:
     """Execute the plan; returns the summary, the records and the exit code.
 
@@ -186,7 +204,8 @@ def run(
     hands the simulator the same trace).
     """
     started = time.perf_counter()
-    plan, trace, block, sla, tco, described = resolved or resolve_inputs(request)
+    inputs = resolved or resolve_inputs(request)
+    plan, trace, block, sla, tco, described = inputs.plan, inputs.trace, inputs.block_size_tokens, inputs.sla, inputs.tco, inputs.described
     hardware, models = load_catalog(plan.profile_set), load_models()
     pools = layout(plan, trace, models)
     amounts = model_amounts(trace, models)
@@ -214,6 +233,7 @@ def run(
             RuntimeSettings(request.seed, request.max_retries, request.recovery_wait_s, request.faults),
             kill=cluster.kill_engine if request.faults else None,
             amounts=amounts,
+            tool_runs=inputs.tool_runs,
         )
         if progress is not None:
             progress.sessions_total = runtime.progress.sessions_total

@@ -35,6 +35,7 @@ from hetsim.exec.engine_metrics import MetricsLog
 from hetsim.exec.prompts import FIRST_TOKEN_ID, PromptBuilder, block_keys
 from hetsim.exec.records import ExecRecorder, max_gap_s
 from hetsim.exec.router import Router, RouteSlot
+from hetsim.specs.workload import ToolRun
 
 SAMPLE_INTERVAL_S = 2.0
 """Seconds between samples of the engines' metrics: each scrape costs the engine's server several ms
@@ -135,12 +136,16 @@ class AgentRuntime:
         settings: RuntimeSettings,
         kill: Callable[[str, int], None] | None = None,
         amounts: dict[int, float] | None = None,
+        tool_runs: dict[str, ToolRun] | None = None,
     ) -> None:
-        """``amounts``: per model step (row), its input in the model's unit (audio seconds, tokens)."""
+        """``amounts``: per model step (row), its input in the model's unit (audio seconds, tokens);
+        ``tool_runs``: workload nodes whose tool calls are executed (a command or an HTTP request)
+        instead of waiting the trace's duration."""
         self.trace = trace.reset_index(drop=True)
         self.llm_pools, self.work_pools, self.work_for = llm_pools, work_pools, work_for
         self.prompts, self.settings, self.kill = prompts, settings, kill
         self.amounts = amounts or {}
+        self.tool_runs = tool_runs or {}
         self.recorder, self.metrics, self.progress = ExecRecorder(), MetricsLog(), Progress()
         self._rows = _Rows(self.trace)
         self._remaining = self._rows.parent_counts.copy()
@@ -351,6 +356,13 @@ class AgentRuntime:
     async def _external_step(self, n: int) -> bool:
         duration = float(self._rows.duration_s[n])
         ready = float(self._ready_s[n])
+        tool = self.tool_runs.get(self._rows.node[n])
+        if tool is not None:  # a remote API or a human stand-in the workload says how to call
+            self._in_flight[n] = ("", -1, ready)
+            failure = await self._execute(tool)
+            self._in_flight.pop(n, None)
+            self._step_record(n, "", -1, ready, self.clock(), "failed" if failure else "completed", failure or "")
+            return failure is None
         if not math.isfinite(duration) or duration < 0:
             self._step_record(n, "", -1, ready, ready, "failed", "external step has no duration_s")
             return False
@@ -374,6 +386,12 @@ class AgentRuntime:
                 model = rows.model[n]
                 if pool.serve is not None and model is not None:
                     await pool.serve(slot.index, model, self.amounts.get(n, 1.0))
+                elif rows.node[n] in self.tool_runs:
+                    failure = await self._execute(self.tool_runs[rows.node[n]])
+                    if failure is not None:
+                        self._in_flight.pop(n, None)
+                        self._step_record(n, pool.pool, slot.index, start, self.clock(), "failed", failure)
+                        return False
                 elif pool.index is not None and rows.node_type[n] == "retrieval":
                     query_seed = zlib.crc32(f"{self.settings.seed}/{rows.session[n]}/{rows.step_id[n]}".encode())
                     await asyncio.to_thread(pool.index.search, query_seed)
@@ -385,6 +403,19 @@ class AgentRuntime:
         finally:
             pool.router.release(slot)
         return True
+
+    async def _execute(self, tool: ToolRun) -> str | None:
+        """Run a tool call for real; None when it succeeded, else why it failed (one line)."""
+        if tool.command is not None:
+            return await _run_command(tool.command, tool.timeout_s)
+        assert tool.url is not None
+        try:
+            response = await self.client.request(tool.method, tool.url, timeout=tool.timeout_s)
+        except httpx.HTTPError as exc:
+            return f"tool request {tool.method} {tool.url} failed: {type(exc).__name__}: {exc}"
+        if response.status_code >= 400:
+            return f"tool request {tool.method} {tool.url} answered HTTP {response.status_code}"
+        return None
 
     def _step_record(self, n: int, pool: str, replica: int, start: float, end: float, status: str, reason: str = "") -> None:
         rows = self._rows
@@ -455,6 +486,25 @@ class AgentRuntime:
             else:
                 result[session] = "completed" if left == 0 else "unfinished"
         return result
+
+
+async def _run_command(command: tuple[str, ...], timeout_s: float) -> str | None:
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *command, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+        )
+    except OSError as exc:
+        return f"tool command {command[0]!r} cannot start: {exc}"
+    try:
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout_s)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        return f"tool command {command[0]!r} ran past its {timeout_s:g} s timeout"
+    if process.returncode:
+        lines = [line for line in stderr.decode("utf-8", "replace").splitlines() if line.strip()]
+        return f"tool command {command[0]!r} exited with code {process.returncode}" + (f": {lines[-1][:200]}" if lines else "")
+    return None
 
 
 class _Rows:

@@ -64,8 +64,25 @@ class LlmNode(_Node):
         return self
 
 
+class ToolRun(FrozenModel):
+    """What ``hetsim run`` executes for a tool call: a command (an argv, run as a subprocess)
+    or an HTTP request. The simulator keeps using the node's ``latency_s``."""
+
+    command: tuple[str, ...] | None = Field(default=None, min_length=1)
+    url: str | None = Field(default=None, pattern=r"^https?://")
+    method: Literal["GET", "POST"] = "GET"
+    timeout_s: float = Field(default=60.0, gt=0, le=3600)
+
+    @model_validator(mode="after")
+    def _one_action(self) -> ToolRun:
+        if (self.command is None) == (self.url is None):
+            raise ValueError("run: expected exactly one of 'command' or 'url'")
+        return self
+
+
 class _CpuWork(_Node):
     latency_s: Distribution
+    run: ToolRun | None = Field(default=None, description="executed for real by hetsim run; else it waits latency_s")
     cpu_s: Distribution | None = Field(default=None, description="CPU-seconds used per call")
     cpu_utilization: float | None = Field(default=None, ge=0, description="CPU cores busy during the call")
 
