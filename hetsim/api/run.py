@@ -194,16 +194,20 @@ def run(
     progress: Progress | None = None,
     on_started: Callable[[Progress], None] | None = None,
     resolved: RunInputs | None = None,
+    on_status: Callable[[str], None] | None = None,
 ) -> RunOutcome:
     """Execute the plan; returns the summary, the records and the exit code.
 
     ``on_started`` is called once the engines are up and the runtime's progress counters exist
     (a progress display attaches to them). KeyboardInterrupt during the run writes the records
-    so far (marked incomplete) and comes back as exit code 130. ``resolved``: the inputs as
+    so far (marked incomplete) and comes back as exit code 130. ``on_status`` hears what is
+    being done before that (starting the engines). ``resolved``: the inputs as
     ``resolve_inputs`` gives them, when the caller resolved them already (the fidelity loop
     hands the simulator the same trace).
     """
     started = time.perf_counter()
+    if request.backend not in ("vllm", "openai"):
+        raise ExecutorError(f"--backend: expected vllm or openai, got {request.backend!r}")
     inputs = resolved or resolve_inputs(request)
     plan, trace, block, sla, tco, described = inputs.plan, inputs.trace, inputs.block_size_tokens, inputs.sla, inputs.tco, inputs.described
     hardware, models = load_catalog(plan.profile_set), load_models()
@@ -223,6 +227,9 @@ def run(
     workdir = Path(tempfile.mkdtemp(prefix="hetsim-run-"))
     cluster: EngineCluster | None = None
     try:
+        if on_status is not None:
+            replicas = sum(p.replicas for p in pools.llm_pools.values())
+            on_status(f"starting {replicas} engine replica(s) ({request.backend}; 25-70 s each on a CPU)")
         cluster, engine, served = _engines(request, pools.llm_pools, models, scale, options, workdir)
         llm = llm_runs(pools.llm_pools, cluster, served, options)
         cluster.start_stages(stage_networks(pools.work_pools, models, scale), request.ray_address, request.seed)
@@ -271,8 +278,6 @@ def _engines(
         urls = {pool.name: list(spec.pools[pool.name].urls) for pool in llm_pools.values()}
         names = {pool.name: served[model].path for model, pool in llm_pools.items()}
         return EngineCluster.attach(urls, names), "openai-compatible endpoints (engine not queried)", served
-    if request.backend != "vllm":
-        raise ExecutorError(f"--backend: expected vllm or openai, got {request.backend!r}")
     version = engine_version(options.python)
     served = served_models(llm_pools, models, scale, load_weights(request.weights), workdir / "models")
     launches = engine_launches(llm_pools, served, options, _log_dir(request, workdir))

@@ -73,8 +73,6 @@ def run_command(
     progress = Progress()
     live = Live(_progress_table(progress), console=console, refresh_per_second=4, transient=True,
                 get_renderable=lambda: _progress_table(progress))  # fmt: skip
-    if not json:
-        console.print("[dim]starting the engines (about 30-70 s each on a CPU)...[/dim]")
 
     def started(progress: Progress) -> None:
         console.print(f"engines ready; running {progress.sessions_total} sessions (Ctrl-C stops and keeps the records so far)")
@@ -85,7 +83,7 @@ def run_command(
         # Ray's driver threads print worker deaths (the fault injection's, say) to stdout, which
         # belongs to the JSON document and the table: send them to stderr with the progress.
         with contextlib.redirect_stdout(sys.stderr):
-            outcome = run(request, progress, on_started=started)
+            outcome = run(request, progress, on_started=started, on_status=lambda text: console.print(f"[dim]{text}...[/dim]"))
     finally:
         live.stop()
     if json:

@@ -69,7 +69,7 @@ def layout(plan: PlanSpec, trace: pd.DataFrame, models: ModelCatalog) -> PoolLay
             if pool.llm.stage != LlmStage.AGGREGATED:
                 raise ExecutorError(
                     f"plan pool {pool.name!r}: split prefill/decode pools need the engine's KV-transfer connector, "
-                    "which hetsim run does not drive yet; plan aggregated pools (hetsim plan --no-split) to execute"
+                    "which hetsim run does not drive yet; plan aggregated pools to execute (fleet options: disaggregation: false)"
                 )
             if pool.llm.model in llm_pools:
                 raise ExecutorError(f"plan pool {pool.name!r}: model {pool.llm.model!r} already has pool {llm_pools[pool.llm.model].name!r}")
