@@ -41,8 +41,9 @@ def export_plan(plan_path: Path, fmt: str, out: Path, weights: Path | None = Non
     except HetsimError as exc:
         raise type(exc)(f"{plan_path}: {exc}") from None
     _write_whole(out, yaml.dump_all(documents, Dumper=_PlainDumper, sort_keys=False))
+    skipped = [p.name for p in plan.pools if p.llm is None]  # tools, retrieval and model stages are the user's services
     return {"plan": plan.name, "format": fmt, "documents": len(documents), "written": str(out),
-            "kinds": [d.get("kind", "ServeConfig") for d in documents]}  # fmt: skip
+            "kinds": [d.get("kind", "ServeConfig") for d in documents], "pools_not_exported": skipped}  # fmt: skip
 
 
 def load_weights(path: Path | None) -> dict[str, str]:

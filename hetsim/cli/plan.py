@@ -94,3 +94,5 @@ def export_command(
         print_json(summary)
         return
     Console().print(f"wrote {summary['written']}: {summary['documents']} documents ({', '.join(summary['kinds'])}) for plan {summary['plan']}")
+    if summary["pools_not_exported"]:
+        Console().print(f"not exported (no serving engine; deploy them as your own services): {', '.join(summary['pools_not_exported'])}")
