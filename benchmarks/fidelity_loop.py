@@ -6,7 +6,8 @@ CPU (this project's machine; vLLM's CPU build named by HETSIM_ENGINE_PYTHON, see
 GPU node (vLLM's CUDA build; one GPU; the plan is the shipped one, with the device named):
     python benchmarks/fidelity_loop.py --engine-device cuda --device h100-sxm --scale full
 The CPU run takes about 5 minutes (calibration 1 min, each load about 70 s); on one GPU the same
-calls finish well within 10 minutes. ``--calibration FILE`` skips the calibration step.
+calls finish well within 10 minutes. ``--calibration FILE`` (twice: alone and side by side) skips
+the calibration step.
 Reports land in reports/fidelity-<load>/ (index.html, fidelity.csv).
 """
 
@@ -62,26 +63,27 @@ def main() -> int:
     parser.add_argument("--device", default="host-xeon-spr-2vcpu", help="hardware profile of the machine the engines run on")
     parser.add_argument("--engine-device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--scale", default="auto", help="model size: auto (tiny on a CPU engine), full, small, tiny")
-    parser.add_argument("--calibration", type=Path, default=None, help="an engine calibration to use instead of measuring one")
+    parser.add_argument("--calibration", type=Path, action="append", help="engine calibration(s) to use instead of measuring (repeatable)")
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of session arrivals per load")
     args = parser.parse_args()
     if not os.environ.get("HETSIM_ENGINE_PYTHON"):
         print("HETSIM_ENGINE_PYTHON is not set: install vLLM (README, 'Executing a plan')", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory() as scratch:
-        calibration = args.calibration
-        if calibration is None:
-            result = bench_engine("llama-3-8b", args.device, args.scale, None, args.engine_device, Path(scratch) / "cal", replicas=2)
-            calibration = Path(result["written"])
-            print(f"engine calibration: step {result['step_overhead_s'] * 1e3:.2f} ms + {result['sequence_overhead_s'] * 1e3:.3f} ms/seq, "
-                  f"request {result['request_overhead_s'] * 1e3:.2f} ms, prefill {result['prefill_pair_s'] * 1e12:.0f} ps/pair; "
-                  f"fit median |error| {result['fit']['median_abs_error']:.1%}")  # fmt: skip
+        calibrations = tuple(args.calibration or ())
+        if not calibrations:
+            for replicas in (1, 2):  # alone, and beside a saturated neighbour, as the plan co-locates two
+                result = bench_engine("llama-3-8b", args.device, args.scale, None, args.engine_device, Path(scratch) / "cal", replicas=replicas)
+                calibrations += (Path(result["written"]),)
+                print(f"engine calibration, {replicas} side by side: step {result['step_overhead_s'] * 1e3:.2f} ms + "
+                      f"{result['sequence_overhead_s'] * 1e3:.3f} ms/seq, request {result['request_overhead_s'] * 1e3:.2f} ms, "
+                      f"prefill {result['prefill_pair_s'] * 1e12:.0f} ps/pair; fit median |error| {result['fit']['median_abs_error']:.1%}")  # fmt: skip
         plan = _plan_for(args.device, Path(scratch))
         tables = {}
         for load, scenario in LOADS.items():
             request = RunRequest(scenario=scenario, plan=plan, duration_s=args.duration, scale=args.scale, engine_device=args.engine_device)
             report = REPO / "reports" / f"fidelity-{load}"
-            summary = fidelity(FidelityRequest(request, report, calibration))
+            summary = fidelity(FidelityRequest(request, report, calibrations))
             tables[load] = {(r["metric"], r["percentile"]): r for r in summary["table"] if r["pool"] == "all"}
             print(f"\n[{load}] {summary['verdict']}")
             shot = report / "screenshot.png"

@@ -138,7 +138,7 @@ def bench_engine(
         overheads=EngineOverheads(
             engine=version, model=f"{model} ({size})", flags=tuple(launch.argv[3:]),
             step_overhead_s=fit.step_overhead_s, sequence_overhead_s=fit.sequence_overhead_s,
-            request_overhead_s=fit.request_overhead_s, prefill_pair_s=fit.prefill_pair_s, fit=fit.quality,
+            request_overhead_s=fit.request_overhead_s, prefill_pair_s=fit.prefill_pair_s, fit=fit.quality, side_by_side=replicas,
         ),
         measurements=tuple(fit.rows),
     )

@@ -30,7 +30,9 @@ def fidelity_command(
     trace_format: Annotated[str | None, typer.Option("--format", help="Importer for a raw public trace")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the synthesized trace (0: the scenario's)")] = 0,
     engine_calibration: Annotated[
-        Path | None, typer.Option("--engine-calibration", help="Engine calibration (hetsim bench --engine) for the simulator", exists=True, dir_okay=False)
+        list[Path] | None,
+        typer.Option("--engine-calibration", help="Engine calibration(s) for the simulator (hetsim bench --engine): one, or one taken "
+                     "alone and one side by side (--replicas 2), interpolated by how busy the co-located replicas are", exists=True, dir_okay=False),
     ] = None,
     scale: Annotated[str, typer.Option("--scale", help="Model size on both sides: auto (tiny on a CPU engine), full, small, tiny")] = "auto",
     engine_python: Annotated[str | None, typer.Option("--engine-python", help="Python with vLLM (default: $HETSIM_ENGINE_PYTHON)")] = None,
@@ -44,7 +46,7 @@ def fidelity_command(
         RunRequest(plan=plan, scenario=scenario, workload=workload, rate_per_s=rate, duration_s=duration, trace=trace,
                    trace_format=trace_format, seed=seed, scale=scale, engine_python=engine_python,
                    engine_device=engine_device, ray_address=ray_address),
-        report, engine_calibration,
+        report, tuple(engine_calibration or ()),
     )  # fmt: skip
     console = Console(stderr=True)
     with console.status("executing on real engines, then simulating"), contextlib.redirect_stdout(sys.stderr):

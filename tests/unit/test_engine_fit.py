@@ -42,3 +42,17 @@ def test_grids_that_cannot_be_fitted_are_refused() -> None:
         fit_engine_overheads([("decode", 64, 1, 1e-3), ("prefill", 16, 1, 2e-3)], kernels, pairs)
     with pytest.raises(CalibrationError, match="expected a positive time, got nan"):
         fit_engine_overheads([*grid(1e-3, 0, 0), ("decode", 64, 16, float("nan"))], kernels, pairs)
+
+
+def test_colocated_overheads_move_from_alone_to_beside_with_the_neighbours_load() -> None:
+    from hetsim.perf.engine_fit import colocated
+    from hetsim.specs.calibration import EngineOverheads
+
+    alone = EngineOverheads(engine="e", model="m", step_overhead_s=1e-3, sequence_overhead_s=1e-4, request_overhead_s=5e-3, prefill_pair_s=1e-9)
+    beside = alone.model_copy(update={"step_overhead_s": 2e-3, "request_overhead_s": 9e-3, "side_by_side": 2})
+    assert colocated(alone, beside, 0.0).step_overhead_s == pytest.approx(1e-3)
+    assert colocated(alone, beside, 1.0).step_overhead_s == pytest.approx(2e-3)
+    half = colocated(alone, beside, 0.5)
+    assert half.step_overhead_s == pytest.approx(1.5e-3) and half.request_overhead_s == pytest.approx(7e-3)
+    assert half.sequence_overhead_s == pytest.approx(1e-4) and half.fit["neighbour_busy"] == 0.5
+    assert colocated(alone, beside, 7.0).step_overhead_s == pytest.approx(2e-3)  # clamped to [0, 1]
