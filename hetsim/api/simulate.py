@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from hetsim.api.engine_sim import scaled_catalog, simulate_with_engine
 from hetsim.api.traces import load_trace
 from hetsim.api.workloads import synthesize_trace
 from hetsim.cost.tco import CostBasis, device_hourly_cost, preset
@@ -20,6 +21,7 @@ from hetsim.io.models import load_models
 from hetsim.io.plans import load_plan, load_scenario
 from hetsim.io.results import write_results
 from hetsim.metrics.summary import PoolCost, Sla, summarize
+from hetsim.perf.model_scale import scale_named
 from hetsim.sim.build import build_simulation
 from hetsim.sim.engine import SimConfig
 from hetsim.specs.catalog import HardwareCatalog
@@ -39,6 +41,10 @@ class SimulateRequest:
     model: str | None = None
     seed: int | None = None
     """Overrides the scenario's ``trace.seed`` (a synthetic trace changes; a trace file does not)."""
+    engine_calibrations: tuple[Path, ...] = ()
+    """Engine calibrations (``hetsim bench --engine``) whose overheads the simulated steps add."""
+    scale: str | None = None
+    """Simulate the plan's LLMs at this named size (as ``hetsim run`` executed them)."""
 
 
 def pool_costs(plan: PlanSpec, hardware: HardwareCatalog, tco: str, basis: str | None) -> list[PoolCost]:
@@ -113,13 +119,22 @@ def simulate(request: SimulateRequest) -> dict[str, Any]:
     started = time.perf_counter()
     scenario, plan, trace, block = _resolve(request)
     hardware, models = load_catalog(plan.profile_set), load_models()
-    calibrations = {p.device: c for p in plan.pools if (c := load_calibration(hardware.accelerator(p.device).name))}
-    sim = build_simulation(plan, trace, hardware, models, calibrations, block_size_tokens=block, config=SimConfig(max_skip=request.max_skip))
-    sim.run()
-    frames = sim.frames()
+    config = SimConfig(max_skip=request.max_skip)
+    if request.scale is not None:
+        models = scaled_catalog(models, plan, scale_named(request.scale))
+    engine_text = None
+    if request.engine_calibrations or request.scale is not None:
+        frames, engine_text = simulate_with_engine(plan, trace, block, models, request.engine_calibrations, config)
+    else:
+        calibrations = {p.device: c for p in plan.pools if (c := load_calibration(hardware.accelerator(p.device).name))}
+        sim = build_simulation(plan, trace, hardware, models, calibrations, block_size_tokens=block, config=config)
+        sim.run()
+        frames = sim.frames()
     tco = scenario.tco if scenario else "paper"
     sla = Sla(**scenario.sla.model_dump()) if scenario and scenario.sla else None
     summary = summarize(frames, pool_costs(plan, hardware, tco, scenario.cost_basis if scenario else None), sla)
+    if engine_text is not None:
+        summary["provenance"]["latency"] += f"; {engine_text}"
     summary["run"] = {
         "scenario": scenario.name if scenario else None,
         "plan": plan.name,
@@ -127,6 +142,7 @@ def simulate(request: SimulateRequest) -> dict[str, Any]:
         "trace_steps": len(trace),
         "wall_s": time.perf_counter() - started,
         "events": int(frames["replicas"]["events"].sum()),
+        "model_scale": request.scale or "full",
     }
     if request.out is not None:
         summary["run"]["written"] = [str(p) for p in write_results(request.out, frames, summary)]

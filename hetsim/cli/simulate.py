@@ -22,10 +22,16 @@ def simulate_command(
     trace_format: Annotated[str | None, typer.Option("--format", help="Importer for a raw public trace (default: canonical)")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Write records (Parquet) and summary.json here")] = None,
     model: Annotated[str | None, typer.Option("--model", help="Model for LLM steps the trace leaves unnamed")] = None,
+    engine_calibration: Annotated[
+        list[Path] | None,
+        typer.Option("--engine-calibration", help="Engine calibration(s) from hetsim bench --engine (alone, and side by side)", exists=True, dir_okay=False),
+    ] = None,
+    scale: Annotated[str | None, typer.Option("--scale", help="Simulate the plan's LLMs at this size (full, small, tiny)")] = None,
     json: JsonOption = False,
 ) -> None:
     """Replay an agent trace against a plan and report latency, SLA attainment, utilisation and cost."""
-    summary = simulate(SimulateRequest(scenario, plan, trace, trace_format, out, model=model))
+    summary = simulate(SimulateRequest(scenario, plan, trace, trace_format, out, model=model,
+                                       engine_calibrations=tuple(engine_calibration or ()), scale=scale))  # fmt: skip
     if json:
         print_json(summary)
         return
@@ -50,4 +56,5 @@ def simulate_command(
                 rows.append((f"SLA {name} <= {fmt(item['objective_s'])} s", f"{item['attained']:.1%}", "met" if item["met"] else "MISSED"))
     run = summary["run"]
     caption = f"simulated {fmt(summary['duration_s'])} s of traffic in {fmt(run['wall_s'])} s wall, {run['events']} server events"
+    caption += f"\nstep times: {summary['provenance']['latency']}"
     print_table(f"Simulation: {run['scenario'] or run['plan']}", ("figure", "value", "note"), rows, caption=caption)

@@ -233,6 +233,9 @@ class LlmReplica:
         )
         pp = self.shard.pp
         engine_s = self.engine_step_overhead_s(len(batch))
+        if self._engine is not None and self._engine.prefill_pair_s:  # per stage, as attention is
+            prefill = [(q.new_tokens, q.context_tokens) for q in batch if not (q.new_tokens == 1 and q.context_tokens > 0)]
+            engine_s += pp * self._engine.prefill_pair_s * self.prefill_pairs_per_stage(prefill)
         seconds = pp * (stage_s + all_reduce_s) + (pp - 1) * handoff_s + head_s + engine_s
         by_bound = {b: s * pp for b, s in by_bound.items()}
         by_bound[Bound.NETWORK] = pp * all_reduce_s + (pp - 1) * handoff_s

@@ -20,7 +20,7 @@ from hetsim.sim.build import build_simulation
 from hetsim.sim.decode_set import DecodeSet
 from hetsim.sim.engine import SimConfig
 from hetsim.sim.llm_server import LlmCall, SeqState
-from hetsim.specs.calibration import CalibrationSpec
+from hetsim.specs.calibration import CalibrationSpec, EngineOverheads
 from hetsim.workload.trace import NodeType, TraceStep
 from tests.conftest import make_device
 from tests.sim.conftest import llm_pool, plan, poisson_llm_trace, trace_frame
@@ -287,3 +287,41 @@ def test_a_horizon_run_is_the_full_run_cut_at_the_horizon(hardware, model_catalo
     assert 0 < len(ended) < len(full["steps"])
     pd.testing.assert_frame_equal(cut["steps"].sort_values("end_s", kind="stable").reset_index(drop=True),
                                   ended.sort_values("end_s", kind="stable").reset_index(drop=True))
+
+
+# ---- a serving engine's calibrated overheads ------------------------------------------------
+
+
+ENGINE = {"engine": "test-engine", "model": "m", "step_overhead_s": 8e-4, "sequence_overhead_s": 6e-5,
+          "request_overhead_s": 4e-3, "prefill_pair_s": 3e-11}  # fmt: skip
+
+
+def _with_engine(calibration: CalibrationSpec) -> CalibrationSpec:
+    return calibration.model_copy(update={"engine": EngineOverheads(**ENGINE)})
+
+
+def test_engine_overheads_join_every_step_pricing_path(model_catalog):
+    plain = _replica(model_catalog, "llama-3.1-70b", calibrated=True)
+    device = make_device(memory_gb=2000)
+    engine = LlmReplica(model_catalog.model("llama-3.1-70b"), DevicePerf(device, _with_engine(_calibration())), Shard(tp=4, pp=1), Precision())
+    decodes, chunks = [5, 900], [SequenceWork(300, 200)]
+    batch = [SequenceWork(1, c) for c in decodes] + chunks
+    rows = len(batch)
+    pairs = engine.prefill_pairs_per_stage([(300, 200)])
+    added = ENGINE["step_overhead_s"] + ENGINE["sequence_overhead_s"] * rows + ENGINE["prefill_pair_s"] * pairs
+    assert engine.step(batch).seconds == pytest.approx(plain.step(batch).seconds + added, rel=1e-12)
+    assert engine.mixed_step_seconds(2, engine.decode_seen(decodes), chunks) == pytest.approx(engine.step(batch).seconds, rel=1e-12)
+    contexts = [10, 400, 1000]
+    runs = engine.decode_run_times(contexts, 20)
+    per_step = [engine.step([SequenceWork(1, c + j) for c in contexts]).seconds for j in range(20)]
+    assert runs.tolist() == pytest.approx(per_step, rel=1e-12)
+    assert engine.request_overhead_s == ENGINE["request_overhead_s"]
+
+
+def test_skipping_changes_nothing_with_an_engine_calibration(hardware, model_catalog, rng):
+    trace = poisson_llm_trace(rng, 250, rate=40.0)
+    the_plan = plan(llm_pool(replicas=2, memory_utilization=0.3))
+    calibrations = {"h100-sxm": _with_engine(_calibration("h100-sxm"))}
+    fast = _assert_skipping_changes_nothing(hardware, model_catalog, the_plan, trace, calibrations)
+    calls = fast.frames()["llm_calls"]
+    assert (calls["admitted_s"] - calls["arrival_s"] >= ENGINE["request_overhead_s"] - 1e-12).all()  # the API latency first
