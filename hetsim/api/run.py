@@ -254,7 +254,7 @@ def run(
             cluster.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     summary = summarize(frames, pool_costs(plan, hardware, tco, None), sla)
-    context = {"engine": engine, "device_kind": device_kind, "plan": plan, "trace": described, "notes": notes + pools.notes}
+    context = {"engine": engine, "device_kind": device_kind, "plan": plan, "trace": described, "notes": notes}
     _measured(summary, frames, runtime, cluster, served, context, interrupted)
     summary["run"]["wall_s"] = time.perf_counter() - started
     if request.out is not None:

@@ -47,7 +47,6 @@ class EngineCluster:
     replicas: dict[str, list[Replica]]
     backend: str
     started_ray: bool = False
-    notes: list[str] = field(default_factory=list)
     stages: dict[str, list[Any]] = field(default_factory=dict)
     """Non-LLM pools' replicas (Ray actors running the models' networks), by pool."""
 

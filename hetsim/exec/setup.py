@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -51,7 +51,6 @@ class PoolLayout:
     llm_pools: dict[str, PoolSpec]  # by model
     work_pools: dict[str, PoolSpec]  # by pool name
     work_for: dict[str, str]  # model or node type -> pool name
-    notes: list[str] = field(default_factory=list)
 
 
 def layout(plan: PlanSpec, trace: pd.DataFrame, models: ModelCatalog) -> PoolLayout:
@@ -166,7 +165,8 @@ def engine_version(python: str) -> str:
     return line.replace(" ", "==")
 
 
-def max_context(pool: PoolSpec, served: ServedModel, options: EngineOptions) -> int:
+def max_context(served: ServedModel, options: EngineOptions) -> int:
+    """The context a replica serves: the model's, capped as the engine's launch caps it."""
     return min(served.max_context_tokens, options.max_model_len or DEFAULT_MAX_MODEL_LEN)
 
 
@@ -179,7 +179,7 @@ def llm_runs(plan_pools: Mapping[str, PoolSpec], cluster: EngineCluster, served:
             pool=pool.name,
             served_model=replicas[0].served_model,
             router=router,
-            max_context_tokens=max_context(pool, served[model_name], options),
+            max_context_tokens=max_context(served[model_name], options),
             recover=_recoverer(cluster, pool.name),
         )
     return runs
