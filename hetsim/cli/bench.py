@@ -9,8 +9,8 @@ import typer
 from rich.console import Console
 
 from hetsim.api.bench import bench
-from hetsim.api.bench_engine import bench_engine
 from hetsim.cli.output import JsonOption, fmt, print_json, print_table
+from hetsim.cli.run import import_exec
 from hetsim.errors import CalibrationError
 
 
@@ -65,6 +65,9 @@ def _engine_command(engine: str, model: str, profile: str, scale: str, engine_py
                     out: Path | None, json: bool, replicas: int) -> None:  # fmt: skip
     if engine != "vllm":
         raise CalibrationError(f"--engine: expected vllm, got {engine!r}")
+    import_exec("hetsim bench --engine")
+    from hetsim.api.bench_engine import bench_engine
+
     console = Console(stderr=True)
     with console.status("profiling the engine") as status:
         result = bench_engine(model, profile, scale, engine_python, "cpu" if device == "cpu" else "cuda", out, replicas=replicas,

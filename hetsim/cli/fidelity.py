@@ -10,9 +10,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from hetsim.api.fidelity import FidelityRequest, fidelity
-from hetsim.api.run import RunRequest
 from hetsim.cli.output import JsonOption, print_json, print_table
+from hetsim.cli.run import import_exec
 
 
 def register(app: typer.Typer) -> None:
@@ -42,8 +41,11 @@ def fidelity_command(
 ) -> None:
     """Draw the arrivals once; execute them on the plan's real engines and simulate them on the
     same plan; write an HTML + CSV report of the simulator's errors with a computed verdict."""
+    api = import_exec("hetsim fidelity")
+    from hetsim.api.fidelity import FidelityRequest, fidelity
+
     request = FidelityRequest(
-        RunRequest(plan=plan, scenario=scenario, workload=workload, rate_per_s=rate, duration_s=duration, trace=trace,
+        api.RunRequest(plan=plan, scenario=scenario, workload=workload, rate_per_s=rate, duration_s=duration, trace=trace,
                    trace_format=trace_format, seed=seed, scale=scale, engine_python=engine_python,
                    engine_device=engine_device, ray_address=ray_address),
         report, tuple(engine_calibration or ()),

@@ -3,20 +3,34 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import re
 import sys
 from pathlib import Path
-from typing import Annotated
+from types import ModuleType
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from hetsim.api.run import RunRequest, run
 from hetsim.cli.output import JsonOption, fmt, print_json, print_table
 from hetsim.errors import ExecutorError
-from hetsim.exec.runtime import Fault, Progress
+
+if TYPE_CHECKING:
+    from hetsim.exec.runtime import Fault, Progress
+
+INSTALL_HINT = "needs the exec extra (Ray, httpx, prometheus_client): pip install 'hetsim[exec]'"
+
+
+def import_exec(command: str) -> ModuleType:
+    """``hetsim.api.run``, imported when a command needs it: the default install has no exec
+    extra, and every command's module is imported when the CLI starts."""
+    try:
+        return importlib.import_module("hetsim.api.run")
+    except ImportError as exc:
+        raise ExecutorError(f"{command} {INSTALL_HINT} ({exc})") from None
 
 _FAULT = re.compile(r"^(?P<pool>[A-Za-z0-9_.-]+):(?P<replica>\d+)@(?P<at>\d+(\.\d+)?)$")
 
@@ -26,6 +40,8 @@ def register(app: typer.Typer) -> None:
 
 
 def parse_fault(text: str) -> Fault:
+    from hetsim.exec.runtime import Fault
+
     match = _FAULT.match(text)
     if match is None:
         raise ExecutorError(f"--kill: expected POOL:REPLICA@SECONDS (e.g. llm:0@20), got {text!r}")
@@ -62,7 +78,10 @@ def run_command(
 
     Exit status: 0 when every session completed, 3 when calls or sessions failed, 130 when
     interrupted (the records so far are written, marked incomplete)."""
-    request = RunRequest(
+    api = import_exec("hetsim run")
+    from hetsim.exec.runtime import Progress
+
+    request = api.RunRequest(
         plan=plan, scenario=scenario, workload=workload, rate_per_s=rate, duration_s=duration, trace=trace,
         trace_format=trace_format, model=model, seed=seed, ray_address=ray_address, backend=backend, endpoints=endpoints,
         out=out, scale=scale, weights=weights, engine_python=engine_python, engine_device=engine_device,
@@ -83,7 +102,7 @@ def run_command(
         # Ray's driver threads print worker deaths (the fault injection's, say) to stdout, which
         # belongs to the JSON document and the table: send them to stderr with the progress.
         with contextlib.redirect_stdout(sys.stderr):
-            outcome = run(request, progress, on_started=started, on_status=lambda text: console.print(f"[dim]{text}...[/dim]"))
+            outcome = api.run(request, progress, on_started=started, on_status=lambda text: console.print(f"[dim]{text}...[/dim]"))
     finally:
         live.stop()
     if json:
