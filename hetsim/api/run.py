@@ -134,7 +134,13 @@ def resolve_inputs(request: RunRequest) -> RunInputs:
     model = request.model or (scenario.trace.model if scenario else None)
     if request.trace is not None:
         frame, meta = load_trace(request.trace, request.trace_format)
-        described = {"trace": str(request.trace), "format": meta.format}
+        described: dict[str, Any] = {"trace": str(request.trace), "format": meta.format}
+        if request.duration_s is not None:  # the sessions that arrive in the first duration_s seconds
+            starts = frame.groupby("session_id")["arrival_s"].transform("min")
+            frame = frame[starts - float(frame["arrival_s"].min()) < request.duration_s].reset_index(drop=True)
+            described["duration_s"] = request.duration_s
+        if frame.empty:
+            raise ScenarioError(f"{request.trace}: no session arrives in the first {request.duration_s} s")
         return RunInputs(plan, assign_model(frame, model), meta.block_size_tokens, sla, tco, described)
     workload = request.workload or (scenario.trace.workload if scenario else None)
     if workload is None:

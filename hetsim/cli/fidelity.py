@@ -27,6 +27,7 @@ def fidelity_command(
     duration: Annotated[float | None, typer.Option("--duration", "-d", help="Seconds of session arrivals")] = None,
     trace: Annotated[Path | None, typer.Option("--trace", "-t", help="Trace file instead", exists=True, dir_okay=False)] = None,
     trace_format: Annotated[str | None, typer.Option("--format", help="Importer for a raw public trace")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Model for LLM steps the trace leaves unnamed")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the synthesized trace (0: the scenario's)")] = 0,
     engine_calibration: Annotated[
         list[Path] | None,
@@ -46,7 +47,7 @@ def fidelity_command(
 
     request = FidelityRequest(
         api.RunRequest(plan=plan, scenario=scenario, workload=workload, rate_per_s=rate, duration_s=duration, trace=trace,
-                   trace_format=trace_format, seed=seed, scale=scale, engine_python=engine_python,
+                   trace_format=trace_format, model=model, seed=seed, scale=scale, engine_python=engine_python,
                    engine_device=engine_device, ray_address=ray_address),
         report, tuple(engine_calibration or ()),
     )  # fmt: skip

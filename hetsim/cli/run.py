@@ -53,7 +53,7 @@ def run_command(
     scenario: Annotated[Path | None, typer.Option("--scenario", "-s", help="Scenario (plan + trace + SLA)", exists=True, dir_okay=False)] = None,
     workload: Annotated[str | None, typer.Option("--workload", "-w", help="Workload name or file to synthesize sessions from")] = None,
     rate: Annotated[float | None, typer.Option("--rate", "-r", help="Session arrivals per second (overrides the workload's)")] = None,
-    duration: Annotated[float | None, typer.Option("--duration", "-d", help="Seconds of session arrivals")] = None,
+    duration: Annotated[float | None, typer.Option("--duration", "-d", help="Seconds of session arrivals (--trace: those of its first D s)")] = None,
     trace: Annotated[Path | None, typer.Option("--trace", "-t", help="Trace file to replay instead", exists=True, dir_okay=False)] = None,
     trace_format: Annotated[str | None, typer.Option("--format", help="Importer for a raw public trace (default: canonical)")] = None,
     model: Annotated[str | None, typer.Option("--model", help="Model for LLM steps the trace leaves unnamed")] = None,

@@ -274,3 +274,15 @@ def test_replica_records_come_from_the_samples() -> None:
     assert mean_batch == pytest.approx(3.0)
     assert steps == 40 + 5  # a restart resets the engine's counter: 40 before it, 5 after
     assert (samples, total, peak) == (5, 4096, round(0.04 * 4096))
+
+
+def test_a_trace_replay_can_be_cut_to_the_sessions_of_its_first_seconds() -> None:
+    from hetsim.api.run import RunRequest, resolve_inputs
+
+    azure = ROOT / "workloads/traces/azure_llm_2023/AzureLLMInferenceTrace_conv.first1000.csv"
+    request = RunRequest(plan=ROOT / "scenarios/exec/plan.yaml", trace=azure, trace_format="azure-2023", model="llama-3-8b")
+    whole = resolve_inputs(request).trace
+    cut = resolve_inputs(RunRequest(**{**request.__dict__, "duration_s": 20.0})).trace
+    starts = cut.groupby("session_id")["arrival_s"].min() - whole["arrival_s"].min()
+    assert 0 < len(cut) < len(whole) and (starts < 20.0).all()
+    assert (cut["model"] == "llama-3-8b").all()
