@@ -58,6 +58,9 @@ def main() -> None:
     except typer.Abort:
         print("hetsim: aborted", file=sys.stderr)
         sys.exit(130)
+    except KeyboardInterrupt:  # Ctrl-C wherever a command is: one line, the conventional status
+        print("hetsim: interrupted", file=sys.stderr)
+        sys.exit(130)
     except Exception as exc:  # usage errors (a missing file, a bad option) and typer.Exit
         if not _is_usage_error(exc) and not isinstance(exc, typer.Exit):
             raise

@@ -52,8 +52,12 @@ def fidelity_command(
         report, tuple(engine_calibration or ()),
     )  # fmt: skip
     console = Console(stderr=True)
-    with console.status("executing on real engines, then simulating"), contextlib.redirect_stdout(sys.stderr):
-        summary = fidelity(request)
+    try:
+        with console.status("executing on real engines, then simulating"), contextlib.redirect_stdout(sys.stderr):
+            summary = fidelity(request)
+    except KeyboardInterrupt:
+        console.print("hetsim: interrupted; no report was written")
+        raise typer.Exit(130) from None
     if json:
         print_json(summary)
         return

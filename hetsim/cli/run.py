@@ -103,6 +103,10 @@ def run_command(
         # belongs to the JSON document and the table: send them to stderr with the progress.
         with contextlib.redirect_stdout(sys.stderr):
             outcome = api.run(request, progress, on_started=started, on_status=lambda text: console.print(f"[dim]{text}...[/dim]"))
+    except KeyboardInterrupt:  # before the sessions started (engine start-up): nothing was measured
+        live.stop()
+        console.print("hetsim: interrupted before the run started; the engines were stopped, nothing was measured")
+        raise typer.Exit(130) from None
     finally:
         live.stop()
     if json:

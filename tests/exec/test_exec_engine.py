@@ -189,3 +189,14 @@ def test_the_fidelity_loop_feeds_both_sides_the_same_arrivals(tmp_path: Path) ->
     html = (report / "index.html").read_text()
     assert summary["verdict"] in html.replace("&#x27;", "'") and html.count("<img") == 3
     assert "engine calibration" in summary["context"]["simulated"]
+
+
+def test_ctrl_c_while_engines_start_stops_them_and_says_so(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "hetsim", "run", "-s", str(SCENARIO), "--out", str(tmp_path / "run")]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    time.sleep(10)  # Ray is up, the engines are starting
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=180)
+    assert process.returncode == 130 and "Traceback" not in stderr
+    assert "interrupted before the run started" in stderr
+    assert not (tmp_path / "run").exists()  # nothing measured, nothing written
