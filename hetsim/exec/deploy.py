@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from hetsim.errors import ExecutorError
-from hetsim.exec.engine import EngineOptions, vllm_launch
+from hetsim.exec.engine import EngineArgs, EngineOptions, engine_env, to_argv, vllm_arguments
 from hetsim.specs.catalog import HardwareCatalog, ModelCatalog
 from hetsim.specs.hardware import AcceleratorSpec
 from hetsim.specs.plan import LlmStage, PlanSpec, PoolSpec, RoutingPolicy
@@ -77,16 +76,11 @@ def _llm_pools(plan: PlanSpec) -> list[PoolSpec]:
     return pools
 
 
-def _engine_args(pool: PoolSpec, source: str, device_kind: str) -> tuple[list[str], dict[str, str]]:
-    """vLLM's arguments and environment for ``pool``, as ``hetsim run`` builds them (interpreter
-    and module left off; no context cap and no core binding: the cluster decides those)."""
-    options = EngineOptions(python="python3", device_kind=device_kind)
-    launch = vllm_launch(pool, 0, source, False, 1 << 30, options, Path("/tmp"))
-    argv = list(launch.argv[3:])
-    index = argv.index("--max-model-len")  # the model's own context (the engine reads it from the config)
-    del argv[index : index + 2]
-    env = {k: v for k, v in launch.env.items() if k != "VLLM_CPU_OMP_THREADS_BIND"}
-    return argv, env
+def _engine_args(pool: PoolSpec, source: str, device_kind: str) -> tuple[EngineArgs, dict[str, str]]:
+    """vLLM's arguments and environment for ``pool``, as ``hetsim run`` gives them, with real
+    weights and the model's own context (the cluster decides cores and cache space)."""
+    args = vllm_arguments(pool, source, False, device_kind, None)
+    return args, engine_env(device_kind, False, EngineOptions().kv_cache_gib)
 
 
 def _device_kind(device: AcceleratorSpec) -> str:
@@ -104,7 +98,7 @@ def kubernetes_manifests(plan: PlanSpec, hardware: HardwareCatalog, models: Mode
         labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": _name(plan.name), "hetsim.io/pool": _name(pool.name)}
         args, env = _engine_args(pool, model_source(pool.llm.model, models, weights), _device_kind(device))
         documents += [
-            _engine_deployment(name, labels, pool, device, args, env, options),
+            _engine_deployment(name, labels, pool, device, to_argv(args), env, options),
             _service(name, labels, ENGINE_PORT, options),
             _router_deployment(name, labels, pool, options),
             _service(f"{name}-router", {**labels, "app.kubernetes.io/component": "router"}, ENGINE_PORT, options),
@@ -209,30 +203,8 @@ def ray_serve_config(plan: PlanSpec, hardware: HardwareCatalog, models: ModelCat
 
 
 def _engine_kwargs(pool: PoolSpec, device: AcceleratorSpec) -> dict[str, Any]:
-    """The engine arguments of ``hetsim run`` as vLLM keyword arguments."""
+    """The engine arguments of ``hetsim run`` as vLLM keyword arguments (the model and its name
+    are Ray Serve's ``model_loading_config``)."""
     args, _ = _engine_args(pool, "model", _device_kind(device))
-    kwargs: dict[str, Any] = {}
-    index = 0
-    skip = {"--model", "--served-model-name", "--disable-uvicorn-access-log", "--uvicorn-log-level", "--enable-prompt-tokens-details"}
-    while index < len(args):
-        flag = args[index]
-        has_value = index + 1 < len(args) and not args[index + 1].startswith("--")
-        value: Any = args[index + 1] if has_value else True
-        index += 2 if has_value else 1
-        if flag in skip:
-            continue
-        if flag.startswith("--no-"):
-            kwargs[flag[5:].replace("-", "_")] = False
-            continue
-        kwargs[flag[2:].replace("-", "_")] = _number(value)
-    return kwargs
-
-
-def _number(value: Any) -> Any:
-    if isinstance(value, str):
-        for kind in (int, float):
-            try:
-                return kind(value)
-            except ValueError:
-                pass
-    return value
+    skip = {"model", "served_model_name", "enable_prompt_tokens_details"}
+    return {name: value for name, value in args.items() if name not in skip}

@@ -81,6 +81,75 @@ class EngineLaunch:
 _DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 
 
+EngineArgs = dict[str, str | int | float | bool]
+"""vLLM's engine arguments by their keyword names (``max_num_seqs``): True is a bare flag, False
+its ``--no-`` form. The command line and the deploy exports are derived from one such dict."""
+
+
+def vllm_arguments(pool: PoolSpec, model_path: Path | str, random_weights: bool, device_kind: str,
+                   max_model_len: int | None, seed: int = 0) -> EngineArgs:  # fmt: skip
+    """What the plan says about ``pool``'s engine, as vLLM's arguments.
+
+    Raises:
+        ExecutorError: the pool cannot be served this way (a split prefill/decode pool on a
+            CPU engine, a dtype the engine lacks on this device kind).
+    """
+    llm = pool.llm
+    if llm is None:
+        raise ExecutorError(f"pool {pool.name!r}: not an LLM pool; it has no engine")
+    if llm.stage != LlmStage.AGGREGATED and device_kind == "cpu":
+        raise ExecutorError(
+            f"pool {pool.name!r}: a split {llm.stage.value} pool needs vLLM's KV-transfer connector, "
+            "which vLLM's CPU build does not have; plan aggregated pools for a CPU run"
+        )
+    args: EngineArgs = {
+        "model": str(model_path),
+        "served_model_name": llm.model,
+        "tensor_parallel_size": pool.tp,
+        "pipeline_parallel_size": pool.pp,
+        "max_num_seqs": llm.max_num_seqs,
+        "max_num_batched_tokens": max(llm.max_batch_tokens, 1),
+        "enable_prefix_caching": llm.prefix_caching,
+        "seed": seed,
+        "enable_prompt_tokens_details": True,  # per-call cached prompt tokens in the usage block
+    }
+    if max_model_len is not None:
+        args["max_model_len"] = max_model_len
+    args |= _dtype_args(pool, device_kind)
+    if random_weights:  # a config-only directory: nothing to fetch from a hub
+        args |= {"load_format": "dummy", "skip_tokenizer_init": True}
+    if device_kind == "cpu":
+        args["enforce_eager"] = True  # CUDA graphs do not exist here; compiling costs a minute per start
+    else:
+        args["gpu_memory_utilization"] = llm.memory_utilization
+    return args
+
+
+def to_argv(args: EngineArgs) -> list[str]:
+    """``args`` as command-line flags."""
+    argv: list[str] = []
+    for name, value in args.items():
+        flag = "--" + name.replace("_", "-")
+        if value is True:
+            argv.append(flag)
+        elif value is False:
+            argv.append("--no-" + flag[2:])
+        else:
+            argv += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+    return argv
+
+
+def engine_env(device_kind: str, random_weights: bool, kv_cache_gib: int) -> dict[str, str]:
+    """The engine's environment: no usage reports; offline with a config-only model; on a CPU,
+    its KV-cache space."""
+    env = {"VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
+    if random_weights:  # nothing to fetch from a hub
+        env["HF_HUB_OFFLINE"] = "1"
+    if device_kind == "cpu":
+        env["VLLM_CPU_KVCACHE_SPACE"] = str(kv_cache_gib)
+    return env
+
+
 def vllm_launch(
     pool: PoolSpec,
     replica: int,
@@ -90,73 +159,42 @@ def vllm_launch(
     options: EngineOptions,
     log_dir: Path,
 ) -> EngineLaunch:
-    """The vLLM launch of ``replica`` of ``pool`` serving the model at ``model_path``.
-
-    Raises:
-        ExecutorError: the pool cannot be served this way (a split prefill/decode pool on a
-            CPU engine, a dtype the engine lacks on this device kind).
-    """
-    llm = pool.llm
-    if llm is None:
-        raise ExecutorError(f"pool {pool.name!r}: not an LLM pool; it has no engine")
-    if llm.stage != LlmStage.AGGREGATED and options.device_kind == "cpu":
-        raise ExecutorError(
-            f"pool {pool.name!r}: a split {llm.stage.value} pool needs vLLM's KV-transfer connector, "
-            "which vLLM's CPU build does not have; plan aggregated pools for a CPU run"
-        )
+    """The vLLM launch of ``replica`` of ``pool`` serving the model at ``model_path``: the
+    plan's arguments (``vllm_arguments``), capped context, quiet logs, and on a CPU the
+    replica's KV space and cores."""
     max_len = min(max_context_tokens, options.max_model_len or DEFAULT_MAX_MODEL_LEN)
-    argv = [
-        options.python, "-m", VLLM_MODULE,
-        "--model", str(model_path),
-        "--served-model-name", llm.model,
-        "--tensor-parallel-size", str(pool.tp),
-        "--pipeline-parallel-size", str(pool.pp),
-        "--max-num-seqs", str(llm.max_num_seqs),
-        "--max-num-batched-tokens", str(max(llm.max_batch_tokens, 1)),
-        "--max-model-len", str(max_len),
-        "--enable-prefix-caching" if llm.prefix_caching else "--no-enable-prefix-caching",
-        "--seed", str(options.seed),
-        "--enable-prompt-tokens-details",  # per-call cached prompt tokens in the usage block
-        "--disable-uvicorn-access-log",
-        "--uvicorn-log-level", "warning",
-    ]  # fmt: skip
-    argv += _dtype_args(pool, options.device_kind)
-    env = {"VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
-    if random_weights:  # a config-only directory: nothing to fetch from a hub
-        argv += ["--load-format", "dummy", "--skip-tokenizer-init"]
-        env["HF_HUB_OFFLINE"] = "1"
+    args = vllm_arguments(pool, model_path, random_weights, options.device_kind, max_len, options.seed)
+    argv = [options.python, "-m", VLLM_MODULE, *to_argv(args), "--disable-uvicorn-access-log", "--uvicorn-log-level", "warning"]
+    env = engine_env(options.device_kind, random_weights, options.kv_cache_gib)
     affinity: tuple[int, ...] = ()
     if options.device_kind == "cpu":
-        argv.append("--enforce-eager")  # CUDA graphs do not exist here; compiling costs a minute per start
         first = replica * options.threads_per_replica
         core_ids = tuple(c % (os.cpu_count() or 1) for c in range(first, first + options.threads_per_replica))
-        cores = ",".join(str(c) for c in core_ids)
-        env |= {"VLLM_CPU_KVCACHE_SPACE": str(options.kv_cache_gib), "VLLM_CPU_OMP_THREADS_BIND": cores}
+        env["VLLM_CPU_OMP_THREADS_BIND"] = ",".join(str(c) for c in core_ids)
         # The server and scheduler processes too: left free, they are starved by the other replicas'
         # spinning compute threads and stream a call's tokens late, many to a chunk.
         affinity = core_ids
-    else:
-        argv += ["--gpu-memory-utilization", f"{llm.memory_utilization:g}"]
     argv += list(options.extra_args)
+    assert pool.llm is not None  # vllm_arguments checked it
     return EngineLaunch(
         pool=pool.name,
         replica=replica,
         argv=tuple(argv),
         env=env,
-        served_model_name=llm.model,
+        served_model_name=pool.llm.model,
         log_path=str(log_dir / f"{pool.name}-{replica}.log"),
         startup_timeout_s=options.startup_timeout_s,
         cpu_affinity=affinity,
     )
 
 
-def _dtype_args(pool: PoolSpec, device_kind: str) -> list[str]:
+def _dtype_args(pool: PoolSpec, device_kind: str) -> EngineArgs:
     assert pool.llm is not None
     dtype = pool.llm.dtype
     if dtype in _DTYPES:
-        return ["--dtype", _DTYPES[dtype]]
+        return {"dtype": _DTYPES[dtype]}
     if dtype == "fp8" and device_kind == "cuda":
-        return ["--dtype", "bfloat16", "--quantization", "fp8"]
+        return {"dtype": "bfloat16", "quantization": "fp8"}
     raise ExecutorError(
         f"pool {pool.name!r}: dtype {dtype!r} has no engine setting on a {device_kind} engine "
         f"(expected one of {sorted(_DTYPES)}{' or fp8' if device_kind == 'cuda' else ''}); set llm.dtype in the plan"
