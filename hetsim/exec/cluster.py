@@ -10,6 +10,7 @@ its new endpoint.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,8 +65,9 @@ class EngineCluster:
         """Start every replica as a Ray actor and wait until each engine answers (or one fails:
         then everything started is stopped and the first failure raised, naming its pool)."""
         ray = import_ray()
-        total_cpus = sum(len(v) for v in launches.values()) * cpus_per_replica if device_kind == "cpu" else None
-        started = connect(address, num_cpus=max(total_cpus or 0, _cpu_count()) if total_cpus else None)
+        # A local Ray offers at least every replica's cores, so that actors are never left pending.
+        cpus = sum(len(v) for v in launches.values()) * cpus_per_replica if device_kind == "cpu" else 0
+        started = connect(address, num_cpus=max(cpus, os.cpu_count() or 1) if cpus else None)
         cluster = cls({}, "vllm", started_ray=started)
         host = "127.0.0.1" if address == "local" else "auto"
         try:
@@ -112,7 +114,7 @@ class EngineCluster:
             return
         ray = import_ray()
         needed = sum(replicas * concurrency for _, replicas, concurrency in pools.values())
-        self.started_ray = connect(address, num_cpus=max(needed, _cpu_count())) or self.started_ray
+        self.started_ray = connect(address, num_cpus=max(needed, os.cpu_count() or 1)) or self.started_ray
         from hetsim.bench.stage_models import StageWorker  # torch: only where non-LLM stages run
 
         for pool, (networks, replicas, concurrency) in pools.items():
@@ -189,12 +191,6 @@ class EngineCluster:
             ray = import_ray()
             ray.shutdown()
             self.started_ray = False
-
-
-def _cpu_count() -> int:
-    import os
-
-    return os.cpu_count() or 1
 
 
 def _actor_options(device_kind: str, devices: int, cpus: int) -> dict[str, Any]:

@@ -44,12 +44,16 @@ class PromptBuilder:
         self._node = trace["node"].astype(str).tolist()
         self._step = trace["step_id"].to_numpy(dtype=np.int64)
         self._previous = _previous_llm_row(trace)
-        self._prompts: dict[int, np.ndarray] = {}  # rows whose prompt a later call may extend
+        # A prompt is kept only while a later call of its session still has to extend it.
+        self._waiting = np.bincount(self._previous[self._previous >= 0], minlength=len(trace))
+        self._prompts: dict[int, np.ndarray] = {}
 
     def tokens(self, n: int) -> list[int]:
         return self.array(n).tolist()
 
     def array(self, n: int) -> np.ndarray:
+        """Row ``n``'s prompt. Each call's prompt is asked for once (by the call, in session
+        order); one its session's later calls extend is kept until they have used it."""
         if n in self._prompts:
             return self._prompts[n]
         length = max(int(self._input[n]), 1)
@@ -59,7 +63,8 @@ class PromptBuilder:
         else:
             head = self._reused_head(n, length)
         prompt = np.concatenate([head, self._fresh(n, length - len(head))]) if len(head) < length else head[:length]
-        self._prompts[n] = prompt
+        if self._waiting[n] > 0:
+            self._prompts[n] = prompt
         return prompt
 
     def _hashed_blocks(self, hashes: tuple, length: int) -> np.ndarray:
@@ -75,6 +80,9 @@ class PromptBuilder:
         if previous < 0:  # a session's first call: the node's shared prefix
             return self._draw(_seed(self.seed, "shared", self._node[n]), reuse)
         earlier = self.array(previous)
+        self._waiting[previous] -= 1
+        if self._waiting[previous] <= 0:
+            self._prompts.pop(previous, None)
         if reuse <= len(earlier):
             return earlier[:reuse]
         return np.concatenate([earlier, self._fresh(n, reuse - len(earlier), "context")])

@@ -286,3 +286,16 @@ def test_a_trace_replay_can_be_cut_to_the_sessions_of_its_first_seconds() -> Non
     starts = cut.groupby("session_id")["arrival_s"].min() - whole["arrival_s"].min()
     assert 0 < len(cut) < len(whole) and (starts < 20.0).all()
     assert (cut["model"] == "llama-3-8b").all()
+
+
+def test_prompts_are_kept_only_while_a_later_call_extends_them(agent_trace: pd.DataFrame) -> None:
+    builder = PromptBuilder(agent_trace, 8016, seed=0)
+    rows = list(agent_trace.index[agent_trace.node_type == "llm"])
+    reference = {row: PromptBuilder(agent_trace, 8016, seed=0).array(row) for row in rows[:5]}
+    held = 0
+    for row in rows:  # in trace order, as the runtime's sessions ask for them
+        built = builder.array(row)
+        if row in reference:
+            assert np.array_equal(built, reference[row])
+        held = max(held, len(builder._prompts))
+    assert builder._prompts == {} and held <= agent_trace.session_id.nunique()

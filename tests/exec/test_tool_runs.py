@@ -56,7 +56,7 @@ def server():
             self.end_headers()
 
         def log_message(self, *args: object) -> None:
-            pass
+            """Quiet: the tests read ``hits``, not the server's log."""
 
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()

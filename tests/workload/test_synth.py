@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import time
 from collections import Counter, defaultdict
 from typing import Any
 
@@ -261,11 +260,7 @@ def test_non_llm_steps_carry_their_amounts() -> None:
 @pytest.mark.parametrize(
     "name", ["voice-agent", "rag-chatbot", pytest.param("swe-coding-agent", marks=pytest.mark.slow)]
 )
-def test_ten_thousand_sessions_take_seconds(name: str) -> None:
-    """10k sessions in seconds (SWE: ~40 steps a session, ~4 s on the 2-core dev machine; slow-marked)."""
-    spec = load_workload(name)
-    start = time.perf_counter()
-    trace = synthesize(spec, SESSIONS / 5.0, 0, rate_per_s=5.0)
-    elapsed = time.perf_counter() - start
+def test_ten_thousand_sessions_are_synthesized(name: str) -> None:
+    """10k sessions of each shipped workload (how fast: benchmarks/synth_sessions.py, target 10 s)."""
+    trace = synthesize(load_workload(name), SESSIONS / 5.0, 0, rate_per_s=5.0)
     assert trace.meta.extra["sessions"] == pytest.approx(SESSIONS, rel=0.05)
-    assert elapsed < 10.0, f"{name}: {elapsed:.1f} s for 10k sessions"
