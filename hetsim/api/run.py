@@ -26,10 +26,8 @@ from typing import Any
 import pandas as pd
 
 from hetsim.api.deploy import load_weights
-from hetsim.api.simulate import assign_model, pool_costs
-from hetsim.api.traces import load_trace
+from hetsim.api.simulate import assign_model, pool_costs, trace_frame
 from hetsim.api.workloads import load as load_workload
-from hetsim.api.workloads import synthesize_trace
 from hetsim.errors import ExecutorError, ScenarioError
 from hetsim.exec.client import make_client
 from hetsim.exec.cluster import EngineCluster
@@ -59,8 +57,8 @@ from hetsim.sim.records import REPLICA_COLUMNS
 from hetsim.specs.catalog import ModelCatalog
 from hetsim.specs.endpoints import EndpointsSpec
 from hetsim.specs.plan import PlanSpec, PoolSpec
+from hetsim.specs.scenario import TraceSource
 from hetsim.specs.workload import ToolRun
-from hetsim.workload.frame import steps_to_frame
 
 EXIT_FAILED_CALLS = 3
 """Exit status of a run that finished with failed calls or sessions (documented in the README)."""
@@ -122,7 +120,7 @@ class RunInputs:
 
 def resolve_inputs(request: RunRequest) -> RunInputs:
     """Plan, trace frame, prefix block size, SLA, TCO preset, a description of the trace and the
-    workload's executable tools."""
+    workload's executable tools: the scenario's, with what the request names instead."""
     scenario = load_scenario(request.scenario) if request.scenario else None
     base = request.scenario.parent if request.scenario else Path.cwd()
     plan_path = request.plan or (base / scenario.plan if scenario else None)
@@ -130,36 +128,48 @@ def resolve_inputs(request: RunRequest) -> RunInputs:
         raise ScenarioError("run: expected --plan or --scenario, got neither")
     plan = load_plan(plan_path)
     sla = Sla(**scenario.sla.model_dump()) if scenario and scenario.sla else None
-    tco = scenario.tco if scenario else "paper"
-    model = request.model or (scenario.trace.model if scenario else None)
-    if request.trace is not None:
-        frame, meta = load_trace(request.trace, request.trace_format)
-        described: dict[str, Any] = {"trace": str(request.trace), "format": meta.format}
+    source = _trace_source(request, scenario.trace if scenario else None)
+    frame, block = trace_frame(source, base)
+    frame = assign_model(frame, source.model)
+    tool_runs: dict[str, ToolRun] = {}
+    if source.file is not None:
+        described: dict[str, Any] = {"trace": source.file, "format": source.format or "canonical"}
         if request.duration_s is not None:  # the sessions that arrive in the first duration_s seconds
             starts = frame.groupby("session_id")["arrival_s"].transform("min")
             frame = frame[starts - float(frame["arrival_s"].min()) < request.duration_s].reset_index(drop=True)
             described["duration_s"] = request.duration_s
         if frame.empty:
-            raise ScenarioError(f"{request.trace}: no session arrives in the first {request.duration_s} s")
-        return RunInputs(plan, assign_model(frame, model), meta.block_size_tokens, sla, tco, described)
-    workload = request.workload or (scenario.trace.workload if scenario else None)
-    if workload is None:
+            raise ScenarioError(f"{source.file}: no session arrives in the first {request.duration_s} s")
+    else:
+        assert source.workload is not None
+        spec = load_workload(str(base / source.workload) if (base / source.workload).is_file() else source.workload)
+        if sla is None and (spec.sla.ttft_s or spec.sla.tbt_s or spec.sla.e2e_s):
+            sla = Sla(spec.sla.ttft_s, spec.sla.tbt_s, spec.sla.e2e_s, percentile=spec.sla.ttft_percentile)
+        described = {"workload": spec.name, "rate_per_s": source.rate_per_s or spec.arrival.mean_rate_per_s,
+                     "duration_s": source.duration_s, "seed": source.seed}  # fmt: skip
+        tool_runs = {name: node.run for name, node in spec.nodes.items() if getattr(node, "run", None) is not None}
+    return RunInputs(plan, frame, block, sla, scenario.tco if scenario else "paper", described, tool_runs)
+
+
+def _trace_source(request: RunRequest, scenario: TraceSource | None) -> TraceSource:
+    """The scenario's trace source with the request's choices over it (a ``--trace`` or a
+    ``--workload`` replaces the scenario's source; rate, duration, seed and model override)."""
+    if request.trace is not None:
+        fields: dict[str, Any] = {"file": str(request.trace.resolve()), "format": request.trace_format}
+    elif request.workload is not None:
+        fields = {"workload": request.workload, "duration_s": request.duration_s or (scenario.duration_s if scenario else None)}
+    elif scenario is not None:
+        fields = scenario.model_dump(include={"file", "format", "workload", "duration_s", "rate_per_s"})
+        if scenario.workload is not None and request.duration_s:
+            fields["duration_s"] = request.duration_s
+    else:
         raise ScenarioError("run: expected --workload (with --duration) or --trace, or a --scenario that names one")
-    if scenario is not None and scenario.trace.workload == workload and (base / workload).is_file():
-        workload = str((base / workload).resolve())
-    duration = request.duration_s or (scenario.trace.duration_s if scenario else None)
-    if duration is None:
+    if fields.get("workload") is not None and fields.get("duration_s") is None:
         raise ScenarioError("run: --workload needs --duration (seconds of session arrivals)")
-    rate = request.rate_per_s or (scenario.trace.rate_per_s if scenario else None)
-    seed = request.seed if request.seed else (scenario.trace.seed if scenario else 0)
-    spec = load_workload(workload)
-    if sla is None and (spec.sla.ttft_s or spec.sla.tbt_s or spec.sla.e2e_s):
-        sla = Sla(spec.sla.ttft_s, spec.sla.tbt_s, spec.sla.e2e_s, percentile=spec.sla.ttft_percentile)
-    synthetic = synthesize_trace(workload, duration, seed, rate)
-    described = {"workload": synthetic.meta.extra.get("workload"), "rate_per_s": synthetic.meta.extra.get("rate_per_s"), "duration_s": duration, "seed": seed}
-    tool_runs = {name: node.run for name, node in spec.nodes.items() if getattr(node, "run", None) is not None}
-    frame = assign_model(steps_to_frame(synthetic.steps), model)
-    return RunInputs(plan, frame, synthetic.meta.block_size_tokens, sla, tco, described, tool_runs)
+    fields["rate_per_s"] = request.rate_per_s or fields.get("rate_per_s") or (scenario.rate_per_s if scenario and "workload" in fields else None)
+    fields["seed"] = request.seed or (scenario.seed if scenario else 0)
+    fields["model"] = request.model or (scenario.model if scenario else None)
+    return TraceSource.model_validate({k: v for k, v in fields.items() if v is not None})
 
 
 def device_kind_for(requested: str) -> str:

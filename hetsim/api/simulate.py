@@ -64,7 +64,8 @@ def pool_costs(plan: PlanSpec, hardware: HardwareCatalog, tco: str, basis: str |
     return costs
 
 
-def _trace_frame(source: TraceSource, base: Path) -> tuple[pd.DataFrame, int | None]:
+def trace_frame(source: TraceSource, base: Path) -> tuple[pd.DataFrame, int | None]:
+    """The steps of ``source`` (a file, or a workload synthesized), paths relative to ``base``."""
     if source.file is not None:
         frame, meta = load_trace((base / source.file).resolve(), source.format)
         return frame, meta.block_size_tokens
@@ -110,7 +111,7 @@ def _resolve(request: SimulateRequest) -> tuple[ScenarioSpec | None, PlanSpec, p
         return scenario, plan, assign_model(frame, model), meta.block_size_tokens
     if scenario is None:
         raise ScenarioError("simulate: expected --trace (or a --scenario that names one), got neither")
-    frame, block = _trace_frame(scenario.trace, base)
+    frame, block = trace_frame(scenario.trace, base)
     return scenario, plan, assign_model(frame, model), block
 
 
