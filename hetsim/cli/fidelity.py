@@ -11,7 +11,22 @@ import typer
 from rich.console import Console
 
 from hetsim.cli.output import JsonOption, print_json, print_table
-from hetsim.cli.run import import_exec
+from hetsim.cli.run import (
+    DurationOption,
+    EngineDeviceOption,
+    EnginePythonOption,
+    FormatOption,
+    ModelOption,
+    PlanOption,
+    RateOption,
+    RayAddressOption,
+    ScaleOption,
+    ScenarioOption,
+    SeedOption,
+    TraceOption,
+    WorkloadOption,
+    import_exec,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -20,24 +35,24 @@ def register(app: typer.Typer) -> None:
 
 def fidelity_command(
     report: Annotated[Path, typer.Option("--report", help="Report folder (index.html, fidelity.csv, both sides' records)")],
-    plan: Annotated[Path | None, typer.Option("--plan", "-p", help="Plan to execute and simulate", exists=True, dir_okay=False)] = None,
-    scenario: Annotated[Path | None, typer.Option("--scenario", "-s", help="Scenario (plan + trace + SLA)", exists=True, dir_okay=False)] = None,
-    workload: Annotated[str | None, typer.Option("--workload", "-w", help="Workload name or file to synthesize sessions from")] = None,
-    rate: Annotated[float | None, typer.Option("--rate", "-r", help="Session arrivals per second")] = None,
-    duration: Annotated[float | None, typer.Option("--duration", "-d", help="Seconds of session arrivals")] = None,
-    trace: Annotated[Path | None, typer.Option("--trace", "-t", help="Trace file instead", exists=True, dir_okay=False)] = None,
-    trace_format: Annotated[str | None, typer.Option("--format", help="Importer for a raw public trace")] = None,
-    model: Annotated[str | None, typer.Option("--model", help="Model for LLM steps the trace leaves unnamed")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the synthesized trace (0: the scenario's)")] = 0,
+    plan: PlanOption = None,
+    scenario: ScenarioOption = None,
+    workload: WorkloadOption = None,
+    rate: RateOption = None,
+    duration: DurationOption = None,
+    trace: TraceOption = None,
+    trace_format: FormatOption = None,
+    model: ModelOption = None,
+    seed: SeedOption = 0,
     engine_calibration: Annotated[
         list[Path] | None,
         typer.Option("--engine-calibration", help="Engine calibration(s) for the simulator (hetsim bench --engine): one, or one taken "
                      "alone and one side by side (--replicas 2), interpolated by how busy the co-located replicas are", exists=True, dir_okay=False),
     ] = None,
-    scale: Annotated[str, typer.Option("--scale", help="Model size on both sides: auto (tiny on a CPU engine), full, small, tiny")] = "auto",
-    engine_python: Annotated[str | None, typer.Option("--engine-python", help="Python with vLLM (default: $HETSIM_ENGINE_PYTHON)")] = None,
-    engine_device: Annotated[str, typer.Option("--engine-device", help="auto, cpu or cuda")] = "auto",
-    ray_address: Annotated[str, typer.Option("--ray-address", help="local, auto, or a cluster address")] = "local",
+    scale: ScaleOption = "auto",
+    engine_python: EnginePythonOption = None,
+    engine_device: EngineDeviceOption = "auto",
+    ray_address: RayAddressOption = "local",
     json: JsonOption = False,
 ) -> None:
     """Draw the arrivals once; execute them on the plan's real engines and simulate them on the

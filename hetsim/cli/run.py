@@ -48,24 +48,40 @@ def parse_fault(text: str) -> Fault:
     return Fault(float(match["at"]), match["pool"], int(match["replica"]))
 
 
+# Options hetsim run shares with hetsim fidelity (one definition, one help text).
+PlanOption = Annotated[Path | None, typer.Option("--plan", "-p", help="Plan to execute", exists=True, dir_okay=False)]
+ScenarioOption = Annotated[Path | None, typer.Option("--scenario", "-s", help="Scenario (plan + trace + SLA)", exists=True, dir_okay=False)]
+WorkloadOption = Annotated[str | None, typer.Option("--workload", "-w", help="Workload name or file to synthesize sessions from")]
+RateOption = Annotated[float | None, typer.Option("--rate", "-r", help="Session arrivals per second (overrides the workload's)")]
+DurationOption = Annotated[float | None, typer.Option("--duration", "-d", help="Seconds of session arrivals (--trace: those of its first D s)")]
+TraceOption = Annotated[Path | None, typer.Option("--trace", "-t", help="Trace file to replay instead", exists=True, dir_okay=False)]
+FormatOption = Annotated[str | None, typer.Option("--format", help="Importer for a raw public trace (default: canonical)")]
+ModelOption = Annotated[str | None, typer.Option("--model", help="Model for LLM steps the trace leaves unnamed")]
+SeedOption = Annotated[int, typer.Option("--seed", help="Seed of the synthesized trace and the prompts (0: the scenario's)")]
+RayAddressOption = Annotated[str, typer.Option("--ray-address", help="local (start Ray here), auto, or a cluster address")]
+ScaleOption = Annotated[str, typer.Option("--scale", help="Model size: auto (tiny on a CPU engine), full, small, tiny")]
+EnginePythonOption = Annotated[str | None, typer.Option("--engine-python", help="Python with vLLM (default: $HETSIM_ENGINE_PYTHON, else this one)")]
+EngineDeviceOption = Annotated[str, typer.Option("--engine-device", help="auto, cpu (vLLM's CPU build) or cuda")]
+
+
 def run_command(
-    plan: Annotated[Path | None, typer.Option("--plan", "-p", help="Plan to execute", exists=True, dir_okay=False)] = None,
-    scenario: Annotated[Path | None, typer.Option("--scenario", "-s", help="Scenario (plan + trace + SLA)", exists=True, dir_okay=False)] = None,
-    workload: Annotated[str | None, typer.Option("--workload", "-w", help="Workload name or file to synthesize sessions from")] = None,
-    rate: Annotated[float | None, typer.Option("--rate", "-r", help="Session arrivals per second (overrides the workload's)")] = None,
-    duration: Annotated[float | None, typer.Option("--duration", "-d", help="Seconds of session arrivals (--trace: those of its first D s)")] = None,
-    trace: Annotated[Path | None, typer.Option("--trace", "-t", help="Trace file to replay instead", exists=True, dir_okay=False)] = None,
-    trace_format: Annotated[str | None, typer.Option("--format", help="Importer for a raw public trace (default: canonical)")] = None,
-    model: Annotated[str | None, typer.Option("--model", help="Model for LLM steps the trace leaves unnamed")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the synthesized trace and the prompts (0: the scenario's)")] = 0,
-    ray_address: Annotated[str, typer.Option("--ray-address", help="local (start Ray here), auto, or a cluster address")] = "local",
+    plan: PlanOption = None,
+    scenario: ScenarioOption = None,
+    workload: WorkloadOption = None,
+    rate: RateOption = None,
+    duration: DurationOption = None,
+    trace: TraceOption = None,
+    trace_format: FormatOption = None,
+    model: ModelOption = None,
+    seed: SeedOption = 0,
+    ray_address: RayAddressOption = "local",
     backend: Annotated[str, typer.Option("--backend", help="vllm (start engines) or openai (attach to --endpoints)")] = "vllm",
     endpoints: Annotated[Path | None, typer.Option("--endpoints", help="YAML of each LLM pool's OpenAI-compatible URLs", exists=True, dir_okay=False)] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Write records (Parquet) and summary.json here")] = None,
-    scale: Annotated[str, typer.Option("--scale", help="Model size: auto (tiny on a CPU engine), full, small, tiny")] = "auto",
+    scale: ScaleOption = "auto",
     weights: Annotated[Path | None, typer.Option("--weights", help="YAML: model name -> real weights (path or hub id)", exists=True, dir_okay=False)] = None,
-    engine_python: Annotated[str | None, typer.Option("--engine-python", help="Python with vLLM (default: $HETSIM_ENGINE_PYTHON, else this one)")] = None,
-    engine_device: Annotated[str, typer.Option("--engine-device", help="auto, cpu (vLLM's CPU build) or cuda")] = "auto",
+    engine_python: EnginePythonOption = None,
+    engine_device: EngineDeviceOption = "auto",
     kv_cache_gib: Annotated[int, typer.Option("--kv-cache-gib", help="KV cache of a CPU replica, GiB", min=1)] = 1,
     threads: Annotated[int, typer.Option("--threads-per-replica", help="Cores bound to each CPU replica", min=1)] = 1,
     max_model_len: Annotated[int | None, typer.Option("--max-model-len", help="Context cap of a replica (tokens)", min=16)] = None,
