@@ -35,6 +35,7 @@ from hetsim.exec.engine_metrics import MetricsLog
 from hetsim.exec.prompts import FIRST_TOKEN_ID, PromptBuilder, block_keys
 from hetsim.exec.records import ExecRecorder, max_gap_s
 from hetsim.exec.router import Router, RouteSlot
+from hetsim.sim.trace_tables import build_tables
 from hetsim.specs.workload import ToolRun
 
 SAMPLE_INTERVAL_S = 2.0
@@ -508,7 +509,8 @@ async def _run_command(command: tuple[str, ...], timeout_s: float) -> str | None
 
 
 class _Rows:
-    """The trace as plain per-row lists and the step graph as child lists (by row)."""
+    """The trace as plain per-row lists, and the step graph (children by row, parent counts,
+    roots by arrival) from the simulator's trace tables."""
 
     def __init__(self, trace: pd.DataFrame) -> None:
         self.session = trace["session_id"].astype(str).tolist()
@@ -520,12 +522,9 @@ class _Rows:
         self.output_tokens = trace["output_tokens"].to_numpy(dtype=np.int64)
         self.duration_s = trace["duration_s"].to_numpy(dtype=float, na_value=np.nan)
         self.arrival_s = trace["arrival_s"].to_numpy(dtype=float)
-        row_of = {(s, i): n for n, (s, i) in enumerate(zip(self.session, self.step_id, strict=True))}
-        self.children: list[list[int]] = [[] for _ in range(len(trace))]
-        self.parent_counts = np.zeros(len(trace), dtype=np.int64)
-        for n, parents in enumerate(trace["parents"].tolist()):
-            for parent in parents:
-                self.children[row_of[(self.session[n], int(parent))]].append(n)
-                self.parent_counts[n] += 1
-        roots = np.flatnonzero(self.parent_counts == 0)
-        self.roots = roots[np.argsort(self.arrival_s[roots], kind="stable")].tolist()
+        # The step graph as the simulator indexes it (checked there: an unknown parent is one line).
+        tables = build_tables(trace, None)
+        starts, children = tables.child_start, tables.child_list
+        self.children = [list(children[starts[n] : starts[n + 1]]) for n in range(len(trace))]
+        self.parent_counts = np.asarray(tables.parent_counts, dtype=np.int64)
+        self.roots = list(tables.roots)  # by arrival, row order on ties

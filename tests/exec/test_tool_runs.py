@@ -102,3 +102,11 @@ def test_the_shipped_tool_workload_says_what_to_run() -> None:
     assert spec.nodes["tool"].run is not None and spec.nodes["tool"].run.command
     with pytest.raises(WorkloadError):
         load_workload(str(ROOT / "scenarios/exec/plan.yaml"))
+
+
+def test_a_step_with_an_unknown_parent_is_one_line_before_anything_runs() -> None:
+    from hetsim.errors import ScenarioError
+
+    frame = trace([("s0", 0, "lookup", "tool", ()), ("s0", 1, "lookup", "tool", (7,))])
+    with pytest.raises(ScenarioError, match="session 's0' step 1 has unknown parent 7"):
+        AgentRuntime(frame, {}, {}, {"tool": "tools"}, PromptBuilder(frame, 1000), RuntimeSettings())
