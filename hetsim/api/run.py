@@ -127,7 +127,7 @@ def resolve_inputs(request: RunRequest) -> RunInputs:
     if plan_path is None:
         raise ScenarioError("run: expected --plan or --scenario, got neither")
     plan = load_plan(plan_path)
-    sla = Sla(**scenario.sla.model_dump()) if scenario and scenario.sla else None
+    sla = Sla.of(scenario.sla) if scenario and scenario.sla else None
     source = _trace_source(request, scenario.trace if scenario else None)
     frame, block = trace_frame(source, base)
     frame = assign_model(frame, source.model)
@@ -144,7 +144,7 @@ def resolve_inputs(request: RunRequest) -> RunInputs:
         assert source.workload is not None
         spec = load_workload(str(base / source.workload) if (base / source.workload).is_file() else source.workload)
         if sla is None and (spec.sla.ttft_s or spec.sla.tbt_s or spec.sla.e2e_s):
-            sla = Sla(spec.sla.ttft_s, spec.sla.tbt_s, spec.sla.e2e_s, percentile=spec.sla.ttft_percentile)
+            sla = Sla.of(spec.sla)
         described = {"workload": spec.name, "rate_per_s": source.rate_per_s or spec.arrival.mean_rate_per_s,
                      "duration_s": source.duration_s, "seed": source.seed}  # fmt: skip
         tool_runs = {name: node.run for name, node in spec.nodes.items() if getattr(node, "run", None) is not None}

@@ -132,7 +132,7 @@ def simulate(request: SimulateRequest) -> dict[str, Any]:
         sim.run()
         frames = sim.frames()
     tco = scenario.tco if scenario else "paper"
-    sla = Sla(**scenario.sla.model_dump()) if scenario and scenario.sla else None
+    sla = Sla.of(scenario.sla) if scenario and scenario.sla else None
     summary = summarize(frames, pool_costs(plan, hardware, tco, scenario.cost_basis if scenario else None), sla)
     if engine_text is not None:
         summary["provenance"]["latency"] += f"; {engine_text}"

@@ -44,3 +44,20 @@ def fmt(value: float | None, digits: int = 3) -> str:
     if value is None:
         return ""
     return f"{value:.{digits}g}"
+
+
+def sla_rows(sla: dict | None) -> list[tuple[str, str, str]]:
+    """One row per objective: its percentile, the share attained, the value at that
+    percentile, what it measures, and whether it was met."""
+    rows = []
+    for name in ("ttft", "tbt", "e2e"):
+        item = (sla or {}).get(name)
+        if item is None:
+            continue
+        point = f"p{item['percentile']:g}"
+        rows.append((
+            f"SLA {name.upper()} {point} <= {fmt(item['objective_s'])} s",
+            f"{item['attained']:.1%} within",
+            f"{'met' if item['met'] else 'MISSED'}: {point} {fmt(item['value_at_percentile_s'])} s of {item['measure']}",
+        ))  # fmt: skip
+    return rows

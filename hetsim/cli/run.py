@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from hetsim.cli.output import JsonOption, fmt, print_json, print_table
+from hetsim.cli.output import JsonOption, fmt, print_json, print_table, sla_rows
 from hetsim.errors import ExecutorError
 
 if TYPE_CHECKING:
@@ -164,17 +164,15 @@ def _print_summary(summary: dict) -> None:
         ("token counts as asked", f"{calls['token_counts_exact']} of {calls['count']} calls", "prompt and output tokens the engine counted"),
         ("TTFT p50 / p90 / p99", " / ".join(f"{fmt(calls['ttft_s'][p] * 1e3)}" for p in ("p50", "p90", "p99")) + " ms", "measured at the client"),
         ("TBT mean p50 / p99", tbt, f"worst gap p99 {fmt(calls['tbt_max_s']['p99'] * 1e3)} ms"),
+        ("TBT p50 / p90 / p99", " / ".join(fmt((calls["tbt_s"] or {}).get(p, float("nan")) * 1e3) for p in ("p50", "p90", "p99")) + " ms",
+         "token gaps, every gap of every call"),
         ("call e2e p50 / p99", f"{fmt(calls['e2e_s']['p50'])} / {fmt(calls['e2e_s']['p99'])} s", ""),
         ("output tokens/s", fmt(calls["output_tokens_per_s"], 4), f"preemptions {calls['preemptions']} (engine counters)"),
         ("utilisation", ", ".join(f"{k} {v:.0%}" for k, v in summary["utilization"].items()), "busy share (engine metrics, sampled)"),
         ("engine start", starts, restarts),
         ("fleet $/h (plan devices)", fmt(summary["cost"]["fleet_usd_per_h"], 4), "; ".join(summary["provenance"]["cost"])),
     ]
-    if summary["sla"]:
-        for name in ("ttft", "tbt", "e2e"):
-            if name in summary["sla"]:
-                item = summary["sla"][name]
-                rows.append((f"SLA {name} <= {fmt(item['objective_s'])} s", f"{item['attained']:.1%}", "met" if item["met"] else "MISSED"))
+    rows += sla_rows(summary["sla"])
     models = "; ".join(f"{name}: {info['size']}, {info['weights']} weights" for name, info in run_info["models"].items())
     caption = f"{summary['provenance']['latency']}\n{models}"
     if run_info["incomplete"]:

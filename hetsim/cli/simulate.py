@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from hetsim.api.simulate import SimulateRequest, simulate
-from hetsim.cli.output import JsonOption, fmt, print_json, print_table
+from hetsim.cli.output import JsonOption, fmt, print_json, print_table, sla_rows
 
 
 def register(app: typer.Typer) -> None:
@@ -40,7 +40,9 @@ def simulate_command(
         ("sessions", summary["sessions"]["count"], f"e2e p50 {fmt(summary['sessions'].get('e2e_s', {}).get('p50'))} s"),
         ("LLM calls", f"{calls['completed']} of {calls['count']} completed", f"{calls['dropped']} dropped {calls['dropped_reasons'] or ''}"),
         ("TTFT p50 / p99", f"{fmt(calls['ttft_s']['p50'] * 1e3)} / {fmt(calls['ttft_s']['p99'] * 1e3)} ms", ""),
-        ("TBT mean p50 / p99", f"{fmt(calls['tbt_mean_s']['p50'] * 1e3)} / {fmt(calls['tbt_mean_s']['p99'] * 1e3)} ms", ""),
+        ("TBT p50 / p90 / p99", _ms(calls["tbt_s"]), "token gaps, every gap of every call"),
+        ("worst gap per call p50 / p99", f"{fmt(calls['tbt_max_s']['p50'] * 1e3)} / {fmt(calls['tbt_max_s']['p99'] * 1e3)} ms",
+         f"mean gap per call p99 {fmt(calls['tbt_mean_s']['p99'] * 1e3)} ms"),
         ("call e2e p50 / p99", f"{fmt(calls['e2e_s']['p50'])} / {fmt(calls['e2e_s']['p99'])} s", ""),
         ("output tokens/s", fmt(calls["output_tokens_per_s"], 4), f"preemptions {calls['preemptions']}"),
         ("goodput", f"{fmt(summary['goodput_calls_per_s'])} calls/s", "calls within the SLA"),
@@ -49,12 +51,15 @@ def simulate_command(
         ("$ per 1M tokens", fmt(cost["usd_per_million_tokens"], 4), f"$ per session {fmt(cost['usd_per_session'])}"),
         ("energy", f"{fmt(cost['energy_kwh'])} kWh", ""),
     ]
-    if summary["sla"]:
-        for name in ("ttft", "tbt", "e2e"):
-            if name in summary["sla"]:
-                item = summary["sla"][name]
-                rows.append((f"SLA {name} <= {fmt(item['objective_s'])} s", f"{item['attained']:.1%}", "met" if item["met"] else "MISSED"))
+    rows += sla_rows(summary["sla"])
     run = summary["run"]
     caption = f"simulated {fmt(summary['duration_s'])} s of traffic in {fmt(run['wall_s'])} s wall, {run['events']} server events"
     caption += f"\nstep times: {summary['provenance']['latency']}"
     print_table(f"Simulation: {run['scenario'] or run['plan']}", ("figure", "value", "note"), rows, caption=caption)
+
+
+def _ms(values: dict | None) -> str:
+    if not values:
+        return "n/a"
+    return " / ".join(fmt(values[p] * 1e3) for p in ("p50", "p90", "p99")) + " ms"
+

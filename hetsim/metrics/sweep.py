@@ -23,8 +23,9 @@ METRICS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("dropped_calls", ("llm_calls", "dropped")),
     ("ttft_p50_s", ("llm_calls", "ttft_s", "p50")),
     ("ttft_p99_s", ("llm_calls", "ttft_s", "p99")),
-    ("tbt_p50_s", ("llm_calls", "tbt_mean_s", "p50")),
-    ("tbt_p99_s", ("llm_calls", "tbt_mean_s", "p99")),
+    ("tbt_p50_s", ("llm_calls", "tbt_s", "p50")),  # token gaps (``hetsim.metrics.gaps``)
+    ("tbt_p99_s", ("llm_calls", "tbt_s", "p99")),
+    ("tbt_max_p99_s", ("llm_calls", "tbt_max_s", "p99")),
     ("e2e_p50_s", ("llm_calls", "e2e_s", "p50")),
     ("e2e_p99_s", ("llm_calls", "e2e_s", "p99")),
     ("output_tokens_per_s", ("llm_calls", "output_tokens_per_s")),

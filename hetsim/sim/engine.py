@@ -370,6 +370,7 @@ class Simulation(Timer):
             arrival_s=now,
             prefilled_elsewhere=True,
             replica=decode_index,
+            last_token_s=prefill.last_token_s,
         )
         route.decode_servers[decode_index].submit(call, now)
 
@@ -379,9 +380,8 @@ class Simulation(Timer):
         merged = SeqState(prefill.call, prefill.prefill_target)
         merged.admitted_s, merged.first_token_s = prefill.admitted_s, prefill.first_token_s
         merged.cached_tokens, merged.preemptions = prefill.cached_tokens, prefill.preemptions + state.preemptions
-        merged.max_gap_s = max(
-            state.max_gap_s, state.first_token_s - prefill.first_token_s if reason == "completed" else 0.0
-        )
+        # the decode pool timed the second token's gap from the first (the hand-off is a stall)
+        merged.max_gap_s, merged.stall_s = state.max_gap_s, state.stall_s
         merged.last_token_s = state.last_token_s
         self._record_llm(n, merged, self._route_of(n), prefill.call.replica, reason, now, state.call.replica, transfer_s)
 
@@ -408,7 +408,7 @@ class Simulation(Timer):
             code = self.recorder.llm_codes.code((route.pool, route.decode_pool or "", "dropped", reason))
         rows.ints.extend((n, code, index, decode_index, state.cached_tokens, state.preemptions))
         done_s = state.last_token_s if completed else now
-        rows.floats.extend((state.admitted_s, state.first_token_s, done_s, transfer_s, state.max_gap_s))
+        rows.floats.extend((state.admitted_s, state.first_token_s, done_s, transfer_s, state.max_gap_s, state.stall_s))
         if completed:
             self._finish_coded(n, self._completed_code(route.pool), index, state.admitted_s, now)
         else:
@@ -421,6 +421,7 @@ class Simulation(Timer):
         recorder = self.recorder
         recorder.replicas.clear()
         recorder.kv_parts.clear()
+        recorder.gap_parts.clear()
         for route in self.llm_routes.values():
             groups = [(route.pool, route.servers)]
             if route.decode_pool:
@@ -444,6 +445,7 @@ class Simulation(Timer):
                         )
                     )
                     recorder.kv_parts.append((pool, index, stats.kv_times, stats.kv_used))
+                    recorder.gap_parts.append((pool, index, *server.gaps.arrays()))
         for work in self.work_pools.values():
             for index, busy in enumerate(work.busy_s):
                 capacity = work.queues[index].capacity

@@ -35,6 +35,7 @@ from hetsim.sim.environment import Environment
 from hetsim.sim.policies import RouterState
 from hetsim.sim.prefix_cache import PrefixCache
 from hetsim.sim.records import Column
+from hetsim.sim.token_gaps import TokenGaps
 from hetsim.specs.plan import LlmStage, Preemption
 
 _NAN: Final = math.nan
@@ -44,13 +45,15 @@ class LlmCall:
     """One LLM request as the server sees it.
 
     ``prefix_keys``: prefix-block keys (equal keys = reusable KV); ``prefilled_elsewhere``: it
-    arrives at a decode pool with its KV transferred in; ``replica``: the submitter's index of
-    the server it went to (untouched here). A plain class with ``__init__`` rather than a
+    arrives at a decode pool with its KV transferred in, its first token emitted at
+    ``last_token_s`` (the next token's gap runs from there); ``replica``: the submitter's index
+    of the server it went to (untouched here). A plain class with ``__init__`` rather than a
     dataclass: compiled, a dataclass's generated ``__init__`` stays interpreted (6x slower)."""
 
     __slots__ = (
         "arrival_s",
         "call_id",
+        "last_token_s",
         "output_tokens",
         "prefilled_elsewhere",
         "prefix_block_tokens",
@@ -69,10 +72,12 @@ class LlmCall:
         arrival_s: float = 0.0,
         prefilled_elsewhere: bool = False,
         replica: int = -1,
+        last_token_s: float = _NAN,
     ) -> None:
         self.call_id, self.prompt_tokens, self.output_tokens = call_id, prompt_tokens, output_tokens
         self.prefix_keys, self.prefix_block_tokens = prefix_keys, prefix_block_tokens
         self.arrival_s, self.prefilled_elsewhere, self.replica = arrival_s, prefilled_elsewhere, replica
+        self.last_token_s = last_token_s
 
 
 class SeqState:
@@ -99,6 +104,7 @@ class SeqState:
         "prefill_target",
         "prefilled",
         "prefix_hits",
+        "stall_s",
         "swapped",
         "token",
     )
@@ -111,6 +117,7 @@ class SeqState:
         self.blocks = 0
         self.admitted_s = self.first_token_s = self.last_token_s = _NAN
         self.max_gap_s = 0.0
+        self.stall_s = 0.0  # the longest gap that spanned a preemption or a hand-off from a prefill pool
         self.cached_tokens = 0
         self.prefix_hits = -1  # cached leading prefix blocks when last admitted (-1: not looked up)
         self.preemptions = 0
@@ -205,6 +212,8 @@ class LlmServer(Timer):
         )
         router.caches[self._slot] = self.cache
         self.stats = ServerStats()
+        self.gaps = TokenGaps(len(replica._attention_params[3]))
+        self._stalled: list[tuple[SeqState, float]] = []  # joined the batch after a stall, before their next token
         self._pending_swap_s = 0.0
         self._state = _IDLE
         self._ticket = 0  # of the timer that is current (older ones went stale)
@@ -243,6 +252,8 @@ class LlmServer(Timer):
             state.prefilled = state.kv_tokens = call.prompt_tokens
             state.generated = 1
             state.first_token_s = state.last_token_s = now
+            if not math.isnan(call.last_token_s):  # the first token left the prefill pool then
+                state.last_token_s = call.last_token_s
         self.waiting.append(state)
         if self._state == _IDLE:  # wake at this instant, after whatever else happens now
             self._state = _WAKING
@@ -331,6 +342,8 @@ class LlmServer(Timer):
             take = admitted
             if state.prefilled >= state.prefill_target:  # decode-ready: prefilled elsewhere or swapped
                 decode.add(state)
+                # its next token's gap runs from its previous one: the wait is a stall
+                self._stalled.append((state, now - state.last_token_s))
             else:
                 self.prefilling.append(state)
                 chunks.append((state, take))
@@ -447,6 +460,7 @@ class LlmServer(Timer):
         stats.busy_s += seconds
         stats.steps += 1
         stats.batch_size_time += self._batch * seconds
+        self._record_gaps(seconds, decode.n)
         completed = decode.advance(1, seconds, now)
         for state, take in self._chunks:
             state.kv_tokens += take
@@ -459,7 +473,7 @@ class LlmServer(Timer):
                 self._emit_first(state, now)
                 self._finish(state, "prefilled", now)
                 continue
-            self._emit_tokens(state, 1, seconds, now)
+            self._emit_token(state, now)
             if state.generated >= state.call.output_tokens:
                 completed.append(state)
             else:
@@ -510,6 +524,11 @@ class LlmServer(Timer):
         stats.busy_s += elapsed
         stats.steps += done
         stats.batch_size_time += decode.n * elapsed
+        if self._stalled:  # the first step's gap of a member that joined after a stall is longer
+            self._record_gaps(run.step_s(0), decode.n)
+            self.gaps.add_run(run, 1, done, decode.n)
+        else:
+            self.gaps.add_run(run, 0, done, decode.n)
         completed = decode.advance(done, run.max_step_s(done), self._run_start_s + elapsed)
         if completed:
             self._finish_all(completed, now)
@@ -522,16 +541,32 @@ class LlmServer(Timer):
             state.first_token_s = now
         state.last_token_s = now
 
-    def _emit_tokens(self, state: SeqState, count: int, max_step_s: float, end: float) -> None:
+    def _emit_token(self, state: SeqState, end: float) -> None:
+        """A prefill (or its recomputation after a preemption) ends with a token at ``end``."""
         if state.generated == 0:
             state.first_token_s = end
-            state.generated = 1
-            state.last_token_s = end
-            count -= 1
-        if count > 0:
-            state.max_gap_s = max(state.max_gap_s, max_step_s)
-            state.generated += count
-            state.last_token_s = end
+        else:  # recomputed: the gap since its previous token spans the preemption
+            gap = end - state.last_token_s
+            self.gaps.add(gap, 1)
+            state.max_gap_s = max(state.max_gap_s, gap)
+            state.stall_s = max(state.stall_s, gap)
+        state.generated += 1
+        state.last_token_s = end
+
+    def _record_gaps(self, step_s: float, members: int) -> None:
+        """The gaps of one iteration of ``step_s`` for the ``members`` of the decode batch; those
+        that joined after a stall waited it too."""
+        stalled = self._stalled
+        if not stalled:
+            self.gaps.add(step_s, members)
+            return
+        self.gaps.add(step_s, members - len(stalled))
+        for state, stall_s in stalled:
+            gap = stall_s + step_s
+            self.gaps.add(gap, 1)
+            state.max_gap_s = max(state.max_gap_s, gap)
+            state.stall_s = max(state.stall_s, gap)
+        stalled.clear()
 
     def _finish_all(self, completed: list[SeqState], now: float) -> None:
         """Completed sequences leave in running order."""

@@ -35,6 +35,7 @@ LLM_CALL_COLUMNS = (
     "preemptions",
     "kv_transfer_s",
     "tbt_max_s",
+    "stall_max_s",
     "status",
     "reason",
 )
@@ -64,13 +65,16 @@ REPLICA_COLUMNS = (
     "kv_peak_blocks",
 )
 KV_COLUMNS = ("pool", "replica", "time_s", "used_blocks")
+# Every token gap (time between two consecutive output tokens of a call), as rows of ``count``
+# gaps of ``gap_s`` each on one replica (``hetsim.sim.token_gaps``).
+TOKEN_GAP_COLUMNS = ("pool", "replica", "gap_s", "count")
 
 # What the engine records per row, as (integer fields, float fields); the rest of a row comes
 # from the trace, by step position n.
 STEP_FIELDS = (("n", "code", "replica"), ("start_s", "end_s"))
 LLM_FIELDS = (
     ("n", "code", "replica", "decode_replica", "cached_tokens", "preemptions"),
-    ("admitted_s", "first_token_s", "done_s", "kv_transfer_s", "tbt_max_s"),
+    ("admitted_s", "first_token_s", "done_s", "kv_transfer_s", "tbt_max_s", "stall_max_s"),
 )
 
 
@@ -170,6 +174,7 @@ class Recorder:
         self.step_codes, self.llm_codes = Codes(), Codes()
         self.replicas: list[tuple] = []
         self.kv_parts: list[tuple[str, int, Column, Column]] = []
+        self.gap_parts: list[tuple[str, int, np.ndarray, np.ndarray]] = []  # pool, replica, gap_s, count
 
     def frames(self, trace: pd.DataFrame, ready_s: np.ndarray) -> dict[str, pd.DataFrame]:
         """The record DataFrames; ``trace`` supplies the per-step columns (session, step id,
@@ -184,6 +189,7 @@ class Recorder:
             "steps": steps,
             "replicas": pd.DataFrame(self.replicas, columns=list(REPLICA_COLUMNS)),
             "kv": _kv_frame(self.kv_parts),
+            "token_gaps": _gap_frame(self.gap_parts),
         }
 
 
@@ -242,6 +248,7 @@ def _llm_frame(recorder: Recorder, trace: pd.DataFrame, ready_s: np.ndarray) -> 
         "preemptions": rows["preemptions"],
         "kv_transfer_s": rows["kv_transfer_s"],
         "tbt_max_s": rows["tbt_max_s"],
+        "stall_max_s": rows["stall_max_s"],
         "status": recorder.llm_codes.column(codes, 2),
         "reason": recorder.llm_codes.column(codes, 3),
     }
@@ -258,5 +265,20 @@ def _kv_frame(parts: list[tuple[str, int, Column, Column]]) -> pd.DataFrame:
             "replica": np.repeat(np.array([replica for _, replica, _, _ in parts], dtype=np.int64), sizes),
             "time_s": np.concatenate([times.numpy() for _, _, times, _ in parts]),
             "used_blocks": np.concatenate([used.numpy() for _, _, _, used in parts]),
+        }
+    )
+
+
+def _gap_frame(parts: list[tuple[str, int, np.ndarray, np.ndarray]]) -> pd.DataFrame:
+    """The token gaps of every replica (pool as a categorical: a run has millions of rows)."""
+    sizes = [len(gaps) for _, _, gaps, _ in parts]
+    names = list(dict.fromkeys(pool for pool, _, _, _ in parts))
+    codes = np.array([names.index(pool) for pool, _, _, _ in parts], dtype=np.int32)
+    return pd.DataFrame(
+        {
+            "pool": pd.Categorical.from_codes(np.repeat(codes, sizes), names or [""]),
+            "replica": np.repeat(np.array([replica for _, replica, _, _ in parts], dtype=np.int32), sizes),
+            "gap_s": np.concatenate([gaps for _, _, gaps, _ in parts] or [np.zeros(0)]),
+            "count": np.concatenate([counts for _, _, _, counts in parts] or [np.zeros(0, np.int64)]).astype(np.int32),
         }
     )
