@@ -12,6 +12,7 @@ import pandas as pd
 from hetsim import __version__
 from hetsim.io.plans import write_plan
 from hetsim.io.reports import write_report
+from hetsim.metrics.summary import Sla
 from hetsim.report.build import render_report
 
 
@@ -23,11 +24,13 @@ def report_date() -> str:
 
 
 def report_meta(
-    title: str, scenario: str, assumptions: dict[str, str], provenance: list[str], sla: str = ""
+    title: str, scenario: str, assumptions: dict[str, str], provenance: list[str], sla: str = "",
+    sla_target: float = 0.99,
 ) -> dict[str, Any]:
+    """``sla_target``: the attainment share drawn as the target (the strictest percentile asked)."""
     return {
         "title": title, "scenario": scenario, "date": report_date(), "version": __version__, "sla": sla,
-        "sla_target": 0.99, "assumptions": assumptions, "provenance": provenance,
+        "sla_target": sla_target, "assumptions": assumptions, "provenance": provenance,
     }  # fmt: skip
 
 
@@ -42,10 +45,11 @@ def write_plan_outputs(
     """``plan.yaml`` (default ``reports/<fleet>/plan.yaml``) and the report beside it."""
     plan_path = out or Path("reports") / result.fleet.name / "plan.yaml"
     write_plan(plan_path, result.plan)
-    slas = "; ".join(
-        f"{w.name}: TTFT <= {w.ttft_s} s, TBT <= {w.tbt_s} s" + (f", e2e <= {w.e2e_s} s" if w.e2e_s else "")
-        for w in result.workloads
-    )
+    objectives = {w.name: Sla(w.ttft_s, w.tbt_s, w.e2e_s, w.ttft_percentile, w.tbt_percentile, w.e2e_percentile)
+                  for w in result.workloads}  # fmt: skip
+    slas = "; ".join(f"{name}: {sla.describe()}" for name, sla in objectives.items())
+    points = [p for w in result.workloads for p, limit in
+              ((w.ttft_percentile, w.ttft_s), (w.tbt_percentile, w.tbt_s), (w.e2e_percentile, w.e2e_s)) if limit]  # fmt: skip
     meta = report_meta(
         f"hetsim plan: fleet {result.fleet.name}",
         result.fleet.name,
@@ -61,5 +65,6 @@ def write_plan_outputs(
             f"solver: {result.solution.solver}, status {result.solution.status}, gap {result.solution.gap:.2%}",
         ],
         slas,
+        max(points, default=99.0) / 100.0,
     )
     return [plan_path, *write_report_folder(report or plan_path.parent, frames, meta)]

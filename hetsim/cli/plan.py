@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from hetsim.api.deploy import export_plan
-from hetsim.api.plan import plan_fleet, result_frames
+from hetsim.api.plan import plan_fleet, result_frames, sla_summary
 from hetsim.api.report import write_plan_outputs
 from hetsim.cli.output import JsonOption, fmt, print_json, print_table
 from hetsim.exec.deploy import DEFAULT_ENGINE_IMAGE, DEFAULT_ROUTER_IMAGE, DeployOptions
@@ -49,7 +49,7 @@ def plan_command(
         "fleet": result.fleet.name, "status": result.solution.status, "gap": result.solution.gap,
         "solve_wall_s": result.solution.wall_s, "cost": result.cost, "rounds": result.rounds,
         "sla_met_in_simulation": result.verification.get("met"), "written": [str(p) for p in written],
-        "placement": frames["placement"].to_dict(orient="records"),
+        "placement": frames["placement"].to_dict(orient="records"), "sla": sla_summary(result),
     }  # fmt: skip
     if json:
         print_json(summary)
@@ -72,6 +72,12 @@ def plan_command(
         "SLA in simulation: " + ("met" if met else "not checked" if met is None else "MISSED (see the report)"),
         "wrote " + ", ".join(str(p) for p in written[:3]) + (" ..." if len(written) > 3 else ""),
     ]
+    for workload, item in summary["sla"].items():
+        lines.append(f"SLA {workload}: {item['objectives']}")
+        for name, objective in (item["simulated"] or {}).items():
+            if isinstance(objective, dict):
+                lines.append(f"  {name.upper()} p{objective['percentile']:g}: {objective['attained']:.1%} within "
+                             f"{fmt(objective['objective_s'])} s ({'met' if objective['met'] else 'MISSED'}; {objective['measure']})")  # fmt: skip
     for line in lines:
         typer.echo(line)
 

@@ -23,7 +23,8 @@ CPU_STAGES = {"tool", "code_exec"}
 
 @dataclass(frozen=True)
 class WorkloadDemand:
-    """One workload's demand: session rate, SLA, per-node demand, retrieval indexes."""
+    """One workload's demand: session rate, SLA (each objective with the percentile it is met
+    at), per-node demand, retrieval indexes."""
 
     name: str
     rate_per_s: float
@@ -33,11 +34,16 @@ class WorkloadDemand:
     tbt_s: float | None = None
     e2e_s: float | None = None
     indexes: dict[str, VectorIndex] = field(default_factory=dict)  # retrieval node -> index
+    ttft_percentile: float = 99.0
+    tbt_percentile: float = 99.0
+    e2e_percentile: float = 99.0
 
 
 @dataclass
 class _Merged:
-    """Demand of one stage key summed over workloads (token means weighted by call rate)."""
+    """Demand of one stage key summed over workloads (token means weighted by call rate); a
+    stage shared by workloads meets the strictest of their objectives at the highest of their
+    percentiles."""
 
     node_type: str
     model: str | None
@@ -46,6 +52,8 @@ class _Merged:
     weighted: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     ttft_s: float | None = None
     tbt_s: float | None = None
+    ttft_percentile: float = 0.0
+    tbt_percentile: float = 0.0
     index: VectorIndex | None = None
 
     def add(self, demand: NodeDemand, rate: float, workload: WorkloadDemand) -> None:
@@ -55,6 +63,18 @@ class _Merged:
             self.weighted[name] += (0.0 if math.isnan(value) else value) * rate
         self.ttft_s = _min(self.ttft_s, workload.ttft_s)
         self.tbt_s = _min(self.tbt_s, workload.tbt_s)
+        if workload.ttft_s is not None:
+            self.ttft_percentile = max(self.ttft_percentile, workload.ttft_percentile)
+        if workload.tbt_s is not None:
+            self.tbt_percentile = max(self.tbt_percentile, workload.tbt_percentile)
+
+    def targets(self, headroom: float, fleet: FleetSpec) -> cand.LlmTargets:
+        """What this stage's LLM options must meet (percentiles default to 99 without an objective)."""
+        opts = fleet.options
+        return cand.LlmTargets(
+            self.ttft_s, self.tbt_s, headroom, opts.tp_options, opts.batch_options, self.dtype,
+            self.ttft_percentile or 99.0, self.tbt_percentile or 99.0,
+        )  # fmt: skip
 
     def mean_demand(self, key: str) -> NodeDemand:
         mean = {k: v / self.rate for k, v in self.weighted.items()}
@@ -163,8 +183,9 @@ def _llm_stages(
 ) -> _Made:
     model = models.model(m.model)
     opts = fleet.options
-    targets = cand.LlmTargets(m.ttft_s, m.tbt_s, headroom, opts.tp_options, opts.batch_options, m.dtype)
-    detail = {"node_type": "llm", "model": model.name, "dtype": m.dtype.value, "ttft_s": m.ttft_s, "tbt_s": m.tbt_s}
+    targets = m.targets(headroom, fleet)
+    detail = {"node_type": "llm", "model": model.name, "dtype": m.dtype.value, "ttft_s": m.ttft_s, "tbt_s": m.tbt_s,
+              "ttft_percentile": targets.ttft_percentile, "tbt_percentile": targets.tbt_percentile}  # fmt: skip
     made = _Made()
     aggregated = Stage(
         f"{key}:aggregated", m.rate, tuple(cand.aggregated_options(model, perfs, demand, targets)), f"{key}", detail

@@ -1,12 +1,20 @@
 """Candidate replica configurations per stage, priced by the performance model.
 
+Latency objectives are met at the percentile the SLA names (TTFT over calls, TBT over every
+token gap), so candidates are priced at that percentile, not at the mean.
+
 LLM, aggregated (prefill and decode on one replica, chunked prefill): at batch B with mean
 prompt I and output O, a replica spends B x P1 on prefills and O x t_d(B) on decodes per B
-requests, so it sustains mu = B / (B P1 + O t_d(B)) requests/s; each decode step also carries
-B/O of a prompt, so TBT ~ t_d(B) + (B/O) P1. TTFT ~ P1 + one iteration + M/M/B queueing at
-the planned utilisation (1/headroom).
-LLM, disaggregated: a prefill replica sustains tokens/s of full chunks (TTFT = P1 + M/D/1
-wait), capped by its KV egress link; a decode replica sustains B / (O t_d(B)) with TBT = t_d(B).
+requests, so it sustains mu = B / (B P1 + O t_d(B)) requests/s. A prompt is prefilled in
+n = ceil(I / (budget - B)) chunks of P1 / n, each riding on a decode step: a share
+f = min(1, B n / O) of the gaps is t_d(B) + P1 / n, the rest t_d(B) (mean t_d + (B/O) P1), so
+the p-th percentile gap is the longer one when f > 1 - p. TTFT = P1 + one iteration + the
+p-th percentile of M/M/B queueing at the planned utilisation (1/headroom).
+LLM, disaggregated: a prefill replica sustains tokens/s of full chunks (TTFT = P1 + the p-th
+percentile of M/M/1 queueing, an upper estimate of M/D/1's), capped by its KV egress link; a
+decode replica sustains B / (O t_d(B)) with every gap t_d(B).
+End-to-end paths add mean latencies (a sum of percentiles would overstate a session's); the
+verification simulation checks the named e2e percentile.
 Non-LLM model stages: one request at a time per device (roofline time), M/M/1 wait.
 CPU tools: one core per call (measured duration), cores per socket in parallel.
 """
@@ -24,7 +32,7 @@ from hetsim.perf.roofline import DevicePerf
 from hetsim.perf.serving import prefill_time
 from hetsim.perf.transformer import Precision, SequenceWork, Shard, kv_bytes_per_token
 from hetsim.plan.problem import Option
-from hetsim.plan.queueing import md1_wait_s, mmc_wait_s
+from hetsim.plan.queueing import md1_wait_s, mmc_wait_quantile_s, mmc_wait_s
 from hetsim.specs.hardware import DeviceKind, DType
 from hetsim.specs.model import ModelSpec
 from hetsim.workload.demand import NodeDemand
@@ -40,6 +48,8 @@ class LlmTargets:
     tp_options: tuple[int, ...]
     batch_options: tuple[int, ...]
     dtype: DType
+    ttft_percentile: float = 99.0  # the share of calls whose TTFT must be within ttft_s
+    tbt_percentile: float = 99.0  # the share of token gaps that must be within tbt_s
 
 
 def _replica(model: ModelSpec, perf: DevicePerf, tp: int, dtype: DType, max_seqs: int) -> LlmReplica | None:
@@ -86,19 +96,30 @@ def aggregated_options(
     for perf, tp, replica, batches in _decode_batches(model, perfs, demand, targets):
         p1, _ = prefill_time(replica, [prompt])
         for batch, step in batches:
-            tbt = step + batch / output * p1
+            tbt_mean = step + batch / output * p1
+            tbt = _aggregated_gap_s(step, p1, batch, prompt, output, replica.limits.max_batch_tokens, targets.tbt_percentile)
             service = batch * p1 + output * step
             wait = mmc_wait_s(batch, service, utilization)
-            ttft = p1 + step + wait
+            ttft_mean = p1 + step + wait
+            ttft = p1 + step + mmc_wait_quantile_s(batch, service, utilization, targets.ttft_percentile)
             if (targets.tbt_s and tbt > targets.tbt_s) or (targets.ttft_s and ttft > targets.ttft_s):
                 continue
             options.append(Option(
                 key=f"{perf.device.name} tp{tp} b{batch}", device=perf.device.name, devices_per_replica=tp,
-                capacity_per_replica=batch / service, latency_s=ttft + (output - 1) * tbt,
+                capacity_per_replica=batch / service, latency_s=ttft_mean + (output - 1) * tbt_mean,
                 detail={"tp": tp, "pp": 1, "batch": batch, "dtype": targets.dtype.value, "ttft_s": ttft, "tbt_s": tbt,
+                        "ttft_percentile": targets.ttft_percentile, "tbt_percentile": targets.tbt_percentile,
                         "stage": "aggregated", "provenance": perf.provenance.value},
             ))  # fmt: skip
     return options
+
+
+def _aggregated_gap_s(step: float, p1: float, batch: int, prompt: int, output: int, budget: int, percentile: float) -> float:
+    """The ``percentile``-th percentile token gap of an aggregated replica (module docstring):
+    a decode step, or one carrying a prefill chunk when more than 1 - p of the steps do."""
+    chunks = math.ceil(prompt / max(budget - batch, 1))
+    carrying = min(1.0, batch * chunks / output)
+    return step + p1 / chunks if carrying > 1.0 - percentile / 100.0 else step
 
 
 def prefill_options(
@@ -120,14 +141,15 @@ def prefill_options(
             )
             kv_bytes = prompt * kv_bytes_per_token(replica.arch, replica.precision.kv_cache)
             rate = min(rate, link_bytes_per_s / kv_bytes)  # KV egress must keep up
-            ttft = p1 + md1_wait_s(1 / rate, 1 / targets.headroom)
+            ttft_mean = p1 + md1_wait_s(1 / rate, 1 / targets.headroom)
+            ttft = p1 + mmc_wait_quantile_s(1, 1 / rate, 1 / targets.headroom, targets.ttft_percentile)
             if targets.ttft_s and ttft > targets.ttft_s:
                 continue
             options.append(Option(
                 key=f"{perf.device.name} tp{tp} prefill", device=perf.device.name, devices_per_replica=tp,
-                capacity_per_replica=rate, latency_s=ttft,
+                capacity_per_replica=rate, latency_s=ttft_mean,
                 detail={"tp": tp, "pp": 1, "batch": 256, "dtype": targets.dtype.value, "ttft_s": ttft, "stage": "prefill",
-                        "provenance": perf.provenance.value},
+                        "ttft_percentile": targets.ttft_percentile, "provenance": perf.provenance.value},
             ))  # fmt: skip
     return options
 
@@ -143,7 +165,7 @@ def decode_options(model: ModelSpec, perfs: list[DevicePerf], demand: NodeDemand
                 key=f"{perf.device.name} tp{tp} b{batch} decode", device=perf.device.name, devices_per_replica=tp,
                 capacity_per_replica=batch / (output * step), latency_s=max(output - 1, 0) * step,
                 detail={"tp": tp, "pp": 1, "batch": batch, "dtype": targets.dtype.value, "tbt_s": step, "stage": "decode",
-                        "provenance": perf.provenance.value},
+                        "tbt_percentile": targets.tbt_percentile, "provenance": perf.provenance.value},
             ))  # fmt: skip
     return options
 

@@ -34,3 +34,20 @@ def md1_wait_s(service_s: float, utilization: float) -> float:
     if utilization >= 1:
         return math.inf
     return utilization * service_s / (2 * (1 - utilization))
+
+
+def mmc_wait_quantile_s(servers: int, service_s: float, utilization: float, percentile: float) -> float:
+    """The ``percentile``-th percentile of M/M/c queueing delay: P(W > t) = C e^{-c mu (1 - rho) t}
+    (C the Erlang-C probability of waiting), so t = ln(C / (1 - p)) service / (c (1 - rho)),
+    and 0 when fewer than 1 - p of arrivals wait at all."""
+    if utilization <= 0:
+        return 0.0
+    if utilization >= 1:
+        return math.inf
+    waits = erlang_c(servers, utilization * servers)
+    tail = 1.0 - percentile / 100.0
+    if tail <= 0.0:
+        return math.inf
+    if waits <= tail:
+        return 0.0
+    return math.log(waits / tail) * service_s / (servers * (1.0 - utilization))

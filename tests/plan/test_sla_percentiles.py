@@ -1,0 +1,72 @@
+"""The planner prices every objective at the percentile its SLA names, and says which."""
+
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hetsim.api.plan import plan_fleet, sla_summary
+from hetsim.plan.candidates import _aggregated_gap_s
+from hetsim.plan.queueing import erlang_c, mmc_wait_quantile_s
+
+
+def _fleet(tmp_path: Path, sla: dict) -> Path:
+    data = {
+        "schema_version": 1, "name": "t", "tco": "paper",
+        "catalog": [{"node": "hgx-h100-8", "max_count": 2}, {"node": "cpu-2x-xeon-8480", "max_count": 4}],
+        "demand": [{"workload": "voice-agent", "rate_per_s": 0.5, "sla": sla}],
+        "options": {"sample_sessions": 200, "verify_duration_s": 30, "verify_rounds": 0},
+    }  # fmt: skip
+    path = tmp_path / "fleet.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@given(
+    servers=st.integers(1, 64),
+    utilization=st.floats(0.05, 0.95),
+    low=st.floats(1.0, 99.0),
+    high=st.floats(1.0, 99.99),
+)
+def test_an_mmc_wait_percentile_grows_with_the_percentile_and_meets_its_tail(servers, utilization, low, high):
+    low, high = sorted((low, high))
+    service = 0.2
+    at_low = mmc_wait_quantile_s(servers, service, utilization, low)
+    at_high = mmc_wait_quantile_s(servers, service, utilization, high)
+    assert 0.0 <= at_low <= at_high
+    waits = erlang_c(servers, utilization * servers)
+    tail = waits * math.exp(-servers * (1 - utilization) / service * at_high)  # P(W > t)
+    assert tail == pytest.approx(min(waits, 1 - high / 100), rel=1e-9)
+
+
+def test_a_token_gap_percentile_includes_prefill_chunks_only_when_enough_steps_carry_one():
+    # batch 8, 200 output tokens, a 1000-token prompt in one chunk: 8 of every 200 steps carry one
+    step, prefill = 0.01, 0.05
+    assert _aggregated_gap_s(step, prefill, 8, 1000, 200, 8192, 95.0) == step  # 4% of gaps <= 5%
+    assert _aggregated_gap_s(step, prefill, 8, 1000, 200, 8192, 99.0) == step + prefill
+    assert _aggregated_gap_s(step, prefill, 8, 3000, 200, 1008, 50.0) == step  # 3 chunks: 12% of gaps
+    assert _aggregated_gap_s(step, prefill, 8, 3000, 200, 1008, 90.0) == pytest.approx(step + prefill / 3)
+
+
+def test_the_planner_prices_tbt_at_the_percentile_the_demand_names(tmp_path):
+    options = {}
+    for percentile in (50, 99):
+        result = plan_fleet(_fleet(tmp_path, {"tbt_s": 0.012, "percentile": percentile}), verify=False)
+        llm = [s for s in result.problem.stages if s.name.startswith("llm:")]
+        assert llm and all(s.detail["tbt_percentile"] == percentile for s in llm)
+        assert all(o.detail["tbt_percentile"] == percentile for s in llm for o in s.options if "tbt_s" in o.detail)
+        options[percentile] = {o.key for s in llm if s.name.endswith(":aggregated") for o in s.options}
+    assert options[99] < options[50]  # chunked prefill lengthens 1% of gaps, not half of them
+
+
+def test_verification_checks_each_objective_at_its_percentile_and_outputs_say_so(tmp_path):
+    result = plan_fleet(_fleet(tmp_path, {"tbt_s": 0.03, "percentile": 90}))
+    sla = result.verification["workloads"]["voice-agent"]["sla"]
+    assert sla["tbt"]["percentile"] == 90 and "token gaps" in sla["tbt"]["measure"]
+    assert sla["ttft"]["percentile"] == 99  # not set by the demand: the workload's own objective
+    summary = sla_summary(result)["voice-agent"]
+    assert "TBT p90 <= 0.03 s (token gaps)" in summary["objectives"]
+    assert summary["simulated"] is sla
