@@ -51,6 +51,12 @@ def simulate_command(
         ("$ per 1M tokens", fmt(cost["usd_per_million_tokens"], 4), f"$ per session {fmt(cost['usd_per_session'])}"),
         ("energy", f"{fmt(cost['energy_kwh'])} kWh", ""),
     ]
+    kv = summary["kv_transfers"]
+    if kv:
+        busiest = max(kv["link_utilization"].values(), default=0.0)
+        wait = kv["wait_s"] or {"p50": float("nan"), "p99": float("nan")}
+        rows.append(("KV transfers", f"{kv['count']}, link wait p50 / p99 {fmt(wait['p50'] * 1e3)} / {fmt(wait['p99'] * 1e3)} ms",
+                     f"{kv['waited_share']:.0%} queued (FIFO per link); busiest link {busiest:.0%} busy"))  # fmt: skip
     rows += sla_rows(summary["sla"])
     run = summary["run"]
     caption = f"simulated {fmt(summary['duration_s'])} s of traffic in {fmt(run['wall_s'])} s wall, {run['events']} server events"

@@ -170,6 +170,7 @@ def summarize(frames: dict[str, pd.DataFrame], pools: list[PoolCost], sla: Sla |
             "output_tokens_per_s": float(done["output_tokens"].sum()) / duration,
         },
         "steps": {"count": len(steps), "dropped": int((steps.status != "completed").sum())},
+        "kv_transfers": _kv_transfers(frames.get("kv_links"), calls, duration),
         "sla": sla_attainment(calls, sessions, sla, gaps) if sla is not None else None,
         "goodput_calls_per_s": _goodput(calls, sla, duration),
         "utilization": utilization,
@@ -179,6 +180,25 @@ def summarize(frames: dict[str, pd.DataFrame], pools: list[PoolCost], sla: Sla |
             "goodput": "completed calls whose TTFT and worst token gap are within the SLA",
             "cost": sorted({p.cost_provenance for p in pools}),
         },
+    }
+
+
+def _kv_transfers(links: pd.DataFrame | None, calls: pd.DataFrame, duration: float) -> dict[str, Any] | None:
+    """Prefill -> decode KV transfers: how long calls waited for their prefill replica's link
+    (a FIFO queue per link) and how busy each link was; None without disaggregated pools."""
+    if links is None or not len(links):
+        return None
+    moved = calls[calls["decode_pool"].astype(str) != ""] if "kv_wait_s" in calls else calls.iloc[:0]
+    return {
+        "count": int(links["transfers"].sum()),
+        "bytes": float(links["bytes"].sum()),
+        "transfer_s": _percentiles(moved["kv_transfer_s"]) if len(moved) else None,
+        "wait_s": _percentiles(moved["kv_wait_s"]) if len(moved) else None,
+        "waited_share": float((moved["kv_wait_s"] > 0).mean()) if len(moved) else math.nan,
+        "link_utilization": {
+            f"{row.pool}[{row.replica}]": float(row.busy_s / duration) for row in links.itertuples(index=False)
+        },
+        "queueing": "FIFO per prefill replica's link (hetsim.sim.kv_link)",
     }
 
 

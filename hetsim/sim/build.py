@@ -15,6 +15,7 @@ from hetsim.perf.roofline import DevicePerf
 from hetsim.perf.transformer import Precision, Shard, kv_bytes_per_token
 from hetsim.sim.engine import LlmRoute, ServiceTime, SimConfig, Simulation, WorkPool, WorkQueue
 from hetsim.sim.environment import Environment
+from hetsim.sim.kv_link import KvLinks
 from hetsim.sim.llm_server import LlmServer
 from hetsim.sim.policies import RouterState
 from hetsim.sim.trace_tables import build_tables
@@ -120,9 +121,12 @@ def _build_llm_routes(sim: Simulation, plan: PlanSpec, hardware, models, calibra
                 )
                 for _ in range(decode_pool.replicas)
             ]
-            route.kv_bytes_per_token = kv_bytes_per_token(replica.arch, replica.precision.kv_cache)
-            route.link_bandwidth_bytes_per_s = link.bandwidth.si * transfer.links_per_replica
-            route.link_latency_s = link.latency.si
+            route.kv_links = KvLinks(
+                pool.replicas,
+                link.bandwidth.si * transfer.links_per_replica,
+                link.latency.si,
+                kv_bytes_per_token(replica.arch, replica.precision.kv_cache),
+            )
         sim.llm_routes[model_name] = route
     for decode_name in transfers:
         if not any(r.decode_pool == decode_name for r in sim.llm_routes.values()):

@@ -26,6 +26,7 @@ import pandas as pd
 
 from hetsim.sim.calendar import Timer, run_until_empty
 from hetsim.sim.environment import Environment
+from hetsim.sim.kv_link import KvLinks
 from hetsim.sim.llm_server import LlmCall, LlmServer, SeqState
 from hetsim.sim.policies import Policy, RouterState, policy
 from hetsim.sim.records import Recorder
@@ -64,9 +65,7 @@ class LlmRoute:
     policy_name: str
     decode_pool: str | None = None
     decode_servers: list[LlmServer] = field(default_factory=list)
-    kv_bytes_per_token: float = 0.0
-    link_bandwidth_bytes_per_s: float = 0.0
-    link_latency_s: float = 0.0
+    kv_links: KvLinks | None = None  # disaggregated: the prefill replicas' links to the decode pool
     state: RouterState = field(default_factory=RouterState)
     decode_state: RouterState = field(default_factory=RouterState)
     completed_code: int = -1  # the LLM-call code of (pool, decode pool, completed), once known
@@ -76,10 +75,6 @@ class LlmRoute:
 
     def __post_init__(self) -> None:
         self.policy = policy(self.policy_name)
-
-    def kv_transfer_s(self, tokens: int) -> float:
-        """Paper Eq. (1)-(3): KV bytes of the prompt over the prefill->decode link, plus latency."""
-        return self.link_latency_s + tokens * self.kv_bytes_per_token / self.link_bandwidth_bytes_per_s
 
 
 class WorkQueue:
@@ -175,7 +170,7 @@ class Simulation(Timer):
         self._output = array("q", f["output_tokens"].to_numpy(dtype=np.int64).tobytes())
         self._duration = array("d", f["duration_s"].to_numpy(dtype=float, na_value=np.nan).tobytes())
         self._work_pool_cache: dict[tuple[str | None, int], WorkPool | None] = {}
-        self._handoffs: dict[int, tuple[SeqState, float]] = {}  # disaggregated: prefill state, KV transfer s
+        self._handoffs: dict[int, tuple[SeqState, float, float]] = {}  # disaggregated: prefill state, KV transfer s, wait
         self._in_service: dict[int, tuple[WorkPool, int, float]] = {}  # step -> (pool, queue, service s)
         self._completed_codes: dict[str, int] = {}  # pool -> step code of (pool, completed)
 
@@ -354,14 +349,17 @@ class Simulation(Timer):
         """Called by a server when a call leaves it (completed, prefilled, or dropped) at ``now``."""
         n, route = state.call.call_id, self._route_of(state.call.call_id)
         if reason == "prefilled":
-            transfer = route.kv_transfer_s(state.call.prompt_tokens)
-            self._handoffs[n] = (state, transfer)
+            # paper Eq. (1)-(3): the prompt's KV bytes over the link, after those queued on it
+            links = route.kv_links
+            assert links is not None  # a prefill pool has its links
+            transfer, wait = links.send(state.call.replica, state.call.prompt_tokens, now)
+            self._handoffs[n] = (state, transfer, wait)
             self.calendar.at(now + transfer, self, _TO_DECODE, n)
             return
         self._record_llm(n, state, route, state.call.replica, reason, now)
 
     def _to_decode(self, n: int, now: float) -> None:
-        route, (prefill, _) = self._route_of(n), self._handoffs[n]
+        route, (prefill, _, _) = self._route_of(n), self._handoffs[n]
         decode_index = route.policy(route.decode_servers, (), route.decode_state, -1)
         call = LlmCall(
             n,
@@ -376,14 +374,16 @@ class Simulation(Timer):
 
     def on_decode_done(self, state: SeqState, reason: str, now: float) -> None:
         n = state.call.call_id
-        prefill, transfer_s = self._handoffs.pop(n)
+        prefill, transfer_s, wait_s = self._handoffs.pop(n)
         merged = SeqState(prefill.call, prefill.prefill_target)
         merged.admitted_s, merged.first_token_s = prefill.admitted_s, prefill.first_token_s
         merged.cached_tokens, merged.preemptions = prefill.cached_tokens, prefill.preemptions + state.preemptions
         # the decode pool timed the second token's gap from the first (the hand-off is a stall)
         merged.max_gap_s, merged.stall_s = state.max_gap_s, state.stall_s
         merged.last_token_s = state.last_token_s
-        self._record_llm(n, merged, self._route_of(n), prefill.call.replica, reason, now, state.call.replica, transfer_s)
+        self._record_llm(
+            n, merged, self._route_of(n), prefill.call.replica, reason, now, state.call.replica, transfer_s, wait_s
+        )
 
     def _record_llm(
         self,
@@ -395,6 +395,7 @@ class Simulation(Timer):
         now: float,
         decode_index: int = -1,
         transfer_s: float = 0.0,
+        wait_s: float = 0.0,
     ) -> None:
         completed = reason == "completed"
         rows = self.recorder.llm_calls
@@ -408,7 +409,7 @@ class Simulation(Timer):
             code = self.recorder.llm_codes.code((route.pool, route.decode_pool or "", "dropped", reason))
         rows.ints.extend((n, code, index, decode_index, state.cached_tokens, state.preemptions))
         done_s = state.last_token_s if completed else now
-        rows.floats.extend((state.admitted_s, state.first_token_s, done_s, transfer_s, state.max_gap_s, state.stall_s))
+        rows.floats.extend((state.admitted_s, state.first_token_s, done_s, transfer_s, wait_s, state.max_gap_s, state.stall_s))
         if completed:
             self._finish_coded(n, self._completed_code(route.pool), index, state.admitted_s, now)
         else:
@@ -422,10 +423,16 @@ class Simulation(Timer):
         recorder.replicas.clear()
         recorder.kv_parts.clear()
         recorder.gap_parts.clear()
+        recorder.links.clear()
         for route in self.llm_routes.values():
             groups = [(route.pool, route.servers)]
             if route.decode_pool:
                 groups.append((route.decode_pool, route.decode_servers))
+            links = route.kv_links
+            if links is not None:
+                for index in range(len(links.busy_s)):
+                    recorder.links.append((route.pool, index, links.transfers[index], links.bytes[index],
+                                           links.busy_s[index], links.wait_s[index]))  # fmt: skip
             for pool, servers in groups:
                 for index, server in enumerate(servers):
                     stats = server.stats

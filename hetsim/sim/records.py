@@ -34,6 +34,7 @@ LLM_CALL_COLUMNS = (
     "output_tokens",
     "preemptions",
     "kv_transfer_s",
+    "kv_wait_s",
     "tbt_max_s",
     "stall_max_s",
     "status",
@@ -68,13 +69,16 @@ KV_COLUMNS = ("pool", "replica", "time_s", "used_blocks")
 # Every token gap (time between two consecutive output tokens of a call), as rows of ``count``
 # gaps of ``gap_s`` each on one replica (``hetsim.sim.token_gaps``).
 TOKEN_GAP_COLUMNS = ("pool", "replica", "gap_s", "count")
+# The KV link of each prefill replica (``hetsim.sim.kv_link``): transfers, bytes, seconds busy
+# sending, seconds transfers waited for it in all.
+KV_LINK_COLUMNS = ("pool", "replica", "transfers", "bytes", "busy_s", "wait_s")
 
 # What the engine records per row, as (integer fields, float fields); the rest of a row comes
 # from the trace, by step position n.
 STEP_FIELDS = (("n", "code", "replica"), ("start_s", "end_s"))
 LLM_FIELDS = (
     ("n", "code", "replica", "decode_replica", "cached_tokens", "preemptions"),
-    ("admitted_s", "first_token_s", "done_s", "kv_transfer_s", "tbt_max_s", "stall_max_s"),
+    ("admitted_s", "first_token_s", "done_s", "kv_transfer_s", "kv_wait_s", "tbt_max_s", "stall_max_s"),
 )
 
 
@@ -175,6 +179,7 @@ class Recorder:
         self.replicas: list[tuple] = []
         self.kv_parts: list[tuple[str, int, Column, Column]] = []
         self.gap_parts: list[tuple[str, int, np.ndarray, np.ndarray]] = []  # pool, replica, gap_s, count
+        self.links: list[tuple] = []  # KV_LINK_COLUMNS rows
 
     def frames(self, trace: pd.DataFrame, ready_s: np.ndarray) -> dict[str, pd.DataFrame]:
         """The record DataFrames; ``trace`` supplies the per-step columns (session, step id,
@@ -190,6 +195,7 @@ class Recorder:
             "replicas": pd.DataFrame(self.replicas, columns=list(REPLICA_COLUMNS)),
             "kv": _kv_frame(self.kv_parts),
             "token_gaps": _gap_frame(self.gap_parts),
+            "kv_links": pd.DataFrame(self.links, columns=list(KV_LINK_COLUMNS)),
         }
 
 
@@ -247,6 +253,7 @@ def _llm_frame(recorder: Recorder, trace: pd.DataFrame, ready_s: np.ndarray) -> 
         "output_tokens": trace["output_tokens"].to_numpy()[n].astype(np.int64),
         "preemptions": rows["preemptions"],
         "kv_transfer_s": rows["kv_transfer_s"],
+        "kv_wait_s": rows["kv_wait_s"],
         "tbt_max_s": rows["tbt_max_s"],
         "stall_max_s": rows["stall_max_s"],
         "status": recorder.llm_codes.column(codes, 2),
