@@ -206,7 +206,9 @@ class LlmServer(Timer):
         self.prefilling: list[SeqState] = []  # running, not in decode; in running order
         self.pricer = replica.pricer
         self.decode = DecodeSet(self.block, tuple(window for _, window in replica._attention_params[3]))
-        # The prefix cache holds as many blocks (of the trace's prefix-key size) as the KV memory.
+        # The prefix cache holds as many blocks (of the trace's prefix-key size) as the KV memory
+        # has free (``_fit_cache``): blocks of running sequences take precedence.
+        self._prefix_block_tokens = prefix_block_tokens
         self.cache = PrefixCache(
             max(1, replica.kv_capacity_tokens // prefix_block_tokens), router.holders, 1 << self._slot
         )
@@ -422,12 +424,21 @@ class LlmServer(Timer):
         if state.swapped:
             self._pending_swap_s += state.kv_tokens * self.replica.kv_bytes_per_token_per_device / self.swap_bandwidth
             state.swapped = False
+        if self.prefix_caching:
+            self._fit_cache()  # the blocks just taken come out of the cache's room
         self.waiting.popleft()
         self.running.append(state)
         state.is_running = True
         if math.isnan(state.admitted_s):
             state.admitted_s = now
         return take
+
+    def _fit_cache(self) -> None:
+        """Bound the prefix cache by the free KV blocks (in the trace's prefix-block size),
+        evicting its least recent blocks. Called where memory is taken at moments event skipping
+        and the per-iteration reference share (an admission, a prefill's end), so the two see the
+        same cache; a decode step's new blocks are counted at the next of them."""
+        self.cache.fit(self.free_blocks * self.block // self._prefix_block_tokens)
 
     def _apply_prefix_cache(self, state: SeqState) -> None:
         keys = state.call.prefix_keys
@@ -440,6 +451,7 @@ class LlmServer(Timer):
 
     def _remember_prefix(self, state: SeqState) -> None:
         if self.prefix_caching:
+            self._fit_cache()
             self.cache.remember(state.call.prefix_keys, state.prefix_hits)
 
     # ---- one iteration (prefill chunks, perhaps with decodes) ---------------------------------

@@ -19,6 +19,12 @@ every block of a long agent prompt:
 The eviction order equals an LRU list in which every use moves the prompt's cached blocks to
 the most recent end, tail first (``tests/sim/test_prefix_cache.py`` checks it against one).
 
+The cache lives in the replica's KV memory: its blocks are those no running sequence holds, so
+its capacity follows the free KV blocks (``fit``, which the server calls before each lookup
+and each insertion). Running sequences take precedence: an allocation never waits for the
+cache; the least recent cached blocks are evicted to make room instead (``evicted`` counts
+them).
+
 Replicas of one pool may share a ``holders`` dict: first block -> bitmask of the replicas
 whose cache holds it, kept exact as blocks come and go, so a prefix-aware router looks up
 the few replicas worth scoring instead of asking every replica.
@@ -43,11 +49,12 @@ class _Node:
 class PrefixCache:
     """At most ``capacity`` blocks; ``nodes`` maps a cached key to its node (see above)."""
 
-    __slots__ = ("_bit", "_list", "capacity", "holders", "nodes", "probed_hits", "probed_keys")
+    __slots__ = ("_bit", "_list", "capacity", "evicted", "holders", "nodes", "probed_hits", "probed_keys")
 
     def __init__(self, capacity: int, holders: dict[object, int] | None = None, bit: int = 0) -> None:
         """``holders``: the pool's first block -> replicas bitmask this cache keeps its ``bit`` in."""
         self.capacity = capacity
+        self.evicted = 0  # blocks evicted so far
         self.nodes: dict[object, _Node] = {}
         self._list = _Node(None, None, 0)  # the sentinel of the touch-ordered list: next is the head
         self._list.prev = self._list.next = self._list
@@ -58,6 +65,12 @@ class PrefixCache:
 
     def __len__(self) -> int:
         return len(self.nodes)
+
+    def fit(self, capacity: int) -> None:
+        """Hold at most ``capacity`` blocks from now on, evicting the least recent beyond it."""
+        self.capacity = capacity
+        if len(self.nodes) > capacity:
+            self._evict()
 
     def leading(self, keys: tuple, hint: int = -1) -> int:
         """How many leading ``keys`` are cached. ``hint``: a guess (say, what an earlier lookup
@@ -154,6 +167,7 @@ class PrefixCache:
             if node.children:
                 continue  # its subtree is more recent; it returns as a leaf when that is gone
             del nodes[node.key]
+            self.evicted += 1
             parent = node.parent
             if parent is None:
                 self._forget_first(node.key)

@@ -35,6 +35,10 @@ class ReferenceLru:
         for key in reversed(keys):
             self.keys[key] = None
             self.keys.move_to_end(key)
+        self.fit(self.capacity)
+
+    def fit(self, capacity: int) -> None:
+        self.capacity = capacity
         while len(self.keys) > self.capacity:
             self.keys.popitem(last=False)
 
@@ -129,3 +133,41 @@ def test_shared_first_block_holders_name_exactly_the_caches_holding_each_first_b
             first: sum(1 << index for index, c in enumerate(caches) if first in c.nodes) for first in firsts
         }
         assert holders == {first: mask for first, mask in expected.items() if mask}
+
+
+@given(ops=operations, capacities=st.lists(st.integers(0, 30), min_size=1, max_size=120))
+@settings(max_examples=200, deadline=None, derandomize=True)
+def test_a_cache_fitted_to_the_free_kv_blocks_evicts_exactly_as_an_lru_list(ops, capacities):
+    """Free KV blocks come and go with the running sequences; the cache follows them, least recent first."""
+    cache, reference = PrefixCache(capacities[0]), ReferenceLru(capacities[0])
+    prompts: list[tuple] = [()]
+    fresh = 0
+    for step, (is_use, base, keep, new, _) in enumerate(ops):
+        parent = prompts[base % len(prompts)]
+        prompt = parent[: round(keep * len(parent))] + tuple(range(fresh, fresh + new))
+        fresh += new
+        prompts.append(prompt)
+        before = len(cache)
+        capacity = capacities[step % len(capacities)]
+        cache.fit(capacity)
+        reference.fit(capacity)
+        assert cache.evicted >= 0 and len(cache) == min(before, capacity)
+        if is_use:
+            assert cache.use_leading(prompt) == reference.use_leading(prompt)
+        else:
+            cache.remember(prompt)
+            reference.remember(prompt)
+        assert set(cache.nodes) == set(reference.keys)
+
+
+def test_fitting_to_nothing_empties_the_cache_and_its_holders():
+    holders: dict = {}
+    cache = PrefixCache(10, holders, 1)
+    cache.remember((1, 2, 3))
+    cache.remember((1, 4))
+    cache.remember((5,))
+    cache.fit(0)
+    assert len(cache) == 0 and holders == {} and cache.evicted == 5
+    cache.fit(10)
+    cache.remember((1, 2))
+    assert cache.leading((1, 2, 3)) == 2
