@@ -22,12 +22,12 @@ from hetsim import __version__
 from hetsim.api.plan import plan_fleet_spec
 from hetsim.api.report import report_date
 from hetsim.cost.tco import device_hourly_cost, node_hourly_cost, preset
-from hetsim.io.calibration import load_calibration
 from hetsim.io.catalog import load_catalog
 from hetsim.io.fleets import load_fleet
 from hetsim.io.models import load_models
 from hetsim.io.reports import write_report
 from hetsim.io.studies import default_study_path, load_study
+from hetsim.perf.kernels import PAPER_KERNELS
 from hetsim.perf.roofline import DevicePerf
 from hetsim.perf.transformer import Precision
 from hetsim.plan import paper_claims
@@ -36,7 +36,9 @@ from hetsim.plan.pairs import PairWorkload, PricedDevice
 from hetsim.plan.paper_inputs import input_device, link_bandwidth_rows
 from hetsim.report.paper_figures import benefit_figure, pair_matrix_figure, pair_text
 from hetsim.report.paper_page import render_paper_report
+from hetsim.specs.calibration import CalibrationProvenance, CalibrationSpec
 from hetsim.specs.catalog import HardwareCatalog, ModelCatalog
+from hetsim.specs.common import SecondsQ
 from hetsim.specs.hardware import AcceleratorSpec, DType
 from hetsim.specs.study import InputSet, PairStudySpec
 
@@ -61,6 +63,22 @@ def _input_devices(
     return [input_device(catalog.accelerator(key), reference.accelerator(key), rules) for key in study.devices]
 
 
+def paper_perf(device: AcceleratorSpec) -> DevicePerf:
+    """The device under the paper's flat roofline (``PAPER_KERNELS``), not a calibration: the
+    reproduction reproduces the paper's analysis; no tile quantisation (no compute units)."""
+    calibration = CalibrationSpec(
+        schema_version=1,
+        device=device.name,
+        provenance=CalibrationProvenance(
+            kind="assumed", device_description=device.display_name, date="2025-07-25",
+            tool="hetsim reproduce paper", versions={"stack": PAPER_KERNELS.stack},
+        ),
+        launch_overhead=SecondsQ(value=5.0, unit="us"),
+        kernels=PAPER_KERNELS,
+    )
+    return DevicePerf(device.model_copy(update={"compute_units": None}), calibration)
+
+
 def priced_devices(
     study: PairStudySpec, catalogs: dict[str, HardwareCatalog]
 ) -> tuple[dict[str, list[PricedDevice]], pd.DataFrame]:
@@ -73,7 +91,7 @@ def priced_devices(
         for key, device in zip(study.devices, devices, strict=True):
             hourly = device_hourly_cost(device, preset(rules.tco))
             priced[rules.name].append(
-                PricedDevice(key, DevicePerf(device, load_calibration(device.name)), hourly.total_usd_per_h)
+                PricedDevice(key, paper_perf(device), hourly.total_usd_per_h)
             )
             rows.append(_device_row(rules, key, device, hourly))
     return priced, pd.DataFrame(rows)

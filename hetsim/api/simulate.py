@@ -136,6 +136,9 @@ def simulate(request: SimulateRequest) -> dict[str, Any]:
     summary = summarize(frames, pool_costs(plan, hardware, tco, scenario.cost_basis if scenario else None), sla)
     if engine_text is not None:
         summary["provenance"]["latency"] += f"; {engine_text}"
+    else:
+        stacks = {p.device: _stack_of(hardware.accelerator(p.device).name) for p in plan.pools}
+        summary["provenance"]["latency"] += "; performance model: " + ", ".join(f"{d} {s}" for d, s in sorted(stacks.items()))
     summary["run"] = {
         "scenario": scenario.name if scenario else None,
         "plan": plan.name,
@@ -148,3 +151,9 @@ def simulate(request: SimulateRequest) -> dict[str, Any]:
     if request.out is not None:
         summary["run"]["written"] = [str(p) for p in write_results(request.out, frames, summary)]
     return summary
+
+
+def _stack_of(device: str) -> str:
+    """What a device's step times describe: its calibration's stack, or 'datasheet default'."""
+    calibration = load_calibration(device)
+    return "datasheet default" if calibration is None else f"calibrated ({calibration.stack})"

@@ -26,6 +26,7 @@ _COMMAND_MODULES: tuple[tuple[str, str], ...] = (
     ("trace", "group"),
     ("workload", "group"),
     ("bench", "commands"),
+    ("calibrate", "group"),
     ("simulate", "commands"),
     ("run", "commands"),
     ("fidelity", "commands"),

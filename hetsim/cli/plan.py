@@ -70,6 +70,7 @@ def plan_command(
         f"hosting {fmt(cost['hosting_usd_per_h'], 3)}); nodes {cost['nodes']}",
         f"solver {result.solution.solver}: {result.solution.status}, gap {result.solution.gap:.2%}, {fmt(result.solution.wall_s)} s",
         "SLA in simulation: " + ("met" if met else "not checked" if met is None else "MISSED (see the report)"),
+        "performance model: " + ", ".join(f"{d} {s}" for d, s in result.plan.provenance.get("performance_model", {}).items()),
         "wrote " + ", ".join(str(p) for p in written[:3]) + (" ..." if len(written) > 3 else ""),
     ]
     for workload, item in summary["sla"].items():

@@ -20,7 +20,7 @@ import numpy as np
 
 from hetsim.errors import EstimateError
 from hetsim.perf.attention_pairs import chunk_pairs
-from hetsim.perf.collectives import Fabric, fabric_for_group, point_to_point_s, ring_all_reduce_s
+from hetsim.perf.collectives import Fabric, all_reduce_s, fabric_for_group, point_to_point_s
 from hetsim.perf.decode_run import AffineDecodeRun
 from hetsim.perf.roofline import Bound, DevicePerf, OpCost, Provenance
 from hetsim.perf.step_pricing import StepPricer
@@ -182,7 +182,7 @@ class LlmReplica:
         arch, tp, layers = self.arch, self.shard.tp, self.layers_per_stage
         tokens = sum(s.new_tokens for s in batch)
         dense_layers = 0 if arch.moe is None else min(arch.moe.first_dense_layers, layers)
-        ops = projection_ops(arch, tokens, self.precision, tp, layers)
+        ops = projection_ops(arch, tokens, self.precision, tp, layers, self._fused)
         ops += attention_ops(arch, batch, self.precision, tp, layers)
         ops += mlp_ops(arch, tokens, self.precision, tp, layers, dense_layers)
         return ops
@@ -193,7 +193,7 @@ class LlmReplica:
         tokens = sum(s.new_tokens for s in batch)
         ops = self._stage_ops(batch)
         if self.shard.pp == 1:
-            ops += head_ops(self.arch, tokens, len(batch), self.precision, self.shard.tp)
+            ops += head_ops(self.arch, tokens, len(batch), self.precision, self.shard.tp, self._fused)
         return ops
 
     def step_work(self, batch: Sequence[SequenceWork]) -> tuple[float, float]:
@@ -206,14 +206,21 @@ class LlmReplica:
         activation_bytes = tokens * self.arch.hidden_size * self.precision.activations.bytes_per_element
         tp_fabric, pp_fabric = self._fabrics
         # Two all-reduces per layer: after attention and after the MLP (Megatron-style TP).
-        all_reduce = 2 * self.layers_per_stage * ring_all_reduce_s(activation_bytes, self.shard.tp, tp_fabric)
+        all_reduce = 2 * self.layers_per_stage * all_reduce_s(activation_bytes, self.shard.tp, tp_fabric)
         return all_reduce, point_to_point_s(activation_bytes / self.shard.tp, pp_fabric)
+
+    @cached_property
+    def _fused(self) -> bool:
+        """Whether the kernel model counts element-wise work as fused (the paper's roofline)."""
+        return self.perf.kernels.fused_elementwise
 
     @cached_property
     def _fabrics(self) -> tuple[Fabric | None, Fabric | None]:
         """(tensor-parallel fabric, pipeline fabric) of this replica's device group."""
-        tp_fabric = fabric_for_group(self.perf.device, self.shard.tp)
-        return tp_fabric, fabric_for_group(self.perf.device, self.shard.devices) if self.shard.pp > 1 else None
+        collective = self.perf.kernels.collective
+        tp_fabric = fabric_for_group(self.perf.device, self.shard.tp, collective)
+        pp_fabric = fabric_for_group(self.perf.device, self.shard.devices, collective) if self.shard.pp > 1 else None
+        return tp_fabric, pp_fabric
 
     def step(self, batch: Sequence[SequenceWork]) -> StepEstimate:
         """Time of one iteration processing ``batch`` (prefill chunks and/or decode tokens)."""
@@ -229,7 +236,7 @@ class LlmReplica:
         all_reduce_s, handoff_s = self._network_s(tokens)
         head_s = sum(
             self.perf.op_time(op).seconds
-            for op in head_ops(self.arch, tokens, len(batch), self.precision, self.shard.tp)
+            for op in head_ops(self.arch, tokens, len(batch), self.precision, self.shard.tp, self._fused)
         )
         pp = self.shard.pp
         engine_s = self.engine_step_overhead_s(len(batch))
@@ -363,14 +370,14 @@ class LlmReplica:
         """``_token_part_s`` of many token counts (the op formulas take arrays)."""
         arch, tp, layers, pp = self.arch, self.shard.tp, self.layers_per_stage, self.shard.pp
         dense_layers = 0 if arch.moe is None else min(arch.moe.first_dense_layers, layers)
-        ops = projection_ops(arch, counts, self.precision, tp, layers)  # type: ignore[arg-type]
+        ops = projection_ops(arch, counts, self.precision, tp, layers, self._fused)  # type: ignore[arg-type]
         ops += mlp_ops(arch, counts, self.precision, tp, layers, dense_layers)  # type: ignore[arg-type]
         stage = np.zeros(len(counts))
         for op in ops:
-            stage += self.perf.op_times(op.kind, op.dtype, op.flops, op.bytes, op.count)
+            stage += self.perf.cost_times(op)
         network = np.array([self._network_s(count) for count in counts.tolist()]).reshape(-1, 2)
-        embedding = head_ops(arch, counts, 1, self.precision, tp)[0]  # type: ignore[arg-type]
-        embedding_s = self.perf.op_times(embedding.kind, embedding.dtype, embedding.flops, embedding.bytes)
+        embedding = head_ops(arch, counts, 1, self.precision, tp, self._fused)[0]  # type: ignore[arg-type]
+        embedding_s = self.perf.cost_times(embedding)
         return pp * (stage + network[:, 0]) + (pp - 1) * network[:, 1] + embedding_s
 
     def _row_part_s(self, rows: int) -> float:
@@ -380,8 +387,8 @@ class LlmReplica:
         cache = self._row_part_cache
         value = cache.get(rows)
         if value is None:
-            ops = head_ops(self.arch, 1, rows, self.precision, self.shard.tp)[1:]
-            head_s = sum(self.perf.seconds(op.kind, op.dtype, op.flops, op.bytes, op.count) for op in ops)
+            ops = head_ops(self.arch, 1, rows, self.precision, self.shard.tp, self._fused)[1:]
+            head_s = sum(float(self.perf.cost_times(op)) for op in ops)
             value = cache[rows] = head_s + self.engine_step_overhead_s(rows)
         return value
 
@@ -393,7 +400,9 @@ class LlmReplica:
         """What the serving engine adds to a step of ``rows`` sequences (scheduling, sampling);
         0 without an engine calibration of this device."""
         engine = self._engine
-        return 0.0 if engine is None else engine.step_overhead_s + engine.sequence_overhead_s * rows
+        if engine is None:
+            return 0.0
+        return engine.step_overhead_s + engine.sequence_overhead_s * rows + engine.layer_overhead_s * self.arch.num_layers
 
     @property
     def request_overhead_s(self) -> float:

@@ -14,12 +14,16 @@ from typing import Any
 import numpy as np
 
 from hetsim.errors import EstimateError
+from hetsim.perf.kernels import default_kernels, gemm_seconds, kernel_seconds, saturating_efficiency
 from hetsim.specs.calibration import (
     DEFAULT_EFFICIENCY,
     DEFAULT_LAUNCH_OVERHEAD_S,
     CalibrationSpec,
     CurveAxis,
     CurveKind,
+    KernelClass,
+    KernelModel,
+    gemm_kernels,
 )
 from hetsim.specs.hardware import AcceleratorSpec, DType
 
@@ -50,6 +54,7 @@ class OpCost:
         bytes: bytes moved to and from device memory.
         dtype: numeric format of the math (selects the peak).
         count: how many identical ops (e.g. layers); time scales by it.
+        shape: a GEMM's (m, n, k), which tile and wave quantisation need; None otherwise.
     """
 
     name: str
@@ -58,6 +63,7 @@ class OpCost:
     bytes: float
     dtype: DType
     count: int = 1
+    shape: tuple[Any, Any, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,9 +129,29 @@ def log10_size(axis: CurveAxis, flops: Any, nbytes: Any) -> Any:
     return np.log10(np.maximum(flops, 1e-300)) - np.log10(np.maximum(nbytes, 1e-300))
 
 
+# Which kernel class of the analytical model prices an op kind without calibration curves.
+_KERNEL_CLASS = {
+    CurveKind.GEMM: "gemm",
+    CurveKind.GEMV: "gemm",
+    CurveKind.MEMORY: "elementwise",
+    CurveKind.ATTENTION_PREFILL: "attention_prefill",
+    CurveKind.ATTENTION_DECODE: "attention_decode",
+    CurveKind.COLLECTIVE: "elementwise",
+}
+
+
+# Curve kinds that describe bandwidth efficiency (the others describe compute efficiency).
+_BANDWIDTH_KINDS = frozenset({CurveKind.GEMV, CurveKind.MEMORY, CurveKind.ATTENTION_DECODE})
+
+
 @dataclass(frozen=True)
 class DevicePerf:
-    """A device together with its calibration (if any): answers 'how long does this op take'."""
+    """A device together with its calibration (if any): answers 'how long does this op take'.
+
+    Two calibrations exist: measured efficiency curves (``hetsim bench`` on this machine; they
+    take precedence, op kind by op kind) and a kernel model (``hetsim.perf.kernels``) fitted
+    to public measurements. A device with neither uses the kernel model's documented defaults.
+    """
 
     device: AcceleratorSpec
     calibration: CalibrationSpec | None = None
@@ -135,8 +161,34 @@ class DevicePerf:
         return Provenance.DATASHEET if self.calibration is None else Provenance.CALIBRATED
 
     @property
+    def stack(self) -> str:
+        """What the numbers describe: the calibration's serving stack, or 'datasheet default'."""
+        return "datasheet default" if self.calibration is None else self.calibration.stack
+
+    @property
+    def kernels(self) -> KernelModel:
+        """The kernel model's parameters: the calibration's, else the documented defaults."""
+        cache = self.__dict__
+        if "_kernels" not in cache:
+            fitted = None if self.calibration is None else self.calibration.kernels
+            cache["_kernels"] = fitted or default_kernels(self.device.vendor)
+        return cache["_kernels"]
+
+    @property
+    def compute_units(self) -> int | None:
+        units = self.device.compute_units
+        return None if units is None else units.count
+
+    @property
     def launch_overhead_s(self) -> float:
         return DEFAULT_LAUNCH_OVERHEAD_S if self.calibration is None else self.calibration.launch_overhead.si
+
+    def _curves(self) -> bool:
+        """Whether measured efficiency curves (not the kernel model) price this device's ops."""
+        return self.calibration is not None and bool(self.calibration.curves)
+
+    def _kernel_class(self, kind: CurveKind) -> KernelClass:
+        return getattr(self.kernels, _KERNEL_CLASS[kind])
 
     def peak_flops(self, dtype: DType) -> float:
         """Peak in ``dtype``; a format without native support runs at the next wider one."""
@@ -153,15 +205,21 @@ class DevicePerf:
         raise EstimateError(f"device {self.device.name!r} has no compute peak for {dtype} or any wider format")
 
     def efficiency(self, kind: CurveKind, dtype: DType, flops: float, nbytes: float) -> float:
-        """Fraction of peak an op of this size reaches (calibrated curve or default)."""
-        if self.calibration is not None:
+        """Fraction of peak an op of this size reaches (calibrated curve, else the kernel model:
+        ``kind`` as a compute curve for GEMM and attention, a bandwidth one for GEMV and memory)."""
+        if self._curves():
+            assert self.calibration is not None
             dtype_name = DType(dtype).value
             curve = self.calibration.curve(kind, dtype_name) or self.calibration.curve(
                 _CALIBRATED_FALLBACK[kind], dtype_name
             )
             if curve is not None:
                 return curve.at(float(log10_size(curve.axis, flops, nbytes)))
-        return DEFAULT_EFFICIENCY[kind]
+            return DEFAULT_EFFICIENCY[kind]
+        params = self._kernel_class(kind)
+        if kind in _BANDWIDTH_KINDS:
+            return params.memory_efficiency
+        return float(saturating_efficiency(params, flops, nbytes))
 
     @property
     def bandwidth_bytes_per_s(self) -> float:
@@ -172,34 +230,46 @@ class DevicePerf:
         return cache["_bandwidth"]
 
     def flat_rates(self, kind: CurveKind, dtype: DType) -> tuple[float, float, float] | None:
-        """(achieved FLOP/s, achieved bytes/s, overhead s) of ``kind`` ops when no calibration
-        curve applies, so their time is affine in flops and bytes; None with a calibration.
+        """(achieved FLOP/s, achieved bytes/s, floor s) of ``kind`` ops when their efficiencies
+        do not depend on the op's size, so their time is affine in flops and bytes; None with
+        calibration curves or a saturating kernel class.
 
         ``seconds`` divides by exactly these products; ``hetsim.perf.decode_run`` prices runs
         of decode steps in closed form from them.
         """
-        if self.calibration is not None:
+        if self._curves():
             return None
         cache = self.__dict__.setdefault("_flat_cache", {})
         key = (kind, dtype)
         if key not in cache:
+            params = self._kernel_class(kind)
             cache[key] = (
-                self.peak_flops(dtype) * DEFAULT_EFFICIENCY[_COMPUTE_CURVE[kind]],
-                self.bandwidth_bytes_per_s * DEFAULT_EFFICIENCY[_MEMORY_CURVE[kind]],
-                DEFAULT_LAUNCH_OVERHEAD_S,
+                None
+                if params.intensity_half
+                else (
+                    self.peak_flops(dtype) * params.efficiency,
+                    self.bandwidth_bytes_per_s * params.memory_efficiency,
+                    params.floor_s,
+                )
             )
         return cache[key]
 
     def seconds(self, kind: CurveKind, dtype: DType, flops: float, nbytes: float, count: int = 1) -> float:
         """Time of ``count`` ops of this size: the roofline every estimate uses (scalar, fast)."""
         compute_s = memory_s = 0.0
-        if self.calibration is None:  # the hot path: constant efficiencies, cached products
-            compute_rate, memory_rate, overhead_s = self.flat_rates(kind, dtype)  # type: ignore[misc]
+        rates = self.flat_rates(kind, dtype)
+        if rates is not None:  # the hot path: constant efficiencies, cached products
+            compute_rate, memory_rate, overhead_s = rates
             if flops:
                 compute_s = flops / compute_rate
             if nbytes:
                 memory_s = nbytes / memory_rate
             return count * ((compute_s if compute_s >= memory_s else memory_s) + overhead_s)
+        if not self._curves():
+            params = self._kernel_class(kind)
+            return count * float(
+                kernel_seconds(params, flops, nbytes, self.peak_flops(dtype), self.bandwidth_bytes_per_s)
+            )
         if flops:
             compute_s = flops / (self.peak_flops(dtype) * self.efficiency(_COMPUTE_CURVE[kind], dtype, flops, nbytes))
         if nbytes:
@@ -208,26 +278,31 @@ class DevicePerf:
             )
         return count * ((compute_s if compute_s >= memory_s else memory_s) + self.launch_overhead_s)
 
+    def _floor_s(self, kind: CurveKind) -> float:
+        return self.launch_overhead_s if self._curves() else self._kernel_class(kind).floor_s
+
     def op_time(self, op: OpCost) -> Estimate:
         """Time of ``op`` (times its count) on this device, with its bound and provenance."""
         if op.flops < 0 or op.bytes < 0:
             raise EstimateError(f"op {op.name!r}: expected non-negative flops and bytes, got {op.flops}, {op.bytes}")
-        compute_s = memory_s = 0.0
-        if op.flops:
-            eff = self.efficiency(_COMPUTE_CURVE[op.kind], op.dtype, op.flops, op.bytes)
-            compute_s = op.flops / (self.peak_flops(op.dtype) * eff)
-        if op.bytes:
-            eff = self.efficiency(_MEMORY_CURVE[op.kind], op.dtype, op.flops, op.bytes)
-            memory_s = op.bytes / (self.bandwidth_bytes_per_s * eff)
-        overhead_s = self.launch_overhead_s
-        bound = Bound.COMPUTE if compute_s >= memory_s else Bound.MEMORY
-        if overhead_s > max(compute_s, memory_s):
+        seconds = float(self.cost_times(op)) / op.count
+        floor_s = self._floor_s(op.kind)
+        memory_efficiency = (
+            self.efficiency(_MEMORY_CURVE[op.kind], op.dtype, op.flops, op.bytes)
+            if self._curves()
+            else self._kernel_class(op.kind).memory_efficiency
+        )
+        memory_s = op.bytes / (self.bandwidth_bytes_per_s * memory_efficiency) if op.bytes else 0.0
+        busy_s = seconds - floor_s
+        bound = Bound.MEMORY if memory_s >= busy_s * (1 - 1e-9) and op.bytes else Bound.COMPUTE
+        if floor_s > busy_s:
             bound = Bound.OVERHEAD
-        return Estimate(op.count * (max(compute_s, memory_s) + overhead_s), bound, self.provenance)
+        return Estimate(op.count * seconds, bound, self.provenance)
 
     def efficiencies(self, kind: CurveKind, dtype: DType, flops: np.ndarray, nbytes: np.ndarray) -> np.ndarray:
         """Vectorised ``efficiency`` over arrays of op sizes."""
-        if self.calibration is not None:
+        if self._curves():
+            assert self.calibration is not None
             dtype_name = DType(dtype).value
             curve = self.calibration.curve(kind, dtype_name) or self.calibration.curve(
                 _CALIBRATED_FALLBACK[kind], dtype_name
@@ -235,16 +310,22 @@ class DevicePerf:
             if curve is not None:
                 xs, ys = zip(*curve.points, strict=True)
                 return np.interp(log10_size(curve.axis, flops, nbytes), xs, ys)
-        return np.full(np.shape(flops), DEFAULT_EFFICIENCY[kind])
+            return np.full(np.shape(flops), DEFAULT_EFFICIENCY[kind])
+        params = self._kernel_class(kind)
+        if kind in _BANDWIDTH_KINDS:
+            return np.full(np.shape(flops), params.memory_efficiency)
+        return np.asarray(saturating_efficiency(params, np.asarray(flops, float), np.asarray(nbytes, float)))
 
     def op_times(
         self, kind: CurveKind, dtype: DType, flops: np.ndarray | float, nbytes: np.ndarray | float, count: int = 1
     ) -> np.ndarray:
-        """Vectorised ``op_time(...).seconds`` for many ops of one kind (same formula)."""
+        """Vectorised ``seconds`` for many ops of one kind (same formula)."""
         flops = np.asarray(flops, dtype=float)
         nbytes = np.asarray(nbytes, dtype=float)
         peak = self.peak_flops(dtype)
         bandwidth = self.bandwidth_bytes_per_s
+        if not self._curves():
+            return count * np.asarray(kernel_seconds(self._kernel_class(kind), flops, nbytes, peak, bandwidth))
         compute = np.where(
             flops > 0, flops / (peak * self.efficiencies(_COMPUTE_CURVE[kind], dtype, flops, nbytes)), 0.0
         )
@@ -252,3 +333,22 @@ class DevicePerf:
             nbytes > 0, nbytes / (bandwidth * self.efficiencies(_MEMORY_CURVE[kind], dtype, flops, nbytes)), 0.0
         )
         return count * (np.maximum(compute, memory) + self.launch_overhead_s)
+
+    def gemm_times(self, m: Any, n: Any, k: Any, dtype: DType, nbytes: Any, count: int = 1) -> np.ndarray:
+        """Vectorised time of ``count`` ``(m x k) @ (k x n)`` GEMMs moving ``nbytes``: tile and
+        wave quantisation under the kernel model, the GEMM curve under calibration curves."""
+        if self._curves():
+            flops = 2.0 * np.asarray(m, float) * np.asarray(n, float) * np.asarray(k, float)
+            return self.op_times(CurveKind.GEMM, dtype, flops, nbytes, count)
+        params = gemm_kernels(self.kernels, DType(dtype).value)
+        seconds = gemm_seconds(
+            params, m, n, k, nbytes, self.peak_flops(dtype), self.bandwidth_bytes_per_s, self.compute_units
+        )
+        return count * np.asarray(seconds)
+
+    def cost_times(self, op: OpCost) -> np.ndarray:
+        """Vectorised time of ``op`` (its flops, bytes or shape may be arrays), times its count."""
+        if op.shape is not None and op.kind == CurveKind.GEMM:
+            m, n, k = op.shape
+            return self.gemm_times(m, n, k, op.dtype, op.bytes, op.count)
+        return self.op_times(op.kind, op.dtype, op.flops, op.bytes, op.count)

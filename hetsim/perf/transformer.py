@@ -98,6 +98,7 @@ def _gemm(name: str, m: int, k: float, n: float, precision: Precision, count: in
         bytes=k * n * wb + m * k * ab + m * n * ab,
         dtype=precision.gemm_math,
         count=count,
+        shape=(m, n, k),
     )
 
 
@@ -182,11 +183,21 @@ def attention_ops(
     return ops
 
 
-def projection_ops(arch: ArchitectureSpec, tokens: int, precision: Precision, tp: int, layers: int) -> list[OpCost]:
-    """Attention input/output projections and the two norms of ``layers`` layers."""
+def projection_ops(
+    arch: ArchitectureSpec, tokens: int, precision: Precision, tp: int, layers: int, fused: bool = False
+) -> list[OpCost]:
+    """Attention input/output projections, the two norms, two residual adds and the rotary
+    embedding of ``layers`` layers, each its own kernel; ``fused`` counts the element-wise work
+    as one norm kernel per layer, as the flat roofline of the paper reproduction did."""
     h = arch.hidden_size
     heads = _heads_per_rank(arch, tp)
-    ops = [_elementwise("norms", 2.0 * tokens * h, 2.0, 4.0, precision, layers)]
+    if fused:
+        ops = [_elementwise("norms", 2.0 * tokens * h, 2.0, 4.0, precision, layers)]
+    else:
+        ops = [
+            _elementwise("norm", tokens * h, 2.0, 4.0, precision, 2 * layers),
+            _elementwise("residual_add", tokens * h, 3.0, 1.0, precision, 2 * layers),
+        ]
     if arch.attention == AttentionKind.MLA:
         assert arch.mla is not None
         mla = arch.mla
@@ -212,6 +223,9 @@ def projection_ops(arch: ArchitectureSpec, tokens: int, precision: Precision, tp
         return ops
     qkv_width = (heads + 2 * kv_heads_per_rank(arch, tp)) * arch.head_dim
     ops.append(_gemm("qkv_proj", tokens, h, qkv_width, precision, layers))
+    if not fused:
+        rotated = (heads + kv_heads_per_rank(arch, tp)) * arch.head_dim  # rotary embedding of q and k
+        ops.append(_elementwise("rope", tokens * rotated, 2.0, 6.0, precision, layers))
     ops.append(_gemm("o_proj", tokens, heads * arch.head_dim, h, precision, layers))
     return ops
 
@@ -264,11 +278,13 @@ def mlp_ops(
     return ops
 
 
-def head_ops(arch: ArchitectureSpec, tokens: int, logits_rows: int, precision: Precision, tp: int) -> list[OpCost]:
+def head_ops(
+    arch: ArchitectureSpec, tokens: int, logits_rows: int, precision: Precision, tp: int, fused: bool = False
+) -> list[OpCost]:
     """Embedding gather, final norm and the LM head (logits only for rows that sample)."""
     h = arch.hidden_size
     return [
-        _elementwise("embedding", tokens * h, 1.0, 0.0, precision, 1),
+        _elementwise("embedding", tokens * h, 1.0 if fused else 2.0, 0.0, precision, 1),  # gather a row, write it
         _elementwise("final_norm", logits_rows * h, 2.0, 4.0, precision, 1),
         _gemm("lm_head", logits_rows, h, arch.vocab_size / tp, precision, 1),
     ]

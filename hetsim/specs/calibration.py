@@ -105,29 +105,106 @@ class EngineOverheads(FrozenModel):
     prefill_pair_s: float = Field(
         default=0.0, ge=0, description="seconds per causal query-key pair per layer of prefill attention beyond the kernel model"
     )
+    layer_overhead_s: float = Field(
+        default=0.0, ge=0, description="seconds per layer per step the engine adds (eager launches, Python per module)"
+    )
     fit: dict[str, float] = Field(default_factory=dict, description="fit quality: points, median and max relative error")
     side_by_side: int = Field(default=1, ge=1, description="engines measured at once on the machine, one core or GPU each")
 
     @model_validator(mode="after")
     def _finite(self) -> EngineOverheads:
-        for name in ("step_overhead_s", "sequence_overhead_s", "request_overhead_s", "prefill_pair_s"):
+        for name in ("step_overhead_s", "sequence_overhead_s", "request_overhead_s", "prefill_pair_s", "layer_overhead_s"):
             value = getattr(self, name)
             if value != value or value in (float("inf"), float("-inf")):
                 raise ValueError(f"{name}: expected a finite number of seconds, got {value}")
         return self
 
 
+class KernelClass(FrozenModel):
+    """How one kind of kernel uses a device: its compute efficiency saturates with the op's
+    arithmetic intensity, ``efficiency * I / (I + intensity_half)`` (I in FLOP per byte; 0 makes
+    it flat), its bandwidth efficiency is flat, and it never runs faster than ``floor_s``."""
+
+    efficiency: float = Field(gt=0, le=1.5, description="compute efficiency at high intensity")
+    intensity_half: float = Field(default=0.0, ge=0, description="FLOP/byte where compute efficiency is half")
+    memory_efficiency: float = Field(gt=0, le=1.5, description="fraction of memory bandwidth reached")
+    floor_s: float = Field(ge=0, description="fixed cost per kernel: launch, prologue, tail")
+
+
+class GemmKernels(KernelClass):
+    """A GEMM: tile and wave quantisation (a CTA tile of ``tiles`` rows x columns per compute
+    unit, waves of ``compute_units`` tiles; split-K among ``split_k``), the tile and split the
+    library's heuristic would pick being the fastest of them; compute efficiency saturates with
+    the reduction depth, ``efficiency * k / (k + k_half)`` (padding already prices small m and n,
+    so ``intensity_half`` stays 0 where tiles apply)."""
+
+    k_half: float = Field(default=0.0, ge=0, description="reduction depth at which compute efficiency is half (prologue and epilogue)")
+    tiles: tuple[tuple[int, int], ...] = Field(min_length=1, description="candidate CTA tiles (rows, columns)")
+    split_k: tuple[int, ...] = Field(default=(1, 2, 4, 8), min_length=1)
+
+
+class CollectiveKernels(FrozenModel):
+    """An all-reduce: ``latency_s + 2 (p - 1) / p * bytes / (link bandwidth * efficiency)``."""
+
+    latency_s: float = Field(ge=0, description="fixed time of one collective (launch, sync, protocol)")
+    efficiency: float = Field(gt=0, le=1.5, description="bus bandwidth reached, as a fraction of the link's")
+    per_step_latency: bool = Field(
+        default=False,
+        description="the flat roofline's form instead: the faster of a ring (2(p-1) link latencies) and a one-shot "
+        "(2 latencies, p-1 buffers) all-reduce",
+    )
+
+
+class KernelModel(FrozenModel):
+    """The analytical kernel model of one device under one serving stack (see
+    ``hetsim.perf.kernels``): one parameter set per kernel kind."""
+
+    stack: str = Field(description="the software stack it describes, e.g. 'vllm==0.14.0', or 'datasheet default'")
+    gemm: GemmKernels
+    gemm_fp8: GemmKernels | None = Field(default=None, description="fp8 GEMMs where they were measured apart")
+    attention_prefill: KernelClass
+    attention_decode: KernelClass
+    elementwise: KernelClass
+    collective: CollectiveKernels
+    fused_elementwise: bool = Field(
+        default=False, description="count norms, residual adds and rope as one fused kernel per layer (the flat roofline)"
+    )
+    sources: dict[str, str] = Field(default_factory=dict, description="where each kind's parameters come from")
+    fit: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="per op class: rows, median and p90 |error| (fit rows), signed errors"
+    )
+
+
+def gemm_kernels(kernels: KernelModel, dtype: str) -> GemmKernels:
+    """The GEMM parameters for ``dtype``: fp8's where fitted apart, else the shared ones."""
+    return kernels.gemm_fp8 if dtype == "fp8" and kernels.gemm_fp8 is not None else kernels.gemm
+
+
 class CalibrationSpec(FrozenModel):
     """Measured efficiency curves and fixed overheads of one device (and, optionally, of the
-    serving engine on it)."""
+    serving engine on it), or a kernel model fitted to public measurements of it."""
 
     schema_version: int
     device: str = Field(description="name of the accelerator profile this calibrates")
     provenance: CalibrationProvenance
     launch_overhead: SecondsQ = Field(description="fixed cost per operation (kernel launch, dispatch)")
-    curves: tuple[EfficiencyCurve, ...]
+    curves: tuple[EfficiencyCurve, ...] = ()
     fit_summary: dict[str, float] = {}
     engine: EngineOverheads | None = Field(default=None, description="a serving engine's overheads on this device")
+    kernels: KernelModel | None = Field(default=None, description="kernel model parameters (curves take precedence)")
+    error_band: dict[str, float] = Field(
+        default_factory=dict,
+        description="signed relative error of whole steps on held-out measurements: p10, p50, p90 (predicted/measured - 1)",
+    )
+
+    @property
+    def stack(self) -> str:
+        """The serving stack these numbers describe ('unspecified' when the file does not say)."""
+        if self.kernels is not None:
+            return self.kernels.stack
+        if self.engine is not None:
+            return self.engine.engine
+        return self.provenance.versions.get("stack", "unspecified")
 
     def curve(self, kind: CurveKind, dtype: str | None = None) -> EfficiencyCurve | None:
         """The curve for ``kind`` and ``dtype`` (falling back to a dtype-agnostic one)."""

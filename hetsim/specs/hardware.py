@@ -115,6 +115,15 @@ class PriceSpec(FrozenModel):
     )
 
 
+class ComputeUnitsSpec(FrozenModel):
+    """How many parallel compute units (NVIDIA SMs, AMD CUs) a device schedules GEMM tiles on:
+    what tile and wave quantisation divide work by."""
+
+    count: int = Field(ge=1)
+    kind: str = Field(description="what one unit is: SM, CU")
+    source: str
+
+
 class CpuTopology(FrozenModel):
     cores: int = Field(ge=1)
     base_clock_ghz: float = Field(gt=0)
@@ -134,6 +143,9 @@ class AcceleratorSpec(SourcedDocument):
     power: PowerSpec = PowerSpec()
     price: PriceSpec = PriceSpec()
     cpu: CpuTopology | None = None
+    compute_units: ComputeUnitsSpec | None = Field(
+        default=None, description="SMs or CUs (GPUs); without it GEMMs are priced without tile quantisation"
+    )
     aliases: tuple[str, ...] = ()
     notes: str = ""
 

@@ -14,6 +14,7 @@ import yaml
 from hetsim.bench import gpu
 from hetsim.bench.validation import compare_models, prediction_errors
 from hetsim.errors import CalibrationError
+from hetsim.perf.kernels import DEFAULT_KERNELS
 from hetsim.perf.roofline import DevicePerf, OpCost
 from hetsim.specs.calibration import CalibrationProvenance, CalibrationSpec, CurveKind, EfficiencyCurve
 from hetsim.specs.hardware import DType
@@ -120,8 +121,10 @@ def test_fit_device_fits_on_the_fit_split_and_reports_held_out_errors(test_devic
     assert {r["problem_id"] for r in seen} == {"p1", "p2", "p3", "p5", "p6", "p7"}
     assert calibration.fit_summary["heldout_count"] == 2
     assert calibration.fit_summary["heldout_calibrated_median_abs_error"] == pytest.approx(0, abs=1e-3)
-    # The datasheet roofline assumes the default 75% of peak (plus 5 us launch): about 1.34 ms for 2 ms.
-    assert report["datasheet"]["all"]["median_error"] == pytest.approx((1 / 0.75 + 0.005) / 2 - 1, abs=1e-6)
+    # The datasheet defaults assume the kernel model's GEMM efficiency plus its floor.
+    gemm = DEFAULT_KERNELS.gemm
+    expected_s = 1e12 / (1e15 * gemm.efficiency) + gemm.floor_s
+    assert report["datasheet"]["all"]["median_error"] == pytest.approx(expected_s / 2e-3 - 1, abs=1e-6)
 
 
 def test_write_gpu_outputs_round_trips(tmp_path: Path, test_device) -> None:

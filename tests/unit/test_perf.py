@@ -3,7 +3,8 @@
 import pytest
 
 from hetsim.errors import EstimateError
-from hetsim.perf.collectives import Fabric, ring_all_reduce_s
+from hetsim.perf.collectives import Fabric, all_reduce_s
+from hetsim.perf.kernels import DEFAULT_KERNELS
 from hetsim.perf.llm import LlmReplica, ServingLimits
 from hetsim.perf.roofline import Bound, DevicePerf, OpCost, Provenance
 from hetsim.perf.serving import estimate_request, prefill_chunks
@@ -15,7 +16,7 @@ from hetsim.perf.transformer import (
     expected_active_experts,
     kv_bytes_per_token,
 )
-from hetsim.specs.calibration import CurveKind
+from hetsim.specs.calibration import CollectiveKernels, CurveKind
 from hetsim.specs.hardware import DType
 from tests.conftest import make_device
 
@@ -55,10 +56,11 @@ def test_roofline_takes_the_slower_resource_and_labels_it():
     perf = DevicePerf(make_device(bf16_tflops=1000, bandwidth_tbs=2))
     big = perf.op_time(OpCost("gemm", CurveKind.GEMM, 1e15, 1e9, DType.BF16))
     assert big.bound == Bound.COMPUTE and big.provenance == Provenance.DATASHEET
-    assert big.seconds == pytest.approx(1e15 / (1e15 * 0.75) + 5e-6)
+    gemm = DEFAULT_KERNELS.gemm  # no shape given: no tile quantisation, no depth term
+    assert big.seconds == pytest.approx(1e15 / (1e15 * gemm.efficiency) + gemm.floor_s)
     small = perf.op_time(OpCost("gemv", CurveKind.GEMV, 1e9, 1e10, DType.BF16))
     assert small.bound == Bound.MEMORY
-    assert small.seconds == pytest.approx(1e10 / (2e12 * 0.80) + 5e-6)
+    assert small.seconds == pytest.approx(1e10 / (2e12 * gemm.memory_efficiency) + gemm.floor_s)
 
 
 def test_fp8_runs_at_bf16_rate_on_a_device_without_fp8():
@@ -97,12 +99,13 @@ def test_tp_adds_network_time_and_pp_adds_stages(model_catalog):
     assert pp2.interval_s < pp2.seconds  # pipelined steps are spaced by one stage
 
 
-def test_all_reduce_uses_one_shot_for_small_buffers_and_ring_for_large():
-    fabric = Fabric("x", 100e9, 5e-6, 1.0)
-    small = ring_all_reduce_s(1e3, 8, fabric)
-    assert small == pytest.approx(2 * 5e-6 + 7 * 1e3 / 100e9)
-    large = ring_all_reduce_s(1e9, 8, fabric)
-    assert large == pytest.approx(14 * 5e-6 + 14 / 8 * 1e9 / 100e9)
+def test_all_reduce_is_a_latency_plus_the_ring_bus_bandwidth_term():
+    fabric = Fabric("x", 100e9, 5e-6, CollectiveKernels(latency_s=20e-6, efficiency=0.5))
+    small = all_reduce_s(1e3, 8, fabric)
+    assert small == pytest.approx(20e-6 + 14 / 8 * 1e3 / 50e9)  # latency-bound: tens of microseconds
+    large = all_reduce_s(1e9, 8, fabric)
+    assert large == pytest.approx(20e-6 + 14 / 8 * 1e9 / 50e9)
+    assert all_reduce_s(1e9, 1, None) == 0.0
 
 
 def test_moe_reads_only_routed_experts_at_small_batch(model_catalog):

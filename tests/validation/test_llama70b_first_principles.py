@@ -47,9 +47,12 @@ def _expected(tokens, pairs, kv_tokens_read, sequences, tp):
     # Elementwise kernels are real memory traffic (vLLM runs them as separate kernels):
     # two RMSNorms per layer read and write the hidden state (4 FLOPs/element); SwiGLU reads
     # gate and up and writes their product (5 FLOPs/element); the embedding gather writes T rows.
-    flops += L * (2 * tokens * H * 4 + tokens * INTER // tp * 5)
-    bytes_ += L * B * (2 * tokens * H * 2 + 3 * tokens * INTER // tp)
-    bytes_ += B * tokens * H + B * 2 * sequences * H  # embedding gather, final norm
+    # Two residual adds per layer read two hidden states and write one (1 FLOP/element); the
+    # rotary embedding reads and rewrites q and k (6 FLOPs/element).
+    rotated = (q_heads + kv_heads) * HD
+    flops += L * (2 * tokens * H * 4 + tokens * INTER // tp * 5 + 2 * tokens * H + tokens * rotated * 6)
+    bytes_ += L * B * (2 * tokens * H * 2 + 3 * tokens * INTER // tp + 2 * 3 * tokens * H + 2 * tokens * rotated)
+    bytes_ += B * 2 * tokens * H + B * 2 * sequences * H  # embedding gather (read a row, write it), final norm
     flops += 4 * sequences * H
     f, b = _gemm(sequences, H, V // tp)  # logits for the sampled rows only
     return flops + f, bytes_ + b
@@ -78,8 +81,9 @@ def test_decode_batch_64_matches_first_principles(model_catalog, tp):
 
 def test_decode_is_dominated_by_weights_and_kv(model_catalog):
     """At TP8 a decode step reads about 1/8 of the 141 GB of bf16 weights plus the KV cache
-    (activations add a few percent at batch 64)."""
+    (activations add about 6% at batch 64: norms, residual adds, rope and the activation each
+    stream the hidden state as separate kernels)."""
     _flops, nbytes = _replica(model_catalog, tp=8).step_work([SequenceWork(1, 2048)] * 64)
     weights = (70.55e9 - V * H) * B / 8  # the embedding table is gathered, not streamed
     kv = 64 * 2049 * 80 * 2 * 1 * HD * B
-    assert nbytes == pytest.approx(weights + kv, rel=0.05)
+    assert weights + kv < nbytes < 1.08 * (weights + kv)

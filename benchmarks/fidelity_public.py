@@ -1,0 +1,94 @@
+"""Benchmark: the performance model against public measurements (issue 16's accuracy table).
+
+    python benchmarks/fidelity_public.py [--markdown] [--write]
+
+Fits every covered device's kernel model to the shipped public measurement sets
+(hardware_profiles/measurements/public: AIConfigurator, Vidur, splitwise-sim) and prints, per
+source, device, stack and op class: rows, median and p90 |error| and the signed bias
+(median of predicted/measured - 1), for the datasheet defaults and for the calibrated model.
+Calibrated predictions are always held out: op classes by two folds of shape groups (each
+fold predicted by parameters fitted on the other), other sources' rows by source, whole
+serving steps by model (engine overheads fitted on the other model's steps; kernels never see
+steps). Then checks the issue's goals with their stated tolerances and says which hold.
+``--write`` installs the calibration files into hardware_profiles/calibration/.
+About 80 s on the project's 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from hetsim.api.calibrate_public import fit_public, write_calibrations
+
+REPO = Path(__file__).resolve().parents[1]
+GOAL_MEDIAN, GOAL_P90, GOAL_DEFAULT_BIAS = 0.10, 0.25, 0.15
+GOAL_CLASSES = ("gemm", "attention_prefill", "attention_decode", "prefill_step", "decode_step")
+
+
+def goals(table: pd.DataFrame) -> pd.DataFrame:
+    """Each covered (device, op class) of the goal classes on its own stack's rows: does the
+    calibrated model meet median <= 10% and p90 <= 25%; do the defaults' whole steps stay
+    within +/-15% signed bias."""
+    own = table[table["op_class"].isin(GOAL_CLASSES) & ~table["stack"].str.startswith("sarathi")]
+    own = own[~((own["stack"] != "vllm==0.14.0") & own["source"].eq("aiconfigurator"))]
+    rows = []
+    for r in own.itertuples(index=False):
+        rows.append({
+            "device": r.device, "op_class": r.op_class, "stack": r.stack,
+            "calibrated_median_ok": r.calibrated_median_abs <= GOAL_MEDIAN,
+            "calibrated_p90_ok": r.calibrated_p90_abs <= GOAL_P90,
+            "default_bias_ok": abs(r.default_bias) <= GOAL_DEFAULT_BIAS if r.op_class.endswith("_step") else None,
+        })
+    return pd.DataFrame(rows)
+
+
+def markdown(table: pd.DataFrame) -> str:
+    header = "| source | device | stack | op class | rows | default med / p90 / bias | calibrated med / p90 / bias |"
+    lines = [header, "|" + "---|" * 7]
+    for r in table.itertuples(index=False):
+        lines.append(
+            f"| {r.source} | {r.device} | {r.stack} | {r.op_class} | {r.rows} | "
+            f"{r.default_median_abs:.0%} / {r.default_p90_abs:.0%} / {r.default_bias:+.0%} | "
+            f"{r.calibrated_median_abs:.0%} / {r.calibrated_p90_abs:.0%} / {r.calibrated_bias:+.0%} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--markdown", action="store_true", help="print the table as Markdown (the README's)")
+    parser.add_argument("--write", action="store_true", help="install the calibrations into hardware_profiles/")
+    args = parser.parse_args()
+    start = time.perf_counter()
+    fit = fit_public()
+    table = fit.table()
+    pd.set_option("display.width", 250)
+    pd.set_option("display.max_columns", 20)
+    if args.markdown:
+        print(markdown(table))
+    else:
+        shown = table.copy()
+        for column in shown.columns[5:]:
+            shown[column] = shown[column].map(lambda v: f"{v:+.1%}" if "bias" in column else f"{v:.1%}")  # noqa: B023
+        print(shown.to_string(index=False))
+    verdicts = goals(table)
+    print("\ngoals (calibrated |error| median <= 10% and p90 <= 25%; default whole-step bias within +/-15%):")
+    print(verdicts.to_string(index=False))
+    met = verdicts[["calibrated_median_ok", "calibrated_p90_ok"]].to_numpy().sum()
+    total = verdicts[["calibrated_median_ok", "calibrated_p90_ok"]].size
+    bias = verdicts["default_bias_ok"].dropna()
+    print(f"met {met} of {total} calibrated goals; default whole-step bias within tolerance in {int(bias.sum())} of {len(bias)}")
+    if args.write:
+        for path in write_calibrations(fit, REPO / "hardware_profiles"):
+            print(f"wrote {path.relative_to(REPO)}")
+    print(f"elapsed {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

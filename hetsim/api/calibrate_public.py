@@ -1,0 +1,262 @@
+"""``hetsim calibrate public``: fit kernel models to public measurements, score them held out.
+
+For each device a source covers, the kernel model (``hetsim.perf.kernels``) is fitted per
+class on the rows of one serving stack (AIConfigurator's vLLM 0.14.0 kernels and its custom
+all-reduce; Vidur's element-wise kernels where it measured the device) and written as the
+device's calibration file. The score table says, per source, device, stack and op class:
+rows, median and p90 |error| and the signed bias (median of predicted/measured - 1), for the
+datasheet defaults and for the calibrated model, the latter always on rows its parameters
+were not fitted on (two folds by group; whole serving steps are never fitted at all).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from hetsim import __version__
+from hetsim.errors import CalibrationError
+from hetsim.io.catalog import load_catalog, profiles_root
+from hetsim.io.models import load_models
+from hetsim.io.public_measurements import load_public_measurements
+from hetsim.perf.kernel_fit import STEP_TERMS, cross_validated, fit_class, fit_class_of, fit_step_overheads
+from hetsim.perf.kernels import DEFAULT_KERNELS, default_kernels
+from hetsim.perf.public_rows import STEP_CLASSES, predict_ops, predict_steps
+from hetsim.perf.roofline import DevicePerf
+from hetsim.specs.calibration import CalibrationProvenance, CalibrationSpec, EngineOverheads, KernelModel
+from hetsim.specs.common import SecondsQ
+
+# The stack each device's shipped calibration describes, and where each class is fitted from.
+KERNEL_STACK = "vllm==0.14.0"
+ELEMENTWISE_STACK = "sarathi-serve (vidur profiler)"
+FIT_CLASSES = ("gemm", "gemm_fp8", "attention_prefill", "attention_decode", "all_reduce", "elementwise")
+STEP_MODELS = ("llama-2-70b", "bloom-176b")
+
+
+@dataclass(frozen=True)
+class PublicFit:
+    """Fitted calibrations (one per device and stack) and the scored rows behind the table."""
+
+    calibrations: dict[tuple[str, str], CalibrationSpec]
+    scored: pd.DataFrame  # every row with default and calibrated (held-out) predictions
+
+    def table(self) -> pd.DataFrame:
+        return score_table(self.scored)
+
+
+def fit_public(root: Path | None = None, devices: Iterable[str] | None = None) -> PublicFit:
+    """Fit every covered device's kernel model and score default and calibrated predictions."""
+    rows = load_public_measurements(root)
+    catalog = load_catalog(root=root)
+    models = load_models()
+    step_models = {name: models.model(name) for name in STEP_MODELS}
+    wanted = set(devices) if devices is not None else None
+    calibrations: dict[tuple[str, str], CalibrationSpec] = {}
+    scored = []
+    for device, part in rows.groupby("device", sort=True):
+        if wanted is not None and device not in wanted:
+            continue
+        accelerator = catalog.accelerator(str(device))
+        default = DevicePerf(accelerator)
+        part = part.assign(fit_class=fit_class_of(part).to_numpy())
+        stacks = sorted(s for s in part["stack"].unique() if s.startswith("vllm==") and s != KERNEL_STACK)
+        for stack in [KERNEL_STACK, *stacks]:
+            kernels, held_out = _fit_device(part, default, stack)
+            if kernels is None:
+                continue
+            calibration = _calibration(str(device), accelerator.display_name, kernels, stack)
+            calibrations[(str(device), stack)] = calibration
+            if stack != KERNEL_STACK:
+                continue
+            frame = _score(part, default, DevicePerf(accelerator, calibration), held_out, step_models)
+            steps = part[part["op_class"].isin(STEP_CLASSES)]
+            if len(steps):
+                stack_calibration, step_held_out = _fit_step_stack(part, steps, default, calibration, step_models)
+                calibrations[(str(device), stack_calibration.stack)] = stack_calibration
+                frame.loc[frame["op_class"].isin(STEP_CLASSES), "calibrated_s"] = step_held_out.to_numpy()
+            scored.append(frame)
+    if not scored:
+        raise CalibrationError("devices: none of the requested devices is covered by a public measurement set")
+    return PublicFit(calibrations, pd.concat(scored, ignore_index=True))
+
+
+def _fit_device(
+    part: pd.DataFrame, default: DevicePerf, stack: str
+) -> tuple[KernelModel | None, pd.Series]:
+    """The device's kernel model fitted on ``stack``'s rows (element-wise from Vidur), and the
+    held-out predictions of every row it was fitted from (index-aligned)."""
+    kernels = default_kernels(default.device.vendor).model_copy(update={"stack": stack, "sources": {}, "fit": {}})
+    held_out = pd.Series(np.nan, index=part.index)
+    sources: dict[str, str] = {}
+    fitted_any = False
+    for fit_name in FIT_CLASSES:
+        source_stack = ELEMENTWISE_STACK if fit_name == "elementwise" else stack
+        rows = part[(part["fit_class"] == fit_name) & (part["stack"] == source_stack)]
+        if rows.empty:
+            continue
+        fitted_any = fitted_any or fit_name != "elementwise"
+        held_out[rows.index] = cross_validated(rows, default, kernels, fit_name)
+        kernels = fit_class(rows, default, kernels, fit_name)
+        paths = ", ".join(sorted(rows["path"].unique()))
+        sources[fit_name] = f"fitted to {len(rows)} rows of {rows['source'].iloc[0]} ({source_stack}): {paths}"
+    if not fitted_any:
+        return None, held_out
+    for name, text in DEFAULT_KERNELS.sources.items():
+        sources.setdefault(name, f"datasheet default: {text}")
+    return kernels.model_copy(update={"sources": sources}), held_out
+
+
+def _fit_step_stack(
+    part: pd.DataFrame, steps: pd.DataFrame, default: DevicePerf, calibration: CalibrationSpec, step_models: dict
+) -> tuple[CalibrationSpec, pd.Series]:
+    """The whole-step stack's calibration: the device's kernel model with collectives fitted to
+    NCCL (the stack's all-reduce) and engine overheads fitted to its measured steps; and the
+    steps' predictions held out by model (overheads fitted on the other model's steps)."""
+    assert calibration.kernels is not None
+    stack = str(steps["stack"].iloc[0])
+    kernels = calibration.kernels.model_copy(update={"stack": stack})
+    nccl = part[(part["op_class"] == "all_reduce") & part["stack"].str.startswith("nccl==")]
+    if len(nccl):
+        kernels = fit_class(nccl, default, kernels, "all_reduce")
+        paths = ", ".join(sorted(nccl["path"].unique()))
+        kernels = kernels.model_copy(
+            update={"sources": {**kernels.sources, "all_reduce": f"fitted to {len(nccl)} NCCL rows: {paths}"}}
+        )
+    base = calibration.model_copy(update={"kernels": kernels})
+    perf = DevicePerf(default.device, base)
+    kernel_s = predict_steps(steps, perf, step_models)
+    layers = steps["model"].map(lambda m: step_models[m].architecture.num_layers).to_numpy(dtype=float)
+    batch = steps["batch"].to_numpy(dtype=float)
+    q = steps["q_tokens"].to_numpy(dtype=float)
+    prefill = (steps["op_class"] == "prefill_step").to_numpy()
+    pairs = np.where(prefill, batch * q * (q + 1.0) / 2.0 * layers, 0.0)
+    features = np.column_stack([np.ones(len(steps)), layers, batch, pairs])
+    measured = steps["measured_s"].to_numpy(dtype=float)
+    held_out = pd.Series(np.nan, index=steps.index)
+    models = steps["model"].to_numpy()
+    for model in np.unique(models):
+        train, test = models != model, models == model
+        terms = fit_step_overheads(kernel_s[train], features[train], measured[train])
+        held_out[steps.index[test]] = kernel_s[test] + features[test] @ np.array([terms[t] for t in STEP_TERMS])
+    terms = fit_step_overheads(kernel_s, features, measured)
+    fitted = kernel_s + features @ np.array([terms[t] for t in STEP_TERMS])
+    error = np.abs(fitted / measured - 1.0)
+    engine = EngineOverheads(
+        engine=stack,
+        model=", ".join(sorted(steps["model"].unique())),
+        request_overhead_s=0.0,
+        fit={"points": float(len(steps)), "median_abs_error": float(np.median(error)), "max_abs_error": float(error.max())},
+        **terms,
+    )
+    spec = base.model_copy(
+        update={
+            "engine": engine,
+            "provenance": base.provenance.model_copy(update={"versions": {"stack": stack}}),
+            "error_band": _error_band(held_out.to_numpy() / measured - 1.0),
+        }
+    )
+    return spec, held_out
+
+
+def _error_band(errors: np.ndarray) -> dict[str, float]:
+    """Signed held-out errors of whole steps: p10, p50, p90 of predicted/measured - 1."""
+    return {f"p{q}": round(float(np.quantile(errors, q / 100.0)), 4) for q in (10, 50, 90)}
+
+
+def _calibration(device: str, description: str, kernels: KernelModel, stack: str) -> CalibrationSpec:
+    return CalibrationSpec(
+        schema_version=1,
+        device=device,
+        provenance=CalibrationProvenance(
+            kind="public measurements",
+            device_description=description,
+            date=_dt.date.today().isoformat(),
+            tool=f"hetsim calibrate public {__version__}",
+            versions={"stack": stack},
+            notes="kernel model fitted per class to published measurements; see kernels.sources",
+        ),
+        launch_overhead=SecondsQ(value=round(kernels.gemm.floor_s * 1e6, 4), unit="us"),
+        kernels=kernels,
+    )
+
+
+def _score(
+    part: pd.DataFrame,
+    default: DevicePerf,
+    calibrated: DevicePerf,
+    held_out: pd.Series,
+    step_models: dict,
+) -> pd.DataFrame:
+    """``part`` with ``default_s`` and ``calibrated_s`` (held out) predictions."""
+    steps = part["op_class"].isin(STEP_CLASSES)
+    out = part.assign(default_s=np.nan, calibrated_s=held_out)
+    ops = part[~steps]
+    out.loc[ops.index, "default_s"] = predict_ops(ops, default)
+    # rows of other stacks or sources (e.g. Vidur's GEMMs) are held out by source
+    other = ops.index[out.loc[ops.index, "calibrated_s"].isna()]
+    out.loc[other, "calibrated_s"] = predict_ops(ops.loc[other], calibrated)
+    if steps.any():
+        step_rows = part[steps]
+        out.loc[step_rows.index, "default_s"] = predict_steps(step_rows, default, step_models)
+        out.loc[step_rows.index, "calibrated_s"] = predict_steps(step_rows, calibrated, step_models)
+    return out
+
+
+def score_table(scored: pd.DataFrame) -> pd.DataFrame:
+    """Per source, device, stack and op class: rows, median and p90 |error|, signed bias, for
+    the defaults and the calibrated model (held out)."""
+    frame = scored.assign(
+        default_error=scored["default_s"] / scored["measured_s"] - 1.0,
+        calibrated_error=scored["calibrated_s"] / scored["measured_s"] - 1.0,
+    )
+    keys = ["source", "device", "stack", "op_class"]
+    groups = frame.groupby(keys, sort=True)
+    table = groups.size().rename("rows").to_frame()
+    for model in ("default", "calibrated"):
+        error = groups[f"{model}_error"]
+        table[f"{model}_median_abs"] = error.apply(lambda e: float(e.abs().median()))
+        table[f"{model}_p90_abs"] = error.apply(lambda e: float(e.abs().quantile(0.9)))
+        table[f"{model}_bias"] = error.median()
+    return table.reset_index()
+
+
+def write_calibrations(fit: PublicFit, out_dir: Path | None = None) -> list[Path]:
+    """Write each device's calibration: the kernel stack's as ``calibration/<device>.yaml``,
+    others as ``calibration/stacks/<device>--<stack>.yaml``; each folder written whole."""
+    base = profiles_root(out_dir) / "calibration"
+    written = []
+    by_folder: dict[Path, dict[str, CalibrationSpec]] = {}
+    for (device, stack), spec in sorted(fit.calibrations.items()):
+        if stack == KERNEL_STACK:
+            by_folder.setdefault(base, {})[f"{device}.yaml"] = spec
+        else:
+            name = f"{device}--{_slug(stack)}.yaml"
+            by_folder.setdefault(base / "stacks", {})[name] = spec
+    for folder, files in by_folder.items():
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, spec in files.items():
+            path = folder / name
+            text = yaml.safe_dump(spec.model_dump(mode="json", exclude_defaults=True), sort_keys=False, width=120)
+            staged = path.with_suffix(".yaml.partial")
+            staged.write_text(_HEADER + text, encoding="utf-8")
+            staged.replace(path)
+            written.append(path)
+    return written
+
+
+def _slug(stack: str) -> str:
+    """A file-name form of a stack label: 'vllm (Splitwise paper, 2023)' -> 'vllm-splitwise-paper-2023'."""
+    text = "".join(c if c.isalnum() or c == "." else "-" for c in stack.lower())
+    return "-".join(part for part in text.split("-") if part)
+
+
+_HEADER = (
+    "# Written by `hetsim calibrate public` from hardware_profiles/measurements/public (see its README for\n"
+    "# licences and upstream commits). Re-run it rather than editing by hand.\n"
+)

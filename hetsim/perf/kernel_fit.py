@@ -1,0 +1,179 @@
+"""Fit a device's kernel model (``hetsim.perf.kernels``) to measured op-level rows.
+
+Each kernel class is fitted on its own rows: its parameters minimise the mean absolute log
+error ``|log(predicted / measured)|`` (robust to the few outliers a sweep has; a relative
+error, so microsecond and second kernels weigh alike) by cyclic coordinate descent, each
+coordinate a golden-section search in log space within physical bounds. Deterministic: no
+random starts; a class's rows are subsampled with a fixed seed when there are many.
+
+Scoring never uses fitted rows: ``cross_validated`` splits a class's rows into two folds by
+a group key (the GEMM's (n, k), the attention's head layout, the all-reduce's rank count,
+the model of an element-wise row), fits on one fold and predicts the other, both ways.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from hetsim.perf.public_rows import predict_ops
+from hetsim.perf.roofline import DevicePerf
+from hetsim.specs.calibration import KernelModel
+
+# Each class's fitted parameters: (field path, lower bound, upper bound).
+PARAMETERS: dict[str, tuple[tuple[str, float, float], ...]] = {
+    "gemm": (
+        ("gemm.efficiency", 0.2, 1.2),
+        ("gemm.k_half", 1.0, 4096.0),
+        ("gemm.memory_efficiency", 0.2, 1.2),
+        ("gemm.floor_s", 1e-7, 1e-4),
+    ),
+    "gemm_fp8": (
+        ("gemm_fp8.efficiency", 0.05, 1.2),
+        ("gemm_fp8.k_half", 1.0, 4096.0),
+        ("gemm_fp8.memory_efficiency", 0.05, 1.2),
+        ("gemm_fp8.floor_s", 1e-7, 1e-4),
+    ),
+    "attention_prefill": (
+        ("attention_prefill.efficiency", 0.05, 1.2),
+        ("attention_prefill.intensity_half", 1.0, 1e4),
+        ("attention_prefill.memory_efficiency", 0.05, 1.2),
+        ("attention_prefill.floor_s", 1e-7, 1e-3),
+    ),
+    "attention_decode": (
+        ("attention_decode.efficiency", 0.01, 1.2),
+        ("attention_decode.memory_efficiency", 0.05, 1.2),
+        ("attention_decode.floor_s", 1e-7, 1e-3),
+    ),
+    "elementwise": (("elementwise.memory_efficiency", 0.05, 1.2), ("elementwise.floor_s", 1e-7, 1e-4)),
+    "all_reduce": (("collective.latency_s", 1e-7, 1e-3), ("collective.efficiency", 0.05, 1.2)),
+}
+MAX_FIT_ROWS = 4000
+_GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
+
+
+def with_parameter(kernels: KernelModel, path: str, value: float) -> KernelModel:
+    """``kernels`` with one parameter (``class.field``) replaced (an absent fp8 GEMM class
+    starts from the shared GEMM's parameters)."""
+    part, field = path.split(".")
+    current = getattr(kernels, part) if getattr(kernels, part) is not None else kernels.gemm
+    return kernels.model_copy(update={part: current.model_copy(update={field: value})})
+
+
+def fit_class_of(rows: pd.DataFrame) -> pd.Series:
+    """The parameter class each row is fitted in: its op class, fp8 GEMMs apart."""
+    fp8_gemm = (rows["op_class"] == "gemm") & (rows["dtype"] == "fp8")
+    return rows["op_class"].where(~fp8_gemm, "gemm_fp8")
+
+
+def log_error(predicted: np.ndarray, measured: np.ndarray) -> float:
+    return float(np.mean(np.abs(np.log(predicted / measured))))
+
+
+def fit_class(
+    rows: pd.DataFrame, perf: DevicePerf, kernels: KernelModel, op_class: str, sweeps: int = 4, seed: int = 0
+) -> KernelModel:
+    """``kernels`` with ``op_class``'s parameters fitted to ``rows`` (that class's rows)."""
+    if len(rows) > MAX_FIT_ROWS:
+        rows = rows.sample(MAX_FIT_ROWS, random_state=seed)
+    measured = rows["measured_s"].to_numpy(dtype=float)
+
+    def loss(candidate: KernelModel) -> float:
+        return log_error(predict_ops(rows, perf, candidate), measured)
+
+    for _ in range(sweeps):
+        for path, low, high in PARAMETERS[op_class]:
+            best = _golden_log(lambda v, path=path, base=kernels: loss(with_parameter(base, path, v)), low, high)
+            kernels = with_parameter(kernels, path, best)
+    return kernels
+
+
+def _golden_log(loss: Callable[[float], float], low: float, high: float, steps: int = 22) -> float:
+    """The minimiser of ``loss`` on [low, high] by golden-section search in log space (the
+    losses here are unimodal per coordinate, or flat where a bound does not bind)."""
+    a, b = math.log(low), math.log(high)
+    c, d = b - _GOLDEN * (b - a), a + _GOLDEN * (b - a)
+    fc, fd = loss(math.exp(c)), loss(math.exp(d))
+    for _ in range(steps):
+        if fc <= fd:
+            b, d, fd = d, c, fc
+            c = b - _GOLDEN * (b - a)
+            fc = loss(math.exp(c))
+        else:
+            a, c, fc = c, d, fd
+            d = a + _GOLDEN * (b - a)
+            fd = loss(math.exp(d))
+    return math.exp((a + b) / 2.0)
+
+
+def group_key(rows: pd.DataFrame) -> pd.Series:
+    """What a fold holds out together (see the module docstring)."""
+    op_class = rows["op_class"].iloc[0]
+    if op_class == "gemm":
+        return rows["n"].astype(str) + "x" + rows["k"].astype(str)
+    if op_class.startswith("attention"):
+        return rows["heads"].astype(str) + "/" + rows["kv_heads"].astype(str)
+    if op_class == "all_reduce":
+        return rows["ranks"].astype(str)
+    return rows["model"].astype(str) + "/" + rows["op"].astype(str)
+
+
+def folds(rows: pd.DataFrame) -> np.ndarray:
+    """Fold (0 or 1) of each row: groups alternate in sorted order, so both folds span the range."""
+    keys = group_key(rows)
+    order = {key: i % 2 for i, key in enumerate(sorted(keys.unique()))}
+    return keys.map(order).to_numpy(dtype=int)
+
+
+def cross_validated(rows: pd.DataFrame, perf: DevicePerf, kernels: KernelModel, op_class: str) -> np.ndarray:
+    """Held-out predictions of ``rows``: each fold predicted by the parameters fitted on the other
+    (a class with a single group is predicted by a fit on itself: the caller must say so)."""
+    fold = folds(rows)
+    out = np.empty(len(rows))
+    if len(set(fold.tolist())) < 2:
+        return predict_ops(rows, perf, fit_class(rows, perf, kernels, op_class))
+    for held in (0, 1):
+        fitted = fit_class(rows[fold != held], perf, kernels, op_class)
+        out[fold == held] = predict_ops(rows[fold == held], perf, fitted)
+    return out
+
+
+STEP_TERMS = ("step_overhead_s", "layer_overhead_s", "sequence_overhead_s", "prefill_pair_s")
+
+
+def fit_step_overheads(kernel_s: np.ndarray, features: np.ndarray, measured: np.ndarray) -> dict[str, float]:
+    """Non-negative engine overheads (``STEP_TERMS``) that best explain whole steps beyond their
+    kernel time: ``measured ~ kernel_s + features @ terms``, least squares on relative error.
+
+    ``features`` has one column per term: 1, layers, sequences in the step, causal prefill
+    pairs x layers. Non-negativity by trying every subset of terms (four terms: 16 solves) and
+    keeping the best solution whose terms are all non-negative.
+    """
+    weights = 1.0 / measured
+    residual = (measured - kernel_s) * weights
+    scaled = features * weights[:, None]
+    best, best_loss = np.zeros(features.shape[1]), float(np.sum(residual**2))
+    columns = range(features.shape[1])
+    for size in range(1, features.shape[1] + 1):
+        for subset in _subsets(list(columns), size):
+            solution, *_ = np.linalg.lstsq(scaled[:, subset], residual, rcond=None)
+            if (solution < 0).any():
+                continue
+            terms = np.zeros(features.shape[1])
+            terms[subset] = solution
+            loss = float(np.sum((residual - scaled @ terms) ** 2))
+            if loss < best_loss:
+                best, best_loss = terms, loss
+    return {name: float(value) for name, value in zip(STEP_TERMS, best, strict=True)}
+
+
+def _subsets(items: list[int], size: int) -> list[list[int]]:
+    if size == 0:
+        return [[]]
+    if len(items) < size:
+        return []
+    head, rest = items[0], items[1:]
+    return [[head, *tail] for tail in _subsets(rest, size - 1)] + _subsets(rest, size)

@@ -1,0 +1,159 @@
+"""The analytical kernel model: how long one kernel takes on a device, knowing the device's shape.
+
+Each kind of kernel has its own parameters (``hetsim.specs.calibration.KernelModel``), fitted
+per device and serving stack from public measurements (``hetsim calibrate public``), or the
+documented defaults below when a device has no fit:
+
+* GEMM ``(m x k) @ (k x n)``: the work is divided into CTA tiles of ``tm x tn`` output
+  elements run in waves of ``compute_units`` tiles (split-K multiplies tiles when they are
+  too few to fill the device); a wave costs as much as a full one, so a 65-row GEMM on a
+  64-row tile pays for 128 rows and 133 tiles on 132 SMs pay for two waves. The library's
+  heuristic is assumed to pick the fastest candidate tile and split. Compute efficiency
+  saturates with arithmetic intensity; the memory side streams inputs, weights and outputs.
+* Attention prefill and decode: roofline of their FLOPs and bytes with their own compute
+  and bandwidth efficiencies (prefill's saturating with intensity, i.e. with the keys each
+  query sees) and their own floors.
+* Element-wise kernels (norms, activations, embedding gathers): bytes over their own
+  bandwidth efficiency, plus a floor.
+* All-reduce: a fixed latency plus ``2 (p - 1) / p`` of the buffer over the link's bandwidth
+  at a calibrated efficiency (ring bus bandwidth, as nccl-tests reports it).
+
+Every function takes arrays or floats (numpy broadcasting) and does no I/O.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from hetsim.specs.calibration import CollectiveKernels, GemmKernels, KernelClass, KernelModel
+
+# Candidate CTA tiles per device family: the shapes CUTLASS's and cuBLAS's kernels for the
+# family instantiate (CUTLASS profiler defaults: SM80 128x256, 128x128, 64x128, 64x64; SM90
+# warp-specialised 128x256, 128x128, 64x256, 64x128; CDNA3 hipBLASLt macro tiles 256x256 down
+# to 64x64). Tile quantisation is only as exact as this list; a calibration may override it.
+TILE_FAMILIES: dict[str, tuple[tuple[int, int], ...]] = {
+    "nvidia": ((128, 256), (128, 128), (64, 128), (64, 64)),
+    "amd": ((256, 256), (256, 128), (128, 128), (64, 64)),
+    "other": ((128, 128),),
+}
+
+DEFAULT_SOURCES = {
+    "gemm": (
+        "medians of the fits to AIConfigurator's vLLM 0.14.0 GEMM measurements on A100 SXM, H100 SXM, "
+        "H200 SXM and L40S (hardware_profiles/measurements/public/aiconfigurator, Apache-2.0); "
+        "cf. stas00 ml-engineering MAMF: 792 of 989 TFLOP/s on H100 bf16"
+    ),
+    "attention_prefill": "medians of the fits to AIConfigurator's vLLM 0.14.0 context-attention (flash) measurements",
+    "attention_decode": "medians of the fits to AIConfigurator's vLLM 0.14.0 generation-attention measurements",
+    "elementwise": (
+        "medians of the fits to Vidur's norm/activation/rope/add measurements on A100, H100, A40 (MIT): "
+        "about half of HBM bandwidth, not 85%"
+    ),
+    "collective": (
+        "medians of the fits to AIConfigurator's NCCL all-reduce measurements on the NVLink devices (A100, H100, "
+        "H200; nccl-tests bus bandwidth): small messages take ~11 us, not the link's few"
+    ),
+}
+
+# The documented defaults of a device without a fit (see ``DEFAULT_SOURCES``): the median of
+# each parameter over the devices ``benchmarks/fidelity_public.py`` fits.
+DEFAULT_KERNELS = KernelModel(
+    stack="datasheet default",
+    gemm=GemmKernels(
+        efficiency=0.79, k_half=160.0, memory_efficiency=0.80, floor_s=3.0e-6, tiles=TILE_FAMILIES["nvidia"]
+    ),
+    attention_prefill=KernelClass(efficiency=0.59, intensity_half=330.0, memory_efficiency=0.32, floor_s=12.0e-6),
+    attention_decode=KernelClass(efficiency=0.095, memory_efficiency=0.67, floor_s=12.0e-6),
+    elementwise=KernelClass(efficiency=0.30, memory_efficiency=0.50, floor_s=2.4e-6),
+    collective=CollectiveKernels(latency_s=11.0e-6, efficiency=0.90),
+    sources=DEFAULT_SOURCES,
+)
+
+
+# The flat roofline hetsim used before its kernel model: the arXiv 2507.19635 reproduction keeps
+# it, since the paper's own analysis is a roofline with constant efficiencies (its claims are
+# about that model's inputs, not about a calibrated stack).
+PAPER_KERNELS = KernelModel(
+    stack="paper roofline (flat efficiencies)",
+    gemm=GemmKernels(efficiency=0.75, memory_efficiency=0.80, floor_s=5e-6, tiles=((128, 128),)),
+    attention_prefill=KernelClass(efficiency=0.60, memory_efficiency=0.75, floor_s=5e-6),
+    attention_decode=KernelClass(efficiency=0.60, memory_efficiency=0.75, floor_s=5e-6),
+    elementwise=KernelClass(efficiency=0.75, memory_efficiency=0.85, floor_s=5e-6),
+    collective=CollectiveKernels(latency_s=6e-6, efficiency=0.80, per_step_latency=True),
+    fused_elementwise=True,
+    sources={
+        "all": "GEMM 75% of peak and 80% of bandwidth, attention 60% / 75%, element-wise 85% of bandwidth, "
+        "5 us per kernel, all-reduce two link latencies at 80% of the link: hetsim's pre-calibration roofline"
+    },
+)
+
+
+def default_kernels(vendor: str) -> KernelModel:
+    """The documented defaults with the device family's tile shapes."""
+    tiles = TILE_FAMILIES.get(vendor, TILE_FAMILIES["other"])
+    if tiles == DEFAULT_KERNELS.gemm.tiles:
+        return DEFAULT_KERNELS
+    return DEFAULT_KERNELS.model_copy(update={"gemm": DEFAULT_KERNELS.gemm.model_copy(update={"tiles": tiles})})
+
+
+def saturating_efficiency(params: KernelClass, flops: Any, nbytes: Any) -> Any:
+    """``efficiency * I / (I + intensity_half)`` with I = FLOP per byte (flat when half is 0)."""
+    if not params.intensity_half:
+        return params.efficiency if np.ndim(flops) == 0 else np.full(np.shape(flops), params.efficiency)
+    intensity = np.asarray(flops, dtype=float) / np.maximum(np.asarray(nbytes, dtype=float), 1.0)
+    return params.efficiency * intensity / (intensity + params.intensity_half)
+
+
+def kernel_seconds(params: KernelClass, flops: Any, nbytes: Any, peak_flops: float, bandwidth: float) -> Any:
+    """Roofline time of one kernel of a kind: max(compute, memory) plus the kind's floor."""
+    flops = np.asarray(flops, dtype=float)
+    nbytes = np.asarray(nbytes, dtype=float)
+    efficiency = saturating_efficiency(params, flops, nbytes)
+    compute = np.where(flops > 0, flops / (peak_flops * np.maximum(efficiency, 1e-12)), 0.0)
+    memory = nbytes / (bandwidth * params.memory_efficiency)
+    return np.maximum(compute, memory) + params.floor_s
+
+
+def gemm_seconds(
+    params: GemmKernels,
+    m: Any,
+    n: Any,
+    k: Any,
+    nbytes: Any,
+    peak_flops: float,
+    bandwidth: float,
+    compute_units: int | None,
+) -> Any:
+    """Time of one ``(m x k) @ (k x n)`` GEMM moving ``nbytes`` (see the module docstring)."""
+    m, n, k = (np.asarray(x, dtype=float) for x in (m, n, k))
+    nbytes = np.asarray(nbytes, dtype=float)
+    flops = 2.0 * m * n * k
+    efficiency = np.maximum(saturating_efficiency(params, flops, nbytes), 1e-12)
+    if params.k_half:
+        efficiency = efficiency * k / (k + params.k_half)
+    memory = nbytes / (bandwidth * params.memory_efficiency)
+    if compute_units is None:
+        compute = flops / (peak_flops * efficiency)
+    else:
+        per_unit = peak_flops / compute_units
+        compute = np.full(np.broadcast(m, n, k).shape, np.inf)
+        for rows, cols in params.tiles:
+            tiles = np.ceil(m / rows) * np.ceil(n / cols)
+            for split in params.split_k:
+                depth = np.ceil(k / split)
+                waves = np.ceil(tiles * split / compute_units)
+                compute = np.minimum(compute, waves * 2.0 * rows * cols * depth / (per_unit * efficiency))
+    compute = np.where(flops > 0, compute, 0.0)
+    return np.maximum(compute, memory) + params.floor_s
+
+
+def all_reduce_seconds(params: CollectiveKernels, buffer_bytes: Any, ranks: int, link_bandwidth: float) -> Any:
+    """Time of one all-reduce of ``buffer_bytes`` over ``ranks`` ranks on a link of
+    ``link_bandwidth`` bytes/s per direction; 0 for one rank or an empty buffer."""
+    buffer_bytes = np.asarray(buffer_bytes, dtype=float)
+    if ranks <= 1:
+        return np.zeros_like(buffer_bytes)
+    moved = 2.0 * (ranks - 1) / ranks * buffer_bytes
+    return np.where(buffer_bytes > 0, params.latency_s + moved / (link_bandwidth * params.efficiency), 0.0)
