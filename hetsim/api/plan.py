@@ -31,6 +31,7 @@ from hetsim.plan.export import to_plan
 from hetsim.plan.problem import PlacementProblem, Solution
 from hetsim.plan.solver import solve
 from hetsim.sim.build import build_simulation
+from hetsim.specs.calibration import CalibrationSpec
 from hetsim.specs.fleet import DemandSla, DemandSpec, FleetSpec
 from hetsim.specs.hardware import DType
 from hetsim.specs.plan import PlanSpec
@@ -244,15 +245,18 @@ def plan_fleet_spec(
     rate: float | None = None,
     verify: bool = True,
     progress: Progress | None = None,
+    calibration_of: Callable[[str], CalibrationSpec | None] = load_calibration,
 ) -> PlanResult:
-    """``plan_fleet`` for a fleet already loaded (``hetsim compare`` builds them)."""
+    """``plan_fleet`` for a fleet already loaded (``hetsim compare`` builds them);
+    ``calibration_of`` gives each device's calibration (default: the shipped files; the paper
+    reproduction gives the paper's roofline)."""
     say = progress or (lambda _: None)
     demand = demand_of(fleet, workload, rate)
     hardware, models = load_catalog(fleet.profile_set), load_models()
     say("measuring demand")
     workloads = [_workload_demand(entry, fleet, fleet.options.seed) for entry in demand]
     devices = sorted({d for n in node_types(fleet, hardware, preset(fleet.tco)) for d in n.devices})
-    calibrations = {d: c for d in devices if (c := load_calibration(d))}
+    calibrations = {d: c for d in devices if (c := calibration_of(d))}
     perfs = {d: DevicePerf(hardware.accelerator(d), calibrations.get(d)) for d in devices}
     headroom = fleet.options.headroom
     rounds: list[dict[str, Any]] = []

@@ -63,20 +63,24 @@ def _input_devices(
     return [input_device(catalog.accelerator(key), reference.accelerator(key), rules) for key in study.devices]
 
 
-def paper_perf(device: AcceleratorSpec) -> DevicePerf:
-    """The device under the paper's flat roofline (``PAPER_KERNELS``), not a calibration: the
-    reproduction reproduces the paper's analysis; no tile quantisation (no compute units)."""
-    calibration = CalibrationSpec(
+def paper_calibration(device: str) -> CalibrationSpec:
+    """The paper's flat roofline (``PAPER_KERNELS``) as a device's calibration: the reproduction
+    reproduces the paper's analysis, not a calibrated stack."""
+    return CalibrationSpec(
         schema_version=1,
-        device=device.name,
+        device=device,
         provenance=CalibrationProvenance(
-            kind="assumed", device_description=device.display_name, date="2025-07-25",
+            kind="assumed", device_description=device, date="2025-07-25",
             tool="hetsim reproduce paper", versions={"stack": PAPER_KERNELS.stack},
         ),
         launch_overhead=SecondsQ(value=5.0, unit="us"),
         kernels=PAPER_KERNELS,
     )
-    return DevicePerf(device.model_copy(update={"compute_units": None}), calibration)
+
+
+def paper_perf(device: AcceleratorSpec) -> DevicePerf:
+    """The device under the paper's flat roofline."""
+    return DevicePerf(device, paper_calibration(device.name))
 
 
 def priced_devices(
@@ -146,7 +150,7 @@ def placement_frames(study: PairStudySpec, study_path: Path, progress: Progress)
     for rate in study.placement.rates_per_s:
         progress(f"placing the voice agent at {rate:g} sessions/s")
         demand = tuple(d.model_copy(update={"rate_per_s": rate}) for d in fleet.demand)
-        result = plan_fleet_spec(fleet.model_copy(update={"demand": demand}), verify=False)
+        result = plan_fleet_spec(fleet.model_copy(update={"demand": demand}), verify=False, calibration_of=paper_calibration)
         rows += _placement_rows(rate, result, result.context["hardware"], preset(fleet.tco))
         if not unit_costs:
             unit_costs = _unit_costs(result, result.context["hardware"], preset(fleet.tco))

@@ -65,6 +65,8 @@ VIDUR_DEVICES = {"a100": "a100-80gb-sxm", "h100": "h100-sxm", "a40": "a40"}
 VIDUR_NETWORKS = {"a100_dgx": "a100-80gb-sxm", "h100_dgx": "h100-sxm"}
 SPLITWISE_DEVICES = {"a100-80gb": "a100-80gb-sxm", "h100-80gb": "h100-sxm"}  # h100-80gb-pcap: power-capped, left out
 SPLITWISE_MODELS = {"llama2-70b": "llama-2-70b", "bloom-176b": "bloom-176b"}
+SPLITWISE_CONTEXT = {"llama2-70b": 4096, "bloom-176b": 2048}
+SPLITWISE_STEP_TOKENS = 16384
 VIDUR_MODELS = {"Llama-2-7b-hf": "llama-2-7b", "Llama-2-70b-hf": "llama-2-70b"}
 
 _AIC_DTYPES = {"bfloat16": "bf16", "float16": "fp16", "half": "fp16", "fp8": "fp8"}
@@ -283,6 +285,11 @@ def _splitwise(base: Path) -> list[pd.DataFrame]:
         ["model", "hardware", "prompt_size", "batch_size", "token_size", "prompt_time", "token_time", "tensor_parallel"],
     )
     raw = raw[raw["hardware"].isin(SPLITWISE_DEVICES) & raw["model"].isin(SPLITWISE_MODELS)]
+    # A prompt beyond the model's context (Llama-2 4096, BLOOM 2048 tokens) or a batch of prompts
+    # beyond one iteration's token budget (16384) cannot have been one forward step: such rows
+    # time something else (chunked or rescaled runs) and are left out.
+    context = raw["model"].map(SPLITWISE_CONTEXT)
+    raw = raw[(raw["prompt_size"] <= context) & (raw["prompt_size"] * raw["batch_size"] <= SPLITWISE_STEP_TOKENS)]
     keys = ["model", "hardware", "prompt_size", "batch_size", "token_size", "tensor_parallel"]
     runs = raw.groupby(keys, as_index=False)[["prompt_time", "token_time"]].median()  # 5 repeats each
     common = {

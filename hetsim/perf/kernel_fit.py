@@ -30,26 +30,34 @@ PARAMETERS: dict[str, tuple[tuple[str, float, float], ...]] = {
         ("gemm.k_half", 1.0, 4096.0),
         ("gemm.memory_efficiency", 0.2, 1.2),
         ("gemm.floor_s", 1e-7, 1e-4),
+        ("gemm.split_k_s", 1e-9, 3e-5),
     ),
     "gemm_fp8": (
         ("gemm_fp8.efficiency", 0.05, 1.2),
         ("gemm_fp8.k_half", 1.0, 4096.0),
         ("gemm_fp8.memory_efficiency", 0.05, 1.2),
         ("gemm_fp8.floor_s", 1e-7, 1e-4),
+        ("gemm_fp8.split_k_s", 1e-9, 3e-5),
     ),
     "attention_prefill": (
         ("attention_prefill.efficiency", 0.05, 1.2),
         ("attention_prefill.intensity_half", 1.0, 1e4),
         ("attention_prefill.memory_efficiency", 0.05, 1.2),
         ("attention_prefill.floor_s", 1e-7, 1e-3),
+        ("attention_prefill.sequence_s", 1e-10, 1e-5),
     ),
     "attention_decode": (
         ("attention_decode.efficiency", 0.01, 1.2),
         ("attention_decode.memory_efficiency", 0.05, 1.2),
         ("attention_decode.floor_s", 1e-7, 1e-3),
+        ("attention_decode.sequence_s", 1e-10, 1e-5),
     ),
     "elementwise": (("elementwise.memory_efficiency", 0.05, 1.2), ("elementwise.floor_s", 1e-7, 1e-4)),
-    "all_reduce": (("collective.latency_s", 1e-7, 1e-3), ("collective.efficiency", 0.05, 1.2)),
+    "all_reduce": (
+        ("collective.latency_s", 1e-7, 1e-3),
+        ("collective.rank_latency_s", 1e-9, 1e-4),
+        ("collective.efficiency", 0.05, 1.2),
+    ),
 }
 MAX_FIT_ROWS = 4000
 _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0

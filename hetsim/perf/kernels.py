@@ -41,7 +41,7 @@ TILE_FAMILIES: dict[str, tuple[tuple[int, int], ...]] = {
 
 DEFAULT_SOURCES = {
     "gemm": (
-        "medians of the fits to AIConfigurator's vLLM 0.14.0 GEMM measurements on A100 SXM, H100 SXM, "
+        "medians (rounded) of the fits to AIConfigurator's vLLM 0.14.0 GEMM measurements on A100 SXM, H100 SXM, "
         "H200 SXM and L40S (hardware_profiles/measurements/public/aiconfigurator, Apache-2.0); "
         "cf. stas00 ml-engineering MAMF: 792 of 989 TFLOP/s on H100 bf16"
     ),
@@ -52,8 +52,8 @@ DEFAULT_SOURCES = {
         "about half of HBM bandwidth, not 85%"
     ),
     "collective": (
-        "medians of the fits to AIConfigurator's NCCL all-reduce measurements on the NVLink devices (A100, H100, "
-        "H200; nccl-tests bus bandwidth): small messages take ~11 us, not the link's few"
+        "means of the fits to AIConfigurator's NCCL all-reduce measurements on A100 and H100 (nccl-tests bus "
+        "bandwidth): small messages take 10-20 us, growing ~1.4 us per rank, not the link's few"
     ),
 }
 
@@ -62,12 +62,19 @@ DEFAULT_SOURCES = {
 DEFAULT_KERNELS = KernelModel(
     stack="datasheet default",
     gemm=GemmKernels(
-        efficiency=0.79, k_half=160.0, memory_efficiency=0.80, floor_s=3.0e-6, tiles=TILE_FAMILIES["nvidia"]
+        efficiency=0.81,
+        k_half=175.0,
+        memory_efficiency=0.83,
+        floor_s=2.3e-6,
+        split_k_s=1.8e-6,
+        tiles=TILE_FAMILIES["nvidia"],
     ),
-    attention_prefill=KernelClass(efficiency=0.59, intensity_half=330.0, memory_efficiency=0.32, floor_s=12.0e-6),
-    attention_decode=KernelClass(efficiency=0.095, memory_efficiency=0.67, floor_s=12.0e-6),
-    elementwise=KernelClass(efficiency=0.30, memory_efficiency=0.50, floor_s=2.4e-6),
-    collective=CollectiveKernels(latency_s=11.0e-6, efficiency=0.90),
+    attention_prefill=KernelClass(
+        efficiency=0.60, intensity_half=333.0, memory_efficiency=0.35, floor_s=11.7e-6, sequence_s=21e-9
+    ),
+    attention_decode=KernelClass(efficiency=0.10, memory_efficiency=0.90, floor_s=11.1e-6, sequence_s=23e-9),
+    elementwise=KernelClass(efficiency=0.30, memory_efficiency=0.48, floor_s=2.55e-6),
+    collective=CollectiveKernels(latency_s=9.8e-6, rank_latency_s=1.4e-6, efficiency=0.79),
     sources=DEFAULT_SOURCES,
 )
 
@@ -77,7 +84,7 @@ DEFAULT_KERNELS = KernelModel(
 # about that model's inputs, not about a calibrated stack).
 PAPER_KERNELS = KernelModel(
     stack="paper roofline (flat efficiencies)",
-    gemm=GemmKernels(efficiency=0.75, memory_efficiency=0.80, floor_s=5e-6, tiles=((128, 128),)),
+    gemm=GemmKernels(efficiency=0.75, memory_efficiency=0.80, floor_s=5e-6, tiles=((128, 128),), quantise=False),
     attention_prefill=KernelClass(efficiency=0.60, memory_efficiency=0.75, floor_s=5e-6),
     attention_decode=KernelClass(efficiency=0.60, memory_efficiency=0.75, floor_s=5e-6),
     elementwise=KernelClass(efficiency=0.75, memory_efficiency=0.85, floor_s=5e-6),
@@ -135,18 +142,25 @@ def gemm_seconds(
         efficiency = efficiency * k / (k + params.k_half)
     memory = nbytes / (bandwidth * params.memory_efficiency)
     if compute_units is None:
-        compute = flops / (peak_flops * efficiency)
-    else:
-        per_unit = peak_flops / compute_units
-        compute = np.full(np.broadcast(m, n, k).shape, np.inf)
-        for rows, cols in params.tiles:
-            tiles = np.ceil(m / rows) * np.ceil(n / cols)
-            for split in params.split_k:
-                depth = np.ceil(k / split)
-                waves = np.ceil(tiles * split / compute_units)
-                compute = np.minimum(compute, waves * 2.0 * rows * cols * depth / (per_unit * efficiency))
-    compute = np.where(flops > 0, compute, 0.0)
-    return np.maximum(compute, memory) + params.floor_s
+        compute = np.where(flops > 0, flops / (peak_flops * efficiency), 0.0)
+        return np.maximum(compute, memory) + params.floor_s
+    per_unit = peak_flops / compute_units
+    best = np.full(np.broadcast(m, n, k, nbytes).shape, np.inf)
+    for rows, cols in params.tiles:
+        tiles = np.ceil(m / rows) * np.ceil(n / cols)
+        for split in params.split_k:
+            blocks = tiles * split
+            waves = np.ceil(blocks / compute_units)
+            depth = np.ceil(k / split)
+            compute = waves * 2.0 * rows * cols * depth / (per_unit * efficiency)
+            # A unit streams only its share of the bandwidth: fewer blocks than units leave
+            # bandwidth idle, which is what split-K (and GEMV kernels) exist to avoid.
+            streamed = memory * compute_units / np.minimum(blocks, compute_units)
+            candidate = np.maximum(np.where(flops > 0, compute, 0.0), streamed)
+            if split > 1:
+                candidate = candidate + params.split_k_s  # the partial sums' reduction
+            best = np.minimum(best, candidate)
+    return best + params.floor_s
 
 
 def all_reduce_seconds(params: CollectiveKernels, buffer_bytes: Any, ranks: int, link_bandwidth: float) -> Any:
@@ -156,4 +170,5 @@ def all_reduce_seconds(params: CollectiveKernels, buffer_bytes: Any, ranks: int,
     if ranks <= 1:
         return np.zeros_like(buffer_bytes)
     moved = 2.0 * (ranks - 1) / ranks * buffer_bytes
-    return np.where(buffer_bytes > 0, params.latency_s + moved / (link_bandwidth * params.efficiency), 0.0)
+    latency = params.latency_s + (ranks - 1) * params.rank_latency_s
+    return np.where(buffer_bytes > 0, latency + moved / (link_bandwidth * params.efficiency), 0.0)

@@ -33,6 +33,7 @@ from hetsim.perf.transformer import (
     attention_ops,
     head_ops,
     kv_elements_per_token_per_layer,
+    kv_heads_per_rank,
     mlp_ops,
     parameter_count,
     projection_ops,
@@ -231,6 +232,10 @@ class LlmReplica:
         for op in self._stage_ops(batch):
             estimate = self.perf.op_time(op)
             by_bound[estimate.bound] = by_bound.get(estimate.bound, 0.0) + estimate.seconds
+        decode_n = sum(1 for s in batch if s.is_decode)
+        per_sequence_s = self._attention_sequences_s(decode_n, len(batch) - decode_n)
+        if per_sequence_s:
+            by_bound[Bound.OVERHEAD] = by_bound.get(Bound.OVERHEAD, 0.0) + per_sequence_s
         stage_s = sum(by_bound.values())
         tokens = sum(s.new_tokens for s in batch)
         all_reduce_s, handoff_s = self._network_s(tokens)
@@ -242,7 +247,7 @@ class LlmReplica:
         engine_s = self.engine_step_overhead_s(len(batch))
         if self._engine is not None and self._engine.prefill_pair_s:  # per stage, as attention is
             prefill = [(q.new_tokens, q.context_tokens) for q in batch if not (q.new_tokens == 1 and q.context_tokens > 0)]
-            engine_s += pp * self._engine.prefill_pair_s * self.prefill_pairs_per_stage(prefill)
+            engine_s += pp * self._prefill_pair_s * self.prefill_pairs_per_stage(prefill)
         seconds = pp * (stage_s + all_reduce_s) + (pp - 1) * handoff_s + head_s + engine_s
         by_bound = {b: s * pp for b, s in by_bound.items()}
         by_bound[Bound.NETWORK] = pp * all_reduce_s + (pp - 1) * handoff_s
@@ -257,6 +262,21 @@ class LlmReplica:
         attention_at = self._attention_seconds
         first = attention_at(batch_size, max(contexts[0], 1))
         return [base.seconds + self.shard.pp * (attention_at(batch_size, max(c, 1)) - first) for c in contexts]
+
+    def _attention_sequences_s(self, decode_n: int, prefill_n: int) -> float:
+        """What attention kernels add per sequence on one stage (all its layers)."""
+        decode_s, prefill_s = self._sequence_costs
+        return self.layers_per_stage * (decode_n * decode_s + prefill_n * prefill_s)
+
+    @cached_property
+    def _sequence_costs(self) -> tuple[float, float]:
+        """(decode, prefill) attention seconds per sequence per layer: the kernel model's cost
+        per (sequence x KV head) work item times the KV heads on a rank (one latent for MLA)."""
+        items = 1 if self.is_mla else kv_heads_per_rank(self.arch, self.shard.tp)
+        return (
+            items * self.perf.sequence_s(CurveKind.ATTENTION_DECODE),
+            items * self.perf.sequence_s(CurveKind.ATTENTION_PREFILL),
+        )
 
     def _attention_seconds(self, batch_size: int, context: int) -> float:
         return self._attention_of((SequenceWork(1, context),) * batch_size)
@@ -285,6 +305,7 @@ class LlmReplica:
             attention += self.perf.op_times(
                 CurveKind.ATTENTION_DECODE, self.precision.activations, seen * flops_per_pair, nbytes, count
             )
+        attention += self._attention_sequences_s(n, 0)
         return base + self.shard.pp * attention
 
     def decode_seen(self, contexts: Sequence[int]) -> tuple[float, ...]:
@@ -324,7 +345,8 @@ class LlmReplica:
             row_part_s=self._row_part_s,
             decode_base_s=self._decode_base_s,
             op_seconds=op_seconds,
-            prefill_pair_s=self._engine.prefill_pair_s if self._engine is not None else 0.0,
+            prefill_pair_s=self._prefill_pair_s,
+            sequence_costs=self._sequence_costs,
         )
 
     def step_seconds(self, batch: Sequence[SequenceWork]) -> float:
@@ -391,6 +413,13 @@ class LlmReplica:
             head_s = sum(float(self.perf.cost_times(op)) for op in ops)
             value = cache[rows] = head_s + self.engine_step_overhead_s(rows)
         return value
+
+    @property
+    def _prefill_pair_s(self) -> float:
+        """The engine's prefill attention cost per causal pair per layer (measured per replica:
+        Splitwise's steps do not shrink it with tensor parallelism)."""
+        engine = self._engine
+        return 0.0 if engine is None else engine.prefill_pair_s
 
     @property
     def _engine(self) -> EngineOverheads | None:

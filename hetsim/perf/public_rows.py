@@ -91,7 +91,9 @@ def predict_ops(rows: pd.DataFrame, perf: DevicePerf, kernels: KernelModel | Non
                     )
         elif op_class in ("attention_prefill", "attention_decode"):
             flops, nbytes = attention_work(part)
-            out[mask] = kernel_seconds(getattr(kernels, op_class), flops, nbytes, peak, bandwidth)
+            params = getattr(kernels, op_class)
+            seconds = kernel_seconds(params, flops, nbytes, peak, bandwidth)
+            out[mask] = seconds + _column(part, "batch") * _column(part, "kv_heads") * params.sequence_s  # work items
         elif op_class == "elementwise":
             out[mask] = kernel_seconds(kernels.elementwise, 0.0, elementwise_bytes(part), peak, bandwidth)
         else:

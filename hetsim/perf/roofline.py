@@ -278,6 +278,10 @@ class DevicePerf:
             )
         return count * ((compute_s if compute_s >= memory_s else memory_s) + self.launch_overhead_s)
 
+    def sequence_s(self, kind: CurveKind) -> float:
+        """Seconds per sequence an attention kernel of ``kind`` adds (0 under calibration curves)."""
+        return 0.0 if self._curves() else self._kernel_class(kind).sequence_s
+
     def _floor_s(self, kind: CurveKind) -> float:
         return self.launch_overhead_s if self._curves() else self._kernel_class(kind).floor_s
 
@@ -341,9 +345,8 @@ class DevicePerf:
             flops = 2.0 * np.asarray(m, float) * np.asarray(n, float) * np.asarray(k, float)
             return self.op_times(CurveKind.GEMM, dtype, flops, nbytes, count)
         params = gemm_kernels(self.kernels, DType(dtype).value)
-        seconds = gemm_seconds(
-            params, m, n, k, nbytes, self.peak_flops(dtype), self.bandwidth_bytes_per_s, self.compute_units
-        )
+        units = self.compute_units if params.quantise else None
+        seconds = gemm_seconds(params, m, n, k, nbytes, self.peak_flops(dtype), self.bandwidth_bytes_per_s, units)
         return count * np.asarray(seconds)
 
     def cost_times(self, op: OpCost) -> np.ndarray:

@@ -43,14 +43,19 @@ class StepPricer:
         decode_base_s: Callable[[int], float],
         op_seconds: OpSeconds,
         prefill_pair_s: float = 0.0,
+        sequence_costs: tuple[float, float] = (0.0, 0.0),
     ) -> None:
         self.pp = pp
         self.flops_per_pair, self.kv_bytes, self.qo_bytes = flops_per_pair, kv_bytes, qo_bytes
         self.groups = groups
         self.windows: list[int | None] = [window for _, window in groups]
-        # Flat rates of both attention kinds, or neither: a calibrated device prices every op.
-        self.flat = decode_rates is not None and prefill_rates is not None
-        self.affine = decode_rates is not None  # decode runs have a closed form
+        # Flat rates make an attention kind's time affine in its work (no call per op); decode
+        # runs have a closed form when decode attention is flat.
+        self.decode_flat = decode_rates is not None
+        self.prefill_flat = prefill_rates is not None
+        self.affine = decode_rates is not None
+        # Per-sequence seconds of decode and prefill attention kernels, per layer.
+        self.decode_sequence_s, self.prefill_sequence_s = sequence_costs
         self.decode_rates: Rates = decode_rates if decode_rates is not None else (1.0, 1.0, 0.0)
         self.prefill_rates: Rates = prefill_rates if prefill_rates is not None else (1.0, 1.0, 0.0)
         self.token_part_cache, self.row_part_cache = token_part_cache, row_part_cache
@@ -66,6 +71,7 @@ class StepPricer:
         self.per_token = qo_bytes / memory
         self.weights: list[float] = [float(pp * count) for count, _ in groups]
         self.overhead_s = sum(weight * overhead for weight in self.weights)
+        self.layer_weight = float(sum(count for count, _ in groups))  # layers per stage
 
     def step_seconds_of(self, decodes: int, decode_seen: list[float], chunks: list[tuple[int, int]]) -> float:
         """One step of ``decodes`` one-token decodes (summarised by the keys they read per
@@ -104,19 +110,21 @@ class StepPricer:
                 keys = decode_seen[g]
                 nbytes = (keys + decode_n) * kv_bytes + decode_n * qo_bytes
                 total += self._op_s(True, self.decode_rates, keys * flops_per_pair, nbytes, count)
+            total += self.layer_weight * decode_n * self.decode_sequence_s
         if prefill:
             for count, window in self.groups:
                 pairs, kv_read = chunk_pairs(prefill, window)
                 nbytes = (kv_read + prefill_tokens) * kv_bytes + prefill_tokens * qo_bytes
                 total += self._op_s(False, self.prefill_rates, pairs * flops_per_pair, nbytes, count)
                 total += count * pairs * self.prefill_pair_s
+            total += self.layer_weight * len(prefill) * self.prefill_sequence_s
         return total
 
     def _op_s(self, decode: bool, rates: Rates, flops: float, nbytes: float, count: int) -> float:
         """``DevicePerf.seconds`` of an attention op (decode's or prefill's), inlined when
         efficiencies are flat (no enum member is looked up then: compiled, that lookup is
         generic and costs as much as the arithmetic)."""
-        if not self.flat:
+        if not (self.decode_flat if decode else self.prefill_flat):
             kind = CurveKind.ATTENTION_DECODE if decode else CurveKind.ATTENTION_PREFILL
             return self.op_seconds(kind, flops, nbytes, count)
         compute_rate, memory_rate, overhead_s = rates
@@ -144,4 +152,5 @@ class StepPricer:
         base = self.decode_base_cache.get(n)
         if base is None:
             base = self.decode_base_s(n)
-        return AffineDecodeRun(base + self.overhead_s, terms)
+        per_sequence = self.pp * self.layer_weight * n * self.decode_sequence_s
+        return AffineDecodeRun(base + self.overhead_s + per_sequence, terms)

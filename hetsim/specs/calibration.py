@@ -129,6 +129,11 @@ class KernelClass(FrozenModel):
     intensity_half: float = Field(default=0.0, ge=0, description="FLOP/byte where compute efficiency is half")
     memory_efficiency: float = Field(gt=0, le=1.5, description="fraction of memory bandwidth reached")
     floor_s: float = Field(ge=0, description="fixed cost per kernel: launch, prologue, tail")
+    sequence_s: float = Field(
+        default=0.0,
+        ge=0,
+        description="seconds per (sequence x KV head) work item: attention's per-block setup and split-KV merges",
+    )
 
 
 class GemmKernels(KernelClass):
@@ -140,13 +145,16 @@ class GemmKernels(KernelClass):
 
     k_half: float = Field(default=0.0, ge=0, description="reduction depth at which compute efficiency is half (prologue and epilogue)")
     tiles: tuple[tuple[int, int], ...] = Field(min_length=1, description="candidate CTA tiles (rows, columns)")
-    split_k: tuple[int, ...] = Field(default=(1, 2, 4, 8), min_length=1)
+    split_k: tuple[int, ...] = Field(default=(1, 2, 4, 8, 16, 32), min_length=1)
+    split_k_s: float = Field(default=0.0, ge=0, description="extra time of a split-K GEMM (reducing the partial sums)")
+    quantise: bool = Field(default=True, description="apply tile and wave quantisation where the device has compute units")
 
 
 class CollectiveKernels(FrozenModel):
-    """An all-reduce: ``latency_s + 2 (p - 1) / p * bytes / (link bandwidth * efficiency)``."""
+    """An all-reduce: ``latency_s + (p - 1) rank_latency_s + 2 (p - 1) / p * bytes / (link bandwidth * efficiency)``."""
 
     latency_s: float = Field(ge=0, description="fixed time of one collective (launch, sync, protocol)")
+    rank_latency_s: float = Field(default=0.0, ge=0, description="latency each further rank adds (ring hops, barriers)")
     efficiency: float = Field(gt=0, le=1.5, description="bus bandwidth reached, as a fraction of the link's")
     per_step_latency: bool = Field(
         default=False,
