@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from hetsim.api.calibrate_public import fit_public, write_calibrations
+from hetsim.api.calibrate_public import default_error_band, fit_public, write_calibrations
 
 REPO = Path(__file__).resolve().parents[1]
 GOAL_MEDIAN, GOAL_P90, GOAL_DEFAULT_BIAS = 0.10, 0.25, 0.15
@@ -83,6 +83,8 @@ def main() -> int:
     total = verdicts[["calibrated_median_ok", "calibrated_p90_ok"]].size
     bias = verdicts["default_bias_ok"].dropna()
     print(f"met {met} of {total} calibrated goals; default whole-step bias within tolerance in {int(bias.sum())} of {len(bias)}")
+    band = default_error_band(fit.scored)
+    print(f"datasheet defaults' whole-step error band (predicted/measured - 1; hetsim.perf.uncertainty): {band}")
     if args.write:
         for path in write_calibrations(fit, REPO / "hardware_profiles"):
             print(f"wrote {path.relative_to(REPO)}")

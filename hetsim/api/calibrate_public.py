@@ -79,11 +79,46 @@ def fit_public(root: Path | None = None, devices: Iterable[str] | None = None) -
             if len(steps):
                 stack_calibration, step_held_out = _fit_step_stack(part, steps, default, calibration, step_models)
                 calibrations[(str(device), stack_calibration.stack)] = stack_calibration
-                frame.loc[frame["op_class"].isin(STEP_CLASSES), "calibrated_s"] = step_held_out.to_numpy()
+                step_mask = frame["op_class"].isin(STEP_CLASSES)
+                frame["kernels_only_s"] = np.nan
+                frame.loc[step_mask, "kernels_only_s"] = frame.loc[step_mask, "calibrated_s"]
+                frame.loc[step_mask, "calibrated_s"] = step_held_out.to_numpy()
             scored.append(frame)
     if not scored:
         raise CalibrationError("devices: none of the requested devices is covered by a public measurement set")
-    return PublicFit(calibrations, pd.concat(scored, ignore_index=True))
+    frame = pd.concat(scored, ignore_index=True)
+    return PublicFit(_with_kernel_bands(calibrations, frame), frame)
+
+
+def _with_kernel_bands(
+    calibrations: dict[tuple[str, str], CalibrationSpec], scored: pd.DataFrame
+) -> dict[tuple[str, str], CalibrationSpec]:
+    """Kernel-only calibrations get the whole-step error band a kernel-only model shows against
+    measured serving steps: the device's own where a source measured its steps, else the pooled
+    band of the devices that were (kernels are never fitted on steps, so both are held out)."""
+    if "kernels_only_s" not in scored.columns:
+        return calibrations
+    steps = scored[scored["kernels_only_s"].notna()]
+    errors = steps["kernels_only_s"] / steps["measured_s"] - 1.0
+    pooled = _error_band(errors.to_numpy())
+    out = dict(calibrations)
+    for (device, stack), spec in calibrations.items():
+        if spec.engine is not None or spec.error_band:
+            continue
+        own = errors[steps["device"] == device]
+        band, whose = (_error_band(own.to_numpy()), "its own") if len(own) else (pooled, "pooled A100/H100")
+        notes = f"{spec.provenance.notes}; error_band: kernel-only whole steps vs Splitwise's measured steps ({whose})"
+        out[(device, stack)] = spec.model_copy(
+            update={"error_band": band, "provenance": spec.provenance.model_copy(update={"notes": notes})}
+        )
+    return out
+
+
+def default_error_band(scored: pd.DataFrame) -> dict[str, float]:
+    """The datasheet defaults' whole-step error band on every measured serving step (the
+    defaults are medians of op-level fits, so the steps are held out from them)."""
+    steps = scored[scored["op_class"].isin(STEP_CLASSES)]
+    return _error_band((steps["default_s"] / steps["measured_s"] - 1.0).to_numpy())
 
 
 def _fit_device(

@@ -24,6 +24,7 @@ from hetsim.metrics.gaps import gap_percentile
 from hetsim.metrics.summary import Sla, session_frame, sla_attainment
 from hetsim.perf.nonllm import IndexKind, VectorIndex
 from hetsim.perf.roofline import DevicePerf
+from hetsim.perf.uncertainty import step_time_factor
 from hetsim.plan import candidates as cand
 from hetsim.plan.build import WorkloadDemand, build_problem, node_types
 from hetsim.plan.explain import explain, explain_missing_options
@@ -234,9 +235,12 @@ def plan_fleet(
     rate: float | None = None,
     verify: bool = True,
     progress: Progress | None = None,
+    size_for: str = "nominal",
 ) -> PlanResult:
-    """Solve the fleet file's placement; verify it by simulation, re-solving with more headroom if the SLA is missed."""
-    return plan_fleet_spec(load_fleet(fleet_path), workload, rate, verify, progress)
+    """Solve the fleet file's placement; verify it by simulation, re-solving with more headroom if
+    the SLA is missed. ``size_for`` sizes with step times at a percentile of the model's measured
+    error ('p90': slower than predicted nine times in ten; see ``hetsim.perf.uncertainty``)."""
+    return plan_fleet_spec(load_fleet(fleet_path), workload, rate, verify, progress, size_for=size_for)
 
 
 def plan_fleet_spec(
@@ -246,6 +250,7 @@ def plan_fleet_spec(
     verify: bool = True,
     progress: Progress | None = None,
     calibration_of: Callable[[str], CalibrationSpec | None] = load_calibration,
+    size_for: str = "nominal",
 ) -> PlanResult:
     """``plan_fleet`` for a fleet already loaded (``hetsim compare`` builds them);
     ``calibration_of`` gives each device's calibration (default: the shipped files; the paper
@@ -257,7 +262,10 @@ def plan_fleet_spec(
     workloads = [_workload_demand(entry, fleet, fleet.options.seed) for entry in demand]
     devices = sorted({d for n in node_types(fleet, hardware, preset(fleet.tco)) for d in n.devices})
     calibrations = {d: c for d in devices if (c := calibration_of(d))}
-    perfs = {d: DevicePerf(hardware.accelerator(d), calibrations.get(d)) for d in devices}
+    perfs = {
+        d: DevicePerf(hardware.accelerator(d), calibrations.get(d), step_time_factor(calibrations.get(d), size_for))
+        for d in devices
+    }
     headroom = fleet.options.headroom
     rounds: list[dict[str, Any]] = []
     for round_index in range(fleet.options.verify_rounds + 1):
@@ -280,6 +288,7 @@ def plan_fleet_spec(
         "verified_in_simulation": verification.get("met") if verify else None,
         "performance_model": {d: perf.stack if perf.calibration is None else f"calibrated ({perf.stack})"
                               for d, perf in sorted(perfs.items())},
+        "sized_for": size_for, "step_time_factors": {d: perf.time_scale for d, perf in sorted(perfs.items())},
     }  # fmt: skip
     plan = to_plan(problem, solution, f"{fleet.name}-plan", fleet.kv_link, provenance)
     context = {"hardware": hardware, "models": models, "perfs": perfs, "headroom": headroom}
@@ -307,6 +316,34 @@ def sensitivity(result: PlanResult) -> list[dict[str, Any]]:
         except InfeasiblePlanError as exc:
             rows.append({"fleet": result.fleet.name, "case": case, "total_usd_per_h": math.nan,
                          "usd_per_million_tokens": math.nan, "feasible": False, "note": str(exc)})  # fmt: skip
+    errors = result.context.setdefault("model_error", model_error_cases(result))
+    rows += [{k: v for k, v in row.items() if k != "nodes"} for row in errors]
+    return rows
+
+
+def model_error_cases(result: PlanResult) -> list[dict[str, Any]]:
+    """Re-solve (no simulation) with every device's step times at the p10 and p90 of its
+    measured whole-step error (calibration band, else the defaults'): how the fleet changes
+    if the model is off by what it has been measured to be off by."""
+    ctx = result.context
+    rows = []
+    for sizing in ("p10", "p90"):
+        perfs = {
+            d: DevicePerf(p.device, p.calibration, step_time_factor(p.calibration, sizing))
+            for d, p in ctx["perfs"].items()
+        }
+        factors = [p.time_scale for p in perfs.values()]
+        span = f"x{min(factors):.2f}" if min(factors) == max(factors) else f"x{min(factors):.2f}-{max(factors):.2f}"
+        case = f"steps at {sizing} of measured/predicted ({span})"
+        try:
+            problem, solution = _solve(result.fleet, result.workloads, ctx["hardware"], ctx["models"], perfs, ctx["headroom"])
+            cost = fleet_cost(problem, solution, result.fleet, ctx["hardware"])
+            rows.append({"fleet": result.fleet.name, "case": case, "total_usd_per_h": cost["total_usd_per_h"],
+                         "usd_per_million_tokens": _usd_per_million_tokens(result, cost["total_usd_per_h"], 1.0),
+                         "feasible": True, "nodes": cost["nodes"]})  # fmt: skip
+        except InfeasiblePlanError as exc:
+            rows.append({"fleet": result.fleet.name, "case": case, "total_usd_per_h": math.nan,
+                         "usd_per_million_tokens": math.nan, "feasible": False, "note": str(exc), "nodes": {}})  # fmt: skip
     return rows
 
 

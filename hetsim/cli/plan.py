@@ -32,6 +32,11 @@ def plan_command(
     ] = None,
     rate: Annotated[float | None, typer.Option("--rate", "-r", help="Sessions per second (with --workload)")] = None,
     verify: Annotated[bool, typer.Option("--verify/--no-verify", help="Check the plan in simulation")] = True,
+    size_for: Annotated[
+        str,
+        typer.Option("--size-for", help="Size with step times as predicted ('nominal') or at a percentile of the model's "
+                     "measured error: p90 = real steps slower than that one time in ten (p10, p50, p90)"),
+    ] = "nominal",
     json: JsonOption = False,
 ) -> None:
     """Place every stage of the demand on the fleet at the lowest TCO meeting the SLA; verify and report."""
@@ -41,7 +46,7 @@ def plan_command(
         raise typer.BadParameter("expected --fleet FILE (or a sub-command: export)", param_hint="--fleet")
     console = Console(stderr=True)
     with console.status("planning") as status:
-        result = plan_fleet(fleet, workload, rate, verify, progress=lambda text: status.update(text))
+        result = plan_fleet(fleet, workload, rate, verify, progress=lambda text: status.update(text), size_for=size_for)
         status.update("writing plan and report")
         frames = result_frames(result)
         written = write_plan_outputs(result, frames, out, report)
@@ -50,6 +55,9 @@ def plan_command(
         "solve_wall_s": result.solution.wall_s, "cost": result.cost, "rounds": result.rounds,
         "sla_met_in_simulation": result.verification.get("met"), "written": [str(p) for p in written],
         "placement": frames["placement"].to_dict(orient="records"), "sla": sla_summary(result),
+        "sized_for": size_for, "performance_model": result.plan.provenance.get("performance_model", {}),
+        "step_time_factors": result.plan.provenance.get("step_time_factors", {}),
+        "model_error": result.context.get("model_error", []),
     }  # fmt: skip
     if json:
         print_json(summary)
@@ -70,9 +78,14 @@ def plan_command(
         f"hosting {fmt(cost['hosting_usd_per_h'], 3)}); nodes {cost['nodes']}",
         f"solver {result.solution.solver}: {result.solution.status}, gap {result.solution.gap:.2%}, {fmt(result.solution.wall_s)} s",
         "SLA in simulation: " + ("met" if met else "not checked" if met is None else "MISSED (see the report)"),
-        "performance model: " + ", ".join(f"{d} {s}" for d, s in result.plan.provenance.get("performance_model", {}).items()),
+        "performance model: " + ", ".join(f"{d} {s}" for d, s in summary["performance_model"].items())
+        + (f"; sized for step times at model error {size_for}" if size_for != "nominal" else ""),
         "wrote " + ", ".join(str(p) for p in written[:3]) + (" ..." if len(written) > 3 else ""),
     ]
+    for case in summary["model_error"]:
+        nodes = ", ".join(f"{n} x{c}" for n, c in sorted(case["nodes"].items())) or "no feasible fleet"
+        total = f"{fmt(case['total_usd_per_h'], 4)} $/h" if case["feasible"] else "infeasible"
+        lines.append(f"if {case['case']}: {total}; nodes {nodes}")
     for workload, item in summary["sla"].items():
         lines.append(f"SLA {workload}: {item['objectives']}")
         for name, objective in (item["simulated"] or {}).items():

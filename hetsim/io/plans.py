@@ -21,7 +21,14 @@ def load_scenario(path: Path) -> ScenarioSpec:
 
 
 def write_plan(path: Path, plan: PlanSpec) -> None:
-    """Write ``plan`` as YAML (the schema ``load_plan`` reads back)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``plan`` as YAML (the schema ``load_plan`` reads back), whole or not at all: the
+    text goes to a staged file beside it, then replaces it."""
     data = plan.model_dump(mode="json", exclude_defaults=False)
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    staged = path.with_name(f".{path.name}.partial")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staged.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+        staged.replace(path)
+    except OSError as exc:
+        staged.unlink(missing_ok=True) if staged.parent.is_dir() else None
+        raise ScenarioError(f"{path}: cannot write the plan ({exc.strerror or exc})") from None

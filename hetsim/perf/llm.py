@@ -208,7 +208,8 @@ class LlmReplica:
         tp_fabric, pp_fabric = self._fabrics
         # Two all-reduces per layer: after attention and after the MLP (Megatron-style TP).
         all_reduce = 2 * self.layers_per_stage * all_reduce_s(activation_bytes, self.shard.tp, tp_fabric)
-        return all_reduce, point_to_point_s(activation_bytes / self.shard.tp, pp_fabric)
+        scale = self.perf.time_scale
+        return scale * all_reduce, scale * point_to_point_s(activation_bytes / self.shard.tp, pp_fabric)
 
     @cached_property
     def _fused(self) -> bool:
@@ -419,7 +420,7 @@ class LlmReplica:
         """The engine's prefill attention cost per causal pair per layer (measured per replica:
         Splitwise's steps do not shrink it with tensor parallelism)."""
         engine = self._engine
-        return 0.0 if engine is None else engine.prefill_pair_s
+        return 0.0 if engine is None else self.perf.time_scale * engine.prefill_pair_s
 
     @property
     def _engine(self) -> EngineOverheads | None:
@@ -431,14 +432,15 @@ class LlmReplica:
         engine = self._engine
         if engine is None:
             return 0.0
-        return engine.step_overhead_s + engine.sequence_overhead_s * rows + engine.layer_overhead_s * self.arch.num_layers
+        overhead = engine.step_overhead_s + engine.sequence_overhead_s * rows + engine.layer_overhead_s * self.arch.num_layers
+        return self.perf.time_scale * overhead
 
     @property
     def request_overhead_s(self) -> float:
         """Latency a request pays before it reaches the scheduler (the engine's API); 0
         without an engine calibration."""
         engine = self._engine
-        return 0.0 if engine is None else engine.request_overhead_s
+        return 0.0 if engine is None else self.perf.time_scale * engine.request_overhead_s
 
     def prefill_pairs_per_stage(self, chunks: Sequence[tuple[int, int]]) -> float:
         """Causal query-key pairs times layers of one stage's prefill attention for ``chunks``

@@ -155,6 +155,11 @@ class DevicePerf:
 
     device: AcceleratorSpec
     calibration: CalibrationSpec | None = None
+    time_scale: float = 1.0  # every time this device prices is multiplied by it (planning for model error)
+
+    def __post_init__(self) -> None:
+        if not (self.time_scale > 0 and np.isfinite(self.time_scale)):
+            raise EstimateError(f"time_scale: expected a positive finite factor, got {self.time_scale}")
 
     @property
     def provenance(self) -> Provenance:
@@ -243,13 +248,14 @@ class DevicePerf:
         key = (kind, dtype)
         if key not in cache:
             params = self._kernel_class(kind)
+            scale = self.time_scale
             cache[key] = (
                 None
                 if params.intensity_half
                 else (
-                    self.peak_flops(dtype) * params.efficiency,
-                    self.bandwidth_bytes_per_s * params.memory_efficiency,
-                    params.floor_s,
+                    self.peak_flops(dtype) * params.efficiency / scale,
+                    self.bandwidth_bytes_per_s * params.memory_efficiency / scale,
+                    params.floor_s * scale,
                 )
             )
         return cache[key]
@@ -267,8 +273,10 @@ class DevicePerf:
             return count * ((compute_s if compute_s >= memory_s else memory_s) + overhead_s)
         if not self._curves():
             params = self._kernel_class(kind)
-            return count * float(
-                kernel_seconds(params, flops, nbytes, self.peak_flops(dtype), self.bandwidth_bytes_per_s)
+            return (
+                self.time_scale
+                * count
+                * float(kernel_seconds(params, flops, nbytes, self.peak_flops(dtype), self.bandwidth_bytes_per_s))
             )
         if flops:
             compute_s = flops / (self.peak_flops(dtype) * self.efficiency(_COMPUTE_CURVE[kind], dtype, flops, nbytes))
@@ -276,11 +284,11 @@ class DevicePerf:
             memory_s = nbytes / (
                 self.bandwidth_bytes_per_s * self.efficiency(_MEMORY_CURVE[kind], dtype, flops, nbytes)
             )
-        return count * ((compute_s if compute_s >= memory_s else memory_s) + self.launch_overhead_s)
+        return self.time_scale * count * ((compute_s if compute_s >= memory_s else memory_s) + self.launch_overhead_s)
 
     def sequence_s(self, kind: CurveKind) -> float:
         """Seconds per sequence an attention kernel of ``kind`` adds (0 under calibration curves)."""
-        return 0.0 if self._curves() else self._kernel_class(kind).sequence_s
+        return 0.0 if self._curves() else self.time_scale * self._kernel_class(kind).sequence_s
 
     def _floor_s(self, kind: CurveKind) -> float:
         return self.launch_overhead_s if self._curves() else self._kernel_class(kind).floor_s
@@ -329,14 +337,15 @@ class DevicePerf:
         peak = self.peak_flops(dtype)
         bandwidth = self.bandwidth_bytes_per_s
         if not self._curves():
-            return count * np.asarray(kernel_seconds(self._kernel_class(kind), flops, nbytes, peak, bandwidth))
+            seconds = kernel_seconds(self._kernel_class(kind), flops, nbytes, peak, bandwidth)
+            return self.time_scale * count * np.asarray(seconds)
         compute = np.where(
             flops > 0, flops / (peak * self.efficiencies(_COMPUTE_CURVE[kind], dtype, flops, nbytes)), 0.0
         )
         memory = np.where(
             nbytes > 0, nbytes / (bandwidth * self.efficiencies(_MEMORY_CURVE[kind], dtype, flops, nbytes)), 0.0
         )
-        return count * (np.maximum(compute, memory) + self.launch_overhead_s)
+        return self.time_scale * count * (np.maximum(compute, memory) + self.launch_overhead_s)
 
     def gemm_times(self, m: Any, n: Any, k: Any, dtype: DType, nbytes: Any, count: int = 1) -> np.ndarray:
         """Vectorised time of ``count`` ``(m x k) @ (k x n)`` GEMMs moving ``nbytes``: tile and
@@ -347,7 +356,7 @@ class DevicePerf:
         params = gemm_kernels(self.kernels, DType(dtype).value)
         units = self.compute_units if params.quantise else None
         seconds = gemm_seconds(params, m, n, k, nbytes, self.peak_flops(dtype), self.bandwidth_bytes_per_s, units)
-        return count * np.asarray(seconds)
+        return self.time_scale * count * np.asarray(seconds)
 
     def cost_times(self, op: OpCost) -> np.ndarray:
         """Vectorised time of ``op`` (its flops, bytes or shape may be arrays), times its count."""

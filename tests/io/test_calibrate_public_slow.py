@@ -1,0 +1,36 @@
+"""``hetsim calibrate public`` end to end (slow: it fits the kernel model to the public sets)."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from hetsim.api.calibrate_public import default_error_band, fit_public
+from hetsim.cli import app
+from hetsim.io.calibration import load_calibration, load_calibration_file
+from hetsim.perf.uncertainty import DEFAULT_ERROR_BAND
+
+pytestmark = pytest.mark.slow
+
+
+def test_calibrating_one_device_prints_held_out_errors_and_installs_a_loadable_file(tmp_path):
+    (tmp_path / "accelerators").mkdir()
+    result = CliRunner().invoke(app, ["calibrate", "public", "--device", "l40s", "--out", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    gemm = next(r for r in data["table"] if r["op_class"] == "gemm" and r["stack"] == "vllm==0.14.0")
+    assert gemm["calibrated_median_abs"] < gemm["default_median_abs"]  # the fit helps, held out
+    spec = load_calibration_file(tmp_path / "calibration" / "l40s.yaml")
+    assert spec.kernels is not None and spec.stack == "vllm==0.14.0"
+    assert not spec.error_band  # no measured steps in a one-device fit: no band is invented
+
+
+def test_the_shipped_calibrations_and_default_error_band_are_what_the_fit_gives():
+    fit = fit_public(devices=["a100-80gb-sxm", "h100-sxm"])
+    assert default_error_band(fit.scored) == pytest.approx(DEFAULT_ERROR_BAND, abs=1e-3)
+    for device in ("a100-80gb-sxm", "h100-sxm"):
+        shipped = load_calibration(device)
+        fitted = fit.calibrations[(device, "vllm==0.14.0")]
+        assert shipped is not None and shipped.kernels is not None
+        assert shipped.kernels.gemm.efficiency == pytest.approx(fitted.kernels.gemm.efficiency, rel=1e-6)
+        assert shipped.error_band == pytest.approx(fitted.error_band, abs=1e-4)

@@ -1,0 +1,69 @@
+"""The public measurement importers: shipped sets load with provenance, in SI units; a broken
+set is a one-line error naming the file."""
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from hetsim.errors import CalibrationError
+from hetsim.io.catalog import profiles_root
+from hetsim.io.public_measurements import COLUMNS, load_public_measurements
+
+
+@pytest.fixture(scope="module")
+def rows() -> pd.DataFrame:
+    return load_public_measurements()
+
+
+def test_every_source_covers_its_devices_and_op_classes(rows):
+    covered = rows.groupby("source")["device"].unique().map(set).to_dict()
+    assert covered["aiconfigurator"] == {"a100-80gb-sxm", "h100-sxm", "h200-sxm", "l40s"}
+    assert covered["vidur"] == {"a100-80gb-sxm", "h100-sxm", "a40"}
+    assert covered["splitwise-sim"] == {"a100-80gb-sxm", "h100-sxm"}
+    classes = set(rows["op_class"])
+    assert {"gemm", "attention_prefill", "attention_decode", "elementwise", "all_reduce"} <= classes
+    assert {"prefill_step", "decode_step"} <= classes
+    assert tuple(rows.columns) == COLUMNS
+
+
+def test_times_are_seconds_and_every_row_names_its_file_and_stack(rows):
+    assert (rows["measured_s"] > 0).all() and (rows["measured_s"] < 60).all()
+    # a 4096^3 bf16 GEMM on an H100 takes a fraction of a millisecond, not ~0.2 "units"
+    big = rows[(rows.source == "aiconfigurator") & (rows.device == "h100-sxm") & (rows.op_class == "gemm")
+               & (rows.m == 4096) & (rows.n == 4096) & (rows.k == 4096) & (rows.dtype == "bf16")]  # fmt: skip
+    assert 1e-4 < big["measured_s"].iloc[0] < 1e-3
+    assert rows["path"].str.len().gt(0).all() and rows["stack"].notna().all()
+    for path in rows["path"].unique():
+        assert (profiles_root() / "measurements" / "public" / path).is_file()
+
+
+def test_splitwise_rows_beyond_one_iteration_or_the_context_are_left_out(rows):
+    steps = rows[rows.source == "splitwise-sim"]
+    assert (steps.loc[steps.op_class == "prefill_step", "q_tokens"] * steps["batch"]).max() <= 16384
+    assert steps.loc[(steps.model == "bloom-176b") & (steps.op_class == "prefill_step"), "q_tokens"].max() <= 2048
+
+
+def _copy_profiles(tmp_path: Path) -> Path:
+    root = tmp_path / "profiles"
+    shutil.copytree(profiles_root() / "accelerators", root / "accelerators")
+    shutil.copytree(profiles_root() / "measurements", root / "measurements")
+    return root
+
+
+def test_a_missing_column_names_the_file_and_the_columns(tmp_path):
+    root = _copy_profiles(tmp_path)
+    path = root / "measurements" / "public" / "splitwise-sim" / "perf_model.csv"
+    frame = pd.read_csv(path).drop(columns=["token_time"])
+    frame.to_csv(path, index=False)
+    with pytest.raises(CalibrationError, match=r"perf_model.csv: expected columns token_time, found") as info:
+        load_public_measurements(root, sources=("splitwise-sim",))
+    assert "\n" not in str(info.value)
+
+
+def test_an_unknown_source_or_a_missing_folder_is_refused(tmp_path):
+    with pytest.raises(CalibrationError, match="expected some of aiconfigurator"):
+        load_public_measurements(sources=("mlperf",))
+    with pytest.raises(CalibrationError, match="expected the folder of public measurement sets"):
+        load_public_measurements(tmp_path)
