@@ -22,6 +22,7 @@ import yaml
 
 from hetsim import __version__
 from hetsim.errors import CalibrationError
+from hetsim.io.calibration import stack_slug
 from hetsim.io.catalog import load_catalog, profiles_root
 from hetsim.io.models import load_models
 from hetsim.io.public_measurements import load_public_measurements
@@ -271,7 +272,7 @@ def write_calibrations(fit: PublicFit, out_dir: Path | None = None) -> list[Path
         if stack == KERNEL_STACK:
             by_folder.setdefault(base, {})[f"{device}.yaml"] = spec
         else:
-            name = f"{device}--{_slug(stack)}.yaml"
+            name = f"{device}--{stack_slug(stack)}.yaml"
             by_folder.setdefault(base / "stacks", {})[name] = spec
     for folder, files in by_folder.items():
         folder.mkdir(parents=True, exist_ok=True)
@@ -283,12 +284,6 @@ def write_calibrations(fit: PublicFit, out_dir: Path | None = None) -> list[Path
             staged.replace(path)
             written.append(path)
     return written
-
-
-def _slug(stack: str) -> str:
-    """A file-name form of a stack label: 'vllm (Splitwise paper, 2023)' -> 'vllm-splitwise-paper-2023'."""
-    text = "".join(c if c.isalnum() or c == "." else "-" for c in stack.lower())
-    return "-".join(part for part in text.split("-") if part)
 
 
 _HEADER = (

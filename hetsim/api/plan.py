@@ -236,11 +236,16 @@ def plan_fleet(
     verify: bool = True,
     progress: Progress | None = None,
     size_for: str = "nominal",
+    stack: str | None = None,
 ) -> PlanResult:
     """Solve the fleet file's placement; verify it by simulation, re-solving with more headroom if
     the SLA is missed. ``size_for`` sizes with step times at a percentile of the model's measured
-    error ('p90': slower than predicted nine times in ten; see ``hetsim.perf.uncertainty``)."""
-    return plan_fleet_spec(load_fleet(fleet_path), workload, rate, verify, progress, size_for=size_for)
+    error ('p90': slower than predicted nine times in ten; see ``hetsim.perf.uncertainty``);
+    ``stack`` prices devices with that serving stack's calibration where one is shipped."""
+    calibration_of = (lambda device: load_calibration(device, stack=stack)) if stack else load_calibration
+    return plan_fleet_spec(
+        load_fleet(fleet_path), workload, rate, verify, progress, calibration_of=calibration_of, size_for=size_for
+    )
 
 
 def plan_fleet_spec(

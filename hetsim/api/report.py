@@ -59,7 +59,10 @@ def write_plan_outputs(
             "profile set": result.fleet.profile_set,
         },
         [
-            "latency and throughput: roofline performance model (datasheet peaks x efficiency; calibrated where a file exists)",
+            "latency and throughput: kernel performance model per device: " + ", ".join(
+                f"{d} {s}" for d, s in result.plan.provenance.get("performance_model", {}).items()
+            ) + (f"; sized for step times at the {result.plan.provenance.get('sized_for')} of the model's measured error"
+                 if result.plan.provenance.get("sized_for", "nominal") != "nominal" else ""),
             "SLA attainment and utilisation: discrete-event simulation of synthetic traffic on the plan",
             f"cost: TCO preset '{result.fleet.tco}' applied to node prices and power from hardware_profiles",
             f"solver: {result.solution.solver}, status {result.solution.status}, gap {result.solution.gap:.2%}",

@@ -45,6 +45,8 @@ class SimulateRequest:
     """Engine calibrations (``hetsim bench --engine``) whose overheads the simulated steps add."""
     scale: str | None = None
     """Simulate the plan's LLMs at this named size (as ``hetsim run`` executed them)."""
+    stack: str | None = None
+    """Price devices with this serving stack's calibration where one is shipped."""
 
 
 def pool_costs(plan: PlanSpec, hardware: HardwareCatalog, tco: str, basis: str | None) -> list[PoolCost]:
@@ -127,7 +129,9 @@ def simulate(request: SimulateRequest) -> dict[str, Any]:
     if request.engine_calibrations or request.scale is not None:
         frames, engine_text = simulate_with_engine(plan, trace, block, models, request.engine_calibrations, config)
     else:
-        calibrations = {p.device: c for p in plan.pools if (c := load_calibration(hardware.accelerator(p.device).name))}
+        calibrations = {
+            p.device: c for p in plan.pools if (c := load_calibration(hardware.accelerator(p.device).name, stack=request.stack))
+        }
         sim = build_simulation(plan, trace, hardware, models, calibrations, block_size_tokens=block, config=config)
         sim.run()
         frames = sim.frames()
@@ -137,7 +141,7 @@ def simulate(request: SimulateRequest) -> dict[str, Any]:
     if engine_text is not None:
         summary["provenance"]["latency"] += f"; {engine_text}"
     else:
-        stacks = {p.device: _stack_of(hardware.accelerator(p.device).name) for p in plan.pools}
+        stacks = {p.device: _stack_of(hardware.accelerator(p.device).name, request.stack) for p in plan.pools}
         summary["provenance"]["latency"] += "; performance model: " + ", ".join(f"{d} {s}" for d, s in sorted(stacks.items()))
     summary["run"] = {
         "scenario": scenario.name if scenario else None,
@@ -153,7 +157,7 @@ def simulate(request: SimulateRequest) -> dict[str, Any]:
     return summary
 
 
-def _stack_of(device: str) -> str:
+def _stack_of(device: str, stack: str | None) -> str:
     """What a device's step times describe: its calibration's stack, or 'datasheet default'."""
-    calibration = load_calibration(device)
+    calibration = load_calibration(device, stack=stack)
     return "datasheet default" if calibration is None else f"calibrated ({calibration.stack})"

@@ -37,6 +37,11 @@ def plan_command(
         typer.Option("--size-for", help="Size with step times as predicted ('nominal') or at a percentile of the model's "
                      "measured error: p90 = real steps slower than that one time in ten (p10, p50, p90)"),
     ] = "nominal",
+    stack: Annotated[
+        str | None,
+        typer.Option("--stack", help="Serving stack to price devices with where a calibration for it is shipped "
+                     "(hardware_profiles/calibration/stacks/<device>--<stack>.yaml), e.g. vllm-0.24.0"),
+    ] = None,
     json: JsonOption = False,
 ) -> None:
     """Place every stage of the demand on the fleet at the lowest TCO meeting the SLA; verify and report."""
@@ -46,7 +51,8 @@ def plan_command(
         raise typer.BadParameter("expected --fleet FILE (or a sub-command: export)", param_hint="--fleet")
     console = Console(stderr=True)
     with console.status("planning") as status:
-        result = plan_fleet(fleet, workload, rate, verify, progress=lambda text: status.update(text), size_for=size_for)
+        result = plan_fleet(fleet, workload, rate, verify, progress=lambda text: status.update(text), size_for=size_for,
+                             stack=stack)
         status.update("writing plan and report")
         frames = result_frames(result)
         written = write_plan_outputs(result, frames, out, report)

@@ -27,11 +27,12 @@ def simulate_command(
         typer.Option("--engine-calibration", help="Engine calibration(s) from hetsim bench --engine (alone, and side by side)", exists=True, dir_okay=False),
     ] = None,
     scale: Annotated[str | None, typer.Option("--scale", help="Simulate the plan's LLMs at this size (full, small, tiny)")] = None,
+    stack: Annotated[str | None, typer.Option("--stack", help="Serving stack whose shipped calibrations price the devices (e.g. vllm-0.24.0)")] = None,
     json: JsonOption = False,
 ) -> None:
     """Replay an agent trace against a plan and report latency, SLA attainment, utilisation and cost."""
     summary = simulate(SimulateRequest(scenario, plan, trace, trace_format, out, model=model,
-                                       engine_calibrations=tuple(engine_calibration or ()), scale=scale))  # fmt: skip
+                                       engine_calibrations=tuple(engine_calibration or ()), scale=scale, stack=stack))  # fmt: skip
     if json:
         print_json(summary)
         return

@@ -28,14 +28,41 @@ def load_calibration_file(path: Path) -> CalibrationSpec:
     return load_spec(path, CalibrationSpec, CalibrationError)
 
 
-def load_calibration(device_name: str, root: Path | None = None) -> CalibrationSpec | None:
-    """The calibration of ``device_name``, or None when the device has none.
+def stack_slug(stack: str) -> str:
+    """A stack label's file-name form: 'vllm (Splitwise paper, 2023)' -> 'vllm-splitwise-paper-2023'."""
+    text = "".join(c if c.isalnum() or c == "." else "-" for c in stack.lower())
+    return "-".join(part for part in text.split("-") if part)
+
+
+def stack_calibrations(root: Path | None = None) -> dict[str, list[str]]:
+    """Alternative stacks shipped under ``calibration/stacks/``: slug -> devices."""
+    found: dict[str, list[str]] = {}
+    for path in sorted((profiles_root(root) / "calibration" / "stacks").glob("*--*.yaml")):
+        device, slug = path.stem.split("--", 1)
+        found.setdefault(slug, []).append(device)
+    return found
+
+
+def load_calibration(device_name: str, root: Path | None = None, stack: str | None = None) -> CalibrationSpec | None:
+    """The calibration of ``device_name``, or None when the device has none. With ``stack`` (a
+    slug of ``calibration/stacks/<device>--<slug>.yaml``), that stack's calibration where the
+    device has one, else the device's default one.
 
     Raises:
         CalibrationError: the file is invalid, names another device, or calibrates a device
-            that has no profile.
+            that has no profile; or ``stack`` is shipped for no device at all.
     """
     path = calibration_path(device_name, root)
+    if stack is not None:
+        known = stack_calibrations(root)
+        if stack not in known:
+            raise CalibrationError(
+                f"stack: expected one of {', '.join(sorted(known)) or 'none shipped'} "
+                f"(files under {profiles_root(root) / 'calibration' / 'stacks'}), got {stack!r}"
+            )
+        alternative = profiles_root(root) / "calibration" / "stacks" / f"{device_name}--{stack}.yaml"
+        if alternative.is_file():
+            path = alternative
     if not path.is_file():
         return None
     spec = load_calibration_file(path)

@@ -108,3 +108,13 @@ def test_rows_csv_parses_numbers_and_blanks() -> None:
     memory = next(r for r in rows if r["kind"] == "memory")
     assert isinstance(gemm["m"], float) and gemm["seconds"] > 0 and memory["m"] is None
     assert np.isfinite([r["seconds"] for r in rows]).all()
+
+
+def test_a_stack_picks_its_shipped_calibration_and_falls_back_per_device() -> None:
+    assert load_calibration("h100-sxm").stack == "vllm==0.14.0"
+    assert load_calibration("h100-sxm", stack="vllm-0.24.0").stack == "vllm==0.24.0"
+    assert load_calibration("h200-sxm", stack="vllm-0.24.0").stack == "vllm==0.14.0"  # none shipped for it
+    splitwise = load_calibration("a100-80gb-sxm", stack="vllm-splitwise-paper-2023")
+    assert splitwise.engine is not None and splitwise.error_band["p50"] == pytest.approx(0, abs=0.1)
+    with pytest.raises(CalibrationError, match=r"stack: expected one of vllm-0.24.0, vllm-splitwise-paper-2023 .* got 'trt'"):
+        load_calibration("h100-sxm", stack="trt")
