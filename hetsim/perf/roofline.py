@@ -271,13 +271,17 @@ class DevicePerf:
             if nbytes:
                 memory_s = nbytes / memory_rate
             return count * ((compute_s if compute_s >= memory_s else memory_s) + overhead_s)
-        if not self._curves():
+        if not self._curves():  # a saturating kernel class, in plain floats (the simulator's path)
             params = self._kernel_class(kind)
-            return (
-                self.time_scale
-                * count
-                * float(kernel_seconds(params, flops, nbytes, self.peak_flops(dtype), self.bandwidth_bytes_per_s))
-            )
+            if flops:
+                efficiency = params.efficiency
+                if params.intensity_half:
+                    intensity = flops / (nbytes if nbytes > 1.0 else 1.0)
+                    efficiency *= intensity / (intensity + params.intensity_half)
+                compute_s = flops / (self.peak_flops(dtype) * efficiency)
+            memory_s = nbytes / (self.bandwidth_bytes_per_s * params.memory_efficiency)
+            busy_s = compute_s if compute_s >= memory_s else memory_s
+            return self.time_scale * count * (busy_s + params.floor_s)
         if flops:
             compute_s = flops / (self.peak_flops(dtype) * self.efficiency(_COMPUTE_CURVE[kind], dtype, flops, nbytes))
         if nbytes:
