@@ -172,7 +172,7 @@ def _fit_step_stack(
     q = steps["q_tokens"].to_numpy(dtype=float)
     prefill = (steps["op_class"] == "prefill_step").to_numpy()
     pairs = np.where(prefill, batch * q * (q + 1.0) / 2.0 * layers, 0.0)
-    features = np.column_stack([np.ones(len(steps)), layers, batch, pairs])
+    features = np.column_stack([np.ones(len(steps)), layers, batch, pairs, batch * q])
     measured = steps["measured_s"].to_numpy(dtype=float)
     held_out = pd.Series(np.nan, index=steps.index)
     models = steps["model"].to_numpy()

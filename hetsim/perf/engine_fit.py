@@ -95,7 +95,7 @@ def colocated(alone: EngineOverheads, beside: EngineOverheads, neighbour_busy: f
     (0-1): linear between the calibration taken alone and the one taken beside a saturated
     neighbour (each overhead term interpolated; never below the alone value)."""
     share = min(max(neighbour_busy, 0.0), 1.0)
-    terms = ("step_overhead_s", "sequence_overhead_s", "request_overhead_s", "prefill_pair_s")
+    terms = ("step_overhead_s", "sequence_overhead_s", "request_overhead_s", "prefill_pair_s", "layer_overhead_s", "token_overhead_s")
     update: dict[str, float | dict[str, float]] = {
         name: max(getattr(alone, name), getattr(alone, name) + share * (getattr(beside, name) - getattr(alone, name)))
         for name in terms

@@ -149,7 +149,7 @@ def cross_validated(rows: pd.DataFrame, perf: DevicePerf, kernels: KernelModel, 
     return out
 
 
-STEP_TERMS = ("step_overhead_s", "layer_overhead_s", "sequence_overhead_s", "prefill_pair_s")
+STEP_TERMS = ("step_overhead_s", "layer_overhead_s", "sequence_overhead_s", "prefill_pair_s", "token_overhead_s")
 
 
 def fit_step_overheads(kernel_s: np.ndarray, features: np.ndarray, measured: np.ndarray) -> dict[str, float]:
@@ -157,7 +157,7 @@ def fit_step_overheads(kernel_s: np.ndarray, features: np.ndarray, measured: np.
     kernel time: ``measured ~ kernel_s + features @ terms``, least squares on relative error.
 
     ``features`` has one column per term: 1, layers, sequences in the step, causal prefill
-    pairs x layers. Non-negativity by trying every subset of terms (four terms: 16 solves) and
+    pairs x layers, tokens computed. Non-negativity by trying every subset of terms (32 solves) and
     keeping the best solution whose terms are all non-negative.
     """
     weights = 1.0 / measured

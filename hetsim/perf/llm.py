@@ -15,6 +15,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 
@@ -245,7 +246,7 @@ class LlmReplica:
             for op in head_ops(self.arch, tokens, len(batch), self.precision, self.shard.tp, self._fused)
         )
         pp = self.shard.pp
-        engine_s = self.engine_step_overhead_s(len(batch))
+        engine_s = self.engine_step_overhead_s(len(batch)) + self.engine_token_overhead_s(tokens)
         if self._engine is not None and self._engine.prefill_pair_s:  # per stage, as attention is
             prefill = [(q.new_tokens, q.context_tokens) for q in batch if not (q.new_tokens == 1 and q.context_tokens > 0)]
             engine_s += pp * self._prefill_pair_s * self.prefill_pairs_per_stage(prefill)
@@ -401,7 +402,8 @@ class LlmReplica:
         network = np.array([self._network_s(count) for count in counts.tolist()]).reshape(-1, 2)
         embedding = head_ops(arch, counts, 1, self.precision, tp, self._fused)[0]  # type: ignore[arg-type]
         embedding_s = self.perf.cost_times(embedding)
-        return pp * (stage + network[:, 0]) + (pp - 1) * network[:, 1] + embedding_s
+        engine_s = self.engine_token_overhead_s(counts.astype(float))
+        return pp * (stage + network[:, 0]) + (pp - 1) * network[:, 1] + embedding_s + engine_s
 
     def _row_part_s(self, rows: int) -> float:
         """Step time that depends only on the sequences in the batch (final norm and LM head
@@ -425,6 +427,12 @@ class LlmReplica:
     @property
     def _engine(self) -> EngineOverheads | None:
         return self.perf.calibration.engine if self.perf.calibration is not None else None
+
+    def engine_token_overhead_s(self, tokens: Any) -> Any:
+        """What the serving engine adds per token computed in a step (floats or arrays); 0
+        without an engine calibration."""
+        engine = self._engine
+        return 0.0 * tokens if engine is None else self.perf.time_scale * engine.token_overhead_s * tokens
 
     def engine_step_overhead_s(self, rows: int) -> float:
         """What the serving engine adds to a step of ``rows`` sequences (scheduling, sampling);

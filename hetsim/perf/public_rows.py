@@ -87,7 +87,7 @@ def predict_ops(rows: pd.DataFrame, perf: DevicePerf, kernels: KernelModel | Non
                 if rows_fp8.any():
                     out[np.flatnonzero(mask)[rows_fp8]] = gemm_seconds(
                         params, m[rows_fp8], n[rows_fp8], k[rows_fp8], nbytes[rows_fp8], peak[rows_fp8],
-                        bandwidth, perf.compute_units,
+                        bandwidth, perf.compute_units if params.quantise else None,
                     )
         elif op_class in ("attention_prefill", "attention_decode"):
             flops, nbytes = attention_work(part)

@@ -108,12 +108,15 @@ class EngineOverheads(FrozenModel):
     layer_overhead_s: float = Field(
         default=0.0, ge=0, description="seconds per layer per step the engine adds (eager launches, Python per module)"
     )
+    token_overhead_s: float = Field(
+        default=0.0, ge=0, description="seconds per token computed in a step the engine adds (input preparation, slot mapping)"
+    )
     fit: dict[str, float] = Field(default_factory=dict, description="fit quality: points, median and max relative error")
     side_by_side: int = Field(default=1, ge=1, description="engines measured at once on the machine, one core or GPU each")
 
     @model_validator(mode="after")
     def _finite(self) -> EngineOverheads:
-        for name in ("step_overhead_s", "sequence_overhead_s", "request_overhead_s", "prefill_pair_s", "layer_overhead_s"):
+        for name in ("step_overhead_s", "sequence_overhead_s", "request_overhead_s", "prefill_pair_s", "layer_overhead_s", "token_overhead_s"):
             value = getattr(self, name)
             if value != value or value in (float("inf"), float("-inf")):
                 raise ValueError(f"{name}: expected a finite number of seconds, got {value}")

@@ -131,8 +131,11 @@ def test_a_time_scale_multiplies_every_path_of_a_step(model_catalog, h100, batch
     assert np.allclose(runs[0], scale * runs[1], rtol=1e-9)
 
 
-def test_the_simulators_pricing_matches_the_step_under_the_kernel_model(model_catalog, h100):
-    replica = LlmReplica(model_catalog.model("llama-3-70b"), DevicePerf(h100, _calibrated(h100)), Shard(tp=4), Precision())
+@pytest.mark.parametrize("stack", [None, "vllm-splitwise-paper-2023"])
+def test_the_simulators_pricing_matches_the_step_under_the_kernel_model(model_catalog, h100, stack):
+    calibration = load_calibration(h100.name, stack=stack)
+    assert (calibration.engine is not None) == (stack is not None)  # the stack adds engine overheads
+    replica = LlmReplica(model_catalog.model("llama-3-70b"), DevicePerf(h100, calibration), Shard(tp=4), Precision())
     batch = [SequenceWork(1, 500), SequenceWork(1, 3000), SequenceWork(256, 0), SequenceWork(64, 1000)]
     chunks = [(s.new_tokens, s.context_tokens) for s in batch]
     assert replica.step_seconds_of(0, (), chunks) == pytest.approx(replica.step(batch).seconds, rel=1e-9)
@@ -173,9 +176,9 @@ def test_the_fitter_recovers_known_gemm_parameters(h100):
 
 def test_step_overheads_are_recovered_and_never_negative():
     rng = np.random.default_rng(0)
-    features = np.column_stack([np.ones(40), rng.integers(32, 96, 40), rng.integers(1, 64, 40), rng.uniform(0, 1e8, 40)])
+    features = np.column_stack([np.ones(40), rng.integers(32, 96, 40), rng.integers(1, 64, 40), rng.uniform(0, 1e8, 40), rng.integers(1, 8192, 40)])
     kernel_s = rng.uniform(0.01, 0.2, 40)
-    truth = np.array([5e-3, 1e-4, 0.0, 2e-10])
+    truth = np.array([5e-3, 1e-4, 0.0, 2e-10, 3e-6])
     terms = fit_step_overheads(kernel_s, features, kernel_s + features @ truth)
     assert [terms[t] for t in STEP_TERMS] == pytest.approx(list(truth), rel=1e-6, abs=1e-12)
     negative = fit_step_overheads(kernel_s, features, kernel_s * 0.9)  # steps faster than kernels alone
