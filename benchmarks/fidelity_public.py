@@ -27,7 +27,7 @@ from hetsim.api.calibrate_public import default_error_band, fit_public, write_ca
 
 REPO = Path(__file__).resolve().parents[1]
 GOAL_MEDIAN, GOAL_P90, GOAL_DEFAULT_BIAS = 0.10, 0.25, 0.15
-GOAL_CLASSES = ("gemm", "attention_prefill", "attention_decode", "prefill_step", "decode_step")
+GOAL_CLASSES = ("gemm", "gemm_fp8", "attention_prefill", "attention_decode", "prefill_step", "decode_step")
 
 
 def goals(table: pd.DataFrame) -> pd.DataFrame:
