@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import reprlib
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,12 +23,27 @@ def read_yaml(path: Path, error: type[HetsimError]) -> Any:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise error(f"{path}: cannot read file ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: expected UTF-8 text, got byte 0x{exc.object[exc.start]:02x} at offset {exc.start}") from None
     try:
+        _check_aliases(text)
         return yaml.load(text, Loader=_LOADER)  # a safe loader, C-accelerated when available
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
         raise error(f"{path}:{where} not valid YAML ({getattr(exc, 'problem', exc)})") from None
+
+
+MAX_ALIASES = 64
+"""YAML aliases a file may use: a few kilobytes of nested aliases expand to gigabytes."""
+
+
+def _check_aliases(text: str) -> None:
+    if "*" not in text:
+        return
+    aliases = sum(1 for token in yaml.scan(text, Loader=_LOADER) if isinstance(token, yaml.AliasToken))
+    if aliases > MAX_ALIASES:
+        raise yaml.YAMLError(f"expected at most {MAX_ALIASES} aliases (*name), got {aliases}")
 
 
 def describe_validation_error(source: str, exc: ValidationError) -> str:
@@ -52,8 +68,14 @@ def describe_validation_error(source: str, exc: ValidationError) -> str:
     return text + (f" (and {more} more problem{'s' * (more > 1)})" if more else "")
 
 
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxtuple, _REPR.maxdict, _REPR.maxset = 3, 4, 4, 4, 4
+_REPR.maxstring = _REPR.maxother = 50
+
+
 def _short(value: Any) -> str:
-    text = repr(value)
+    """A short rendering of ``value`` that never renders the whole of a large or deep one."""
+    text = _REPR.repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 

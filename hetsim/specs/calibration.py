@@ -26,7 +26,7 @@ from enum import StrEnum
 
 from pydantic import Field, model_validator
 
-from hetsim.specs.common import FrozenModel, SecondsQ
+from hetsim.specs.common import FrozenModel, SchemaVersion, SecondsQ
 
 
 class CurveKind(StrEnum):
@@ -195,7 +195,7 @@ class CalibrationSpec(FrozenModel):
     """Measured efficiency curves and fixed overheads of one device (and, optionally, of the
     serving engine on it), or a kernel model fitted to public measurements of it."""
 
-    schema_version: int
+    schema_version: SchemaVersion
     device: str = Field(description="name of the accelerator profile this calibrates")
     provenance: CalibrationProvenance
     launch_overhead: SecondsQ = Field(description="fixed cost per operation (kernel launch, dispatch)")

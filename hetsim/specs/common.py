@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from hetsim.units import Dimension, to_si
 
@@ -15,9 +15,27 @@ SOURCE_PREFIXES = ("derived:", "assumed:", "measured:", "paper:", "http://", "ht
 
 
 class FrozenModel(BaseModel):
-    """Base of every spec: immutable, and unknown keys are errors, never ignored."""
+    """Base of every spec: immutable, unknown keys are errors (never ignored), and a float is a
+    finite number (inf and NaN pass every bound otherwise)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, allow_inf_nan=False)
+
+
+SchemaVersion = Annotated[int, Field(ge=1, le=1, description="the file format's version: 1 is the only one")]
+
+
+def _safe_name(name: str) -> str:
+    """A name that becomes a file or folder name: letters, digits, '-', '_', '.'; not hidden,
+    never '..' (a name must not write outside the folder it is joined to)."""
+    if not name or not all(c.isalnum() or c in "-_." for c in name) or name.startswith(".") or ".." in name:
+        raise ValueError(
+            f"expected a name of letters, digits, '-', '_' or '.' that does not start with '.' or hold '..', got {name!r}"
+        )
+    return name
+
+
+SafeName = Annotated[str, AfterValidator(_safe_name)]
+"""A document's name that hetsim joins to an output folder (fleets, comparisons, scenarios)."""
 
 
 class Quantity(FrozenModel):
@@ -99,16 +117,16 @@ class SourcedDocument(FrozenModel):
     that says what it is (``derived: ...``, ``assumed: ...``, ``measured: ...``, a URL).
     """
 
-    schema_version: int
+    schema_version: SchemaVersion
     name: str
     sources: dict[str, str] = {}
 
     @field_validator("name")
     @classmethod
     def _slug(cls, name: str) -> str:
-        if not name or not all(c.isalnum() or c in "-_." for c in name) or name != name.lower():
+        if name != name.lower():
             raise ValueError(f"expected a lower-case slug of letters, digits, '-', '_' or '.', got {name!r}")
-        return name
+        return _safe_name(name)
 
     @model_validator(mode="after")
     def _sources_resolve(self) -> SourcedDocument:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from hetsim.specs.common import FrozenModel
+from hetsim.specs.common import FrozenModel, SafeName, SchemaVersion
 
 
 class OwnedNodes(FrozenModel):
@@ -49,8 +49,8 @@ class PlannerOptions(FrozenModel):
 class FleetSpec(FrozenModel):
     """Inventory, purchasable catalog, links, demand and planner options."""
 
-    schema_version: int
-    name: str
+    schema_version: SchemaVersion
+    name: SafeName
     description: str = ""
     profile_set: str = "datasheet"
     tco: str = Field(default="enterprise", description="TCO preset: paper, paper-printed, enterprise")
@@ -74,7 +74,7 @@ class FleetSpec(FrozenModel):
 class CandidateFleet(FrozenModel):
     """One fleet to compare: its own inventory and catalog; the rest comes from the comparison."""
 
-    name: str
+    name: SafeName
     description: str = ""
     inventory: tuple[OwnedNodes, ...] = ()
     catalog: tuple[PurchasableNodes, ...] = ()
@@ -83,8 +83,8 @@ class CandidateFleet(FrozenModel):
 class ComparisonSpec(FrozenModel):
     """Candidate fleets planned and simulated for the same demand (``hetsim compare``)."""
 
-    schema_version: int
-    name: str
+    schema_version: SchemaVersion
+    name: SafeName
     description: str = ""
     profile_set: str = "datasheet"
     tco: str = "enterprise"

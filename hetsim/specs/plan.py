@@ -13,7 +13,7 @@ from enum import StrEnum
 
 from pydantic import Field, model_validator
 
-from hetsim.specs.common import FrozenModel
+from hetsim.specs.common import FrozenModel, SchemaVersion
 
 
 class LlmStage(StrEnum):
@@ -99,7 +99,7 @@ class KvTransferSpec(FrozenModel):
 class PlanSpec(FrozenModel):
     """A placement: pools, KV-transfer links, and what produced it."""
 
-    schema_version: int
+    schema_version: SchemaVersion
     name: str
     profile_set: str = "datasheet"
     pools: tuple[PoolSpec, ...] = Field(min_length=1)

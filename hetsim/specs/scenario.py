@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from hetsim.specs.common import FrozenModel
+from hetsim.specs.common import FrozenModel, SafeName, SchemaVersion
 
 
 class TraceSource(FrozenModel):
@@ -37,8 +37,8 @@ class SlaSpec(FrozenModel):
 class ScenarioSpec(FrozenModel):
     """A plan, a trace, an SLA and the cost rules to score them by."""
 
-    schema_version: int
-    name: str
+    schema_version: SchemaVersion
+    name: SafeName
     description: str = ""
     plan: str = Field(description="plan file, relative to the scenario file")
     trace: TraceSource

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from hetsim.specs.common import FrozenModel
+from hetsim.specs.common import FrozenModel, SafeName, SchemaVersion
 
 
 class StudyModel(FrozenModel):
@@ -105,8 +105,8 @@ class StudyChoice(FrozenModel):
 
 
 class PairStudySpec(FrozenModel):
-    schema_version: int
-    name: str
+    schema_version: SchemaVersion
+    name: SafeName
     description: str = ""
     source: str = ""
     models: tuple[StudyModel, ...] = Field(min_length=1)
