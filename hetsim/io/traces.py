@@ -22,6 +22,7 @@ from hetsim.io.trace_parquet import read_parquet, write_parquet
 from hetsim.io.trace_records import parse_meta, parse_step
 from hetsim.workload.frame import frame_to_steps, steps_to_frame
 from hetsim.workload.trace import TRACE_COLUMNS, TraceMeta, TraceStep
+from hetsim.workload.validate import trace_problem
 
 SUFFIXES = (".jsonl", ".parquet")
 FORMATS: tuple[str, ...] = tuple(IMPORTERS)
@@ -59,19 +60,23 @@ def _step_record(step: TraceStep) -> dict[str, Any]:
 
 
 def read_trace(path: Path) -> tuple[list[TraceStep], TraceMeta]:
-    """Read a canonical trace (JSONL or Parquet)."""
-    if _suffix(path) == ".parquet":
-        frame, meta = read_parquet(path)
-        return frame_to_steps(frame), meta
-    return _read_jsonl(path)
+    """Read a canonical trace (JSONL or Parquet), checked (``hetsim.workload.validate``)."""
+    frame, meta = read_trace_frame(path)
+    return frame_to_steps(frame), meta
 
 
 def read_trace_frame(path: Path) -> tuple[pd.DataFrame, TraceMeta]:
-    """Read a canonical trace as a step DataFrame (see ``hetsim.workload.frame``)."""
+    """Read a canonical trace as a step DataFrame (see ``hetsim.workload.frame``), checked: a
+    trace with an unusable step is refused in one line naming the file and the step."""
     if _suffix(path) == ".parquet":
-        return read_parquet(path)
-    steps, meta = _read_jsonl(path)
-    return steps_to_frame(steps), meta
+        frame, meta = read_parquet(path)
+    else:
+        steps, meta = _read_jsonl(path)
+        frame = steps_to_frame(steps)
+    problem = trace_problem(frame)
+    if problem:
+        raise WorkloadError(f"{path}: {problem}")
+    return frame, meta
 
 
 def _suffix(path: Path) -> str:

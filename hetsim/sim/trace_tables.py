@@ -153,6 +153,13 @@ def build_tables(trace: pd.DataFrame, block_size_tokens: int | None) -> TraceTab
             f"trace: session {frame['session_id'].iloc[row]!r} step {step_ids[row]} has unknown parent {flat[bad]}"
         )
     parent_rows = order[found]
+    late = np.flatnonzero(parent_rows >= child)  # parents come first in a trace: no cycle can hide
+    if len(late):
+        row = int(child[late[0]])
+        raise ScenarioError(
+            f"trace: session {frame['session_id'].iloc[row]!r} step {step_ids[row]} lists parent {flat[late[0]]}, "
+            "which does not come before it (expected parents before their children; a cycle never runs)"
+        )
     by_parent = np.argsort(parent_rows, kind="stable")
     child_start = np.zeros(size + 1, dtype=np.int64)
     np.cumsum(np.bincount(parent_rows, minlength=size), out=child_start[1:])

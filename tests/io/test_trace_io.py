@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -19,19 +20,30 @@ SAMPLES = Path(__file__).resolve().parents[2] / "workloads" / "traces"
 META = TraceMeta(source="test", format="canonical", license="CC0", block_size_tokens=16, extra={"seed": 3})
 
 small_int = st.integers(min_value=0, max_value=2**40)
+token_count = st.integers(min_value=0, max_value=10**9)  # what a readable trace may carry per step
 optional_float = st.none() | st.floats(min_value=0, max_value=1e9, allow_nan=False)
+
+
+def _cache_within_prompt(step: TraceStep) -> TraceStep:
+    if step.cached_prefix_tokens is None:
+        return step
+    return replace(step, cached_prefix_tokens=min(step.cached_prefix_tokens, step.input_tokens))
+
+
 steps_strategy = st.lists(
     st.builds(
         TraceStep,
         session_id=st.text(min_size=1, max_size=8), step_id=small_int,
         arrival_s=st.floats(min_value=0, max_value=1e9, allow_nan=False), node=st.text(max_size=8),
         node_type=st.sampled_from(NodeType), parents=st.lists(small_int, max_size=3).map(tuple),
-        model=st.none() | st.text(max_size=8), input_tokens=small_int, output_tokens=small_int,
-        reasoning_tokens=small_int, cached_prefix_tokens=st.none() | small_int,
+        model=st.none() | st.text(max_size=8), input_tokens=token_count, output_tokens=token_count,
+        reasoning_tokens=token_count, cached_prefix_tokens=st.none() | token_count,
         prefix_hash_ids=st.lists(st.integers(-(2**62), 2**62), max_size=4).map(tuple),
         duration_s=optional_float, units=optional_float, branch=st.none() | st.text(max_size=4),
-    ),
+    ).map(_cache_within_prompt),
+    min_size=1,
     max_size=6,
+    unique_by=lambda step: (step.session_id, step.step_id),
 )
 
 
@@ -115,3 +127,37 @@ def test_other_suffixes_and_missing_files_are_clear_errors(tmp_path: Path) -> No
     (tmp_path / "junk.parquet").write_bytes(b"not parquet")
     with pytest.raises(WorkloadError, match="cannot read Parquet trace"):
         read_trace(tmp_path / "junk.parquet")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("input_tokens", -5, r"field 'input_tokens': expected an integer 0..1000000000, got -5"),
+        ("output_tokens", 2**63 - 1, r"field 'output_tokens': expected an integer 0..1000000000"),
+        ("arrival_s", float("nan"), r"field 'arrival_s': expected a finite number >= 0"),
+        ("arrival_s", -1.0, r"field 'arrival_s': expected a finite number >= 0, got -1.0"),
+        ("duration_s", float("inf"), r"field 'duration_s': expected a finite number >= 0"),
+        ("cached_prefix_tokens", 99, r"field 'cached_prefix_tokens': expected 0..input_tokens, got 99"),
+    ],
+)
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
+def test_a_trace_with_an_unusable_step_is_refused_naming_the_step(tmp_path, suffix, field, value, expected):
+    good = TraceStep(session_id="s", step_id=1, arrival_s=0.0, node="n", node_type=NodeType.LLM, parents=(),
+                     model=None, input_tokens=10, output_tokens=5, reasoning_tokens=0, cached_prefix_tokens=None,
+                     prefix_hash_ids=(), duration_s=None, units=None, branch=None)  # fmt: skip
+    path = tmp_path / f"trace{suffix}"
+    write_trace(path, [good, replace(good, step_id=2, **{field: value})], META)
+    with pytest.raises(WorkloadError, match=f"trace{suffix}: session 's' step 2: {expected}"):
+        read_trace_frame(path)
+
+
+def test_duplicate_step_ids_and_an_empty_trace_are_refused(tmp_path):
+    step = TraceStep(session_id="s", step_id=1, arrival_s=0.0, node="n", node_type=NodeType.LLM, parents=(),
+                     model=None, input_tokens=10, output_tokens=5, reasoning_tokens=0, cached_prefix_tokens=None,
+                     prefix_hash_ids=(), duration_s=None, units=None, branch=None)  # fmt: skip
+    write_trace(tmp_path / "dup.jsonl", [step, step], META)
+    with pytest.raises(WorkloadError, match="step 1: field 'step_id': expected ids unique within a session"):
+        read_trace(tmp_path / "dup.jsonl")
+    write_trace(tmp_path / "empty.parquet", [], META)
+    with pytest.raises(WorkloadError, match="no steps"):
+        read_trace(tmp_path / "empty.parquet")
