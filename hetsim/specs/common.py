@@ -21,6 +21,9 @@ class FrozenModel(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
 
+MAX_RATE_PER_S = 1e6
+"""The highest arrival rate a spec accepts: far past any fleet, far below float overflow in queueing math."""
+
 SchemaVersion = Annotated[int, Field(ge=1, le=1, description="the file format's version: 1 is the only one")]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from hetsim.specs.common import FrozenModel, SafeName, SchemaVersion
+from hetsim.specs.common import MAX_RATE_PER_S, FrozenModel, SafeName, SchemaVersion
 
 
 class OwnedNodes(FrozenModel):
@@ -28,13 +28,13 @@ class DemandSla(FrozenModel):
 
 class DemandSpec(FrozenModel):
     workload: str = Field(description="workload name or file")
-    rate_per_s: float = Field(gt=0, description="agent sessions per second")
+    rate_per_s: float = Field(gt=0, le=MAX_RATE_PER_S, description="agent sessions per second")
     sla: DemandSla | None = None
     dtype: str = Field(default="bf16", description="weights/GEMM format of this workload's LLMs")
 
 
 class PlannerOptions(FrozenModel):
-    headroom: float = Field(default=1.25, ge=1.0, description="capacity over demand (queueing slack)")
+    headroom: float = Field(default=1.25, ge=1.0, le=100.0, description="capacity over demand (queueing slack)")
     tp_options: tuple[int, ...] = (1, 2, 4, 8)
     batch_options: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
     disaggregation: bool = True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from hetsim.specs.common import FrozenModel, SafeName, SchemaVersion
+from hetsim.specs.common import MAX_RATE_PER_S, FrozenModel, SafeName, SchemaVersion
 
 
 class TraceSource(FrozenModel):
@@ -13,7 +13,7 @@ class TraceSource(FrozenModel):
     file: str | None = Field(default=None, description="path, relative to the scenario file")
     format: str | None = Field(default=None, description="importer for a raw public trace; omit for canonical")
     workload: str | None = Field(default=None, description="workload name or file to synthesize from")
-    rate_per_s: float | None = Field(default=None, gt=0, description="session arrival rate (overrides the workload's)")
+    rate_per_s: float | None = Field(default=None, gt=0, le=MAX_RATE_PER_S, description="session arrival rate (overrides the workload's)")
     duration_s: float | None = Field(default=None, gt=0)
     seed: int = 0
     model: str | None = Field(default=None, description="model for LLM steps the trace leaves unnamed (Azure, Mooncake)")

@@ -26,7 +26,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from hetsim.specs.common import SOURCE_PREFIXES, FrozenModel, SourcedDocument
+from hetsim.specs.common import MAX_RATE_PER_S, SOURCE_PREFIXES, FrozenModel, SourcedDocument
 from hetsim.specs.distribution import AnyDist, ConstantDist, Distribution
 
 SCHEMA_VERSION = 1
@@ -237,7 +237,7 @@ class SlaSpec(FrozenModel):
 
 class PoissonArrival(FrozenModel):
     process: Literal["poisson"]
-    rate_per_s: float = Field(gt=0)
+    rate_per_s: float = Field(gt=0, le=MAX_RATE_PER_S)
     source: str | None = None
 
     @property
@@ -249,8 +249,8 @@ class GammaArrival(FrozenModel):
     """A renewal process with gamma inter-arrival times: cv > 1 is burstier than Poisson."""
 
     process: Literal["gamma"]
-    rate_per_s: float = Field(gt=0)
-    cv: float = Field(gt=0)
+    rate_per_s: float = Field(gt=0, le=MAX_RATE_PER_S)
+    cv: float = Field(gt=0, le=100.0)
     source: str | None = None
 
     @property
@@ -262,7 +262,7 @@ class DiurnalArrival(FrozenModel):
     """Poisson arrivals whose rate follows a sinusoid: mean, peak/trough ratio, period."""
 
     process: Literal["diurnal"]
-    mean_rate_per_s: float = Field(gt=0)
+    mean_rate_per_s: float = Field(gt=0, le=MAX_RATE_PER_S)
     peak_to_trough: float = Field(ge=1)
     period_s: float = Field(default=86400.0, gt=0)
     peak_at_s: float = Field(default=0.0, ge=0, description="time of the first peak")

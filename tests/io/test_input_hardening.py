@@ -63,3 +63,11 @@ def test_a_huge_wrong_value_is_shown_short(tmp_path):
     nested = "[" * 50 + "1" + "]" * 50
     message = _refused(_fleet(tmp_path, "name: default", f"name: {nested}"), r"field 'name'")
     assert len(message) < len(str(tmp_path)) + 200
+
+
+@pytest.mark.parametrize(("old", "new", "field"), [
+    ("rate_per_s: 2.0", "rate_per_s: 1.0e+300", "demand.0.rate_per_s"),
+    ("headroom: 1.25", "headroom: 1.0e+300", "options.headroom"),
+])  # fmt: skip
+def test_rates_and_headroom_past_any_fleet_are_refused_before_the_math_overflows(tmp_path, old, new, field):
+    _refused(_fleet(tmp_path, old, new), rf"field '{field}': Input should be less than or equal to")
