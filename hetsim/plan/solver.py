@@ -8,7 +8,12 @@ CP-SAT 16.5 s). The model is built in named steps over dicts keyed by (stage, op
 from __future__ import annotations
 
 import math
+import os
+import sys
+import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from ortools.linear_solver import pywraplp
@@ -183,10 +188,38 @@ def solve(
     solver.SetTimeLimit(int(time_limit_s * 1000))
     parameters = pywraplp.MPSolverParameters()
     parameters.SetDoubleParam(pywraplp.MPSolverParameters.RELATIVE_MIP_GAP, relative_gap)
-    status = solver.Solve(parameters)
+    status = run_solver(solver, parameters)
     if status not in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
         raise InfeasiblePlanError("no placement meets every constraint")
     return _extract(problem, model, status, time.perf_counter() - started)
+
+
+def run_solver(solver: pywraplp.Solver, parameters: pywraplp.MPSolverParameters | None = None) -> int:
+    """``solver.Solve``, with Ctrl-C honoured: SCIP catches SIGINT itself (stopping promptly, as
+    wanted) and returns its best solution as if a limit had stopped it; it says so only on
+    stdout. Its output is captured, and an interrupted solve raises KeyboardInterrupt."""
+    with _captured_stdout() as output:
+        status = solver.Solve(parameters) if parameters is not None else solver.Solve()
+    if "pressed CTRL-C" in output():
+        raise KeyboardInterrupt
+    return status
+
+
+@contextmanager
+def _captured_stdout() -> Iterator[Callable[[], str]]:
+    """Redirect file descriptor 1 (where SCIP writes) to a temporary file for the block."""
+    sys.stdout.flush()
+    captured: list[str] = []
+    saved = os.dup(1)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 1)
+        try:
+            yield lambda: "".join(captured)
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+            sink.seek(0)
+            captured.append(sink.read().decode("utf-8", errors="replace"))
 
 
 def _extract(problem: PlacementProblem, m: _Model, status: int, wall_s: float) -> Solution:
