@@ -13,7 +13,6 @@ from hetsim import __version__
 from hetsim.io.plans import write_plan
 from hetsim.io.reports import write_report
 from hetsim.metrics.summary import Sla
-from hetsim.report.build import render_report
 
 
 def report_date() -> str:
@@ -35,6 +34,8 @@ def report_meta(
 
 
 def write_report_folder(folder: Path, frames: dict[str, pd.DataFrame], meta: dict[str, Any]) -> list[Path]:
+    from hetsim.report.build import render_report  # matplotlib loads only when a report is written
+
     rendered = render_report(frames["fleets"], frames["placement"], frames["sensitivity"], meta)
     return write_report(folder, rendered.files(), rendered.tables)
 

@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from hetsim.api.bench import bench
 from hetsim.cli.output import JsonOption, fmt, print_json, print_table
 from hetsim.cli.run import import_exec
 from hetsim.errors import CalibrationError
@@ -45,6 +44,7 @@ def bench_command(
     if engine is not None:
         _engine_command(engine, model, profile or "host-xeon-spr-2vcpu", scale, engine_python, device, out, json, replicas)
         return
+    from hetsim.api.bench import bench  # loaded on use: starting the CLI stays light
     result = bench(device, out, quick, profile, profiles)
     if json:
         print_json(result)

@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 from rich.progress import Progress
 
-from hetsim.api.compare import compare, write_comparison
 from hetsim.cli.output import JsonOption, fmt, print_json, print_table
 
 
@@ -29,6 +28,7 @@ def compare_command(
         def progress(name: str, done: int, total: int) -> None:
             bar.update(task, total=total, completed=done, description=f"planning {name}")
 
+        from hetsim.api.compare import compare, write_comparison  # loaded on use: starting the CLI stays light
         comparison = compare(scenario, verify, progress)
     folder = report or Path("reports") / comparison.spec.name
     written = write_comparison(comparison, folder)

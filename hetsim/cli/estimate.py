@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from hetsim.api.estimate import EstimateQuestion, estimate
 from hetsim.cli.output import JsonOption, fmt, print_json, print_table
 
 
@@ -33,6 +32,7 @@ def estimate_command(
     json: JsonOption = False,
 ) -> None:
     """Predict TTFT, TPOT, the largest batch that fits, tokens/s per device and $ per 1M tokens."""
+    from hetsim.api.estimate import EstimateQuestion, estimate  # loaded on use: starting the CLI stays light
     question = EstimateQuestion(
         model=model,
         device=device,

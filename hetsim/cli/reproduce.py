@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from hetsim.api.reproduce import reproduce_paper, write_reproduction
 from hetsim.cli.output import JsonOption, print_json, print_table
 
 app = typer.Typer(help="Reproduce published results and check each claim.", no_args_is_help=True)
@@ -25,6 +24,8 @@ def paper(
     json: JsonOption = False,
 ) -> None:
     """arXiv 2507.19635 (heterogeneous prefill::decode TCO): Figs. 8 and 9 and a claim table."""
+    from hetsim.api.reproduce import reproduce_paper, write_reproduction  # matplotlib: only when used
+
     progress = (lambda _: None) if json else (lambda text: typer.echo(text, err=True))
     result = reproduce_paper(study, progress)
     written = write_reproduction(result, report)

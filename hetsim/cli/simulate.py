@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from hetsim.api.simulate import SimulateRequest, simulate
 from hetsim.cli.output import JsonOption, fmt, print_json, print_table, sla_rows
 
 
@@ -31,6 +30,7 @@ def simulate_command(
     json: JsonOption = False,
 ) -> None:
     """Replay an agent trace against a plan and report latency, SLA attainment, utilisation and cost."""
+    from hetsim.api.simulate import SimulateRequest, simulate  # loaded on use: starting the CLI stays light
     summary = simulate(SimulateRequest(scenario, plan, trace, trace_format, out, model=model,
                                        engine_calibrations=tuple(engine_calibration or ()), scale=scale, stack=stack))  # fmt: skip
     if json:
