@@ -17,7 +17,7 @@ from hetsim.sim.engine import LlmRoute, ServiceTime, SimConfig, Simulation, Work
 from hetsim.sim.environment import Environment
 from hetsim.sim.kv_link import KvLinks
 from hetsim.sim.llm_server import LlmServer
-from hetsim.sim.policies import RouterState
+from hetsim.sim.policies import RouterState, policy
 from hetsim.sim.trace_tables import build_tables
 from hetsim.specs.calibration import CalibrationSpec
 from hetsim.specs.catalog import HardwareCatalog, ModelCatalog
@@ -109,6 +109,8 @@ def _build_llm_routes(sim: Simulation, plan: PlanSpec, hardware, models, calibra
             decode_replica = llm_replica(decode_pool, hardware, models, calibrations)
             link = _link(hardware, transfer.link, pool.name)
             route.decode_pool = decode_pool.name
+            route.decode_policy_name = decode_pool.routing.value
+            route.decode_policy = policy(route.decode_policy_name)  # the decode pool's own routing
             route.decode_servers = [
                 _server(
                     env,

@@ -70,11 +70,14 @@ class LlmRoute:
     decode_state: RouterState = field(default_factory=RouterState)
     completed_code: int = -1  # the LLM-call code of (pool, decode pool, completed), once known
     request_overhead_s: float = 0.0  # the engine's API latency before a call reaches a scheduler
+    decode_policy_name: str | None = None  # the decode pool's own routing (disaggregated routes)
 
     policy: Policy = field(init=False, repr=False)  # resolved when built: an unknown name fails early
+    decode_policy: Policy = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.policy = policy(self.policy_name)
+        self.decode_policy = policy(self.decode_policy_name or self.policy_name)
 
 
 class WorkQueue:
@@ -360,7 +363,7 @@ class Simulation(Timer):
 
     def _to_decode(self, n: int, now: float) -> None:
         route, (prefill, _, _) = self._route_of(n), self._handoffs[n]
-        decode_index = route.policy(route.decode_servers, (), route.decode_state, -1)
+        decode_index = route.decode_policy(route.decode_servers, (), route.decode_state, -1)
         call = LlmCall(
             n,
             prefill.call.prompt_tokens,

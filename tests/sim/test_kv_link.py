@@ -79,3 +79,18 @@ def test_event_skipping_records_the_same_link_waits(simulate):
     fast, slow = simulate(_split_plan(), _burst(10)), simulate(_split_plan(), _burst(10), max_skip=1)
     columns = ["kv_transfer_s", "kv_wait_s", "first_token_s", "done_s", "tbt_max_s", "stall_max_s"]
     np.testing.assert_allclose(fast["llm_calls"][columns], slow["llm_calls"][columns], rtol=1e-9)
+
+
+@pytest.mark.parametrize(("routing", "expected"), [("round-robin", [0, 1, 0, 1]), ("least-outstanding", [0, 0, 0, 0])])
+def test_decode_placement_follows_the_decode_pools_own_routing(simulate, routing, expected):
+    the_plan = plan(
+        llm_pool("prefill", "h100-sxm", stage="prefill"),  # least outstanding (the default)
+        {**llm_pool("decode", "h100-sxm", stage="decode", replicas=2), "routing": routing},
+        kv_transfers=({"model": "llama-3-8b", "prefill_pool": "prefill", "decode_pool": "decode", "link": "ethernet-25"},),
+    )
+    spaced = trace_frame(  # one call at a time: every decode replica is idle when the next arrives
+        [TraceStep(f"s{i}", 0, 10.0 * i, "chat", NodeType.LLM, model="llama-3-8b", input_tokens=500, output_tokens=10)
+         for i in range(4)]
+    )  # fmt: skip
+    calls = simulate(the_plan, spaced)["llm_calls"].sort_values("arrival_s")
+    assert calls["decode_replica"].astype(int).tolist() == expected
