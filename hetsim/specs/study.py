@@ -4,9 +4,11 @@ reproduction of arXiv 2507.19635 Figs. 8 and 9). Declarative and validated; no I
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field, model_validator
 
-from hetsim.specs.common import FrozenModel, SafeName, SchemaVersion
+from hetsim.specs.common import MAX_RATE_PER_S, FrozenModel, SafeName, SchemaVersion
 
 
 class StudyModel(FrozenModel):
@@ -63,10 +65,13 @@ class InputSet(FrozenModel):
     note: str = ""
 
 
+PositiveInts = tuple[Annotated[int, Field(ge=1)], ...]
+
+
 class StudySearch(FrozenModel):
-    tp_options: tuple[int, ...] = (1, 2, 4, 8)
-    pp_options: tuple[int, ...] = (1, 2)
-    prefill_batches: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
+    tp_options: PositiveInts = Field(default=(1, 2, 4, 8), min_length=1)
+    pp_options: PositiveInts = Field(default=(1, 2), min_length=1)
+    prefill_batches: PositiveInts = Field(default=(1, 2, 4, 8, 16, 32, 64), min_length=1)
     max_num_seqs: int = Field(default=1024, ge=1)
     max_batch_tokens: int = Field(default=8192, ge=1)
     kv_link: str = Field(default="roce-400", description="link profile carrying KV caches, one per device")
@@ -76,7 +81,7 @@ class PlacementCheck(FrozenModel):
     """The voice agent placed by the planner on GPU and CPU nodes, at several session rates."""
 
     fleet: str = Field(description="fleet file, relative to the study file")
-    rates_per_s: tuple[float, ...] = Field(min_length=1)
+    rates_per_s: tuple[Annotated[float, Field(gt=0, le=MAX_RATE_PER_S)], ...] = Field(min_length=1)
 
 
 class LinkCheck(FrozenModel):
