@@ -304,7 +304,7 @@ COST_COLUMNS = ("capex_usd_per_h", "power_usd_per_h", "hosting_usd_per_h", "netw
 SENSITIVITY_CASES = (("prices -30%", 0.7, 1.0), ("prices +30%", 1.3, 1.0), ("demand x2", 1.0, 2.0))
 
 
-def sensitivity(result: PlanResult) -> list[dict[str, Any]]:
+def sensitivity(result: PlanResult, model_error: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Re-solve (no simulation) with node prices scaled and demand doubled; predicted $/h."""
     rows = [{"fleet": result.fleet.name, "case": "base", "total_usd_per_h": result.cost["total_usd_per_h"],
              "usd_per_million_tokens": _usd_per_million_tokens(result, result.cost["total_usd_per_h"], 1.0), "feasible": True}]  # fmt: skip
@@ -321,7 +321,7 @@ def sensitivity(result: PlanResult) -> list[dict[str, Any]]:
         except InfeasiblePlanError as exc:
             rows.append({"fleet": result.fleet.name, "case": case, "total_usd_per_h": math.nan,
                          "usd_per_million_tokens": math.nan, "feasible": False, "note": str(exc)})  # fmt: skip
-    errors = result.context.setdefault("model_error", model_error_cases(result))
+    errors = model_error_cases(result) if model_error is None else model_error
     rows += [{k: v for k, v in row.items() if k != "nodes"} for row in errors]
     return rows
 
@@ -405,7 +405,8 @@ def _device_share_usd_per_h(problem: PlacementProblem) -> dict[tuple[str, str], 
 
 
 def result_frames(result: PlanResult) -> dict[str, pd.DataFrame]:
-    """The flat frames a report is built from: fleets, placement, sensitivity."""
+    """The flat frames a report is built from: fleets, placement, sensitivity; and the fleets the
+    model's error band would call for (``model_error``, one row per case with its nodes)."""
     verification = result.verification.get("workloads", {})
     sessions_per_h = sum(w.rate_per_s for w in result.workloads) * 3600
     worst = lambda key: max((v[key] for v in verification.values()), default=math.nan)  # noqa: E731
@@ -430,7 +431,9 @@ def result_frames(result: PlanResult) -> dict[str, pd.DataFrame]:
         "pp": pool.pp, "devices": pool.replicas * pool.tp * pool.pp, "utilization": utilization.get(pool.name, math.nan),
         "usd_per_h": pool.replicas * pool.tp * pool.pp * share.get((pool.node, pool.device), math.nan),
     } for c, pool in zip(result.solution.choices, result.plan.pools, strict=True)])  # fmt: skip
-    return {"fleets": fleets, "placement": placement, "sensitivity": pd.DataFrame(sensitivity(result))}
+    model_error = model_error_cases(result)  # solved once: the sensitivity rows and the fleets behind them
+    return {"fleets": fleets, "placement": placement, "sensitivity": pd.DataFrame(sensitivity(result, model_error)),
+            "model_error": pd.DataFrame(model_error)}  # fmt: skip
 
 
 def _solve(fleet, workloads, hardware, models, perfs, headroom) -> tuple[PlacementProblem, Solution]:

@@ -63,7 +63,7 @@ def plan_command(
         "placement": frames["placement"].to_dict(orient="records"), "sla": sla_summary(result),
         "sized_for": size_for, "performance_model": result.plan.provenance.get("performance_model", {}),
         "step_time_factors": result.plan.provenance.get("step_time_factors", {}),
-        "model_error": result.context.get("model_error", []),
+        "model_error": frames["model_error"].to_dict(orient="records"),
     }  # fmt: skip
     if json:
         print_json(summary)

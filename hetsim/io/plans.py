@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import yaml
@@ -30,5 +31,6 @@ def write_plan(path: Path, plan: PlanSpec) -> None:
         staged.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
         staged.replace(path)
     except OSError as exc:
-        staged.unlink(missing_ok=True) if staged.parent.is_dir() else None
+        with contextlib.suppress(OSError):  # the parent may not exist at all
+            staged.unlink(missing_ok=True)
         raise ScenarioError(f"{path}: cannot write the plan ({exc.strerror or exc})") from None

@@ -113,6 +113,20 @@ def saturating_efficiency(params: KernelClass, flops: Any, nbytes: Any) -> Any:
     return params.efficiency * intensity / (intensity + params.intensity_half)
 
 
+def kernel_seconds_scalar(params: KernelClass, flops: float, nbytes: float, peak_flops: float, bandwidth: float) -> float:
+    """``kernel_seconds`` of one op in plain floats: the simulator prices millions of steps, and
+    numpy on scalars costs more than the arithmetic (the two are tested equal)."""
+    compute_s = 0.0
+    if flops:
+        efficiency = params.efficiency
+        if params.intensity_half:
+            intensity = flops / (nbytes if nbytes > 1.0 else 1.0)
+            efficiency *= intensity / (intensity + params.intensity_half)
+        compute_s = flops / (peak_flops * efficiency)
+    memory_s = nbytes / (bandwidth * params.memory_efficiency)
+    return (compute_s if compute_s >= memory_s else memory_s) + params.floor_s
+
+
 def kernel_seconds(params: KernelClass, flops: Any, nbytes: Any, peak_flops: float, bandwidth: float) -> Any:
     """Roofline time of one kernel of a kind: max(compute, memory) plus the kind's floor."""
     flops = np.asarray(flops, dtype=float)

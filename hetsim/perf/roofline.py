@@ -14,7 +14,13 @@ from typing import Any
 import numpy as np
 
 from hetsim.errors import EstimateError
-from hetsim.perf.kernels import default_kernels, gemm_seconds, kernel_seconds, saturating_efficiency
+from hetsim.perf.kernels import (
+    default_kernels,
+    gemm_seconds,
+    kernel_seconds,
+    kernel_seconds_scalar,
+    saturating_efficiency,
+)
 from hetsim.specs.calibration import (
     DEFAULT_EFFICIENCY,
     DEFAULT_LAUNCH_OVERHEAD_S,
@@ -271,17 +277,10 @@ class DevicePerf:
             if nbytes:
                 memory_s = nbytes / memory_rate
             return count * ((compute_s if compute_s >= memory_s else memory_s) + overhead_s)
-        if not self._curves():  # a saturating kernel class, in plain floats (the simulator's path)
+        if not self._curves():  # a saturating kernel class (the simulator's scalar path)
             params = self._kernel_class(kind)
-            if flops:
-                efficiency = params.efficiency
-                if params.intensity_half:
-                    intensity = flops / (nbytes if nbytes > 1.0 else 1.0)
-                    efficiency *= intensity / (intensity + params.intensity_half)
-                compute_s = flops / (self.peak_flops(dtype) * efficiency)
-            memory_s = nbytes / (self.bandwidth_bytes_per_s * params.memory_efficiency)
-            busy_s = compute_s if compute_s >= memory_s else memory_s
-            return self.time_scale * count * (busy_s + params.floor_s)
+            seconds = kernel_seconds_scalar(params, flops, nbytes, self.peak_flops(dtype), self.bandwidth_bytes_per_s)
+            return self.time_scale * count * seconds
         if flops:
             compute_s = flops / (self.peak_flops(dtype) * self.efficiency(_COMPUTE_CURVE[kind], dtype, flops, nbytes))
         if nbytes:

@@ -17,7 +17,7 @@ from hetsim.sim.engine import LlmRoute, ServiceTime, SimConfig, Simulation, Work
 from hetsim.sim.environment import Environment
 from hetsim.sim.kv_link import KvLinks
 from hetsim.sim.llm_server import LlmServer
-from hetsim.sim.policies import RouterState, policy
+from hetsim.sim.policies import RouterState
 from hetsim.sim.trace_tables import build_tables
 from hetsim.specs.calibration import CalibrationSpec
 from hetsim.specs.catalog import HardwareCatalog, ModelCatalog
@@ -101,16 +101,21 @@ def _build_llm_routes(sim: Simulation, plan: PlanSpec, hardware, models, calibra
             _server(env, replica, pool, sim.on_llm_done, max_skip, sim.tables.prefix_block_tokens, router)
             for _ in range(pool.replicas)
         ]
-        route = LlmRoute(pool.name, servers, pool.routing.value, state=router, request_overhead_s=replica.request_overhead_s)
+        decode_pool = plan.pool(prefill_pools[pool.name].decode_pool) if pool.llm.stage == LlmStage.PREFILL else None
+        route = LlmRoute(
+            pool.name,
+            servers,
+            pool.routing.value,
+            state=router,
+            request_overhead_s=replica.request_overhead_s,
+            decode_policy_name=None if decode_pool is None else decode_pool.routing.value,  # the decode pool's own
+        )
         if pool.llm.stage == LlmStage.PREFILL:
             transfer = prefill_pools[pool.name]
-            decode_pool = plan.pool(transfer.decode_pool)
             assert decode_pool is not None
             decode_replica = llm_replica(decode_pool, hardware, models, calibrations)
             link = _link(hardware, transfer.link, pool.name)
             route.decode_pool = decode_pool.name
-            route.decode_policy_name = decode_pool.routing.value
-            route.decode_policy = policy(route.decode_policy_name)  # the decode pool's own routing
             route.decode_servers = [
                 _server(
                     env,

@@ -21,13 +21,13 @@ def trace_problem(frame: pd.DataFrame) -> str | None:
     if frame.empty:
         return "no steps (expected at least one step after the trace_meta line)"
     for name in ("input_tokens", "output_tokens", "reasoning_tokens"):
-        problem = _first(frame, _bad_count(frame[name]), f"field '{name}': expected an integer 0..{MAX_TOKENS}")
+        problem = _first(frame, _bad_count(frame[name]), name, f"an integer 0..{MAX_TOKENS}")
         if problem:
             return problem
     cached = pd.to_numeric(frame["cached_prefix_tokens"], errors="coerce").astype(float)
     inputs = pd.to_numeric(frame["input_tokens"], errors="coerce").astype(float)
     bad_cache = cached.notna() & ((cached < 0) | (cached > inputs))
-    problem = _first(frame, bad_cache.to_numpy(), "field 'cached_prefix_tokens': expected 0..input_tokens")
+    problem = _first(frame, bad_cache.to_numpy(), "cached_prefix_tokens", "0..input_tokens")
     if problem:
         return problem
     for name, optional in (("arrival_s", False), ("duration_s", True), ("units", True)):
@@ -35,11 +35,11 @@ def trace_problem(frame: pd.DataFrame) -> str | None:
         bad = ~np.isfinite(values) | (values < 0)
         if optional:
             bad &= frame[name].notna().to_numpy()
-        problem = _first(frame, bad, f"field '{name}': expected a finite number >= 0")
+        problem = _first(frame, bad, name, "a finite number >= 0")
         if problem:
             return problem
     duplicated = frame.duplicated(["session_id", "step_id"]).to_numpy()
-    return _first(frame, duplicated, "field 'step_id': expected ids unique within a session, got a repeat")
+    return _first(frame, duplicated, "step_id", "ids unique within a session (this one repeats)")
 
 
 def _bad_count(column: pd.Series) -> np.ndarray:
@@ -47,13 +47,13 @@ def _bad_count(column: pd.Series) -> np.ndarray:
     return ~np.isfinite(values) | (values < 0) | (values > MAX_TOKENS) | (values != np.floor(values))
 
 
-def _first(frame: pd.DataFrame, bad: np.ndarray, expected: str) -> str | None:
+def _first(frame: pd.DataFrame, bad: np.ndarray, column: str, expected: str) -> str | None:
+    """The first ``bad`` row as 'session S step N: field F: expected E, got V', or None."""
     rows = np.flatnonzero(bad)
     if not len(rows):
         return None
     row = frame.iloc[int(rows[0])]
-    column = expected.split("'")[1]
     value = row[column]
     value = value.item() if hasattr(value, "item") else value  # a numpy scalar reads as the number it is
     more = f" ({len(rows) - 1} more such steps)" if len(rows) > 1 else ""
-    return f"session {row['session_id']!r} step {row['step_id']}: {expected}, got {value!r}{more}"
+    return f"session {row['session_id']!r} step {row['step_id']}: field '{column}': expected {expected}, got {value!r}{more}"

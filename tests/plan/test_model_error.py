@@ -31,10 +31,11 @@ def test_sizing_for_p50_scales_every_device_by_its_band_and_never_costs_less(nom
 def test_the_report_and_the_cli_show_the_fleet_at_the_models_error_band(nominal, tmp_path):
     from hetsim.api.plan import result_frames
 
-    sensitivity = result_frames(nominal)["sensitivity"]
+    frames = result_frames(nominal)
+    sensitivity = frames["sensitivity"]
     cases = [c for c in sensitivity["case"] if "measured/predicted" in c]
     assert len(cases) == 2 and cases[0].startswith("steps at p10") and cases[1].startswith("steps at p90")
-    errors = nominal.context["model_error"]
+    errors = frames["model_error"].to_dict(orient="records")
     slow = next(e for e in errors if e["case"].startswith("steps at p10"))
     assert slow["feasible"] and slow["total_usd_per_h"] >= nominal.cost["total_usd_per_h"] - 1e-9
     result = CliRunner().invoke(app, ["plan", "--fleet", str(FLEET), "--no-verify", "--out", str(tmp_path / "plan.yaml")])

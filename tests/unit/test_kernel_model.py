@@ -11,7 +11,7 @@ from hetsim.errors import EstimateError
 from hetsim.io.calibration import load_calibration
 from hetsim.io.catalog import load_catalog
 from hetsim.perf.kernel_fit import STEP_TERMS, fit_class, fit_step_overheads, with_parameter
-from hetsim.perf.kernels import DEFAULT_KERNELS, all_reduce_seconds, gemm_seconds
+from hetsim.perf.kernels import DEFAULT_KERNELS, all_reduce_seconds, gemm_seconds, kernel_seconds, kernel_seconds_scalar
 from hetsim.perf.llm import LlmReplica
 from hetsim.perf.public_rows import predict_ops
 from hetsim.perf.roofline import DevicePerf
@@ -183,3 +183,11 @@ def test_step_overheads_are_recovered_and_never_negative():
     assert [terms[t] for t in STEP_TERMS] == pytest.approx(list(truth), rel=1e-6, abs=1e-12)
     negative = fit_step_overheads(kernel_s, features, kernel_s * 0.9)  # steps faster than kernels alone
     assert all(value >= 0 for value in negative.values())
+
+
+@PROFILE
+@given(flops=st.floats(0, 1e15), nbytes=st.floats(0, 1e12), saturating=st.booleans())
+def test_the_scalar_and_vector_kernel_formulas_agree(flops, nbytes, saturating):
+    params = DEFAULT_KERNELS.attention_prefill if saturating else DEFAULT_KERNELS.attention_decode
+    vector = float(kernel_seconds(params, flops, nbytes, PEAK, BANDWIDTH))
+    assert kernel_seconds_scalar(params, flops, nbytes, PEAK, BANDWIDTH) == pytest.approx(vector, rel=1e-12)
