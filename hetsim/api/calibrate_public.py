@@ -67,14 +67,15 @@ def fit_public(root: Path | None = None, devices: Iterable[str] | None = None) -
         default = DevicePerf(accelerator)
         part = part.assign(fit_class=fit_class_of(part).to_numpy())
         stacks = sorted(s for s in part["stack"].unique() if s.startswith("vllm==") and s != KERNEL_STACK)
+        held_out = pd.Series(np.nan, index=part.index)
         for stack in [KERNEL_STACK, *stacks]:
-            kernels, held_out = _fit_device(part, default, stack)
+            kernels, stack_held_out = _fit_device(part, default, stack)
             if kernels is None:
                 continue
-            calibration = _calibration(str(device), accelerator.display_name, kernels, stack)
-            calibrations[(str(device), stack)] = calibration
-            if stack != KERNEL_STACK:
-                continue
+            calibrations[(str(device), stack)] = _calibration(str(device), accelerator.display_name, kernels, stack)
+            held_out = held_out.combine_first(stack_held_out)  # each stack's rows scored by its own fit
+        calibration = calibrations.get((str(device), KERNEL_STACK))
+        if calibration is not None:
             frame = _score(part, default, DevicePerf(accelerator, calibration), held_out, step_models)
             steps = part[part["op_class"].isin(STEP_CLASSES)]
             if len(steps):
