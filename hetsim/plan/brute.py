@@ -1,7 +1,9 @@
 """Exhaustive search over a small PlacementProblem: the reference the solver is tested against.
 
-Enumerates every structure choice and option per stage; replica counts follow from demand;
-extra nodes are enumerated up to what the demand could need. Exponential: tests only.
+Enumerates every structure choice and option per stage (every set of up to
+``max_pools_per_stage`` options, with every split of replicas between them); replica counts
+follow from demand; extra nodes are enumerated up to what the demand could need.
+Exponential: tests only.
 """
 
 from __future__ import annotations
@@ -47,22 +49,48 @@ def _node_cost(problem: PlacementProblem, need: dict[str, int]) -> float | None:
     return best
 
 
-def _path_ok(problem: PlacementProblem, chosen: dict[str, Option]) -> bool:
+def _pool_sets(problem: PlacementProblem, stage) -> list[tuple[tuple[Option, int], ...]]:
+    """Every way to serve ``stage``: one option at the replicas its demand needs, or a set of
+    options (distinct, up to the limit) with each split of replicas that covers the demand
+    (the last option of the set takes what the others leave, at least one replica)."""
+    ways: list[tuple[tuple[Option, int], ...]] = []
+    for size in range(1, problem.most_pools(stage) + 1):
+        for subset in itertools.combinations(stage.options, size):
+            ways += _splits(problem, stage.demand_per_s, subset)
+    return ways
+
+
+def _splits(problem: PlacementProblem, demand: float, subset: tuple[Option, ...]):
+    if len(subset) == 1:
+        return [((subset[0], _replicas(problem, demand, subset[0])),)]
+    head, rest = subset[0], subset[1:]
+    if math.isinf(head.capacity_per_replica):
+        return [((head, 0), *tail) for tail in _splits(problem, 0.0, rest)]
+    result = []
+    for count in range(1, _replicas(problem, demand, head) + 1):
+        left = max(0.0, demand - count * head.capacity_per_replica / problem.headroom)
+        result += [((head, count), *tail) for tail in _splits(problem, left, rest)]
+    return result
+
+
+def _path_ok(problem: PlacementProblem, chosen: dict[str, Option], devices: dict[str, set[str]]) -> bool:
     for path in problem.paths:
         visits = dict(path.stages)
         latency = path.fixed_s + sum(v * chosen[name].latency_s for name, v in path.stages if name in chosen)
         for t in problem.transfers:
-            if t.source in visits and t.target in visits and _transfer_active(t, chosen):
+            if t.source in visits and t.target in visits and _transfer_active(t, devices):
                 latency += visits[t.target] * t.latency_s
         if latency > path.limit_s + 1e-9:
             return False
     return True
 
 
-def _transfer_active(transfer, chosen: dict[str, Option]) -> bool:
-    if transfer.source not in chosen or transfer.target not in chosen:
+def _transfer_active(transfer, devices: dict[str, set[str]]) -> bool:
+    """Whenever both stages are used; or, when only if devices differ, when the source runs on
+    a device the target does not."""
+    if transfer.source not in devices or transfer.target not in devices:
         return False
-    return not transfer.only_if_devices_differ or chosen[transfer.source].device != chosen[transfer.target].device
+    return not transfer.only_if_devices_differ or bool(devices[transfer.source] - devices[transfer.target])
 
 
 def brute_force(problem: PlacementProblem, unit_cost_scale: float = SECONDS_PER_HOUR) -> float | None:
@@ -70,22 +98,25 @@ def brute_force(problem: PlacementProblem, unit_cost_scale: float = SECONDS_PER_
     best = None
     for active in _active_stage_sets(problem):
         stages = [s for s in problem.stages if s.name in active]
-        for options in itertools.product(*(s.options for s in stages)):
-            chosen = {s.name: o for s, o in zip(stages, options, strict=True)}
-            if not _path_ok(problem, chosen):
+        for ways in itertools.product(*(_pool_sets(problem, s) for s in stages)):
+            # a path meets a stage's slowest pool; a transfer sees the stage's first pool's device
+            chosen = {s.name: max((o for o, _ in way), key=lambda o: o.latency_s) for s, way in zip(stages, ways, strict=True)}
+            devices = {s.name: {o.device for o, _ in way} for s, way in zip(stages, ways, strict=True)}
+            if not _path_ok(problem, chosen, devices):
                 continue
             need: dict[str, int] = {}
             cost = 0.0
-            for stage, option in zip(stages, options, strict=True):
-                count = _replicas(problem, stage.demand_per_s, option)
-                need[option.device] = need.get(option.device, 0) + count * option.devices_per_replica
-                cost += (
-                    option.usd_per_unit * stage.demand_per_s * unit_cost_scale + option.usd_per_h_per_replica * count
-                )
+            for stage, way in zip(stages, ways, strict=True):
+                for option, count in way:
+                    need[option.device] = need.get(option.device, 0) + count * option.devices_per_replica
+                    cost += (
+                        option.usd_per_unit * stage.demand_per_s * unit_cost_scale
+                        + option.usd_per_h_per_replica * count
+                    )
             cost += sum(
                 t.usd_per_unit * problem.stage(t.source).demand_per_s * unit_cost_scale
                 for t in problem.transfers
-                if _transfer_active(t, chosen)
+                if _transfer_active(t, devices)
             )
             nodes = _node_cost(problem, need)
             if nodes is None:

@@ -132,7 +132,8 @@ def build_problem(
         transfers += made.transfers
     paths = tuple(_paths(workloads, {s.name for s in stages}, transfers))
     try:
-        return PlacementProblem(tuple(stages), nodes, tuple(transfers), paths, tuple(groups), headroom)
+        return PlacementProblem(tuple(stages), nodes, tuple(transfers), paths, tuple(groups), headroom,
+                                max_pools_per_stage=fleet.options.max_pools_per_stage)  # fmt: skip
     except InfeasiblePlanError as exc:
         raise InfeasiblePlanError(f"{exc}") from None
 
@@ -174,7 +175,9 @@ def _stages_for(key: str, m: _Merged, fleet: FleetSpec, hardware, models, perfs,
         options = cand.retrieval_options(perfs, index, headroom)
     else:
         raise InfeasiblePlanError(f"stage {key!r}: the planner does not place {m.node_type} steps")
-    made.stages.append(Stage(key, m.rate, tuple(options), detail={"node_type": m.node_type, "model": m.model}))
+    # one pool per non-LLM stage: the simulator and executor route such work to one pool
+    made.stages.append(Stage(key, m.rate, tuple(options), shareable=False,
+                             detail={"node_type": m.node_type, "model": m.model}))  # fmt: skip
     return made
 
 

@@ -5,12 +5,30 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from hetsim.plan.problem import PlacementProblem, Solution
+from hetsim.plan.problem import Choice, PlacementProblem, Solution
 from hetsim.specs.plan import PlanSpec
 
 
 def _pool_name(stage: str) -> str:
     return re.sub(r"[^a-z0-9.-]+", "-", stage.lower()).strip("-")
+
+
+def pool_names(solution: Solution) -> dict[Choice, str]:
+    """A pool per choice, named after its stage; pools sharing a stage add their option's key."""
+    names = {}
+    for choice in solution.choices:
+        shared = len(solution.choices_of(choice.stage)) > 1
+        names[choice] = _pool_name(f"{choice.stage}:{choice.option.key}" if shared else choice.stage)
+    return names
+
+
+def _weight(choice: Choice, shared: list[Choice]) -> float:
+    """A pool's share of its stage's traffic: its share of the stage's planned capacity (the
+    last pool takes the remainder, so that the shares sum to exactly 1)."""
+    capacity = [c.replicas * c.option.capacity_per_replica for c in shared]
+    shares = [c / sum(capacity) for c in capacity]
+    index = shared.index(choice)
+    return 1.0 - sum(shares[:-1]) if index == len(shared) - 1 else shares[index]
 
 
 def _node_assigner(problem: PlacementProblem, solution: Solution):
@@ -38,13 +56,17 @@ def to_plan(
     pools: list[dict[str, Any]] = []
     transfers = []
     node_for = _node_assigner(problem, solution)
+    names = pool_names(solution)
     for choice in solution.choices:
         stage = problem.stage(choice.stage)
         option, detail = choice.option, stage.detail
         pool: dict[str, Any] = {
-            "name": _pool_name(choice.stage), "device": option.device, "node": node_for(option.device, max(choice.replicas, 1) * option.devices_per_replica),
+            "name": names[choice], "device": option.device, "node": node_for(option.device, max(choice.replicas, 1) * option.devices_per_replica),
             "replicas": max(choice.replicas, 1), "tp": option.detail.get("tp", 1), "pp": option.detail.get("pp", 1),
         }  # fmt: skip
+        shared = solution.choices_of(choice.stage)
+        if len(shared) > 1:
+            pool["weight"] = _weight(choice, shared)
         node_type = detail.get("node_type")
         if node_type == "llm":
             pool["llm"] = {
@@ -61,11 +83,12 @@ def to_plan(
             pool["models"] = [detail["model"]]
         pools.append(pool)
     for transfer in problem.transfers:
-        if solution.choice(transfer.source) and solution.choice(transfer.target):
-            transfers.append({
-                "model": problem.stage(transfer.source).detail["model"], "prefill_pool": _pool_name(transfer.source),
-                "decode_pool": _pool_name(transfer.target), "link": kv_link,
-            })  # fmt: skip
+        for source in solution.choices_of(transfer.source):
+            for target in solution.choices_of(transfer.target):
+                transfers.append({
+                    "model": problem.stage(transfer.source).detail["model"], "prefill_pool": names[source],
+                    "decode_pool": names[target], "link": kv_link,
+                })  # fmt: skip
     return PlanSpec.model_validate(
         {"schema_version": 1, "name": name, "pools": pools, "kv_transfers": transfers, "provenance": provenance}
     )

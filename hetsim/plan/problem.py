@@ -1,8 +1,9 @@
 """The placement problem, as plain data the solver (and a brute-force checker) read.
 
 A *stage* is a piece of the workload that needs hardware (an LLM served aggregated, its
-prefill or decode half, STT, a tool pool, ...). Each stage picks exactly one *option*: a
-replica configuration with a device type, devices per replica, the demand one replica
+prefill or decode half, STT, a tool pool, ...). Each stage picks one *option*, or up to
+``max_pools_per_stage`` of them on different devices whose capacities add up (decode on the
+owned H100s plus new Gaudi 3s); an option is a replica configuration with a device type, devices per replica, the demand one replica
 sustains within its latency limits, the latency a visit sees, and costs. The fleet supplies
 devices through *node types* (owned ones are already paid for; more can be bought or rented
 up to a limit). *Groups* make alternative structures exclusive (an LLM served aggregated,
@@ -53,6 +54,7 @@ class Stage:
     options: tuple[Option, ...]
     group: str | None = None  # stages of one structure of an exclusive group
     detail: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    shareable: bool = True  # may combine several options (pools); False where the simulator cannot route
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,7 @@ class PlacementProblem:
     groups: tuple[ExclusiveGroup, ...] = ()
     headroom: float = 1.0
     sizing: bool = True  # False: pick options only (no replica counts), as in the worked example
+    max_pools_per_stage: int = 1  # options (pools) one stage may combine; >1 only with sizing
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.stages]
@@ -125,6 +128,17 @@ class PlacementProblem:
         for stage in self.stages:
             if not stage.options:
                 raise InfeasiblePlanError(f"stage {stage.name!r} has no option that meets its limits")
+            if self.max_pools_per_stage > 1 and any(o.usd_per_unit for o in stage.options):
+                # a per-unit cost is charged on the stage's whole demand: one pool per stage
+                raise InfeasiblePlanError(f"problem: stage {stage.name!r} has per-unit costs; "
+                                          f"expected max_pools_per_stage 1, got {self.max_pools_per_stage}")  # fmt: skip
+        if self.max_pools_per_stage < 1 or (self.max_pools_per_stage > 1 and not self.sizing):
+            raise InfeasiblePlanError(f"problem: max_pools_per_stage: expected 1, or more with sizing, "
+                                      f"got {self.max_pools_per_stage}")  # fmt: skip
+
+    def most_pools(self, stage: Stage) -> int:
+        """How many options ``stage`` may combine."""
+        return self.max_pools_per_stage if self.sizing and stage.shareable else 1
 
     def stage(self, name: str) -> Stage:
         return next(s for s in self.stages if s.name == name)
@@ -157,4 +171,8 @@ class Solution:
     path_latency_s: dict[str, float] = field(default_factory=dict)
 
     def choice(self, stage: str) -> Choice | None:
+        """The stage's first (largest) choice; ``choices_of`` gives all of a shared stage's."""
         return next((c for c in self.choices if c.stage == stage), None)
+
+    def choices_of(self, stage: str) -> list[Choice]:
+        return [c for c in self.choices if c.stage == stage]

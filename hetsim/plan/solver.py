@@ -22,6 +22,9 @@ from hetsim.errors import InfeasiblePlanError
 from hetsim.plan.problem import Choice, PlacementProblem, Solution
 
 SECONDS_PER_HOUR = 3600.0
+# $/h charged per option picked beyond nothing: a tie-break, so that a stage is split across
+# pools only when the split saves money (far below any real price difference).
+POOL_TIE_BREAK_USD_PER_H = 1e-4
 
 
 @dataclass
@@ -32,6 +35,7 @@ class _Model:
     replicas: dict[tuple[str, int], pywraplp.Variable]  # (stage, option index) -> integer
     extra: dict[str, pywraplp.Variable]  # node type -> integer
     transfer: list[pywraplp.Variable]
+    latency: dict[str, pywraplp.Variable]  # stage -> the slowest picked option's latency (paths)
 
 
 def _upper_replicas(problem: PlacementProblem, stage_index: int, option_index: int) -> int:
@@ -62,16 +66,21 @@ def _build_variables(problem: PlacementProblem, solver: pywraplp.Solver) -> _Mod
         )
         for node in problem.node_types
     }
-    return _Model(solver, use, pick, replicas, extra, [])
+    latency = {stage.name: solver.NumVar(0, solver.infinity(), f"latency[{stage.name}]") for stage in problem.stages}
+    return _Model(solver, use, pick, replicas, extra, [], latency)
 
 
 def _add_constraints(problem: PlacementProblem, m: _Model) -> None:
     solver = m.solver
     for si, stage in enumerate(problem.stages):
         picks = [m.pick[stage.name, ci] for ci in range(len(stage.options))]
-        # Each used stage picks exactly one option.
-        solver.Add(sum(picks) == m.use[stage.name])
+        # Each used stage picks one option, or up to max_pools_per_stage whose capacities add up.
+        most = problem.most_pools(stage)
+        solver.Add(sum(picks) >= m.use[stage.name])
+        solver.Add(sum(picks) <= most * m.use[stage.name])
         for ci, option in enumerate(stage.options):
+            # A visit may meet any picked pool: the path sees the slowest.
+            solver.Add(m.latency[stage.name] >= option.latency_s * m.pick[stage.name, ci])
             # Replicas only of the picked option, and at least one of it.
             solver.Add(m.replicas[stage.name, ci] <= _upper_replicas(problem, si, ci) * m.pick[stage.name, ci])
             if problem.sizing and not math.isinf(option.capacity_per_replica):
@@ -131,11 +140,7 @@ def _add_transfers(problem: PlacementProblem, m: _Model) -> None:
 
 def _path_latency(problem: PlacementProblem, m: _Model, path) -> object:
     on_path = {name for name, _ in path.stages}
-    latency = path.fixed_s + sum(
-        visits * o.latency_s * m.pick[name, ci]
-        for name, visits in path.stages
-        for ci, o in enumerate(problem.stage(name).options)
-    )
+    latency = path.fixed_s + sum(visits * m.latency[name] for name, visits in path.stages)
     visits = dict(path.stages)
     for transfer, w in zip(problem.transfers, m.transfer, strict=True):
         if transfer.source in on_path and transfer.target in on_path:
@@ -163,7 +168,8 @@ def _set_objective(problem: PlacementProblem, m: _Model, unit_cost_scale: float)
         t.usd_per_unit * problem.stage(t.source).demand_per_s * unit_cost_scale * w
         for t, w in zip(problem.transfers, m.transfer, strict=True)
     )
-    m.solver.Minimize(nodes + per_unit + per_replica + transfers)
+    tie_break = POOL_TIE_BREAK_USD_PER_H * sum(m.pick.values()) if problem.max_pools_per_stage > 1 else 0
+    m.solver.Minimize(nodes + per_unit + per_replica + transfers + tie_break)
 
 
 def solve(
@@ -225,17 +231,24 @@ def _captured_stdout() -> Iterator[Callable[[], str]]:
 def _extract(problem: PlacementProblem, m: _Model, status: int, wall_s: float) -> Solution:
     choices = []
     for stage in problem.stages:
-        for ci, option in enumerate(stage.options):
-            if m.pick[stage.name, ci].solution_value() > 0.5:
-                choices.append(Choice(stage.name, option, round(m.replicas[stage.name, ci].solution_value())))
-    objective = m.solver.Objective().Value()
-    bound = m.solver.Objective().BestBound()
+        picked = [
+            Choice(stage.name, option, round(m.replicas[stage.name, ci].solution_value()))
+            for ci, option in enumerate(stage.options)
+            if m.pick[stage.name, ci].solution_value() > 0.5
+        ]
+        # A shared stage's pools, largest capacity first (its first pool names the stage).
+        choices += sorted(picked, key=lambda c: -c.replicas * min(c.option.capacity_per_replica, 1e300))
+    tie_break = POOL_TIE_BREAK_USD_PER_H * len(choices) if problem.max_pools_per_stage > 1 else 0.0
+    objective = m.solver.Objective().Value() - tie_break
+    bound = m.solver.Objective().BestBound() - tie_break
     # SCIP reports OPTIMAL once within the requested gap, so the gap is always computed.
     gap = abs(objective - bound) / max(abs(objective), 1e-12)
-    chosen = {c.stage: c.option for c in choices}
+    slowest: dict[str, float] = {}
+    for c in choices:
+        slowest[c.stage] = max(slowest.get(c.stage, 0.0), c.option.latency_s)
     paths = {}
     for path in problem.paths:
-        latency = path.fixed_s + sum(v * chosen[name].latency_s for name, v in path.stages if name in chosen)
+        latency = path.fixed_s + sum(v * slowest[name] for name, v in path.stages if name in slowest)
         paths[path.name] = latency + sum(
             dict(path.stages)[t.target] * t.latency_s * w.solution_value()
             for t, w in zip(problem.transfers, m.transfer, strict=True)

@@ -80,64 +80,88 @@ def build_simulation(
 
 
 def _build_llm_routes(sim: Simulation, plan: PlanSpec, hardware, models, calibrations) -> None:
-    env, max_skip = sim.env, sim.config.max_skip
-    transfers = {t.decode_pool: t for t in plan.kv_transfers}
-    prefill_pools = {t.prefill_pool: t for t in plan.kv_transfers}
+    """One route per LLM model: its aggregated pools, or its prefill pools, links and decode pools."""
+    by_model: dict[str, dict[LlmStage, list[PoolSpec]]] = {}
     for pool in plan.pools:
-        if pool.llm is None or pool.llm.stage == LlmStage.DECODE:
+        if pool.llm is None:
             continue
+        try:
+            model_name = models.model(pool.llm.model).name
+        except HetsimError as exc:
+            raise ScenarioError(f"plan pool {pool.name!r}: {exc}") from None
+        by_model.setdefault(model_name, {}).setdefault(pool.llm.stage, []).append(pool)
+    for model_name, stages in by_model.items():
+        aggregated, prefill = stages.get(LlmStage.AGGREGATED, []), stages.get(LlmStage.PREFILL, [])
+        decode = stages.get(LlmStage.DECODE, [])
+        if aggregated and (prefill or decode):
+            raise ScenarioError(f"plan pool {aggregated[0].name!r}: model {model_name!r} is served both aggregated "
+                                f"and disaggregated; choose one")  # fmt: skip
+        if decode and not prefill:
+            raise ScenarioError(f"plan pool {decode[0].name!r}: decode pool has no matching prefill pool")
+        if prefill and not decode:
+            raise ScenarioError(f"plan pool {prefill[0].name!r}: a prefill pool needs a kv_transfers entry naming its decode pool")
+        sim.llm_routes[model_name] = _llm_route(sim, plan, aggregated or prefill, decode, hardware, models, calibrations)
+
+
+def _replicas_of(sim: Simulation, pools: list[PoolSpec], on_done, state: RouterState, hardware, models, calibrations):
+    """The replicas of ``pools`` as one list, with each replica's pool, index there and weight."""
+    servers, names, local, weights = [], [], [], []
+    for pool in pools:
         replica = llm_replica(pool, hardware, models, calibrations)
-        model_name = models.model(pool.llm.model).name
-        if model_name in sim.llm_routes:
-            raise ScenarioError(
-                f"plan pool {pool.name!r}: model {model_name!r} already has a pool; use one pool per model"
-            )
-        if pool.llm.stage == LlmStage.PREFILL and pool.name not in prefill_pools:
-            raise ScenarioError(
-                f"plan pool {pool.name!r}: a prefill pool needs a kv_transfers entry naming its decode pool"
-            )
-        router = RouterState()
-        servers = [
-            _server(env, replica, pool, sim.on_llm_done, max_skip, sim.tables.prefix_block_tokens, router)
-            for _ in range(pool.replicas)
-        ]
-        decode_pool = plan.pool(prefill_pools[pool.name].decode_pool) if pool.llm.stage == LlmStage.PREFILL else None
-        route = LlmRoute(
-            pool.name,
-            servers,
-            pool.routing.value,
-            state=router,
-            request_overhead_s=replica.request_overhead_s,
-            decode_policy_name=None if decode_pool is None else decode_pool.routing.value,  # the decode pool's own
-        )
-        if pool.llm.stage == LlmStage.PREFILL:
-            transfer = prefill_pools[pool.name]
-            assert decode_pool is not None
-            decode_replica = llm_replica(decode_pool, hardware, models, calibrations)
-            link = _link(hardware, transfer.link, pool.name)
-            route.decode_pool = decode_pool.name
-            route.decode_servers = [
-                _server(
-                    env,
-                    decode_replica,
-                    decode_pool,
-                    sim.on_decode_done,
-                    max_skip,
-                    sim.tables.prefix_block_tokens,
-                    route.decode_state,
-                )
-                for _ in range(decode_pool.replicas)
-            ]
-            route.kv_links = KvLinks(
-                pool.replicas,
-                link.bandwidth.si * transfer.links_per_replica,
-                link.latency.si,
-                kv_bytes_per_token(replica.arch, replica.precision.kv_cache),
-            )
-        sim.llm_routes[model_name] = route
-    for decode_name in transfers:
-        if not any(r.decode_pool == decode_name for r in sim.llm_routes.values()):
-            raise ScenarioError(f"plan pool {decode_name!r}: decode pool has no matching prefill pool")
+        for index in range(pool.replicas):
+            servers.append(_server(sim.env, replica, pool, on_done, sim.config.max_skip,
+                                   sim.tables.prefix_block_tokens, state))  # fmt: skip
+            names.append(pool.name)
+            local.append(index)
+            weights.append((pool.weight or 1.0) / pool.replicas)
+    if len(pools) > 1:
+        state.weights = weights
+    return servers, names, local
+
+
+def _policy_name(pools: list[PoolSpec]) -> str:
+    """A pool's own routing; a stage shared by pools on different devices is routed by weight."""
+    return pools[0].routing.value if len(pools) == 1 else "weighted-least-outstanding"
+
+
+def _llm_route(sim: Simulation, plan: PlanSpec, front: list[PoolSpec], decode: list[PoolSpec], hardware, models,
+               calibrations) -> LlmRoute:  # fmt: skip
+    state = RouterState()
+    servers, names, local = _replicas_of(sim, front, sim.on_llm_done, state, hardware, models, calibrations)
+    first = llm_replica(front[0], hardware, models, calibrations)
+    route = LlmRoute(
+        " + ".join(p.name for p in front),
+        servers,
+        _policy_name(front),
+        state=state,
+        request_overhead_s=first.request_overhead_s,
+        decode_policy_name=_policy_name(decode) if decode else None,  # the decode pools' own
+        server_pools=names,
+        server_local=local,
+    )
+    if not decode:
+        return route
+    transfers = {t.prefill_pool: t for t in plan.kv_transfers}
+    for pool in front:
+        if pool.name not in transfers:
+            raise ScenarioError(f"plan pool {pool.name!r}: a prefill pool needs a kv_transfers entry naming its decode pool")
+    named = {t.decode_pool for t in plan.kv_transfers}
+    for pool in decode:
+        if pool.name not in named:
+            raise ScenarioError(f"plan pool {pool.name!r}: decode pool has no matching prefill pool")
+    transfer = transfers[front[0].name]
+    link = _link(hardware, transfer.link, front[0].name)
+    decode_servers, decode_names, decode_local = _replicas_of(
+        sim, decode, sim.on_decode_done, route.decode_state, hardware, models, calibrations
+    )
+    route.set_decode(" + ".join(p.name for p in decode), decode_servers, decode_names, decode_local)
+    route.kv_links = KvLinks(
+        len(servers),
+        link.bandwidth.si * transfer.links_per_replica,
+        link.latency.si,
+        kv_bytes_per_token(first.arch, first.precision.kv_cache),
+    )
+    return route
 
 
 def _link(hardware: HardwareCatalog, name: str, pool: str):

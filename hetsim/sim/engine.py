@@ -58,7 +58,11 @@ _SUBMIT: Final = 4
 
 @dataclass
 class LlmRoute:
-    """Where an LLM model's calls go: one aggregated pool, or prefill -> link -> decode."""
+    """Where an LLM model's calls go: aggregated pools, or prefill pools -> link -> decode pools.
+
+    A stage is usually one pool; when several pools (on different devices) share it, their
+    replicas are one list here, ``server_pools`` and ``server_local`` name each replica's pool
+    and its index there (records are kept per pool), and the router weighs them."""
 
     pool: str
     servers: list[LlmServer]
@@ -68,9 +72,13 @@ class LlmRoute:
     kv_links: KvLinks | None = None  # disaggregated: the prefill replicas' links to the decode pool
     state: RouterState = field(default_factory=RouterState)
     decode_state: RouterState = field(default_factory=RouterState)
-    completed_code: int = -1  # the LLM-call code of (pool, decode pool, completed), once known
     request_overhead_s: float = 0.0  # the engine's API latency before a call reaches a scheduler
     decode_policy_name: str | None = None  # the decode pool's own routing (disaggregated routes)
+    server_pools: list[str] = field(default_factory=list)  # per replica: its pool (default: ``pool``)
+    server_local: list[int] = field(default_factory=list)  # per replica: its index in its pool
+    decode_server_pools: list[str] = field(default_factory=list)
+    decode_server_local: list[int] = field(default_factory=list)
+    completed_codes: dict[tuple[int, int], int] = field(default_factory=dict)  # (replica, decode replica) -> code
 
     policy: Policy = field(init=False, repr=False)  # resolved when built: an unknown name fails early
     decode_policy: Policy = field(init=False, repr=False)
@@ -78,6 +86,16 @@ class LlmRoute:
     def __post_init__(self) -> None:
         self.policy = policy(self.policy_name)
         self.decode_policy = policy(self.decode_policy_name or self.policy_name)
+        if not self.server_pools:
+            self.server_pools = [self.pool] * len(self.servers)
+            self.server_local = list(range(len(self.servers)))
+
+    def set_decode(self, pool: str, servers: list[LlmServer], pools: list[str] | None = None,
+                   local: list[int] | None = None) -> None:  # fmt: skip
+        """The decode replicas of a disaggregated route (``pools``/``local``: as ``server_pools``)."""
+        self.decode_pool, self.decode_servers = pool, servers
+        self.decode_server_pools = pools if pools is not None else [pool] * len(servers)
+        self.decode_server_local = local if local is not None else list(range(len(servers)))
 
 
 class WorkQueue:
@@ -402,21 +420,29 @@ class Simulation(Timer):
     ) -> None:
         completed = reason == "completed"
         rows = self.recorder.llm_calls
+        pool: str = route.server_pools[index]
+        local: int = route.server_local[index]
+        decode_local = -1
+        decode_pool = ""
+        if decode_index >= 0:
+            decode_pool = route.decode_server_pools[decode_index]
+            decode_local = route.decode_server_local[decode_index]
         if completed:
-            code = route.completed_code
+            key = (index, decode_index)
+            code = route.completed_codes.get(key, -1)
             if code < 0:
-                code = route.completed_code = self.recorder.llm_codes.code(
-                    (route.pool, route.decode_pool or "", "completed", "")
+                code = route.completed_codes[key] = self.recorder.llm_codes.code(
+                    (pool, decode_pool, "completed", "")
                 )
         else:
-            code = self.recorder.llm_codes.code((route.pool, route.decode_pool or "", "dropped", reason))
-        rows.ints.extend((n, code, index, decode_index, state.cached_tokens, state.preemptions))
+            code = self.recorder.llm_codes.code((pool, decode_pool, "dropped", reason))
+        rows.ints.extend((n, code, local, decode_local, state.cached_tokens, state.preemptions))
         done_s = state.last_token_s if completed else now
         rows.floats.extend((state.admitted_s, state.first_token_s, done_s, transfer_s, wait_s, state.max_gap_s, state.stall_s))
         if completed:
-            self._finish_coded(n, self._completed_code(route.pool), index, state.admitted_s, now)
+            self._finish_coded(n, self._completed_code(pool), local, state.admitted_s, now)
         else:
-            self._finish_step(n, route.pool, index, state.admitted_s, now, "dropped", reason)
+            self._finish_step(n, pool, local, state.admitted_s, now, "dropped", reason)
 
     # ---- results ----------------------------------------------------------------------------
 
@@ -428,16 +454,17 @@ class Simulation(Timer):
         recorder.gap_parts.clear()
         recorder.links.clear()
         for route in self.llm_routes.values():
-            groups = [(route.pool, route.servers)]
+            groups = [(route.server_pools, route.server_local, route.servers)]
             if route.decode_pool:
-                groups.append((route.decode_pool, route.decode_servers))
+                groups.append((route.decode_server_pools, route.decode_server_local, route.decode_servers))
             links = route.kv_links
             if links is not None:
                 for index in range(len(links.busy_s)):
-                    recorder.links.append((route.pool, index, links.transfers[index], links.bytes[index],
-                                           links.busy_s[index], links.wait_s[index]))  # fmt: skip
-            for pool, servers in groups:
-                for index, server in enumerate(servers):
+                    recorder.links.append((route.server_pools[index], route.server_local[index], links.transfers[index],
+                                           links.bytes[index], links.busy_s[index], links.wait_s[index]))  # fmt: skip
+            for pools, locals_, servers in groups:
+                for position, server in enumerate(servers):
+                    pool, index = pools[position], locals_[position]
                     stats = server.stats
                     mean_batch = stats.batch_size_time / stats.busy_s if stats.busy_s else 0.0
                     recorder.replicas.append(

@@ -31,6 +31,7 @@ class RouterState:
     loads: list[int] = field(default_factory=list)
     holders: dict[object, int] = field(default_factory=dict)
     caches: list[PrefixCache | None] = field(default_factory=list)
+    weights: list[float] = field(default_factory=list)  # per replica, for weighted routing (empty: equal)
 
     def register(self) -> int:
         """A new replica's slot in ``loads`` and ``caches`` (its bit in ``holders`` is
@@ -90,7 +91,26 @@ def prefix_aware(replicas: Sequence[object], prefix_keys: tuple, state: RouterSt
     return best
 
 
+def weighted_least_outstanding(
+    replicas: Sequence[object], prefix_keys: tuple, state: RouterState, hint: int = -1
+) -> int:
+    """Fewest outstanding requests per unit of weight, counting the one being placed: the
+    router of a stage served by pools on different devices, each replica weighted by its
+    pool's share of the stage's capacity (the plan's ``weight`` over its replicas), so a
+    replica with twice the weight takes twice the requests under load. Ties: lowest index."""
+    loads, weights = state.loads, state.weights
+    if not weights:
+        return _least_loaded(loads)
+    best, best_score = 0, (loads[0] + 1) / weights[0]
+    for index in range(1, len(loads)):
+        score = (loads[index] + 1) / weights[index]
+        if score < best_score:
+            best, best_score = index, score
+    return best
+
+
 POLICIES: dict[str, Policy] = {
+    "weighted-least-outstanding": weighted_least_outstanding,
     "round-robin": round_robin,
     "least-outstanding": least_outstanding,
     "prefix-aware": prefix_aware,

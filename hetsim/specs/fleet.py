@@ -38,6 +38,9 @@ class PlannerOptions(FrozenModel):
     tp_options: tuple[int, ...] = (1, 2, 4, 8)
     batch_options: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
     disaggregation: bool = True
+    max_pools_per_stage: int = Field(
+        default=2, ge=1, le=4, description="pools on different devices one LLM or model stage may combine"
+    )
     time_limit_s: float = Field(default=30.0, gt=0)
     relative_gap: float = Field(default=0.01, gt=0, lt=1)
     verify_duration_s: float = Field(default=300.0, gt=0, description="synthetic traffic simulated to check the plan")

@@ -3,8 +3,10 @@
 A plan is what the planner emits and what the simulator and executor read. A *pool* is a
 set of identical replicas; a replica is a device group (device type x tp x pp) on one node
 type. Trace steps are matched to pools by model (model steps) or by node type (tools,
-retrieval, code execution). An LLM is served either by one aggregated pool, or by a prefill
-pool and a decode pool joined by a KV-transfer link (disaggregated).
+retrieval, code execution). An LLM is served either by aggregated pools, or by prefill pools and
+decode pools joined by a KV-transfer link (disaggregated). A stage is usually one pool; when
+several pools on different devices share a stage, each carries its ``weight`` (its share of
+the stage's traffic, as the planner sized it) and the router weighs their replicas by it.
 """
 
 from __future__ import annotations
@@ -70,6 +72,10 @@ class PoolSpec(FrozenModel):
     concurrency: int = Field(default=1, ge=1, description="requests a non-LLM replica serves at once (cores, batch)")
     routing: RoutingPolicy = RoutingPolicy.LEAST_OUTSTANDING
     vector_index: VectorIndexSpec | None = Field(default=None, description="for pools serving retrieval")
+    weight: float | None = Field(
+        default=None, gt=0, le=1,
+        description="share of its LLM stage's traffic when several pools serve the stage (they must sum to 1)",
+    )  # fmt: skip
 
     @model_validator(mode="after")
     def _serves_something(self) -> PoolSpec:
@@ -125,7 +131,35 @@ class PlanSpec(FrozenModel):
                     raise ValueError(
                         f"kv_transfers.{role}: pool {pool_name!r} must serve the {stage.value} stage of {transfer.model!r}"
                     )
+        self._check_shared_stages()
         return self
+
+    def _check_shared_stages(self) -> None:
+        """An LLM is served aggregated or disaggregated, not both; pools sharing a stage all
+        carry weights summing to 1; a model's KV transfers use one link."""
+        stages: dict[tuple[str, LlmStage], list[PoolSpec]] = {}
+        for pool in self.pools:
+            if pool.llm is not None:
+                stages.setdefault((pool.llm.model, pool.llm.stage), []).append(pool)
+        for (model, stage), pools in stages.items():
+            if stage == LlmStage.AGGREGATED and ((model, LlmStage.PREFILL) in stages or (model, LlmStage.DECODE) in stages):
+                raise ValueError(f"pools: model {model!r} is served both aggregated and disaggregated; choose one")
+            if len(pools) < 2:
+                continue
+            names = [p.name for p in pools]
+            missing = [p.name for p in pools if p.weight is None]
+            if missing:
+                raise ValueError(f"pools {names} share the {stage.value} stage of {model!r}: expected a 'weight' on each, "
+                                 f"got none on {missing}")  # fmt: skip
+            total = sum(p.weight or 0.0 for p in pools)
+            if abs(total - 1.0) > 1e-6:
+                raise ValueError(f"pools {names} share the {stage.value} stage of {model!r}: expected weights summing "
+                                 f"to 1, got {total:.6g}")  # fmt: skip
+        for model in {t.model for t in self.kv_transfers}:
+            links = {(t.link, t.links_per_replica) for t in self.kv_transfers if t.model == model}
+            if len(links) > 1:
+                raise ValueError(f"kv_transfers of {model!r}: expected one link and links_per_replica for the model, "
+                                 f"got {sorted(links)}")  # fmt: skip
 
     def pool(self, name: str) -> PoolSpec | None:
         return next((p for p in self.pools if p.name == name), None)
