@@ -256,15 +256,18 @@ def plan_fleet_spec(
     progress: Progress | None = None,
     calibration_of: Callable[[str], CalibrationSpec | None] = load_calibration,
     size_for: str = "nominal",
+    workloads: list[WorkloadDemand] | None = None,
 ) -> PlanResult:
     """``plan_fleet`` for a fleet already loaded (``hetsim compare`` builds them);
     ``calibration_of`` gives each device's calibration (default: the shipped files; the paper
-    reproduction gives the paper's roofline)."""
+    reproduction gives the paper's roofline); ``workloads``: the demand already measured for
+    this fleet's demand (baselines reuse the plan's)."""
     say = progress or (lambda _: None)
     demand = demand_of(fleet, workload, rate)
     hardware, models = load_catalog(fleet.profile_set), load_models()
-    say("measuring demand")
-    workloads = [_workload_demand(entry, fleet, fleet.options.seed) for entry in demand]
+    if workloads is None:
+        say("measuring demand")
+        workloads = [_workload_demand(entry, fleet, fleet.options.seed) for entry in demand]
     devices = sorted({d for n in node_types(fleet, hardware, preset(fleet.tco)) for d in n.devices})
     calibrations = {d: c for d in devices if (c := calibration_of(d))}
     perfs = {
@@ -296,7 +299,8 @@ def plan_fleet_spec(
         "sized_for": size_for, "step_time_factors": {d: perf.time_scale for d, perf in sorted(perfs.items())},
     }  # fmt: skip
     plan = to_plan(problem, solution, f"{fleet.name}-plan", fleet.kv_link, provenance)
-    context = {"hardware": hardware, "models": models, "perfs": perfs, "headroom": headroom}
+    context = {"hardware": hardware, "models": models, "perfs": perfs, "headroom": headroom,
+               "calibration_of": calibration_of, "size_for": size_for}  # fmt: skip
     return PlanResult(fleet, plan, problem, solution, rounds, verification, cost, workloads, context)
 
 
@@ -404,9 +408,9 @@ def _device_share_usd_per_h(problem: PlacementProblem) -> dict[tuple[str, str], 
     return shares
 
 
-def result_frames(result: PlanResult) -> dict[str, pd.DataFrame]:
-    """The flat frames a report is built from: fleets, placement, sensitivity; and the fleets the
-    model's error band would call for (``model_error``, one row per case with its nodes)."""
+def fleet_row(result: PlanResult, role: str = "plan") -> dict[str, Any]:
+    """The ``fleets`` record of a plan: cost by component, unit costs, worst p99s over its
+    workloads (a secondary, pooled view: each workload's own verdict is in ``workloads``)."""
     verification = result.verification.get("workloads", {})
     sessions_per_h = sum(w.rate_per_s for w in result.workloads) * 3600
     worst = lambda key: max((v[key] for v in verification.values()), default=math.nan)  # noqa: E731
@@ -414,26 +418,49 @@ def result_frames(result: PlanResult) -> dict[str, pd.DataFrame]:
         (item["attained"] for v in verification.values() for item in v["sla"].values() if isinstance(item, dict)),
         default=math.nan,
     )
-    fleets = pd.DataFrame([{
-        "fleet": result.fleet.name, "status": result.solution.status,
+    return {
+        "fleet": result.fleet.name, "role": role, "status": result.solution.status,
         **{k: result.cost[k] for k in COST_COLUMNS},
         "usd_per_million_tokens": _usd_per_million_tokens(result, result.cost["total_usd_per_h"], 1.0),
         "usd_per_session": result.cost["total_usd_per_h"] / sessions_per_h if sessions_per_h else math.nan,
         "ttft_p99_s": worst("ttft_p99_s"), "tbt_p99_s": worst("tbt_p99_s"), "session_e2e_p99_s": worst("session_e2e_p99_s"),
         "sla_attainment": attainment, "sla_met": bool(result.verification.get("met", False)),
         "predicted_total_usd_per_h": result.cost["total_usd_per_h"], "note": missed_objectives(result),
-    }])  # fmt: skip
+        "nodes": ", ".join(f"{count} x {name}" for name, count in result.cost["nodes"].items()),
+        "new_spend_usd_per_h": new_spend_usd_per_h(result),
+    }  # fmt: skip
+
+
+def new_spend_usd_per_h(result: PlanResult) -> float:
+    """$/h of the nodes the plan buys or rents (owned nodes are already paid for): what the
+    planner minimises, and the basis on which alternatives are compared."""
+    return sum(n.usd_per_h * result.solution.extra_nodes.get(n.name, 0) for n in result.problem.node_types)
+
+
+def placement_rows(result: PlanResult) -> list[dict[str, Any]]:
     utilization = result.verification.get("utilization", {})
     share = _device_share_usd_per_h(result.problem)
-    placement = pd.DataFrame([{
+    return [{
         "fleet": result.fleet.name, "workload": ", ".join(w.name for w in result.workloads), "stage": c.stage,
         "pool": pool.name, "device": pool.device, "node": pool.node or "", "replicas": pool.replicas, "tp": pool.tp,
         "pp": pool.pp, "devices": pool.replicas * pool.tp * pool.pp, "utilization": utilization.get(pool.name, math.nan),
         "usd_per_h": pool.replicas * pool.tp * pool.pp * share.get((pool.node, pool.device), math.nan),
-    } for c, pool in zip(result.solution.choices, result.plan.pools, strict=True)])  # fmt: skip
+        "weight": pool.weight if pool.weight is not None else 1.0,
+    } for c, pool in zip(result.solution.choices, result.plan.pools, strict=True)]  # fmt: skip
+
+
+def result_frames(result: PlanResult, baselines: list[dict[str, Any]] | None = None) -> dict[str, pd.DataFrame]:
+    """The flat frames a report is built from: fleets (the plan, then its ``baselines`` rows
+    when given, see ``hetsim.api.baselines``), placement, sensitivity; the fleets the model's
+    error band would call for (``model_error``, one row per case with its nodes); the bill of
+    materials (``bom``) and each workload against its own SLA (``workloads``)."""
+    from hetsim.api.procurement import bill_of_materials, workload_results
+
+    fleets = pd.DataFrame([fleet_row(result), *(baselines or [])])
     model_error = model_error_cases(result)  # solved once: the sensitivity rows and the fleets behind them
-    return {"fleets": fleets, "placement": placement, "sensitivity": pd.DataFrame(sensitivity(result, model_error)),
-            "model_error": pd.DataFrame(model_error)}  # fmt: skip
+    return {"fleets": fleets, "placement": pd.DataFrame(placement_rows(result)),
+            "sensitivity": pd.DataFrame(sensitivity(result, model_error)), "model_error": pd.DataFrame(model_error),
+            "bom": bill_of_materials(result), "workloads": workload_results(result)}  # fmt: skip
 
 
 def _solve(fleet, workloads, hardware, models, perfs, headroom) -> tuple[PlacementProblem, Solution]:

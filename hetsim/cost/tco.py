@@ -231,9 +231,21 @@ def node_hourly_cost(
         return _rented(node.price.rental.si * 3600.0)
     if not purchasable:
         raise EstimateError(f"node {node.name!r}: no node price and no purchase price for {', '.join(unpriced)}")
-    parts_price = sum(devices[p.device].price.purchase.si * p.count for p in parts if devices[p.device].price.purchase)
-    price = node.price.purchase.si if node.price.purchase is not None else parts_price
+    price = node_purchase_usd(node, devices)
+    assert price is not None  # purchasable
     return _owned(price, tdp, idle, None, replace(assumptions, use_printed_operating_cost=False), f"node {node.name!r}")
+
+
+def node_purchase_usd(node: NodeSpec, devices: dict[str, AcceleratorSpec]) -> float | None:
+    """What buying the node costs: its own price when its profile gives one, else the sum of its
+    priced parts; None when some part has no price."""
+    if node.price.purchase is not None:
+        return node.price.purchase.si
+    parts = [node.host_cpus] + ([node.accelerators] if node.accelerators else [])
+    prices = [devices[p.device].price.purchase for p in parts]
+    if any(price is None for price in prices):
+        return None
+    return sum(price.si * p.count for price, p in zip(prices, parts, strict=True))  # type: ignore[union-attr]
 
 
 def usd_per_million_tokens(usd_per_h: float, tokens_per_s: float) -> float:

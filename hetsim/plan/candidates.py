@@ -87,15 +87,32 @@ def _decode_batches(
             yield perf, tp, replica, [(b, replica.step_seconds([SequenceWork(1, mid)] * b)) for b in batches]
 
 
+# Loads a replica may be planned at, below the headroom's: a latency tail from queueing shrinks
+# as a replica is loaded less, so a tight TTFT percentile can be met by more, less-loaded
+# replicas (priced: capacity per replica falls with the load).
+LOWER_UTILIZATIONS = (0.6, 0.4, 0.25, 0.15, 0.1)
+
+
+def _utilizations(headroom: float) -> list[float]:
+    planned = 1.0 / headroom
+    return [planned] + [u for u in LOWER_UTILIZATIONS if u < planned - 1e-9]
+
+
+def _at_load(key: str, utilization: float, headroom: float) -> tuple[str, float]:
+    """An option key naming a load below the headroom's, and the factor on its capacity."""
+    if abs(utilization * headroom - 1.0) < 1e-9:
+        return key, 1.0
+    return f"{key} u{utilization:.2f}", utilization * headroom
+
+
 def aggregated_options(
     model: ModelSpec, perfs: list[DevicePerf], demand: NodeDemand, targets: LlmTargets
 ) -> list[Option]:
     prompt, output, _ = _tokens(demand)
-    utilization = 1.0 / targets.headroom
     options = []
     for perf, tp, replica, batches in _decode_batches(model, perfs, demand, targets):
         p1, _ = prefill_time(replica, [prompt])
-        for batch, step in batches:
+        for (batch, step), utilization in ((b, u) for b in batches for u in _utilizations(targets.headroom)):
             tbt_mean = step + batch / output * p1
             tbt = _aggregated_gap_s(step, p1, batch, prompt, output, replica.limits.max_batch_tokens, targets.tbt_percentile)
             service = batch * p1 + output * step
@@ -104,10 +121,12 @@ def aggregated_options(
             ttft = p1 + step + mmc_wait_quantile_s(batch, service, utilization, targets.ttft_percentile)
             if (targets.tbt_s and tbt > targets.tbt_s) or (targets.ttft_s and ttft > targets.ttft_s):
                 continue
+            key, factor = _at_load(f"{perf.device.name} tp{tp} b{batch}", utilization, targets.headroom)
             options.append(Option(
-                key=f"{perf.device.name} tp{tp} b{batch}", device=perf.device.name, devices_per_replica=tp,
-                capacity_per_replica=batch / service, latency_s=ttft_mean + (output - 1) * tbt_mean,
+                key=key, device=perf.device.name, devices_per_replica=tp,
+                capacity_per_replica=factor * batch / service, latency_s=ttft_mean + (output - 1) * tbt_mean,
                 detail={"tp": tp, "pp": 1, "batch": batch, "dtype": targets.dtype.value, "ttft_s": ttft, "tbt_s": tbt,
+                        "utilization": utilization,
                         "ttft_percentile": targets.ttft_percentile, "tbt_percentile": targets.tbt_percentile,
                         "stage": "aggregated", "provenance": perf.provenance.value},
             ))  # fmt: skip
@@ -141,16 +160,19 @@ def prefill_options(
             )
             kv_bytes = prompt * kv_bytes_per_token(replica.arch, replica.precision.kv_cache)
             rate = min(rate, link_bytes_per_s / kv_bytes)  # KV egress must keep up
-            ttft_mean = p1 + md1_wait_s(1 / rate, 1 / targets.headroom)
-            ttft = p1 + mmc_wait_quantile_s(1, 1 / rate, 1 / targets.headroom, targets.ttft_percentile)
-            if targets.ttft_s and ttft > targets.ttft_s:
-                continue
-            options.append(Option(
-                key=f"{perf.device.name} tp{tp} prefill", device=perf.device.name, devices_per_replica=tp,
-                capacity_per_replica=rate, latency_s=ttft_mean,
-                detail={"tp": tp, "pp": 1, "batch": 256, "dtype": targets.dtype.value, "ttft_s": ttft, "stage": "prefill",
-                        "ttft_percentile": targets.ttft_percentile, "provenance": perf.provenance.value},
-            ))  # fmt: skip
+            for utilization in _utilizations(targets.headroom):
+                ttft_mean = p1 + md1_wait_s(1 / rate, utilization)
+                ttft = p1 + mmc_wait_quantile_s(1, 1 / rate, utilization, targets.ttft_percentile)
+                if targets.ttft_s and ttft > targets.ttft_s:
+                    continue
+                key, factor = _at_load(f"{perf.device.name} tp{tp} prefill", utilization, targets.headroom)
+                options.append(Option(
+                    key=key, device=perf.device.name, devices_per_replica=tp,
+                    capacity_per_replica=factor * rate, latency_s=ttft_mean,
+                    detail={"tp": tp, "pp": 1, "batch": 256, "dtype": targets.dtype.value, "ttft_s": ttft, "stage": "prefill",
+                            "utilization": utilization, "ttft_percentile": targets.ttft_percentile,
+                            "provenance": perf.provenance.value},
+                ))  # fmt: skip
     return options
 
 
