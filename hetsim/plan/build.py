@@ -11,7 +11,7 @@ from hetsim.errors import HetsimError, InfeasiblePlanError
 from hetsim.perf.nonllm import IndexKind, VectorIndex
 from hetsim.perf.roofline import DevicePerf
 from hetsim.plan import candidates as cand
-from hetsim.plan.problem import ExclusiveGroup, LatencyPath, NodeType, PlacementProblem, Stage, Transfer
+from hetsim.plan.problem import ExclusiveGroup, LatencyPath, NodeType, Option, PlacementProblem, Stage, Transfer
 from hetsim.specs.catalog import HardwareCatalog, ModelCatalog
 from hetsim.specs.fleet import FleetSpec
 from hetsim.specs.hardware import DType
@@ -125,9 +125,10 @@ def build_problem(
     device_perfs = [perfs[d] for d in available]
     merged = _merge(workloads)
     stages, groups, transfers = [], [], []
+    latency_matters = any(w.e2e_s is not None for w in workloads)
     for key, m in merged.items():
         made = _stages_for(key, m, fleet, hardware, models, device_perfs, headroom)
-        stages += made.stages
+        stages += [replace(s, options=_ranked(undominated(s.options, latency_matters), hardware)) for s in made.stages]
         groups += made.groups
         transfers += made.transfers
     paths = tuple(_paths(workloads, {s.name for s in stages}, transfers))
@@ -136,6 +137,43 @@ def build_problem(
                                 max_pools_per_stage=fleet.options.max_pools_per_stage)  # fmt: skip
     except InfeasiblePlanError as exc:
         raise InfeasiblePlanError(f"{exc}") from None
+
+
+def undominated(options: tuple[Option, ...], latency_matters: bool) -> tuple[Option, ...]:
+    """The options no other option beats: one on the same device with as many devices per
+    replica, at least the capacity and (when an end-to-end path reads latencies) at most the
+    latency, at no extra cost. Dropping the others changes no optimum (costs depend on devices
+    and replicas only) and keeps the model small; ties keep the first."""
+    kept: list[Option] = []
+    for option in options:
+        def beats(other: Option, option: Option = option) -> bool:
+            return (other.device == option.device and other.devices_per_replica == option.devices_per_replica
+                    and other.usd_per_unit <= option.usd_per_unit
+                    and other.usd_per_h_per_replica <= option.usd_per_h_per_replica
+                    and other.capacity_per_replica >= option.capacity_per_replica
+                    and (not latency_matters or other.latency_s <= option.latency_s))  # fmt: skip
+
+        if any(beats(other) for other in kept) or any(
+            beats(other) and not beats(option, other) for other in options if other is not option
+        ):
+            continue
+        kept.append(option)
+    return tuple(kept)
+
+
+# $/h of tie-break per $ of device purchase price a replica occupies: ~1e-6 $/h for a $1,000
+# CPU socket, ~3e-5 $/h for an H100; far below any price difference the objective sees.
+TIE_BREAK_PER_PURCHASE_USD = 1e-9
+
+
+def _ranked(options: tuple[Option, ...], hardware: HardwareCatalog) -> tuple[Option, ...]:
+    """Options carrying the capital their replicas occupy, to rank placements of equal cost."""
+    def price(device: str) -> float:
+        quantity = hardware.accelerator(device).price.purchase
+        return 0.0 if quantity is None else quantity.si
+
+    return tuple(replace(o, tie_break_per_replica=TIE_BREAK_PER_PURCHASE_USD * o.devices_per_replica * price(o.device))
+                 for o in options)  # fmt: skip
 
 
 def _merge(workloads: list[WorkloadDemand]) -> dict[str, _Merged]:

@@ -43,6 +43,7 @@ class Option:
     usd_per_h_per_replica: float = 0.0
     usd_per_unit: float = 0.0
     detail: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    tie_break_per_replica: float = 0.0  # ranks options of equal cost (capital a replica occupies); not a cost
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ SECONDS_PER_HOUR = 3600.0
 # $/h charged per option picked beyond nothing: a tie-break, so that a stage is split across
 # pools only when the split saves money (far below any real price difference).
 POOL_TIE_BREAK_USD_PER_H = 1e-4
+SOLVER_NAME = "SCIP (OR-Tools pywraplp)"
 
 
 @dataclass
@@ -46,10 +47,18 @@ def _upper_replicas(problem: PlacementProblem, stage_index: int, option_index: i
     return max(1, math.ceil(problem.headroom * stage.demand_per_s / option.capacity_per_replica))
 
 
-def _build_variables(problem: PlacementProblem, solver: pywraplp.Solver) -> _Model:
+def build_model(problem: PlacementProblem, solver: pywraplp.Solver, prefix: str = "") -> _Model:
+    """Variables and constraints of ``problem`` in ``solver``, every name led by ``prefix``
+    (several problems, e.g. the periods of a horizon, share one solver); no objective."""
+    model = _build_variables(problem, solver, prefix)
+    _add_constraints(problem, model, prefix)
+    return model
+
+
+def _build_variables(problem: PlacementProblem, solver: pywraplp.Solver, prefix: str = "") -> _Model:
     use: dict[str, object] = {s.name: 1 for s in problem.stages}
     for group in problem.groups:
-        structure_vars = [solver.BoolVar(f"structure[{group.name}#{i}]") for i in range(len(group.structures))]
+        structure_vars = [solver.BoolVar(f"{prefix}structure[{group.name}#{i}]") for i in range(len(group.structures))]
         solver.Add(sum(structure_vars) == 1)  # exactly one structure per group
         for variable, structure in zip(structure_vars, group.structures, strict=True):
             for stage in structure:
@@ -57,20 +66,22 @@ def _build_variables(problem: PlacementProblem, solver: pywraplp.Solver) -> _Mod
     pick, replicas = {}, {}
     for si, stage in enumerate(problem.stages):
         for ci, option in enumerate(stage.options):
-            pick[stage.name, ci] = solver.BoolVar(f"pick[{stage.name}|{option.key}]")
+            pick[stage.name, ci] = solver.BoolVar(f"{prefix}pick[{stage.name}|{option.key}]")
             upper = _upper_replicas(problem, si, ci)
-            replicas[stage.name, ci] = solver.IntVar(0, upper, f"replicas[{stage.name}|{option.key}]")
+            replicas[stage.name, ci] = solver.IntVar(0, upper, f"{prefix}replicas[{stage.name}|{option.key}]")
     extra = {
         node.name: solver.IntVar(
-            0, node.max_extra if node.max_extra is not None else solver.infinity(), f"extra[{node.name}]"
+            0, node.max_extra if node.max_extra is not None else solver.infinity(), f"{prefix}extra[{node.name}]"
         )
         for node in problem.node_types
     }
-    latency = {stage.name: solver.NumVar(0, solver.infinity(), f"latency[{stage.name}]") for stage in problem.stages}
+    latency = {
+        stage.name: solver.NumVar(0, solver.infinity(), f"{prefix}latency[{stage.name}]") for stage in problem.stages
+    }
     return _Model(solver, use, pick, replicas, extra, [], latency)
 
 
-def _add_constraints(problem: PlacementProblem, m: _Model) -> None:
+def _add_constraints(problem: PlacementProblem, m: _Model, prefix: str = "") -> None:
     solver = m.solver
     for si, stage in enumerate(problem.stages):
         picks = [m.pick[stage.name, ci] for ci in range(len(stage.options))]
@@ -98,7 +109,7 @@ def _add_constraints(problem: PlacementProblem, m: _Model) -> None:
             need = problem.headroom * stage.demand_per_s
             solver.Add(capacity + need * unlimited >= need * m.use[stage.name])
     _add_device_supply(problem, m)
-    _add_transfers(problem, m)
+    _add_transfers(problem, m, prefix)
     _add_paths(problem, m)
 
 
@@ -121,9 +132,9 @@ def _device_pick(problem: PlacementProblem, m: _Model, stage_name: str, device: 
     return sum(m.pick[stage_name, ci] for ci, o in enumerate(stage.options) if o.device == device)
 
 
-def _add_transfers(problem: PlacementProblem, m: _Model) -> None:
+def _add_transfers(problem: PlacementProblem, m: _Model, prefix: str = "") -> None:
     for index, transfer in enumerate(problem.transfers):
-        w = m.solver.NumVar(0, 1, f"transfer[{index}:{transfer.source}->{transfer.target}]")
+        w = m.solver.NumVar(0, 1, f"{prefix}transfer[{index}:{transfer.source}->{transfer.target}]")
         if transfer.only_if_devices_differ:
             devices = {o.device for o in problem.stage(transfer.source).options}
             for device in devices:
@@ -154,7 +165,9 @@ def _add_paths(problem: PlacementProblem, m: _Model) -> None:
         m.solver.Add(_path_latency(problem, m, path) <= path.limit_s + 1e-9)
 
 
-def _set_objective(problem: PlacementProblem, m: _Model, unit_cost_scale: float) -> None:
+def objective(problem: PlacementProblem, m: _Model, unit_cost_scale: float = SECONDS_PER_HOUR):
+    """The problem's cost as a linear expression ($/h by default): extra nodes, per-unit and
+    per-replica costs, transfers, and the pool tie-break (see ``tie_break_usd_per_h``)."""
     nodes = sum(n.usd_per_h * m.extra[n.name] for n in problem.node_types)
     per_unit = sum(
         o.usd_per_unit * s.demand_per_s * unit_cost_scale * m.pick[s.name, ci]
@@ -168,8 +181,25 @@ def _set_objective(problem: PlacementProblem, m: _Model, unit_cost_scale: float)
         t.usd_per_unit * problem.stage(t.source).demand_per_s * unit_cost_scale * w
         for t, w in zip(problem.transfers, m.transfer, strict=True)
     )
-    tie_break = POOL_TIE_BREAK_USD_PER_H * sum(m.pick.values()) if problem.max_pools_per_stage > 1 else 0
-    m.solver.Minimize(nodes + per_unit + per_replica + transfers + tie_break)
+    return nodes + per_unit + per_replica + transfers + tie_break(problem, m)
+
+
+def tie_break(problem: PlacementProblem, m: _Model):
+    """Terms that rank placements of equal cost, far below any price difference: fewer pools
+    per stage, and less capital occupied (a CPU job stays off an owned GPU that costs nothing
+    extra either way; ``Option.tie_break_per_replica``)."""
+    pools = POOL_TIE_BREAK_USD_PER_H * sum(m.pick.values()) if problem.max_pools_per_stage > 1 else 0
+    occupied = sum(
+        o.tie_break_per_replica * m.replicas[s.name, ci]
+        for s in problem.stages for ci, o in enumerate(s.options) if o.tie_break_per_replica
+    )  # fmt: skip
+    return pools + occupied
+
+
+def tie_break_usd_per_h(problem: PlacementProblem, choices: tuple[Choice, ...] | list[Choice]) -> float:
+    """The tie-break the objective charged for ``choices`` (taken off the reported cost)."""
+    pools = POOL_TIE_BREAK_USD_PER_H * len(choices) if problem.max_pools_per_stage > 1 else 0.0
+    return pools + sum(c.option.tie_break_per_replica * c.replicas for c in choices)
 
 
 def solve(
@@ -188,9 +218,8 @@ def solve(
     solver = pywraplp.Solver.CreateSolver("SCIP")
     if solver is None:  # pragma: no cover - SCIP ships with OR-Tools wheels
         raise InfeasiblePlanError("planner: the SCIP backend of OR-Tools is not available")
-    model = _build_variables(problem, solver)
-    _add_constraints(problem, model)
-    _set_objective(problem, model, unit_cost_scale)
+    model = build_model(problem, solver)
+    solver.Minimize(objective(problem, model, unit_cost_scale))
     solver.SetTimeLimit(int(time_limit_s * 1000))
     parameters = pywraplp.MPSolverParameters()
     parameters.SetDoubleParam(pywraplp.MPSolverParameters.RELATIVE_MIP_GAP, relative_gap)
@@ -229,6 +258,32 @@ def _captured_stdout() -> Iterator[Callable[[], str]]:
 
 
 def _extract(problem: PlacementProblem, m: _Model, status: int, wall_s: float) -> Solution:
+    choices = chosen(problem, m)
+    tie_break = tie_break_usd_per_h(problem, choices)
+    objective = m.solver.Objective().Value() - tie_break
+    bound = m.solver.Objective().BestBound() - tie_break
+    # SCIP reports OPTIMAL once within the requested gap, so the gap is always computed.
+    gap = abs(objective - bound) / max(abs(objective), 1e-12)
+    return extract(problem, m, choices, SolveAccount(objective, status_name(status), gap, wall_s))
+
+
+def status_name(status: int) -> str:
+    """'optimal' (proved, within the requested gap) or 'feasible' (stopped at a limit)."""
+    return "optimal" if status == pywraplp.Solver.OPTIMAL else "feasible"
+
+
+@dataclass(frozen=True)
+class SolveAccount:
+    """What a solve says of one problem's solution: its cost ($/h), status, gap, wall time."""
+
+    objective: float
+    status: str
+    gap: float
+    wall_s: float
+
+
+def chosen(problem: PlacementProblem, m: _Model) -> list[Choice]:
+    """The picked options with their replicas; a shared stage's pools largest capacity first."""
     choices = []
     for stage in problem.stages:
         picked = [
@@ -238,11 +293,11 @@ def _extract(problem: PlacementProblem, m: _Model, status: int, wall_s: float) -
         ]
         # A shared stage's pools, largest capacity first (its first pool names the stage).
         choices += sorted(picked, key=lambda c: -c.replicas * min(c.option.capacity_per_replica, 1e300))
-    tie_break = POOL_TIE_BREAK_USD_PER_H * len(choices) if problem.max_pools_per_stage > 1 else 0.0
-    objective = m.solver.Objective().Value() - tie_break
-    bound = m.solver.Objective().BestBound() - tie_break
-    # SCIP reports OPTIMAL once within the requested gap, so the gap is always computed.
-    gap = abs(objective - bound) / max(abs(objective), 1e-12)
+    return choices
+
+
+def extract(problem: PlacementProblem, m: _Model, choices: list[Choice], account: SolveAccount) -> Solution:
+    """The Solution of a solved model: ``choices`` (see ``chosen``), its nodes and path latencies."""
     slowest: dict[str, float] = {}
     for c in choices:
         slowest[c.stage] = max(slowest.get(c.stage, 0.0), c.option.latency_s)
@@ -257,10 +312,10 @@ def _extract(problem: PlacementProblem, m: _Model, status: int, wall_s: float) -
     return Solution(
         choices=tuple(choices),
         extra_nodes={name: round(v.solution_value()) for name, v in m.extra.items()},
-        objective=objective,
-        status="optimal" if status == pywraplp.Solver.OPTIMAL else "feasible",
-        gap=gap,
-        solver="SCIP (OR-Tools pywraplp)",
-        wall_s=wall_s,
+        objective=account.objective,
+        status=account.status,
+        gap=account.gap,
+        solver=SOLVER_NAME,
+        wall_s=account.wall_s,
         path_latency_s=paths,
     )

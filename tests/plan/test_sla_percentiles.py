@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hetsim.api.plan import plan_fleet, sla_summary
-from hetsim.plan.candidates import _aggregated_gap_s
+from hetsim.plan.build import _merge
+from hetsim.plan.candidates import _aggregated_gap_s, aggregated_options
 from hetsim.plan.queueing import erlang_c, mmc_wait_quantile_s
 
 
@@ -58,7 +59,13 @@ def test_the_planner_prices_tbt_at_the_percentile_the_demand_names(tmp_path):
         llm = [s for s in result.problem.stages if s.name.startswith("llm:")]
         assert llm and all(s.detail["tbt_percentile"] == percentile for s in llm)
         assert all(o.detail["tbt_percentile"] == percentile for s in llm for o in s.options if "tbt_s" in o.detail)
-        options[percentile] = {o.key for s in llm if s.name.endswith(":aggregated") for o in s.options}
+        # every candidate the performance model offers (the problem keeps only undominated ones)
+        key = next(s.name for s in llm if s.name.endswith(":aggregated")).rsplit(":", 1)[0]
+        merged = _merge(result.workloads)[key]
+        perfs = list(result.context["perfs"].values())
+        model = result.context["models"].model(merged.model)
+        targets = merged.targets(result.context["headroom"], result.fleet)
+        options[percentile] = {o.key for o in aggregated_options(model, perfs, merged.mean_demand(key), targets)}
     assert options[99] < options[50]  # chunked prefill lengthens 1% of gaps, not half of them
 
 

@@ -122,3 +122,22 @@ def test_a_stage_too_big_for_any_one_device_type_is_split_across_two():
     assert picked == {"gpu-a": 2, "gpu-b": 2}  # 2 x 2 + 2 x 3 = 10 req/s
     assert solution.objective == pytest.approx(10.0, abs=1e-3) == brute_force(problem)
     assert solve(PlacementProblem((stage,), nodes, max_pools_per_stage=1)).objective == pytest.approx(20.0, abs=1e-3)
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(problem=problems(), latency_matters=st.booleans())
+def test_dropping_dominated_options_never_changes_the_optimum(problem, latency_matters):
+    from dataclasses import replace
+
+    from hetsim.plan.build import undominated
+
+    if not latency_matters:
+        problem = replace(problem, paths=())
+    pruned = replace(problem, stages=tuple(replace(s, options=undominated(s.options, True)) for s in problem.stages))
+    try:
+        full = solve(problem, relative_gap=1e-9).objective
+    except InfeasiblePlanError:
+        with pytest.raises(InfeasiblePlanError):
+            solve(pruned, relative_gap=1e-9)
+        return
+    assert solve(pruned, relative_gap=1e-9).objective == pytest.approx(full, rel=1e-6, abs=1e-6)

@@ -1,0 +1,116 @@
+"""The planner answers the procurement question: what to buy, against which alternatives,
+and how robust the answer is (issue 17)."""
+
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hetsim.api.baselines import baseline_fleets, plan_baselines
+from hetsim.api.plan import new_spend_usd_per_h, plan_fleet, result_frames
+from hetsim.api.procurement import bill_of_materials, buyer_sentence, workload_results
+from hetsim.api.robustness import _Resolver, robustness
+
+DEFAULT_FLEET = Path(__file__).resolve().parents[2] / "scenarios" / "fleet.yaml"
+
+
+@pytest.fixture(scope="module")
+def planned():
+    return plan_fleet(DEFAULT_FLEET)
+
+
+def test_the_bill_of_materials_accounts_for_every_node_and_the_whole_fleet_cost(planned):
+    bom = bill_of_materials(planned)
+    assert list(bom["node"]) == [n.name for n in planned.problem.node_types]
+    assert (bom["owned_used"] + bom["owned_idle"] == bom["owned"]).all()
+    assert (bom["nodes"] == bom["owned"] + bom["buy"] + bom["rent"]).all()
+    assert bom["usd_per_h"].sum() == pytest.approx(planned.cost["total_usd_per_h"], rel=1e-9)
+    assert bom["usd_per_month"].sum() == pytest.approx(planned.cost["total_usd_per_h"] * 730, rel=1e-9)
+    bought = {r.node: r.buy for r in bom.itertuples() if r.buy}
+    assert bought == {k: v for k, v in planned.solution.extra_nodes.items() if v}
+    hardware = planned.context["hardware"]
+    for row in bom.itertuples():  # capex is the profile's purchase price of what is bought
+        assert row.capex_usd == pytest.approx(row.buy * hardware.node(row.node).price.purchase.si)
+
+
+def test_the_buyer_sentence_names_purchases_kept_nodes_money_and_the_verdict(planned):
+    bom = bill_of_materials(planned)
+    sentence = buyer_sentence(bom, planned.verification["met"], planned.solution.status)
+    for row in bom.itertuples():
+        if row.buy:
+            assert f"{row.buy} x {row.node}" in sentence
+        if row.owned_used:
+            assert f"keep the {row.owned_used} x {row.node}" in sentence
+    assert f"${bom['capex_usd'].sum():,.0f} capex" in sentence
+    assert "meets every SLA in simulation" in sentence
+    assert "MISSES" in buyer_sentence(bom, False, "optimal")
+    assert "not proven optimal" in buyer_sentence(bom, True, "feasible")
+
+
+def test_each_workload_is_judged_against_its_own_sla_at_its_own_percentile(planned):
+    table = workload_results(planned)
+    for workload in planned.workloads:
+        rows = table[table["workload"] == workload.name].set_index("objective")
+        for objective in ("ttft", "tbt"):
+            limit = getattr(workload, f"{objective}_s")
+            assert rows.loc[objective, "limit_s"] == limit
+            assert rows.loc[objective, "percentile"] == getattr(workload, f"{objective}_percentile")
+            assert rows.loc[objective, "met"] == (rows.loc[objective, "value_at_percentile_s"] <= limit)
+    shares = table.drop_duplicates("workload")["cost_share_usd_per_h"]
+    assert shares.sum() == pytest.approx(planned.cost["total_usd_per_h"], rel=1e-9)  # costs split, none lost
+
+
+def test_baselines_are_the_owned_only_and_one_homogeneous_fleet_per_purchasable_accelerator(planned):
+    names = [fleet.name for fleet, _ in baseline_fleets(planned.fleet, planned.context["hardware"])]
+    assert names == ["owned-only", "all-hgx-b200-8", "all-gaudi3-8", "all-mi300x-8"]
+
+
+def test_the_plan_never_spends_more_than_a_feasible_baseline_and_savings_are_computed_from_both(planned):
+    rows = plan_baselines(planned)
+    spend = new_spend_usd_per_h(planned)
+    for row in rows:
+        if row["status"] == "infeasible":
+            assert math.isnan(row["savings_usd_per_h"]) and row["note"]
+            continue
+        # a baseline's fleet is a restriction of the plan's: it cannot be cheaper to buy
+        assert row["new_spend_usd_per_h"] >= spend - 1e-6
+        assert row["savings_usd_per_h"] == pytest.approx(row["new_spend_usd_per_h"] - spend)
+        assert row["savings_share"] == pytest.approx(row["savings_usd_per_h"] / row["new_spend_usd_per_h"])
+    frames = result_frames(planned, rows)
+    assert list(frames["fleets"]["role"]) == ["plan"] + ["baseline"] * len(rows)
+
+
+def test_a_vendor_price_change_flips_the_purchase_at_the_reported_point(planned):
+    frame = robustness(planned)
+    flips = frame[(frame["kind"] == "flip") & frame["dimension"].str.endswith("node prices")]
+    assert len(flips), "the default fleet's purchase flips when some vendor's prices move"
+    resolver = _Resolver(planned)
+    base = resolver.priced(lambda _: 1.0).mix
+    for flip in flips.itertuples():
+        vendor = flip.dimension.split()[0]
+        at = lambda f, v=vendor: resolver.priced(lambda n: f if resolver.vendor[n] == v else 1.0).mix  # noqa: E731
+        inside = 1.0 + (flip.factor - 1.0) * (1 - 0.02)  # just on the plan's side of the flip
+        assert at(inside) == base and at(flip.factor) != base
+
+
+def test_a_fleet_whose_decode_needs_two_device_types_gets_both_and_the_simulation_routes_them(tmp_path):
+    fleet = {
+        "schema_version": 1, "name": "split", "inventory": [{"node": "hgx-h100-8", "count": 1}],
+        "catalog": [{"node": "gaudi3-8", "max_count": 6}, {"node": "cpu-2x-xeon-8480", "max_count": 8}],
+        "demand": [{"workload": "rag-chatbot", "rate_per_s": 80, "sla": {"ttft_s": 1.0, "tbt_s": 0.05}}],
+        "options": {"verify_duration_s": 20, "verify_rounds": 0, "sample_sessions": 500},
+    }  # fmt: skip
+    path = tmp_path / "fleet.yaml"
+    path.write_text(yaml.safe_dump(fleet))
+    result = plan_fleet(path)
+    decode = [c for c in result.solution.choices if c.stage.endswith(":decode")]
+    assert len({c.option.device for c in decode}) == 2, "decode spans the owned H100s and bought Gaudi 3s"
+    fleet["options"]["max_pools_per_stage"] = 1
+    path.write_text(yaml.safe_dump(fleet))
+    single = plan_fleet(path, verify=False)
+    assert single.solution.objective > result.solution.objective  # the split is what makes it cheaper
+    shared = [p for p in result.plan.pools if p.llm and p.llm.stage.value == "decode"]
+    assert sum(p.weight for p in shared) == pytest.approx(1.0)
+    calls = result.verification["frames"]["llm_calls"]
+    assert set(calls["decode_pool"]) == {p.name for p in shared}  # both pools served calls
