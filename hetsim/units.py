@@ -10,6 +10,7 @@ of 1024, as vendors print them. Bit rates (Gb/s, Gbps) are divided by 8.
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 
 
@@ -96,3 +97,34 @@ def to_si(value: float, unit: str, expected: Dimension) -> float:
 def from_si(value_si: float, unit: str) -> float:
     """Express an SI value in ``unit`` (for display)."""
     return value_si / UNITS[unit][1]
+
+
+
+def format_number(value: float, significant: int = 3) -> str:
+    """``value`` to ``significant`` digits in plain notation, with separators ("1,230", "2.5", "0.0012")."""
+    if value == 0:
+        return "0"
+    decimals = max(0, significant - 1 - math.floor(math.log10(abs(value))))
+    text = f"{value:,.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def format_usd(value: float) -> str:
+    """Dollars in plain digits: whole dollars with separators from $1,000 ("$262,000"), cents below
+    ("$30.24")."""
+    cents = round(abs(value), 2)
+    sign = "-" if value < 0 and cents else ""
+    return f"{sign}${cents:,.0f}" if cents >= 1000 else f"{sign}${cents:,.2f}"
+
+
+_DURATION_UNITS = ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs"), (1e-9, "ns"))
+
+
+def format_duration(seconds: float) -> str:
+    """A duration in the largest of s, ms, µs, ns that keeps it at 1 or more, three significant
+    digits, never in scientific notation ("6 µs", "2.5 ms", "1.23 s", "3,600 s")."""
+    if seconds == 0 or not math.isfinite(seconds):
+        return f"{seconds:g} s"
+    rounded = float(f"{seconds:.3g}")
+    scale, unit = next(((f, u) for f, u in _DURATION_UNITS if abs(rounded) >= f), _DURATION_UNITS[-1])
+    return f"{format_number(rounded / scale)} {unit}"

@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+TABLE_MAX_WIDTH = 160
+"""Columns a table may widen the output to (a pipe is 80 wide) so that its names print whole."""
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
 
 
@@ -30,13 +34,23 @@ def _clean(value: Any) -> Any:
 
 
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], caption: str = "") -> None:
-    """Print a rich table; cells are rendered with ``str``."""
-    table = Table(title=title, caption=caption or None, show_lines=False)
-    for column in columns:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*("" if cell is None else str(cell) for cell in row))
-    Console(width=max(120, Console().width)).print(table)
+    """Print a rich table; cells, title and caption are plain text (``str``, no markup).
+    Nothing is cut: the first column (the names) keeps each name on one line, no word of
+    another column is split, and a cell longer than its column wraps whole."""
+    table = Table(title=escape(title), caption=escape(caption) or None, show_lines=False)
+    cells = [["" if cell is None else str(cell) for cell in row] for row in rows]
+    for index, column in enumerate(columns):
+        texts = [row[index] for row in cells if index < len(row)]
+        if index == 0:
+            table.add_column(column, overflow="fold", no_wrap=True, min_width=max(map(len, [column, *texts])))
+        else:
+            words = [len(word) for text in texts for word in text.split()]
+            table.add_column(column, overflow="fold", min_width=max(words, default=1))
+    for row in cells:
+        table.add_row(*map(escape, row))  # plain text: a "[1]" or "[bold]" in a cell prints as written
+    # as wide as the table needs, up to TABLE_MAX_WIDTH (beyond it, cells wrap between words)
+    natural = sum(max(map(len, [c, *(r[i] for r in cells if i < len(r))])) + 3 for i, c in enumerate(columns)) + 1
+    Console(width=max(120, Console().width, min(natural, TABLE_MAX_WIDTH))).print(table)
 
 
 def fmt(value: float | None, digits: int = 3) -> str:
@@ -61,3 +75,10 @@ def sla_rows(sla: dict | None) -> list[tuple[str, str, str]]:
             f"{'met' if item['met'] else 'MISSED'}: {point} {fmt(item['value_at_percentile_s'])} s of {item['measure']}",
         ))  # fmt: skip
     return rows
+
+
+def exact(value: float) -> str:
+    """A profile's number as written, in plain digits with separators ("262,000", "0.0000025",
+    "30.24"): no rounding, no scientific notation."""
+    text = f"{Decimal(repr(float(value))):,f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
