@@ -11,6 +11,10 @@ single line (no traceback) with a non-zero exit code.
     ├── EstimateError         a performance question has no answer (model does not fit, bad shape)
     ├── InfeasiblePlanError   no placement meets the constraints
     └── ExecutorError         the real executor failed
+
+Ctrl-C is KeyboardInterrupt, as Python raises it; a command that kept what it had finished raises
+``Interrupted`` (a KeyboardInterrupt) whose message says what and where. The CLI prints either as
+one line and exits 130.
 """
 
 from __future__ import annotations
@@ -46,3 +50,7 @@ class InfeasiblePlanError(HetsimError):
 
 class ExecutorError(HetsimError):
     """The real executor failed."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a command after it kept what it had finished; the message says what and where."""

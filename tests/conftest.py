@@ -1,7 +1,10 @@
-"""Shared fixtures: a seeded RNG, a tiny self-contained device, and the shipped catalogs."""
+"""Shared fixtures: a seeded RNG, a tiny self-contained device, the shipped catalogs, a read-only folder."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -63,3 +66,20 @@ def test_device() -> AcceleratorSpec:
 @pytest.fixture(scope="session")
 def model_catalog():
     return load_models(REPO / "models")
+
+
+@pytest.fixture
+def read_only_folder(tmp_path: Path) -> Iterator[Path]:
+    """A folder nobody may create files in (its sub-folder ``mine``, made before, stays writable):
+    mode 555, or, as root (whom modes do not stop), immutable (chattr +i)."""
+    folder = tmp_path / "read-only"
+    (folder / "mine").mkdir(parents=True)
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+        return
+    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True, check=False).returncode != 0:
+        pytest.skip("running as root where chattr +i is unavailable: no folder can be made read-only")
+    yield folder
+    subprocess.run(["chattr", "-i", str(folder)], check=True)

@@ -32,6 +32,7 @@ from hetsim.exec.setup import engine_version
 from hetsim.io.calibration import load_calibration
 from hetsim.io.catalog import load_catalog
 from hetsim.io.models import load_models
+from hetsim.io.outputs import write_file
 from hetsim.perf.engine_fit import fit_engine_overheads
 from hetsim.perf.llm import LlmReplica, SequenceWork, ServingLimits
 from hetsim.perf.model_scale import scale_named, scaled_model
@@ -159,11 +160,5 @@ async def _side_by_side(profilers: list[EngineProfiler], progress: Callable[[str
 
 
 def _write(target: Path, spec: EngineCalibrationSpec) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.with_name(f".{target.name}.partial")
-    try:
-        staging.write_text(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
-        staging.replace(target)
-    except OSError as exc:
-        staging.unlink(missing_ok=True)
-        raise CalibrationError(f"{target}: cannot write the engine calibration: {exc}") from None
+    text = yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)
+    write_file(target, "engine calibration", lambda staged: staged.write_text(text, encoding="utf-8"), CalibrationError)

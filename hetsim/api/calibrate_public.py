@@ -25,6 +25,7 @@ from hetsim.errors import CalibrationError
 from hetsim.io.calibration import stack_slug
 from hetsim.io.catalog import load_catalog, profiles_root
 from hetsim.io.models import load_models
+from hetsim.io.outputs import Provenance, Target, write_outputs
 from hetsim.io.public_measurements import load_public_measurements
 from hetsim.perf.kernel_fit import STEP_TERMS, cross_validated, fit_class, fit_class_of, fit_step_overheads
 from hetsim.perf.kernels import DEFAULT_KERNELS, default_kernels
@@ -267,26 +268,24 @@ def score_table(scored: pd.DataFrame) -> pd.DataFrame:
 
 def write_calibrations(fit: PublicFit, out_dir: Path | None = None) -> list[Path]:
     """Write each device's calibration: the kernel stack's as ``calibration/<device>.yaml``,
-    others as ``calibration/stacks/<device>--<stack>.yaml``; each folder written whole."""
+    others as ``calibration/stacks/<device>--<stack>.yaml``; moved in together
+    (``hetsim.io.outputs``), the folder's other files left as they are."""
     base = profiles_root(out_dir) / "calibration"
-    written = []
-    by_folder: dict[Path, dict[str, CalibrationSpec]] = {}
+    texts: dict[str, str] = {}
     for (device, stack), spec in sorted(fit.calibrations.items()):
-        if stack == KERNEL_STACK:
-            by_folder.setdefault(base, {})[f"{device}.yaml"] = spec
-        else:
-            name = f"{device}--{stack_slug(stack)}.yaml"
-            by_folder.setdefault(base / "stacks", {})[name] = spec
-    for folder, files in by_folder.items():
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, spec in files.items():
-            path = folder / name
-            text = yaml.safe_dump(spec.model_dump(mode="json", exclude_defaults=True), sort_keys=False, width=120)
-            staged = path.with_suffix(".yaml.partial")
-            staged.write_text(_HEADER + text, encoding="utf-8")
-            staged.replace(path)
+        name = f"{device}.yaml" if stack == KERNEL_STACK else f"stacks/{device}--{stack_slug(stack)}.yaml"
+        texts[name] = _HEADER + yaml.safe_dump(spec.model_dump(mode="json", exclude_defaults=True), sort_keys=False, width=120)
+
+    def write(staged: list[Path]) -> list[Path]:
+        written = []
+        for name, text in texts.items():
+            path = staged[0] / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
             written.append(path)
-    return written
+        return written
+
+    return write_outputs([Target(base, "--out", has_manifest=False)], write, CalibrationError, Provenance("calibrate public"))
 
 
 _HEADER = (

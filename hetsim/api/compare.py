@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,9 +11,11 @@ from typing import Any
 import pandas as pd
 
 from hetsim.api.plan import PlanResult, plan_fleet_spec, result_frames
-from hetsim.api.report import report_meta, write_report_folder
+from hetsim.api.report import render_report_files, report_meta
 from hetsim.errors import InfeasiblePlanError, ScenarioError
-from hetsim.io.plans import write_plan
+from hetsim.io.outputs import Provenance, write_folder
+from hetsim.io.plans import plan_text
+from hetsim.io.reports import write_report
 from hetsim.io.yamlfile import load_spec
 from hetsim.specs.fleet import ComparisonSpec
 
@@ -65,13 +67,9 @@ def compare(path: Path, verify: bool = True, progress: Callable[[str, int, int],
     return Comparison(spec, results, infeasible, frames)
 
 
-def write_comparison(comparison: Comparison, folder: Path) -> list[Path]:
-    """Each fleet's plan, and one report over all fleets."""
-    written = []
-    for name, result in comparison.results.items():
-        path = folder / "plans" / f"{name}.yaml"
-        write_plan(path, result.plan)
-        written.append(path)
+def write_comparison(comparison: Comparison, folder: Path, inputs: Mapping[str, Any] | None = None) -> list[Path]:
+    """Each fleet's plan (``plans/<fleet>.yaml``) and one report over all fleets, written whole
+    into ``folder``; ``inputs`` (name -> file or option) is hashed into its manifest."""
     spec = comparison.spec
     meta = report_meta(
         f"hetsim compare: {spec.name}",
@@ -85,4 +83,7 @@ def write_comparison(comparison: Comparison, folder: Path) -> list[Path]:
     )
     if spec.baseline:
         meta["baseline_fleet"] = spec.baseline
-    return written + write_report_folder(folder, comparison.frames, meta)
+    files, tables = render_report_files(comparison.frames, meta)
+    plans = {f"plans/{name}.yaml": plan_text(result.plan) for name, result in comparison.results.items()}
+    return write_folder(folder, "--report", lambda staged: write_report(staged, plans | files, tables), ScenarioError,
+                        Provenance("compare", inputs or {}))  # fmt: skip

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +11,7 @@ from hetsim.errors import ExecutorError, HetsimError
 from hetsim.exec.deploy import DeployOptions, kubernetes_manifests, ray_serve_config
 from hetsim.io.catalog import load_catalog
 from hetsim.io.models import load_models
+from hetsim.io.outputs import write_file
 from hetsim.io.plans import load_plan
 from hetsim.io.yamlfile import read_yaml
 
@@ -57,12 +56,4 @@ def load_weights(path: Path | None) -> dict[str, str]:
 
 
 def _write_whole(out: Path, text: str) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    handle, staging = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(text)
-        os.replace(staging, out)
-    except OSError as exc:
-        Path(staging).unlink(missing_ok=True)
-        raise ExecutorError(f"{out}: cannot write the export: {exc}") from None
+    write_file(out, "--out", lambda staged: staged.write_text(text, encoding="utf-8"), ExecutorError)

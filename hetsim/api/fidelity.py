@@ -19,8 +19,8 @@ from hetsim.api.run import RunRequest, device_kind_for, resolve_inputs, run, sca
 from hetsim.api.simulate import pool_costs
 from hetsim.errors import ExecutorError
 from hetsim.io.catalog import load_catalog
-from hetsim.io.folders import whole_folder
 from hetsim.io.models import load_models
+from hetsim.io.outputs import Provenance, write_folder
 from hetsim.io.results import write_results
 from hetsim.metrics.fidelity import Comparison, compare, summary_errors
 from hetsim.metrics.summary import summarize
@@ -75,11 +75,14 @@ Side = tuple[dict[str, pd.DataFrame], dict[str, Any]]
 
 
 def _write_report(folder: Path, html: str, comparison: Comparison, measured: Side, simulated: Side, summary: dict[str, Any]) -> None:
-    """Everything into a sibling folder first, then swapped in whole."""
-    with whole_folder(folder, ExecutorError, "--report") as staging:
+    """Everything written whole (``hetsim.io.outputs``): staged, then moved in with a manifest."""
+
+    def write(staging: Path) -> list[Path]:
         (staging / "index.html").write_text(html, encoding="utf-8")
         comparison.table.to_csv(staging / "fidelity.csv", index=False)
         comparison.calls.to_csv(staging / "calls.csv", index=False)
-        write_results(staging / "measured", *measured)
-        write_results(staging / "simulated", *simulated)
-        write_results(staging, {}, summary)
+        return [staging / "index.html", staging / "fidelity.csv", staging / "calls.csv",
+                *write_results(staging / "measured", *measured), *write_results(staging / "simulated", *simulated),
+                *write_results(staging, {}, summary)]  # fmt: skip
+
+    write_folder(folder, "--report", write, ExecutorError, Provenance("fidelity", {"plan": summary["plan"]}))

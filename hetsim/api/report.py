@@ -1,16 +1,19 @@
-"""Write a plan and its procurement report."""
+"""Write a plan and its procurement report, whole (:mod:`hetsim.io.outputs`)."""
 
 from __future__ import annotations
 
 import datetime
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from hetsim import __version__
-from hetsim.io.plans import write_plan
+from hetsim.errors import ScenarioError
+from hetsim.io.outputs import Provenance, Target, write_outputs
+from hetsim.io.plans import plan_text
 from hetsim.io.reports import write_report
 from hetsim.metrics.summary import Sla
 
@@ -33,25 +36,51 @@ def report_meta(
     }  # fmt: skip
 
 
-def write_report_folder(folder: Path, frames: dict[str, pd.DataFrame], meta: dict[str, Any]) -> list[Path]:
+def render_report_files(frames: dict[str, pd.DataFrame], meta: dict[str, Any]) -> tuple[dict[str, bytes | str], dict[str, pd.DataFrame]]:
+    """The report's files (relative path -> content) and tables, rendered once, before anything is written."""
     from hetsim.report.build import render_report  # matplotlib loads only when a report is written
 
     rendered = render_report(frames["fleets"], frames["placement"], frames["sensitivity"], meta)
-    return write_report(folder, rendered.files(), rendered.tables)
+    return rendered.files(), rendered.tables
 
 
 def write_plan_outputs(
-    result: Any, frames: dict[str, pd.DataFrame], out: Path | None, report: Path | None
-) -> list[Path]:
-    """``plan.yaml`` (default ``reports/<fleet>/plan.yaml``) and the report beside it."""
+    result: Any, frames: dict[str, pd.DataFrame], out: Path | None, report: Path | None,
+    inputs: Mapping[str, Any] | None = None,
+) -> list[Path]:  # fmt: skip
+    """``plan.yaml`` (default ``reports/<fleet>/plan.yaml``) and the report beside it, written whole:
+    a plan inside the report folder is part of that folder's output (one manifest, moved in
+    together); a plan elsewhere is moved in with it. ``inputs`` (name -> file or option) is hashed
+    into the manifest."""
     plan_path = out or Path("reports") / result.fleet.name / "plan.yaml"
-    write_plan(plan_path, result.plan)
+    files, tables = render_report_files(frames, _plan_meta(result))
+    folder = report or plan_path.parent
+    text = plan_text(result.plan)
+    provenance = Provenance("plan", inputs or {})
+    if folder.resolve() in plan_path.resolve().parents:
+        inside = plan_path.resolve().relative_to(folder.resolve()).as_posix()
+        option = "--report" if report else "--out" if out else "report folder"
+
+        def write_together(staged: list[Path]) -> list[Path]:
+            return write_report(staged[0], {inside: text, **files}, tables)
+
+        return write_outputs([Target(folder, option)], write_together, ScenarioError, provenance)
+
+    def write_apart(staged: list[Path]) -> list[Path]:
+        staged[0].write_text(text, encoding="utf-8")
+        return [staged[0], *write_report(staged[1], files, tables)]
+
+    targets = [Target(plan_path, "--out" if out else "plan file", is_folder=False), Target(folder, "--report")]
+    return write_outputs(targets, write_apart, ScenarioError, provenance)
+
+
+def _plan_meta(result: Any) -> dict[str, Any]:
     objectives = {w.name: Sla(w.ttft_s, w.tbt_s, w.e2e_s, w.ttft_percentile, w.tbt_percentile, w.e2e_percentile)
                   for w in result.workloads}  # fmt: skip
     slas = "; ".join(f"{name}: {sla.describe()}" for name, sla in objectives.items())
     points = [p for w in result.workloads for p, limit in
               ((w.ttft_percentile, w.ttft_s), (w.tbt_percentile, w.tbt_s), (w.e2e_percentile, w.e2e_s)) if limit]  # fmt: skip
-    meta = report_meta(
+    return report_meta(
         f"hetsim plan: fleet {result.fleet.name}",
         result.fleet.name,
         {
@@ -71,4 +100,3 @@ def write_plan_outputs(
         slas,
         max(points, default=99.0) / 100.0,
     )
-    return [plan_path, *write_report_folder(report or plan_path.parent, frames, meta)]

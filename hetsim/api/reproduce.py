@@ -22,9 +22,11 @@ from hetsim import __version__
 from hetsim.api.plan import plan_fleet_spec
 from hetsim.api.report import report_date
 from hetsim.cost.tco import device_hourly_cost, node_hourly_cost, preset
+from hetsim.errors import ScenarioError
 from hetsim.io.catalog import load_catalog
 from hetsim.io.fleets import load_fleet
 from hetsim.io.models import load_models
+from hetsim.io.outputs import Provenance, write_folder
 from hetsim.io.reports import write_report
 from hetsim.io.studies import default_study_path, load_study
 from hetsim.perf.kernels import PAPER_KERNELS
@@ -264,7 +266,7 @@ def build_figures(reproduction: Reproduction) -> dict[str, tuple[str, Any]]:
 
 
 def write_reproduction(reproduction: Reproduction, folder: Path) -> list[Path]:
-    """Write the report (Markdown, HTML, claim table, figures) and every frame as CSV under ``folder``."""
+    """Write the report (Markdown, HTML, claim table, figures) and every frame as CSV under ``folder``, whole."""
     study = reproduction.study
     meta = {
         "title": f"hetsim reproduce {study.name}: {study.description}",
@@ -274,4 +276,6 @@ def write_reproduction(reproduction: Reproduction, folder: Path) -> list[Path]:
         "provenance": reproduction.meta.get("provenance", []),
     }  # fmt: skip
     files = render_paper_report(reproduction.frames, meta, build_figures(reproduction))
-    return write_report(folder, files, reproduction.frames)
+    inputs = {"study": Path(reproduction.meta["study"])} if reproduction.meta.get("study") else {}
+    return write_folder(folder, "--report", lambda staged: write_report(staged, files, reproduction.frames), ScenarioError,
+                        Provenance("reproduce paper", inputs))  # fmt: skip

@@ -3,8 +3,9 @@
 The pools of the plan are started (vLLM under Ray) or attached (OpenAI-compatible endpoints),
 the trace's sessions are driven through them by the agent runtime (``hetsim.exec.runtime``),
 and the measured records, in the simulator's schema, are summarised by ``hetsim.metrics``
-exactly as a simulation is. Outputs go to a temporary folder beside ``--out`` and are moved in
-whole at the end; an interrupted run writes what it measured, marked incomplete.
+exactly as a simulation is. Outputs are written whole (``hetsim.io.outputs``: staged, moved in at
+the end with a manifest); an interrupted run writes what it measured to ``<out>.incomplete``,
+marked incomplete.
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ from hetsim.exec.setup import (
     work_runs,
 )
 from hetsim.io.catalog import load_catalog
-from hetsim.io.folders import whole_folder
 from hetsim.io.models import load_models
+from hetsim.io.outputs import Provenance, incomplete_path, write_folder
 from hetsim.io.plans import load_plan, load_scenario
 from hetsim.io.results import write_results
 from hetsim.io.yamlfile import load_spec
@@ -274,7 +275,7 @@ def run(
     _measured(summary, frames, runtime, cluster, served, context, interrupted)
     summary["run"]["wall_s"] = time.perf_counter() - started
     if request.out is not None:
-        summary["run"]["written"] = [str(p) for p in _write_whole(request.out, frames, summary)]
+        summary["run"]["written"] = [str(p) for p in _write_whole(request, frames, summary)]
     return RunOutcome(summary, frames, _exit_code(summary, interrupted), runtime.progress)
 
 
@@ -406,13 +407,20 @@ def _measured(
     }
 
 
-def _write_whole(out: Path, frames: dict[str, pd.DataFrame], summary: dict[str, Any]) -> list[Path]:
-    """Write into a sibling folder, then swap it in: ``out`` holds the old run or the new one,
-    never a mix."""
-    with whole_folder(out, ExecutorError, "--out") as staging:
-        written = write_results(staging, frames, summary)
-        (staging / "COMPLETE").write_text(f"hetsim run, {len(frames['llm_calls'])} calls\n", encoding="utf-8")
-    return [out.resolve() / p.name for p in written]
+def _write_whole(request: RunRequest, frames: dict[str, pd.DataFrame], summary: dict[str, Any]) -> list[Path]:
+    """Write the records whole (``hetsim.io.outputs``): to ``--out``, or, for an interrupted run,
+    to ``<out>.incomplete`` (``--out`` keeps a previous complete run)."""
+    assert request.out is not None
+    complete = not summary["run"]["incomplete"]
+    folder = request.out if complete else incomplete_path(request.out)
+    files = {"plan": request.plan, "scenario": request.scenario, "trace": request.trace, "endpoints": request.endpoints,
+             "weights": request.weights}  # fmt: skip
+    options = {"workload": request.workload, "rate_per_s": request.rate_per_s, "duration_s": request.duration_s,
+               "trace_format": request.trace_format, "model": request.model, "seed": request.seed, "scale": request.scale,
+               "backend": request.backend}  # fmt: skip
+    inputs = {k: v for k, v in files.items() if v is not None} | options
+    return write_folder(folder, "--out", lambda staged: write_results(staged, frames, summary), ExecutorError,
+                        Provenance("run", inputs, complete))  # fmt: skip
 
 
 def _exit_code(summary: dict[str, Any], interrupted: bool) -> int:

@@ -18,6 +18,7 @@ from hetsim.errors import HetsimError, ScenarioError
 from hetsim.io.calibration import load_calibration
 from hetsim.io.catalog import load_catalog
 from hetsim.io.models import load_models
+from hetsim.io.outputs import Provenance, inputs_digest, write_folder
 from hetsim.io.plans import load_plan, load_scenario
 from hetsim.io.results import write_results
 from hetsim.metrics.summary import PoolCost, Sla, summarize
@@ -152,9 +153,24 @@ def simulate(request: SimulateRequest) -> dict[str, Any]:
         "events": int(frames["replicas"]["events"].sum()),
         "model_scale": request.scale or "full",
     }
+    inputs = _inputs(request, scenario)
+    summary["run"]["inputs_sha256"] = inputs_digest(inputs)["sha256"]
     if request.out is not None:
-        summary["run"]["written"] = [str(p) for p in write_results(request.out, frames, summary)]
+        written = write_folder(request.out, "--out", lambda staged: write_results(staged, frames, summary), ScenarioError,
+                               Provenance("simulate", inputs))  # fmt: skip
+        summary["run"]["written"] = [str(p) for p in written]
     return summary
+
+
+def _inputs(request: SimulateRequest, scenario: ScenarioSpec | None) -> dict[str, Any]:
+    """What the run read (files, hashed by content) and the options that change its result."""
+    base = request.scenario.parent if request.scenario else Path.cwd()
+    files = {"scenario": request.scenario, "plan": request.plan or (base / scenario.plan if scenario else None),
+             "trace": request.trace or (base / scenario.trace.file if scenario and scenario.trace.file else None)}  # fmt: skip
+    files |= {f"engine_calibration_{i}": path for i, path in enumerate(request.engine_calibrations)}
+    options = {"trace_format": request.trace_format, "model": request.model, "seed": request.seed, "scale": request.scale,
+               "stack": request.stack, "max_skip": request.max_skip}  # fmt: skip
+    return {k: v for k, v in files.items() if v is not None} | options
 
 
 def _stack_of(device: str, stack: str | None) -> str:

@@ -6,7 +6,12 @@ is still recorded. Points run in this process (``workers=1``), in local worker p
 or as Ray tasks (``ray_address``); each point is self-contained (its seed travels with it),
 so the results are the same whichever runs them, and they are returned in grid order
 (scenarios as given, then seeds as given) whatever order they finish in. A point that fails
-is kept as a row with its one-line error.
+is kept as a row with its one-line error; a point whose worker process died is run again on a
+fresh worker (``hetsim.exec.pool``; Ray retries its tasks the same way).
+
+``--out`` is written whole (``hetsim.io.outputs``). Ctrl-C keeps the points that finished: they are
+written to ``<out>.incomplete`` (its manifest says ``complete: false``), ``out`` keeps a previous
+complete sweep, and :class:`SweepInterrupted` carries them to the caller.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,8 +28,9 @@ from typing import Any
 import pandas as pd
 
 from hetsim.api.simulate import SimulateRequest, simulate
-from hetsim.errors import HetsimError, ScenarioError
+from hetsim.errors import HetsimError, Interrupted, ScenarioError
 from hetsim.exec.pool import Outcome, describe, map_local
+from hetsim.io.outputs import Provenance, incomplete_path, inputs_digest, write_folder
 from hetsim.io.plans import load_scenario
 from hetsim.io.sweeps import write_sweep
 from hetsim.metrics.sweep import METRIC_COLUMNS, across_seeds, flatten_summary
@@ -63,7 +69,7 @@ class SweepRequest:
 @dataclass(frozen=True)
 class SweepResult:
     points: pd.DataFrame
-    """One row per point, in grid order; columns ``POINT_COLUMNS``."""
+    """One row per finished point, in grid order; columns ``POINT_COLUMNS``."""
     by_scenario: pd.DataFrame
     """One row per (scenario file, metric): mean and 95% CI over the successful seeds."""
     run: dict[str, Any] = field(default_factory=dict)
@@ -118,28 +124,86 @@ def run_point(point: SweepPoint) -> dict[str, Any]:
     return row | {"status": "ok", "error": None} | metrics | {"wall_s": time.perf_counter() - started}
 
 
+class SweepInterrupted(Interrupted):
+    """Ctrl-C stopped the sweep; ``result`` holds the points that finished (written, when ``out``
+    was given, to ``<out>.incomplete``, marked incomplete)."""
+
+    def __init__(self, message: str, result: SweepResult) -> None:
+        super().__init__(message)
+        self.result = result
+
+
 def sweep(request: SweepRequest, progress: Progress | None = None) -> SweepResult:
-    """Run every point of the grid and summarize; writes the results when ``request.out`` is set."""
+    """Run every point of the grid and summarize; writes the results when ``request.out`` is set.
+
+    Raises:
+        SweepInterrupted: Ctrl-C; the finished points are kept (see the exception).
+    """
     started = time.perf_counter()
     points = sweep_points(request.scenarios, request.seeds)
+    rows: list[dict[str, Any] | None] = [None] * len(points)
     outcomes, run = _execute(request, points)
-    rows: list[dict[str, Any]] = [{} for _ in points]
-    if progress:
-        progress(0, len(points), None)
-    for done, outcome in enumerate(outcomes, start=1):
-        rows[outcome.index] = _row(points[outcome.index], outcome)
+    run["inputs_sha256"] = inputs_digest(_inputs(request, points))["sha256"]
+    try:
         if progress:
-            progress(done, len(points), rows[outcome.index])
-    frame = pd.DataFrame(rows, columns=list(POINT_COLUMNS)).astype({"seed": "Int64"})
-    run |= {"points": len(points), "failed": int((frame["status"] != "ok").sum()),
-            "wall_s": time.perf_counter() - started}
-    result = SweepResult(frame, across_seeds(frame), run)
+            progress(0, len(points), None)
+        for done, outcome in enumerate(outcomes, start=1):
+            rows[outcome.index] = _row(points[outcome.index], outcome)
+            if progress:
+                progress(done, len(points), rows[outcome.index])
+    except KeyboardInterrupt:
+        outcomes.close()  # stops the workers (a no-op when the interrupt already ended the iteration)
+        result = _result(points, rows, run, started)
+        raise SweepInterrupted(f"{result.run['finished']} of {len(points)} points finished, {_keep(request, points, result)}",
+                               result) from None  # fmt: skip
+    result = _result(points, rows, run, started)
     if request.out is not None:
-        run["written"] = [str(p) for p in write_sweep(request.out, frame, result.by_scenario, result.report())]
+        _write(request, points, result)
     return result
 
 
-def _execute(request: SweepRequest, points: list[SweepPoint]) -> tuple[Iterator[Outcome], dict[str, Any]]:
+def _result(points: list[SweepPoint], rows: list[dict[str, Any] | None], run: dict[str, Any], started: float) -> SweepResult:
+    """The finished rows, in grid order; the run's facts say whether every point finished."""
+    finished = [row for row in rows if row is not None]
+    frame = pd.DataFrame(finished, columns=list(POINT_COLUMNS)).astype({"seed": "Int64"})
+    run |= {"points": len(points), "finished": len(finished), "failed": int((frame["status"] != "ok").sum()),
+            "incomplete": len(finished) < len(points), "wall_s": time.perf_counter() - started}  # fmt: skip
+    if run["incomplete"]:
+        run["not_finished"] = [f"{p.label} seed {p.seed}" for p, row in zip(points, rows, strict=True) if row is None]
+    return SweepResult(frame, across_seeds(frame), run)
+
+
+def _keep(request: SweepRequest, points: list[SweepPoint], result: SweepResult) -> str:
+    """Write an interrupted sweep's finished points; where they went, or why they did not."""
+    if request.out is None:
+        return "not written (no --out)"
+    try:
+        return f"kept in {_write(request, points, result)} (marked incomplete)"
+    except HetsimError as exc:
+        return f"not kept: {exc}"
+
+
+def _write(request: SweepRequest, points: list[SweepPoint], result: SweepResult) -> Path:
+    """Write the result whole: to ``out``, or, for an interrupted sweep, to ``<out>.incomplete``
+    (``out`` keeps a previous complete sweep). Returns the folder."""
+    assert request.out is not None
+    complete = not result.run["incomplete"]
+    folder = request.out if complete else incomplete_path(request.out)
+
+    def write(staged: Path) -> list[Path]:
+        return write_sweep(staged, result.points, result.by_scenario, result.report())
+
+    written = write_folder(folder, "--out", write, ScenarioError, Provenance("sweep", _inputs(request, points), complete))
+    result.run["written"] = [str(p) for p in written]
+    return folder
+
+
+def _inputs(request: SweepRequest, points: list[SweepPoint]) -> dict[str, Any]:
+    files: dict[str, Any] = {f"scenario_{i}": path for i, path in enumerate(dict.fromkeys(p.scenario for p in points))}
+    return files | {"seeds": list(request.seeds) if request.seeds is not None else None}
+
+
+def _execute(request: SweepRequest, points: list[SweepPoint]) -> tuple[Generator[Outcome, None, None], dict[str, Any]]:
     if request.ray_address is not None:
         from hetsim.exec.ray_sweep import map_on_ray  # ray itself is imported there, lazily
 

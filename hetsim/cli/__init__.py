@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from importlib import import_module
 
-import typer
+try:  # Ctrl-C while the command line loads is an interruption like any other
+    import typer
 
-from hetsim.errors import HetsimError
+    from hetsim.errors import HetsimError
+except KeyboardInterrupt:
+    print("hetsim: interrupted", file=sys.stderr)
+    sys.exit(130)
 
 app = typer.Typer(
     name="hetsim",
@@ -46,28 +52,52 @@ def _attach() -> None:
             module.register(app)
 
 
-_attach()
+try:
+    _attach()  # imports every command module
+except KeyboardInterrupt:
+    print("hetsim: interrupted", file=sys.stderr)
+    sys.exit(130)
 
 
 def main() -> None:
-    """Console entry point: run the app; a HetsimError becomes one line on stderr and exit 1."""
+    """Console entry point: run the app; a HetsimError becomes one line on stderr and exit 1,
+    Ctrl-C one line (with what the command kept, when it says) and exit 130."""
     try:
-        code = app(standalone_mode=False)
+        _run()
+    finally:
+        if sys._getframe(1).f_globals.get("__name__") == "__main__":  # the program itself, not a test calling main()
+            # The command is over; a Ctrl-C now would only cut Python's shutdown short (its
+            # default handler is back by then, and the process would die of the signal).
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _run() -> None:
+    try:
+        _invoke(sys.argv[1:])
     except HetsimError as exc:
         print(f"hetsim: error: {exc}", file=sys.stderr)
         sys.exit(1)
     except typer.Abort:
         print("hetsim: aborted", file=sys.stderr)
         sys.exit(130)
-    except KeyboardInterrupt:  # Ctrl-C wherever a command is: one line, the conventional status
-        print("hetsim: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # Ctrl-C wherever a command is: one line, the conventional status
+        print(f"hetsim: interrupted{f'; {exc}' if str(exc) else ''}", file=sys.stderr)
         sys.exit(130)
+    except BrokenPipeError:  # `hetsim ... | head`: the reader left; nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
     except Exception as exc:  # usage errors (a missing file, a bad option) and typer.Exit
         if not _is_usage_error(exc) and not isinstance(exc, typer.Exit):
             raise
         _exit_for_click(exc)
-    if isinstance(code, int) and code:  # without standalone mode, typer.Exit(code) comes back as a return value
-        sys.exit(code)
+
+
+def _invoke(args: list[str]) -> None:
+    """Run the app without click's top-level handling, which turns Ctrl-C into a silent exit 130
+    (typer 0.29) and loses what the interrupted command said."""
+    command = typer.main.get_command(app)
+    with command.make_context("hetsim", args) as context:
+        command.invoke(context)
 
 
 def _is_usage_error(exc: Exception) -> bool:

@@ -31,7 +31,7 @@ def compare_command(
         from hetsim.api.compare import compare, write_comparison  # loaded on use: starting the CLI stays light
         comparison = compare(scenario, verify, progress)
     folder = report or Path("reports") / comparison.spec.name
-    written = write_comparison(comparison, folder)
+    written = write_comparison(comparison, folder, {"comparison": scenario, "verify": verify})
     fleets = comparison.frames["fleets"].sort_values("total_usd_per_h", na_position="last")
     if json:
         print_json({"fleets": fleets.to_dict(orient="records"), "written": [str(p) for p in written]})

@@ -55,7 +55,8 @@ def plan_command(
                              stack=stack)
         status.update("writing plan and report")
         frames = result_frames(result)
-        written = write_plan_outputs(result, frames, out, report)
+        written = write_plan_outputs(result, frames, out, report, {"fleet": fleet, "workload": workload, "rate": rate,
+                                     "verify": verify, "size_for": size_for, "stack": stack})  # fmt: skip
     summary = {
         "fleet": result.fleet.name, "status": result.solution.status, "gap": result.solution.gap,
         "solve_wall_s": result.solution.wall_s, "cost": result.cost, "rounds": result.rounds,

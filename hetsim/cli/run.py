@@ -93,7 +93,7 @@ def run_command(
     through them, and report measured latency, SLA attainment and cost.
 
     Exit status: 0 when every session completed, 3 when calls or sessions failed, 130 when
-    interrupted (the records so far are written, marked incomplete)."""
+    interrupted (the records so far are written to OUT.incomplete, marked incomplete)."""
     api = import_exec("hetsim run")
     from hetsim.exec.runtime import Progress
 
@@ -131,7 +131,9 @@ def run_command(
         _print_summary(outcome.summary)
     if outcome.exit_code:
         if outcome.exit_code == 130:
-            console.print("hetsim: interrupted; the records so far are written, marked incomplete")
+            written = outcome.summary["run"].get("written")
+            where = f"written to {Path(written[0]).parent}, marked incomplete" if written else "not written (no --out)"
+            console.print(f"hetsim: interrupted; the records so far are {where}")
         raise typer.Exit(outcome.exit_code)
 
 

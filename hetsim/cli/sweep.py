@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from hetsim.api.sweep import SweepRequest, SweepResult, parse_seeds, sweep
+from hetsim.api.sweep import SweepInterrupted, SweepRequest, SweepResult, parse_seeds, sweep
 from hetsim.cli.output import JsonOption, fmt, print_json, print_table
 
 # (metric, heading, scale) shown per point and as mean ± 95% CI per scenario
@@ -46,7 +46,8 @@ def sweep_command(
 ) -> None:
     """Simulate every scenario with every seed in parallel; report each point and mean ± 95% CI per scenario.
 
-    Exits 1 when any point failed, after writing and printing all of them.
+    Exits 1 when any point failed, after writing and printing all of them. Ctrl-C prints the points
+    that finished, writes them to OUT.incomplete (OUT keeps a previous complete sweep) and exits 130.
     """
     request = SweepRequest(tuple(scenarios), parse_seeds(seeds) if seeds else None, workers, ray_address, out)
     console = Console(stderr=True)
@@ -61,17 +62,26 @@ def sweep_command(
             note = f"{row['scenario']} seed {row['seed']}" if row else "starting"
             bar.update(task, completed=done, total=total, note=note + (f" ({failed} failed)" if failed else ""))
 
-        result = sweep(request, progress)
-    if json:
-        print_json(result.report())
-    else:
-        _print_tables(result)
+        try:
+            result = sweep(request, progress)
+        except SweepInterrupted as stop:  # show the points that finished; the CLI says "interrupted" and exits 130
+            bar.stop()
+            _show(stop.result, json)
+            raise
+    _show(result, json)
     if result.failed:
         for row in result.report()["points"]:
             if row["status"] != "ok":
                 console.print(f"hetsim: point failed: {row['scenario']} seed {row['seed']}: {row['error']}",
                               markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1)
+
+
+def _show(result: SweepResult, json: bool) -> None:
+    if json:
+        print_json(result.report())
+    else:
+        _print_tables(result)
 
 
 def _print_tables(result: SweepResult) -> None:
@@ -83,6 +93,8 @@ def _print_tables(result: SweepResult) -> None:
     run = report["run"]
     where = f"on Ray ({run['ray_address']})" if run["executor"] == "ray" else f"{run['executor']}, {run['workers']} worker(s)"
     caption = f"{run['points']} points, {run['failed']} failed, {fmt(run['wall_s'])} s wall {where}"
+    if run["incomplete"]:
+        caption = f"INCOMPLETE (interrupted): {run['finished']} of " + caption
     print_table("Sweep: points", ("scenario", "seed", "status", *(h for _, h, _ in _SHOWN), "wall s"), rows, caption)
     summary_rows = [
         (s["scenario"], f"{s['points'] - s['failed']} of {s['points']}",

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hetsim.errors import ExecutorError
+from hetsim.io.outputs import write_file
 from hetsim.perf.model_scale import ModelScale, scaled_architecture
 from hetsim.specs.model import AttentionKind, ModelSpec
 
@@ -81,12 +82,8 @@ def engine_config(model: ModelSpec, scale: ModelScale) -> dict[str, Any]:
 
 def write_model_dir(folder: Path, model: ModelSpec, scale: ModelScale) -> Path:
     """Write ``folder/config.json`` for ``model`` at ``scale`` (written aside, then moved in)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    config = engine_config(model, scale)
-    target = folder / "config.json"
-    partial = folder / "config.json.partial"
-    partial.write_text(json.dumps(config, indent=2, sort_keys=True), encoding="utf-8")
-    partial.replace(target)
+    text = json.dumps(engine_config(model, scale), indent=2, sort_keys=True)
+    write_file(folder / "config.json", "model folder", lambda staged: staged.write_text(text, encoding="utf-8"), ExecutorError)
     return folder
 
 

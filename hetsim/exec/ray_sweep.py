@@ -9,12 +9,12 @@ files the inputs name must exist there at the same paths (a shared filesystem).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from types import ModuleType
 from typing import Any
 
 from hetsim.errors import ExecutorError
-from hetsim.exec.pool import Outcome, describe
+from hetsim.exec.pool import RETRIES, Outcome, describe
 
 LOCAL = "local"
 """``address`` that starts a private Ray instance on this machine for the run (and stops it)."""
@@ -64,22 +64,28 @@ def connect(address: str, num_cpus: int | None = None, object_store_bytes: int |
 def map_on_ray(
     fn: Callable[[Any], Any], items: Sequence[Any], address: str, num_cpus: int | None = None,
     object_store_bytes: int | None = None,
-) -> Iterator[Outcome]:
+) -> Generator[Outcome, None, None]:
     """Call ``fn`` on each item as a Ray task; outcomes in completion order.
 
-    A Ray instance this call started is shut down when the iteration ends; one it found
-    running is left alone. Arguments are those of :func:`connect`.
+    A task whose worker died is run again by Ray, up to ``RETRIES`` times (as ``map_local``
+    does); only then is its outcome the error. Closing the iteration early (Ctrl-C) cancels the
+    tasks not yet done. A Ray instance this call started is shut down when the iteration ends;
+    one it found running is left alone. Arguments are those of :func:`connect`.
     """
     ray = import_ray()
     started = connect(address, num_cpus, object_store_bytes)
+    pending: list[Any] = []
     try:
-        task = ray.remote(num_cpus=1)(fn)
+        task = ray.remote(num_cpus=1, max_retries=RETRIES)(fn)
         refs = {task.remote(item): index for index, item in enumerate(items)}
         pending = list(refs)
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
             yield _outcome(ray, refs[done[0]], done[0])
     finally:
+        if pending and not started:  # a cluster's workers would go on with them; a local instance stops anyway
+            for ref in pending:
+                ray.cancel(ref, force=True)
         if started:
             ray.shutdown()
 

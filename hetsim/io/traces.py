@@ -18,6 +18,7 @@ import pandas as pd
 from hetsim.errors import WorkloadError
 from hetsim.io.importers import IMPORTERS, importer
 from hetsim.io.importers._records import RecordError
+from hetsim.io.outputs import write_file
 from hetsim.io.trace_parquet import read_parquet, write_parquet
 from hetsim.io.trace_records import parse_meta, parse_step
 from hetsim.workload.frame import frame_to_steps, steps_to_frame
@@ -36,18 +37,19 @@ def import_trace(path: Path, fmt: str, skip_bad: bool = False) -> tuple[list[Tra
 
 
 def write_trace(path: Path, steps: list[TraceStep], meta: TraceMeta) -> None:
-    """Write a canonical trace; the suffix of ``path`` picks JSONL or Parquet."""
+    """Write a canonical trace, whole (staged beside it, then moved in); the suffix of ``path``
+    picks JSONL or Parquet."""
     suffix = _suffix(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(staged: Path) -> None:
         if suffix == ".parquet":
-            write_parquet(path, steps, meta)
+            write_parquet(staged, steps, meta)
             return
-        with path.open("w", encoding="utf-8") as handle:
+        with staged.open("w", encoding="utf-8") as handle:
             handle.write(json.dumps({"trace_meta": asdict(meta)}) + "\n")
             handle.writelines(json.dumps(_step_record(step)) + "\n" for step in steps)
-    except OSError as exc:
-        raise WorkloadError(f"{path}: cannot write trace ({exc.strerror})") from None
+
+    write_file(path, "trace file", write, WorkloadError)
 
 
 def _step_record(step: TraceStep) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from hetsim.exec.engine_process import EngineProcess
 from hetsim.exec.model_dir import write_model_dir
 from hetsim.exec.runtime import Fault
 from hetsim.io.models import load_models
+from hetsim.io.outputs import verify_folder
 from hetsim.perf.model_scale import SCALES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,7 +71,7 @@ def test_the_shipped_cpu_scenario_runs_to_completion(tmp_path: Path) -> None:
     steps = pd.read_parquet(out / "steps.parquet")
     tokens = pd.read_parquet(out / "tokens.parquet")
     summary = json.loads((out / "summary.json").read_text())
-    assert (out / "COMPLETE").is_file()
+    assert verify_folder(out)["complete"] is True
     assert len(calls) > 20 and (calls.status == "completed").all()
     assert (calls.ttft_s > 0).all() and (calls.ttft_s < calls.e2e_s).all()
     assert (calls.input_tokens_served == calls.input_tokens).all()
@@ -133,7 +134,7 @@ def test_an_engine_that_cannot_start_stops_everything(tmp_path: Path) -> None:
     assert "\n" not in message and "pool 'llm'" in message and "no-such-flag" in message
 
 
-def test_ctrl_c_writes_the_records_so_far_marked_incomplete(tmp_path: Path) -> None:
+def test_ctrl_c_writes_the_records_so_far_beside_the_out_folder_marked_incomplete(tmp_path: Path) -> None:
     out = tmp_path / "run"
     env = os.environ | {"PYTHONUNBUFFERED": "1"}
     command = [sys.executable, "-m", "hetsim", "run", "-s", str(SCENARIO), "--duration", "60", "--out", str(out), "--json"]
@@ -149,11 +150,14 @@ def test_ctrl_c_writes_the_records_so_far_marked_incomplete(tmp_path: Path) -> N
     assert "Traceback" not in stderr
     summary = json.loads(stdout)
     assert summary["run"]["incomplete"] is True
-    written = json.loads((out / "summary.json").read_text())
+    assert not out.exists()  # --out holds complete runs only; this one went beside it
+    kept = tmp_path / "run.incomplete"
+    assert verify_folder(kept)["complete"] is False
+    written = json.loads((kept / "summary.json").read_text())
     assert written["run"]["incomplete"] is True
-    calls = pd.read_parquet(out / "llm_calls.parquet")
+    calls = pd.read_parquet(kept / "llm_calls.parquet")
     assert (calls.status == "completed").sum() > 0
-    steps = pd.read_parquet(out / "steps.parquet")
+    steps = pd.read_parquet(kept / "steps.parquet")
     assert (steps.status == "interrupted").any()
 
 

@@ -1,8 +1,17 @@
-"""The local executors: every input gets an outcome, in any order; a failure or a dead worker is an error outcome."""
+"""The local executors: every input gets an outcome, in any order; a failure is an error outcome;
+a dead worker's input is run again on a fresh worker, and fails alone only when it keeps killing it."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
 
 from hetsim.exec import map_in_process, map_local
 
@@ -30,7 +39,63 @@ def test_worker_processes_give_the_same_outcomes_in_any_order() -> None:
     assert pooled == list(map_in_process(square_or_fail, [1, 2, 3, 4]))
 
 
-def test_a_dead_worker_is_an_error_outcome_not_a_crash() -> None:
-    outcomes = sorted(map_local(die_on_two, [1, 2], workers=2), key=lambda o: o.index)
-    assert len(outcomes) == 2 and outcomes[1].value is None
-    assert outcomes[1].error is not None and outcomes[1].error.startswith("BrokenProcessPool")
+def killed_once(item: tuple[int, str]) -> int:
+    """Kills its worker (SIGKILL, as the OOM killer would) the first time it runs ``item``."""
+    value, marker = item
+    if value == 2 and not Path(marker).exists():
+        Path(marker).touch()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return value
+
+
+def slow(x: int) -> int:
+    time.sleep(30)
+    return x
+
+
+def test_a_worker_killed_once_has_its_input_run_again_and_the_others_are_untouched(tmp_path: Path) -> None:
+    marker = str(tmp_path / "killed")
+    outcomes = sorted(map_local(killed_once, [(v, marker) for v in (1, 2, 3, 4)], workers=2), key=lambda o: o.index)
+    assert Path(marker).exists()  # the worker did die
+    assert [(o.value, o.error) for o in outcomes] == [(1, None), (2, None), (3, None), (4, None)]
+
+
+def test_an_input_that_kills_every_worker_fails_alone_after_its_retries() -> None:
+    outcomes = sorted(map_local(die_on_two, [1, 2, 3], workers=2, retries=1), key=lambda o: o.index)
+    assert [o.value for o in outcomes] == [1, None, 3]
+    assert outcomes[1].error == "worker died (exit code 1) on each of 2 tries"
+
+
+def test_closing_the_outcomes_early_stops_every_worker() -> None:
+    outcomes = map_local(slow, [1, 2], workers=2)
+    started = time.perf_counter()
+    with pytest.raises(TimeoutError), alarm(1):
+        next(outcomes)
+    outcomes.close()
+    assert time.perf_counter() - started < 10
+    assert multiprocessing.active_children() == []
+
+
+@contextmanager
+def alarm(seconds: int) -> Iterator[None]:
+    """Raise TimeoutError in the main thread after ``seconds`` (as Ctrl-C interrupts a wait)."""
+
+    def fire(signum: int, frame: object) -> None:
+        raise TimeoutError
+
+    previous = signal.signal(signal.SIGALRM, fire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_a_worker_killed_while_idle_is_replaced_and_every_input_still_runs() -> None:
+    outcomes = map_local(abs, [-1, -2, -3, -4], workers=2)
+    first = next(outcomes)
+    for child in multiprocessing.active_children():  # both workers: one idle, one busy or idle
+        os.kill(child.pid, signal.SIGKILL)
+    rest = list(outcomes)
+    assert sorted(o.value for o in [first, *rest]) == [1, 2, 3, 4] and all(o.error is None for o in rest)

@@ -68,3 +68,24 @@ def test_a_task_that_raises_is_an_error_outcome() -> None:
                       key=lambda o: o.index)
     assert outcomes[0].value == 1 and outcomes[0].error is None
     assert outcomes[1].error is not None and outcomes[1].error.startswith("ValueError: invalid literal for int()")
+
+
+@pytest.mark.ray
+@needs_ray
+def test_a_task_whose_worker_is_killed_is_run_again(tmp_path: Path) -> None:
+    def killed_once(item: tuple[int, str]) -> int:  # nested: shipped by value
+        import os
+        import signal
+        from pathlib import Path
+
+        value, marker = item
+        if value == 2 and not Path(marker).exists():
+            Path(marker).touch()
+            os.kill(os.getpid(), signal.SIGKILL)  # the worker process dies, as under the OOM killer
+        return value
+
+    marker = str(tmp_path / "killed")
+    outcomes = sorted(map_on_ray(killed_once, [(v, marker) for v in (1, 2, 3)], "local", num_cpus=2,
+                                 object_store_bytes=100 * 1024**2), key=lambda o: o.index)  # fmt: skip
+    assert Path(marker).exists()
+    assert [(o.value, o.error) for o in outcomes] == [(1, None), (2, None), (3, None)]

@@ -12,9 +12,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from hetsim.api.sweep import POINT_COLUMNS, SweepRequest, parse_seeds, sweep
+from hetsim.api.sweep import POINT_COLUMNS, SweepInterrupted, SweepRequest, parse_seeds, sweep
 from hetsim.cli import app, main
 from hetsim.errors import ScenarioError
+from hetsim.io.outputs import verify_folder
 from hetsim.metrics.sweep import across_seeds, mean_ci95, t_quantile_975
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -122,7 +123,8 @@ def test_failed_points_are_written_with_their_error_and_the_command_exits_1(tmp_
     assert "unknown device 'h999'" in report["points"][2]["error"] and "\n" not in report["points"][2]["error"]
     assert "hetsim: point failed: bad seed 0: unknown device 'h999'" in result.stderr
     assert {p.name for p in out.iterdir()} == {"points.csv", "points.parquet", "by_scenario.csv",
-                                               "by_scenario.parquet", "sweep.json"}
+                                               "by_scenario.parquet", "sweep.json", "manifest.json"}
+    assert verify_folder(out)["complete"] is True
     written = pd.read_parquet(out / "points.parquet")
     assert written["status"].tolist() == ["ok", "ok", "failed", "failed"] and written["error"].iloc[3]
     by = pd.read_csv(out / "by_scenario.csv")
@@ -148,3 +150,25 @@ def test_table_shows_each_point_and_the_spread_per_scenario(tmp_path: Path) -> N
     assert result.exit_code == 0, result.output
     assert "Sweep: points" in result.stdout and "mean ± 95% CI across seeds" in result.stdout
     assert "2 of 2" in result.stdout and "in-process" in result.stdout
+
+
+def test_ctrl_c_keeps_the_finished_points_beside_out_and_leaves_out_alone(tmp_path: Path) -> None:
+    """Ctrl-C after two points: they are written, marked incomplete, to OUT.incomplete; OUT keeps its sweep."""
+    voice, _ = tiny_scenarios(tmp_path)
+    out = tmp_path / "out"
+    sweep(SweepRequest((voice,), (0,), workers=1, out=out))
+    previous = verify_folder(out)
+
+    def ctrl_c_after_two(done: int, total: int, row: dict | None) -> None:
+        if done == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(SweepInterrupted) as caught:
+        sweep(SweepRequest((voice,), (0, 1, 2, 3), workers=1, out=out), ctrl_c_after_two)
+    kept = tmp_path / "out.incomplete"
+    assert str(caught.value) == f"2 of 4 points finished, kept in {kept} (marked incomplete)"
+    assert caught.value.result.run["not_finished"] == ["voice seed 2", "voice seed 3"]
+    assert verify_folder(out) == previous
+    assert verify_folder(kept)["complete"] is False
+    assert pd.read_parquet(kept / "points.parquet")["seed"].tolist() == [0, 1]
+    assert json.loads((kept / "sweep.json").read_text())["run"]["incomplete"] is True
