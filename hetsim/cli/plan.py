@@ -9,9 +9,11 @@ import typer
 from rich.console import Console
 
 from hetsim.api.deploy import export_plan
+from hetsim.api.horizon import DEFAULT_PERIOD_MONTHS, HorizonRequest
 from hetsim.api.plan import plan_fleet, result_frames, sla_summary
 from hetsim.api.report import write_plan_outputs
 from hetsim.cli.output import JsonOption, fmt, print_json, print_table
+from hetsim.cli.plan_horizon import check_horizon_options, run_horizon
 from hetsim.exec.deploy import DEFAULT_ENGINE_IMAGE, DEFAULT_ROUTER_IMAGE, DeployOptions
 
 app = typer.Typer(help="Plan a fleet (hetsim plan --fleet F), or export a plan for deployment (hetsim plan export).")
@@ -43,12 +45,27 @@ def plan_command(
                      "(hardware_profiles/calibration/stacks/<device>--<stack>.yaml), e.g. vllm-0.24.0"),
     ] = None,
     json: JsonOption = False,
+    horizon: Annotated[
+        int | None, typer.Option("--horizon", help="Plan purchases over N periods as one model (with --growth): "
+                                 "what to buy in which period; writes reports/<fleet>/horizon/ (or --report DIR)")
+    ] = None,
+    growth: Annotated[
+        float | None, typer.Option("--growth", help="Demand growth per period with --horizon, e.g. 0.5 = +50%")
+    ] = None,
+    period_months: Annotated[
+        float, typer.Option("--period-months", help="Length of a --horizon period in months")
+    ] = DEFAULT_PERIOD_MONTHS,
 ) -> None:
     """Place every stage of the demand on the fleet at the lowest TCO meeting the SLA; verify and report."""
     if ctx.invoked_subcommand is not None:
         return
     if fleet is None:
         raise typer.BadParameter("expected --fleet FILE (or a sub-command: export)", param_hint="--fleet")
+    if horizon is not None or growth is not None:
+        check_horizon_options(horizon, growth, out)
+        request = HorizonRequest(fleet, horizon, growth, period_months, workload, rate, verify, size_for, stack)  # type: ignore[arg-type]
+        run_horizon(request, report, json)
+        return
     console = Console(stderr=True)
     with console.status("planning") as status:
         result = plan_fleet(fleet, workload, rate, verify, progress=lambda text: status.update(text), size_for=size_for,

@@ -93,14 +93,15 @@ def _transfer_active(transfer, devices: dict[str, set[str]]) -> bool:
     return not transfer.only_if_devices_differ or bool(devices[transfer.source] - devices[transfer.target])
 
 
-def brute_force(problem: PlacementProblem, unit_cost_scale: float = SECONDS_PER_HOUR) -> float | None:
-    """The optimal objective, or None when infeasible."""
-    best = None
+def _placements(problem: PlacementProblem, unit_cost_scale: float):
+    """Every placement that meets the paths: (devices it needs, its cost beyond nodes, $/h)."""
     for active in _active_stage_sets(problem):
         stages = [s for s in problem.stages if s.name in active]
         for ways in itertools.product(*(_pool_sets(problem, s) for s in stages)):
             # a path meets a stage's slowest pool; a transfer sees the stage's first pool's device
-            chosen = {s.name: max((o for o, _ in way), key=lambda o: o.latency_s) for s, way in zip(stages, ways, strict=True)}
+            chosen = {
+                s.name: max((o for o, _ in way), key=lambda o: o.latency_s) for s, way in zip(stages, ways, strict=True)
+            }
             devices = {s.name: {o.device for o, _ in way} for s, way in zip(stages, ways, strict=True)}
             if not _path_ok(problem, chosen, devices):
                 continue
@@ -118,9 +119,49 @@ def brute_force(problem: PlacementProblem, unit_cost_scale: float = SECONDS_PER_
                 for t in problem.transfers
                 if _transfer_active(t, devices)
             )
-            nodes = _node_cost(problem, need)
-            if nodes is None:
-                continue
-            total = cost + nodes
-            best = total if best is None or total < best else best
+            yield need, cost
+
+
+def brute_force(problem: PlacementProblem, unit_cost_scale: float = SECONDS_PER_HOUR) -> float | None:
+    """The optimal objective, or None when infeasible."""
+    best = None
+    for need, cost in _placements(problem, unit_cost_scale):
+        nodes = _node_cost(problem, need)
+        if nodes is None:
+            continue
+        total = cost + nodes
+        best = total if best is None or total < best else best
     return best
+
+
+def brute_force_horizon(
+    problems: list[PlacementProblem], hours: list[float], unit_cost_scale: float = SECONDS_PER_HOUR
+) -> float | None:
+    """The cheapest purchase schedule's $ (sum over periods of $/h x hours), or None when
+    infeasible: every vector of extra nodes (up to what any placement could need, within the
+    limits) in every period, extra nodes never decreasing from one period to the next, each
+    period served by its cheapest placement that the nodes held can supply."""
+    nodes = problems[0].node_types
+    placements = [list(_placements(problem, unit_cost_scale)) for problem in problems]
+    most = [max((math.ceil(need.get(d, 0) / n) for ways in placements for need, _ in ways
+                 for d, n in node.devices.items() if n), default=0) for node in nodes]  # fmt: skip
+    vectors = list(itertools.product(*(range((m if n.max_extra is None else min(m, n.max_extra)) + 1)
+                                       for m, n in zip(most, nodes, strict=True))))  # fmt: skip
+    # cheapest schedule up to the current period, ending with each vector of extra nodes
+    best: dict[tuple[int, ...], float] = {(0,) * len(nodes): 0.0}
+    for ways, period_hours in zip(placements, hours, strict=True):
+        step: dict[tuple[int, ...], float] = {}
+        for vector in vectors:
+            supply: dict[str, int] = {}
+            for node, count in zip(nodes, vector, strict=True):
+                for device, per_node in node.devices.items():
+                    supply[device] = supply.get(device, 0) + per_node * (node.owned + count)
+            served = [cost for need, cost in ways if all(supply.get(d, 0) >= n for d, n in need.items())]
+            before = [
+                total for earlier, total in best.items() if all(e <= v for e, v in zip(earlier, vector, strict=True))
+            ]
+            if served and before:
+                node_usd_per_h = sum(n.usd_per_h * c for n, c in zip(nodes, vector, strict=True))
+                step[vector] = min(before) + period_hours * (node_usd_per_h + min(served))
+        best = step
+    return min(best.values(), default=None)

@@ -1,0 +1,32 @@
+"""Write a purchase schedule (``hetsim plan --horizon``): its texts and each period's plan, whole."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from hetsim.errors import ScenarioError
+from hetsim.io.outputs import Provenance, write_folder
+from hetsim.io.plans import plan_text
+from hetsim.specs.plan import PlanSpec
+
+
+def write_schedule_folder(
+    folder: Path, option: str, texts: Mapping[str, str], plans: Mapping[str, PlanSpec], inputs: Mapping[str, Any]
+) -> list[Path]:
+    """``texts`` (relative path -> content) and ``plans`` (relative path -> plan, as YAML) in
+    ``folder``, staged beside it and moved in at the end with a manifest (``hetsim.io.outputs``):
+    the folder holds the previous schedule or this one, never a mix. ``option`` names the folder
+    in messages; ``inputs`` (name -> file or option) are hashed into the manifest."""
+
+    def fill(staging: Path) -> list[Path]:
+        written = []
+        for relative, text in [*texts.items(), *((r, plan_text(p)) for r, p in plans.items())]:
+            path = staging / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            written.append(path)
+        return written
+
+    return write_folder(folder, option, fill, ScenarioError, Provenance("plan --horizon", inputs))
