@@ -13,10 +13,10 @@ import pandas as pd
 from hetsim.api.plan import PlanResult, plan_fleet_spec, result_frames
 from hetsim.api.report import render_report_files, report_meta
 from hetsim.errors import InfeasiblePlanError, ScenarioError
+from hetsim.io.fleets import load_comparison
 from hetsim.io.outputs import Provenance, write_folder
 from hetsim.io.plans import plan_text
 from hetsim.io.reports import write_report
-from hetsim.io.yamlfile import load_spec
 from hetsim.specs.fleet import ComparisonSpec
 
 
@@ -40,7 +40,7 @@ def _infeasible_row(name: str, reason: str) -> dict[str, Any]:
 
 def compare(path: Path, verify: bool = True, progress: Callable[[str, int, int], None] | None = None) -> Comparison:
     """Plan each candidate fleet; infeasible fleets are kept with the reason."""
-    spec = load_spec(path, ComparisonSpec, ScenarioError)
+    spec = load_comparison(path)
     results, infeasible = {}, {}
     fleets, placements, sensitivities = [], [], []
     for index, candidate in enumerate(spec.fleets):

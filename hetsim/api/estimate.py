@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from hetsim.cost.tco import CostBasis, device_hourly_cost, preset, usd_per_million_tokens
+from hetsim.errors import EstimateError
 from hetsim.io.calibration import load_calibration
 from hetsim.io.catalog import load_catalog
 from hetsim.io.models import load_models
@@ -14,7 +16,7 @@ from hetsim.perf.llm import LlmReplica, ServingLimits
 from hetsim.perf.roofline import DevicePerf
 from hetsim.perf.serving import estimate_request
 from hetsim.perf.transformer import Precision, Shard
-from hetsim.specs.hardware import DType
+from hetsim.specs.hardware import AcceleratorSpec, DType
 
 
 @dataclass(frozen=True)
@@ -54,9 +56,8 @@ def estimate(question: EstimateQuestion) -> dict[str, Any]:
         ServingLimits(max_batch_tokens=question.max_batch_tokens),
     )
     result = estimate_request(replica, question.input_tokens, question.output_tokens, question.batch)
-    basis = CostBasis(question.cost_basis) if question.cost_basis else None
-    hourly = device_hourly_cost(perf.device, preset(question.tco_preset), basis)
-    replica_usd_per_h = hourly.total_usd_per_h * replica.devices
+    usd_per_h, cost_text = _hourly(perf.device, question)
+    replica_usd_per_h = usd_per_h * replica.devices
     output_tps = result.output_tokens_per_s_per_device * replica.devices
     total_tps = result.total_tokens_per_s_per_device * replica.devices
     return {
@@ -72,7 +73,7 @@ def estimate(question: EstimateQuestion) -> dict[str, Any]:
         "weight_bytes_per_device": replica.weight_bytes_per_device,
         "output_tokens_per_s_per_device": result.output_tokens_per_s_per_device,
         "total_tokens_per_s_per_device": result.total_tokens_per_s_per_device,
-        "usd_per_h_per_device": hourly.total_usd_per_h,
+        "usd_per_h_per_device": usd_per_h,
         "usd_per_million_output_tokens_decode": usd_per_million_tokens(replica_usd_per_h, output_tps),
         "usd_per_million_tokens_end_to_end": usd_per_million_tokens(replica_usd_per_h, total_tps),
         "prefill_bound": result.prefill_bound.value,
@@ -80,7 +81,23 @@ def estimate(question: EstimateQuestion) -> dict[str, Any]:
         "provenance": {
             "performance": result.provenance.value
             + ("" if perf.calibration else " (roofline with documented default efficiencies; no calibration file)"),
-            "cost": f"{hourly.basis.value}: {hourly.provenance}",
+            "cost": cost_text,
             "hardware": f"{question.profile_set} profile {perf.device.name}",
         },
     }
+
+
+def _hourly(device: AcceleratorSpec, question: EstimateQuestion) -> tuple[float, str]:
+    """$/h of one device and where it comes from. A device whose profile has no price (for the
+    basis asked, or either when none was asked) costs NaN, 'unknown: why': its performance is
+    still answered, as ``hetsim simulate`` does for a pool it cannot price."""
+    basis = CostBasis(question.cost_basis) if question.cost_basis else None
+    assumptions = preset(question.tco_preset)
+    try:
+        hourly = device_hourly_cost(device, assumptions, basis)
+    except EstimateError as exc:
+        if basis is not None:
+            raise
+        unpriced = device.price.purchase is None and device.price.rental is None
+        return math.nan, f"unknown: device {device.name!r} has no purchase or rental price in its profile" if unpriced else f"unknown: {exc}"
+    return hourly.total_usd_per_h, f"{hourly.basis.value}: {hourly.provenance}"

@@ -23,7 +23,7 @@ from hetsim.io.models import load_models
 from hetsim.io.outputs import Provenance, write_folder
 from hetsim.io.results import write_results
 from hetsim.metrics.fidelity import Comparison, compare, summary_errors
-from hetsim.metrics.summary import summarize
+from hetsim.metrics.summary import Expected, summarize
 from hetsim.report.fidelity import batch_figure, cdf_figure, fidelity_html, scatter_figure
 
 
@@ -46,7 +46,7 @@ def fidelity(request: FidelityRequest) -> dict[str, Any]:
     hardware = load_catalog(plan.profile_set)
     simulated, calibration_text = simulate_with_engine(plan, trace, block, scaled_catalog(load_models(), plan, scale),
                                                        request.engine_calibrations)  # fmt: skip
-    sim_summary = summarize(simulated, pool_costs(plan, hardware, resolved.tco, None), resolved.sla)
+    sim_summary = summarize(simulated, pool_costs(plan, hardware, resolved.tco, None), resolved.sla, Expected.of(trace))
     measured = executed.frames
     comparison = compare(measured["llm_calls"], simulated["llm_calls"], (executed.summary["duration_s"], sim_summary["duration_s"]))
     context = {

@@ -52,7 +52,7 @@ from hetsim.io.outputs import Provenance, incomplete_path, write_folder
 from hetsim.io.plans import load_plan, load_scenario
 from hetsim.io.results import write_results
 from hetsim.io.yamlfile import load_spec
-from hetsim.metrics.summary import Sla, summarize
+from hetsim.metrics.summary import Expected, Sla, summarize
 from hetsim.perf.model_scale import ModelScale, scale_named
 from hetsim.sim.records import REPLICA_COLUMNS
 from hetsim.specs.catalog import ModelCatalog
@@ -270,7 +270,7 @@ def run(
         if cluster is not None:
             cluster.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-    summary = summarize(frames, pool_costs(plan, hardware, tco, None), sla)
+    summary = summarize(frames, pool_costs(plan, hardware, tco, None), sla, Expected.of(trace))
     context = {"engine": engine, "device_kind": device_kind, "plan": plan, "trace": described, "notes": notes}
     _measured(summary, frames, runtime, cluster, served, context, interrupted)
     summary["run"]["wall_s"] = time.perf_counter() - started

@@ -14,14 +14,14 @@ from hetsim.api.engine_sim import scaled_catalog, simulate_with_engine
 from hetsim.api.traces import load_trace
 from hetsim.api.workloads import synthesize_trace
 from hetsim.cost.tco import CostBasis, device_hourly_cost, preset
-from hetsim.errors import HetsimError, ScenarioError
+from hetsim.errors import HetsimError, ScenarioError, WorkloadError
 from hetsim.io.calibration import load_calibration
 from hetsim.io.catalog import load_catalog
 from hetsim.io.models import load_models
 from hetsim.io.outputs import Provenance, inputs_digest, write_folder
 from hetsim.io.plans import load_plan, load_scenario
 from hetsim.io.results import write_results
-from hetsim.metrics.summary import PoolCost, Sla, summarize
+from hetsim.metrics.summary import Expected, PoolCost, Sla, summarize
 from hetsim.perf.model_scale import scale_named
 from hetsim.sim.build import build_simulation
 from hetsim.sim.engine import SimConfig
@@ -118,8 +118,25 @@ def _resolve(request: SimulateRequest) -> tuple[ScenarioSpec | None, PlanSpec, p
     return scenario, plan, assign_model(frame, model), block
 
 
+_UNNAMED = ("plan ", "plan:", "trace:", "routing policy:")
+"""How the messages about the plan and trace together begin (they name no file)."""
+
+
 def simulate(request: SimulateRequest) -> dict[str, Any]:
-    """Run the simulation; returns the summary (and writes records when ``out`` is set)."""
+    """Run the simulation; returns the summary (and writes records when ``out`` is set). An error
+    about the plan and the trace together (a model no pool serves, a node type served twice)
+    names the files they came from."""
+    try:
+        return _simulate(request)
+    except (ScenarioError, WorkloadError) as exc:
+        text = str(exc)
+        if not text.startswith(_UNNAMED):
+            raise
+        files = " with ".join(str(p) for p in (request.scenario, request.plan, request.trace) if p is not None)
+        raise type(exc)(f"{files}: {text}") from None
+
+
+def _simulate(request: SimulateRequest) -> dict[str, Any]:
     started = time.perf_counter()
     scenario, plan, trace, block = _resolve(request)
     hardware, models = load_catalog(plan.profile_set), load_models()
@@ -138,7 +155,7 @@ def simulate(request: SimulateRequest) -> dict[str, Any]:
         frames = sim.frames()
     tco = scenario.tco if scenario else "paper"
     sla = Sla.of(scenario.sla) if scenario and scenario.sla else None
-    summary = summarize(frames, pool_costs(plan, hardware, tco, scenario.cost_basis if scenario else None), sla)
+    summary = summarize(frames, pool_costs(plan, hardware, tco, scenario.cost_basis if scenario else None), sla, Expected.of(trace))
     if engine_text is not None:
         summary["provenance"]["latency"] += f"; {engine_text}"
     else:

@@ -54,9 +54,12 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
 
 
 def fmt(value: float | None, digits: int = 3) -> str:
-    """Format a number with ``digits`` significant digits; None becomes an empty cell."""
+    """Format a number with ``digits`` significant digits; None becomes an empty cell, NaN (no
+    value: nothing to take a percentile of) 'n/a', an infinity '∞' (never reached)."""
     if value is None:
         return ""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "n/a" if math.isnan(value) else ("∞" if value > 0 else "-∞")
     return f"{value:.{digits}g}"
 
 
@@ -69,10 +72,14 @@ def sla_rows(sla: dict | None) -> list[tuple[str, str, str]]:
         if item is None:
             continue
         point = f"p{item['percentile']:g}"
+        misses = item.get("misses", 0)
+        at = item["value_at_percentile_s"]
+        value = f"not reached ({misses} misses: dropped or unfinished)" if at == math.inf else f"{fmt(at)} s"
+        counted = f"; {misses} dropped or unfinished counted as misses" if misses else ""
         rows.append((
             f"SLA {name.upper()} {point} <= {fmt(item['objective_s'])} s",
             f"{item['attained']:.1%} within",
-            f"{'met' if item['met'] else 'MISSED'}: {point} {fmt(item['value_at_percentile_s'])} s of {item['measure']}",
+            f"{'met' if item['met'] else 'MISSED'}: {point} {value} of {item['measure']}{counted}",
         ))  # fmt: skip
     return rows
 

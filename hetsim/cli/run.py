@@ -160,7 +160,9 @@ def _print_summary(summary: dict) -> None:
     tbt = f"{fmt(calls['tbt_mean_s']['p50'] * 1e3)} / {fmt(calls['tbt_mean_s']['p99'] * 1e3)} ms"
     starts = ", ".join(f"{r['pool']}[{r['replica']}] {fmt(r['startup_s'])} s" for r in run_info["replicas"])
     restarts = f"lost {sum(r['lost'] for r in run_info['replicas'])}, restarted {sum(r['restarts'] for r in run_info['replicas'])}"
+    verdict = summary["load"]["verdict"]
     rows = [
+        ("load", verdict.split(":", 1)[0], verdict.split(":", 1)[-1].strip()),
         ("sessions", f"{sessions.get('completed', 0)} of {sessions['count']} completed", sessions_note),
         ("LLM calls", f"{calls['completed']} of {calls['count']} completed", calls_note),
         ("token counts as asked", f"{calls['token_counts_exact']} of {calls['count']} calls", "prompt and output tokens the engine counted"),

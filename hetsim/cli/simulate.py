@@ -36,10 +36,14 @@ def simulate_command(
     if json:
         print_json(summary)
         return
-    calls, cost = summary["llm_calls"], summary["cost"]
+    calls, cost, sessions, load = summary["llm_calls"], summary["cost"], summary["sessions"], summary["load"]
     rows = [
-        ("sessions", summary["sessions"]["count"], f"e2e p50 {fmt(summary['sessions'].get('e2e_s', {}).get('p50'))} s"),
-        ("LLM calls", f"{calls['completed']} of {calls['count']} completed", f"{calls['dropped']} dropped {calls['dropped_reasons'] or ''}"),
+        ("load", load["verdict"].split(":", 1)[0], load["verdict"].split(":", 1)[-1].strip()),
+        ("sessions", f"{sessions['completed']} of {sessions['count']} completed",
+         f"e2e p50 {fmt(sessions.get('e2e_s', {}).get('p50'))} s (completed sessions)"),
+        ("LLM calls", f"{calls['completed']} of {calls['count']} completed",
+         f"{calls['dropped']} dropped{_reasons(calls['dropped_reasons'])}, {calls['unfinished']} unfinished; "
+         "latency percentiles below are over completed calls"),
         ("TTFT p50 / p99", f"{fmt(calls['ttft_s']['p50'] * 1e3)} / {fmt(calls['ttft_s']['p99'] * 1e3)} ms", ""),
         ("TBT p50 / p90 / p99", _ms(calls["tbt_s"]), "token gaps, every gap of every call"),
         ("worst gap per call p50 / p99", f"{fmt(calls['tbt_max_s']['p50'] * 1e3)} / {fmt(calls['tbt_max_s']['p99'] * 1e3)} ms",
@@ -63,6 +67,10 @@ def simulate_command(
     caption = f"simulated {fmt(summary['duration_s'])} s of traffic in {fmt(run['wall_s'])} s wall, {run['events']} server events"
     caption += f"\nstep times: {summary['provenance']['latency']}"
     print_table(f"Simulation: {run['scenario'] or run['plan']}", ("figure", "value", "note"), rows, caption=caption)
+
+
+def _reasons(reasons: dict[str, int]) -> str:
+    return " (" + "; ".join(f"{count} {reason}" for reason, count in reasons.items()) + ")" if reasons else ""
 
 
 def _ms(values: dict | None) -> str:

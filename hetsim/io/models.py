@@ -1,7 +1,8 @@
-"""Load the model catalog from ``models/`` (or a folder you name)."""
+"""Load the model catalog from ``models/`` (or a folder you name, or $HETSIM_MODELS)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from hetsim.errors import ProfileError
@@ -10,12 +11,15 @@ from hetsim.io.yamlfile import load_spec
 from hetsim.specs.catalog import ModelCatalog
 from hetsim.specs.model import ModelSpec
 
+MODELS_ENV = "HETSIM_MODELS"
+
 
 def load_models(root: Path | None = None) -> ModelCatalog:
-    """Every ``*.yaml`` under the model folder, validated; names must be unique."""
-    folder = root or repo_root() / "models"
+    """Every ``*.yaml`` under the model folder (``root``, else $HETSIM_MODELS, else the shipped
+    ``models/``), validated; names must be unique."""
+    folder = root or (Path(os.environ[MODELS_ENV]) if os.environ.get(MODELS_ENV) else repo_root() / "models")
     if not folder.is_dir():
-        raise ProfileError(f"{folder}: model catalog folder not found")
+        raise ProfileError(f"{folder}: model catalog folder not found (set {MODELS_ENV} to a folder of model YAMLs)")
     models: dict[str, ModelSpec] = {}
     for path in sorted(folder.glob("*.yaml")):
         spec = load_spec(path, ModelSpec, ProfileError)

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from hetsim.errors import WorkloadError
 from hetsim.io.trace_records import meta_from_dict
+from hetsim.io.yamlfile import one_line
 from hetsim.workload.trace import TRACE_COLUMNS, TraceMeta, TraceStep
 
 META_KEY = b"hetsim.trace_meta"
@@ -39,21 +41,52 @@ def write_parquet(path: Path, steps: list[TraceStep], meta: TraceMeta) -> None:
 
 
 def read_parquet(path: Path) -> tuple[pd.DataFrame, TraceMeta]:
-    """Read a canonical Parquet trace as a step frame (column types of ``hetsim.workload.frame``)."""
+    """Read a canonical Parquet trace as a step frame (column types of ``hetsim.workload.frame``).
+
+    Each column must have its type in ``SCHEMA`` (an integer column may stand for a float one),
+    and a float column holds no NaN: a missing value is a null, and NaN is no time or count."""
     try:
         table = pq.read_table(path)
     except (OSError, pa.ArrowException) as exc:
-        raise WorkloadError(f"{path}: cannot read Parquet trace ({exc})") from None
+        raise WorkloadError(f"{path}: cannot read Parquet trace ({one_line(str(exc).splitlines()[0] if str(exc) else exc)})") from None
     missing = [name for name in TRACE_COLUMNS if name not in table.column_names]
     raw_meta = (table.schema.metadata or {}).get(META_KEY)
     if missing or raw_meta is None:
         what = f"columns {missing}" if missing else f"the metadata key {META_KEY.decode()}"
         raise WorkloadError(f"{path}: not a hetsim trace (missing {what})")
     try:
-        meta = meta_from_dict(json.loads(raw_meta))
+        data = json.loads(raw_meta)
+        if not isinstance(data, dict):
+            raise TypeError(f"expected a JSON object, got {type(data).__name__}")
+        meta = meta_from_dict(data)
     except (ValueError, TypeError) as exc:
-        raise WorkloadError(f"{path}: trace meta in the Parquet metadata is invalid ({exc})") from None
-    return _normalise(table.select(list(TRACE_COLUMNS)).to_pandas()), meta
+        raise WorkloadError(f"{path}: trace meta in the Parquet metadata is invalid ({one_line(str(exc))})") from None
+    table = table.select(list(TRACE_COLUMNS))
+    problem = _column_problem(table)
+    if problem:
+        raise WorkloadError(f"{path}: {problem}")
+    try:
+        return _normalise(table.to_pandas()), meta
+    except (TypeError, ValueError, OverflowError) as exc:  # e.g. a null inside a list of parents
+        raise WorkloadError(f"{path}: a column holds a value of the wrong kind ({one_line(str(exc))})") from None
+
+
+def _column_problem(table: pa.Table) -> str | None:
+    """The first column whose type is not the schema's, or whose floats hold NaN; or None."""
+    for name in TRACE_COLUMNS:
+        want, got = SCHEMA.field(name).type, table.schema.field(name).type
+        fits = got == want or pa.types.is_null(got) or (pa.types.is_floating(want) and pa.types.is_integer(got))
+        if pa.types.is_list(want):
+            fits = pa.types.is_null(got) or (pa.types.is_list(got) and (pa.types.is_integer(got.value_type) or pa.types.is_null(got.value_type)))
+        elif pa.types.is_integer(want):
+            fits = fits or pa.types.is_integer(got)
+        elif pa.types.is_string(want):
+            fits = fits or pa.types.is_large_string(got)
+        if not fits:
+            return f"column '{name}': expected Parquet type {want}, got {got}"
+        if pa.types.is_floating(got) and pc.any(pc.is_nan(table.column(name))).as_py():
+            return f"column '{name}': expected finite numbers or nulls, got NaN"
+    return None
 
 
 def _normalise(frame: pd.DataFrame) -> pd.DataFrame:

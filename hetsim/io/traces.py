@@ -17,7 +17,7 @@ import pandas as pd
 
 from hetsim.errors import WorkloadError
 from hetsim.io.importers import IMPORTERS, importer
-from hetsim.io.importers._records import RecordError
+from hetsim.io.importers._records import RecordError, loads
 from hetsim.io.outputs import write_file
 from hetsim.io.trace_parquet import read_parquet, write_parquet
 from hetsim.io.trace_records import parse_meta, parse_step
@@ -103,7 +103,7 @@ def _read_jsonl(path: Path) -> tuple[list[TraceStep], TraceMeta]:
 
 def _parse_line(path: Path, number: int, raw: bytes, parse: Any, expected: str) -> Any:
     try:
-        return parse(json.loads(raw))
+        return parse(loads(raw))
     except json.JSONDecodeError as exc:
         raise WorkloadError(f"{path}: line {number}: not valid JSON ({exc.msg}); expected {expected}") from None
     except (RecordError, ValueError, TypeError) as exc:

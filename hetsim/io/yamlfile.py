@@ -13,8 +13,37 @@ from pydantic import BaseModel, ValidationError
 from hetsim.errors import HetsimError
 
 SpecT = TypeVar("SpecT", bound=BaseModel)
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml is ~10x faster on 100 profiles
+_BASE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml is ~10x faster on 100 profiles
 _NESTED_FIELD = re.compile(r"^([A-Za-z_][\w.]*): ")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+
+
+class _Loader(_BASE_LOADER):  # type: ignore[misc,valid-type]
+    """The safe loader, refusing a key given twice in one mapping (YAML forbids it; PyYAML
+    would silently keep the last one)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key_node.tag != "tag:yaml.org,2002:merge" and _hashable(key):
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(None, None, f"found the key {key!r} twice in one mapping", key_node.start_mark)
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+def one_line(text: str) -> str:
+    """``text`` with line breaks and other control characters escaped, so a message stays one line."""
+    return _CONTROL.sub(lambda match: repr(match.group(0))[1:-1], text)
 
 
 def read_yaml(path: Path, error: type[HetsimError]) -> Any:
@@ -27,11 +56,49 @@ def read_yaml(path: Path, error: type[HetsimError]) -> Any:
         raise error(f"{path}: expected UTF-8 text, got byte 0x{exc.object[exc.start]:02x} at offset {exc.start}") from None
     try:
         _check_aliases(text)
-        return yaml.load(text, Loader=_LOADER)  # a safe loader, C-accelerated when available
+        data = yaml.load(text, Loader=_Loader)  # a safe loader, C-accelerated when available
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise error(f"{path}:{where} not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        raise error(f"{path}:{_where(exc)} not valid YAML ({_problem(exc)})") from None
+    except RecursionError:
+        raise error(f"{path}: not valid YAML (nested too deep to read)") from None
+    if _holds_itself(data):
+        raise error(f"{path}: expected a document without a recursive alias (an &anchor used inside its own value), got one")
+    return data
+
+
+def _holds_itself(value: Any) -> bool:
+    """True when a list or mapping contains itself (``&a [1, *a]``): no spec can hold it, and
+    walking it never ends. Values shared by aliases elsewhere are fine."""
+    open_ids: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(value, False)]
+    while stack:
+        node, leaving = stack.pop()
+        if leaving:
+            open_ids.discard(id(node))
+            continue
+        if not isinstance(node, dict | list):
+            continue
+        if id(node) in open_ids:
+            return True
+        open_ids.add(id(node))
+        stack.append((node, True))
+        stack.extend((child, False) for child in (node.values() if isinstance(node, dict) else node))
+    return False
+
+
+def _where(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    if mark is not None:
+        return f" line {mark.line + 1}"
+    position = getattr(exc, "position", None)  # a reader error: a character YAML does not allow
+    return f" character {position}" if isinstance(position, int) else ""
+
+
+def _problem(exc: yaml.YAMLError) -> str:
+    if isinstance(exc, yaml.reader.ReaderError):
+        code = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "\0")
+        return f"character U+{code:04X} is not allowed in YAML"
+    return one_line(str(getattr(exc, "problem", None) or exc))
 
 
 MAX_ALIASES = 64
@@ -41,7 +108,7 @@ MAX_ALIASES = 64
 def _check_aliases(text: str) -> None:
     if "*" not in text:
         return
-    aliases = sum(1 for token in yaml.scan(text, Loader=_LOADER) if isinstance(token, yaml.AliasToken))
+    aliases = sum(1 for token in yaml.scan(text, Loader=_BASE_LOADER) if isinstance(token, yaml.AliasToken))
     if aliases > MAX_ALIASES:
         raise yaml.YAMLError(f"expected at most {MAX_ALIASES} aliases (*name), got {aliases}")
 
@@ -65,7 +132,7 @@ def describe_validation_error(source: str, exc: ValidationError) -> str:
         got = "" if "got" in message else f", got {_short(given)}"
         text = f"{source}: field '{loc}': {message}{got}"
     more = len(exc.errors()) - 1
-    return text + (f" (and {more} more problem{'s' * (more > 1)})" if more else "")
+    return one_line(text + (f" (and {more} more problem{'s' * (more > 1)})" if more else ""))
 
 
 _REPR = reprlib.Repr()

@@ -34,15 +34,17 @@ def gap_frame(frames: dict[str, pd.DataFrame]) -> pd.DataFrame | None:
 
 
 def gap_percentiles(gaps: pd.DataFrame, points: tuple[float, ...] = (50, 90, 99)) -> dict[str, float]:
-    """p50/p90/p99 (and the mean, and the count) of all gaps, weighted by ``count``."""
+    """p50/p90/p99 (and the mean, min, max and count) of all gaps, weighted by ``count``."""
     values, counts = _arrays(gaps)
     total = int(counts.sum())
     if total == 0:
-        return {f"p{p:g}": math.nan for p in points} | {"mean": math.nan, "count": 0}
+        return {f"p{p:g}": math.nan for p in points} | {"mean": math.nan, "min": math.nan, "max": math.nan, "count": 0}
     order = np.argsort(values, kind="stable")
     values, cumulative = values[order], np.cumsum(counts[order])
     result = {f"p{p:g}": _quantile(values, cumulative, p) for p in points}
-    return result | {"mean": float((values * counts[order]).sum() / total), "count": total}
+    low, high = float(values[0]), float(values[-1])
+    mean = min(max(float((values * counts[order]).sum() / total), low), high)  # summing never rounds it outside
+    return result | {"mean": mean, "min": low, "max": high, "count": total}
 
 
 def gap_percentile(gaps: pd.DataFrame, point: float) -> float:

@@ -1,5 +1,20 @@
 """Summaries of a simulation: latency percentiles, SLA attainment, goodput, utilisation,
-energy and cost, all computed from the flat result records."""
+energy, cost and an overload verdict, all computed from the flat result records.
+
+How calls that never completed are counted, so that no two figures contradict each other:
+
+* every LLM call of the trace is counted: ``completed``, ``dropped`` (recorded as dropped, failed
+  or interrupted) or ``unfinished`` (no record: still queued or running when the run stopped, or
+  never started because an earlier step of its session never finished);
+* latency percentiles (``ttft_s``, ``tbt_mean_s``, ``tbt_max_s``, ``e2e_s``) are over completed
+  calls only, and say so (``percentiles_over``); each family carries its ``count``, ``min`` and
+  ``max``, so min <= p50 <= p90 <= p99 <= max and min <= mean <= max hold by construction;
+* SLA attainment counts every dropped or unfinished call (and every session that did not
+  complete) as a miss, i.e. as an infinite latency: ``attained`` is the share of *all* calls
+  within the objective, and ``value_at_percentile_s`` is the percentile over all of them, infinite
+  when the misses alone reach past the percentile, so "met" and "value <= objective" agree;
+* ``load`` says whether the run was overloaded, from the numbers (``hetsim.metrics.load``).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +27,7 @@ import pandas as pd
 
 from hetsim.metrics.gaps import DEFINITION as GAP_DEFINITION
 from hetsim.metrics.gaps import gap_frame, gap_percentile, gap_percentiles, share_within
+from hetsim.metrics.load import load_verdict
 
 
 @dataclass(frozen=True)
@@ -63,10 +79,14 @@ class Sla:
 
 
 def _percentiles(values: pd.Series, points=(50, 90, 99)) -> dict[str, float]:
+    """p50/p90/p99, mean, min, max and count of the non-missing ``values``."""
     clean = values.dropna().to_numpy(dtype=float)
     if clean.size == 0:
-        return {f"p{p}": math.nan for p in points} | {"mean": math.nan}
-    return {f"p{p}": float(np.percentile(clean, p)) for p in points} | {"mean": float(clean.mean())}
+        return {f"p{p}": math.nan for p in points} | {"mean": math.nan, "min": math.nan, "max": math.nan, "count": 0}
+    low, high = float(clean.min()), float(clean.max())
+    found = {f"p{p}": min(max(float(np.percentile(clean, p)), low), high) for p in points}  # rounding stays inside
+    mean = min(max(float(clean.mean()), low), high)
+    return found | {"mean": mean, "min": low, "max": high, "count": int(clean.size)}
 
 
 def session_frame(steps: pd.DataFrame) -> pd.DataFrame:
@@ -78,39 +98,84 @@ def session_frame(steps: pd.DataFrame) -> pd.DataFrame:
     return sessions
 
 
+@dataclass(frozen=True)
+class Expected:
+    """What the trace asked for: LLM calls and sessions (None: count only what was recorded)."""
+
+    llm_calls: int | None = None
+    sessions: int | None = None
+    steps: int | None = None
+
+    @classmethod
+    def of(cls, trace: pd.DataFrame) -> Expected:
+        llm = int((trace["node_type"].astype(str) == "llm").sum())
+        return cls(llm, int(trace["session_id"].nunique()), len(trace))
+
+
 def sla_attainment(
-    calls: pd.DataFrame, sessions: pd.DataFrame, sla: Sla, gaps: pd.DataFrame | None = None
+    calls: pd.DataFrame, sessions: pd.DataFrame, sla: Sla, gaps: pd.DataFrame | None = None, expected: Expected | None = None
 ) -> dict[str, Any]:
     """Per objective: the percentile it is checked at, what it measures, the share within it
     and whether that share reaches the percentile. TTFT counts calls, TBT every token gap
     (``gaps``: the run's ``token_gaps``; without them, each call's worst gap), E2E sessions.
-    Dropped calls count against TTFT and TBT: they never met anything."""
+    Dropped and unfinished calls, and sessions that did not complete, count as misses (an
+    infinite latency): they never met anything. ``misses`` says how many there were."""
+    expected = expected or Expected()
     done = calls[calls.status == "completed"]
-    completed_share = len(done) / len(calls) if len(calls) else 1.0
+    all_calls = max(len(calls), expected.llm_calls or 0)
+    missed_calls = all_calls - len(done)
+    completed_share = len(done) / all_calls if all_calls else 1.0
     result: dict[str, Any] = {}
     if sla.ttft_s is not None:
         share = float((done["ttft_s"] <= sla.ttft_s).mean()) if len(done) else math.nan
-        result["ttft"] = _objective(sla.ttft_s, sla.ttft_percentile, share * completed_share, "calls' TTFT",
-                                    _percentile(done["ttft_s"], sla.ttft_percentile))  # fmt: skip
+        at = _at_percentile(done["ttft_s"].dropna().to_numpy(dtype=float), sla.ttft_percentile, completed_share)
+        result["ttft"] = _objective(sla.ttft_s, sla.ttft_percentile, share * completed_share, "calls' TTFT", at, missed_calls)
     if sla.tbt_s is not None:
         if gaps is not None:
             share, measure = share_within(gaps, sla.tbt_s), GAP_DEFINITION
-            at = gap_percentile(gaps, sla.tbt_percentile)
+            point = _point_among_completed(sla.tbt_percentile, completed_share)
+            at = math.inf if point is None else gap_percentile(gaps, point)
         else:
             worst = done["tbt_max_s"].fillna(0.0)
             share = float((worst <= sla.tbt_s).mean()) if len(done) else math.nan
-            measure, at = "calls' worst token gap (no token-gap records)", _percentile(worst, sla.tbt_percentile)
+            measure = "calls' worst token gap (no token-gap records)"
+            at = _at_percentile(worst.to_numpy(dtype=float), sla.tbt_percentile, completed_share)
         share = 1.0 if math.isnan(share) and len(done) else share  # one-token calls have no gaps
-        result["tbt"] = _objective(sla.tbt_s, sla.tbt_percentile, share * completed_share, measure, at)
+        result["tbt"] = _objective(sla.tbt_s, sla.tbt_percentile, share * completed_share, measure, at, missed_calls)
     if sla.e2e_s is not None:
-        share = float((sessions["e2e_s"] <= sla.e2e_s).mean()) if len(sessions) else math.nan
-        result["e2e"] = _objective(sla.e2e_s, sla.e2e_percentile, share, "sessions' end-to-end time",
-                                   _percentile(sessions["e2e_s"], sla.e2e_percentile))  # fmt: skip
+        complete = sessions[sessions["dropped_steps"] == 0] if "dropped_steps" in sessions else sessions
+        whole = complete["e2e_s"].dropna().to_numpy(dtype=float)
+        all_sessions = max(len(sessions), expected.sessions or 0)
+        session_share = len(whole) / all_sessions if all_sessions else 1.0
+        share = float((whole <= sla.e2e_s).mean()) if len(whole) else math.nan
+        at = _at_percentile(whole, sla.e2e_percentile, session_share)
+        result["e2e"] = _objective(sla.e2e_s, sla.e2e_percentile, share * session_share, "sessions' end-to-end time", at,
+                                   all_sessions - len(whole))  # fmt: skip
     result["all_met"] = all(v["met"] for v in result.values())
     return result
 
 
-def _objective(limit_s: float, percentile: float, share: float, measure: str, at_s: float) -> dict[str, Any]:
+def _point_among_completed(percentile: float, completed_share: float) -> float | None:
+    """The percentile among completed items that is ``percentile`` among all of them (misses
+    ranked last, as infinite); None when the misses alone reach past it."""
+    if completed_share <= 0.0 or percentile / 100.0 > completed_share + 1e-12:
+        return None
+    return min(100.0, percentile / completed_share)
+
+
+def _at_percentile(values: np.ndarray, percentile: float, completed_share: float) -> float:
+    """The value at ``percentile`` of all items, ``values`` being the completed ones and the rest
+    misses (infinite); inverted CDF, so it is within an objective exactly when the share of all
+    items within that objective reaches the percentile."""
+    point = _point_among_completed(percentile, completed_share)
+    if point is None:
+        return math.inf
+    if not values.size:
+        return math.nan
+    return float(np.percentile(values, point, method="inverted_cdf"))
+
+
+def _objective(limit_s: float, percentile: float, share: float, measure: str, at_s: float, misses: int) -> dict[str, Any]:
     return {
         "objective_s": limit_s,
         "percentile": percentile,
@@ -118,12 +183,8 @@ def _objective(limit_s: float, percentile: float, share: float, measure: str, at
         "value_at_percentile_s": at_s,
         "attained": share,
         "met": share >= percentile / 100.0,
+        "misses": misses,
     }
-
-
-def _percentile(values: pd.Series, point: float) -> float:
-    clean = values.dropna().to_numpy(dtype=float)
-    return float(np.percentile(clean, point)) if clean.size else math.nan
 
 
 def _goodput(calls: pd.DataFrame, sla: Sla | None, duration_s: float) -> float:
@@ -137,41 +198,32 @@ def _goodput(calls: pd.DataFrame, sla: Sla | None, duration_s: float) -> float:
     return len(done) / duration_s if duration_s > 0 else math.nan
 
 
-def summarize(frames: dict[str, pd.DataFrame], pools: list[PoolCost], sla: Sla | None = None) -> dict[str, Any]:
-    """Every headline figure of a run, with its provenance."""
+def summarize(
+    frames: dict[str, pd.DataFrame], pools: list[PoolCost], sla: Sla | None = None, expected: Expected | None = None
+) -> dict[str, Any]:
+    """Every headline figure of a run, with its provenance. ``expected`` (``Expected.of(trace)``)
+    lets calls and sessions the run never finished be counted; without it only recorded ones are."""
     calls, steps, replicas = frames["llm_calls"], frames["steps"], frames["replicas"]
+    expected = expected or Expected()
     sessions = session_frame(steps) if len(steps) else pd.DataFrame(columns=["start_s", "end_s", "e2e_s", "dropped_steps"])
     start = float(steps["ready_s"].min()) if len(steps) else 0.0
     end = float(steps["end_s"].max()) if len(steps) else 0.0
     duration = max(end - start, 1e-12)
     done = calls[calls.status == "completed"]
+    unfinished = max((expected.llm_calls or 0) - len(calls), 0)
     tokens = float(done["input_tokens"].sum() + done["output_tokens"].sum())
     utilization = _utilization(replicas, duration)
     cost = _cost(pools, utilization, duration, tokens, len(sessions))
     gaps = gap_frame(frames)
     return {
         "duration_s": duration,
-        "sessions": {"count": len(sessions), "e2e_s": _percentiles(sessions["e2e_s"]) if len(sessions) else {}},
-        "llm_calls": {
-            "count": len(calls),
-            "completed": len(done),
-            "dropped": len(calls) - len(done),
-            "dropped_reasons": calls.loc[calls.status != "completed", "reason"].value_counts().to_dict(),
-            "ttft_s": _percentiles(done["ttft_s"]),
-            "tbt_s": gap_percentiles(gaps) if gaps is not None else None,
-            "tbt_definition": GAP_DEFINITION,
-            "tbt_mean_s": _percentiles(done["tbt_mean_s"]),
-            "tbt_max_s": _percentiles(done["tbt_max_s"]),
-            "e2e_s": _percentiles(done["e2e_s"]),
-            "preemptions": int(calls["preemptions"].sum()),
-            "input_tokens": int(done["input_tokens"].sum()),
-            "output_tokens": int(done["output_tokens"].sum()),
-            "cached_tokens": int(done["cached_tokens"].sum()),
-            "output_tokens_per_s": float(done["output_tokens"].sum()) / duration,
-        },
-        "steps": {"count": len(steps), "dropped": int((steps.status != "completed").sum())},
+        "load": load_verdict(steps, utilization, unfinished),
+        "sessions": _sessions(sessions, expected),
+        "llm_calls": _llm_calls(calls, done, unfinished, gaps, duration),
+        "steps": {"count": max(len(steps), expected.steps or 0), "dropped": int((steps.status != "completed").sum()),
+                  "unfinished": max((expected.steps or 0) - len(steps), 0)},
         "kv_transfers": _kv_transfers(frames.get("kv_links"), calls, duration),
-        "sla": sla_attainment(calls, sessions, sla, gaps) if sla is not None else None,
+        "sla": sla_attainment(calls, sessions, sla, gaps, expected) if sla is not None else None,
         "goodput_calls_per_s": _goodput(calls, sla, duration),
         "utilization": utilization,
         "cost": cost,
@@ -180,6 +232,48 @@ def summarize(frames: dict[str, pd.DataFrame], pools: list[PoolCost], sla: Sla |
             "goodput": "completed calls whose TTFT and worst token gap are within the SLA",
             "cost": sorted({p.cost_provenance for p in pools}),
         },
+    }
+
+
+def _llm_calls(calls: pd.DataFrame, done: pd.DataFrame, unfinished: int, gaps: pd.DataFrame | None, duration: float) -> dict[str, Any]:
+    """Counts of every call (completed, dropped, unfinished) and percentiles over the completed ones."""
+    not_done = calls[calls.status != "completed"]
+    count = len(calls) + unfinished
+    return {
+        "count": count,
+        "completed": len(done),
+        "dropped": len(not_done),
+        "unfinished": unfinished,
+        "dropped_by_status": not_done["status"].astype(str).value_counts().to_dict(),
+        "dropped_reasons": not_done["reason"].value_counts().to_dict(),
+        "percentiles_over": (
+            f"completed calls ({len(done)} of {count}); the {len(not_done)} dropped and {unfinished} unfinished calls "
+            "are counted, not ranked, and count as misses in SLA attainment"
+        ),
+        "ttft_s": _percentiles(done["ttft_s"]),
+        "tbt_s": gap_percentiles(gaps) if gaps is not None else None,
+        "tbt_definition": GAP_DEFINITION,
+        "tbt_mean_s": _percentiles(done["tbt_mean_s"]),
+        "tbt_max_s": _percentiles(done["tbt_max_s"]),
+        "e2e_s": _percentiles(done["e2e_s"]),
+        "preemptions": int(calls["preemptions"].sum()),
+        "input_tokens": int(done["input_tokens"].sum()),
+        "output_tokens": int(done["output_tokens"].sum()),
+        "cached_tokens": int(done["cached_tokens"].sum()),
+        "output_tokens_per_s": float(done["output_tokens"].sum()) / duration,
+    }
+
+
+def _sessions(sessions: pd.DataFrame, expected: Expected) -> dict[str, Any]:
+    """Sessions: how many, how many completed every step, and end-to-end percentiles over those."""
+    whole = sessions[sessions["dropped_steps"] == 0] if len(sessions) else sessions
+    count = max(len(sessions), expected.sessions or 0)
+    return {
+        "count": count,
+        "completed": len(whole),
+        "incomplete": count - len(whole),
+        "e2e_s": _percentiles(whole["e2e_s"]) if len(whole) else {},
+        "percentiles_over": f"sessions whose every step completed ({len(whole)} of {count})",
     }
 
 

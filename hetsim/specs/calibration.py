@@ -147,7 +147,7 @@ class GemmKernels(KernelClass):
     so ``intensity_half`` stays 0 where tiles apply)."""
 
     k_half: float = Field(default=0.0, ge=0, description="reduction depth at which compute efficiency is half (prologue and epilogue)")
-    tiles: tuple[tuple[int, int], ...] = Field(min_length=1, description="candidate CTA tiles (rows, columns)")
+    tiles: tuple[tuple[int, int], ...] = Field(min_length=1, max_length=64, description="candidate CTA tiles (rows, columns)")
     split_k: tuple[int, ...] = Field(default=(1, 2, 4, 8, 16, 32), min_length=1)
     split_k_s: float = Field(default=0.0, ge=0, description="extra time of a split-K GEMM (reducing the partial sums)")
     quantise: bool = Field(default=True, description="apply tile and wave quantisation where the device has compute units")

@@ -14,11 +14,47 @@ SOURCE_PREFIXES = ("derived:", "assumed:", "measured:", "paper:", "http://", "ht
 """A source is a key of the file's ``sources`` map, or free text starting with one of these."""
 
 
+MAX_EXACT_INT = 2**53
+"""The largest integer a spec accepts: every count and size in hetsim fits far below it, it is
+exact as a float, and anything past it (an int64 that wrapped, 10**30) is a typo or an attack:
+it would wrap to a negative number in a numpy int64 column or lose its digits as a float."""
+
+
 class FrozenModel(BaseModel):
-    """Base of every spec: immutable, unknown keys are errors (never ignored), and a float is a
-    finite number (inf and NaN pass every bound otherwise)."""
+    """Base of every spec: immutable, unknown keys are errors (never ignored), a float is a finite
+    number (inf and NaN pass every bound otherwise), and an integer is within ``MAX_EXACT_INT``."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _integers_in_range(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key, value in data.items():
+                found = _huge_integer(value)
+                if found is not None:
+                    where = ".".join(str(part) for part in (key, *found[0]))
+                    raise ValueError(f"{where}: expected an integer within +-2**53, got {_digits(found[1])}")
+        return data
+
+
+def _huge_integer(value: Any, path: tuple[Any, ...] = ()) -> tuple[tuple[Any, ...], int] | None:
+    """(path, value) of the first integer past ``MAX_EXACT_INT`` in a raw value (lists and plain
+    mappings searched; a nested spec checks its own when it is built)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (path, value) if abs(value) > MAX_EXACT_INT else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list | tuple) else ()
+    for key, item in items:
+        found = _huge_integer(item, (*path, key))
+        if found is not None:
+            return found
+    return None
+
+
+def _digits(value: int) -> str:
+    """A long integer shown short: its first digits and how many there are."""
+    text = str(value)
+    return text if len(text) <= 24 else f"{text[:12]}... ({len(text.lstrip('-'))} digits)"
 
 
 MAX_RATE_PER_S = 1e6
@@ -41,6 +77,11 @@ SafeName = Annotated[str, AfterValidator(_safe_name)]
 """A document's name that hetsim joins to an output folder (fleets, comparisons, scenarios)."""
 
 
+MAX_SI_VALUE = 1e30
+"""The largest quantity a profile may state, in SI units: a zettaFLOP/s machine, a petabyte of
+memory and a billion dollars are all far below it; 1e300 in it would overflow the arithmetic."""
+
+
 class Quantity(FrozenModel):
     """A number with an explicit unit, converted to SI by ``si``."""
 
@@ -60,6 +101,14 @@ class Quantity(FrozenModel):
     def _known_unit(cls, unit: str) -> str:
         to_si(1.0, unit, cls.dimension)  # raises ValueError naming the expected unit
         return unit
+
+    @model_validator(mode="after")
+    def _si_in_range(self) -> Quantity:
+        si = to_si(self.value, self.unit, self.dimension)
+        if not si <= MAX_SI_VALUE:
+            raise ValueError(f"value: expected at most {MAX_SI_VALUE:g} in SI units once '{self.unit}' is applied, got {self.value:g}")
+        return self
+
 
     @property
     def si(self) -> float:

@@ -25,11 +25,35 @@ def _check_non_negative(value: float | None) -> float | None:
     return value
 
 
+MAX_MEAN = 1e9
+"""The largest mean a distribution may have: a billion tokens, seconds or units, past any agent."""
+MAX_CV = 100.0
+"""The largest coefficient of variation (as for gamma arrivals): past it, samples are all but
+always 0 with a rare value beyond any bound, and the moments overflow."""
+
+
 class _Dist(FrozenModel):
     """Fields every distribution has: an optional citation of where its numbers come from."""
 
     source: str | None = Field(default=None, description="key of the file's sources map, or 'derived: ...' text")
     note: str = ""
+
+    @model_validator(mode="after")
+    def _bounded(self) -> _Dist:
+        """A mean that is finite and at most ``MAX_MEAN``, and a cv within ``MAX_CV`` (a 'cv' of
+        1e300 would overflow the moments and every sample)."""
+        cv = getattr(self, "cv", None)
+        if cv is not None and cv > MAX_CV:
+            raise ValueError(f"cv: expected at most {MAX_CV:g}, got {cv:g}")
+        try:
+            mean = self.mean
+        except TypeError:  # a parameterisation left incomplete: the distribution's own check says so
+            return self
+        except (OverflowError, ZeroDivisionError, ValueError):
+            mean = math.inf
+        if not math.isfinite(mean) or mean > MAX_MEAN:
+            raise ValueError(f"expected parameters with a finite mean of at most {MAX_MEAN:g}, got a mean of {mean:g}")
+        return self
 
     @property
     def mean(self) -> float:  # pragma: no cover - every subclass overrides

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from hetsim.specs.common import MAX_RATE_PER_S, FrozenModel, SafeName, SchemaVersion
 
@@ -69,8 +69,9 @@ class FleetSpec(FrozenModel):
         if not self.inventory and not self.catalog:
             raise ValueError("inventory: expected owned nodes or a purchasable catalog, got neither")
         names = [o.node for o in self.inventory] + [c.node for c in self.catalog]
-        if len(set(names)) != len(names):
-            raise ValueError(f"catalog: each node SKU may appear once across inventory and catalog, got {names}")
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"catalog: each node SKU may appear once across inventory and catalog, got {repeated} more than once")
         return self
 
 
@@ -97,6 +98,24 @@ class ComparisonSpec(FrozenModel):
     options: PlannerOptions = PlannerOptions()
     fleets: tuple[CandidateFleet, ...] = Field(min_length=1)
     baseline: str | None = Field(default=None, description="fleet the others are compared with")
+
+    @model_validator(mode="after")
+    def _fleets_valid(self) -> ComparisonSpec:
+        """Each candidate is a valid fleet with the shared demand and options (checked here, not
+        halfway through planning the candidates before it)."""
+        names = [fleet.name for fleet in self.fleets]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"fleets: expected each fleet name once, got {repeated} more than once")
+        if self.baseline is not None and self.baseline not in names:
+            raise ValueError(f"baseline: expected the name of one of the fleets ({', '.join(names)}), got {self.baseline!r:.80}")
+        for index, candidate in enumerate(self.fleets):
+            try:
+                self.fleet_spec(candidate)
+            except ValidationError as exc:
+                first = exc.errors(include_url=False)[0]
+                raise ValueError(f"fleets.{index}: {first['msg'].removeprefix('Value error, ')}") from None
+        return self
 
     def fleet_spec(self, candidate: CandidateFleet) -> FleetSpec:
         return FleetSpec(

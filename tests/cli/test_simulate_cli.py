@@ -104,3 +104,64 @@ def test_missing_scenario_file_is_a_usage_error_without_click_installed(
     assert exit_info.value.code == 2
     captured = capsys.readouterr()
     assert "does not exist" in captured.err and "Traceback" not in captured.err + captured.out
+
+
+def _burst_trace(tmp_path: Path, calls: int, window_s: float, prompt: int = 1000) -> Path:
+    """``calls`` single-call sessions of Llama 3 8B spread evenly over ``window_s`` seconds."""
+    from hetsim.io.traces import write_trace
+    from hetsim.workload.trace import NodeType, TraceMeta, TraceStep
+
+    steps = [TraceStep(f"s{i}", 0, i * window_s / calls, "chat", NodeType.LLM, model="llama-3-8b",
+                       input_tokens=prompt, output_tokens=200) for i in range(calls)]  # fmt: skip
+    path = tmp_path / "burst.jsonl"
+    write_trace(path, steps, TraceMeta(source="test", format="canonical"))
+    return path
+
+
+def test_an_overloaded_run_says_so_and_counts_every_call(tmp_path: Path) -> None:
+    """2,000 calls in 2 s on one H100 (far past what it serves): the verdict says 'overloaded'
+    with the numbers behind it, in the table and the JSON, and every call is counted."""
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("schema_version: 1\nname: one\npools: [{name: llm, device: h100-sxm, replicas: 1, llm: {model: llama-3-8b}}]\n")
+    trace = _burst_trace(tmp_path, 2000, 2.0)
+    result = runner.invoke(app, ["simulate", "--plan", str(plan), "--trace", str(trace), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    load = summary["load"]
+    assert load["overloaded"] is True and load["verdict"].startswith("overloaded: ")
+    assert load["ready_in_window"] > load["ended_in_window"] and load["drain_s"] > 10
+    calls = summary["llm_calls"]
+    assert calls["count"] == 2000 == calls["completed"] + calls["dropped"] + calls["unfinished"]
+    table = runner.invoke(app, ["simulate", "--plan", str(plan), "--trace", str(trace)])
+    assert table.exit_code == 0 and "│ load " in table.stdout and "│ overloaded " in table.stdout
+    assert "percentiles below are over completed calls" in table.stdout
+
+
+def test_a_light_run_is_not_overloaded(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("schema_version: 1\nname: one\npools: [{name: llm, device: h100-sxm, replicas: 1, llm: {model: llama-3-8b}}]\n")
+    result = runner.invoke(app, ["simulate", "--plan", str(plan), "--trace", str(_burst_trace(tmp_path, 200, 400.0)), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["load"]["verdict"].startswith("not overloaded: ")
+
+
+def test_dropped_calls_are_counted_and_missed_not_left_out_of_the_sla(tmp_path: Path) -> None:
+    """Prompts longer than Llama 3 8B's context are dropped: they are counted, the percentiles say
+    they are over completed calls, and the TTFT objective counts the drops as misses."""
+    from hetsim.io.traces import write_trace
+    from hetsim.workload.trace import NodeType, TraceMeta, TraceStep
+
+    steps = [TraceStep(f"s{i}", 0, float(i), "chat", NodeType.LLM, model="llama-3-8b",
+                       input_tokens=20_000 if i % 10 == 0 else 500, output_tokens=50) for i in range(100)]  # fmt: skip
+    trace = tmp_path / "long.jsonl"
+    write_trace(trace, steps, TraceMeta(source="test", format="canonical"))
+    (tmp_path / "plan.yaml").write_text("schema_version: 1\nname: one\npools: [{name: llm, device: h100-sxm, replicas: 1, llm: {model: llama-3-8b}}]\n")
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text(f"schema_version: 1\nname: drops\nplan: plan.yaml\ntrace: {{file: {trace.name}}}\nsla: {{ttft_s: 5.0, percentile: 95}}\n")
+    summary = json.loads(runner.invoke(app, ["simulate", "--scenario", str(scenario), "--json"]).stdout)
+    calls, ttft = summary["llm_calls"], summary["sla"]["ttft"]
+    assert calls["dropped"] == 10 and calls["ttft_s"]["count"] == 90 and "90 of 100" in calls["percentiles_over"]
+    assert ttft["attained"] == pytest.approx(0.9) and not ttft["met"] and ttft["misses"] == 10
+    assert ttft["value_at_percentile_s"] is None  # infinite: the misses reach past p95 (JSON has no infinity)
+    table = runner.invoke(app, ["simulate", "--scenario", str(scenario)]).stdout
+    assert "not reached (10 misses: dropped or unfinished)" in table

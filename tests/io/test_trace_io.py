@@ -6,6 +6,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -19,7 +20,7 @@ from hetsim.workload.trace import TRACE_COLUMNS, NodeType, TraceMeta, TraceStep
 SAMPLES = Path(__file__).resolve().parents[2] / "workloads" / "traces"
 META = TraceMeta(source="test", format="canonical", license="CC0", block_size_tokens=16, extra={"seed": 3})
 
-small_int = st.integers(min_value=0, max_value=2**40)
+step_id = st.integers(min_value=0, max_value=10**9)  # what a readable trace may number its steps
 token_count = st.integers(min_value=0, max_value=10**9)  # what a readable trace may carry per step
 optional_float = st.none() | st.floats(min_value=0, max_value=1e9, allow_nan=False)
 
@@ -30,12 +31,23 @@ def _cache_within_prompt(step: TraceStep) -> TraceStep:
     return replace(step, cached_prefix_tokens=min(step.cached_prefix_tokens, step.input_tokens))
 
 
+def _parents_earlier(steps: list[TraceStep]) -> list[TraceStep]:
+    """Keep only parents that are earlier steps of the same session (a readable trace's graph)."""
+    seen: dict[str, set[int]] = {}
+    kept = []
+    for step in steps:
+        earlier = seen.setdefault(step.session_id, set())
+        kept.append(replace(step, parents=tuple(p for p in step.parents if p in earlier)))
+        earlier.add(step.step_id)
+    return kept
+
+
 steps_strategy = st.lists(
     st.builds(
         TraceStep,
-        session_id=st.text(min_size=1, max_size=8), step_id=small_int,
+        session_id=st.sampled_from(["a", "b", "ñ-1"]) | st.text(min_size=1, max_size=8), step_id=step_id,
         arrival_s=st.floats(min_value=0, max_value=1e9, allow_nan=False), node=st.text(max_size=8),
-        node_type=st.sampled_from(NodeType), parents=st.lists(small_int, max_size=3).map(tuple),
+        node_type=st.sampled_from(NodeType), parents=st.lists(st.sampled_from([0, 1, 2, 7]) | step_id, max_size=3).map(tuple),
         model=st.none() | st.text(max_size=8), input_tokens=token_count, output_tokens=token_count,
         reasoning_tokens=token_count, cached_prefix_tokens=st.none() | token_count,
         prefix_hash_ids=st.lists(st.integers(-(2**62), 2**62), max_size=4).map(tuple),
@@ -44,7 +56,7 @@ steps_strategy = st.lists(
     min_size=1,
     max_size=6,
     unique_by=lambda step: (step.session_id, step.step_id),
-)
+).map(_parents_earlier)
 
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
@@ -134,9 +146,9 @@ def test_other_suffixes_and_missing_files_are_clear_errors(tmp_path: Path) -> No
     [
         ("input_tokens", -5, r"field 'input_tokens': expected an integer 0..1000000000, got -5"),
         ("output_tokens", 2**63 - 1, r"field 'output_tokens': expected an integer 0..1000000000"),
-        ("arrival_s", float("nan"), r"field 'arrival_s': expected a finite number >= 0"),
-        ("arrival_s", -1.0, r"field 'arrival_s': expected a finite number >= 0, got -1.0"),
-        ("duration_s", float("inf"), r"field 'duration_s': expected a finite number >= 0"),
+        ("arrival_s", -1.0, r"field 'arrival_s': expected a finite number 0..1e\+09, got -1.0"),
+        ("arrival_s", 2e9, r"field 'arrival_s': expected a finite number 0..1e\+09, got 2000000000.0"),
+        ("duration_s", -0.5, r"field 'duration_s': expected a finite number 0..1e\+09"),
         ("cached_prefix_tokens", 99, r"field 'cached_prefix_tokens': expected 0..input_tokens, got 99"),
     ],
 )
@@ -161,3 +173,64 @@ def test_duplicate_step_ids_and_an_empty_trace_are_refused(tmp_path):
     write_trace(tmp_path / "empty.parquet", [], META)
     with pytest.raises(WorkloadError, match="no steps"):
         read_trace(tmp_path / "empty.parquet")
+
+
+# ---- found by the mutation corpus (tests/fuzz) ---------------------------------------------------
+
+STEP = TraceStep(session_id="s", step_id=0, arrival_s=0.0, node="n", node_type=NodeType.LLM, input_tokens=10, output_tokens=5)
+
+
+def _with_step_line(tmp_path: Path, step_line: str) -> Path:
+    path = tmp_path / "t.jsonl"
+    write_trace(path, [STEP], META)
+    path.write_text(path.read_text() + step_line + "\n")
+    return path
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("NaN", r"line 3: expected a trace step object; NaN is not a JSON number"),
+    ("-Infinity", r"line 3: expected a trace step object; -Infinity is not a JSON number"),
+    ("9223372036854775808", r"line 3: expected a trace step object; integer 922337203685\.\.\. \(19 digits\) is past int64"),
+])  # fmt: skip
+def test_json_that_is_not_a_number_or_past_int64_is_refused_naming_the_line(tmp_path, value, expected):
+    line = f'{{"session_id": "s", "step_id": 1, "arrival_s": {value}, "node": "n", "node_type": "llm"}}'
+    with pytest.raises(WorkloadError, match=expected):
+        read_trace_frame(_with_step_line(tmp_path, line))
+
+
+def test_json_nested_past_what_python_parses_is_refused_in_one_line(tmp_path):
+    line = '{"session_id": "s", "step_id": 1, "arrival_s": 0, "node": "n", "node_type": "llm", "branch": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    with pytest.raises(WorkloadError, match=r"line 3: expected a trace step object; nested deeper than can be read"):
+        read_trace_frame(_with_step_line(tmp_path, line))
+
+
+@pytest.mark.parametrize(("parents", "expected"), [
+    ((1,), r"session 's' step 0: field 'parents': expected ids of earlier steps of the session, got 1 \(that step is not earlier"),
+    ((0,), r"step 0: field 'parents'.*got 0 \(that step is not earlier in the file"),
+    ((7,), r"step 0: field 'parents'.*got 7 \(no step of its session has that id\)"),
+])  # fmt: skip
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
+def test_a_parent_that_is_not_an_earlier_step_is_refused_so_no_session_vanishes(tmp_path, suffix, parents, expected):
+    steps = [replace(STEP, parents=parents), replace(STEP, step_id=1, parents=(0,))]
+    write_trace(tmp_path / f"t{suffix}", steps, META)
+    with pytest.raises(WorkloadError, match=expected):
+        read_trace_frame(tmp_path / f"t{suffix}")
+
+
+def test_a_parquet_column_of_the_wrong_type_or_holding_nan_is_refused_naming_it(tmp_path):
+    write_trace(tmp_path / "t.parquet", [STEP, replace(STEP, step_id=1)], META)
+    table = pq.read_table(tmp_path / "t.parquet")
+    index = table.column_names.index("input_tokens")
+    as_text = table.set_column(index, "input_tokens", table.column(index).cast("string"))
+    pq.write_table(as_text, tmp_path / "text.parquet")
+    with pytest.raises(WorkloadError, match=r"text.parquet: column 'input_tokens': expected Parquet type int64, got string"):
+        read_trace_frame(tmp_path / "text.parquet")
+    index = table.column_names.index("duration_s")
+    with_nan = table.set_column(index, "duration_s", pa.array([float("nan"), None], pa.float64()))
+    pq.write_table(with_nan, tmp_path / "nan.parquet")
+    with pytest.raises(WorkloadError, match=r"nan.parquet: column 'duration_s': expected finite numbers or nulls, got NaN"):
+        read_trace_frame(tmp_path / "nan.parquet")
+    (tmp_path / "junk.parquet").write_bytes(b"PAR1" + b"\x00\xff" * 100)
+    with pytest.raises(WorkloadError, match=r"junk.parquet: cannot read Parquet trace") as info:
+        read_trace_frame(tmp_path / "junk.parquet")
+    assert "\n" not in str(info.value)

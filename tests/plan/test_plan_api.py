@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from hetsim.api.plan import plan_fleet
-from hetsim.errors import InfeasiblePlanError, ProfileError, ScenarioError
+from hetsim.errors import InfeasiblePlanError, ScenarioError
 from hetsim.io.plans import load_plan, write_plan
 
 
@@ -63,7 +63,7 @@ def test_too_little_inventory_says_how_many_nodes_to_add(tmp_path):
 @pytest.mark.parametrize(
     ("fields", "error", "message"),
     [
-        ({"catalog": [{"node": "hgx-h100-9"}]}, ProfileError, r"unknown node 'hgx-h100-9'"),
+        ({"catalog": [{"node": "hgx-h100-9"}]}, ScenarioError, r"field 'catalog.0.node': expected a node SKU .*got 'hgx-h100-9'"),
         (
             {"inventory": [{"node": "hgx-h100-8", "count": -1}], "catalog": []},
             ScenarioError,

@@ -121,7 +121,8 @@ def test_failed_points_are_written_with_their_error_and_the_command_exits_1(tmp_
     report = json.loads(result.stdout)
     assert [p["status"] for p in report["points"]] == ["ok", "ok", "failed", "failed"]
     assert "unknown device 'h999'" in report["points"][2]["error"] and "\n" not in report["points"][2]["error"]
-    assert "hetsim: point failed: bad seed 0: unknown device 'h999'" in result.stderr
+    assert "hetsim: point failed: bad seed 0: " in result.stderr
+    assert "bad-plan.yaml: field 'pools.0.device': unknown device 'h999'" in result.stderr
     assert {p.name for p in out.iterdir()} == {"points.csv", "points.parquet", "by_scenario.csv",
                                                "by_scenario.parquet", "sweep.json", "manifest.json"}
     assert verify_folder(out)["complete"] is True

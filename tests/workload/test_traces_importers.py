@@ -219,3 +219,48 @@ def test_unknown_format_lists_the_choices() -> None:
 def test_missing_input_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(WorkloadError, match="no such file or folder"):
         import_trace(tmp_path / "nope", "lmcache")
+
+
+# --- found by the mutation corpus (tests/fuzz) -------------------------------------------------
+
+HEADER = "TIMESTAMP,ContextTokens,GeneratedTokens"
+
+
+@pytest.mark.parametrize("count", ["1e20", "9223372036854775808", "inf", "nan", "-5", "1.5"])
+def test_azure_counts_that_would_wrap_or_mean_nothing_are_refused_naming_the_line(tmp_path: Path, count: str) -> None:
+    path = write_lines(tmp_path / "a.csv", [HEADER, "2023-11-16 18:15:46.6805900,374,44", f"2023-11-16 18:15:47.0,{count},44"])
+    with pytest.raises(WorkloadError, match=r"a.csv: line 3: expected values: .*ContextTokens \(integer 0..1000000000\)"):
+        import_trace(path, "azure-2023")
+
+
+def test_azure_timestamps_with_a_zone_are_read_in_utc_beside_plain_ones(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "a.csv", [HEADER, "2023-11-16 18:15:46,1,1", "2023-11-16T18:15:50Z,2,2", "2023-11-16 19:15:56+01:00,3,3"])
+    steps, _ = import_trace(path, "azure-2023")
+    assert [s.arrival_s for s in steps] == [0.0, 4.0, 10.0]
+
+
+def test_a_conversation_id_that_is_not_an_id_is_named(tmp_path: Path) -> None:
+    events = [{"event_type": "message", "role": "assistant", "branch_path": [], "conversation_id": [1, 2],
+               "prompt_tokens": 10, "completion_tokens": 5}]  # fmt: skip
+    with pytest.raises(RecordError, match=r"event 0: field 'conversation_id' must be an integer or a string, got \[1, 2\]"):
+        trtllm_steps("t", events)
+
+
+@pytest.mark.parametrize(("value", "expected"), [("NaN", "NaN is not a JSON number"), ("1e999", "past the float range"),
+                                                 ("99999999999999999999", "past int64")])  # fmt: skip
+def test_importers_refuse_json_numbers_that_are_not_numbers(tmp_path: Path, value: str, expected: str) -> None:
+    path = write_lines(tmp_path / "m.jsonl", [f'{{"timestamp": 0, "input_length": {value}, "output_length": 5, "hash_ids": [0]}}'])
+    with pytest.raises(WorkloadError, match=rf"m.jsonl: line 1: .*{expected}"):
+        import_trace(path, "mooncake")
+
+
+def test_an_imported_trace_is_checked_as_a_canonical_one_before_it_is_used_or_written(tmp_path: Path) -> None:
+    from hetsim.api.traces import convert_trace, describe_trace
+
+    path = write_lines(tmp_path / "m.jsonl", ['{"timestamp": 0, "input_length": 1000000000000, "output_length": 5, "hash_ids": [0]}'])
+    expected = r"m.jsonl: imported as mooncake: session '.*' step 0: field 'input_tokens': expected an integer 0..1000000000"
+    with pytest.raises(WorkloadError, match=expected):
+        describe_trace(path, "mooncake")
+    with pytest.raises(WorkloadError, match=expected):
+        convert_trace(path, "mooncake", tmp_path / "out.jsonl")
+    assert not (tmp_path / "out.jsonl").exists()

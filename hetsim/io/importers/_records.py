@@ -7,6 +7,7 @@ and line number and either raise ``WorkloadError`` or, with ``skip_bad``, skip a
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +22,37 @@ SKIP_HINT = "(skip malformed lines with --skip-bad)"
 
 class RecordError(ValueError):
     """One record does not have the expected shape; the message says what was expected."""
+
+
+INT64_MAX = 2**63 - 1
+
+
+def _no_constant(name: str) -> Any:
+    raise RecordError(f"{name} is not a JSON number (expected a finite number)")
+
+
+def _int64(text: str) -> int:
+    value = int(text)
+    if not -INT64_MAX - 1 <= value <= INT64_MAX:
+        raise RecordError(f"integer {text[:12]}... ({len(text)} digits) is past int64 (expected at most {INT64_MAX})")
+    return value
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise RecordError(f"number {text[:24]} is past the float range (expected a finite number)")
+    return value
+
+
+def loads(raw: bytes | str) -> Any:
+    """Parse JSON strictly: NaN and Infinity (not JSON, though Python writes them), numbers past
+    the float range and integers past int64 are refused, and so is nesting too deep to parse
+    (``RecordError``)."""
+    try:
+        return json.loads(raw, parse_constant=_no_constant, parse_int=_int64, parse_float=_finite)
+    except RecursionError:
+        raise RecordError("nested deeper than can be read") from None
 
 
 @dataclass(frozen=True)
@@ -55,7 +87,7 @@ def read_json_lines(paths: list[Path], parse: Callable[[Any], T], expected: str,
     for path in paths:
         for number, raw in _lines(path):
             try:
-                records.append((path.name, number, parse(json.loads(raw))))
+                records.append((path.name, number, parse(loads(raw))))
             except (ValueError, TypeError, KeyError) as exc:  # json.JSONDecodeError, RecordError, bad text
                 if not skip_bad:
                     message = f"{path}: line {number}: expected {expected}; {_reason(exc)} {SKIP_HINT}"
@@ -67,11 +99,13 @@ def read_json_lines(paths: list[Path], parse: Callable[[Any], T], expected: str,
 def read_json_document(path: Path, expected: str) -> Any:
     """Parse a whole JSON file; bad JSON raises ``WorkloadError`` with the line number."""
     try:
-        return json.loads(path.read_bytes())
+        return loads(path.read_bytes())
     except OSError as exc:
         raise WorkloadError(f"{path}: cannot read file ({exc.strerror})") from None
     except json.JSONDecodeError as exc:
         raise WorkloadError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg}); expected {expected}") from None
+    except RecordError as exc:
+        raise WorkloadError(f"{path}: not valid JSON ({exc}); expected {expected}") from None
     except ValueError as exc:
         raise WorkloadError(f"{path}: not UTF-8 text ({exc}); expected {expected}") from None
 

@@ -15,6 +15,7 @@ import pandas as pd
 from hetsim.errors import WorkloadError
 from hetsim.io.importers._records import SKIP_HINT
 from hetsim.workload.trace import NodeType, TraceMeta, TraceStep
+from hetsim.workload.validate import MAX_TOKENS
 
 FORMAT = "azure-2023"
 HEADER = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
@@ -22,7 +23,10 @@ SOURCE = (
     "Azure LLM inference trace 2023, https://github.com/Azure/AzurePublicDataset; Patel et al., "
     "'Splitwise: Efficient generative LLM inference using phase splitting', ISCA 2024"
 )
-_EXPECTED = "TIMESTAMP (YYYY-MM-DD HH:MM:SS[.fffffff]),ContextTokens (integer >= 0),GeneratedTokens (integer >= 0)"
+_EXPECTED = (
+    f"TIMESTAMP (YYYY-MM-DD HH:MM:SS[.fffffff]),ContextTokens (integer 0..{MAX_TOKENS}),"
+    f"GeneratedTokens (integer 0..{MAX_TOKENS})"
+)
 
 
 def azure_steps(arrival_s: np.ndarray, context_tokens: np.ndarray, generated_tokens: np.ndarray) -> list[TraceStep]:
@@ -47,7 +51,7 @@ def read(path: Path, skip_bad: bool = False) -> tuple[list[TraceStep], TraceMeta
     """
     line_numbers, rows, wrong_width = _rows(path)
     frame = pd.DataFrame(rows, columns=list(HEADER), dtype=object)
-    times = pd.to_datetime(frame["TIMESTAMP"], format="ISO8601", errors="coerce")
+    times = pd.to_datetime(frame["TIMESTAMP"], format="ISO8601", errors="coerce", utc=True)  # a zone given is honoured
     context = pd.to_numeric(frame["ContextTokens"], errors="coerce")
     generated = pd.to_numeric(frame["GeneratedTokens"], errors="coerce")
     bad = (times.isna() | ~_count_ok(context) | ~_count_ok(generated)).to_numpy()
@@ -56,7 +60,7 @@ def read(path: Path, skip_bad: bool = False) -> tuple[list[TraceStep], TraceMeta
     keep = ~bad
     if not keep.any():
         raise WorkloadError(f"{path}: no valid request rows (expected {_EXPECTED})")
-    stamps = times[keep].astype("datetime64[ns]").astype(np.int64).to_numpy()
+    stamps = times[keep].dt.tz_convert(None).to_numpy(dtype="datetime64[ns]").astype(np.int64)
     arrival = (stamps - stamps.min()) / 1e9
     steps = azure_steps(arrival, context[keep].to_numpy(np.int64), generated[keep].to_numpy(np.int64))
     skipped = int(bad.sum()) + len(wrong_width)
@@ -67,7 +71,8 @@ def read(path: Path, skip_bad: bool = False) -> tuple[list[TraceStep], TraceMeta
 
 
 def _count_ok(values: pd.Series) -> pd.Series:
-    return values.notna() & (values >= 0) & (values == values.round())
+    """Token counts: whole numbers 0..MAX_TOKENS (past it, a count would wrap in int64)."""
+    return values.notna() & (values >= 0) & (values <= MAX_TOKENS) & (values == values.round())
 
 
 def _raise_first_bad(path: Path, bad_values: list[int], wrong_width: list[int]) -> None:

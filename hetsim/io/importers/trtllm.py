@@ -135,6 +135,8 @@ def _assistant(walk: _Walk, event: dict[str, Any], path: BranchPath) -> None:
     completion = integer(event, "completion_tokens")
     llm_ms = optional_number(event, "llm_duration_ms")
     conversation = event.get("conversation_id")
+    if conversation is not None and (isinstance(conversation, bool) or not isinstance(conversation, int | str)):
+        raise RecordError(f"field 'conversation_id' must be an integer or a string, got {conversation!r:.40}")
     previous = walk.last_prompt.get(conversation)
     walk.last_prompt[conversation] = prompt
     walk.add(
