@@ -449,18 +449,42 @@ def placement_rows(result: PlanResult) -> list[dict[str, Any]]:
     } for c, pool in zip(result.solution.choices, result.plan.pools, strict=True)]  # fmt: skip
 
 
-def result_frames(result: PlanResult, baselines: list[dict[str, Any]] | None = None) -> dict[str, pd.DataFrame]:
+def result_frames(
+    result: PlanResult, baselines: list[dict[str, Any]] | None = None, robustness: pd.DataFrame | None = None
+) -> dict[str, pd.DataFrame]:
     """The flat frames a report is built from: fleets (the plan, then its ``baselines`` rows
     when given, see ``hetsim.api.baselines``), placement, sensitivity; the fleets the model's
     error band would call for (``model_error``, one row per case with its nodes); the bill of
-    materials (``bom``) and each workload against its own SLA (``workloads``)."""
+    materials (``bom``) and each workload against its own SLA (``workloads``); with a
+    ``robustness`` frame (``hetsim.api.robustness``), that frame, and the sensitivity rows
+    are its cases (per-vendor prices, energy, demand, model error) instead of the uniform
+    price and demand cases."""
     from hetsim.api.procurement import bill_of_materials, workload_results
 
     fleets = pd.DataFrame([fleet_row(result), *(baselines or [])])
     model_error = model_error_cases(result)  # solved once: the sensitivity rows and the fleets behind them
-    return {"fleets": fleets, "placement": pd.DataFrame(placement_rows(result)),
-            "sensitivity": pd.DataFrame(sensitivity(result, model_error)), "model_error": pd.DataFrame(model_error),
-            "bom": bill_of_materials(result), "workloads": workload_results(result)}  # fmt: skip
+    if robustness is None:
+        cases = pd.DataFrame(sensitivity(result, model_error))
+    else:
+        cases = _robustness_cases(result, robustness)
+    frames = {"fleets": fleets, "placement": pd.DataFrame(placement_rows(result)), "sensitivity": cases,
+              "model_error": pd.DataFrame(model_error), "bom": bill_of_materials(result),
+              "workloads": workload_results(result)}  # fmt: skip
+    if robustness is not None:
+        frames["robustness"] = robustness
+    return frames
+
+
+def _robustness_cases(result: PlanResult, robustness: pd.DataFrame) -> pd.DataFrame:
+    """The robustness rows in the ``sensitivity`` schema (demand cases scale the tokens)."""
+    rows = []
+    for row in robustness.itertuples():
+        scale = row.factor if row.dimension == "demand" else 1.0
+        rows.append({"fleet": result.fleet.name, "case": "base" if row.kind == "base" else row.case,
+                     "total_usd_per_h": row.total_usd_per_h,
+                     "usd_per_million_tokens": _usd_per_million_tokens(result, row.total_usd_per_h, scale),
+                     "feasible": bool(row.feasible), "note": row.note})  # fmt: skip
+    return pd.DataFrame(rows).drop_duplicates("case")
 
 
 def _solve(fleet, workloads, hardware, models, perfs, headroom) -> tuple[PlacementProblem, Solution]:
@@ -479,3 +503,51 @@ def with_demand_scale(fleet: FleetSpec, factor: float) -> FleetSpec:
     """The same fleet with every workload's rate scaled (sensitivity: 2x demand)."""
     scaled = tuple(d.model_copy(update={"rate_per_s": d.rate_per_s * factor}) for d in fleet.demand)
     return fleet.model_copy(update={"demand": scaled})
+
+
+EXIT_SLA_MISSED = 4  # the plan misses an SLA in simulation after every verification round
+EXIT_NOT_PROVEN = 5  # the solver stopped at its time limit: an incumbent without proof of optimality
+
+
+def plan_exit_code(result: PlanResult) -> int:
+    """0, or why the plan cannot be trusted as is: an SLA missed after verification (4), or a
+    solve stopped without proof (5); a missed SLA comes first."""
+    if result.verification and not result.verification.get("met", False):
+        return EXIT_SLA_MISSED
+    if result.solution.status != "optimal":
+        return EXIT_NOT_PROVEN
+    return 0
+
+
+def solver_verdict(result: PlanResult) -> str:
+    """'optimal (gap 0.42%, 0.03 s)', or the time-out said as one, with the incumbent and its gap."""
+    solution, options = result.solution, result.fleet.options
+    if solution.status == "optimal":
+        return f"optimal within the requested {options.relative_gap:.2%} (gap {solution.gap:.2%}, {solution.wall_s:.2f} s)"
+    return (f"TIME LIMIT: stopped after {options.time_limit_s:g} s without proof of optimality; incumbent "
+            f"${solution.objective:,.2f}/h new spend, gap {solution.gap:.2%} to the best bound")  # fmt: skip
+
+
+def plan_summary(result: PlanResult, frames: dict[str, pd.DataFrame], written: list[Path], size_for: str,
+                 exit_code: int) -> dict[str, Any]:  # fmt: skip
+    """Everything ``hetsim plan`` reports, as plain data (the CLI table and ``--json``)."""
+    from hetsim.report.procurement import buyer_sentence, flip_sentences
+
+    fleets = frames["fleets"]
+    robustness = frames.get("robustness")
+    return {
+        "headline": buyer_sentence(frames["bom"], result.verification.get("met") if result.verification else None,
+                                   result.solution.status),
+        "fleet": result.fleet.name, "status": result.solution.status, "gap": result.solution.gap,
+        "solve_wall_s": result.solution.wall_s, "solver_verdict": solver_verdict(result), "exit_code": exit_code,
+        "cost": result.cost, "new_spend_usd_per_h": new_spend_usd_per_h(result), "rounds": result.rounds,
+        "sla_met_in_simulation": result.verification.get("met"), "written": [str(p) for p in written],
+        "bill_of_materials": frames["bom"].to_dict(orient="records"),
+        "workloads": frames["workloads"].to_dict(orient="records"),
+        "baselines": fleets[fleets["role"] == "baseline"].to_dict(orient="records"),
+        "placement": frames["placement"].to_dict(orient="records"), "sla": sla_summary(result),
+        "robustness": flip_sentences(robustness) if robustness is not None else [],
+        "sized_for": size_for, "performance_model": result.plan.provenance.get("performance_model", {}),
+        "step_time_factors": result.plan.provenance.get("step_time_factors", {}),
+        "model_error": frames["model_error"].to_dict(orient="records"),
+    }  # fmt: skip

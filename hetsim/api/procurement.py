@@ -15,6 +15,9 @@ import pandas as pd
 
 from hetsim.cost.tco import HOURS_PER_YEAR, CostBasis, node_hourly_cost, node_purchase_usd, preset
 from hetsim.plan.build import stage_key
+from hetsim.report.procurement import buyer_sentence
+
+__all__ = ["bill_of_materials", "buyer_sentence", "workload_results"]
 
 HOURS_PER_MONTH = HOURS_PER_YEAR / 12.0
 BOM_COLUMNS = (
@@ -67,33 +70,6 @@ def bill_of_materials(result: Any) -> pd.DataFrame:
             "usd_per_month": hourly.total_usd_per_h * kept * HOURS_PER_MONTH,
         })  # fmt: skip
     return pd.DataFrame(rows, columns=list(BOM_COLUMNS))
-
-
-def _counted(rows: pd.DataFrame, column: str) -> str:
-    items = [f"{int(r[column])} x {r['node']}" for _, r in rows.iterrows() if r[column] > 0]
-    return " and ".join([", ".join(items[:-1]), items[-1]]) if len(items) > 1 else "".join(items)
-
-
-def buyer_sentence(bom: pd.DataFrame, sla_met: bool | None, status: str) -> str:
-    """The sentence a buyer reads first, e.g. 'Buy 2 x hgx-b200-8 and 1 x gaudi3-8, keep the
-    1 x hgx-h100-8: $764,000 capex, $15,288/month, meets every SLA in simulation.'"""
-    parts = []
-    if bom["buy"].sum():
-        parts.append("Buy " + _counted(bom, "buy"))
-    if bom["rent"].sum():
-        parts.append(("rent " if parts else "Rent ") + _counted(bom, "rent"))
-    if bom["owned_used"].sum():
-        parts.append(("keep the " if parts else "Keep the ") + _counted(bom, "owned_used"))
-    if not parts:
-        parts.append("Nothing to buy or keep")
-    idle = _counted(bom, "owned_idle")
-    verdict = {True: "meets every SLA in simulation", False: "MISSES its SLA in simulation",
-               None: "SLA not checked in simulation"}[sla_met]  # fmt: skip
-    if status not in ("optimal",):
-        verdict += f" (solver status: {status}, not proven optimal)"
-    capex = bom["capex_usd"].sum()
-    money = f"${capex:,.0f} capex, ${bom['usd_per_month'].sum():,.0f}/month"
-    return ", ".join(parts) + f": {money}, {verdict}." + (f" Owned and idle: {idle}." if idle else "")
 
 
 def workload_results(result: Any) -> pd.DataFrame:

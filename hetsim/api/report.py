@@ -40,7 +40,8 @@ def render_report_files(frames: dict[str, pd.DataFrame], meta: dict[str, Any]) -
     """The report's files (relative path -> content) and tables, rendered once, before anything is written."""
     from hetsim.report.build import render_report  # matplotlib loads only when a report is written
 
-    rendered = render_report(frames["fleets"], frames["placement"], frames["sensitivity"], meta)
+    extras = {name: frames[name] for name in ("bom", "workloads", "robustness") if name in frames}
+    rendered = render_report(frames["fleets"], frames["placement"], frames["sensitivity"], meta, extras)
     return rendered.files(), rendered.tables
 
 

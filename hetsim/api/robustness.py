@@ -188,24 +188,3 @@ def robustness(result: Any, progress: Progress | None = None) -> pd.DataFrame:
                    resolver.demand(1.0, perfs), base, "case")  # fmt: skip
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def flip_sentences(frame: pd.DataFrame) -> list[str]:
-    """'gaudi3 node prices: the placement flips at x1.23 (to 1 x hgx-b200-8, ...)' per flip;
-    'robust' for a dimension scanned without a flip."""
-    sentences = []
-    for dimension, rows in frame[frame["kind"] != "base"].groupby("dimension", sort=False):
-        flips = rows[rows["kind"] == "flip"]
-        if dimension == "step times":
-            changed = rows[rows["placement_changed"]]
-            sentences.append(f"{dimension}: " + ("; ".join(
-                f"{r['case']} changes the placement ({r['nodes'] or 'infeasible'})" for _, r in changed.iterrows())
-                or "the placement holds at p10, p50 and p90"))  # fmt: skip
-            continue
-        if flips.empty:
-            span = f"x{rows['factor'].min():.2f} to x{rows['factor'].max():.2f}"
-            sentences.append(f"{dimension}: the placement holds from {span}")
-            continue
-        sentences.append(f"{dimension}: " + "; ".join(
-            f"flips at x{r['factor']:.2f} (to {r['nodes'] or 'no feasible fleet'})" for _, r in flips.iterrows()))  # fmt: skip
-    return sentences

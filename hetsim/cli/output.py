@@ -53,6 +53,32 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
     Console(width=max(120, Console().width, min(natural, TABLE_MAX_WIDTH))).print(table)
 
 
+def usd(value: float | None) -> str:
+    """Dollars in plain units ($1,234, $12.5, $0.123), never scientific notation."""
+    from hetsim.report.format import usd as report_usd  # pure: the report's own formatting
+
+    return report_usd(value)
+
+
+def usd_per_h(value: float | None) -> str:
+    from hetsim.report.format import usd_per_h as report_usd_per_h
+
+    return report_usd_per_h(value)
+
+
+def seconds(value: float | None) -> str:
+    """A duration in ms below one second, else s."""
+    from hetsim.report.format import seconds as report_seconds
+
+    return report_seconds(value)
+
+
+def percent(value: float | None) -> str:
+    from hetsim.report.format import percent as report_percent
+
+    return report_percent(value)
+
+
 def fmt(value: float | None, digits: int = 3) -> str:
     """Format a number with ``digits`` significant digits; None becomes an empty cell, NaN (no
     value: nothing to take a percentile of) 'n/a', an infinity '∞' (never reached)."""

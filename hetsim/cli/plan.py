@@ -10,9 +10,9 @@ from rich.console import Console
 
 from hetsim.api.deploy import export_plan
 from hetsim.api.horizon import DEFAULT_PERIOD_MONTHS, HorizonRequest
-from hetsim.api.plan import plan_fleet, result_frames, sla_summary
+from hetsim.api.plan import plan_exit_code, plan_fleet, plan_summary, result_frames
 from hetsim.api.report import write_plan_outputs
-from hetsim.cli.output import JsonOption, fmt, print_json, print_table
+from hetsim.cli.output import JsonOption, fmt, percent, print_json, print_table, seconds, usd, usd_per_h
 from hetsim.cli.plan_horizon import check_horizon_options, run_horizon
 from hetsim.exec.deploy import DEFAULT_ENGINE_IMAGE, DEFAULT_ROUTER_IMAGE, DeployOptions
 
@@ -44,6 +44,13 @@ def plan_command(
         typer.Option("--stack", help="Serving stack to price devices with where a calibration for it is shipped "
                      "(hardware_profiles/calibration/stacks/<device>--<stack>.yaml), e.g. vllm-0.24.0"),
     ] = None,
+    baselines: Annotated[
+        bool, typer.Option("--baselines/--no-baselines", help="Also plan the owned-only and homogeneous fleets and report the savings")
+    ] = True,
+    robust: Annotated[
+        bool, typer.Option("--sensitivity/--no-sensitivity", help="Re-solve with each vendor's prices, energy price, demand "
+                           "and the model's error moved, and report where the purchase flips")
+    ] = True,
     json: JsonOption = False,
     horizon: Annotated[
         int | None, typer.Option("--horizon", help="Plan purchases over N periods as one model (with --growth): "
@@ -56,7 +63,14 @@ def plan_command(
         float, typer.Option("--period-months", help="Length of a --horizon period in months")
     ] = DEFAULT_PERIOD_MONTHS,
 ) -> None:
-    """Place every stage of the demand on the fleet at the lowest TCO meeting the SLA; verify and report."""
+    """Place every stage of the demand on the fleet at the lowest TCO meeting the SLA; verify and report.
+
+    Exit status: 0 the plan meets every SLA in simulation (or was not simulated, --no-verify) and
+    the solver proved it optimal within the fleet's relative_gap; 4 the plan still misses an SLA
+    after every verification round; 5 the solver stopped at its time limit without that proof
+    (the incumbent is written, with its gap); 1 an error (bad input, no feasible plan); 130
+    interrupted.
+    """
     if ctx.invoked_subcommand is not None:
         return
     if fleet is None:
@@ -66,58 +80,76 @@ def plan_command(
         request = HorizonRequest(fleet, horizon, growth, period_months, workload, rate, verify, size_for, stack)  # type: ignore[arg-type]
         run_horizon(request, report, json)
         return
+    from hetsim.api.baselines import plan_baselines
+    from hetsim.api.robustness import robustness
+
     console = Console(stderr=True)
     with console.status("planning") as status:
-        result = plan_fleet(fleet, workload, rate, verify, progress=lambda text: status.update(text), size_for=size_for,
-                             stack=stack)
+        say = lambda text: status.update(text)  # noqa: E731
+        result = plan_fleet(fleet, workload, rate, verify, progress=say, size_for=size_for, stack=stack)
+        baseline_rows = plan_baselines(result, say) if baselines else None
+        robustness_frame = robustness(result, say) if robust else None
         status.update("writing plan and report")
-        frames = result_frames(result)
+        frames = result_frames(result, baseline_rows, robustness_frame)
         written = write_plan_outputs(result, frames, out, report, {"fleet": fleet, "workload": workload, "rate": rate,
                                      "verify": verify, "size_for": size_for, "stack": stack})  # fmt: skip
-    summary = {
-        "fleet": result.fleet.name, "status": result.solution.status, "gap": result.solution.gap,
-        "solve_wall_s": result.solution.wall_s, "cost": result.cost, "rounds": result.rounds,
-        "sla_met_in_simulation": result.verification.get("met"), "written": [str(p) for p in written],
-        "placement": frames["placement"].to_dict(orient="records"), "sla": sla_summary(result),
-        "sized_for": size_for, "performance_model": result.plan.provenance.get("performance_model", {}),
-        "step_time_factors": result.plan.provenance.get("step_time_factors", {}),
-        "model_error": frames["model_error"].to_dict(orient="records"),
-    }  # fmt: skip
+    code = plan_exit_code(result)
+    summary = plan_summary(result, frames, written, size_for, code)
     if json:
         print_json(summary)
-        return
-    rows = [
-        (r["stage"], r["device"], r["node"], r["replicas"], f"tp{r['tp']}", fmt(r["utilization"], 2))
-        for r in summary["placement"]
-    ]
-    print_table(
-        f"Plan for fleet {result.fleet.name}",
-        ("stage", "device", "node", "replicas", "parallel", "sim. utilisation"),
-        rows,
-    )
-    cost = result.cost
-    met = result.verification.get("met")
+    else:
+        _print_plan(result, frames, summary)
+    if code:
+        raise typer.Exit(code)
+
+
+def _print_plan(result, frames, summary) -> None:
+    typer.echo(summary["headline"])
+    bom = frames["bom"]
+    kept = bom[(bom["nodes"] > 0) | (bom["owned"] > 0)]
+    print_table("What to buy (bill of materials)", ("node", "accelerators", "owned, used", "owned, idle", "buy", "rent",
+                                                    "capex", "$/h", "$/month"),
+                [(r.node, r.accelerator, r.owned_used, r.owned_idle, r.buy, r.rent, usd(r.capex_usd), usd_per_h(r.usd_per_h),
+                  usd(r.usd_per_month)) for r in kept.itertuples()])  # fmt: skip
+    print_table(f"Placement for fleet {result.fleet.name}",
+                ("stage", "device", "node", "replicas", "parallel", "traffic share", "sim. utilisation"),
+                [(r["stage"], r["device"], r["node"], r["replicas"], f"tp{r['tp']}", f"{r['weight']:.0%}",
+                  fmt(r["utilization"], 2)) for r in summary["placement"]])  # fmt: skip
+    workloads = frames["workloads"]
+    if len(workloads):
+        print_table("Every workload against its own SLA", ("workload", "objective", "limit", "measured at percentile",
+                                                           "within", "verdict", "cost share", "$/1M tokens"),
+                    [(r.workload, f"{r.objective.upper()} p{r.percentile:g}", seconds(r.limit_s),
+                      seconds(r.value_at_percentile_s), percent(r.attained),
+                      "not simulated" if r.met is None else "met" if r.met else "MISSED", usd_per_h(r.cost_share_usd_per_h),
+                      usd(r.usd_per_million_tokens)) for r in workloads.itertuples()])  # fmt: skip
+    fleets = frames["fleets"]
+    if (fleets["role"] == "baseline").any():
+        print_table("Against the homogeneous fleets (savings on new spend; owned nodes are paid for either way)",
+                    ("fleet", "nodes", "new spend", "fleet TCO", "$/1M tokens", "SLA met", "plan saves"),
+                    [(r.fleet, r.nodes or r.note, usd_per_h(r.new_spend_usd_per_h), usd_per_h(r.total_usd_per_h),
+                      usd(r.usd_per_million_tokens), "n/a" if r.status == "infeasible" else ("yes" if r.sla_met else "no"),
+                      _saving(getattr(r, "savings_usd_per_h", None), getattr(r, "savings_share", None)))
+                     for r in fleets.itertuples()])  # fmt: skip
+    cost, solution = result.cost, result.solution
     lines = [
-        f"fleet TCO {fmt(cost['total_usd_per_h'], 4)} $/h (capex {fmt(cost['capex_usd_per_h'], 3)}, power {fmt(cost['power_usd_per_h'], 3)}, "
-        f"hosting {fmt(cost['hosting_usd_per_h'], 3)}); nodes {cost['nodes']}",
-        f"solver {result.solution.solver}: {result.solution.status}, gap {result.solution.gap:.2%}, {fmt(result.solution.wall_s)} s",
-        "SLA in simulation: " + ("met" if met else "not checked" if met is None else "MISSED (see the report)"),
+        f"fleet TCO {usd_per_h(cost['total_usd_per_h'])} (capex {usd_per_h(cost['capex_usd_per_h'])}, power "
+        f"{usd_per_h(cost['power_usd_per_h'])}, hosting {usd_per_h(cost['hosting_usd_per_h'])}); new spend "
+        f"{usd_per_h(summary['new_spend_usd_per_h'])}",
+        f"solver {solution.solver}: {summary['solver_verdict']}",
         "performance model: " + ", ".join(f"{d} {s}" for d, s in summary["performance_model"].items())
-        + (f"; sized for step times at model error {size_for}" if size_for != "nominal" else ""),
-        "wrote " + ", ".join(str(p) for p in written[:3]) + (" ..." if len(written) > 3 else ""),
+        + (f"; sized for step times at model error {summary['sized_for']}" if summary["sized_for"] != "nominal" else ""),
     ]
-    for case in summary["model_error"]:
-        nodes = ", ".join(f"{n} x{c}" for n, c in sorted(case["nodes"].items())) or "no feasible fleet"
-        total = f"{fmt(case['total_usd_per_h'], 4)} $/h" if case["feasible"] else "infeasible"
-        lines.append(f"if {case['case']}: {total}; nodes {nodes}")
-    for workload, item in summary["sla"].items():
-        lines.append(f"SLA {workload}: {item['objectives']}")
-        for name, objective in (item["simulated"] or {}).items():
-            if isinstance(objective, dict):
-                lines.append(f"  {name.upper()} p{objective['percentile']:g}: {objective['attained']:.1%} within "
-                             f"{fmt(objective['objective_s'])} s ({'met' if objective['met'] else 'MISSED'}; {objective['measure']})")  # fmt: skip
+    lines += [f"sensitivity: {s}" for s in summary["robustness"]]
+    lines.append("wrote " + ", ".join(summary["written"][:3]) + (" ..." if len(summary["written"]) > 3 else ""))
     for line in lines:
         typer.echo(line)
+
+
+def _saving(value: float | None, share: float | None) -> str:
+    if value is None or share is None or value != value:  # NaN: the plan row, or no baseline plan
+        return ""
+    return f"{usd_per_h(value)} ({share:.0%})"
 
 
 @app.command("export")

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 
 from hetsim.cost.tco import CostBasis, TcoAssumptions, node_hourly_cost
 from hetsim.errors import HetsimError, InfeasiblePlanError
-from hetsim.perf.nonllm import IndexKind, VectorIndex
+from hetsim.perf.nonllm import VectorIndex
 from hetsim.perf.roofline import DevicePerf
 from hetsim.plan import candidates as cand
 from hetsim.plan.problem import ExclusiveGroup, LatencyPath, NodeType, Option, PlacementProblem, Stage, Transfer
@@ -55,9 +55,12 @@ class _Merged:
     ttft_percentile: float = 0.0
     tbt_percentile: float = 0.0
     index: VectorIndex | None = None
+    tail: dict[float, float] = field(default_factory=dict)  # prompt tokens at a percentile: the longest of the workloads'
 
     def add(self, demand: NodeDemand, rate: float, workload: WorkloadDemand) -> None:
         self.rate += rate
+        for percentile, tokens in demand.input_tokens_tail:
+            self.tail[percentile] = max(self.tail.get(percentile, 0.0), tokens)
         for name in ("input_tokens", "output_tokens", "units", "duration_s", "cached_prefix_tokens"):
             value = getattr(demand, name)
             self.weighted[name] += (0.0 if math.isnan(value) else value) * rate
@@ -73,13 +76,14 @@ class _Merged:
         opts = fleet.options
         return cand.LlmTargets(
             self.ttft_s, self.tbt_s, headroom, opts.tp_options, opts.batch_options, self.dtype,
-            self.ttft_percentile or 99.0, self.tbt_percentile or 99.0,
+            self.ttft_percentile or 99.0, self.tbt_percentile or 99.0, opts.pp_options, opts.prefill_token_budgets,
         )  # fmt: skip
 
     def mean_demand(self, key: str) -> NodeDemand:
         mean = {k: v / self.rate for k, v in self.weighted.items()}
+        tail = tuple((p, max(t, mean["input_tokens"])) for p, t in sorted(self.tail.items()))
         return NodeDemand(key, self.node_type, self.model, 1.0, 1.0, mean["input_tokens"], mean["output_tokens"],
-                          mean["cached_prefix_tokens"], mean["units"], mean["duration_s"])  # fmt: skip
+                          mean["cached_prefix_tokens"], mean["units"], mean["duration_s"], tail)  # fmt: skip
 
 
 def _min(a: float | None, b: float | None) -> float | None:
@@ -209,8 +213,10 @@ def _stages_for(key: str, m: _Merged, fleet: FleetSpec, hardware, models, perfs,
     elif m.node_type in CPU_STAGES:
         options = cand.cpu_work_options(perfs, demand, headroom)
     elif m.node_type == "retrieval":
-        index = m.index or VectorIndex(1_000_000, 768, DType.FP32, IndexKind.FLAT)
-        options = cand.retrieval_options(perfs, index, headroom)
+        if m.index is None:  # a search is priced by its index: no default size stands in for it
+            raise InfeasiblePlanError(f"stage {key!r}: no vector index described; expected the workload's retrieval "
+                                      f"node to give index_vectors and dimension, got none")  # fmt: skip
+        options = cand.retrieval_options(perfs, m.index, headroom)
     else:
         raise InfeasiblePlanError(f"stage {key!r}: the planner does not place {m.node_type} steps")
     # one pool per non-LLM stage: the simulator and executor route such work to one pool

@@ -9,7 +9,9 @@ requests, so it sustains mu = B / (B P1 + O t_d(B)) requests/s. A prompt is pref
 n = ceil(I / (budget - B)) chunks of P1 / n, each riding on a decode step: a share
 f = min(1, B n / O) of the gaps is t_d(B) + P1 / n, the rest t_d(B) (mean t_d + (B/O) P1), so
 the p-th percentile gap is the longer one when f > 1 - p. TTFT = P1 + one iteration + the
-p-th percentile of M/M/B queueing at the planned utilisation (1/headroom).
+p-th percentile of M/M/B queueing at the planned utilisation (1/headroom), or the prefill of the
+prompt at that percentile of the workload's prompt lengths plus the mean wait, whichever is
+longer (a TTFT tail is set by long prompts as well as by queueing).
 LLM, disaggregated: a prefill replica sustains tokens/s of full chunks (TTFT = P1 + the p-th
 percentile of M/M/1 queueing, an upper estimate of M/D/1's), capped by its KV egress link; a
 decode replica sustains B / (O t_d(B)) with every gap t_d(B).
@@ -50,19 +52,39 @@ class LlmTargets:
     dtype: DType
     ttft_percentile: float = 99.0  # the share of calls whose TTFT must be within ttft_s
     tbt_percentile: float = 99.0  # the share of token gaps that must be within tbt_s
+    pp_options: tuple[int, ...] = (1,)  # pipeline stages (may span nodes: a model too big for one node's TP group)
+    prefill_budgets: tuple[int, ...] = (8192,)  # a prefill replica's token budget per step (vLLM's default alone)
+
+    def shapes(self) -> Iterator[tuple[int, int]]:
+        """Every (tp, pp) a replica may take."""
+        for pp in self.pp_options:
+            for tp in self.tp_options:
+                yield tp, pp
 
 
-def _replica(model: ModelSpec, perf: DevicePerf, tp: int, dtype: DType, max_seqs: int) -> LlmReplica | None:
-    """A replica if this shape is valid and fits; None otherwise (skipped, not an error)."""
+def _replica(
+    model: ModelSpec, perf: DevicePerf, tp: int, dtype: DType, max_seqs: int, pp: int = 1, budget: int | None = None
+) -> LlmReplica | None:
+    """A replica if this shape is valid and fits; None otherwise (skipped, not an error).
+    ``budget``: its chunked-prefill token budget (vLLM's default where None)."""
     device = perf.device
     if device.kind == DeviceKind.CPU or (tp > 1 and (device.scale_up is None or tp > device.scale_up.domain_size)):
         return None
+    limits = ServingLimits(max_num_seqs=max_seqs) if budget is None else ServingLimits(max_num_seqs=max_seqs,
+                                                                                       max_batch_tokens=budget)  # fmt: skip
     try:
-        replica = LlmReplica(model, perf, Shard(tp=tp), Precision.uniform(dtype), ServingLimits(max_num_seqs=max_seqs))
+        replica = LlmReplica(model, perf, Shard(tp=tp, pp=pp), Precision.uniform(dtype), limits)
         _ = replica.kv_capacity_tokens
+        if pp > 1:  # stages may sit on different nodes: a device without a fabric between them cannot
+            replica.step_seconds([SequenceWork(1, 1)])
     except HetsimError:
         return None
     return replica
+
+
+def _long_prompt(demand: NodeDemand, percentile: float) -> int:
+    """The prompt length at the TTFT percentile: its prefill alone can set that percentile."""
+    return max(1, round(demand.input_tokens_at(percentile)))
 
 
 def _tokens(demand: NodeDemand) -> tuple[int, int, int]:
@@ -73,18 +95,22 @@ def _tokens(demand: NodeDemand) -> tuple[int, int, int]:
 
 def _decode_batches(
     model: ModelSpec, perfs: list[DevicePerf], demand: NodeDemand, targets: LlmTargets
-) -> Iterator[tuple[DevicePerf, int, LlmReplica, list[tuple[int, float]]]]:
-    """Every device x TP replica that fits, with (batch, decode step seconds at the mean
+) -> Iterator[tuple[DevicePerf, tuple[int, int], LlmReplica, list[tuple[int, float]]]]:
+    """Every device x (TP, PP) replica that fits, with (batch, decode step seconds at the mean
     context) for each batch option whose KV fits."""
     prompt, output, mid = _tokens(demand)
     for perf in perfs:
-        for tp in targets.tp_options:
-            replica = _replica(model, perf, tp, targets.dtype, max(targets.batch_options))
+        for tp, pp in targets.shapes():
+            replica = _replica(model, perf, tp, targets.dtype, max(targets.batch_options), pp)
             if replica is None:
                 continue
             fits = replica.max_batch(prompt + output)
             batches = [b for b in targets.batch_options if b <= fits]
-            yield perf, tp, replica, [(b, replica.step_seconds([SequenceWork(1, mid)] * b)) for b in batches]
+            yield perf, (tp, pp), replica, [(b, replica.step_seconds([SequenceWork(1, mid)] * b)) for b in batches]
+
+
+def _shape(tp: int, pp: int) -> str:
+    return f"tp{tp}" + (f" pp{pp}" if pp > 1 else "")
 
 
 # Loads a replica may be planned at, below the headroom's: a latency tail from queueing shrinks
@@ -109,23 +135,26 @@ def aggregated_options(
     model: ModelSpec, perfs: list[DevicePerf], demand: NodeDemand, targets: LlmTargets
 ) -> list[Option]:
     prompt, output, _ = _tokens(demand)
+    long_prompt = _long_prompt(demand, targets.ttft_percentile)
     options = []
-    for perf, tp, replica, batches in _decode_batches(model, perfs, demand, targets):
+    for perf, (tp, pp), replica, batches in _decode_batches(model, perfs, demand, targets):
         p1, _ = prefill_time(replica, [prompt])
+        p1_long = prefill_time(replica, [long_prompt])[0] if long_prompt > prompt else p1
         for (batch, step), utilization in ((b, u) for b in batches for u in _utilizations(targets.headroom)):
             tbt_mean = step + batch / output * p1
             tbt = _aggregated_gap_s(step, p1, batch, prompt, output, replica.limits.max_batch_tokens, targets.tbt_percentile)
             service = batch * p1 + output * step
             wait = mmc_wait_s(batch, service, utilization)
             ttft_mean = p1 + step + wait
-            ttft = p1 + step + mmc_wait_quantile_s(batch, service, utilization, targets.ttft_percentile)
+            ttft = max(p1 + step + mmc_wait_quantile_s(batch, service, utilization, targets.ttft_percentile),
+                       p1_long + step + wait)  # fmt: skip
             if (targets.tbt_s and tbt > targets.tbt_s) or (targets.ttft_s and ttft > targets.ttft_s):
                 continue
-            key, factor = _at_load(f"{perf.device.name} tp{tp} b{batch}", utilization, targets.headroom)
+            key, factor = _at_load(f"{perf.device.name} {_shape(tp, pp)} b{batch}", utilization, targets.headroom)
             options.append(Option(
-                key=key, device=perf.device.name, devices_per_replica=tp,
+                key=key, device=perf.device.name, devices_per_replica=tp * pp,
                 capacity_per_replica=factor * batch / service, latency_s=ttft_mean + (output - 1) * tbt_mean,
-                detail={"tp": tp, "pp": 1, "batch": batch, "dtype": targets.dtype.value, "ttft_s": ttft, "tbt_s": tbt,
+                detail={"tp": tp, "pp": pp, "batch": batch, "dtype": targets.dtype.value, "ttft_s": ttft, "tbt_s": tbt,
                         "utilization": utilization,
                         "ttft_percentile": targets.ttft_percentile, "tbt_percentile": targets.tbt_percentile,
                         "stage": "aggregated", "provenance": perf.provenance.value},
@@ -144,49 +173,50 @@ def _aggregated_gap_s(step: float, p1: float, batch: int, prompt: int, output: i
 def prefill_options(
     model: ModelSpec, perfs: list[DevicePerf], demand: NodeDemand, targets: LlmTargets, link_bytes_per_s: float
 ) -> list[Option]:
+    """A prefill replica per device, (TP, PP) shape, token budget and planned load that meets
+    the TTFT objective; a larger budget prefills more prompts per step (throughput) in longer
+    steps (latency), so the budget is chosen with the rest, not fixed."""
     prompt, _, _ = _tokens(demand)
+    long_prompt = _long_prompt(demand, targets.ttft_percentile)
     options = []
-    for perf in perfs:
-        for tp in targets.tp_options:
-            replica = _replica(model, perf, tp, targets.dtype, 256)
-            if replica is None:
+    for perf, (tp, pp), budget in ((f, s, b) for f in perfs for s in targets.shapes() for b in targets.prefill_budgets):
+        replica = _replica(model, perf, tp, targets.dtype, 256, pp, budget)
+        if replica is None:
+            continue
+        p1, _ = prefill_time(replica, [prompt])
+        p1_long = prefill_time(replica, [long_prompt])[0] if long_prompt > prompt else p1
+        together = max(1, budget // prompt)
+        rate = together / replica.step_seconds([SequenceWork(prompt, 0)] * together) if prompt <= budget else 1 / p1
+        kv_bytes = prompt * kv_bytes_per_token(replica.arch, replica.precision.kv_cache)
+        rate = min(rate, link_bytes_per_s / kv_bytes)  # KV egress must keep up
+        for utilization in _utilizations(targets.headroom):
+            ttft_mean = p1 + md1_wait_s(1 / rate, utilization)
+            ttft = max(p1 + mmc_wait_quantile_s(1, 1 / rate, utilization, targets.ttft_percentile),
+                       p1_long + md1_wait_s(1 / rate, utilization))  # fmt: skip
+            if targets.ttft_s and ttft > targets.ttft_s:
                 continue
-            p1, _ = prefill_time(replica, [prompt])
-            together = max(1, replica.limits.max_batch_tokens // prompt)
-            rate = (
-                together / replica.step_seconds([SequenceWork(prompt, 0)] * together)
-                if prompt <= replica.limits.max_batch_tokens
-                else 1 / p1
-            )
-            kv_bytes = prompt * kv_bytes_per_token(replica.arch, replica.precision.kv_cache)
-            rate = min(rate, link_bytes_per_s / kv_bytes)  # KV egress must keep up
-            for utilization in _utilizations(targets.headroom):
-                ttft_mean = p1 + md1_wait_s(1 / rate, utilization)
-                ttft = p1 + mmc_wait_quantile_s(1, 1 / rate, utilization, targets.ttft_percentile)
-                if targets.ttft_s and ttft > targets.ttft_s:
-                    continue
-                key, factor = _at_load(f"{perf.device.name} tp{tp} prefill", utilization, targets.headroom)
-                options.append(Option(
-                    key=key, device=perf.device.name, devices_per_replica=tp,
-                    capacity_per_replica=factor * rate, latency_s=ttft_mean,
-                    detail={"tp": tp, "pp": 1, "batch": 256, "dtype": targets.dtype.value, "ttft_s": ttft, "stage": "prefill",
-                            "utilization": utilization, "ttft_percentile": targets.ttft_percentile,
-                            "provenance": perf.provenance.value},
-                ))  # fmt: skip
+            key, factor = _at_load(f"{perf.device.name} {_shape(tp, pp)} prefill t{budget}", utilization, targets.headroom)
+            options.append(Option(
+                key=key, device=perf.device.name, devices_per_replica=tp * pp,
+                capacity_per_replica=factor * rate, latency_s=ttft_mean,
+                detail={"tp": tp, "pp": pp, "batch": max(together, 1), "max_batch_tokens": budget,
+                        "dtype": targets.dtype.value, "ttft_s": ttft, "stage": "prefill", "utilization": utilization,
+                        "ttft_percentile": targets.ttft_percentile, "provenance": perf.provenance.value},
+            ))  # fmt: skip
     return options
 
 
 def decode_options(model: ModelSpec, perfs: list[DevicePerf], demand: NodeDemand, targets: LlmTargets) -> list[Option]:
     _, output, _ = _tokens(demand)
     options = []
-    for perf, tp, _, batches in _decode_batches(model, perfs, demand, targets):
+    for perf, (tp, pp), _, batches in _decode_batches(model, perfs, demand, targets):
         for batch, step in batches:
             if targets.tbt_s and step > targets.tbt_s:
                 continue
             options.append(Option(
-                key=f"{perf.device.name} tp{tp} b{batch} decode", device=perf.device.name, devices_per_replica=tp,
-                capacity_per_replica=batch / (output * step), latency_s=max(output - 1, 0) * step,
-                detail={"tp": tp, "pp": 1, "batch": batch, "dtype": targets.dtype.value, "tbt_s": step, "stage": "decode",
+                key=f"{perf.device.name} {_shape(tp, pp)} b{batch} decode", device=perf.device.name,
+                devices_per_replica=tp * pp, capacity_per_replica=batch / (output * step), latency_s=max(output - 1, 0) * step,
+                detail={"tp": tp, "pp": pp, "batch": batch, "dtype": targets.dtype.value, "tbt_s": step, "stage": "decode",
                         "tbt_percentile": targets.tbt_percentile, "provenance": perf.provenance.value},
             ))  # fmt: skip
     return options

@@ -72,6 +72,7 @@ def to_plan(
             pool["llm"] = {
                 "model": detail["model"], "stage": option.detail["stage"], "dtype": option.detail["dtype"],
                 "max_num_seqs": option.detail["batch"],
+                **({"max_batch_tokens": option.detail["max_batch_tokens"]} if "max_batch_tokens" in option.detail else {}),
             }  # fmt: skip
         elif node_type in ("tool", "code_exec"):
             pool["node_types"] = [node_type]

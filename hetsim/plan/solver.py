@@ -226,7 +226,40 @@ def solve(
     status = run_solver(solver, parameters)
     if status not in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
         raise InfeasiblePlanError("no placement meets every constraint")
-    return _extract(problem, model, status, time.perf_counter() - started)
+    choices = chosen(problem, model)
+    tie = tie_break_usd_per_h(problem, choices)
+    cost, bound = solver.Objective().Value() - tie, solver.Objective().BestBound() - tie
+    # SCIP reports OPTIMAL once within the requested gap, so the gap is always computed.
+    gap = abs(cost - bound) / max(abs(cost), 1e-12)
+    left_s = time_limit_s - (time.perf_counter() - started)
+    value = _snapshot(solver)
+    if tie > 0 and left_s > 0:
+        settled = _settle_ties(problem, model, cost, unit_cost_scale, left_s)
+        if settled is not None:
+            choices, value = settled, _snapshot(solver)
+    account = SolveAccount(cost, status_name(status), gap, time.perf_counter() - started)
+    return extract(problem, model, choices, account, value)
+
+
+def _snapshot(solver: pywraplp.Solver) -> Callable[[pywraplp.Variable], float]:
+    """The solved values of every variable, kept (a later solve overwrites the solver's)."""
+    values = {v.index(): v.solution_value() for v in solver.variables()}
+    return lambda variable: values[variable.index()]
+
+
+def _settle_ties(problem: PlacementProblem, m: _Model, cost: float, unit_cost_scale: float, left_s: float):
+    """Among placements no dearer than the one found, the one the tie-breaks prefer: the first
+    solve stops within its relative gap, far coarser than the tie-breaks, so they are settled
+    in a second solve with the cost held (its choices; None when that solve finds nothing)."""
+    solver = m.solver
+    ties = tie_break(problem, m)
+    solver.Add(objective(problem, m, unit_cost_scale) - ties <= cost + 1e-9 * max(1.0, abs(cost)))
+    solver.Minimize(ties)
+    solver.SetTimeLimit(max(1, int(left_s * 1000)))
+    status = run_solver(solver)
+    if status not in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
+        return None
+    return chosen(problem, m)
 
 
 def run_solver(solver: pywraplp.Solver, parameters: pywraplp.MPSolverParameters | None = None) -> int:
@@ -296,8 +329,12 @@ def chosen(problem: PlacementProblem, m: _Model) -> list[Choice]:
     return choices
 
 
-def extract(problem: PlacementProblem, m: _Model, choices: list[Choice], account: SolveAccount) -> Solution:
-    """The Solution of a solved model: ``choices`` (see ``chosen``), its nodes and path latencies."""
+def extract(
+    problem: PlacementProblem, m: _Model, choices: list[Choice], account: SolveAccount,
+    value: Callable[[pywraplp.Variable], float] = lambda v: v.solution_value(),
+) -> Solution:  # fmt: skip
+    """The Solution of a solved model: ``choices`` (see ``chosen``), its nodes and path latencies;
+    ``value`` reads a variable's solved value (default: the solver's last solve)."""
     slowest: dict[str, float] = {}
     for c in choices:
         slowest[c.stage] = max(slowest.get(c.stage, 0.0), c.option.latency_s)
@@ -305,13 +342,13 @@ def extract(problem: PlacementProblem, m: _Model, choices: list[Choice], account
     for path in problem.paths:
         latency = path.fixed_s + sum(v * slowest[name] for name, v in path.stages if name in slowest)
         paths[path.name] = latency + sum(
-            dict(path.stages)[t.target] * t.latency_s * w.solution_value()
+            dict(path.stages)[t.target] * t.latency_s * value(w)
             for t, w in zip(problem.transfers, m.transfer, strict=True)
             if t.source in dict(path.stages) and t.target in dict(path.stages)
         )
     return Solution(
         choices=tuple(choices),
-        extra_nodes={name: round(v.solution_value()) for name, v in m.extra.items()},
+        extra_nodes={name: round(value(v)) for name, v in m.extra.items()},
         objective=account.objective,
         status=account.status,
         gap=account.gap,

@@ -45,14 +45,16 @@ def render_report(
     placement: pd.DataFrame,
     sensitivity: pd.DataFrame,
     meta: Mapping[str, Any] | ReportMeta | None = None,
+    extras: Mapping[str, pd.DataFrame] | None = None,
 ) -> RenderedReport:
     """Validate the tables (see :mod:`hetsim.report.frames`), draw every figure once and build
-    the HTML page and the Markdown summary from the same outline."""
-    data = prepare(fleets, placement, sensitivity, meta)
+    the HTML page and the Markdown summary from the same outline; ``extras``: a plan's
+    procurement tables (bill of materials, workloads, robustness)."""
+    data = prepare(fleets, placement, sensitivity, meta, extras)
     pngs = {name: figure_png(figure) for name, figure in build_figures(data).items()}
     return RenderedReport(
         html=build_html(data, pngs),
         markdown=build_markdown(data, pngs),
         figures=pngs,
-        tables={"fleets": data.fleets, "placement": data.placement, "sensitivity": data.sensitivity},
+        tables={"fleets": data.fleets, "placement": data.placement, "sensitivity": data.sensitivity, **data.extras},
     )

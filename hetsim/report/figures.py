@@ -363,6 +363,9 @@ FIGURE_TITLES = {
     "placement": "Placement: which stage runs where",
     "sensitivity": "Sensitivity to prices and demand",
 }
+# Figures only a plan's report has (drawn from its procurement tables).
+PLAN_FIGURE_TITLES = {"robustness": "New spend as each input moves, with the points where the purchase flips"}
+ALL_FIGURE_TITLES = FIGURE_TITLES | PLAN_FIGURE_TITLES
 
 
 def build_figures(data: ReportData) -> dict[str, Figure]:
@@ -387,4 +390,8 @@ def build_figures(data: ReportData) -> dict[str, Figure]:
         figures["placement"] = placement_figure(placement, order)
     if len(data.sensitivity):
         figures["sensitivity"] = sensitivity_figure(data.sensitivity, order)
+    if "robustness" in data.extras and len(data.extras["robustness"]):
+        from hetsim.report.procurement_figures import robustness_figure
+
+        figures["robustness"] = robustness_figure(data.extras["robustness"])
     return figures

@@ -153,6 +153,7 @@ class ReportData:
     placement: pd.DataFrame
     sensitivity: pd.DataFrame
     meta: ReportMeta
+    extras: Mapping[str, pd.DataFrame] = field(default_factory=dict)  # a plan's: bom, workloads, robustness
 
 
 def _check_columns(frame: pd.DataFrame, name: str, required: Sequence[str]) -> None:
@@ -218,8 +219,10 @@ def prepare(
     placement: pd.DataFrame,
     sensitivity: pd.DataFrame,
     meta: Mapping[str, Any] | ReportMeta | None = None,
+    extras: Mapping[str, pd.DataFrame] | None = None,
 ) -> ReportData:
-    """Validate all report inputs once, at the boundary, and return normalised copies."""
+    """Validate all report inputs once, at the boundary, and return normalised copies;
+    ``extras``: a plan's procurement frames (see :mod:`hetsim.report.procurement`)."""
     clean_fleets = validate_fleets(fleets)
     known = set(clean_fleets["fleet"])
     _check_columns(placement, "placement", PLACEMENT_COLUMNS)
@@ -231,4 +234,16 @@ def prepare(
     report_meta = ReportMeta.from_mapping(meta)
     if report_meta.baseline_fleet is not None and report_meta.baseline_fleet not in known:
         raise ScenarioError(f"report meta: baseline_fleet {report_meta.baseline_fleet!r} is not in the 'fleets' table")
-    return ReportData(clean_fleets, clean_placement, clean_sensitivity, report_meta)
+    return ReportData(clean_fleets, clean_placement, clean_sensitivity, report_meta, _check_extras(extras or {}))
+
+
+def _check_extras(extras: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    from hetsim.report.procurement import BOM_REQUIRED, ROBUSTNESS_REQUIRED, WORKLOAD_REQUIRED
+
+    required = {"bom": BOM_REQUIRED, "workloads": WORKLOAD_REQUIRED, "robustness": ROBUSTNESS_REQUIRED}
+    unknown = sorted(set(extras) - set(required))
+    if unknown:
+        raise ScenarioError(f"report tables: unknown table(s) {', '.join(unknown)}; expected any of {', '.join(required)}")
+    for name, frame in extras.items():
+        _check_columns(frame, name, required[name])
+    return {name: frame.reset_index(drop=True).copy() for name, frame in extras.items()}

@@ -13,7 +13,7 @@ from html import escape
 
 import pandas as pd
 
-from hetsim.report.figures import FIGURE_TITLES
+from hetsim.report.figures import ALL_FIGURE_TITLES as FIGURE_TITLES
 from hetsim.report.format import looks_numeric
 from hetsim.report.frames import ReportData
 from hetsim.report.outline import Section, report_sections

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from hetsim.report import tables
+from hetsim.report import procurement, tables
 from hetsim.report.frames import ReportData
 from hetsim.report.headline import summary_sentences
 
@@ -51,8 +51,41 @@ def _left_out(section: Section, figures: set[str]) -> tuple[str, ...]:
     return ()
 
 
+def _procurement_sections(data: ReportData) -> list[Section]:
+    """A plan's first screen: what to buy and what it costs, the savings against each
+    homogeneous baseline and every workload's verdict; then the tables behind them."""
+    extras, fleets = data.extras, data.fleets
+    plan = fleets[fleets["role"] == "plan"].iloc[0] if "role" in fleets.columns else fleets.iloc[0]
+    sentences = [f"**{procurement.buyer_sentence(extras['bom'], bool(plan['sla_met']) if not pd.isna(plan['sla_attainment']) else None, plan['status'])}**"]
+    sentences += procurement.savings_sentences(fleets)
+    if "workloads" in extras and len(extras["workloads"]):
+        sentences += procurement.workload_sentences(extras["workloads"])
+    if "robustness" in extras and len(extras["robustness"]):
+        sentences.append("Robustness: " + "; ".join(procurement.flip_sentences(extras["robustness"])) + ".")
+    sections = [
+        Section("summary", "Executive summary", tuple(sentences), as_list=True),
+        Section("buy", "What to buy", ("Per node SKU: owned nodes the plan uses or leaves idle, nodes to buy or rent, "
+                                       "the capex of what is bought and the $/h and $/month of every node kept "
+                                       "(TCO preset in the assumptions).",),
+                tables=(("Bill of materials", procurement.bom_table(extras["bom"])),)),
+    ]  # fmt: skip
+    if "workloads" in extras and len(extras["workloads"]):
+        sections.append(Section("workloads", "Every workload against its own SLA", (
+            "Each objective at the percentile its SLA names, measured in the verification simulation; the "
+            "workload's cost share splits each pool's $/h by the workloads' shares of its traffic.",),
+            tables=(("Workloads", procurement.workload_table(extras["workloads"])),)))  # fmt: skip
+    if "role" in fleets.columns and (fleets["role"] == "baseline").any():
+        sections.append(Section("baselines", "Against the homogeneous fleets", (
+            "The same demand planned and simulated on the owned nodes alone and on each purchasable accelerator "
+            "alone (within its purchase limit). Savings are on new spend: owned nodes are paid for either way.",),
+            ("tco_breakdown",), (("Baselines", procurement.baselines_table(fleets)),)))  # fmt: skip
+    return sections
+
+
 def report_sections(data: ReportData, figures: set[str]) -> list[Section]:
     """The report's sections in reading order; ``figures`` names the figures that exist."""
+    if "bom" in data.extras:
+        return _finish(_procurement_sections(data) + _plan_detail_sections(data), figures, data)
     order = tables.fleet_order(data.fleets)
     display = tables.for_display
     sla = f" SLA: {data.meta.sla}." if data.meta.sla else ""
@@ -79,6 +112,37 @@ def report_sections(data: ReportData, figures: set[str]) -> list[Section]:
         Section("assumptions", "Assumptions", tables=_assumption_table(data)),
         Section("provenance", "Provenance", tuple(data.meta.provenance) or ("Not stated.",), as_list=True),
     ]  # fmt: skip
+    return _finish(sections, figures, data)
+
+
+def _plan_detail_sections(data: ReportData) -> list[Section]:
+    order = tables.fleet_order(data.fleets)
+    display = tables.for_display
+    sections = [
+        Section("placement", "Placement", ("Devices serving each stage of the plan; a stage served by pools on "
+                                           "two devices lists both (the plan's weights split its traffic).",), ("placement",),
+                _placement_tables(data, order)),
+        Section("utilization", "Utilization", ("Simulated busy share of each pool.",), ("utilization",),
+                (("Pools", display(tables.utilization_table(data.placement, order))),)),
+        Section("pareto", "Cost vs latency (pooled over workloads)",
+                ("A secondary view: p99 session latency pooled over all workloads against cost per token; each "
+                 "workload's own verdict is in 'Every workload against its own SLA'.",), ("cost_vs_latency",)),
+    ]  # fmt: skip
+    if "robustness" in data.extras and len(data.extras["robustness"]):
+        sections.append(Section("robustness", "Robustness: what would change the purchase", (
+            "Each input moved alone and the plan re-solved (no simulation): each vendor's node prices, the energy "
+            "price, the demand (compared by the SKUs bought), and step times at the p10/p50/p90 of the performance "
+            "model's measured error. A flip point is bisected to 1% between the last value keeping the plan's "
+            "purchase and the first changing it.",), ("robustness",),
+            (("Cases", procurement.robustness_table(data.extras["robustness"])),)))  # fmt: skip
+    sections += [
+        Section("assumptions", "Assumptions", tables=_assumption_table(data)),
+        Section("provenance", "Provenance", tuple(data.meta.provenance) or ("Not stated.",), as_list=True),
+    ]
+    return sections
+
+
+def _finish(sections: list[Section], figures: set[str], data: ReportData) -> list[Section]:
     return [
         Section(
             s.anchor,

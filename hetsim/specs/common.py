@@ -109,7 +109,6 @@ class Quantity(FrozenModel):
             raise ValueError(f"value: expected at most {MAX_SI_VALUE:g} in SI units once '{self.unit}' is applied, got {self.value:g}")
         return self
 
-
     @property
     def si(self) -> float:
         """The value in SI base units."""
@@ -194,3 +193,7 @@ class SourcedDocument(FrozenModel):
     def cite(self, source: str) -> str:
         """Resolve a source key to its citation text (URLs, notes)."""
         return self.sources.get(source, source)
+
+
+PositiveInts = tuple[Annotated[int, Field(ge=1)], ...]
+"""A tuple of options that are counts (parallel degrees, batch sizes): each at least 1."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, ValidationError, model_validator
 
-from hetsim.specs.common import MAX_RATE_PER_S, FrozenModel, SafeName, SchemaVersion
+from hetsim.specs.common import MAX_RATE_PER_S, FrozenModel, PositiveInts, SafeName, SchemaVersion
 
 
 class OwnedNodes(FrozenModel):
@@ -35,8 +35,14 @@ class DemandSpec(FrozenModel):
 
 class PlannerOptions(FrozenModel):
     headroom: float = Field(default=1.25, ge=1.0, le=100.0, description="capacity over demand (queueing slack)")
-    tp_options: tuple[int, ...] = (1, 2, 4, 8)
-    batch_options: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+    tp_options: PositiveInts = Field(default=(1, 2, 4, 8), min_length=1)
+    pp_options: PositiveInts = Field(
+        default=(1, 2), min_length=1, description="pipeline stages a replica may span (across nodes: models too big for one node)"
+    )
+    batch_options: PositiveInts = Field(default=(1, 2, 4, 8, 16, 32, 64, 128, 256), min_length=1)
+    prefill_token_budgets: PositiveInts = Field(
+        default=(2048, 8192, 16384), min_length=1, description="chunked-prefill token budgets a prefill pool may run with"
+    )
     disaggregation: bool = True
     max_pools_per_stage: int = Field(
         default=2, ge=1, le=4, description="pools on different devices one LLM or model stage may combine"

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
-from hetsim.specs.common import MAX_RATE_PER_S, FrozenModel, SafeName, SchemaVersion
+from hetsim.specs.common import MAX_RATE_PER_S, FrozenModel, PositiveInts, SafeName, SchemaVersion
 
 
 class StudyModel(FrozenModel):
@@ -63,9 +63,6 @@ class InputSet(FrozenModel):
     power_from_reference: bool = False
     fp16_overrides: tuple[Fp16Override, ...] = ()
     note: str = ""
-
-
-PositiveInts = tuple[Annotated[int, Field(ge=1)], ...]
 
 
 class StudySearch(FrozenModel):

@@ -8,6 +8,7 @@ visits that lie on the critical path (parallel copies of one fan-out count once)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 import pandas as pd
 
@@ -26,7 +27,23 @@ class NodeDemand:
     cached_prefix_tokens: float
     units: float
     duration_s: float
+    # The prompt-length distribution's upper tail: (percentile, tokens) at INPUT_PERCENTILES; a
+    # TTFT percentile is set by long prompts as much as by queueing (empty: only the mean known).
+    input_tokens_tail: tuple[tuple[float, float], ...] = ()
 
+    def input_tokens_at(self, percentile: float) -> float:
+        """Prompt tokens at ``percentile``: interpolated between the tail's points, from the mean
+        standing at the median (below it, and where no tail is known, the mean)."""
+        points = [(50.0, self.input_tokens), *self.input_tokens_tail] if self.input_tokens_tail else []
+        if not points or percentile <= points[0][0]:
+            return self.input_tokens
+        for (low, low_value), (high, high_value) in pairwise(points):
+            if percentile <= high:
+                return low_value + (high_value - low_value) * (percentile - low) / (high - low)
+        return points[-1][1]
+
+
+INPUT_PERCENTILES = (90.0, 95.0, 99.0, 99.9)
 
 def node_demand(trace: pd.DataFrame) -> list[NodeDemand]:
     """Per-node means over the sample (``trace`` in the canonical step schema)."""
@@ -48,6 +65,16 @@ def node_demand(trace: pd.DataFrame) -> list[NodeDemand]:
                 cached_prefix_tokens=float(group["cached_prefix_tokens"].fillna(0).mean()),
                 units=float(group["units"].mean()) if group["units"].notna().any() else float("nan"),
                 duration_s=float(group["duration_s"].mean()) if group["duration_s"].notna().any() else float("nan"),
+                input_tokens_tail=_tail(group["input_tokens"]),
             )
         )
     return result
+
+
+def _tail(tokens: pd.Series) -> tuple[tuple[float, float], ...]:
+    """The prompt lengths at INPUT_PERCENTILES, never below the mean (the tail starts there)."""
+    values = tokens.dropna().astype(float)
+    if values.empty:
+        return ()
+    mean = float(values.mean())
+    return tuple((p, max(mean, float(values.quantile(p / 100.0)))) for p in INPUT_PERCENTILES)

@@ -42,7 +42,7 @@ def test_the_report_and_the_cli_show_the_fleet_at_the_models_error_band(nominal,
     assert result.exit_code == 0, result.output
     assert "performance model: " in result.output and "h100-sxm calibrated (vllm==0.14.0)" in result.output
     assert "b200 datasheet default" in result.output
-    assert "if steps at p90 of measured/predicted" in result.output
+    assert "sensitivity: step times:" in result.output and "p90 of measured error" in result.output
 
 
 def test_an_unknown_sizing_is_one_line_and_exit_1(tmp_path):

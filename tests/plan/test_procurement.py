@@ -10,7 +10,7 @@ import yaml
 from hetsim.api.baselines import baseline_fleets, plan_baselines
 from hetsim.api.plan import new_spend_usd_per_h, plan_fleet, result_frames
 from hetsim.api.procurement import bill_of_materials, buyer_sentence, workload_results
-from hetsim.api.robustness import _Resolver, robustness
+from hetsim.api.robustness import FLIP_TOLERANCE, _Resolver, robustness
 
 DEFAULT_FLEET = Path(__file__).resolve().parents[2] / "scenarios" / "fleet.yaml"
 
@@ -90,7 +90,8 @@ def test_a_vendor_price_change_flips_the_purchase_at_the_reported_point(planned)
     for flip in flips.itertuples():
         vendor = flip.dimension.split()[0]
         at = lambda f, v=vendor: resolver.priced(lambda n: f if resolver.vendor[n] == v else 1.0).mix  # noqa: E731
-        inside = 1.0 + (flip.factor - 1.0) * (1 - 0.02)  # just on the plan's side of the flip
+        # the bisection brackets the flip within FLIP_TOLERANCE: just past it, towards 1, the plan holds
+        inside = flip.factor + math.copysign(1.05 * FLIP_TOLERANCE * max(flip.factor, 1.0), 1.0 - flip.factor)
         assert at(inside) == base and at(flip.factor) != base
 
 
@@ -114,3 +115,54 @@ def test_a_fleet_whose_decode_needs_two_device_types_gets_both_and_the_simulatio
     assert sum(p.weight for p in shared) == pytest.approx(1.0)
     calls = result.verification["frames"]["llm_calls"]
     assert set(calls["decode_pool"]) == {p.name for p in shared}  # both pools served calls
+
+
+def test_exit_codes_tell_a_missed_sla_and_an_unproven_solve_apart(planned):
+    from dataclasses import replace
+
+    from hetsim.api.plan import EXIT_NOT_PROVEN, EXIT_SLA_MISSED, plan_exit_code, solver_verdict
+
+    assert plan_exit_code(planned) == 0
+    timed_out = replace(planned, solution=replace(planned.solution, status="feasible", gap=0.034))
+    assert plan_exit_code(timed_out) == EXIT_NOT_PROVEN
+    verdict = solver_verdict(timed_out)
+    assert verdict.startswith("TIME LIMIT") and "gap 3.40%" in verdict and f"${timed_out.solution.objective:,.2f}/h" in verdict
+    missed = replace(planned, verification={**planned.verification, "met": False})
+    assert plan_exit_code(missed) == EXIT_SLA_MISSED
+    assert plan_exit_code(replace(missed, solution=timed_out.solution)) == EXIT_SLA_MISSED  # the SLA comes first
+
+
+def test_the_cli_exits_non_zero_and_says_time_limit_when_the_solver_stops_without_proof(planned, monkeypatch, tmp_path):
+    from dataclasses import replace
+
+    from typer.testing import CliRunner
+
+    import hetsim.cli.plan as cli_plan
+    from hetsim.cli import app
+
+    timed_out = replace(planned, solution=replace(planned.solution, status="feasible", gap=0.05))
+    monkeypatch.setattr(cli_plan, "plan_fleet", lambda *args, **kwargs: timed_out)
+    result = CliRunner().invoke(app, ["plan", "--fleet", str(DEFAULT_FLEET), "--no-baselines", "--no-sensitivity",
+                                      "--out", str(tmp_path / "plan.yaml")])  # fmt: skip
+    assert result.exit_code == 5, result.output
+    assert "TIME LIMIT" in result.output and "not proven optimal" in result.output
+
+
+def test_the_reports_first_section_answers_what_to_buy_the_cost_the_savings_and_every_verdict(planned):
+    from hetsim.report.build import render_report
+    from hetsim.report.procurement import buyer_sentence
+
+    frames = result_frames(planned, plan_baselines(planned), robustness(planned))
+    extras = {k: frames[k] for k in ("bom", "workloads", "robustness")}
+    rendered = render_report(frames["fleets"], frames["placement"], frames["sensitivity"], {"title": "t"}, extras)
+    summary = rendered.html.split('<section id="summary">')[1].split("</section>")[0]
+    assert buyer_sentence(frames["bom"], True, planned.solution.status) in summary.replace("<strong>", "").replace("</strong>", "")
+    for baseline in ("owned-only", "all-hgx-b200-8", "all-gaudi3-8", "all-mi300x-8"):
+        assert baseline in summary
+    for workload in planned.workloads:
+        assert f"<strong>{workload.name}</strong>: TTFT p99" in summary
+    assert "flips at x" in summary
+    sections = [s.split('"')[0] for s in rendered.html.split('<section id="')[1:]]
+    assert sections[:4] == ["summary", "buy", "workloads", "baselines"]
+    assert "robustness" in rendered.figures and "robustness" in sections
+    assert "## What to buy" in rendered.markdown and "| Node |" in rendered.markdown
