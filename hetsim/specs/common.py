@@ -63,12 +63,21 @@ MAX_RATE_PER_S = 1e6
 SchemaVersion = Annotated[int, Field(ge=1, le=1, description="the file format's version: 1 is the only one")]
 
 
+MAX_NAME_CHARS = 100
+"""The longest name: it becomes a file or folder name, which file systems cap at 255 bytes."""
+
+
 def _safe_name(name: str) -> str:
     """A name that becomes a file or folder name: letters, digits, '-', '_', '.'; not hidden,
-    never '..' (a name must not write outside the folder it is joined to)."""
-    if not name or not all(c.isalnum() or c in "-_." for c in name) or name.startswith(".") or ".." in name:
+    never '..' (a name must not write outside the folder it is joined to); at most
+    ``MAX_NAME_CHARS`` long."""
+    if (
+        not name or len(name) > MAX_NAME_CHARS or not all(c.isalnum() or c in "-_." for c in name)
+        or name.startswith(".") or ".." in name
+    ):  # fmt: skip
         raise ValueError(
-            f"expected a name of letters, digits, '-', '_' or '.' that does not start with '.' or hold '..', got {name!r}"
+            f"expected a name of letters, digits, '-', '_' or '.' (1 to {MAX_NAME_CHARS} of them) that does not start "
+            f"with '.' or hold '..', got {name!r:.80}"
         )
     return name
 

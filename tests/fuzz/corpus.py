@@ -270,7 +270,7 @@ def _json_problem(out: str) -> str:
     except ValueError:
         return "exit 0 but the --json output is not JSON"
     for path, value in _numbers(data, ""):
-        if value < 0 and not _NEGATIVE_OK.search(path):
+        if value < -1e-9 and not _NEGATIVE_OK.search(path):  # -1e-19 is a sum's rounding of 0, not a result
             return f"negative value {value!r} at {path}"
     return ""
 
