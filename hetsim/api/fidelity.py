@@ -16,7 +16,7 @@ import pandas as pd
 
 from hetsim.api.engine_sim import engine_calibrations, scaled_catalog, simulate_with_engine
 from hetsim.api.run import RunRequest, device_kind_for, resolve_inputs, run, scale_for
-from hetsim.api.simulate import pool_costs
+from hetsim.api.simulate import plan_cost, pool_costs
 from hetsim.errors import ExecutorError
 from hetsim.io.catalog import load_catalog
 from hetsim.io.models import load_models
@@ -46,7 +46,8 @@ def fidelity(request: FidelityRequest) -> dict[str, Any]:
     hardware = load_catalog(plan.profile_set)
     simulated, calibration_text = simulate_with_engine(plan, trace, block, scaled_catalog(load_models(), plan, scale),
                                                        request.engine_calibrations)  # fmt: skip
-    sim_summary = summarize(simulated, pool_costs(plan, hardware, resolved.tco, None), resolved.sla, Expected.of(trace))
+    sim_summary = summarize(simulated, pool_costs(plan, hardware, resolved.tco, None), resolved.sla, Expected.of(trace),
+                            plan_cost(plan, hardware, resolved.tco, None))  # fmt: skip
     measured = executed.frames
     comparison = compare(measured["llm_calls"], simulated["llm_calls"], (executed.summary["duration_s"], sim_summary["duration_s"]))
     context = {

@@ -27,7 +27,7 @@ from typing import Any
 import pandas as pd
 
 from hetsim.api.deploy import load_weights
-from hetsim.api.simulate import assign_model, pool_costs, trace_frame
+from hetsim.api.simulate import assign_model, plan_cost, pool_costs, tco_for, trace_frame
 from hetsim.api.workloads import load as load_workload
 from hetsim.errors import ExecutorError, ScenarioError
 from hetsim.exec.client import make_client
@@ -149,7 +149,7 @@ def resolve_inputs(request: RunRequest) -> RunInputs:
         described = {"workload": spec.name, "rate_per_s": source.rate_per_s or spec.arrival.mean_rate_per_s,
                      "duration_s": source.duration_s, "seed": source.seed}  # fmt: skip
         tool_runs = {name: node.run for name, node in spec.nodes.items() if getattr(node, "run", None) is not None}
-    return RunInputs(plan, frame, block, sla, scenario.tco if scenario else "paper", described, tool_runs)
+    return RunInputs(plan, frame, block, sla, tco_for(scenario, plan), described, tool_runs)
 
 
 def _trace_source(request: RunRequest, scenario: TraceSource | None) -> TraceSource:
@@ -270,7 +270,7 @@ def run(
         if cluster is not None:
             cluster.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-    summary = summarize(frames, pool_costs(plan, hardware, tco, None), sla, Expected.of(trace))
+    summary = summarize(frames, pool_costs(plan, hardware, tco, None), sla, Expected.of(trace), plan_cost(plan, hardware, tco, None))
     context = {"engine": engine, "device_kind": device_kind, "plan": plan, "trace": described, "notes": notes}
     _measured(summary, frames, runtime, cluster, served, context, interrupted)
     summary["run"]["wall_s"] = time.perf_counter() - started

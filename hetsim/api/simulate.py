@@ -13,7 +13,7 @@ import pandas as pd
 from hetsim.api.engine_sim import scaled_catalog, simulate_with_engine
 from hetsim.api.traces import load_trace
 from hetsim.api.workloads import synthesize_trace
-from hetsim.cost.tco import CostBasis, device_hourly_cost, preset
+from hetsim.cost.tco import CostBasis, device_hourly_cost, node_hourly_cost, preset
 from hetsim.errors import HetsimError, ScenarioError, WorkloadError
 from hetsim.io.calibration import load_calibration
 from hetsim.io.catalog import load_catalog
@@ -21,7 +21,7 @@ from hetsim.io.models import load_models
 from hetsim.io.outputs import Provenance, inputs_digest, write_folder
 from hetsim.io.plans import load_plan, load_scenario
 from hetsim.io.results import write_results
-from hetsim.metrics.summary import Expected, PoolCost, Sla, summarize
+from hetsim.metrics.summary import Expected, PlanCost, PoolCost, Sla, summarize
 from hetsim.perf.model_scale import scale_named
 from hetsim.sim.build import build_simulation
 from hetsim.sim.engine import SimConfig
@@ -51,20 +51,78 @@ class SimulateRequest:
 
 
 def pool_costs(plan: PlanSpec, hardware: HardwareCatalog, tco: str, basis: str | None) -> list[PoolCost]:
-    """$/h and power of each pool's devices; a device without a price costs NaN and says so."""
-    assumptions = preset(tco)
+    """$/h and power of each pool's devices: a pool on a named node SKU carries its devices' share
+    of that node's $/h (the node's cost split over its accelerators, as the planner splits it;
+    host CPUs of an accelerator node add nothing); a pool without a node is priced per device. A
+    device without a price costs NaN and says so."""
+    assumptions, cost_basis = preset(tco), CostBasis(basis) if basis else None
     costs = []
     for pool in plan.pools:
         device = hardware.accelerator(pool.device)
         try:
-            hourly = device_hourly_cost(device, assumptions, CostBasis(basis) if basis else None)
-            usd, provenance = hourly.total_usd_per_h, f"{hourly.basis.value}: {hourly.provenance}"
+            usd, provenance = _per_device_usd_per_h(pool, device, hardware, assumptions, cost_basis)
         except HetsimError as exc:
             usd, provenance = math.nan, f"unknown: {exc}"
         tdp = device.tdp_w or math.nan
         idle = device.power.idle.si if device.power.idle else tdp
         costs.append(PoolCost(pool.name, pool.replicas * pool.devices_per_replica, usd, idle, tdp, provenance))
     return costs
+
+
+def _per_device_usd_per_h(pool, device, hardware: HardwareCatalog, assumptions, basis) -> tuple[float, str]:
+    node = _node_of(pool, hardware)
+    if node is None:
+        hourly = device_hourly_cost(device, assumptions, basis)
+        return hourly.total_usd_per_h, f"{hourly.basis.value}: {hourly.provenance} (per device: the pool names no node)"
+    hourly = node_hourly_cost(node, hardware.accelerators, assumptions, basis)
+    main = node.accelerators or node.host_cpus
+    share = hourly.total_usd_per_h / main.count if device.name == main.device else 0.0
+    return share, f"{hourly.basis.value}: node {node.name} ${hourly.total_usd_per_h:,.2f}/h over its {main.count} x {main.device}"
+
+
+def _node_of(pool, hardware: HardwareCatalog):
+    if not pool.node:
+        return None
+    try:
+        return hardware.node(pool.node)
+    except HetsimError:
+        return None
+
+
+def tco_for(scenario: ScenarioSpec | None, plan: PlanSpec) -> str:
+    """The TCO preset a run is costed with: the scenario's, else the one the plan was planned
+    with (its provenance), else the paper's; so ``simulate`` prices a plan as ``plan`` did."""
+    if scenario is not None and scenario.tco is not None:
+        return scenario.tco
+    return str(plan.provenance.get("tco", "paper"))
+
+
+def plan_cost(plan: PlanSpec, hardware: HardwareCatalog, tco: str, basis: str | None) -> PlanCost:
+    """The plan's one cost figure: the whole nodes its pools occupy (per node SKU, the most any
+    of its device kinds needs), each at its node $/h, as the planner prices a fleet; pools that
+    name no node add their devices' own $/h. The planner's figure (``provenance``) may add owned
+    nodes the plan leaves idle."""
+    assumptions, cost_basis = preset(tco), CostBasis(basis) if basis else None
+    used: dict[str, dict[str, int]] = {}
+    loose = 0.0
+    for pool in plan.pools:
+        node = _node_of(pool, hardware)
+        devices = pool.replicas * pool.devices_per_replica
+        if node is None:
+            loose += devices * device_hourly_cost(hardware.accelerator(pool.device), assumptions, cost_basis).total_usd_per_h
+            continue
+        kinds = used.setdefault(node.name, {})
+        kinds[pool.device] = kinds.get(pool.device, 0) + devices
+    nodes, total = {}, loose
+    for name, kinds in used.items():
+        node = hardware.node(name)
+        per_node = {node.host_cpus.device: node.host_cpus.count}
+        if node.accelerators is not None:
+            per_node[node.accelerators.device] = per_node.get(node.accelerators.device, 0) + node.accelerators.count
+        nodes[name] = max(math.ceil(count / per_node[device]) for device, count in kinds.items() if per_node.get(device))
+        total += nodes[name] * node_hourly_cost(node, hardware.accelerators, assumptions, cost_basis).total_usd_per_h
+    planner = plan.provenance.get("fleet_usd_per_h")
+    return PlanCost(total, nodes, float(planner) if isinstance(planner, int | float) else None, tco)
 
 
 def trace_frame(source: TraceSource, base: Path) -> tuple[pd.DataFrame, int | None]:
@@ -153,9 +211,11 @@ def _simulate(request: SimulateRequest) -> dict[str, Any]:
         sim = build_simulation(plan, trace, hardware, models, calibrations, block_size_tokens=block, config=config)
         sim.run()
         frames = sim.frames()
-    tco = scenario.tco if scenario else "paper"
+    tco = tco_for(scenario, plan)
     sla = Sla.of(scenario.sla) if scenario and scenario.sla else None
-    summary = summarize(frames, pool_costs(plan, hardware, tco, scenario.cost_basis if scenario else None), sla, Expected.of(trace))
+    basis = scenario.cost_basis if scenario else None
+    summary = summarize(frames, pool_costs(plan, hardware, tco, basis), sla, Expected.of(trace),
+                        plan_cost(plan, hardware, tco, basis))  # fmt: skip
     if engine_text is not None:
         summary["provenance"]["latency"] += f"; {engine_text}"
     else:

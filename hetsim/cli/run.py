@@ -174,7 +174,10 @@ def _print_summary(summary: dict) -> None:
         ("output tokens/s", fmt(calls["output_tokens_per_s"], 4), f"preemptions {calls['preemptions']} (engine counters)"),
         ("utilisation", ", ".join(f"{k} {v:.0%}" for k, v in summary["utilization"].items()), "busy share (engine metrics, sampled)"),
         ("engine start", starts, restarts),
-        ("fleet $/h (plan devices)", fmt(summary["cost"]["fleet_usd_per_h"], 4), "; ".join(summary["provenance"]["cost"])),
+        ("plan cost $/h", fmt(summary["cost"]["fleet_usd_per_h"], 4), "whole nodes the pools occupy; pools: "
+         + "; ".join(summary["provenance"]["cost"])),
+        ("traffic-weighted $/h", fmt(summary["cost"]["traffic_weighted_usd_per_h"], 4),
+         "each pool's $/h x its busy share"),
     ]
     rows += sla_rows(summary["sla"])
     models = "; ".join(f"{name}: {info['size']}, {info['weights']} weights" for name, info in run_info["models"].items())

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from hetsim.cli.output import JsonOption, fmt, print_json, print_table, sla_rows
+from hetsim.cli.output import JsonOption, fmt, print_json, print_table, sla_rows, usd_per_h
 
 
 def register(app: typer.Typer) -> None:
@@ -52,7 +52,9 @@ def simulate_command(
         ("output tokens/s", fmt(calls["output_tokens_per_s"], 4), f"preemptions {calls['preemptions']}"),
         ("goodput", f"{fmt(summary['goodput_calls_per_s'])} calls/s", "calls within the SLA"),
         ("utilisation", ", ".join(f"{k} {v:.0%}" for k, v in summary["utilization"].items()), ""),
-        ("fleet $/h", fmt(cost["fleet_usd_per_h"], 4), "; ".join(summary["provenance"]["cost"])),
+        ("plan cost", usd_per_h(cost["fleet_usd_per_h"]), _plan_cost_note(cost)),
+        ("traffic-weighted cost", usd_per_h(cost["traffic_weighted_usd_per_h"]),
+         "each pool's $/h x its simulated busy share; pools: " + "; ".join(summary["provenance"]["cost"])),
         ("$ per 1M tokens", fmt(cost["usd_per_million_tokens"], 4), f"$ per session {fmt(cost['usd_per_session'])}"),
         ("energy", f"{fmt(cost['energy_kwh'])} kWh", ""),
     ]
@@ -67,6 +69,18 @@ def simulate_command(
     caption = f"simulated {fmt(summary['duration_s'])} s of traffic in {fmt(run['wall_s'])} s wall, {run['events']} server events"
     caption += f"\nstep times: {summary['provenance']['latency']}"
     print_table(f"Simulation: {run['scenario'] or run['plan']}", ("figure", "value", "note"), rows, caption=caption)
+
+
+def _plan_cost_note(cost: dict) -> str:
+    """What the plan cost counts, and the planner's own figure when it differs."""
+    nodes = ", ".join(f"{count} x {name}" for name, count in cost["nodes"].items())
+    note = f"whole nodes the pools occupy ({nodes}), TCO preset '{cost['tco']}'" if nodes else "the pools' devices"
+    planner = cost.get("planner_usd_per_h")
+    if planner is not None and abs(planner - cost["fleet_usd_per_h"]) > 0.005 * max(planner, 1e-9):
+        note += f"; the planner's figure {usd_per_h(planner)} also counts owned nodes the plan leaves idle"
+    elif planner is not None:
+        note += "; the planner's figure is the same"
+    return note
 
 
 def _reasons(reasons: dict[str, int]) -> str:

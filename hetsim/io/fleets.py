@@ -41,9 +41,9 @@ def catalog_of(path: Path, profile_set: str) -> HardwareCatalog:
     return load_catalog(profile_set)
 
 
-def check_cost_names(path: Path, tco: str, cost_basis: str | None) -> None:
-    """A file's TCO preset and cost basis are ones hetsim knows."""
-    if tco not in PRESETS:
+def check_cost_names(path: Path, tco: str | None, cost_basis: str | None) -> None:
+    """A file's TCO preset (None: not set) and cost basis are ones hetsim knows."""
+    if tco is not None and tco not in PRESETS:
         raise ScenarioError(one_line(f"{path}: field 'tco': expected a TCO preset ({', '.join(PRESETS)}), got {tco!r:.80}"))
     bases = [basis.value for basis in CostBasis]
     if cost_basis is not None and cost_basis not in bases:

@@ -31,6 +31,17 @@ from hetsim.metrics.load import load_verdict
 
 
 @dataclass(frozen=True)
+class PlanCost:
+    """The plan's one cost figure: whole nodes occupied at their $/h (``nodes``: SKU -> count),
+    the planner's own figure when the plan carries it, and the TCO preset used."""
+
+    usd_per_h: float
+    nodes: dict[str, int]
+    planner_usd_per_h: float | None
+    tco: str
+
+
+@dataclass(frozen=True)
 class PoolCost:
     """What one pool costs and draws: devices, $/h per device, idle and peak watts per device."""
 
@@ -199,7 +210,8 @@ def _goodput(calls: pd.DataFrame, sla: Sla | None, duration_s: float) -> float:
 
 
 def summarize(
-    frames: dict[str, pd.DataFrame], pools: list[PoolCost], sla: Sla | None = None, expected: Expected | None = None
+    frames: dict[str, pd.DataFrame], pools: list[PoolCost], sla: Sla | None = None, expected: Expected | None = None,
+    plan_cost: PlanCost | None = None,
 ) -> dict[str, Any]:
     """Every headline figure of a run, with its provenance. ``expected`` (``Expected.of(trace)``)
     lets calls and sessions the run never finished be counted; without it only recorded ones are."""
@@ -213,7 +225,7 @@ def summarize(
     unfinished = max((expected.llm_calls or 0) - len(calls), 0)
     tokens = float(done["input_tokens"].sum() + done["output_tokens"].sum())
     utilization = _utilization(replicas, duration)
-    cost = _cost(pools, utilization, duration, tokens, len(sessions))
+    cost = _cost(pools, utilization, duration, tokens, len(sessions), plan_cost)
     gaps = gap_frame(frames)
     return {
         "duration_s": duration,
@@ -303,15 +315,28 @@ def _utilization(replicas: pd.DataFrame, duration: float) -> dict[str, float]:
     return {pool: float(group["busy_s"].mean() / duration) for pool, group in replicas.groupby("pool", sort=False)}
 
 
-def _cost(pools: list[PoolCost], utilization: dict[str, float], duration: float, tokens: float, sessions: int) -> dict[str, Any]:
+def _cost(pools: list[PoolCost], utilization: dict[str, float], duration: float, tokens: float, sessions: int,
+          plan: PlanCost | None = None) -> dict[str, Any]:  # fmt: skip
+    """Two named figures: ``fleet_usd_per_h``, the plan's cost (whole nodes occupied, as the
+    planner prices them; without node SKUs, the pools' devices), which $ per token and session
+    use; ``traffic_weighted_usd_per_h``, each pool's $/h times its simulated busy share (the
+    capacity the traffic kept busy)."""
     hours = duration / 3600.0
-    fleet_usd_per_h = sum(p.devices * p.usd_per_h_per_device for p in pools)
+    pools_usd_per_h = sum(p.devices * p.usd_per_h_per_device for p in pools)
+    fleet_usd_per_h = plan.usd_per_h if plan is not None else pools_usd_per_h
     energy_kwh = sum(
         p.devices * (p.idle_w + min(utilization.get(p.pool, 0.0), 1.0) * (p.tdp_w - p.idle_w)) * hours / 1000.0 for p in pools
     )
     total = fleet_usd_per_h * hours
     return {
         "fleet_usd_per_h": fleet_usd_per_h,
+        "traffic_weighted_usd_per_h": sum(
+            p.devices * p.usd_per_h_per_device * min(utilization.get(p.pool, 0.0), 1.0) for p in pools
+        ),
+        "pools_usd_per_h": pools_usd_per_h,
+        "nodes": dict(plan.nodes) if plan is not None else {},
+        "planner_usd_per_h": plan.planner_usd_per_h if plan is not None else None,
+        "tco": plan.tco if plan is not None else None,
         "by_pool_usd_per_h": {p.pool: p.devices * p.usd_per_h_per_device for p in pools},
         "devices": {p.pool: p.devices for p in pools},
         "total_usd": total,

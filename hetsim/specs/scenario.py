@@ -43,5 +43,7 @@ class ScenarioSpec(FrozenModel):
     plan: str = Field(description="plan file, relative to the scenario file")
     trace: TraceSource
     sla: SlaSpec | None = None
-    tco: str = Field(default="paper", description="TCO preset: paper, paper-printed, enterprise")
+    tco: str | None = Field(
+        default=None, description="TCO preset: paper, paper-printed, enterprise; default the plan's (its planner's), else paper"
+    )
     cost_basis: str | None = Field(default=None, description="owned or rented (default: owned when priced)")

@@ -63,7 +63,7 @@ def test_table_names_latency_sla_and_cost(tmp_path: Path) -> None:
     scenario = write_scenario(tmp_path, pools)
     result = runner.invoke(app, ["simulate", "-s", str(scenario)])
     assert result.exit_code == 0, result.output
-    for figure in ("TTFT p50 / p99", "goodput", "fleet $/h", "$ per 1M tokens", "Simulation: test"):
+    for figure in ("TTFT p50 / p99", "goodput", "plan cost", "traffic-weighted cost", "$ per 1M tokens", "Simulation: test"):
         assert figure in result.stdout
 
 

@@ -166,3 +166,22 @@ def test_the_reports_first_section_answers_what_to_buy_the_cost_the_savings_and_
     assert sections[:4] == ["summary", "buy", "workloads", "baselines"]
     assert "robustness" in rendered.figures and "robustness" in sections
     assert "## What to buy" in rendered.markdown and "| Node |" in rendered.markdown
+
+
+def test_simulate_reports_the_plans_cost_as_plan_did_and_the_traffic_weighted_cost_apart(planned, tmp_path):
+    from hetsim.api.simulate import SimulateRequest, simulate
+    from hetsim.io.plans import write_plan
+
+    write_plan(tmp_path / "plan.yaml", planned.plan)
+    (tmp_path / "scenario.yaml").write_text(yaml.safe_dump({
+        "schema_version": 1, "name": "check", "plan": "plan.yaml",
+        "trace": {"workload": "voice-agent", "rate_per_s": 2.0, "duration_s": 30, "seed": 3},
+    }))  # fmt: skip
+    cost = simulate(SimulateRequest(tmp_path / "scenario.yaml"))["cost"]
+    assert cost["tco"] == planned.fleet.tco  # the plan's preset, not a default
+    bom = bill_of_materials(planned)
+    if not bom["owned_idle"].sum():  # no idle owned node: the plan's figure is the planner's
+        assert cost["fleet_usd_per_h"] == pytest.approx(planned.cost["total_usd_per_h"], rel=1e-9)
+    assert cost["planner_usd_per_h"] == pytest.approx(planned.cost["total_usd_per_h"], rel=1e-9)
+    assert cost["nodes"] == {name: n for name, n in planned.cost["nodes"].items()}
+    assert 0 < cost["traffic_weighted_usd_per_h"] <= cost["pools_usd_per_h"] <= cost["fleet_usd_per_h"] + 1e-9
