@@ -12,16 +12,19 @@ from hetsim.errors import EstimateError
 from hetsim.io.calibration import load_calibration
 from hetsim.io.catalog import load_catalog
 from hetsim.io.models import load_models
+from hetsim.perf.expert import MoeOptions
 from hetsim.perf.llm import LlmReplica, ServingLimits
 from hetsim.perf.roofline import DevicePerf
 from hetsim.perf.serving import estimate_request
 from hetsim.perf.transformer import Precision, Shard
 from hetsim.specs.hardware import AcceleratorSpec, DType
+from hetsim.specs.parallel import CommOverlap
 
 
 @dataclass(frozen=True)
 class EstimateQuestion:
-    """What ``hetsim estimate`` is asked."""
+    """What ``hetsim estimate`` is asked. ``max_batch_tokens`` is each attention group's step
+    budget, and each group may batch vLLM's default 256 sequences."""
 
     model: str
     device: str
@@ -36,24 +39,37 @@ class EstimateQuestion:
     cost_basis: str | None = None
     max_batch_tokens: int = 8192
     profiles: Path | None = None
+    ep: int = 1
+    dp_attention: int = 1
+    expert_balancing: bool = False
+    redundant_experts: int = 0
+    overlap: str = "none"
+    expert_imbalance: float | None = None
+    stack: str | None = None
 
 
-def device_perf(device_name: str, profile_set: str = "datasheet", profiles: Path | None = None) -> DevicePerf:
-    """A device with its calibration file, if it has one."""
+def device_perf(
+    device_name: str, profile_set: str = "datasheet", profiles: Path | None = None, stack: str | None = None
+) -> DevicePerf:
+    """A device with its calibration file, if it has one (``stack``'s where the device has one)."""
     device = load_catalog(profile_set, profiles).accelerator(device_name)
-    return DevicePerf(device, load_calibration(device.name, profiles))
+    return DevicePerf(device, load_calibration(device.name, profiles, stack))
 
 
 def estimate(question: EstimateQuestion) -> dict[str, Any]:
     """Answer the question; every figure says where it comes from."""
     model = load_models().model(question.model)
-    perf = device_perf(question.device, question.profile_set, question.profiles)
+    perf = device_perf(question.device, question.profile_set, question.profiles, question.stack)
     replica = LlmReplica(
         model,
         perf,
-        Shard(question.tp, question.pp),
+        Shard(question.tp, question.pp, question.ep, question.dp_attention, question.redundant_experts),
         Precision.uniform(DType(question.dtype)),
-        ServingLimits(max_batch_tokens=question.max_batch_tokens),
+        ServingLimits(
+            max_batch_tokens=question.max_batch_tokens * question.dp_attention,
+            max_num_seqs=ServingLimits.max_num_seqs * question.dp_attention,
+        ),
+        MoeOptions(question.expert_balancing, question.expert_imbalance, _overlap(question.overlap)),
     )
     result = estimate_request(replica, question.input_tokens, question.output_tokens, question.batch)
     usd_per_h, cost_text = _hourly(perf.device, question)
@@ -65,6 +81,11 @@ def estimate(question: EstimateQuestion) -> dict[str, Any]:
         "model": model.name,
         "device": perf.device.name,
         "devices_per_replica": replica.devices,
+        "parallelism": {
+            "tp": replica.shard.tp, "pp": replica.shard.pp, "ep": replica.shard.ep, "dp_attention": replica.shard.dp,
+            "redundant_experts": replica.shard.redundant_experts, "expert_imbalance": replica.imbalance,
+            "expert_balancing": question.expert_balancing, "overlap": replica.moe.overlap.value,
+        },
         "ttft_s": result.ttft_s,
         "tpot_s": result.tpot_s,
         "e2e_s": result.e2e_s,
@@ -83,6 +104,7 @@ def estimate(question: EstimateQuestion) -> dict[str, Any]:
             + ("" if perf.calibration else " (roofline with documented default efficiencies; no calibration file)"),
             "cost": cost_text,
             "hardware": f"{question.profile_set} profile {perf.device.name}",
+            "stack": perf.stack,
         },
     }
 
@@ -101,3 +123,10 @@ def _hourly(device: AcceleratorSpec, question: EstimateQuestion) -> tuple[float,
         unpriced = device.price.purchase is None and device.price.rental is None
         return math.nan, f"unknown: device {device.name!r} has no purchase or rental price in its profile" if unpriced else f"unknown: {exc}"
     return hourly.total_usd_per_h, f"{hourly.basis.value}: {hourly.provenance}"
+
+
+def _overlap(name: str) -> CommOverlap:
+    try:
+        return CommOverlap(name)
+    except ValueError:
+        raise EstimateError(f"overlap: expected one of {', '.join(o.value for o in CommOverlap)}, got {name!r}") from None

@@ -29,6 +29,29 @@ def estimate_command(
         str | None, typer.Option("--cost-basis", help="owned or rented (default: owned when a price is known)")
     ] = None,
     profiles: Annotated[Path | None, typer.Option("--profiles", help="Folder of hardware profiles")] = None,
+    ep: Annotated[
+        int, typer.Option("--ep", help="Expert-parallel degree (MoE): 1, or tp x dp-attention (each device holds whole experts)")
+    ] = 1,
+    dp_attention: Annotated[
+        int, typer.Option("--dp-attention", help="Attention data-parallel groups of tp devices (MoE; no KV duplication)")
+    ] = 1,
+    expert_balancing: Annotated[
+        bool, typer.Option("--expert-balancing", help="An expert load balancer (EPLB) places experts: lower imbalance")
+    ] = False,
+    redundant_experts: Annotated[
+        int, typer.Option("--redundant-experts", help="Replicas of hot experts beside the model's own (EPLB), e.g. 32")
+    ] = 0,
+    overlap: Annotated[str, typer.Option("--overlap", help="All-to-all overlap with compute: none or two-batch")] = "none",
+    expert_imbalance: Annotated[
+        float | None, typer.Option("--expert-imbalance", help="Busiest/mean routed tokens per device (default: measured)")
+    ] = None,
+    stack: Annotated[
+        str | None,
+        typer.Option("--stack", help="Kernel calibration of a serving stack (calibration/stacks/), e.g. deepseek-kernels"),
+    ] = None,
+    max_batch_tokens: Annotated[
+        int, typer.Option("--max-batch-tokens", help="Tokens per step per attention group (chunked-prefill budget)")
+    ] = 8192,
     json: JsonOption = False,
 ) -> None:
     """Predict TTFT, TPOT, the largest batch that fits, tokens/s per device and $ per 1M tokens."""
@@ -46,6 +69,14 @@ def estimate_command(
         tco_preset=tco,
         cost_basis=cost_basis,
         profiles=profiles,
+        max_batch_tokens=max_batch_tokens,
+        ep=ep,
+        dp_attention=dp_attention,
+        expert_balancing=expert_balancing,
+        redundant_experts=redundant_experts,
+        overlap=overlap,
+        expert_imbalance=expert_imbalance,
+        stack=stack,
     )
     result = estimate(question)
     if json:
@@ -67,5 +98,16 @@ def estimate_command(
         ("$ per 1M output tokens", fmt(result["usd_per_million_output_tokens_decode"], 4), "decode only"),
         ("$ per 1M tokens (in+out)", fmt(result["usd_per_million_tokens_end_to_end"], 4), "whole request"),
     ]
-    title = f"{result['model']} on {result['devices_per_replica']}x {result['device']} ({dtype}, batch {batch})"
-    print_table(title, ("figure", "value", "note"), rows, caption=f"performance: {result['provenance']['performance']}")
+    title = f"{result['model']} on {result['devices_per_replica']}x {result['device']} ({_shape(result)}{dtype}, batch {batch})"
+    caption = f"performance: {result['provenance']['performance']}, stack {result['provenance']['stack']}"
+    print_table(title, ("figure", "value", "note"), rows, caption=caption)
+
+
+def _shape(result: dict) -> str:
+    """The parallelism beyond tp x pp, when there is any, e.g. 'ep8 dp-attention8, '."""
+    shape = result["parallelism"]
+    parts = [f"ep{shape['ep']}"] if shape["ep"] > 1 else []
+    parts += [f"dp-attention{shape['dp_attention']}"] if shape["dp_attention"] > 1 else []
+    parts += [f"imbalance {shape['expert_imbalance']:.3g}"] if shape["ep"] > 1 else []
+    parts += ["two-batch overlap"] if shape["overlap"] != "none" else []
+    return ", ".join(parts) + ", " if parts else ""

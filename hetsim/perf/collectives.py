@@ -7,11 +7,16 @@ to measured all-reduces where a calibration exists, else documented defaults. Sm
 as in decode, pay the latency: tens of microseconds with NCCL, a few with an engine's custom
 all-reduce under CUDA graphs, which is why the stack a calibration names matters. Pipeline
 stages exchange activations point to point over the link's own latency and bandwidth.
+
+A group larger than a node's scale-up domain all-reduces hierarchically, as NCCL does on
+rail-optimised clusters (one NIC per GPU): an all-reduce inside each node over the scale-up
+link, then an all-reduce of each GPU's ``1 / domain`` share across the nodes over its own NIC,
+so the nodes' NICs carry the inter-node traffic together rather than one NIC all of it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hetsim.errors import EstimateError
 from hetsim.perf.kernels import all_reduce_seconds
@@ -28,6 +33,8 @@ class Fabric:
     bandwidth_bytes_per_s: float
     latency_s: float
     collective: CollectiveKernels
+    inner: Fabric | None = None  # a scale-out fabric's scale-up fabric inside each node
+    domain: int = 1  # devices per node on ``inner``
 
     @classmethod
     def of(cls, spec: InterconnectSpec, collective: CollectiveKernels) -> Fabric:
@@ -42,7 +49,10 @@ def fabric_for_group(device: AcceleratorSpec, ranks: int, collective: Collective
     if up is not None and ranks <= up.domain_size:
         return Fabric.of(up, collective)
     if out is not None:
-        return Fabric.of(out, collective)
+        outer = Fabric.of(out, collective)
+        if up is not None and up.domain_size > 1 and ranks % up.domain_size == 0:
+            return replace(outer, inner=Fabric.of(up, collective), domain=up.domain_size)
+        return outer
     if up is not None:
         raise EstimateError(
             f"device {device.name!r}: {ranks} ranks exceed its scale-up domain of {up.domain_size} "
@@ -58,6 +68,12 @@ def all_reduce_s(buffer_bytes: float, ranks: int, fabric: Fabric | None) -> floa
     if ranks <= 1 or buffer_bytes <= 0:
         return 0.0
     assert fabric is not None
+    if fabric.inner is not None and ranks > fabric.domain:  # hierarchical: in the node, then across nodes
+        nodes = ranks // fabric.domain
+        flat = replace(fabric, inner=None, domain=1)
+        return all_reduce_s(buffer_bytes, fabric.domain, fabric.inner) + all_reduce_s(
+            buffer_bytes / fabric.domain, nodes, flat
+        )
     if fabric.collective.per_step_latency:  # the flat roofline's ring-or-one-shot form
         rate = fabric.bandwidth_bytes_per_s * fabric.collective.efficiency
         steps = 2 * (ranks - 1)

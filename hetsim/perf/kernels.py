@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from hetsim.specs.calibration import CollectiveKernels, GemmKernels, KernelClass, KernelModel
+from hetsim.specs.calibration import AllToAllKernels, CollectiveKernels, GemmKernels, KernelClass, KernelModel
 
 # Candidate CTA tiles per device family: the shapes CUTLASS's and cuBLAS's kernels for the
 # family instantiate (CUTLASS profiler defaults: SM80 128x256, 128x128, 64x128, 64x64; SM90
@@ -55,7 +55,35 @@ DEFAULT_SOURCES = {
         "means of the fits to AIConfigurator's NCCL all-reduce measurements on A100 and H100 (nccl-tests bus "
         "bandwidth): small messages take 10-20 us, growing ~1.4 us per rank, not the link's few"
     ),
+    "all_to_all": (
+        "fitted to DeepEP's low-latency dispatch/combine table on H800 (deepseek-ai/DeepEP docs/legacy.md): "
+        "36 us + bytes at 82% of NVLink / 92.5% of the NIC; high-throughput kernels hold 20 of 132 SMs"
+    ),
 }
+
+# Expert-parallel dispatch/combine without a fit of its own: latency and both efficiencies fitted
+# (mean |log error| 2%) to DeepEP's published low-latency kernel times on H800 (docs/legacy.md,
+# deepseek-ai/DeepEP @b306af0: 128 tokens per rank, hidden 7168, top-8, FP8 dispatch, BF16
+# combine, EP 8-256, NVLink 200 GB/s and CX7 400 Gb/s ~50 GB/s per GPU); its high-throughput
+# table (4096 tokens: NVLink 153 GB/s intranode, RDMA 43-58 GB/s at EP 16-64) is reproduced
+# within ~20% (tests/validation/test_moe_published.py). Decode batches up to 256 tokens per rank
+# run the low-latency kernels (DeepEP's README @9fe9021 sizes their buffer for "the actual batch
+# size in the decoding engine", recommended below 256; SGLang decoded 256 per GPU on them without
+# two-batch overlap, LMSYS 2025-05-05); the high-throughput kernels hold 20 of 132 SMs (DeepEP
+# Buffer.num_sms default, deep_ep/buffer.py @9fe9021).
+DEFAULT_ALL_TO_ALL = AllToAllKernels(
+    latency_s=36e-6,
+    scale_up_efficiency=0.82,
+    scale_out_efficiency=0.925,
+    low_latency_max_tokens=256,
+    throughput_sm_share=20 / 132,
+)
+
+
+def all_to_all_kernels(kernels: KernelModel) -> AllToAllKernels:
+    """The all-to-all parameters: the calibration's, else ``DEFAULT_ALL_TO_ALL``."""
+    return kernels.all_to_all if kernels.all_to_all is not None else DEFAULT_ALL_TO_ALL
+
 
 # The documented defaults of a device without a fit (see ``DEFAULT_SOURCES``): the median of
 # each parameter over the devices ``benchmarks/fidelity_public.py`` fits.
@@ -146,11 +174,15 @@ def gemm_seconds(
     peak_flops: float,
     bandwidth: float,
     compute_units: int | None,
+    groups: Any = 1,
 ) -> Any:
-    """Time of one ``(m x k) @ (k x n)`` GEMM moving ``nbytes`` (see the module docstring)."""
+    """Time of one ``(m x k) @ (k x n)`` GEMM moving ``nbytes`` (see the module docstring); with
+    ``groups``, one grouped GEMM of that many such problems in one launch (an MoE layer's experts,
+    as DeepGEMM's and CUTLASS's grouped kernels run them: every group's tiles share the waves)."""
     m, n, k = (np.asarray(x, dtype=float) for x in (m, n, k))
     nbytes = np.asarray(nbytes, dtype=float)
-    flops = 2.0 * m * n * k
+    groups = np.asarray(groups, dtype=float)
+    flops = 2.0 * m * n * k * groups
     efficiency = np.maximum(saturating_efficiency(params, flops, nbytes), 1e-12)
     if params.k_half:
         efficiency = efficiency * k / (k + params.k_half)
@@ -159,9 +191,9 @@ def gemm_seconds(
         compute = np.where(flops > 0, flops / (peak_flops * efficiency), 0.0)
         return np.maximum(compute, memory) + params.floor_s
     per_unit = peak_flops / compute_units
-    best = np.full(np.broadcast(m, n, k, nbytes).shape, np.inf)
+    best = np.full(np.broadcast(m, n, k, nbytes, groups).shape, np.inf)
     for rows, cols in params.tiles:
-        tiles = np.ceil(m / rows) * np.ceil(n / cols)
+        tiles = groups * np.ceil(m / rows) * np.ceil(n / cols)
         for split in params.split_k:
             blocks = tiles * split
             waves = np.ceil(blocks / compute_units)

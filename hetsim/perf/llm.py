@@ -23,6 +23,16 @@ from hetsim.errors import EstimateError
 from hetsim.perf.attention_pairs import chunk_pairs
 from hetsim.perf.collectives import Fabric, all_reduce_s, fabric_for_group, point_to_point_s
 from hetsim.perf.decode_run import AffineDecodeRun
+from hetsim.perf.expert import (
+    ExpertLinks,
+    MoeOptions,
+    all_to_all_s,
+    check_expert_shard,
+    mlp_params_per_device_per_layer,
+    moe_mlp_ops,
+    overlapped_s,
+)
+from hetsim.perf.kernels import all_to_all_kernels
 from hetsim.perf.roofline import Bound, DevicePerf, OpCost, Provenance
 from hetsim.perf.step_pricing import StepPricer
 from hetsim.perf.transformer import (
@@ -37,6 +47,7 @@ from hetsim.perf.transformer import (
     kv_heads_per_rank,
     mlp_ops,
     parameter_count,
+    prefill_attention_constants,
     projection_ops,
 )
 from hetsim.specs.calibration import CurveKind, EngineOverheads
@@ -85,13 +96,16 @@ class StepEstimate:
 
 @dataclass(frozen=True)
 class LlmReplica:
-    """One model instance on ``shard.tp x shard.pp`` devices of one type."""
+    """One model instance on ``shard.devices`` devices of one type (``Shard``: tensor, pipeline,
+    expert and attention data parallelism). ``limits`` are the replica's (its scheduler's view,
+    as SGLang's server arguments are); attention groups share them evenly."""
 
     model: ModelSpec
     perf: DevicePerf
     shard: Shard = Shard()
     precision: Precision = Precision()
     limits: ServingLimits = ServingLimits()
+    moe: MoeOptions = MoeOptions()
 
     def __post_init__(self) -> None:
         if self.model.architecture is None:
@@ -103,6 +117,7 @@ class LlmReplica:
                 f"tp: expected a divisor of {self.model.name}'s {self.arch.num_attention_heads} attention heads, "
                 f"got {self.shard.tp}"
             )
+        check_expert_shard(self.arch, self.shard, self.moe, self.model.name)
 
     @property
     def arch(self) -> ArchitectureSpec:
@@ -117,33 +132,57 @@ class LlmReplica:
     def layers_per_stage(self) -> int:
         return math.ceil(self.arch.num_layers / self.shard.pp)
 
+    @property
+    def group_max_num_seqs(self) -> int:
+        """Sequences one attention group batches at most (an even share of the replica's)."""
+        return -(-self.limits.max_num_seqs // self.shard.dp)
+
+    @property
+    def group_max_batch_tokens(self) -> int:
+        """Tokens one attention group computes per step at most (an even share of the budget)."""
+        return -(-self.limits.max_batch_tokens // self.shard.dp)
+
+    @cached_property
+    def imbalance(self) -> float:
+        """Busiest/mean routed rows per device (1 without expert parallelism)."""
+        return self.moe.imbalance_factor(self.shard)
+
     # ---- memory ---------------------------------------------------------------------------
 
     @cached_property
     def weight_bytes_per_device(self) -> float:
-        """Weights on the fullest device: its stage's layers and embedding or head, TP-sharded."""
+        """Weights on the fullest device: its stage's layers and embedding or head, TP-sharded
+        (routed experts split as ``hetsim.perf.expert.mlp_params_per_device_per_layer`` says)."""
         counts = parameter_count(self.arch)
-        per_layer = (counts["attention"] + counts["mlp"]) / self.arch.num_layers
         ends = (
             counts["embedding"] + counts["lm_head"]
             if self.shard.pp == 1
             else max(counts["embedding"], counts["lm_head"])
         )
-        params = (per_layer * self.layers_per_stage + ends) / self.shard.tp
+        if self.arch.moe is None:
+            per_layer = (counts["attention"] + counts["mlp"]) / self.arch.num_layers / self.shard.tp
+        else:
+            per_layer = counts["attention"] / self.arch.num_layers / self.shard.tp
+            per_layer += mlp_params_per_device_per_layer(self.arch, self.shard)
+        params = per_layer * self.layers_per_stage + ends / self.shard.tp
         return params * self.precision.weights.bytes_per_element
 
     @cached_property
     def activation_bytes_per_device(self) -> float:
-        """Peak activations of a full chunked-prefill step (MLP intermediate dominates) plus logits."""
+        """Peak activations of a full chunked-prefill step of one attention group (MLP intermediate
+        dominates; under expert parallelism the busiest device's routed rows, and the dispatched
+        and combined hidden states) plus logits."""
         arch, tp = self.arch, self.shard.tp
         width = (
             arch.intermediate_size
             if arch.moe is None
-            else arch.moe.expert_intermediate_size * arch.moe.experts_per_token
+            else arch.moe.expert_intermediate_size * arch.moe.experts_per_token * self.imbalance
         )
-        per_token = (4 * arch.hidden_size + 2 * width / tp) * self.precision.activations.bytes_per_element
-        logits = self.limits.max_num_seqs * arch.vocab_size / tp * 4.0  # fp32 logits for sampling
-        return self.limits.max_batch_tokens * per_token + logits
+        # dispatched rows in, combined rows out: k x imbalance hidden states per token, twice
+        buffers = 2 * arch.hidden_size * arch.moe.experts_per_token * self.imbalance if arch.moe and self.shard.ep > 1 else 0.0
+        per_token = (4 * arch.hidden_size + 2 * width / tp + buffers) * self.precision.activations.bytes_per_element
+        logits = self.group_max_num_seqs * arch.vocab_size / tp * 4.0  # fp32 logits for sampling
+        return self.group_max_batch_tokens * per_token + logits
 
     @cached_property
     def kv_bytes_per_token_per_device(self) -> float:
@@ -152,7 +191,14 @@ class LlmReplica:
 
     @cached_property
     def kv_capacity_tokens(self) -> int:
-        """Tokens of KV cache the replica holds (whole paged blocks); raises if the model does not fit."""
+        """Tokens of KV cache the replica holds (whole paged blocks): each attention group's,
+        together (a group caches only its own requests); raises if the model does not fit."""
+        return self.group_kv_capacity_tokens * self.shard.dp
+
+    @cached_property
+    def group_kv_capacity_tokens(self) -> int:
+        """Tokens of KV cache one attention group holds (its devices' free memory after weights,
+        activations and runtime); raises if the model does not fit."""
         usable = self.perf.device.memory_bytes * self.limits.memory_utilization
         free = (
             usable - self.weight_bytes_per_device - self.activation_bytes_per_device - self.limits.runtime_reserve_bytes
@@ -166,8 +212,9 @@ class LlmReplica:
         need = self.weight_bytes_per_device + self.activation_bytes_per_device + self.limits.runtime_reserve_bytes
         return (
             f"{self.model.name} ({self.precision.weights}) does not fit on {self.perf.device.name} at "
-            f"tp={self.shard.tp} pp={self.shard.pp}: needs {need / 1e9:.1f} GB per device for weights, "
-            f"activations and runtime, {usable / 1e9:.1f} GB usable; raise tp/pp or use a smaller dtype"
+            f"tp={self.shard.tp} pp={self.shard.pp}{self._expert_label}: needs {need / 1e9:.1f} GB per device for "
+            f"weights, activations and runtime, {usable / 1e9:.1f} GB usable; raise tp/pp"
+            f"{'/ep' if self.arch.moe else ''} or use a smaller dtype"
         )
 
     def max_batch(self, tokens_per_sequence: int) -> int:
@@ -175,19 +222,44 @@ class LlmReplica:
         if tokens_per_sequence < 1:
             raise EstimateError(f"tokens per sequence: expected >= 1, got {tokens_per_sequence}")
         blocks_each = math.ceil(tokens_per_sequence / self.limits.kv_block_tokens)
-        fit = self.kv_capacity_tokens // (blocks_each * self.limits.kv_block_tokens)
-        return int(min(fit, self.limits.max_num_seqs))
+        fit = self.group_kv_capacity_tokens // (blocks_each * self.limits.kv_block_tokens)
+        return int(min(fit * self.shard.dp, self.limits.max_num_seqs))
+
+    @property
+    def _expert_label(self) -> str:
+        shard = self.shard
+        return (f" dp_attention={shard.dp}" if shard.dp > 1 else "") + (f" ep={shard.ep}" if shard.ep > 1 else "")
 
     # ---- time -----------------------------------------------------------------------------
 
     def _stage_ops(self, batch: tuple[SequenceWork, ...]) -> list[OpCost]:
-        arch, tp, layers = self.arch, self.shard.tp, self.layers_per_stage
         tokens = sum(s.new_tokens for s in batch)
-        dense_layers = 0 if arch.moe is None else min(arch.moe.first_dense_layers, layers)
-        ops = projection_ops(arch, tokens, self.precision, tp, layers, self._fused)
-        ops += attention_ops(arch, batch, self.precision, tp, layers)
-        ops += mlp_ops(arch, tokens, self.precision, tp, layers, dense_layers)
-        return ops
+        return self._token_ops(tokens) + self._attention_ops(batch)
+
+    def _attention_ops(self, batch: tuple[SequenceWork, ...]) -> list[OpCost]:
+        return attention_ops(self.arch, batch, self.precision, self.shard.tp, self.layers_per_stage, self.shard.dp)
+
+    def group_tokens(self, tokens: Any) -> Any:
+        """Tokens one attention group computes of a step's ``tokens`` (an even share: DeepSeek's
+        DP load balancer equalises them; ints or arrays)."""
+        dp = self.shard.dp
+        return tokens if dp == 1 else -(-tokens // dp)
+
+    def _token_ops(self, tokens: Any) -> list[OpCost]:
+        """The ops of one stage's busiest device that depend only on the step's ``tokens`` (an int
+        or an array of counts): projections, norms and MLPs of every layer. Under two-batch
+        overlap, of both micro-batches (each half the tokens, so weights are read twice)."""
+        arch, tp, layers = self.arch, self.shard.tp, self.layers_per_stage
+        micro = self.moe.micro_batches
+        group = self.group_tokens(tokens)
+        if micro > 1:
+            group = -(-group // micro)
+        ops = projection_ops(arch, group, self.precision, tp, layers * micro, self._fused)
+        if arch.moe is None:
+            return ops + mlp_ops(arch, group, self.precision, tp, layers * micro, 0)
+        dense_layers = min(arch.moe.first_dense_layers, layers)
+        counts = ((layers - dense_layers) * micro, dense_layers * micro)
+        return ops + moe_mlp_ops(arch, (group, group * self.shard.dp), self.precision, self.shard, self.imbalance, counts)
 
     def step_ops(self, batch: Sequence[SequenceWork]) -> list[OpCost]:
         """Every op one device of the first stage runs in a step (head ops included when pp = 1)."""
@@ -195,7 +267,8 @@ class LlmReplica:
         tokens = sum(s.new_tokens for s in batch)
         ops = self._stage_ops(batch)
         if self.shard.pp == 1:
-            ops += head_ops(self.arch, tokens, len(batch), self.precision, self.shard.tp, self._fused)
+            rows = self.group_tokens(len(batch))
+            ops += head_ops(self.arch, self.group_tokens(tokens), rows, self.precision, self.shard.tp, self._fused)
         return ops
 
     def step_work(self, batch: Sequence[SequenceWork]) -> tuple[float, float]:
@@ -205,12 +278,46 @@ class LlmReplica:
 
     def _network_s(self, tokens: int) -> tuple[float, float]:
         """(all-reduce seconds per stage, pipeline hand-off seconds per boundary)."""
-        activation_bytes = tokens * self.arch.hidden_size * self.precision.activations.bytes_per_element
+        shard, layers = self.shard, self.layers_per_stage
+        value_bytes = self.arch.hidden_size * self.precision.activations.bytes_per_element
+        activation_bytes = self.group_tokens(tokens) * value_bytes
         tp_fabric, pp_fabric = self._fabrics
         # Two all-reduces per layer: after attention and after the MLP (Megatron-style TP).
-        all_reduce = 2 * self.layers_per_stage * all_reduce_s(activation_bytes, self.shard.tp, tp_fabric)
+        all_reduce = 2 * layers * all_reduce_s(activation_bytes, shard.tp, tp_fabric)
+        moe = self.arch.moe
+        if moe is not None and shard.dp > 1:  # MoE layers leave the attention group
+            moe_layers = layers - min(moe.first_dense_layers, layers)
+            all_reduce -= moe_layers * all_reduce_s(activation_bytes, shard.tp, tp_fabric)
+            if not shard.is_expert_parallel:  # tensor-parallel experts: every token gathered and scattered back
+                stage_bytes = self.group_tokens(tokens) * shard.dp * value_bytes
+                all_reduce += moe_layers * all_reduce_s(stage_bytes, shard.stage_devices, self._stage_fabric)
         scale = self.perf.time_scale
-        return scale * all_reduce, scale * point_to_point_s(activation_bytes / self.shard.tp, pp_fabric)
+        return scale * all_reduce, scale * point_to_point_s(activation_bytes / shard.tp, pp_fabric)
+
+    @cached_property
+    def _stage_fabric(self) -> Fabric | None:
+        """The fabric of a whole pipeline stage (tensor-parallel experts over its devices)."""
+        return fabric_for_group(self.perf.device, self.shard.stage_devices, self.perf.kernels.collective)
+
+    @cached_property
+    def _expert_links(self) -> ExpertLinks:
+        return ExpertLinks.of(self.perf.device, self.shard.ep)
+
+    def _expert_exposed_s(self, tokens: Any, compute_s: Any) -> Any:
+        """What the all-to-all adds to a stage whose token ops take ``compute_s`` (floats or
+        arrays over token counts): its whole time, or what two-batch overlap leaves exposed."""
+        shard, moe = self.shard, self.arch.moe
+        if moe is None or not shard.is_expert_parallel:
+            return 0.0 * compute_s
+        params = all_to_all_kernels(self.perf.kernels)
+        micro = self.moe.micro_batches
+        rank_tokens = -(-self.group_tokens(tokens) // micro) * shard.dp / shard.ep  # one micro-batch's, per device
+        moe_layers = self.layers_per_stage - min(moe.first_dense_layers, self.layers_per_stage)
+        one = all_to_all_s(rank_tokens, self.arch, self.precision, shard.ep, self.imbalance, self._expert_links, params)
+        comm = self.perf.time_scale * micro * moe_layers * np.asarray(one)
+        share = np.where(np.asarray(rank_tokens) > params.low_latency_max_tokens, params.throughput_sm_share, 0.0)
+        exposed = overlapped_s(compute_s, comm, share, self.moe.overlap) - compute_s
+        return float(exposed) if np.ndim(exposed) == 0 else exposed
 
     @cached_property
     def _fused(self) -> bool:
@@ -231,19 +338,26 @@ class LlmReplica:
         if not batch:
             raise EstimateError("step: expected at least one sequence in the batch, got none")
         by_bound: dict[Bound, float] = {}
-        for op in self._stage_ops(batch):
+        tokens = sum(s.new_tokens for s in batch)
+        token_ops = self._token_ops(tokens)
+        token_s = 0.0
+        for index, op in enumerate(token_ops + self._attention_ops(batch)):
             estimate = self.perf.op_time(op)
             by_bound[estimate.bound] = by_bound.get(estimate.bound, 0.0) + estimate.seconds
+            token_s += estimate.seconds if index < len(token_ops) else 0.0
         decode_n = sum(1 for s in batch if s.is_decode)
         per_sequence_s = self._attention_sequences_s(decode_n, len(batch) - decode_n)
         if per_sequence_s:
             by_bound[Bound.OVERHEAD] = by_bound.get(Bound.OVERHEAD, 0.0) + per_sequence_s
         stage_s = sum(by_bound.values())
-        tokens = sum(s.new_tokens for s in batch)
         all_reduce_s, handoff_s = self._network_s(tokens)
+        all_reduce_s += self._expert_exposed_s(tokens, token_s)
         head_s = sum(
             self.perf.op_time(op).seconds
-            for op in head_ops(self.arch, tokens, len(batch), self.precision, self.shard.tp, self._fused)
+            for op in head_ops(
+                self.arch, self.group_tokens(tokens), self.group_tokens(len(batch)), self.precision, self.shard.tp,
+                self._fused,
+            )
         )
         pp = self.shard.pp
         engine_s = self.engine_step_overhead_s(len(batch)) + self.engine_token_overhead_s(tokens)
@@ -274,7 +388,7 @@ class LlmReplica:
     def _sequence_costs(self) -> tuple[float, float]:
         """(decode, prefill) attention seconds per sequence per layer: the kernel model's cost
         per (sequence x KV head) work item times the KV heads on a rank (one latent for MLA)."""
-        items = 1 if self.is_mla else kv_heads_per_rank(self.arch, self.shard.tp)
+        items = (1 if self.is_mla else kv_heads_per_rank(self.arch, self.shard.tp)) / self.shard.dp  # a group's share
         return (
             items * self.perf.sequence_s(CurveKind.ATTENTION_DECODE),
             items * self.perf.sequence_s(CurveKind.ATTENTION_PREFILL),
@@ -349,6 +463,7 @@ class LlmReplica:
             op_seconds=op_seconds,
             prefill_pair_s=self._prefill_pair_s,
             sequence_costs=self._sequence_costs,
+            prefill_constants=prefill_attention_constants(self.arch, self.precision, self.shard.tp, self.shard.dp),
         )
 
     def step_seconds(self, batch: Sequence[SequenceWork]) -> float:
@@ -392,15 +507,13 @@ class LlmReplica:
 
     def _token_parts(self, counts: np.ndarray) -> np.ndarray:
         """``_token_part_s`` of many token counts (the op formulas take arrays)."""
-        arch, tp, layers, pp = self.arch, self.shard.tp, self.layers_per_stage, self.shard.pp
-        dense_layers = 0 if arch.moe is None else min(arch.moe.first_dense_layers, layers)
-        ops = projection_ops(arch, counts, self.precision, tp, layers, self._fused)  # type: ignore[arg-type]
-        ops += mlp_ops(arch, counts, self.precision, tp, layers, dense_layers)  # type: ignore[arg-type]
+        arch, tp, pp = self.arch, self.shard.tp, self.shard.pp
         stage = np.zeros(len(counts))
-        for op in ops:
+        for op in self._token_ops(counts):
             stage += self.perf.cost_times(op)
         network = np.array([self._network_s(count) for count in counts.tolist()]).reshape(-1, 2)
-        embedding = head_ops(arch, counts, 1, self.precision, tp, self._fused)[0]  # type: ignore[arg-type]
+        network[:, 0] += self._expert_exposed_s(counts, stage)
+        embedding = head_ops(arch, self.group_tokens(counts), 1, self.precision, tp, self._fused)[0]
         embedding_s = self.perf.cost_times(embedding)
         engine_s = self.engine_token_overhead_s(counts.astype(float))
         return pp * (stage + network[:, 0]) + (pp - 1) * network[:, 1] + embedding_s + engine_s
@@ -412,7 +525,7 @@ class LlmReplica:
         cache = self._row_part_cache
         value = cache.get(rows)
         if value is None:
-            ops = head_ops(self.arch, 1, rows, self.precision, self.shard.tp, self._fused)[1:]
+            ops = head_ops(self.arch, 1, self.group_tokens(rows), self.precision, self.shard.tp, self._fused)[1:]
             head_s = sum(float(self.perf.cost_times(op)) for op in ops)
             value = cache[rows] = head_s + self.engine_step_overhead_s(rows)
         return value
@@ -422,7 +535,7 @@ class LlmReplica:
         """The engine's prefill attention cost per causal pair per layer (measured per replica:
         Splitwise's steps do not shrink it with tensor parallelism)."""
         engine = self._engine
-        return 0.0 if engine is None else self.perf.time_scale * engine.prefill_pair_s
+        return 0.0 if engine is None else self.perf.time_scale * engine.prefill_pair_s / self.shard.dp
 
     @property
     def _engine(self) -> EngineOverheads | None:
@@ -457,7 +570,7 @@ class LlmReplica:
 
     @cached_property
     def _attention_params(self) -> tuple[float, float, float, tuple[tuple[int, int | None], ...]]:
-        flops_per_pair, kv_bytes, qo_bytes = attention_constants(self.arch, self.precision, self.shard.tp)
+        flops_per_pair, kv_bytes, qo_bytes = attention_constants(self.arch, self.precision, self.shard.tp, self.shard.dp)
         return flops_per_pair, kv_bytes, qo_bytes, attention_layer_groups(self.arch, self.layers_per_stage)
 
     def _attention_of(self, batch: tuple[SequenceWork, ...]) -> float:

@@ -30,11 +30,19 @@ def _column(rows: pd.DataFrame, name: str) -> np.ndarray:
     return rows[name].to_numpy(dtype=float)
 
 
+def gemm_groups(rows: pd.DataFrame) -> np.ndarray:
+    """Problems per GEMM row: a grouped GEMM's groups (an optional ``groups`` column), else 1."""
+    if "groups" not in rows:
+        return np.ones(len(rows))
+    return rows["groups"].fillna(1.0).to_numpy(dtype=float)
+
+
 def gemm_work(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(m, n, k, bytes) of GEMM rows: inputs, weights and outputs streamed once."""
+    """(m, n, k, bytes) of GEMM rows (per group of a grouped row): inputs, weights and outputs
+    streamed once, every group's."""
     m, n, k = (_column(rows, c) for c in ("m", "n", "k"))
     element = rows["dtype"].map(_ELEMENT_BYTES).fillna(2.0).to_numpy(dtype=float)
-    return m, n, k, (m * k + k * n) * element + m * n * 2.0  # outputs in 16 bits
+    return m, n, k, gemm_groups(rows) * ((m * k + k * n) * element + m * n * 2.0)  # outputs in 16 bits
 
 
 def attention_work(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -82,12 +90,13 @@ def predict_ops(rows: pd.DataFrame, perf: DevicePerf, kernels: KernelModel | Non
         peak = _peaks(part, perf)
         if op_class == "gemm":
             m, n, k, nbytes = gemm_work(part)
+            groups = gemm_groups(part)
             fp8 = (part["dtype"] == "fp8").to_numpy()
             for rows_fp8, params in ((fp8, gemm_kernels(kernels, "fp8")), (~fp8, kernels.gemm)):
                 if rows_fp8.any():
                     out[np.flatnonzero(mask)[rows_fp8]] = gemm_seconds(
                         params, m[rows_fp8], n[rows_fp8], k[rows_fp8], nbytes[rows_fp8], peak[rows_fp8],
-                        bandwidth, perf.compute_units if params.quantise else None,
+                        bandwidth, perf.compute_units if params.quantise else None, groups[rows_fp8],
                     )
         elif op_class in ("attention_prefill", "attention_decode"):
             flops, nbytes = attention_work(part)

@@ -61,6 +61,7 @@ class OpCost:
         dtype: numeric format of the math (selects the peak).
         count: how many identical ops (e.g. layers); time scales by it.
         shape: a GEMM's (m, n, k), which tile and wave quantisation need; None otherwise.
+        groups: problems of that shape one grouped GEMM runs at once (an MoE layer's experts).
     """
 
     name: str
@@ -70,6 +71,7 @@ class OpCost:
     dtype: DType
     count: int = 1
     shape: tuple[Any, Any, Any] | None = None
+    groups: Any = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,20 +352,25 @@ class DevicePerf:
         )
         return self.time_scale * count * (np.maximum(compute, memory) + self.launch_overhead_s)
 
-    def gemm_times(self, m: Any, n: Any, k: Any, dtype: DType, nbytes: Any, count: int = 1) -> np.ndarray:
-        """Vectorised time of ``count`` ``(m x k) @ (k x n)`` GEMMs moving ``nbytes``: tile and
-        wave quantisation under the kernel model, the GEMM curve under calibration curves."""
+    def gemm_times(
+        self, m: Any, n: Any, k: Any, dtype: DType, nbytes: Any, count: int = 1, groups: Any = 1
+    ) -> np.ndarray:
+        """Vectorised time of ``count`` ``(m x k) @ (k x n)`` GEMMs (each a grouped GEMM of
+        ``groups`` such problems) moving ``nbytes``: tile and wave quantisation under the kernel
+        model, the GEMM curve under calibration curves."""
         if self._curves():
-            flops = 2.0 * np.asarray(m, float) * np.asarray(n, float) * np.asarray(k, float)
+            flops = 2.0 * np.asarray(m, float) * np.asarray(n, float) * np.asarray(k, float) * np.asarray(groups, float)
             return self.op_times(CurveKind.GEMM, dtype, flops, nbytes, count)
         params = gemm_kernels(self.kernels, DType(dtype).value)
         units = self.compute_units if params.quantise else None
-        seconds = gemm_seconds(params, m, n, k, nbytes, self.peak_flops(dtype), self.bandwidth_bytes_per_s, units)
+        seconds = gemm_seconds(
+            params, m, n, k, nbytes, self.peak_flops(dtype), self.bandwidth_bytes_per_s, units, groups
+        )
         return self.time_scale * count * np.asarray(seconds)
 
     def cost_times(self, op: OpCost) -> np.ndarray:
         """Vectorised time of ``op`` (its flops, bytes or shape may be arrays), times its count."""
         if op.shape is not None and op.kind == CurveKind.GEMM:
             m, n, k = op.shape
-            return self.gemm_times(m, n, k, op.dtype, op.bytes, op.count)
+            return self.gemm_times(m, n, k, op.dtype, op.bytes, op.count, op.groups)
         return self.op_times(op.kind, op.dtype, op.flops, op.bytes, op.count)

@@ -44,9 +44,14 @@ class StepPricer:
         op_seconds: OpSeconds,
         prefill_pair_s: float = 0.0,
         sequence_costs: tuple[float, float] = (0.0, 0.0),
+        prefill_constants: tuple[float, float, float] | None = None,
     ) -> None:
         self.pp = pp
         self.flops_per_pair, self.kv_bytes, self.qo_bytes = flops_per_pair, kv_bytes, qo_bytes
+        # Prefill's (FLOPs per pair, bytes per key, bytes per token) where they differ from
+        # decode's (MLA prefills in its multi-head form).
+        prefill = prefill_constants if prefill_constants is not None else (flops_per_pair, kv_bytes, qo_bytes)
+        self.prefill_flops_per_pair, self.prefill_kv_bytes, self.prefill_qo_bytes = prefill
         self.groups = groups
         self.windows: list[int | None] = [window for _, window in groups]
         # Flat rates make an attention kind's time affine in its work (no call per op); decode
@@ -114,8 +119,8 @@ class StepPricer:
         if prefill:
             for count, window in self.groups:
                 pairs, kv_read = chunk_pairs(prefill, window)
-                nbytes = (kv_read + prefill_tokens) * kv_bytes + prefill_tokens * qo_bytes
-                total += self._op_s(False, self.prefill_rates, pairs * flops_per_pair, nbytes, count)
+                nbytes = (kv_read + prefill_tokens) * self.prefill_kv_bytes + prefill_tokens * self.prefill_qo_bytes
+                total += self._op_s(False, self.prefill_rates, pairs * self.prefill_flops_per_pair, nbytes, count)
                 total += count * pairs * self.prefill_pair_s
             total += self.layer_weight * len(prefill) * self.prefill_sequence_s
         return total

@@ -13,10 +13,12 @@ Conventions (stated once, used everywhere):
 * Attention reads the whole KV cache of each sequence once per step (flash/paged kernels
   tile queries so that KV is re-read at most once per tile; prefill tiles are counted once).
 * Heads are split across TP ranks; KV heads too, replicated when there are fewer KV heads
-  than ranks. MLA's compressed latent is replicated on every rank (as in vLLM).
-* MoE experts are TP-sharded (each expert's width split across ranks); a step reads the
-  weights of every expert that at least one token routes to, in expectation under uniform
-  routing: E * (1 - (1 - k/E)^T).
+  than ranks. MLA's compressed latent is replicated on every rank (as in vLLM). MLA decodes in
+  its absorbed form and prefills in its multi-head form (``prefill_attention_constants``).
+* MoE layers are priced by ``hetsim.perf.expert``: grouped GEMMs over the experts a rank
+  holds (TP-sharded widths, or whole experts under expert parallelism), reading the weights
+  of every expert at least one token routes to, in expectation under uniform routing:
+  E * (1 - (1 - k/E)^T).
 """
 
 from __future__ import annotations
@@ -74,21 +76,60 @@ class Precision:
 
 @dataclass(frozen=True, slots=True)
 class Shard:
-    """How the model is split: tensor-parallel degree and pipeline-parallel degree."""
+    """How the model is split over devices.
+
+    A pipeline stage holds ``dp`` attention groups of ``tp`` devices: attention and the dense
+    parts (dense MLP layers, shared experts, embedding, LM head) are tensor-parallel over
+    ``tp`` inside a group, and each group serves its own requests (data-parallel attention:
+    its KV cache holds only its requests, never duplicated across groups). Routed experts
+    are split over ``ep`` ranks: 1 shards every expert's width over the stage's devices
+    (tensor-parallel MoE), ``tp * dp`` gives each device ``(experts + redundant_experts) / ep``
+    whole experts (expert parallelism; SGLang's and vLLM's EP spans the whole group, so no
+    other value is offered). ``redundant_experts`` are replicas of hot experts an expert
+    balancer (EPLB) places beside the model's own.
+    """
 
     tp: int = 1
     pp: int = 1
+    ep: int = 1
+    dp: int = 1
+    redundant_experts: int = 0
 
     def __post_init__(self) -> None:
         if self.tp < 1 or self.pp < 1:
             raise EstimateError(f"parallelism: expected tp >= 1 and pp >= 1, got tp={self.tp}, pp={self.pp}")
+        if self.ep < 1 or self.dp < 1 or self.redundant_experts < 0:
+            raise EstimateError(
+                f"parallelism: expected ep >= 1, dp_attention >= 1 and redundant_experts >= 0, "
+                f"got ep={self.ep}, dp_attention={self.dp}, redundant_experts={self.redundant_experts}"
+            )
+        if self.ep not in (1, self.stage_devices):
+            raise EstimateError(
+                f"ep: expected 1 or the devices of a pipeline stage (tp x dp_attention = {self.tp} x {self.dp} = "
+                f"{self.stage_devices}), got {self.ep}"
+            )
+
+    @property
+    def stage_devices(self) -> int:
+        """Devices of one pipeline stage: ``dp`` attention groups of ``tp``."""
+        return self.tp * self.dp
 
     @property
     def devices(self) -> int:
-        return self.tp * self.pp
+        return self.tp * self.dp * self.pp
+
+    @property
+    def is_expert_parallel(self) -> bool:
+        return self.ep > 1
+
+    @property
+    def moe_tp(self) -> int:
+        """Ranks each routed expert's width is split over (1 under expert parallelism)."""
+        return self.stage_devices // self.ep
 
 
-def _gemm(name: str, m: int, k: float, n: float, precision: Precision, count: int) -> OpCost:
+def gemm(name: str, m: int, k: float, n: float, precision: Precision, count: int) -> OpCost:
+    """One (m x k) @ (k x n) GEMM op (``m`` may be an array of token counts)."""
     wb = precision.weights.bytes_per_element
     ab = precision.activations.bytes_per_element
     return OpCost(
@@ -142,8 +183,11 @@ def _attention_pairs(sequences: tuple[SequenceWork, ...], window: int | None) ->
     return chunk_pairs([(int(s.new_tokens), int(s.context_tokens)) for s in sequences], window)
 
 
-def attention_constants(arch: ArchitectureSpec, precision: Precision, tp: int) -> tuple[float, float, float]:
-    """(FLOPs per query-key pair on this rank, KV bytes per token per layer, Q+O bytes per new token)."""
+def attention_constants(
+    arch: ArchitectureSpec, precision: Precision, tp: int, dp: int = 1
+) -> tuple[float, float, float]:
+    """(FLOPs per query-key pair on this rank, KV bytes per token per layer, Q+O bytes per new token);
+    with ``dp`` attention groups sharing a step's sequences evenly, each group's share of them."""
     heads = _heads_per_rank(arch, tp)
     if arch.attention == AttentionKind.MLA:
         assert arch.mla is not None
@@ -154,7 +198,24 @@ def attention_constants(arch: ArchitectureSpec, precision: Precision, tp: int) -
         per_pair_head = 4.0 * arch.head_dim
         q_width = heads * arch.head_dim
     kv_bytes = kv_elements_per_token_per_layer(arch, tp) * precision.kv_cache.bytes_per_element
-    return per_pair_head * heads, kv_bytes, 2.0 * q_width * precision.activations.bytes_per_element
+    return per_pair_head * heads / dp, kv_bytes / dp, 2.0 * q_width * precision.activations.bytes_per_element / dp
+
+
+def prefill_attention_constants(
+    arch: ArchitectureSpec, precision: Precision, tp: int, dp: int = 1
+) -> tuple[float, float, float]:
+    """``attention_constants`` of prefill. MLA prefills in its multi-head form, as vLLM's and
+    SGLang's MLA backends and DeepSeek do (K and V up-projected from the latent, then
+    flash attention over heads of qk_nope + qk_rope and v_head): 2 (qk + v) FLOPs per pair and
+    head, K and V of every head per key, Q and O of every head per token (the absorbed form's
+    latent-width products are decode's)."""
+    if arch.attention != AttentionKind.MLA:
+        return attention_constants(arch, precision, tp, dp)
+    assert arch.mla is not None
+    mla, heads = arch.mla, _heads_per_rank(arch, tp)
+    width = mla.qk_nope_head_dim + mla.qk_rope_head_dim + mla.v_head_dim  # K and V (or Q and O) per head
+    per_token = heads * width * precision.activations.bytes_per_element
+    return 2.0 * width * heads / dp, per_token / dp, per_token / dp
 
 
 def attention_layer_groups(arch: ArchitectureSpec, layers: int) -> tuple[tuple[int, int | None], ...]:
@@ -165,15 +226,22 @@ def attention_layer_groups(arch: ArchitectureSpec, layers: int) -> tuple[tuple[i
 
 
 def attention_ops(
-    arch: ArchitectureSpec, batch: tuple[SequenceWork, ...], precision: Precision, tp: int, layers: int
+    arch: ArchitectureSpec,
+    batch: tuple[SequenceWork, ...],
+    precision: Precision,
+    tp: int,
+    layers: int,
+    dp: int = 1,
 ) -> list[OpCost]:
-    """Score/value math of attention (no projections), split into decode and prefill parts."""
+    """Score/value math of attention (no projections), split into decode and prefill parts;
+    with ``dp`` data-parallel attention groups, one group's even share of the batch."""
     ops: list[OpCost] = []
-    flops_per_pair, kv_bytes, qo_bytes = attention_constants(arch, precision, tp)
     for part, kind in (("decode", CurveKind.ATTENTION_DECODE), ("prefill", CurveKind.ATTENTION_PREFILL)):
         sequences = tuple(s for s in batch if s.is_decode == (part == "decode"))
         if not sequences:
             continue
+        constants = attention_constants if part == "decode" else prefill_attention_constants
+        flops_per_pair, kv_bytes, qo_bytes = constants(arch, precision, tp, dp)
         new_tokens = sum(s.new_tokens for s in sequences)
         for count, window in attention_layer_groups(arch, layers):
             pairs, kv_read = _attention_pairs(sequences, window)
@@ -203,14 +271,14 @@ def projection_ops(
         mla = arch.mla
         qk_dim = mla.qk_nope_head_dim + mla.qk_rope_head_dim
         if mla.q_lora_rank:
-            ops.append(_gemm("q_a_proj", tokens, h, mla.q_lora_rank, precision, layers))  # replicated
-            ops.append(_gemm("q_b_proj", tokens, mla.q_lora_rank, heads * qk_dim, precision, layers))
+            ops.append(gemm("q_a_proj", tokens, h, mla.q_lora_rank, precision, layers))  # replicated
+            ops.append(gemm("q_b_proj", tokens, mla.q_lora_rank, heads * qk_dim, precision, layers))
         else:
-            ops.append(_gemm("q_proj", tokens, h, heads * qk_dim, precision, layers))
-        ops.append(_gemm("kv_a_proj", tokens, h, mla.kv_lora_rank + mla.qk_rope_head_dim, precision, layers))
+            ops.append(gemm("q_proj", tokens, h, heads * qk_dim, precision, layers))
+        ops.append(gemm("kv_a_proj", tokens, h, mla.kv_lora_rank + mla.qk_rope_head_dim, precision, layers))
         # Absorbed up-projections: q_nope into the latent, latent output back to v heads.
         ops.append(
-            _gemm(
+            gemm(
                 "kv_b_absorbed",
                 tokens,
                 mla.kv_lora_rank,
@@ -219,25 +287,26 @@ def projection_ops(
                 layers,
             )
         )
-        ops.append(_gemm("o_proj", tokens, heads * mla.v_head_dim, h, precision, layers))
+        ops.append(gemm("o_proj", tokens, heads * mla.v_head_dim, h, precision, layers))
         return ops
     qkv_width = (heads + 2 * kv_heads_per_rank(arch, tp)) * arch.head_dim
-    ops.append(_gemm("qkv_proj", tokens, h, qkv_width, precision, layers))
+    ops.append(gemm("qkv_proj", tokens, h, qkv_width, precision, layers))
     if not fused:
         rotated = (heads + kv_heads_per_rank(arch, tp)) * arch.head_dim  # rotary embedding of q and k
         ops.append(_elementwise("rope", tokens * rotated, 2.0, 6.0, precision, layers))
-    ops.append(_gemm("o_proj", tokens, heads * arch.head_dim, h, precision, layers))
+    ops.append(gemm("o_proj", tokens, heads * arch.head_dim, h, precision, layers))
     return ops
 
 
-def _dense_mlp_ops(
+def dense_mlp_ops(
     name: str, tokens: int, h: int, width: float, gated: bool, precision: Precision, layers: int
 ) -> list[OpCost]:
+    """Up (gate+up when gated), activation and down projection of ``layers`` dense MLPs."""
     up_width = 2 * width if gated else width
     return [
-        _gemm(f"{name}_up", tokens, h, up_width, precision, layers),
+        gemm(f"{name}_up", tokens, h, up_width, precision, layers),
         _elementwise(f"{name}_act", tokens * width, 3.0 if gated else 2.0, 5.0, precision, layers),
-        _gemm(f"{name}_down", tokens, width, h, precision, layers),
+        gemm(f"{name}_down", tokens, width, h, precision, layers),
     ]
 
 
@@ -253,10 +322,10 @@ def mlp_ops(
     h = arch.hidden_size
     moe = arch.moe
     if moe is None:
-        return _dense_mlp_ops("mlp", tokens, h, arch.intermediate_size / tp, arch.gated_mlp, precision, layers)
+        return dense_mlp_ops("mlp", tokens, h, arch.intermediate_size / tp, arch.gated_mlp, precision, layers)
     ops: list[OpCost] = []
     if dense_layers:
-        ops += _dense_mlp_ops(
+        ops += dense_mlp_ops(
             "dense_mlp", tokens, h, arch.intermediate_size / tp, arch.gated_mlp, precision, dense_layers
         )
     moe_layers = layers - dense_layers
@@ -269,12 +338,12 @@ def mlp_ops(
     wb, ab = precision.weights.bytes_per_element, precision.activations.bytes_per_element
     expert_flops = 2.0 * routed_tokens * h * (up_width + width)
     expert_bytes = active * h * (up_width + width) * wb + routed_tokens * (2 * h + up_width + width) * ab
-    ops.append(_gemm("router", tokens, h, moe.num_experts, precision, moe_layers))
+    ops.append(gemm("router", tokens, h, moe.num_experts, precision, moe_layers))
     ops.append(OpCost("experts", CurveKind.GEMM, expert_flops, expert_bytes, precision.gemm_math, moe_layers))
     ops.append(_elementwise("experts_act", routed_tokens * width, 3.0, 5.0, precision, moe_layers))
     if moe.num_shared_experts:
         shared = moe.num_shared_experts * width
-        ops += _dense_mlp_ops("shared_expert", tokens, h, shared, arch.gated_mlp, precision, moe_layers)
+        ops += dense_mlp_ops("shared_expert", tokens, h, shared, arch.gated_mlp, precision, moe_layers)
     return ops
 
 
@@ -286,7 +355,7 @@ def head_ops(
     return [
         _elementwise("embedding", tokens * h, 1.0 if fused else 2.0, 0.0, precision, 1),  # gather a row, write it
         _elementwise("final_norm", logits_rows * h, 2.0, 4.0, precision, 1),
-        _gemm("lm_head", logits_rows, h, arch.vocab_size / tp, precision, 1),
+        gemm("lm_head", logits_rows, h, arch.vocab_size / tp, precision, 1),
     ]
 
 

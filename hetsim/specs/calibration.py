@@ -166,6 +166,21 @@ class CollectiveKernels(FrozenModel):
     )
 
 
+class AllToAllKernels(FrozenModel):
+    """Expert-parallel dispatch and combine (DeepEP-style all-to-all; ``hetsim.perf.expert``):
+    each is ``latency_s`` plus the busiest link's bytes (scale-up or scale-out) over that link's
+    bandwidth at its efficiency. Up to ``low_latency_max_tokens`` tokens per rank run the
+    low-latency kernels (one message per routed expert); more run the high-throughput kernels
+    (one message per destination node, forwarded inside it), which occupy
+    ``throughput_sm_share`` of the compute units while overlapped with compute."""
+
+    latency_s: float = Field(ge=0, description="fixed time of one dispatch or combine (launch, barrier, handshake)")
+    scale_up_efficiency: float = Field(gt=0, le=1.5, description="share of the scale-up link's bandwidth reached")
+    scale_out_efficiency: float = Field(gt=0, le=1.5, description="share of the scale-out link's bandwidth reached")
+    low_latency_max_tokens: int = Field(default=256, ge=1, description="tokens per rank up to which the low-latency kernels run")
+    throughput_sm_share: float = Field(default=0.0, ge=0, lt=1, description="share of compute units the high-throughput kernels hold")
+
+
 class KernelModel(FrozenModel):
     """The analytical kernel model of one device under one serving stack (see
     ``hetsim.perf.kernels``): one parameter set per kernel kind."""
@@ -177,6 +192,9 @@ class KernelModel(FrozenModel):
     attention_decode: KernelClass
     elementwise: KernelClass
     collective: CollectiveKernels
+    all_to_all: AllToAllKernels | None = Field(
+        default=None, description="expert-parallel dispatch/combine; None uses hetsim.perf.kernels.DEFAULT_ALL_TO_ALL"
+    )
     fused_elementwise: bool = Field(
         default=False, description="count norms, residual adds and rope as one fused kernel per layer (the flat roofline)"
     )

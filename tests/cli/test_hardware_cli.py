@@ -23,7 +23,7 @@ def _list(*args: str) -> str:
 
 def test_list_shows_devices_node_skus_and_link_types_by_default():
     out = _list()
-    assert "devices (datasheet)" in out and "23 node SKUs (datasheet)" in out and "22 link types (datasheet)" in out
+    assert "devices (datasheet)" in out and "23 node SKUs (datasheet)" in out and "23 link types (datasheet)" in out
 
 
 def test_node_skus_show_parts_price_with_its_source_and_power_in_plain_units():
