@@ -74,5 +74,6 @@ def infeasible_row(name: str, reason: str) -> dict[str, Any]:
         "hosting_usd_per_h": nan, "networking_usd_per_h": nan, "rental_usd_per_h": nan, "total_usd_per_h": nan,
         "usd_per_million_tokens": nan, "usd_per_session": nan, "ttft_p99_s": nan, "tbt_p99_s": nan,
         "session_e2e_p99_s": nan, "sla_attainment": nan, "sla_met": False, "predicted_total_usd_per_h": nan,
-        "note": reason, "nodes": "", "new_spend_usd_per_h": nan,
+        "note": reason, "nodes": "", "new_spend_usd_per_h": nan, "provisioned_kw": nan, "kwh_per_day": nan,
+        "joules_per_output_token": nan,
     }  # fmt: skip

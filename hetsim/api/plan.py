@@ -428,7 +428,18 @@ def fleet_row(result: PlanResult, role: str = "plan") -> dict[str, Any]:
         "predicted_total_usd_per_h": result.cost["total_usd_per_h"], "note": missed_objectives(result),
         "nodes": ", ".join(f"{count} x {name}" for name, count in result.cost["nodes"].items()),
         "new_spend_usd_per_h": new_spend_usd_per_h(result),
+        **{key: value for key, value in _energy(result).items() if key in ENERGY_COLUMNS},
     }  # fmt: skip
+
+
+ENERGY_COLUMNS = ("provisioned_kw", "site_power_kw", "power_budget_binds", "power_budget_costs_usd_per_h", "kwh_per_day",
+                  "joules_per_output_token")
+
+
+def _energy(result: PlanResult) -> dict[str, Any]:
+    from hetsim.api.procurement import energy
+
+    return energy(result)
 
 
 def new_spend_usd_per_h(result: PlanResult) -> float:
@@ -542,7 +553,7 @@ def plan_summary(result: PlanResult, frames: dict[str, pd.DataFrame], written: l
         "solve_wall_s": result.solution.wall_s, "solver_verdict": solver_verdict(result), "exit_code": exit_code,
         "cost": result.cost, "new_spend_usd_per_h": new_spend_usd_per_h(result), "rounds": result.rounds,
         "sla_met_in_simulation": result.verification.get("met"), "written": [str(p) for p in written],
-        "bill_of_materials": frames["bom"].to_dict(orient="records"),
+        "bill_of_materials": frames["bom"].to_dict(orient="records"), "energy": _energy(result),
         "workloads": frames["workloads"].to_dict(orient="records"),
         "baselines": fleets[fleets["role"] == "baseline"].to_dict(orient="records"),
         "placement": frames["placement"].to_dict(orient="records"), "sla": sla_summary(result),

@@ -13,17 +13,17 @@ from typing import Any
 
 import pandas as pd
 
-from hetsim.cost.tco import HOURS_PER_YEAR, CostBasis, node_hourly_cost, node_purchase_usd, preset
+from hetsim.cost.tco import HOURS_PER_YEAR, CostBasis, node_hourly_cost, node_power_w, node_purchase_usd, preset
 from hetsim.plan.build import stage_key
 from hetsim.report.procurement import buyer_sentence
 
-__all__ = ["bill_of_materials", "buyer_sentence", "workload_results"]
+__all__ = ["bill_of_materials", "buyer_sentence", "energy", "workload_results"]
 
 HOURS_PER_MONTH = HOURS_PER_YEAR / 12.0
 BOM_COLUMNS = (
     "node", "accelerator", "owned", "owned_used", "owned_idle", "buy", "rent", "nodes", "capex_usd",
     "capex_usd_per_h", "power_usd_per_h", "hosting_usd_per_h", "networking_usd_per_h", "rental_usd_per_h",
-    "usd_per_h", "usd_per_month",
+    "usd_per_h", "usd_per_month", "provisioned_kw",
 )  # fmt: skip
 
 
@@ -68,6 +68,7 @@ def bill_of_materials(result: Any) -> pd.DataFrame:
             "networking_usd_per_h": hourly.networking_usd_per_h * kept,
             "rental_usd_per_h": hourly.rental_usd_per_h * kept, "usd_per_h": hourly.total_usd_per_h * kept,
             "usd_per_month": hourly.total_usd_per_h * kept * HOURS_PER_MONTH,
+            "provisioned_kw": node_type.power_w * kept / 1e3,
         })  # fmt: skip
     return pd.DataFrame(rows, columns=list(BOM_COLUMNS))
 
@@ -132,3 +133,56 @@ def _workload_cost_usd_per_h(result: Any) -> dict[str, float]:
     for name in tokens:
         costs[name] += rest * (tokens[name] / total_tokens if total_tokens else 1.0 / len(tokens))
     return dict(costs)
+
+
+def energy(result: Any) -> dict[str, Any]:
+    """The fleet's power and energy: kW provisioned (every node kept at full load x PUE, what a
+    site budget limits), whether the site budget binds (no further node of any purchasable type
+    would fit), and at the verification simulation's utilisation the average draw, kWh per day
+    and joules per output token (each device idle to TDP linearly in its pool's busy share, node
+    overheads always on, x PUE; devices' idle and TDP from their profiles)."""
+    fleet, hardware = result.fleet, result.context["hardware"]
+    tco = preset(fleet.tco)
+    kept = {n.name: n.owned + result.solution.extra_nodes.get(n.name, 0) for n in result.problem.node_types}
+    provisioned_w = sum(n.power_w * kept[n.name] for n in result.problem.node_types)
+    budget_w = result.problem.site_power_w
+    budget_cost = _budget_cost_usd_per_h(result) if budget_w is not None else 0.0
+    utilization = result.verification.get("utilization", {})
+    draw_w = 0.0
+    for name, count in kept.items():
+        idle, _ = node_power_w(hardware.node(name), hardware.accelerators)
+        draw_w += idle * count
+    for pool in result.plan.pools:
+        device = hardware.accelerator(pool.device)
+        tdp = device.tdp_w or 0.0
+        idle = device.power.idle.si if device.power.idle else tdp
+        busy = min(float(utilization.get(pool.name, math.nan)), 1.0)
+        if not math.isnan(busy):
+            draw_w += pool.replicas * pool.tp * pool.pp * busy * (tdp - idle)
+    draw_w *= tco.pue
+    simulated = bool(utilization)
+    output_per_s = sum(w.rate_per_s * d.visits_per_session * d.output_tokens for w in result.workloads
+                       for d in w.nodes if d.node_type == "llm")  # fmt: skip
+    return {
+        "provisioned_kw": provisioned_w / 1e3, "site_power_kw": None if budget_w is None else budget_w / 1e3,
+        "power_budget_binds": budget_cost > 1e-6, "power_budget_costs_usd_per_h": budget_cost, "pue": tco.pue,
+        "average_kw": draw_w / 1e3 if simulated else math.nan,
+        "kwh_per_day": draw_w * 24 / 1e3 if simulated else math.nan,
+        "joules_per_output_token": draw_w / output_per_s if simulated and output_per_s else math.nan,
+    }  # fmt: skip
+
+
+def _budget_cost_usd_per_h(result: Any) -> float:
+    """What the site power budget costs: the plan's new spend less the cheapest without the
+    budget (0 when it does not bind). Re-solved, not simulated."""
+    from dataclasses import replace
+
+    from hetsim.errors import InfeasiblePlanError
+    from hetsim.plan.solver import solve
+
+    options = result.fleet.options
+    try:
+        free = solve(replace(result.problem, site_power_w=None), time_limit_s=options.time_limit_s, relative_gap=1e-6)
+    except InfeasiblePlanError:
+        return 0.0
+    return max(result.solution.objective - free.objective, 0.0)

@@ -122,7 +122,7 @@ def plan_cost(plan: PlanSpec, hardware: HardwareCatalog, tco: str, basis: str | 
         nodes[name] = max(math.ceil(count / per_node[device]) for device, count in kinds.items() if per_node.get(device))
         total += nodes[name] * node_hourly_cost(node, hardware.accelerators, assumptions, cost_basis).total_usd_per_h
     planner = plan.provenance.get("fleet_usd_per_h")
-    return PlanCost(total, nodes, float(planner) if isinstance(planner, int | float) else None, tco)
+    return PlanCost(total, nodes, float(planner) if isinstance(planner, int | float) else None, tco, assumptions.pue)
 
 
 def trace_frame(source: TraceSource, base: Path) -> tuple[pd.DataFrame, int | None]:

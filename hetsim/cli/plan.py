@@ -104,6 +104,8 @@ def plan_command(
 
 
 def _print_plan(result, frames, summary) -> None:
+    from hetsim.report.procurement import energy_sentence  # plain pandas; matplotlib stays unloaded
+
     typer.echo(summary["headline"])
     bom = frames["bom"]
     kept = bom[(bom["nodes"] > 0) | (bom["owned"] > 0)]
@@ -140,6 +142,7 @@ def _print_plan(result, frames, summary) -> None:
         "performance model: " + ", ".join(f"{d} {s}" for d, s in summary["performance_model"].items())
         + (f"; sized for step times at model error {summary['sized_for']}" if summary["sized_for"] != "nominal" else ""),
     ]
+    lines.append(energy_sentence(frames["fleets"].iloc[0]))
     lines += [f"sensitivity: {s}" for s in summary["robustness"]]
     lines.append("wrote " + ", ".join(summary["written"][:3]) + (" ..." if len(summary["written"]) > 3 else ""))
     for line in lines:

@@ -56,7 +56,9 @@ def simulate_command(
         ("traffic-weighted cost", usd_per_h(cost["traffic_weighted_usd_per_h"]),
          "each pool's $/h x its simulated busy share; pools: " + "; ".join(summary["provenance"]["cost"])),
         ("$ per 1M tokens", fmt(cost["usd_per_million_tokens"], 4), f"$ per session {fmt(cost['usd_per_session'])}"),
-        ("energy", f"{fmt(cost['energy_kwh'])} kWh", ""),
+        ("energy", f"{fmt(cost['facility_energy_kwh'])} kWh ({fmt(cost['kwh_per_day'])} kWh/day)",
+         f"{fmt(cost['joules_per_output_token'])} J per output token; the pools' devices, idle to TDP with their busy "
+         "share, x PUE (node overheads and unused devices not counted)"),
     ]
     kv = summary["kv_transfers"]
     if kv:

@@ -236,6 +236,18 @@ def node_hourly_cost(
     return _owned(price, tdp, idle, None, replace(assumptions, use_printed_operating_cost=False), f"node {node.name!r}")
 
 
+def node_power_w(node: NodeSpec, devices: dict[str, AcceleratorSpec]) -> tuple[float, float]:
+    """(idle, full-load) watts of a node at the wall before facility overhead: its host overhead
+    plus every part's idle power (its TDP where the profile gives no idle figure) or TDP."""
+    parts = [node.host_cpus] + ([node.accelerators] if node.accelerators else [])
+    full = node.power.overhead.si + sum((devices[p.device].tdp_w or 0.0) * p.count for p in parts)
+    idle = node.power.overhead.si + sum(
+        (devices[p.device].power.idle.si if devices[p.device].power.idle else devices[p.device].tdp_w or 0.0) * p.count
+        for p in parts
+    )
+    return idle, full
+
+
 def node_purchase_usd(node: NodeSpec, devices: dict[str, AcceleratorSpec]) -> float | None:
     """What buying the node costs: its own price when its profile gives one, else the sum of its
     priced parts; None when some part has no price."""

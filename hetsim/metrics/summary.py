@@ -39,6 +39,7 @@ class PlanCost:
     nodes: dict[str, int]
     planner_usd_per_h: float | None
     tco: str
+    pue: float = 1.0  # the facility's power usage effectiveness under that preset
 
 
 @dataclass(frozen=True)
@@ -226,6 +227,11 @@ def summarize(
     tokens = float(done["input_tokens"].sum() + done["output_tokens"].sum())
     utilization = _utilization(replicas, duration)
     cost = _cost(pools, utilization, duration, tokens, len(sessions), plan_cost)
+    output_tokens = float(done["output_tokens"].sum())
+    facility_kwh = cost["energy_kwh"] * (plan_cost.pue if plan_cost is not None else 1.0)
+    cost["facility_energy_kwh"] = facility_kwh  # devices' energy x PUE
+    cost["kwh_per_day"] = facility_kwh / duration * 86400.0
+    cost["joules_per_output_token"] = facility_kwh * 3.6e6 / output_tokens if output_tokens else math.nan
     gaps = gap_frame(frames)
     return {
         "duration_s": duration,

@@ -43,6 +43,9 @@ def _node_cost(problem: PlacementProblem, need: dict[str, int]) -> float | None:
         for node, count in zip(nodes, extra, strict=True):
             for device, per_node in node.devices.items():
                 supply[device] = supply.get(device, 0) + per_node * (node.owned + count)
+        power = sum(node.power_w * (node.owned + count) for node, count in zip(nodes, extra, strict=True))
+        if problem.site_power_w is not None and power > problem.site_power_w:
+            continue  # over the site's power budget
         if all(supply.get(d, 0) >= n for d, n in need.items()):
             cost = sum(node.usd_per_h * count for node, count in zip(nodes, extra, strict=True))
             best = cost if best is None or cost < best else best

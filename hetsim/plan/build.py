@@ -6,7 +6,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 
-from hetsim.cost.tco import CostBasis, TcoAssumptions, node_hourly_cost
+from hetsim.cost.tco import CostBasis, TcoAssumptions, node_hourly_cost, node_power_w
 from hetsim.errors import HetsimError, InfeasiblePlanError
 from hetsim.perf.nonllm import VectorIndex
 from hetsim.perf.roofline import DevicePerf
@@ -109,7 +109,8 @@ def node_types(fleet: FleetSpec, hardware: HardwareCatalog, tco: TcoAssumptions)
         if node.accelerators is not None:
             devices[node.accelerators.device] = devices.get(node.accelerators.device, 0) + node.accelerators.count
         cost = node_hourly_cost(node, hardware.accelerators, tco, basis).total_usd_per_h
-        result.append(NodeType(name, devices, cost, owned=owned, max_extra=max_extra))
+        power = node_power_w(node, hardware.accelerators)[1] * tco.pue
+        result.append(NodeType(name, devices, cost, owned=owned, max_extra=max_extra, power_w=power))
     return tuple(result)
 
 
@@ -138,7 +139,8 @@ def build_problem(
     paths = tuple(_paths(workloads, {s.name for s in stages}, transfers))
     try:
         return PlacementProblem(tuple(stages), nodes, tuple(transfers), paths, tuple(groups), headroom,
-                                max_pools_per_stage=fleet.options.max_pools_per_stage)  # fmt: skip
+                                max_pools_per_stage=fleet.options.max_pools_per_stage,
+                                site_power_w=None if fleet.site_power_kw is None else fleet.site_power_kw * 1000.0)  # fmt: skip
     except InfeasiblePlanError as exc:
         raise InfeasiblePlanError(f"{exc}") from None
 

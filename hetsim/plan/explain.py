@@ -12,6 +12,12 @@ from hetsim.plan.solver import solve
 
 def explain(problem: PlacementProblem, unlimited: PlacementProblem | None = None) -> str:
     """One sentence: the binding constraint and the fix (inventory, latency, or SLA)."""
+    if problem.site_power_w is not None:
+        need = least_power_w(problem)
+        if need is not None and need > problem.site_power_w:
+            return (f"the site power budget binds: the least power any fleet meeting the demand is provisioned for is "
+                    f"{need / 1e3:,.1f} kW (full load x PUE), the budget is {problem.site_power_w / 1e3:,.1f} kW: raise "
+                    f"it by {(need - problem.site_power_w) / 1e3:,.1f} kW")  # fmt: skip
     # 1. More hardware would do: compare what an unlimited fleet uses with what we may have.
     relaxed = unlimited or replace(problem, node_types=tuple(replace(n, max_extra=None) for n in problem.node_types))
     try:
@@ -32,6 +38,18 @@ def explain(problem: PlacementProblem, unlimited: PlacementProblem | None = None
     if short:
         return "; ".join(short)
     return "the inventory limits bind in combination; an unlimited fleet is feasible (see the relaxed plan)"
+
+
+def least_power_w(problem: PlacementProblem) -> float | None:
+    """The lowest provisioned power (owned + added nodes at full load x PUE) of any fleet that
+    meets the demand, ignoring the site budget and prices; None when none does."""
+    by_power = replace(problem, site_power_w=None,
+                       node_types=tuple(replace(n, usd_per_h=n.power_w) for n in problem.node_types))  # fmt: skip
+    try:
+        solution = solve(by_power, time_limit_s=20.0, relative_gap=1e-6)
+    except InfeasiblePlanError:
+        return None
+    return sum(n.power_w * (n.owned + solution.extra_nodes.get(n.name, 0)) for n in problem.node_types)
 
 
 def _latency_explanation(problem: PlacementProblem) -> str:

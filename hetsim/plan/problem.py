@@ -92,6 +92,7 @@ class NodeType:
     usd_per_h: float
     owned: int = 0
     max_extra: int | None = None  # None: unlimited
+    power_w: float = 0.0  # facility power the node is provisioned for (full load x PUE)
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,7 @@ class PlacementProblem:
     headroom: float = 1.0
     sizing: bool = True  # False: pick options only (no replica counts), as in the worked example
     max_pools_per_stage: int = 1  # options (pools) one stage may combine; >1 only with sizing
+    site_power_w: float | None = None  # the site's power budget: owned + added nodes' power_w within it
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.stages]

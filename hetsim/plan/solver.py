@@ -125,6 +125,9 @@ def _add_device_supply(problem: PlacementProblem, m: _Model) -> None:
         supply = sum(n.devices.get(device, 0) * (n.owned + m.extra[n.name]) for n in problem.node_types)
         # Devices used fit in owned + bought nodes of every type that carries them.
         m.solver.Add(used <= supply)
+    if problem.site_power_w is not None:
+        # Every node kept (owned or added) is provisioned at full load within the site's budget.
+        m.solver.Add(sum(n.power_w * (n.owned + m.extra[n.name]) for n in problem.node_types) <= problem.site_power_w)
 
 
 def _device_pick(problem: PlacementProblem, m: _Model, stage_name: str, device: str):

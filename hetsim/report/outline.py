@@ -57,6 +57,8 @@ def _procurement_sections(data: ReportData) -> list[Section]:
     extras, fleets = data.extras, data.fleets
     plan = fleets[fleets["role"] == "plan"].iloc[0] if "role" in fleets.columns else fleets.iloc[0]
     sentences = [f"**{procurement.buyer_sentence(extras['bom'], bool(plan['sla_met']) if not pd.isna(plan['sla_attainment']) else None, plan['status'])}**"]
+    if "provisioned_kw" in fleets.columns:
+        sentences.append(procurement.energy_sentence(plan))
     sentences += procurement.savings_sentences(fleets)
     if "workloads" in extras and len(extras["workloads"]):
         sentences += procurement.workload_sentences(extras["workloads"])

@@ -128,7 +128,27 @@ def bom_table(bom: pd.DataFrame) -> pd.DataFrame:
         "Buy": rows["buy"].map(fmt.count), "Rent": rows["rent"].map(fmt.count),
         "Capex": rows["capex_usd"].map(fmt.usd), "$/h": rows["usd_per_h"].map(fmt.usd_per_h),
         "$/month": rows["usd_per_month"].map(fmt.usd),
+        "kW provisioned": rows.get("provisioned_kw", pd.Series(math.nan, index=rows.index)).map(_kw),
     }).reset_index(drop=True)  # fmt: skip
+
+
+def _kw(value: float) -> str:
+    return fmt.MISSING if _missing(value) else f"{value:,.1f} kW"
+
+
+def energy_sentence(plan: pd.Series) -> str:
+    """'Power: 21.3 kW provisioned (full load x PUE); 262 kWh/day at the simulated load, 1.9 J per
+    output token.' The budget binds when planning without it would spend less."""
+    text = f"Power: {_kw(plan.get('provisioned_kw', math.nan))} provisioned (full load x PUE)"
+    site_power_kw, binds = plan.get("site_power_kw"), bool(plan.get("power_budget_binds", False))
+    if site_power_kw is not None and not _missing(site_power_kw):
+        costs = plan.get("power_budget_costs_usd_per_h", math.nan)
+        text += f" of the site's {site_power_kw:,.1f} kW" + (
+            f" (the budget binds: it costs {fmt.usd_per_h(costs)} of new spend)" if binds else " (the budget does not bind)")
+    kwh, joules = plan.get("kwh_per_day", math.nan), plan.get("joules_per_output_token", math.nan)
+    if not _missing(kwh):
+        text += f"; {kwh:,.0f} kWh/day at the simulated load, {joules:,.2f} J per output token"
+    return text + "."
 
 
 def workload_table(workloads: pd.DataFrame) -> pd.DataFrame:

@@ -67,6 +67,10 @@ class FleetSpec(FrozenModel):
     inventory: tuple[OwnedNodes, ...] = ()
     catalog: tuple[PurchasableNodes, ...] = ()
     kv_link: str = Field(default="roce-400", description="link carrying KV caches between prefill and decode nodes")
+    site_power_kw: float | None = Field(
+        default=None, gt=0, le=1e6,
+        description="the site's power budget: owned and added nodes at full load x PUE must fit in it",
+    )  # fmt: skip
     demand: tuple[DemandSpec, ...] = Field(default=(), description="may also come from a scenario or flags")
     options: PlannerOptions = PlannerOptions()
 

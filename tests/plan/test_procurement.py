@@ -185,3 +185,34 @@ def test_simulate_reports_the_plans_cost_as_plan_did_and_the_traffic_weighted_co
     assert cost["planner_usd_per_h"] == pytest.approx(planned.cost["total_usd_per_h"], rel=1e-9)
     assert cost["nodes"] == {name: n for name, n in planned.cost["nodes"].items()}
     assert 0 < cost["traffic_weighted_usd_per_h"] <= cost["pools_usd_per_h"] <= cost["fleet_usd_per_h"] + 1e-9
+
+
+@pytest.mark.parametrize("budget_kw", [None, "tight", "loose"])
+def test_a_site_power_budget_changes_the_purchase_only_when_it_binds_and_says_what_it_costs(planned, tmp_path, budget_kw):
+    from hetsim.api.procurement import energy
+    from hetsim.errors import InfeasiblePlanError
+    from hetsim.plan.explain import least_power_w
+
+    base = energy(planned)
+    least_kw = least_power_w(planned.problem) / 1e3
+    assert least_kw <= base["provisioned_kw"] + 1e-9 and base["kwh_per_day"] > 0 and base["joules_per_output_token"] > 0
+    if budget_kw is None:  # below the least power any fleet needs: refused, naming that figure
+        budget = least_kw - 1.0
+    else:
+        budget = (least_kw + base["provisioned_kw"]) / 2 if budget_kw == "tight" else base["provisioned_kw"] + 1.0
+    fleet = yaml.safe_load(DEFAULT_FLEET.read_text()) | {"site_power_kw": budget}
+    fleet["options"] |= {"verify_rounds": 0}
+    path = tmp_path / "fleet.yaml"
+    path.write_text(yaml.safe_dump(fleet))
+    if budget_kw is None:
+        with pytest.raises(InfeasiblePlanError, match=f"least power .* is {least_kw:,.1f} kW"):
+            plan_fleet(path, verify=False)
+        return
+    result = plan_fleet(path)
+    power = energy(result)
+    assert power["provisioned_kw"] <= budget + 1e-9
+    if budget_kw == "tight":  # the cheapest fleet does not fit: another one is bought, at a price
+        assert power["power_budget_binds"] and power["power_budget_costs_usd_per_h"] > 0
+        assert result.solution.extra_nodes != planned.solution.extra_nodes
+    else:
+        assert not power["power_budget_binds"] and result.solution.extra_nodes == planned.solution.extra_nodes

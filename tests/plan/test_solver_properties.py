@@ -141,3 +141,22 @@ def test_dropping_dominated_options_never_changes_the_optimum(problem, latency_m
             solve(pruned, relative_gap=1e-9)
         return
     assert solve(pruned, relative_gap=1e-9).objective == pytest.approx(full, rel=1e-6, abs=1e-6)
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(problem=problems(), budget=st.floats(5_000.0, 60_000.0))
+def test_a_site_power_budget_is_honoured_as_brute_force_honours_it(problem, budget):
+    from dataclasses import replace
+
+    powered = replace(problem, node_types=tuple(replace(n, power_w=p) for n, p in
+                                                zip(problem.node_types, (10_000.0, 12_000.0, 800.0), strict=True)),
+                      site_power_w=budget)  # fmt: skip
+    expected = brute_force(powered)
+    if expected is None:
+        with pytest.raises(InfeasiblePlanError):
+            solve(powered, relative_gap=1e-9)
+        return
+    solution = solve(powered, relative_gap=1e-9)
+    assert solution.objective == pytest.approx(expected, rel=1e-6, abs=1e-6)
+    drawn = sum(n.power_w * (n.owned + solution.extra_nodes.get(n.name, 0)) for n in powered.node_types)
+    assert drawn <= budget + 1e-6
