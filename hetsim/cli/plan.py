@@ -12,7 +12,7 @@ from hetsim.api.deploy import export_plan
 from hetsim.api.horizon import DEFAULT_PERIOD_MONTHS, HorizonRequest
 from hetsim.api.plan import plan_exit_code, plan_fleet, plan_summary, result_frames
 from hetsim.api.report import write_plan_outputs
-from hetsim.cli.output import JsonOption, fmt, percent, print_json, print_table, seconds, usd, usd_per_h
+from hetsim.cli.output import JsonOption, percent, print_json, print_table, seconds, usd, usd_per_h
 from hetsim.cli.plan_horizon import check_horizon_options, run_horizon
 from hetsim.exec.deploy import DEFAULT_ENGINE_IMAGE, DEFAULT_ROUTER_IMAGE, DeployOptions
 
@@ -115,8 +115,8 @@ def _print_plan(result, frames, summary) -> None:
                   usd(r.usd_per_month)) for r in kept.itertuples()])  # fmt: skip
     print_table(f"Placement for fleet {result.fleet.name}",
                 ("stage", "device", "node", "replicas", "parallel", "traffic share", "sim. utilisation"),
-                [(r["stage"], r["device"], r["node"], r["replicas"], f"tp{r['tp']}", f"{r['weight']:.0%}",
-                  fmt(r["utilization"], 2)) for r in summary["placement"]])  # fmt: skip
+                [(r["stage"], r["device"], r["node"], r["replicas"], f"tp{r['tp']}" + (f" pp{r['pp']}" if r["pp"] > 1 else ""), f"{r['weight']:.0%}",
+                  percent(r["utilization"])) for r in summary["placement"]])  # fmt: skip
     workloads = frames["workloads"]
     if len(workloads):
         print_table("Every workload against its own SLA", ("workload", "objective", "limit", "measured at percentile",
