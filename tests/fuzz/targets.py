@@ -342,7 +342,7 @@ def _traces(bases: Path) -> list[Target]:
 
 
 def targets(bases: Path) -> list[Target]:
-    """Every target, with how many mutations of it the corpus holds (1,300 or so in all)."""
+    """Every target, with how many mutations of it the corpus holds (1,229 in all with the baselines, seed 18)."""
     workloads = [Target(f"workload:{w}", REPO / "workloads" / f"{w}.yaml", "yaml", 30, workload_commands, names=(w,))
                  for w in ("voice-agent", "rag-chatbot", "react-tool-agent", "swe-coding-agent", "deep-research")]  # fmt: skip
     return [*_hardware(), *_models(), *workloads, *_scenarios(), *_traces(bases)]
