@@ -9,6 +9,8 @@ import pandas as pd
 
 from hetsim.errors import WorkloadError
 from hetsim.io import traces as trace_io
+from hetsim.io.profiles import write_profile
+from hetsim.specs.profile import HOURS_PER_DAY, DayProfile
 from hetsim.workload.frame import steps_to_frame
 from hetsim.workload.stats import DEFAULT_DECODE_TOKENS_PER_S, trace_stats
 from hetsim.workload.trace import NodeType, TraceMeta, TraceStep
@@ -77,3 +79,48 @@ def describe_trace(
         "token_count_method": meta.token_count_method, "skipped_lines": meta.skipped_lines,
         "stats": stats,
     }
+
+
+SECONDS_PER_HOUR = 3600.0
+
+
+def trace_profile(path: Path, fmt: str | None = None, skip_bad: bool = False, start_hour: float = 0.0) -> dict[str, Any]:
+    """Sessions/s per hour-of-day window of a trace: sessions starting (a session's first step) in
+    each hour of the day, over the seconds the trace covers in that hour (across days; the trace's
+    time 0 is ``start_hour`` o'clock). An hour the trace never covers has no rate (None)."""
+    frame, meta = load_trace(path, fmt, skip_bad)
+    starts = frame.groupby("session_id")["arrival_s"].min().to_numpy(dtype=float) + start_hour * SECONDS_PER_HOUR
+    if len(starts) == 0:
+        raise WorkloadError(f"{path}: expected sessions in the trace, got none")
+    first, last = float(starts.min()), float(starts.max())
+    counts = [0] * HOURS_PER_DAY
+    for start in starts:
+        counts[int(start // SECONDS_PER_HOUR) % HOURS_PER_DAY] += 1
+    covered = [0.0] * HOURS_PER_DAY
+    hour = int(first // SECONDS_PER_HOUR)
+    while hour * SECONDS_PER_HOUR <= last:
+        low, high = max(first, hour * SECONDS_PER_HOUR), min(last, (hour + 1) * SECONDS_PER_HOUR)
+        covered[hour % HOURS_PER_DAY] += max(0.0, high - low)
+        hour += 1
+    rates = [c / s if s > 0 else None for c, s in zip(counts, covered, strict=True)]
+    return {"file": str(path), "format": meta.format, "source": meta.source, "start_hour": start_hour,
+            "sessions": len(starts), "span_s": last - first,
+            "hours": [{"hour": h, "sessions": counts[h], "covered_s": covered[h], "sessions_per_s": rates[h]}
+                      for h in range(HOURS_PER_DAY)]}  # fmt: skip
+
+
+def profile_of(described: dict[str, Any]) -> DayProfile:
+    """The day profile (sessions/s per hour) of ``trace_profile``'s answer; WorkloadError when an
+    hour has no sessions (a profile needs a rate > 0 in every hour)."""
+    empty = [row["hour"] for row in described["hours"] if not row["sessions_per_s"]]
+    if empty:
+        raise WorkloadError(f"{described['file']}: no sessions in hour(s) {empty} of the day; a profile needs a rate > 0 "
+                            "in every hour (a longer trace, or --start-hour to align it)")  # fmt: skip
+    return DayProfile(name=Path(described["file"]).stem, unit="sessions/s",
+                      source=f"measured from {described['file']} ({described['format']}; {described['source']})",
+                      hourly=tuple(row["sessions_per_s"] for row in described["hours"]))  # fmt: skip
+
+
+def save_profile(path: Path, profile: DayProfile) -> Path:
+    """Write a day profile file (a fleet's demand entry may name it as ``profile``)."""
+    return write_profile(path, profile)

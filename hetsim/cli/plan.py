@@ -8,11 +8,13 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from hetsim.api.day import fleet_has_profile
 from hetsim.api.deploy import export_plan
 from hetsim.api.horizon import DEFAULT_PERIOD_MONTHS, HorizonRequest
-from hetsim.api.plan import plan_exit_code, plan_fleet, plan_summary, result_frames
+from hetsim.api.plan import model_error_cases, plan_exit_code, plan_fleet, plan_summary, result_frames
 from hetsim.api.report import write_plan_outputs
 from hetsim.cli.output import JsonOption, percent, print_json, print_table, seconds, usd, usd_per_h
+from hetsim.cli.plan_day import run_day
 from hetsim.cli.plan_horizon import check_horizon_options, run_horizon
 from hetsim.exec.deploy import DEFAULT_ENGINE_IMAGE, DEFAULT_ROUTER_IMAGE, DeployOptions
 
@@ -65,6 +67,9 @@ def plan_command(
 ) -> None:
     """Place every stage of the demand on the fleet at the lowest TCO meeting the SLA; verify and report.
 
+    A fleet whose demand follows a day profile (``profile`` on a demand entry) is planned as
+    the owned base plus the rented burst over the day, against all-owned and all-rented.
+
     Exit status: 0 the plan meets every SLA in simulation (or was not simulated, --no-verify) and
     the solver proved it optimal within the fleet's relative_gap; 4 the plan still misses an SLA
     after every verification round; 5 the solver stopped at its time limit without that proof
@@ -80,6 +85,9 @@ def plan_command(
         request = HorizonRequest(fleet, horizon, growth, period_months, workload, rate, verify, size_for, stack)  # type: ignore[arg-type]
         run_horizon(request, report, json)
         return
+    if fleet_has_profile(fleet):
+        run_day(fleet, workload, rate, verify, size_for, stack, json)
+        return
     from hetsim.api.baselines import plan_baselines
     from hetsim.api.robustness import robustness
 
@@ -88,9 +96,11 @@ def plan_command(
         say = lambda text: status.update(text)  # noqa: E731
         result = plan_fleet(fleet, workload, rate, verify, progress=say, size_for=size_for, stack=stack)
         baseline_rows = plan_baselines(result, say) if baselines else None
-        robustness_frame = robustness(result, say) if robust else None
+        say("sensitivity: performance model error")
+        model_error = model_error_cases(result)  # shared by the sensitivity scan and the frames
+        robustness_frame = robustness(result, say, model_error) if robust else None
         status.update("writing plan and report")
-        frames = result_frames(result, baseline_rows, robustness_frame)
+        frames = result_frames(result, baseline_rows, robustness_frame, model_error)
         written = write_plan_outputs(result, frames, out, report, {"fleet": fleet, "workload": workload, "rate": rate,
                                      "verify": verify, "size_for": size_for, "stack": stack})  # fmt: skip
     code = plan_exit_code(result)

@@ -1,4 +1,4 @@
-"""``hetsim trace import|stats``: canonical agent traces from public formats, and their statistics.
+"""``hetsim trace import|stats|profile``: canonical agent traces from public formats, and their statistics.
 
 ``hetsim trace synth`` (synthetic traces from a workload spec) is attached to this group by the
 lead from ``hetsim.cli.workload``; keep ``app`` importable as ``hetsim.cli.trace.app``.
@@ -76,3 +76,30 @@ def _stat_rows(stats: dict[str, Any]) -> list[tuple[str, str]]:
         else:
             rows.append((key, "n/a" if value is None else str(value)))
     return rows
+
+
+@app.command("profile")
+def profile_command(
+    file: Annotated[Path, typer.Argument(help="Canonical trace (.jsonl/.parquet), or a raw trace with --format.")],
+    trace_format: Annotated[
+        str | None, typer.Option("--format", "-f", help=f"Import FILE on the fly from: {_FORMATS}.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Save as a day profile (YAML) a fleet's demand may name")
+    ] = None,
+    start_hour: Annotated[float, typer.Option("--start-hour", help="Hour of day at the trace's time 0")] = 0.0,
+    skip_bad: SkipBadOption = False,
+    json: JsonOption = False,
+) -> None:
+    """Sessions/s per hour of the day measured from a trace; with --out, saved as a day profile."""
+    described = api.trace_profile(file, trace_format, skip_bad, start_hour)
+    if out is not None:
+        described["written"] = str(api.save_profile(out, api.profile_of(described)))
+    if json:
+        print_json(described)
+        return
+    print_table(f"{file.name}: sessions/s by hour of day", ("hour", "sessions", "covered", "sessions/s"),
+                [(f"{r['hour']:02d}:00", str(r["sessions"]), f"{r['covered_s']:.0f} s",
+                  "n/a" if r["sessions_per_s"] is None else fmt(r["sessions_per_s"], 4)) for r in described["hours"]],
+                caption=f"{described['sessions']} sessions over {described['span_s']:.0f} s"
+                + (f"; wrote {described['written']}" if "written" in described else ""))  # fmt: skip

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field, ValidationError, model_validator
 
 from hetsim.specs.common import MAX_RATE_PER_S, FrozenModel, PositiveInts, SafeName, SchemaVersion
+from hetsim.specs.profile import DayProfile
 
 
 class OwnedNodes(FrozenModel):
@@ -31,6 +32,11 @@ class DemandSpec(FrozenModel):
     rate_per_s: float = Field(gt=0, le=MAX_RATE_PER_S, description="agent sessions per second")
     sla: DemandSla | None = None
     dtype: str = Field(default="bf16", description="weights/GEMM format of this workload's LLMs")
+    profile: DayProfile | str | None = Field(
+        default=None,
+        description="the rate over a day (hetsim.specs.profile): inline, or a profile file relative to the fleet "
+        "file; with one, rate_per_s is the peak hour's rate and `hetsim plan` plans own versus rent over the day",
+    )
 
 
 class PlannerOptions(FrozenModel):

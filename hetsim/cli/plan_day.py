@@ -1,0 +1,46 @@
+"""``hetsim plan --fleet F`` on a fleet whose demand has a day profile: own versus rent over the day."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from hetsim.api.day import plan_day, summary
+from hetsim.cli.output import print_json, print_table, usd, usd_per_h
+
+
+def run_day(fleet: Path, workload: str | None, rate: float | None, verify: bool, size_for: str, stack: str | None,
+            json: bool) -> None:  # fmt: skip
+    """Plan the owned base and the rented burst, print it (or JSON), exit as ``hetsim plan``."""
+    with Console(stderr=True).status("planning the day") as status:
+        result = plan_day(fleet, workload, rate, verify, progress=status.update, size_for=size_for, stack=stack)
+    data = summary(result)
+    if json:
+        print_json(data)
+    else:
+        _print(data)
+    if data["exit_code"]:
+        raise typer.Exit(data["exit_code"])
+
+
+def _nodes(nodes: dict[str, int]) -> str:
+    return ", ".join(f"{count} x {name}" for name, count in nodes.items()) or "-"
+
+
+def _print(data: dict) -> None:
+    typer.echo(data["headline"])
+    sla = {True: "met", False: "MISSED", None: "not checked"}
+    print_table(f"Demand over the day and the capacity under it (fleet {data['fleet']})",
+                ("hour", "sessions/s", "owned + bought", "rented", "sustains sessions/s", "$/h", "SLA in simulation"),
+                [(f"{r['hour']:02d}:00", f"{r['sessions_per_s']:.3g}", _nodes({**r["inventory"], **r["bought"]}),
+                  _nodes(r["rented"]), "n/a" if r["capacity_sessions_per_s"] is None else f"{r['capacity_sessions_per_s']:.3g}",
+                  usd_per_h(r["window_usd_per_h"]), sla[r["sla_met_in_simulation"]]) for r in data["hours"]])  # fmt: skip
+    print_table("Cost per day: the mix against all-owned and all-rented",
+                ("answer", "buy", "rent at the peak", "rented node-hours", "owned $/day", "rented $/day", "$/day"),
+                [(mode, _nodes(a["bought"]), _nodes(a["peak_rented"]), f"{a['rented_node_hours']:g}",
+                  usd(a["owned_usd_per_day"]), usd(a["rented_usd_per_day"]), usd(a["usd_per_day"]))
+                 if a["feasible"] else (mode, a["note"], "", "", "", "", "infeasible")
+                 for mode, a in data["answers"].items()])  # fmt: skip
+    typer.echo(f"Basis: {data['basis']}.")
