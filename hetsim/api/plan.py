@@ -344,15 +344,19 @@ def model_error_cases(result: PlanResult) -> list[dict[str, Any]]:
         factors = [p.time_scale for p in perfs.values()]
         span = f"x{min(factors):.2f}" if min(factors) == max(factors) else f"x{min(factors):.2f}-{max(factors):.2f}"
         case = f"steps at {sizing} of measured/predicted ({span})"
+        known = {"sizing": sizing, "time_scale": max(factors)}
         try:
             problem, solution = _solve(result.fleet, result.workloads, ctx["hardware"], ctx["models"], perfs, ctx["headroom"])
             cost = fleet_cost(problem, solution, result.fleet, ctx["hardware"])
             rows.append({"fleet": result.fleet.name, "case": case, "total_usd_per_h": cost["total_usd_per_h"],
                          "usd_per_million_tokens": _usd_per_million_tokens(result, cost["total_usd_per_h"], 1.0),
-                         "feasible": True, "nodes": cost["nodes"]})  # fmt: skip
+                         "feasible": True, "nodes": cost["nodes"], "new_spend_usd_per_h":
+                         sum(n.usd_per_h * solution.extra_nodes.get(n.name, 0) for n in problem.node_types),
+                         "bought": {k: v for k, v in solution.extra_nodes.items() if v}, **known})  # fmt: skip
         except InfeasiblePlanError as exc:
             rows.append({"fleet": result.fleet.name, "case": case, "total_usd_per_h": math.nan,
-                         "usd_per_million_tokens": math.nan, "feasible": False, "note": str(exc), "nodes": {}})  # fmt: skip
+                         "usd_per_million_tokens": math.nan, "feasible": False, "note": str(exc), "nodes": {},
+                         "new_spend_usd_per_h": math.nan, "bought": {}, **known})  # fmt: skip
     return rows
 
 
@@ -461,7 +465,8 @@ def placement_rows(result: PlanResult) -> list[dict[str, Any]]:
 
 
 def result_frames(
-    result: PlanResult, baselines: list[dict[str, Any]] | None = None, robustness: pd.DataFrame | None = None
+    result: PlanResult, baselines: list[dict[str, Any]] | None = None, robustness: pd.DataFrame | None = None,
+    model_error: list[dict[str, Any]] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """The flat frames a report is built from: fleets (the plan, then its ``baselines`` rows
     when given, see ``hetsim.api.baselines``), placement, sensitivity; the fleets the model's
@@ -473,7 +478,7 @@ def result_frames(
     from hetsim.api.procurement import bill_of_materials, workload_results
 
     fleets = pd.DataFrame([fleet_row(result), *(baselines or [])])
-    model_error = model_error_cases(result)  # solved once: the sensitivity rows and the fleets behind them
+    model_error = model_error if model_error is not None else model_error_cases(result)  # solved once
     if robustness is None:
         cases = pd.DataFrame(sensitivity(result, model_error))
     else:

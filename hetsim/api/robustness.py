@@ -2,7 +2,8 @@
 and say whether the placement changes and at which value it flips.
 
 Inputs moved: the purchase (or rental) price of each vendor's nodes, the energy price, the
-demand, and the performance model's step times (the p10/p50/p90 of its measured error).
+demand, and the performance model's step times (the p10 and p90 of its measured error: the
+same re-solves ``hetsim.api.plan.model_error_cases`` makes, passed in when already made).
 Scaling every price together can never change a placement (the objective only scales), so
 prices move per vendor. Each case is re-solved (no simulation); a *flip* is a change of the
 purchase: the node SKUs bought and how many (for demand, which SKUs: counts grow with demand
@@ -21,15 +22,12 @@ import pandas as pd
 
 from hetsim.cost.tco import CostBasis, node_hourly_cost, preset
 from hetsim.errors import InfeasiblePlanError
-from hetsim.perf.roofline import DevicePerf
-from hetsim.perf.uncertainty import step_time_factor
 from hetsim.plan.problem import PlacementProblem, Solution
 from hetsim.plan.solver import solve
 
 PRICE_FACTORS = (0.5, 0.7, 0.85, 1.15, 1.3, 1.5, 2.0)
 ENERGY_FACTORS = (0.5, 1.5, 2.0, 3.0)
 DEMAND_FACTORS = (1.25, 1.5, 2.0, 3.0)
-STEP_TIME_CASES = ("p10", "p50", "p90")
 FLIP_TOLERANCE = 0.01  # bisect until the flip is bracketed within 1% of the factor
 Progress = Callable[[str], None]
 
@@ -86,7 +84,8 @@ class _Resolver:
     def _solve(self, problem: PlacementProblem) -> Outcome:
         options = self.result.fleet.options
         try:
-            solution = solve(problem, time_limit_s=options.time_limit_s, relative_gap=options.relative_gap)
+            solution = solve(problem, time_limit_s=options.time_limit_s, relative_gap=options.relative_gap,
+                             settle_ties=False)  # only what is bought matters here
         except InfeasiblePlanError as exc:
             return _infeasible(exc)
         return _outcome(problem, solution)
@@ -102,18 +101,11 @@ class _Resolver:
             nodes.append(replace(n, usd_per_h=n.usd_per_h + changed))
         return self._solve(replace(self.result.problem, node_types=tuple(nodes)))
 
-    def demand(self, factor: float, perfs: dict[str, DevicePerf] | None = None) -> Outcome:
-        """Rebuilt with every workload's rate scaled by ``factor`` (or with other device models)."""
-        from hetsim.api.plan import _solve
-
-        ctx, result = self.result.context, self.result
-        workloads = [replace(w, rate_per_s=w.rate_per_s * factor) for w in result.workloads]
-        try:
-            problem, solution = _solve(result.fleet, workloads, ctx["hardware"], ctx["models"], perfs or ctx["perfs"],
-                                       ctx["headroom"])  # fmt: skip
-        except InfeasiblePlanError as exc:
-            return _infeasible(exc)
-        return _outcome(problem, solution)
+    def demand(self, factor: float) -> Outcome:
+        """Every workload's rate scaled by ``factor``: the plan's problem with each stage's demand
+        scaled (a candidate's capacity and latency depend on tokens and targets, not the rate)."""
+        stages = tuple(replace(s, demand_per_s=s.demand_per_s * factor) for s in self.result.problem.stages)
+        return self._solve(replace(self.result.problem, stages=stages))
 
 
 def _bisect(evaluate: Callable[[float], Outcome], base_mix: tuple, same: float, other: float) -> tuple[float, Outcome]:
@@ -157,7 +149,7 @@ def _row(dimension: str, factor: float, label: str, outcome: Outcome, base: Outc
     }  # fmt: skip
 
 
-def robustness(result: Any, progress: Progress | None = None) -> pd.DataFrame:
+def robustness(result: Any, progress: Progress | None = None, model_error: list[dict[str, Any]] | None = None) -> pd.DataFrame:
     """One row per case (``kind`` 'case') and per flip found (``kind`` 'flip'), each with the
     moved input (``dimension``, ``factor``, readable ``case``), whether a plan exists, whether
     the placement's mix differs from the plan's, new spend and fleet $/h, and the nodes; plus
@@ -179,12 +171,12 @@ def robustness(result: Any, progress: Progress | None = None) -> pd.DataFrame:
     rows += _scan("demand", lambda f: f"demand x{f:.2f}", DEMAND_FACTORS, lambda f: _skus(resolver.demand(f)),
                   _skus(base))  # fmt: skip
     say("sensitivity: performance model error")
-    for sizing in STEP_TIME_CASES:
-        perfs = {d: DevicePerf(p.device, p.calibration, step_time_factor(p.calibration, sizing))
-                 for d, p in result.context["perfs"].items()}  # fmt: skip
-        factors = sorted({p.time_scale for p in perfs.values()})
-        span = f"x{factors[0]:.2f}" if len(factors) == 1 else f"x{factors[0]:.2f}-{factors[-1]:.2f}"
-        row = _row("step times", factors[-1], f"step times at {sizing} of measured error ({span})",
-                   resolver.demand(1.0, perfs), base, "case")  # fmt: skip
-        rows.append(row)
+    from hetsim.api.plan import model_error_cases
+
+    for case in model_error if model_error is not None else model_error_cases(result):
+        bought = tuple(sorted(case["bought"].items())) if case["feasible"] else None
+        nodes = ", ".join(f"{c} x {n}" for n, c in case["nodes"].items() if c)
+        outcome = Outcome(bought, case["new_spend_usd_per_h"], case["total_usd_per_h"], nodes, case.get("note", ""))
+        label = f"step times at {case['sizing']} of measured error" + case["case"][case["case"].rfind(" ("):]
+        rows.append(_row("step times", case["time_scale"], label, outcome, base, "case"))
     return pd.DataFrame(rows)

@@ -211,8 +211,11 @@ def solve(
     time_limit_s: float = 30.0,
     relative_gap: float = 0.01,
     unit_cost_scale: float = SECONDS_PER_HOUR,
+    settle_ties: bool = True,
 ) -> Solution:
     """Cheapest placement meeting every constraint; raises InfeasiblePlanError when none does.
+    ``settle_ties``: a second solve ranks placements of the cost found (see ``_settle_ties``);
+    off where only the cost and the nodes bought matter.
 
     ``unit_cost_scale`` turns per-unit costs x demand per second into the objective's unit
     ($/h by default; 1.0 when demand is given per request, as in the paper's worked example).
@@ -236,7 +239,7 @@ def solve(
     gap = abs(cost - bound) / max(abs(cost), 1e-12)
     left_s = time_limit_s - (time.perf_counter() - started)
     value = _snapshot(solver)
-    if tie > 0 and left_s > 0:
+    if settle_ties and tie > 0 and left_s > 0:
         settled = _settle_ties(problem, model, cost, unit_cost_scale, left_s)
         if settled is not None:
             choices, value = settled, _snapshot(solver)

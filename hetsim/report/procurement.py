@@ -109,7 +109,7 @@ def flip_sentences(robustness: pd.DataFrame) -> list[str]:
             changed = rows[rows["placement_changed"]]
             sentences.append(f"{dimension}: " + ("; ".join(
                 f"{r['case']} changes the purchase ({r['nodes'] or 'no feasible fleet'})" for _, r in changed.iterrows())
-                or "the purchase holds at p10, p50 and p90 of the model's measured error"))  # fmt: skip
+                or "the purchase holds at the p10 and p90 of the model's measured error"))  # fmt: skip
             continue
         if flips.empty:
             sentences.append(f"{dimension}: the purchase holds from x{rows['factor'].min():.2f} to x{rows['factor'].max():.2f}")
