@@ -1,8 +1,9 @@
 """``hetsim reproduce paper``: the paper's Figs. 8 and 9 and a claim-by-claim table.
 
 Loads the study (``scenarios/paper/study.yaml``), prices each input set's devices, evaluates
-every prefill::decode pair over the study grid (:mod:`hetsim.plan.pair_study`), places the
-voice agent with the planner (E11), checks each claim (:mod:`hetsim.plan.paper_claims`),
+every prefill::decode pair over the study grid (:mod:`hetsim.study.grid`), places the
+voice agent with the planner (E11), solves the worked example (:mod:`hetsim.study.worked_example`),
+checks each claim (:mod:`hetsim.study.claims`),
 renders figures and the claim table (:mod:`hetsim.report.paper_figures`,
 :mod:`hetsim.report.paper_page`) and writes them (:func:`hetsim.io.reports.write_report`).
 """
@@ -32,10 +33,6 @@ from hetsim.io.studies import default_study_path, load_study
 from hetsim.perf.kernels import PAPER_KERNELS
 from hetsim.perf.roofline import DevicePerf
 from hetsim.perf.transformer import Precision
-from hetsim.plan import paper_claims
-from hetsim.plan.pair_study import evaluate_study, search_space, tp_scaling
-from hetsim.plan.pairs import PairWorkload, PricedDevice
-from hetsim.plan.paper_inputs import input_device, link_bandwidth_rows
 from hetsim.report.paper_figures import benefit_figure, pair_matrix_figure, pair_text
 from hetsim.report.paper_page import render_paper_report
 from hetsim.specs.calibration import CalibrationProvenance, CalibrationSpec
@@ -43,6 +40,10 @@ from hetsim.specs.catalog import HardwareCatalog, ModelCatalog
 from hetsim.specs.common import SecondsQ
 from hetsim.specs.hardware import AcceleratorSpec, DType
 from hetsim.specs.study import InputSet, PairStudySpec
+from hetsim.study import claims, worked_example
+from hetsim.study.grid import evaluate_study, search_space, tp_scaling
+from hetsim.study.inputs import input_device, link_bandwidth_rows
+from hetsim.study.pairs import PairWorkload, PricedDevice
 
 Progress = Callable[[str], None]
 
@@ -130,16 +131,20 @@ def link_frame(study: PairStudySpec, models: ModelCatalog) -> pd.DataFrame:
     return pd.DataFrame(link_bandwidth_rows(variants, check.input_tokens, check.instances, sla.ttft_s, sla.tbt_s))
 
 
-def tp_frame(study: PairStudySpec, models: ModelCatalog, devices: list[PricedDevice], space) -> pd.DataFrame:
-    """E10: decode of the largest model, 16-bit, decode-heavy shape, latency SLA, at every TP x PP."""
+def tp_frame(
+    study: PairStudySpec, models: ModelCatalog, priced: dict[str, list[PricedDevice]], space
+) -> pd.DataFrame:
+    """E10: decode of the largest model, 16-bit, decode-heavy shape, latency SLA, at every TP x PP,
+    with each main input set's devices."""
     model, dtype = study.models[-1], study.dtypes[0]
     shape, sla = study.shapes[0], next(s for s in study.slas if s.tbt_s)
     workload = PairWorkload(models.model(model.name), DType(dtype.dtype), shape.input_tokens, shape.output_tokens,
                             sla.ttft_s, sla.tbt_s)  # fmt: skip
-    rows = tp_scaling(workload, devices, space)
-    return pd.DataFrame(
-        [{"variant": f"{model.label} {dtype.label}", "shape": shape.name, "sla": sla.name} | r for r in rows]
-    )
+    labels = {"variant": f"{model.label} {dtype.label}", "shape": shape.name, "sla": sla.name}
+    rows = [{"input_set": rules.name} | labels | row
+            for rules in study.input_sets if rules.role == "main"
+            for row in tp_scaling(workload, priced[rules.name], space)]  # fmt: skip
+    return pd.DataFrame(rows)
 
 
 def placement_frames(study: PairStudySpec, study_path: Path, progress: Progress) -> dict[str, pd.DataFrame]:
@@ -215,11 +220,10 @@ def reproduce_paper(study_path: Path | None = None, progress: Progress | None = 
     frames = evaluate_study(study, priced, models, space)
     frames["inputs"] = inputs
     frames["link_bandwidth"] = link_frame(study, models)
-    main = next(s.name for s in study.input_sets if s.role == "main")
-    frames["tp_scaling"] = tp_frame(study, models, priced[main], space)
+    frames["tp_scaling"] = tp_frame(study, models, priced, space)
     frames |= placement_frames(study, path, say)
     say("checking claims")
-    frames["claims"] = paper_claims.evaluate_claims(study, frames)
+    frames["claims"] = claims.evaluate_claims(study, frames, worked_example.evaluate())
     meta = {"study": str(path), "version": __version__, "provenance": provenance(priced)}
     return Reproduction(study, frames, time.perf_counter() - start, meta)
 

@@ -17,7 +17,8 @@ from hetsim.report.paper_figures import figure_png
 CLAIM_HEADERS = {
     "id": "ID", "claim": "Paper's claim", "source": "Source", "ours_paper": "Ours, Table 5 inputs",
     "ours_datasheet": "Ours, datasheet inputs", "verdict_paper": "Verdict (Table 5)",
-    "verdict_datasheet": "Verdict (datasheet)", "why": "Why / what moves it", "test": "Test",
+    "verdict_datasheet": "Verdict (datasheet)", "why": "Why / what moves it (computed)",
+    "commentary": "Commentary (typed; no verdict reads it)", "test": "Test",
 }  # fmt: skip
 LISTS = ("Summary", "Provenance")  # sections whose paragraphs render as bullet lists
 CSS = """
@@ -85,7 +86,9 @@ def _sections(
         ("Summary", _summary(frames["claims"]), []),
         ("Claim table", ["Each claim of the paper, our number with each input set, agree or not, and why. Counts are "
                          "over cases (model x precision x SLA per request shape); sensitivity input sets and a relaxed "
-                         "TBT show what moves each count."], [("Claims", claim_table(frames["claims"]))]),
+                         "TBT show what moves each count. Verdicts and the 'why' column are computed from the frames "
+                         "below; the commentary column is typed context (method, the paper's words, unknowns) that no "
+                         "verdict reads."], [("Claims", claim_table(frames["claims"]))]),
         ("Choices for the paper's unknowns", ["paper.md section 6 lists what the paper leaves open; each gets a choice "
                                               "(scenarios/paper/README.md explains them)."], [("Choices", choices)]),
         ("Device inputs", ["Numbers each input set uses; derived numbers say so in fp8_source."],

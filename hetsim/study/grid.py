@@ -12,7 +12,10 @@ from typing import Any
 import pandas as pd
 
 from hetsim.perf.transformer import SequenceWork
-from hetsim.plan.pairs import (
+from hetsim.specs.catalog import ModelCatalog
+from hetsim.specs.hardware import DType
+from hetsim.specs.study import PairStudySpec
+from hetsim.study.pairs import (
     PairWorkload,
     PricedDevice,
     SearchSpace,
@@ -23,9 +26,6 @@ from hetsim.plan.pairs import (
     kv_gbps_per_device,
     replica_shapes,
 )
-from hetsim.specs.catalog import ModelCatalog
-from hetsim.specs.hardware import DType
-from hetsim.specs.study import PairStudySpec
 
 
 @dataclass(frozen=True)

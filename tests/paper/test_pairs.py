@@ -1,4 +1,4 @@
-"""Prefill::decode pair pricing (hetsim.plan.pairs) and the paper's input rules (paper_inputs)."""
+"""Prefill::decode pair pricing (hetsim.study.pairs) and the paper's input rules (hetsim.study.inputs)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ from hetsim.io.catalog import load_catalog
 from hetsim.io.models import load_models
 from hetsim.perf.roofline import DevicePerf
 from hetsim.perf.transformer import SequenceWork
-from hetsim.plan.pairs import (
+from hetsim.specs.hardware import DType
+from hetsim.specs.study import Fp16Override, InputSet
+from hetsim.study.inputs import copy_power, derive_fp8, input_device, override_fp16
+from hetsim.study.pairs import (
     PairWorkload,
     PricedDevice,
     SearchSpace,
@@ -21,9 +24,6 @@ from hetsim.plan.pairs import (
     prefill_configs,
     replica_shapes,
 )
-from hetsim.plan.paper_inputs import copy_power, derive_fp8, input_device, override_fp16
-from hetsim.specs.hardware import DType
-from hetsim.specs.study import Fp16Override, InputSet
 
 SPACE = SearchSpace(tp_options=(1, 2), pp_options=(1,), prefill_batches=(1, 2, 4))
 
