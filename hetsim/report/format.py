@@ -64,6 +64,8 @@ def seconds(value: float | None) -> str:
     """A duration: milliseconds below one second, seconds (three significant digits) above."""
     if is_missing(value):
         return MISSING
+    if math.isinf(value):  # a percentile the misses alone pass: no latency reaches it
+        return "not reached"
     if abs(value) < 1.0:
         return f"{1000.0 * value:.3g} ms"
     if abs(value) < 1000.0:
