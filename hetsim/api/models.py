@@ -1,10 +1,13 @@
-"""Model catalog questions: list models, show one with derived sizes."""
+"""Model catalog questions: list models, show one with derived sizes, import one from a Hugging
+Face ``config.json``."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from hetsim.errors import ProfileError
+from hetsim.io.hf_config import model_from_config, read_config, write_model
 from hetsim.io.models import load_models
 from hetsim.perf.transformer import kv_bytes_per_token, parameter_count
 from hetsim.specs.catalog import ModelCatalog
@@ -37,3 +40,18 @@ def describe_model(model: ModelSpec) -> dict[str, Any]:
     if model.unit_cost is not None:
         data["unit_cost"] = model.unit_cost.model_dump(mode="json")
     return data
+
+
+def import_model(
+    config: Path, name: str | None = None, out: Path | None = None, source: str | None = None, force: bool = False
+) -> tuple[ModelSpec, Path]:
+    """Turn a Hugging Face ``config.json`` into a catalog entry and write it to ``out`` (default
+    ``models/<name>.yaml``, the catalog ``hetsim`` reads from the current folder); an existing
+    file is replaced only with ``force``. Returns the entry and where it was written."""
+    spec = model_from_config(read_config(config), config, name, source)
+    target = out if out is not None else Path("models") / f"{spec.name}.yaml"
+    if target.exists() and not force:
+        raise ProfileError(
+            f"{target}: expected a new file for model {spec.name!r} (give --force to replace it), got an existing file"
+        )
+    return spec, write_model(spec, target)

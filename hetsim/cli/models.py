@@ -1,7 +1,8 @@
-"""``hetsim models list|show``: the model catalog."""
+"""``hetsim models list|show|import``: the model catalog."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -50,4 +51,34 @@ def show_model(
         ("field", "value"),
         rows,
         caption="; ".join(described["sources"].values()),
+    )
+
+
+@app.command("import")
+def import_model(
+    config: Annotated[
+        Path, typer.Argument(help="A Hugging Face config.json (Llama, Mistral, Mixtral, Qwen or DeepSeek style)")
+    ],
+    name: Annotated[
+        str | None, typer.Option("--name", help="Catalog name (default: from _name_or_path or the folder)")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("-o", "--out", help="Where to write the entry (default: models/NAME.yaml)")
+    ] = None,
+    source: Annotated[
+        str | None, typer.Option("--source", help="Where the config came from, e.g. its Hugging Face URL")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing file")] = False,
+    json: JsonOption = False,
+) -> None:
+    """Turn a Hugging Face config.json into a model catalog entry, so the model can be simulated."""
+    spec, written = api.import_model(config, name, out, source, force)
+    described = api.describe_model(spec)
+    if json:
+        print_json({"written": str(written), "model": described})
+        return
+    active = f", {fmt(spec.active_parameters / 1e9)} B active" if spec.active_parameters else ""
+    kv = described["derived"]["kv_bytes_per_token"]["bf16"]
+    print(
+        f"wrote {written}: {spec.name} ({fmt(spec.parameters / 1e9)} B parameters{active}, {kv:,.0f} KV bytes per token in bf16)"
     )

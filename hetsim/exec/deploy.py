@@ -31,6 +31,8 @@ _ROUTER_POLICY = {
     RoutingPolicy.ROUND_ROBIN: "round_robin",
     RoutingPolicy.PREFIX_AWARE: "cache_aware",
     RoutingPolicy.LEAST_OUTSTANDING: "power_of_two",  # load-aware; the gateway has no exact least-outstanding
+    RoutingPolicy.WEIGHTED_LEAST_OUTSTANDING: "power_of_two",  # one pool per router: its replicas weigh the same
+    RoutingPolicy.LEAST_OUTSTANDING_TOKENS: "power_of_two",  # nor a token-weighted one
 }
 # Ray's accelerator_type names (ray.util.accelerators) by hetsim device profile prefix.
 _RAY_ACCELERATOR = (
@@ -148,13 +150,17 @@ def _engine_deployment(name: str, labels: dict[str, str], pool: PoolSpec, device
 
 
 def _router_deployment(name: str, labels: dict[str, str], pool: PoolSpec, options: DeployOptions) -> dict[str, Any]:
+    gateway = _ROUTER_POLICY.get(pool.routing)  # type: ignore[call-overload]
+    if gateway is None:
+        raise ExecutorError(f"plan pool {pool.name!r}: routing: expected one of {', '.join(_ROUTER_POLICY)} to deploy "
+                            f"(a policy of your own is simulated only), got {pool.routing!r}")  # fmt: skip
     router_labels = {**labels, "app.kubernetes.io/name": f"{name}-router", "app.kubernetes.io/component": "router"}
     container = {
         "name": "router",
         "image": options.router_image,
         "command": ["python3", "-m", "sglang_router.launch_router"],
         "args": [
-            "--host", "0.0.0.0", "--port", str(ENGINE_PORT), "--policy", _ROUTER_POLICY[pool.routing],
+            "--host", "0.0.0.0", "--port", str(ENGINE_PORT), "--policy", gateway,
             "--service-discovery", "--selector", f"app.kubernetes.io/name={name}",
             "--service-discovery-port", str(ENGINE_PORT), "--service-discovery-namespace", options.namespace,
         ],
@@ -165,7 +171,7 @@ def _router_deployment(name: str, labels: dict[str, str], pool: PoolSpec, option
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {"name": f"{name}-router", "namespace": options.namespace, "labels": router_labels,
-                     "annotations": {"hetsim.io/routing": f"plan {pool.routing.value} -> gateway {_ROUTER_POLICY[pool.routing]}"}},
+                     "annotations": {"hetsim.io/routing": f"plan {pool.routing} -> gateway {gateway}"}},
         "spec": {
             "replicas": 1,
             "selector": {"matchLabels": {"app.kubernetes.io/name": f"{name}-router"}},

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hetsim.errors import ExecutorError
+from hetsim.sim.scheduler import DECODE_PRIORITY_TOKEN_BUDGET
 from hetsim.specs.plan import LlmStage, PoolSpec
 
 VLLM_MODULE = "vllm.entrypoints.openai.api_server"
@@ -108,7 +109,7 @@ def vllm_arguments(pool: PoolSpec, model_path: Path | str, random_weights: bool,
         "tensor_parallel_size": pool.tp,
         "pipeline_parallel_size": pool.pp,
         "max_num_seqs": llm.max_num_seqs,
-        "max_num_batched_tokens": max(llm.max_batch_tokens, 1),
+        "max_num_batched_tokens": _token_budget(pool),
         "enable_prefix_caching": llm.prefix_caching,
         "seed": seed,
         "enable_prompt_tokens_details": True,  # per-call cached prompt tokens in the usage block
@@ -123,6 +124,22 @@ def vllm_arguments(pool: PoolSpec, model_path: Path | str, random_weights: bool,
     else:
         args["gpu_memory_utilization"] = llm.memory_utilization
     return args
+
+
+def _token_budget(pool: PoolSpec) -> int:
+    """vLLM V1's token budget for the pool's scheduler: it chunks prefills and serves running
+    (decoding) requests first, so decode-priority is V1 with its smaller budget; prefill-first
+    and schedulers of your own have no vLLM V1 counterpart."""
+    llm = pool.llm
+    assert llm is not None
+    if llm.scheduler == "decode-priority":
+        return min(llm.token_budget or DECODE_PRIORITY_TOKEN_BUDGET, llm.max_batch_tokens)
+    if llm.scheduler != "chunked-prefill":
+        raise ExecutorError(
+            f"pool {pool.name!r}: llm.scheduler: expected chunked-prefill or decode-priority for a run on vLLM V1 "
+            f"(it always chunks prefills), got {llm.scheduler!r}, which is simulated only"
+        )
+    return max(llm.max_batch_tokens, 1)
 
 
 def to_argv(args: EngineArgs) -> list[str]:

@@ -15,15 +15,18 @@ from hetsim.perf.roofline import DevicePerf
 from hetsim.perf.transformer import Precision, Shard, kv_bytes_per_token
 from hetsim.sim.engine import LlmRoute, ServiceTime, SimConfig, Simulation, WorkPool, WorkQueue
 from hetsim.sim.environment import Environment
+from hetsim.sim.extensions import scheduler_factory
 from hetsim.sim.kv_link import KvLinks
 from hetsim.sim.llm_server import LlmServer
-from hetsim.sim.policies import RouterState
+from hetsim.sim.policies import RouterState, find_policy
+from hetsim.sim.scheduler import Scheduler
 from hetsim.sim.trace_tables import build_tables
 from hetsim.specs.calibration import CalibrationSpec
 from hetsim.specs.catalog import HardwareCatalog, ModelCatalog
 from hetsim.specs.hardware import DType
 from hetsim.specs.model import ModelKind
 from hetsim.specs.plan import LlmStage, PlanSpec, PoolSpec
+from hetsim.workload.trace import TRACE_COLUMNS
 
 WORK_NODE_TYPES = {"tool", "code_exec", "retrieval"}
 
@@ -61,7 +64,7 @@ def llm_replica(pool: PoolSpec, hardware: HardwareCatalog, models: ModelCatalog,
 
 def build_simulation(
     plan: PlanSpec,
-    trace: pd.DataFrame,
+    trace: pd.DataFrame | None,
     hardware: HardwareCatalog,
     models: ModelCatalog,
     calibrations: dict[str, CalibrationSpec] | None = None,
@@ -69,8 +72,11 @@ def build_simulation(
     block_size_tokens: int | None = None,
     config: SimConfig | None = None,
 ) -> Simulation:
-    """A ready-to-run simulation of ``trace`` on ``plan``."""
+    """A ready-to-run simulation of ``trace`` on ``plan`` (None: no trace, only the calls SimPy
+    processes of yours issue, ``Simulation.llm_call``)."""
     calibrations = calibrations or {}
+    if trace is None:
+        trace = pd.DataFrame({column: pd.Series(dtype=object) for column in TRACE_COLUMNS})
     env = Environment()
     sim = Simulation(env, build_tables(trace, block_size_tokens), config or SimConfig())
     _build_llm_routes(sim, plan, hardware, models, calibrations)
@@ -108,9 +114,14 @@ def _replicas_of(sim: Simulation, pools: list[PoolSpec], on_done, state: RouterS
     servers, names, local, weights = [], [], [], []
     for pool in pools:
         replica = llm_replica(pool, hardware, models, calibrations)
+        assert pool.llm is not None
+        with _about(pool):
+            make_scheduler = scheduler_factory(pool.llm.scheduler, pool.llm.token_budget)
         for index in range(pool.replicas):
+            with _about(pool):
+                scheduler = make_scheduler()
             servers.append(_server(sim.env, replica, pool, on_done, sim.config.max_skip,
-                                   sim.tables.prefix_block_tokens, state))  # fmt: skip
+                                   sim.tables.prefix_block_tokens, state, scheduler))  # fmt: skip
             names.append(pool.name)
             local.append(index)
             weights.append((pool.weight or 1.0) / pool.replicas)
@@ -120,8 +131,27 @@ def _replicas_of(sim: Simulation, pools: list[PoolSpec], on_done, state: RouterS
 
 
 def _policy_name(pools: list[PoolSpec]) -> str:
-    """A pool's own routing; a stage shared by pools on different devices is routed by weight."""
-    return pools[0].routing.value if len(pools) == 1 else "weighted-least-outstanding"
+    """A pool's own routing (checked here: a dotted path must import); a stage shared by pools
+    on different devices is routed by weight."""
+    if len(pools) > 1:
+        return "weighted-least-outstanding"
+    with _about(pools[0]):
+        find_policy(pools[0].routing)
+    return pools[0].routing
+
+
+class _about:
+    """Prefix a ScenarioError raised inside with the plan pool it is about."""
+
+    def __init__(self, pool: PoolSpec) -> None:
+        self.pool = pool
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, error, traceback) -> None:
+        if isinstance(error, ScenarioError) and not str(error).startswith("plan "):
+            raise ScenarioError(f"plan pool {self.pool.name!r}: {error}") from None
 
 
 def _llm_route(sim: Simulation, plan: PlanSpec, front: list[PoolSpec], decode: list[PoolSpec], hardware, models,
@@ -179,8 +209,9 @@ def _server(
     max_skip: int,
     prefix_block_tokens: int,
     router: RouterState,
+    scheduler: Scheduler,
 ) -> LlmServer:
-    """A replica of ``pool``, joining its routing state ``router``."""
+    """A replica of ``pool``, joining its routing state ``router``, with its ``scheduler``."""
     assert pool.llm is not None
     return LlmServer(
         env,
@@ -192,6 +223,7 @@ def _server(
         prefix_block_tokens=prefix_block_tokens,
         max_skip=max_skip,
         router=router,
+        scheduler=scheduler,
     )
 
 
@@ -213,11 +245,13 @@ def _build_work_pools(sim: Simulation, plan: PlanSpec, hardware, models, calibra
                 raise ScenarioError(f"plan pool {pool.name!r}: node_types: unknown node type {node_type!r}")
             _claim(sim, node_type, pool.name)
         router = RouterState()
+        with _about(pool):
+            find_policy(pool.routing)
         sim.work_pools[pool.name] = WorkPool(
             pool.name,
             [WorkQueue(pool.concurrency, router) for _ in range(pool.replicas)],
             _service_model(sim, pool, perf, models),
-            pool.routing.value,
+            pool.routing,
             state=router,
             busy_s=[0.0] * pool.replicas,
         )

@@ -5,6 +5,9 @@ LLM steps go to their model's pool (aggregated), or to a prefill pool, across th
 then to a decode pool (disaggregated). Non-LLM steps queue FCFS on a replica of the pool that
 serves their model or node type; external steps are pure delays that use no resource.
 
+SimPy processes of your own can issue LLM calls too (``Simulation.llm_call``, returning an
+event; ``hetsim.sim.process``): agents written as SimPy code against the same servers.
+
 Speed: every step is driven by timers of the environment's calendar with native callbacks
 (``hetsim.sim.calendar``: in SimPy's order, merged with its events; no process per step), the
 trace is held as flat typed arrays indexed by step position, and records are appended
@@ -23,12 +26,15 @@ from typing import Final
 
 import numpy as np
 import pandas as pd
+import simpy
 
+from hetsim.errors import ScenarioError
 from hetsim.sim.calendar import Timer, run_until_empty
 from hetsim.sim.environment import Environment
 from hetsim.sim.kv_link import KvLinks
 from hetsim.sim.llm_server import LlmCall, LlmServer, SeqState
 from hetsim.sim.policies import Policy, RouterState, policy
+from hetsim.sim.process import LlmCallRecord, prompt_keys
 from hetsim.sim.records import Recorder
 from hetsim.sim.trace_tables import SYNTHETIC_PREFIX_BLOCK_TOKENS, TraceTables, build_tables, int_array
 
@@ -159,6 +165,17 @@ class WorkPool:
         self.policy = policy(self.policy_name)
 
 
+class _ProcessCall:
+    """An LLM call a SimPy process issued, until it finishes."""
+
+    __slots__ = ("event", "issued_s", "keys", "model", "output_tokens", "prompt_tokens", "route")
+
+    def __init__(self, event: simpy.Event, model: str, route: LlmRoute, prompt_tokens: int, output_tokens: int,
+                 keys: tuple, issued_s: float) -> None:  # fmt: skip
+        self.event, self.model, self.route, self.keys, self.issued_s = event, model, route, keys, issued_s
+        self.prompt_tokens, self.output_tokens = prompt_tokens, output_tokens
+
+
 @dataclass
 class SimConfig:
     """Run options: ``max_skip=1`` disables decode-run skipping (the naive reference)."""
@@ -194,6 +211,11 @@ class Simulation(Timer):
         self._handoffs: dict[int, tuple[SeqState, float, float]] = {}  # disaggregated: prefill state, KV transfer s, wait
         self._in_service: dict[int, tuple[WorkPool, int, float]] = {}  # step -> (pool, queue, service s)
         self._completed_codes: dict[str, int] = {}  # pool -> step code of (pool, completed)
+        # Calls of SimPy processes are numbered after the trace's steps (n >= _size).
+        self._size: int = size
+        self._process_calls: dict[int, _ProcessCall] = {}
+        self._next_process_call: int = size
+        self.process_calls: list[LlmCallRecord] = []  # their records, in the order they finished
 
     # ---- driving ----------------------------------------------------------------------------
 
@@ -346,6 +368,9 @@ class Simulation(Timer):
         self._submit_llm(n, now)
 
     def _submit_llm(self, n: int, now: float) -> None:
+        if n >= self._size:
+            self._submit_process_call(n, now)
+            return
         route = self._route_of(n)
         keys, shared = self.tables.prefix_keys.of(n)
         index = route.policy(route.servers, keys, route.state, shared)
@@ -364,6 +389,8 @@ class Simulation(Timer):
         route.servers[index].submit(call, now)
 
     def _route_of(self, n: int) -> LlmRoute:
+        if n >= self._size:
+            return self._process_calls[n].route
         return self.llm_routes[self._model[n]]  # type: ignore[index]  # an LLM step's model has a route
 
     def on_llm_done(self, state: SeqState, reason: str, now: float) -> None:
@@ -418,6 +445,9 @@ class Simulation(Timer):
         transfer_s: float = 0.0,
         wait_s: float = 0.0,
     ) -> None:
+        if n >= self._size:
+            self._finish_process_call(n, state, index, reason, now, decode_index, transfer_s)
+            return
         completed = reason == "completed"
         rows = self.recorder.llm_calls
         pool: str = route.server_pools[index]
@@ -443,6 +473,59 @@ class Simulation(Timer):
             self._finish_coded(n, self._completed_code(pool), local, state.admitted_s, now)
         else:
             self._finish_step(n, pool, local, state.admitted_s, now, "dropped", reason)
+
+    # ---- LLM calls of SimPy processes ---------------------------------------------------------
+
+    def llm_call(
+        self, model: str, prompt_tokens: int, output_tokens: int, continues: LlmCallRecord | None = None
+    ) -> simpy.Event:
+        """Issue an LLM call now, from a SimPy process; the event succeeds with its
+        ``LlmCallRecord`` when the call is over (completed or dropped). ``continues``: a call
+        whose prompt and output begin this prompt (its blocks may be in a prefix cache)."""
+        route = self.llm_routes.get(model)
+        if route is None:
+            served = ", ".join(sorted(self.llm_routes)) or "none"
+            raise ScenarioError(f"llm_call: model: expected a model the plan serves ({served}), got {model!r}")
+        for field_name, tokens in (("prompt_tokens", prompt_tokens), ("output_tokens", output_tokens)):
+            if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 1:
+                raise ScenarioError(f"llm_call: {field_name}: expected a whole number of tokens >= 1, got {tokens!r}")
+        n = self._next_process_call
+        self._next_process_call = n + 1
+        now = float(self.env.now)
+        keys = prompt_keys(n, prompt_tokens, self.tables.prefix_block_tokens, continues)
+        event = simpy.Event(self.env)
+        self._process_calls[n] = _ProcessCall(event, model, route, prompt_tokens, output_tokens, keys, now)
+        overhead: float = route.request_overhead_s
+        if overhead > 0.0:
+            self.calendar.at(now + overhead, self, _SUBMIT, n)
+        else:
+            self._submit_process_call(n, now)
+        return event
+
+    def _submit_process_call(self, n: int, now: float) -> None:
+        pending = self._process_calls[n]
+        route = pending.route
+        index = route.policy(route.servers, pending.keys, route.state, -1)
+        call = LlmCall(n, pending.prompt_tokens, pending.output_tokens, pending.keys, self.tables.prefix_block_tokens,
+                       now, False, index)  # fmt: skip
+        route.servers[index].submit(call, now)
+
+    def _finish_process_call(
+        self, n: int, state: SeqState, index: int, reason: str, now: float, decode_index: int, transfer_s: float
+    ) -> None:
+        pending = self._process_calls.pop(n)
+        route = pending.route
+        completed = reason == "completed"
+        record = LlmCallRecord(
+            n, pending.model, route.server_pools[index], route.server_local[index],
+            route.decode_server_pools[decode_index] if decode_index >= 0 else "",
+            route.decode_server_local[decode_index] if decode_index >= 0 else -1,
+            pending.prompt_tokens, pending.output_tokens, state.cached_tokens, state.preemptions, pending.issued_s,
+            state.admitted_s, state.first_token_s, state.last_token_s if completed else now, transfer_s,
+            state.max_gap_s, "completed" if completed else "dropped", "" if completed else reason, pending.keys,
+        )  # fmt: skip
+        self.process_calls.append(record)
+        pending.event.succeed(record)
 
     # ---- results ----------------------------------------------------------------------------
 

@@ -1,6 +1,12 @@
 """One LLM replica as a vLLM-style server: continuous batching with iteration-level
-scheduling, chunked prefill under a token budget, paged KV memory with admission control and
-preemption, and prefix caching.
+scheduling, paged KV memory with admission control and preemption, and prefix caching.
+
+Scheduling and bookkeeping are apart: what each iteration computes is decided by the replica's
+``Scheduler`` (``hetsim.sim.scheduler``: vLLM's chunked prefill by default, prefill-first,
+decode-priority, or your own), through the primitives below (``allocate``, ``admit_waiting``,
+``schedule_preempting``); the server keeps the KV blocks, the prefix cache, the timing, the
+token gaps and the event skipping, whatever the policy. Decoding sequences that a scheduler
+holds back for an iteration (prefill-first) wait it out: their next token's gap counts it.
 
 Speed by design:
 
@@ -35,6 +41,7 @@ from hetsim.sim.environment import Environment
 from hetsim.sim.policies import RouterState
 from hetsim.sim.prefix_cache import PrefixCache
 from hetsim.sim.records import Column
+from hetsim.sim.scheduler import ChunkedPrefill, ExternalScheduler, Scheduler
 from hetsim.sim.token_gaps import TokenGaps
 from hetsim.specs.plan import LlmStage, Preemption
 
@@ -184,9 +191,11 @@ class LlmServer(Timer):
         swap_bandwidth_bytes_per_s: float = 25e9,
         max_skip: int = 1_000_000,
         router: RouterState | None = None,
+        scheduler: Scheduler | None = None,
     ) -> None:
         """``router``: the pool's routing state, where this replica keeps its load and its
-        prefix cache the first blocks it holds (a replica of its own without one)."""
+        prefix cache the first blocks it holds (a replica of its own without one);
+        ``scheduler``: its iteration scheduler (vLLM's chunked prefill when none)."""
         self.env, self.replica, self.stage, self.on_done = env, replica, stage, on_done
         self._prefill_only = stage == LlmStage.PREFILL  # compared once: an enum lookup is generic
         self._calendar = env.calendar
@@ -203,6 +212,7 @@ class LlmServer(Timer):
         self.running: list[SeqState] = []
         router = RouterState() if router is None else router
         self._loads, self._slot = router.loads, router.register()  # waiting + running, what routers read
+        self._token_loads = router.token_loads  # their tokens (``_tokens_of``), for token-weighted routing
         self.prefilling: list[SeqState] = []  # running, not in decode; in running order
         self.pricer = replica.pricer
         self.decode = DecodeSet(self.block, tuple(window for _, window in replica._attention_params[3]))
@@ -215,7 +225,16 @@ class LlmServer(Timer):
         router.caches[self._slot] = self.cache
         self.stats = ServerStats()
         self.gaps = TokenGaps(len(replica._attention_params[3]))
-        self._stalled: list[tuple[SeqState, float]] = []  # joined the batch after a stall, before their next token
+        # Members whose next token's gap is not the decode set's: joined after a stall (a
+        # preemption, a hand-off), or while the decoders were held (``_paused_s``). Each is
+        # (state, extra, is_stall): its gap is extra + the iteration's gap (pause included).
+        self._stalled: list[tuple[SeqState, float, bool]] = []
+        self._paused_s = 0.0  # seconds the decoders have been held since their last token
+        self._decoding = True  # whether the iteration in flight advances the decoders
+        self.decode_blocks_taken = False  # set by the primitives that take the decoders' blocks
+        self.scheduler: Scheduler = ChunkedPrefill() if scheduler is None else scheduler
+        # whether decode runs may be priced at once while calls wait (see hetsim.sim.scheduler)
+        self._runs_while_waiting = not isinstance(scheduler, ExternalScheduler) or scheduler.runs_while_waiting
         self._pending_swap_s = 0.0
         self._state = _IDLE
         self._ticket = 0  # of the timer that is current (older ones went stale)
@@ -250,6 +269,7 @@ class LlmServer(Timer):
             return
         state = SeqState(call, call.prompt_tokens)
         self._loads[self._slot] += 1
+        self._token_loads[self._slot] += self._tokens_of(call)
         if call.prefilled_elsewhere:
             state.prefilled = state.kv_tokens = call.prompt_tokens
             state.generated = 1
@@ -286,8 +306,9 @@ class LlmServer(Timer):
         """Schedule the next iteration and start it (or go idle); ``now``: the clock, read once
         per event."""
         decode = self.decode
+        decoding = True
         if self.waiting or self.prefilling:
-            chunks = self._schedule(now)
+            chunks, decoding = self.scheduler.schedule(self, now)
         elif not decode.n:
             self._state = _IDLE
             return
@@ -297,77 +318,87 @@ class LlmServer(Timer):
                 self.free_blocks -= need
                 chunks = []
             else:
-                chunks = self._schedule(now)
-        if not chunks and not decode.n:
+                chunks, decoding = self.scheduler.schedule(self, now)
+        if not chunks and (not decoding or not decode.n):
             self._state = _IDLE
             return
         stats = self.stats
         stats.kv_times.append(now)
         stats.kv_used.append(self.total_blocks - self.free_blocks)
-        if not chunks and self.max_skip > 1 and self._pending_swap_s == 0:
+        if (
+            not chunks
+            and self.max_skip > 1
+            and self._pending_swap_s == 0
+            and self._paused_s == 0  # after a hold, one step first: it carries the held decoders' wait
+            and (self._runs_while_waiting or not self.waiting)
+        ):
             self._start_run(now)
         else:
-            self._start_step(chunks, now)
+            self._start_step(chunks, decoding, now)
 
-    # ---- scheduling -------------------------------------------------------------------------
+    # ---- primitives of a scheduler (hetsim.sim.scheduler) --------------------------------------
 
-    def _schedule(self, now: float) -> list[Chunk]:
-        """One iteration's plan: every decoding sequence takes a token, prefill chunks share
-        the token budget in running order, then admissions (vLLM V1 order). Returns the
-        prefill chunks (and admitted prefills); the decoding sequences are ``self.decode``."""
-        decode = self.decode
-        budget = self.max_batch_tokens
-        chunks: list[Chunk] = []
-        need = decode.blocks_to_advance(1) if decode.n else 0
-        if self.prefilling:
-            running, block, used = self.running, self.block, 0
-            for position, state in enumerate(self.prefilling):
-                ahead = running.index(state) - position  # decoders before it take a token each
-                take = min(state.prefill_target - state.prefilled, budget - ahead - used)
-                if take > 0:
-                    chunks.append((state, take))
-                    used += take
-                    need += -(-(state.kv_tokens + take) // block) - state.blocks
-            budget -= used
+    def allocate(self, chunks: list[Chunk], decoding: bool) -> bool:
+        """Take the KV blocks of ``chunks`` and, when ``decoding``, of one more token of every
+        decoding sequence; False (nothing taken) when they are not all free."""
+        decode, block = self.decode, self.block
+        need = decode.blocks_to_advance(1) if decoding and decode.n else 0
+        for state, take in chunks:
+            need += -(-(state.kv_tokens + take) // block) - state.blocks
         if need > self.free_blocks:
-            budget, chunks = self._schedule_preempting()
-        else:
-            self.free_blocks -= need
-            for state, take in chunks:
-                state.blocks = -(-(state.kv_tokens + take) // self.block)
-            budget -= decode.n
-        while self.waiting and budget > 0 and len(self.running) < self.max_num_seqs:
-            state = self.waiting[0]
-            admitted = self._admit(state, budget, now)
-            if admitted is None:
+            return False
+        self.free_blocks -= need
+        for state, take in chunks:
+            state.blocks = -(-(state.kv_tokens + take) // block)
+        self.decode_blocks_taken = decoding
+        return True
+
+    def admit_waiting(self, chunks: list[Chunk], budget: int, now: float, whole: bool, reserve_blocks: int) -> int:
+        """Admit queued calls in order while ``budget`` tokens, sequence slots and KV blocks
+        (beyond ``reserve_blocks``) last; a prefill joins ``chunks``, chunked to the budget
+        left unless ``whole`` (a whole prompt, alone when it exceeds the budget), a call ready
+        to decode (prefilled elsewhere, swapped out) joins the decoding sequences. Returns the
+        budget left."""
+        waiting, running, decode = self.waiting, self.running, self.decode
+        while waiting and budget > 0 and len(running) < self.max_num_seqs:
+            state = waiting[0]
+            limit = budget if chunks or not whole else max(budget, self._max_context)
+            take = self._admit(state, limit, now, whole, reserve_blocks)
+            if not take:
                 break
-            take = admitted
             if state.prefilled >= state.prefill_target:  # decode-ready: prefilled elsewhere or swapped
                 decode.add(state)
                 # its next token's gap runs from its previous one: the wait is a stall
-                self._stalled.append((state, now - state.last_token_s))
+                self._stalled.append((state, now - state.last_token_s - self._paused_s, True))
             else:
                 self.prefilling.append(state)
                 chunks.append((state, take))
             budget -= take
-        return chunks
+        return budget
 
-    def _schedule_preempting(self) -> tuple[int, list[Chunk]]:
-        """The scheduling loop sequence by sequence, preempting from the back of the running
-        list when KV blocks run out (vLLM V1 order). Returns (budget left, prefill chunks)."""
+    def schedule_preempting(self, budget: int, decode_first: bool) -> tuple[int, list[Chunk]]:
+        """The scheduling loop sequence by sequence in running order (decoding sequences first
+        when ``decode_first``), each taking its token or its prefill chunk of ``budget`` and
+        preempting from the back of the running list when KV blocks run out (vLLM's order).
+        Returns (budget left, prefill chunks); the decoding sequences that stay advance."""
         decode = self.decode
         for state in self.running:
             if state.token >= 0:
                 decode.remove(state)
-        budget = self.max_batch_tokens
         plan: list[Chunk] = []
-        for state in tuple(self.running):
+        order = tuple(self.running)
+        if decode_first:
+            order = tuple(
+                [s for s in order if s.prefilled >= s.prefill_target]
+                + [s for s in order if s.prefilled < s.prefill_target]
+            )
+        for state in order:
             if not state.is_running:
                 continue  # preempted below while making room
             take = 1 if state.prefilled >= state.prefill_target else min(state.prefill_target - state.prefilled, budget)
             if take <= 0:
                 continue
-            while not self._grant(state, take):
+            while not self._grant(state, take, 0):
                 victim = self.running[-1]
                 self._preempt(victim)
                 if victim is state:
@@ -382,11 +413,12 @@ class LlmServer(Timer):
             else:
                 chunks.append((state, take))
         self.prefilling = [state for state in self.running if state.token < 0]
+        self.decode_blocks_taken = True
         return budget, chunks
 
-    def _grant(self, state: SeqState, extra_tokens: int) -> bool:
+    def _grant(self, state: SeqState, extra_tokens: int, reserve_blocks: int) -> bool:
         need = max(0, -(-(state.kv_tokens + extra_tokens) // self.block) - state.blocks)
-        if need > self.free_blocks:
+        if need > self.free_blocks - reserve_blocks:
             return False
         self.free_blocks -= need
         state.blocks += need
@@ -405,8 +437,9 @@ class LlmServer(Timer):
             victim.prefilled = victim.kv_tokens = 0
         self.waiting.appendleft(victim)
 
-    def _admit(self, state: SeqState, budget: int, now: float) -> int | None:
-        """Admit the head of the queue if its KV fits; returns the tokens it computes this step.
+    def _admit(self, state: SeqState, budget: int, now: float, whole: bool, reserve_blocks: int) -> int:
+        """Admit the head of the queue if its tokens fit ``budget`` and its KV the free blocks
+        beyond ``reserve_blocks``; returns the tokens it computes this step (0: not admitted).
 
         A fresh or recomputing call first takes its cached prefix; a swapped-out call needs its
         KV back (and pays the swap-in); a call prefilled elsewhere needs blocks for its prompt.
@@ -415,12 +448,14 @@ class LlmServer(Timer):
             self._apply_prefix_cache(state)
         if state.prefilled >= state.prefill_target:  # in decode (a queued call has tokens left)
             take = 1
+        elif whole:
+            take = state.prefill_target - state.prefilled
         else:
             take = min(state.prefill_target - state.prefilled, budget)
-        if not self._grant(state, take):
+        if take > budget or not self._grant(state, take, reserve_blocks):
             if state.prefilled == state.cached_tokens and not state.swapped and not state.call.prefilled_elsewhere:
                 state.prefilled = state.kv_tokens = 0  # the cache hit is re-checked next time
-            return None
+            return 0
         if state.swapped:
             self._pending_swap_s += state.kv_tokens * self.replica.kv_bytes_per_token_per_device / self.swap_bandwidth
             state.swapped = False
@@ -456,13 +491,18 @@ class LlmServer(Timer):
 
     # ---- one iteration (prefill chunks, perhaps with decodes) ---------------------------------
 
-    def _start_step(self, chunks: list[Chunk], now: float) -> None:
+    def _start_step(self, chunks: list[Chunk], decoding: bool, now: float) -> None:
+        """Price and start one iteration: ``chunks`` and, when ``decoding``, a token of every
+        decoding sequence."""
         decode = self.decode
         batch = [(take, state.kv_tokens) for state, take in chunks]
-        seconds = self.pricer.step_seconds_of(decode.n, decode.keys_seen(), batch) + self._pending_swap_s
+        decodes = decode.n if decoding else 0
+        seen = decode.keys_seen() if decoding else []
+        seconds = self.pricer.step_seconds_of(decodes, seen, batch) + self._pending_swap_s
         self._pending_swap_s = 0.0
         self.stats.events += 1
-        self._chunks, self._step_s, self._batch = chunks, seconds, decode.n + len(chunks)
+        self._chunks, self._step_s, self._batch = chunks, seconds, decodes + len(chunks)
+        self._decoding = decoding
         self._state = _STEP
         self._at(now, seconds, _STEP_END)
 
@@ -472,8 +512,12 @@ class LlmServer(Timer):
         stats.busy_s += seconds
         stats.steps += 1
         stats.batch_size_time += self._batch * seconds
-        self._record_gaps(seconds, decode.n)
-        completed = decode.advance(1, seconds, now)
+        if self._decoding:
+            completed = self._advance_one(seconds, now)
+        else:  # the decoders were held: their next token's gap grows by the step
+            completed = []
+            if decode.n:
+                self._paused_s += seconds
         for state, take in self._chunks:
             state.kv_tokens += take
             state.prefilled += take
@@ -490,9 +534,30 @@ class LlmServer(Timer):
                 completed.append(state)
             else:
                 decode.add(state)
+                if self._paused_s:  # it joins held decoders: its gap runs from its first token
+                    self._stalled.append((state, -self._paused_s, False))
         if completed:
             self._finish_all(completed, now)
         self._next_iteration(now)
+
+    def _advance_one(self, seconds: float, now: float) -> list[SeqState]:
+        """Every decoding sequence took a token in a step of ``seconds`` ending ``now``; returns
+        those that finished. After a hold, the gap of the decoders that were held is the hold
+        plus the step; those that joined meanwhile have theirs recorded apart (``_stalled``)
+        and skip this iteration in the decode set's record of the longest gap."""
+        decode, paused = self.decode, self._paused_s
+        if not paused:
+            self._record_gaps(seconds, decode.n)
+            return decode.advance(1, seconds, now)
+        joined = [entry[0] for entry in self._stalled if entry[0].token >= 0]
+        gap_s = paused + seconds
+        self._record_gaps(gap_s, decode.n)
+        completed = decode.advance(1, gap_s, now)
+        for state in joined:
+            state.joined_at = decode.iterations_recorded
+            state.last_token_s = now
+        self._paused_s = 0.0
+        return completed
 
     # ---- a run of decode-only iterations --------------------------------------------------------
 
@@ -548,6 +613,11 @@ class LlmServer(Timer):
 
     # ---- bookkeeping ------------------------------------------------------------------------
 
+    def _tokens_of(self, call: LlmCall) -> int:
+        """The tokens a call brings to this replica, as token-weighted routing counts them: its
+        prompt and its output (one token on a prefill replica)."""
+        return call.prompt_tokens + (1 if self._prefill_only else call.output_tokens)
+
     def _emit_first(self, state: SeqState, now: float) -> None:
         if math.isnan(state.first_token_s):
             state.first_token_s = now
@@ -567,17 +637,25 @@ class LlmServer(Timer):
 
     def _record_gaps(self, step_s: float, members: int) -> None:
         """The gaps of one iteration of ``step_s`` for the ``members`` of the decode batch; those
-        that joined after a stall waited it too."""
+        that joined after a stall waited it too, those that joined during a hold waited less
+        (``_stalled``; one that left the batch before this token has none)."""
         stalled = self._stalled
         if not stalled:
             self.gaps.add(step_s, members)
             return
-        self.gaps.add(step_s, members - len(stalled))
-        for state, stall_s in stalled:
-            gap = stall_s + step_s
+        apart = 0
+        for entry in stalled:
+            if entry[0].token >= 0:
+                apart += 1
+        self.gaps.add(step_s, members - apart)
+        for state, extra_s, is_stall in stalled:
+            if state.token < 0:
+                continue
+            gap = extra_s + step_s
             self.gaps.add(gap, 1)
             state.max_gap_s = max(state.max_gap_s, gap)
-            state.stall_s = max(state.stall_s, gap)
+            if is_stall:
+                state.stall_s = max(state.stall_s, gap)
         stalled.clear()
 
     def _finish_all(self, completed: list[SeqState], now: float) -> None:
@@ -592,6 +670,7 @@ class LlmServer(Timer):
             self.decode.remove(state)
         self.running.remove(state)
         self._loads[self._slot] -= 1
+        self._token_loads[self._slot] -= self._tokens_of(state.call)
         state.is_running = False
         self.free_blocks += state.blocks
         state.blocks = 0

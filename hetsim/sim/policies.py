@@ -5,7 +5,9 @@ hold a prompt's first block, and their prefix caches (``replicas`` is the pool's
 for its length). The hint is a guess of the cached leading keys (-1: none) that a cache checks
 in two lookups instead of searching (the engine passes how many keys the call shares with its
 session's previous call).
-The registry is a dict; an unknown name lists the choices.
+The registry is a dict; an unknown name lists the choices. A plan may also name a policy of
+your own by dotted path (``package.module:name``): a function with the signature above, or a
+class whose instances are (one per pool and stage); its answers are checked (``CheckedPolicy``).
 """
 
 from __future__ import annotations
@@ -14,13 +16,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from hetsim.errors import ScenarioError
+from hetsim.sim.extensions import load_dotted
 from hetsim.sim.prefix_cache import PrefixCache
+from hetsim.specs.plan import is_dotted_path
 
 
 @dataclass
 class RouterState:
     """Per-pool memory a policy reads: round-robin's cursor; ``loads``, each replica's
-    outstanding requests (queued + running), kept there by the replicas themselves; and
+    outstanding requests (queued + running), kept there by the replicas themselves;
+    ``token_loads``, their tokens (prompt + output of each; 0 on non-LLM replicas); and
     ``holders``, which replicas hold each first prefix block (a bitmask the replicas' prefix
     caches keep exact; see ``hetsim.sim.prefix_cache``); ``caches``, each replica's prefix
     cache (None without one), which a prefix-aware policy asks directly (a native call when
@@ -29,6 +34,7 @@ class RouterState:
 
     cursor: int = 0
     loads: list[int] = field(default_factory=list)
+    token_loads: list[int] = field(default_factory=list)
     holders: dict[object, int] = field(default_factory=dict)
     caches: list[PrefixCache | None] = field(default_factory=list)
     weights: list[float] = field(default_factory=list)  # per replica, for weighted routing (empty: equal)
@@ -37,6 +43,7 @@ class RouterState:
         """A new replica's slot in ``loads`` and ``caches`` (its bit in ``holders`` is
         ``1 << slot``); a replica with a prefix cache puts it in ``caches[slot]``."""
         self.loads.append(0)
+        self.token_loads.append(0)
         self.caches.append(None)
         return len(self.loads) - 1
 
@@ -109,15 +116,69 @@ def weighted_least_outstanding(
     return best
 
 
+def least_outstanding_tokens(replicas: Sequence[object], prefix_keys: tuple, state: RouterState, hint: int = -1) -> int:
+    """Token-weighted join-shortest-queue: the fewest outstanding tokens (prompt + output of the
+    calls queued or running there, ``state.token_loads``), then the fewest calls, then the
+    lowest index. Request routers weigh load by tokens this way, as NVIDIA Dynamo's KV router
+    costs a worker by its active blocks plus the prefill blocks a request adds
+    (ai-dynamo/dynamo ``docs/router/README.md``, "Cost Function", with no overlap weight); the
+    call's output stands in for the ``max_tokens`` a router sees."""
+    tokens, loads = state.token_loads, state.loads
+    best = 0
+    best_tokens, best_load = tokens[0], loads[0]
+    for index in range(1, len(tokens)):
+        here = tokens[index]
+        if here < best_tokens or (here == best_tokens and loads[index] < best_load):
+            best, best_tokens, best_load = index, here, loads[index]
+    return best
+
+
 POLICIES: dict[str, Policy] = {
     "weighted-least-outstanding": weighted_least_outstanding,
     "round-robin": round_robin,
     "least-outstanding": least_outstanding,
     "prefix-aware": prefix_aware,
+    "least-outstanding-tokens": least_outstanding_tokens,
 }
 
 
+class CheckedPolicy:
+    """A policy of your own (a dotted path), its answer checked: an index into the replicas."""
+
+    def __init__(self, function: Callable[..., object], name: str) -> None:
+        self.function, self.name = function, name
+
+    def __call__(self, replicas: Sequence[object], prefix_keys: tuple, state: RouterState, hint: int = -1) -> int:
+        index = self.function(replicas, prefix_keys, state, hint)
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(replicas):
+            raise ScenarioError(
+                f"routing policy {self.name!r}: expected a replica index from 0 to {len(replicas) - 1}, got {index!r:.40}"
+            )
+        return index
+
+
 def policy(name: str) -> Policy:
-    if name not in POLICIES:
-        raise ScenarioError(f"routing policy: expected one of {', '.join(POLICIES)}, got {name!r}")
-    return POLICIES[name]
+    """The routing policy a plan names: a registered one, or one of yours by dotted path (a
+    class is instantiated here, so each pool gets its own)."""
+    if name in POLICIES:
+        return POLICIES[name]
+    found = find_policy(name)
+    if isinstance(found, type):
+        found = found()
+    return CheckedPolicy(found, name)  # type: ignore[arg-type]
+
+
+def find_policy(name: str) -> object:
+    """What a policy name stands for, checked (a registered function, or the function or class
+    at a dotted path); nothing is instantiated."""
+    if name in POLICIES:
+        return POLICIES[name]
+    if not is_dotted_path(name):
+        raise ScenarioError(
+            f"routing policy: expected one of {', '.join(POLICIES)} or a dotted path 'package.module:name', got {name!r}"
+        )
+    found = load_dotted(name, "routing policy")
+    if not callable(found):
+        raise ScenarioError(f"routing policy {name!r}: expected a function (replicas, prefix_keys, state, hint) -> index "
+                            f"or a class of them, got {type(found).__name__}")  # fmt: skip
+    return found

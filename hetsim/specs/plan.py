@@ -11,9 +11,11 @@ the stage's traffic, as the planner sized it) and the router weighs their replic
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from hetsim.specs.common import FrozenModel, SchemaVersion
 
@@ -25,9 +27,42 @@ class LlmStage(StrEnum):
 
 
 class RoutingPolicy(StrEnum):
+    """The routing policies hetsim ships (``hetsim.sim.policies``); a pool may also name its own
+    by dotted path."""
+
     ROUND_ROBIN = "round-robin"
     LEAST_OUTSTANDING = "least-outstanding"
     PREFIX_AWARE = "prefix-aware"
+    WEIGHTED_LEAST_OUTSTANDING = "weighted-least-outstanding"
+    LEAST_OUTSTANDING_TOKENS = "least-outstanding-tokens"
+
+
+SCHEDULERS = ("chunked-prefill", "prefill-first", "decode-priority")
+"""The iteration schedulers hetsim ships (``hetsim.sim.scheduler``); the first is the default."""
+
+_DOTTED = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+
+
+def is_dotted_path(text: str) -> bool:
+    """Whether ``text`` names an object by dotted path, ``package.module:name``."""
+    return _DOTTED.fullmatch(text) is not None
+
+
+def _named_or_dotted(choices: tuple[str, ...]):
+    def check(value: str) -> str:
+        if value not in choices and not is_dotted_path(value):
+            raise ValueError(
+                f"expected one of {', '.join(choices)} or a dotted path 'package.module:name', got {value!r}"
+            )
+        return value
+
+    return check
+
+
+Routing = Annotated[str, AfterValidator(_named_or_dotted(tuple(RoutingPolicy)))]
+"""A routing policy: a shipped one's name, or yours by dotted path."""
+SchedulerName = Annotated[str, AfterValidator(_named_or_dotted(SCHEDULERS))]
+"""An iteration scheduler: a shipped one's name, or yours by dotted path."""
 
 
 class Preemption(StrEnum):
@@ -46,6 +81,22 @@ class LlmServing(FrozenModel):
     memory_utilization: float = Field(default=0.9, gt=0, le=1)
     prefix_caching: bool = True
     preemption: Preemption = Preemption.RECOMPUTE
+    scheduler: SchedulerName = Field(
+        default="chunked-prefill",
+        description="iteration scheduler: chunked-prefill, prefill-first, decode-priority or a dotted path",
+    )
+    token_budget: int | None = Field(
+        default=None,
+        ge=1,
+        description="decode-priority: tokens an iteration computes at most, decodes first (default 512)",
+    )
+
+    @model_validator(mode="after")
+    def _budget_of_decode_priority(self) -> LlmServing:
+        if self.token_budget is not None and self.scheduler != "decode-priority":
+            raise ValueError(f"token_budget: expected only with scheduler 'decode-priority' (the others fill "
+                             f"max_batch_tokens), got it with {self.scheduler!r}")  # fmt: skip
+        return self
 
 
 class VectorIndexSpec(FrozenModel):
@@ -70,7 +121,9 @@ class PoolSpec(FrozenModel):
     models: tuple[str, ...] = Field(default=(), description="non-LLM models this pool serves (stt, embed, ...)")
     node_types: tuple[str, ...] = Field(default=(), description="node types it serves: tool, code_exec, retrieval")
     concurrency: int = Field(default=1, ge=1, description="requests a non-LLM replica serves at once (cores, batch)")
-    routing: RoutingPolicy = RoutingPolicy.LEAST_OUTSTANDING
+    routing: Routing = Field(
+        default="least-outstanding", description="routing policy by name, or a dotted path to your own"
+    )
     vector_index: VectorIndexSpec | None = Field(default=None, description="for pools serving retrieval")
     weight: float | None = Field(
         default=None, gt=0, le=1,
