@@ -77,6 +77,7 @@ class _Merged:
         return cand.LlmTargets(
             self.ttft_s, self.tbt_s, headroom, opts.tp_options, opts.batch_options, self.dtype,
             self.ttft_percentile or 99.0, self.tbt_percentile or 99.0, opts.pp_options, opts.prefill_token_budgets,
+            opts.ep_options,
         )  # fmt: skip
 
     def mean_demand(self, key: str) -> NodeDemand:

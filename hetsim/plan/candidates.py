@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from hetsim.errors import HetsimError
+from hetsim.perf.expert import MoeOptions
 from hetsim.perf.llm import LlmReplica, ServingLimits
 from hetsim.perf.nonllm import IndexKind, VectorIndex, model_amount, model_time, vector_search_time
 from hetsim.perf.roofline import DevicePerf
@@ -37,7 +38,12 @@ from hetsim.plan.problem import Option
 from hetsim.plan.queueing import md1_wait_s, mmc_wait_quantile_s, mmc_wait_s
 from hetsim.specs.hardware import DeviceKind, DType
 from hetsim.specs.model import ModelSpec
+from hetsim.specs.parallel import CommOverlap
 from hetsim.workload.demand import NodeDemand
+
+# DeepSeek's and SGLang's expert balancer (EPLB) adds 32 redundant experts (DeepSeek open-infra-index
+# day 6; LMSYS 2025-05-05), the setting whose imbalance hetsim.perf.expert takes as measured.
+EPLB_REDUNDANT_EXPERTS = 32
 
 
 @dataclass(frozen=True)
@@ -55,27 +61,49 @@ class LlmTargets:
     pp_options: tuple[int, ...] = (1,)  # pipeline stages (may span nodes: a model too big for one node's TP group)
     prefill_budgets: tuple[int, ...] = (8192,)  # a prefill replica's token budget per step (vLLM's default alone)
 
+    ep_options: tuple[int, ...] = ()  # expert-parallel degrees an MoE model's replicas may take (expert_splits)
+
     def shapes(self) -> Iterator[tuple[int, int]]:
         """Every (tp, pp) a replica may take."""
         for pp in self.pp_options:
             for tp in self.tp_options:
                 yield tp, pp
 
+    def expert_splits(self, model: ModelSpec) -> Iterator[tuple[Shard, MoeOptions]]:
+        """The expert-parallel splits an MoE model's replica may take beside ``shapes``: EP over
+        ``ep`` devices with data-parallel attention, as SGLang and DeepSeek deploy it (EPLB with
+        32 redundant experts where they divide evenly, else none), with and without two-batch
+        overlap (it pays where the all-to-all dominates, and costs a second weight read where not)."""
+        moe = None if model.architecture is None else model.architecture.moe
+        if moe is None:
+            return
+        for ep in self.ep_options:
+            redundant = next((r for r in (EPLB_REDUNDANT_EXPERTS, 0) if (moe.num_experts + r) % ep == 0), None)
+            if ep < 2 or redundant is None:
+                continue
+            for overlap in (CommOverlap.NONE, CommOverlap.TWO_BATCH):
+                yield Shard(ep=ep, dp=ep, redundant_experts=redundant), MoeOptions(redundant > 0, None, overlap)
+
 
 def _replica(
-    model: ModelSpec, perf: DevicePerf, tp: int, dtype: DType, max_seqs: int, pp: int = 1, budget: int | None = None
+    model: ModelSpec, perf: DevicePerf, tp: int, dtype: DType, max_seqs: int, pp: int = 1, budget: int | None = None,
+    expert: tuple[Shard, MoeOptions] | None = None,
 ) -> LlmReplica | None:
     """A replica if this shape is valid and fits; None otherwise (skipped, not an error).
-    ``budget``: its chunked-prefill token budget (vLLM's default where None)."""
+    ``budget``: its chunked-prefill token budget (vLLM's default where None); ``expert``: an
+    expert-parallel split instead of (tp, pp), each of whose attention groups takes ``max_seqs``
+    and ``budget`` (the replica's limits are their sums)."""
     device = perf.device
     if device.kind == DeviceKind.CPU or (tp > 1 and (device.scale_up is None or tp > device.scale_up.domain_size)):
         return None
-    limits = ServingLimits(max_num_seqs=max_seqs) if budget is None else ServingLimits(max_num_seqs=max_seqs,
-                                                                                       max_batch_tokens=budget)  # fmt: skip
+    shard, moe = expert if expert is not None else (Shard(tp=tp, pp=pp), MoeOptions())
+    groups = shard.dp
+    limits = ServingLimits(max_num_seqs=max_seqs * groups) if budget is None else ServingLimits(
+        max_num_seqs=max_seqs * groups, max_batch_tokens=budget * groups)  # fmt: skip
     try:
-        replica = LlmReplica(model, perf, Shard(tp=tp, pp=pp), Precision.uniform(dtype), limits)
+        replica = LlmReplica(model, perf, shard, Precision.uniform(dtype), limits, moe)
         _ = replica.kv_capacity_tokens
-        if pp > 1:  # stages may sit on different nodes: a device without a fabric between them cannot
+        if shard.pp > 1 or (shard.devices > 1 and expert is not None):  # a fabric must join the replica's devices
             replica.step_seconds([SequenceWork(1, 1)])
     except HetsimError:
         return None
@@ -94,23 +122,51 @@ def _tokens(demand: NodeDemand) -> tuple[int, int, int]:
 
 
 def _decode_batches(
-    model: ModelSpec, perfs: list[DevicePerf], demand: NodeDemand, targets: LlmTargets
+    model: ModelSpec, perfs: list[DevicePerf], demand: NodeDemand, targets: LlmTargets, expert_parallel: bool = False
 ) -> Iterator[tuple[DevicePerf, tuple[int, int], LlmReplica, list[tuple[int, float]]]]:
-    """Every device x (TP, PP) replica that fits, with (batch, decode step seconds at the mean
-    context) for each batch option whose KV fits."""
+    """Every device x (TP, PP) replica that fits (and, with ``expert_parallel``, every expert-
+    parallel one), with (batch, decode step seconds at the mean context) for each batch option
+    whose KV fits (an expert-parallel replica's batch options are per attention group)."""
     prompt, output, mid = _tokens(demand)
     for perf in perfs:
-        for tp, pp in targets.shapes():
-            replica = _replica(model, perf, tp, targets.dtype, max(targets.batch_options), pp)
+        for tp, pp, expert in _splits(model, targets, expert_parallel):
+            replica = _replica(model, perf, tp, targets.dtype, max(targets.batch_options), pp, expert=expert)
             if replica is None:
                 continue
             fits = replica.max_batch(prompt + output)
-            batches = [b for b in targets.batch_options if b <= fits]
+            batches = [b * replica.shard.dp for b in targets.batch_options if b * replica.shard.dp <= fits]
             yield perf, (tp, pp), replica, [(b, replica.step_seconds([SequenceWork(1, mid)] * b)) for b in batches]
 
 
-def _shape(tp: int, pp: int) -> str:
+def _splits(
+    model: ModelSpec, targets: LlmTargets, expert_parallel: bool = True
+) -> Iterator[tuple[int, int, tuple[Shard, MoeOptions] | None]]:
+    """(tp, pp, None) for every shape, then (1, 1, expert split) for every expert-parallel one.
+    Expert parallelism with data-parallel attention is offered to disaggregated stages only:
+    DeepEP's prefill and decode kernels cannot serve one group of devices together under DP
+    attention (LMSYS 2025-05-05, "DeepEP" table), which is why SGLang and DeepSeek disaggregate."""
+    for tp, pp in targets.shapes():
+        yield tp, pp, None
+    if expert_parallel:
+        for expert in targets.expert_splits(model):
+            yield 1, 1, expert
+
+
+def _shape(tp: int, pp: int, replica: LlmReplica | None = None) -> str:
+    """An option key's split: 'tp8 pp2', or 'ep32 dp-attention32 tbo' for an expert-parallel replica."""
+    if replica is not None and replica.shard.ep > 1:
+        return f"ep{replica.shard.ep} dp-attention{replica.shard.dp}" + (" tbo" if replica.moe.micro_batches > 1 else "")
     return f"tp{tp}" + (f" pp{pp}" if pp > 1 else "")
+
+
+def _split_detail(tp: int, pp: int, replica: LlmReplica) -> dict[str, object]:
+    """An option's split as the plan names it (``hetsim.plan.export``)."""
+    shard = replica.shard
+    if shard.ep == 1:
+        return {"tp": tp, "pp": pp}
+    return {"tp": shard.tp, "pp": shard.pp, "ep": shard.ep, "dp_attention": shard.dp,
+            "redundant_experts": shard.redundant_experts, "expert_balancing": replica.moe.balancing,
+            "overlap": replica.moe.overlap.value, "expert_imbalance": replica.imbalance}  # fmt: skip
 
 
 # Loads a replica may be planned at, below the headroom's: a latency tail from queueing shrinks
@@ -150,11 +206,11 @@ def aggregated_options(
                        p1_long + step + wait)  # fmt: skip
             if (targets.tbt_s and tbt > targets.tbt_s) or (targets.ttft_s and ttft > targets.ttft_s):
                 continue
-            key, factor = _at_load(f"{perf.device.name} {_shape(tp, pp)} b{batch}", utilization, targets.headroom)
+            key, factor = _at_load(f"{perf.device.name} {_shape(tp, pp, replica)} b{batch}", utilization, targets.headroom)
             options.append(Option(
-                key=key, device=perf.device.name, devices_per_replica=tp * pp,
+                key=key, device=perf.device.name, devices_per_replica=replica.devices,
                 capacity_per_replica=factor * batch / service, latency_s=ttft_mean + (output - 1) * tbt_mean,
-                detail={"tp": tp, "pp": pp, "batch": batch, "dtype": targets.dtype.value, "ttft_s": ttft, "tbt_s": tbt,
+                detail={**_split_detail(tp, pp, replica), "batch": batch, "dtype": targets.dtype.value, "ttft_s": ttft, "tbt_s": tbt,
                         "utilization": utilization,
                         "ttft_percentile": targets.ttft_percentile, "tbt_percentile": targets.tbt_percentile,
                         "stage": "aggregated", "provenance": perf.provenance.value},
@@ -179,14 +235,17 @@ def prefill_options(
     prompt, _, _ = _tokens(demand)
     long_prompt = _long_prompt(demand, targets.ttft_percentile)
     options = []
-    for perf, (tp, pp), budget in ((f, s, b) for f in perfs for s in targets.shapes() for b in targets.prefill_budgets):
-        replica = _replica(model, perf, tp, targets.dtype, 256, pp, budget)
+    splits = list(_splits(model, targets))
+    for perf, (tp, pp, expert), budget in ((f, s, b) for f in perfs for s in splits for b in targets.prefill_budgets):
+        replica = _replica(model, perf, tp, targets.dtype, 256, pp, budget, expert)
         if replica is None:
             continue
-        p1, _ = prefill_time(replica, [prompt])
-        p1_long = prefill_time(replica, [long_prompt])[0] if long_prompt > prompt else p1
+        budget = replica.limits.max_batch_tokens  # an expert-parallel replica's groups each take the budget
+        groups = replica.shard.dp  # a prompt is one group's: its latency is a step of one prompt per group
+        p1, _ = prefill_time(replica, [prompt] * groups)
+        p1_long = prefill_time(replica, [long_prompt] * groups)[0] if long_prompt > prompt else p1
         together = max(1, budget // prompt)
-        rate = together / replica.step_seconds([SequenceWork(prompt, 0)] * together) if prompt <= budget else 1 / p1
+        rate = together / replica.step_seconds([SequenceWork(prompt, 0)] * together) if prompt <= budget else groups / p1
         kv_bytes = prompt * kv_bytes_per_token(replica.arch, replica.precision.kv_cache)
         rate = min(rate, link_bytes_per_s / kv_bytes)  # KV egress must keep up
         for utilization in _utilizations(targets.headroom):
@@ -195,11 +254,12 @@ def prefill_options(
                        p1_long + md1_wait_s(1 / rate, utilization))  # fmt: skip
             if targets.ttft_s and ttft > targets.ttft_s:
                 continue
-            key, factor = _at_load(f"{perf.device.name} {_shape(tp, pp)} prefill t{budget}", utilization, targets.headroom)
+            key, factor = _at_load(f"{perf.device.name} {_shape(tp, pp, replica)} prefill t{budget}", utilization,
+                                   targets.headroom)  # fmt: skip
             options.append(Option(
-                key=key, device=perf.device.name, devices_per_replica=tp * pp,
+                key=key, device=perf.device.name, devices_per_replica=replica.devices,
                 capacity_per_replica=factor * rate, latency_s=ttft_mean,
-                detail={"tp": tp, "pp": pp, "batch": max(together, 1), "max_batch_tokens": budget,
+                detail={**_split_detail(tp, pp, replica), "batch": max(together, 1), "max_batch_tokens": budget,
                         "dtype": targets.dtype.value, "ttft_s": ttft, "stage": "prefill", "utilization": utilization,
                         "ttft_percentile": targets.ttft_percentile, "provenance": perf.provenance.value},
             ))  # fmt: skip
@@ -209,14 +269,14 @@ def prefill_options(
 def decode_options(model: ModelSpec, perfs: list[DevicePerf], demand: NodeDemand, targets: LlmTargets) -> list[Option]:
     _, output, _ = _tokens(demand)
     options = []
-    for perf, (tp, pp), _, batches in _decode_batches(model, perfs, demand, targets):
+    for perf, (tp, pp), replica, batches in _decode_batches(model, perfs, demand, targets, expert_parallel=True):
         for batch, step in batches:
             if targets.tbt_s and step > targets.tbt_s:
                 continue
             options.append(Option(
-                key=f"{perf.device.name} {_shape(tp, pp)} b{batch} decode", device=perf.device.name,
-                devices_per_replica=tp * pp, capacity_per_replica=batch / (output * step), latency_s=max(output - 1, 0) * step,
-                detail={"tp": tp, "pp": pp, "batch": batch, "dtype": targets.dtype.value, "tbt_s": step, "stage": "decode",
+                key=f"{perf.device.name} {_shape(tp, pp, replica)} b{batch} decode", device=perf.device.name,
+                devices_per_replica=replica.devices, capacity_per_replica=batch / (output * step), latency_s=max(output - 1, 0) * step,
+                detail={**_split_detail(tp, pp, replica), "batch": batch, "dtype": targets.dtype.value, "tbt_s": step, "stage": "decode",
                         "tbt_percentile": targets.tbt_percentile, "provenance": perf.provenance.value},
             ))  # fmt: skip
     return options

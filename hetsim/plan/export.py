@@ -74,6 +74,9 @@ def to_plan(
                 "max_num_seqs": option.detail["batch"],
                 **({"max_batch_tokens": option.detail["max_batch_tokens"]} if "max_batch_tokens" in option.detail else {}),
             }  # fmt: skip
+            if option.detail.get("ep", 1) > 1:  # an expert-parallel replica: its split and expert options
+                pool.update(ep=option.detail["ep"], dp_attention=option.detail["dp_attention"])
+                pool["llm"].update({key: option.detail[key] for key in ("expert_balancing", "redundant_experts", "overlap")})
         elif node_type in ("tool", "code_exec"):
             pool["node_types"] = [node_type]
             pool["concurrency"] = option.detail.get("concurrency", 1)

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from hetsim.errors import HetsimError, ScenarioError
+from hetsim.perf.expert import MoeOptions
 from hetsim.perf.llm import LlmReplica, ServingLimits
 from hetsim.perf.nonllm import IndexKind, VectorIndex, model_amount, model_time, vector_search_time
 from hetsim.perf.roofline import DevicePerf
@@ -49,12 +50,14 @@ def llm_replica(pool: PoolSpec, hardware: HardwareCatalog, models: ModelCatalog,
             max_batch_tokens=pool.llm.max_batch_tokens,
             max_num_seqs=pool.llm.max_num_seqs,
         )
+        llm = pool.llm
         replica = LlmReplica(
             model,
             _perf(hardware, calibrations, pool),
-            Shard(pool.tp, pool.pp),
-            Precision.uniform(DType(pool.llm.dtype)),
+            Shard(pool.tp, pool.pp, pool.ep, pool.dp_attention, llm.redundant_experts),
+            Precision.uniform(DType(llm.dtype)),
             limits,
+            MoeOptions(balancing=llm.expert_balancing, overlap=llm.overlap),
         )
         _ = replica.kv_capacity_tokens  # raises when the model does not fit
     except HetsimError as exc:

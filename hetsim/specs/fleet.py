@@ -46,6 +46,11 @@ class PlannerOptions(FrozenModel):
         default=(1, 2), min_length=1, description="pipeline stages a replica may span (across nodes: models too big for one node)"
     )
     batch_options: PositiveInts = Field(default=(1, 2, 4, 8, 16, 32, 64, 128, 256), min_length=1)
+    ep_options: PositiveInts = Field(
+        default=(8, 16, 32),
+        description="expert-parallel degrees (DP attention over as many devices) a disaggregated MoE stage may take; "
+        "() for none",
+    )
     prefill_token_budgets: PositiveInts = Field(
         default=(2048, 8192, 16384), min_length=1, description="chunked-prefill token budgets a prefill pool may run with"
     )

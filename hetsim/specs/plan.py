@@ -1,9 +1,9 @@
 """Plan specs: which pools of which hardware serve which stages of the workload.
 
 A plan is what the planner emits and what the simulator and executor read. A *pool* is a
-set of identical replicas; a replica is a device group (device type x tp x pp) on one node
-type. Trace steps are matched to pools by model (model steps) or by node type (tools,
-retrieval, code execution). An LLM is served either by aggregated pools, or by prefill pools and
+set of identical replicas; a replica is a device group (device type x tp x dp_attention x pp,
+routed experts split over ep of them) on one node type. Trace steps are matched to pools by
+model (model steps) or by node type (tools, retrieval, code execution). An LLM is served either by aggregated pools, or by prefill pools and
 decode pools joined by a KV-transfer link (disaggregated). A stage is usually one pool; when
 several pools on different devices share a stage, each carries its ``weight`` (its share of
 the stage's traffic, as the planner sized it) and the router weighs their replicas by it.
@@ -18,6 +18,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, model_validator
 
 from hetsim.specs.common import FrozenModel, SchemaVersion
+from hetsim.specs.parallel import CommOverlap
 
 
 class LlmStage(StrEnum):
@@ -71,7 +72,8 @@ class Preemption(StrEnum):
 
 
 class LlmServing(FrozenModel):
-    """How an LLM pool serves: which model and stage, batching limits, caching, preemption."""
+    """How an LLM pool serves: which model and stage, batching limits (a replica's, shared by
+    its attention data-parallel groups), caching, preemption, and how its expert layers run."""
 
     model: str
     stage: LlmStage = LlmStage.AGGREGATED
@@ -90,6 +92,9 @@ class LlmServing(FrozenModel):
         ge=1,
         description="decode-priority: tokens an iteration computes at most, decodes first (default 512)",
     )
+    expert_balancing: bool = Field(default=False, description="an expert-parallel load balancer (EPLB) places experts")
+    redundant_experts: int = Field(default=0, ge=0, description="replicas of hot experts beside the model's own (EPLB)")
+    overlap: CommOverlap = Field(default=CommOverlap.NONE, description="all-to-all overlap with compute")
 
     @model_validator(mode="after")
     def _budget_of_decode_priority(self) -> LlmServing:
@@ -117,6 +122,8 @@ class PoolSpec(FrozenModel):
     replicas: int = Field(ge=1)
     tp: int = Field(default=1, ge=1)
     pp: int = Field(default=1, ge=1)
+    ep: int = Field(default=1, ge=1, description="expert-parallel degree: 1, or tp x dp_attention (experts split over them)")
+    dp_attention: int = Field(default=1, ge=1, description="attention data-parallel groups of tp devices per pipeline stage")
     llm: LlmServing | None = None
     models: tuple[str, ...] = Field(default=(), description="non-LLM models this pool serves (stt, embed, ...)")
     node_types: tuple[str, ...] = Field(default=(), description="node types it serves: tool, code_exec, retrieval")
@@ -136,11 +143,24 @@ class PoolSpec(FrozenModel):
             raise ValueError(f"pool {self.name!r}: expected an 'llm' block, 'models' or 'node_types', got none")
         if self.llm is not None and (self.models or self.node_types):
             raise ValueError(f"pool {self.name!r}: an LLM pool serves only its 'llm' block; put other work in its own pool")
+        self._check_expert_parallel()
         return self
+
+    def _check_expert_parallel(self) -> None:
+        """EP spans a whole pipeline stage (tp x dp_attention), as SGLang's and vLLM's EP does;
+        balancing, redundant experts and overlap are expert-parallel options."""
+        stage_devices = self.tp * self.dp_attention
+        if self.ep not in (1, stage_devices):
+            raise ValueError(f"pool {self.name!r}: ep: expected 1 or tp x dp_attention = {stage_devices}, got {self.ep}")
+        if (self.ep > 1 or self.dp_attention > 1) and self.llm is None:
+            raise ValueError(f"pool {self.name!r}: ep and dp_attention apply to an LLM pool; this pool has no 'llm' block")
+        llm = self.llm
+        if llm is not None and self.ep == 1 and (llm.redundant_experts or llm.overlap != CommOverlap.NONE):
+            raise ValueError(f"pool {self.name!r}: redundant_experts and overlap need expert parallelism (ep > 1), got ep=1")
 
     @property
     def devices_per_replica(self) -> int:
-        return self.tp * self.pp
+        return self.tp * self.dp_attention * self.pp
 
 
 class KvTransferSpec(FrozenModel):
