@@ -1,4 +1,5 @@
-"""The ``hetsim`` command line: one module per command group; errors translated once, here."""
+"""The ``hetsim`` command line: one module per command group, imported when its command runs;
+errors translated once, here."""
 
 from __future__ import annotations
 
@@ -6,14 +7,91 @@ import os
 import signal
 import sys
 from importlib import import_module
+from typing import TYPE_CHECKING, NamedTuple
 
 try:  # Ctrl-C while the command line loads is an interruption like any other
     import typer
+    from typer.core import TyperCommand, TyperGroup
 
     from hetsim.errors import HetsimError
 except KeyboardInterrupt:
     print("hetsim: interrupted", file=sys.stderr)
     sys.exit(130)
+
+if TYPE_CHECKING:
+    from typer._click import Command, Context, HelpFormatter
+
+class Entry(NamedTuple):
+    """A top-level command: its module under hetsim.cli, how it attaches ("group": the module's
+    Typer is a sub-command group; "command": its register(app) adds the command), and the line
+    ``hetsim --help`` shows for it (the module's own help; a test keeps the two equal)."""
+
+    name: str
+    module: str
+    how: str
+    help: str
+
+
+# In the order ``hetsim --help`` lists them: commands, then groups.
+COMMANDS: tuple[Entry, ...] = (
+    Entry("estimate", "estimate", "command", "Predict TTFT, TPOT, the largest batch that fits, tokens/s per device and $ per 1M tokens."),
+    Entry("bench", "bench", "command", "Run microbenchmarks, fit efficiency curves and write calibration + raw rows (+ host profile)."),
+    Entry("simulate", "simulate", "command", "Replay an agent trace against a plan and report latency, SLA attainment, utilisation and cost."),
+    Entry("run", "run", "command", "Execute a plan on real engines (vLLM under Ray, or running endpoints), drive the agents "
+          "through them, and report measured latency, SLA attainment and cost."),
+    Entry("fidelity", "fidelity", "command", "Draw the arrivals once; execute them on the plan's real engines and simulate "
+          "them on the same plan; write an HTML + CSV report of the simulator's errors with a computed verdict."),
+    Entry("compare", "compare", "command", "Plan every candidate fleet for the same demand; rank them by TCO and SLA in one report."),
+    Entry("sweep", "sweep", "command", "Simulate every scenario with every seed in parallel; report each point and mean ± 95% CI per scenario."),
+    Entry("hardware", "hardware", "group", "Hardware profiles: accelerators, CPUs, links and nodes."),
+    Entry("models", "models", "group", "Model catalog: LLMs and the non-LLM models agents use."),
+    Entry("trace", "trace", "group", "Agent traces: import public formats, summarise, synthesise."),
+    Entry("workload", "workload", "group", "Agent workloads: session graphs, arrival processes and SLAs."),
+    Entry("calibrate", "calibrate", "group", "Calibrate the performance model against measurements."),
+    Entry("plan", "plan", "group", "Plan a fleet (hetsim plan --fleet F), or export a plan for deployment (hetsim plan export)."),
+    Entry("reproduce", "reproduce", "group", "Reproduce published results and check each claim."),
+)  # fmt: skip
+_BY_NAME = {entry.name: entry for entry in COMMANDS}
+
+
+def load_command(entry: Entry) -> TyperCommand | TyperGroup:
+    """Import ``entry``'s module and build its click command (a group for a command group)."""
+    module = import_module(f"hetsim.cli.{entry.module}")
+    if entry.how == "group":
+        group = typer.main.get_group(module.app)
+        group.name = entry.name
+        return group
+    holder = typer.Typer()
+    module.register(holder)
+    return typer.main.get_group(holder).commands[entry.name]
+
+
+class LazyGroup(TyperGroup):
+    """The root command. A command's module (and what it imports: pandas, the solver, the
+    simulator) is imported only when that command is resolved, so ``hetsim --help`` and every
+    command start without the others' imports; listing the commands in the help uses each
+    entry's help line instead of loading it."""
+
+    _is_listing = False
+
+    def list_commands(self, ctx: Context) -> list[str]:
+        return [entry.name for entry in COMMANDS]
+
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
+        entry = _BY_NAME.get(cmd_name)
+        if entry is not None and cmd_name not in self.commands:
+            if self._is_listing:
+                return TyperCommand(cmd_name, help=entry.help)
+            self.commands[cmd_name] = load_command(entry)
+        return super().get_command(ctx, cmd_name)
+
+    def format_help(self, ctx: Context, formatter: HelpFormatter) -> None:
+        self._is_listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._is_listing = False
+
 
 app = typer.Typer(
     name="hetsim",
@@ -21,42 +99,13 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
-)
-
-# (module under hetsim.cli, how it attaches): "group" adds its Typer as a sub-command group,
-# "commands" registers its top-level commands on the root app via its register(app).
-_COMMAND_MODULES: tuple[tuple[str, str], ...] = (
-    ("hardware", "group"),
-    ("models", "group"),
-    ("estimate", "commands"),
-    ("trace", "group"),
-    ("workload", "group"),
-    ("bench", "commands"),
-    ("calibrate", "group"),
-    ("simulate", "commands"),
-    ("run", "commands"),
-    ("fidelity", "commands"),
-    ("plan", "group"),
-    ("compare", "commands"),
-    ("sweep", "commands"),
-    ("reproduce", "group"),
+    cls=LazyGroup,
 )
 
 
-def _attach() -> None:
-    for module_name, how in _COMMAND_MODULES:
-        module = import_module(f"hetsim.cli.{module_name}")
-        if how == "group":
-            app.add_typer(module.app, name=module_name.replace("_", "-"))
-        else:
-            module.register(app)
-
-
-try:
-    _attach()  # imports every command module
-except KeyboardInterrupt:
-    print("hetsim: interrupted", file=sys.stderr)
-    sys.exit(130)
+@app.callback()
+def _root() -> None:
+    """The root group's callback: every command is a sub-command (none is registered eagerly)."""
 
 
 def main() -> None:

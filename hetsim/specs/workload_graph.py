@@ -11,8 +11,6 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import networkx as nx
-
 if TYPE_CHECKING:
     from hetsim.specs.workload import EdgeSpec, LoopSpec, WorkloadSpec
 
@@ -114,6 +112,8 @@ def _check_probabilities(node: str, group: tuple[tuple[int, EdgeSpec], ...], wha
 
 
 def _check_cycles_bounded(spec: WorkloadSpec) -> None:
+    import networkx as nx  # here, not at import: loading a trace or the CLI never pays for networkx
+
     graph = nx.DiGraph()
     graph.add_nodes_from(spec.nodes)
     graph.add_edges_from((e.from_node, e.to) for e in spec.edges if e.loop is None)
@@ -141,6 +141,8 @@ def resolve_entry(spec: WorkloadSpec) -> str:
 
 
 def _check_reachable(spec: WorkloadSpec, entry: str) -> None:
+    import networkx as nx
+
     graph = nx.DiGraph()
     graph.add_nodes_from(spec.nodes)
     graph.add_edges_from((e.from_node, e.to) for e in spec.edges)
