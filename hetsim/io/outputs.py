@@ -74,6 +74,15 @@ class Provenance:
     is_complete: bool = True
 
 
+def _shown(path: Path) -> str:
+    """A path as a manifest records it: relative to the working folder when under it (a
+    manifest committed with its output names no machine's folders), else absolute."""
+    try:
+        return path.relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def inputs_digest(inputs: Mapping[str, Any]) -> dict[str, Any]:
     """The inputs as a manifest records them: each file's sha256, each option's value, and one
     sha256 over all of them (two runs with the same inputs carry the same hash)."""
@@ -82,7 +91,7 @@ def inputs_digest(inputs: Mapping[str, Any]) -> dict[str, Any]:
     for name, value in inputs.items():
         if isinstance(value, Path):
             path = value.resolve()
-            files[name] = {"path": str(path), "sha256": _file_sha256(path) if path.is_file() else "not a file"}
+            files[name] = {"path": _shown(path), "sha256": _file_sha256(path) if path.is_file() else "not a file"}
         else:
             options[name] = value
     canonical = json.dumps({"files": {k: v["sha256"] for k, v in files.items()}, "options": options},
