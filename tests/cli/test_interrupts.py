@@ -206,13 +206,26 @@ SIMULATE_POINTS = [
 ]
 
 
+def long_voice_scenario(folder: Path, duration_s: int = 20_000) -> Path:
+    """The shipped voice-agent scenario over ``duration_s`` of sessions (several seconds of simulation)."""
+    text = VOICE.read_text().replace("duration_s: 600", f"duration_s: {duration_s}")
+    text = text.replace("plan: plans/", f"plan: {VOICE.parent / 'plans'}/")
+    assert f"duration_s: {duration_s}" in text and str(VOICE.parent) in text
+    path = folder / "long-voice.yaml"
+    path.write_text(text)
+    return path
+
+
 @pytest.mark.parametrize(("label", "marker", "delay_s"), SIMULATE_POINTS, ids=[p[0] for p in SIMULATE_POINTS])
 def test_ctrl_c_during_simulate_leaves_the_previous_records_or_the_new_ones(tmp_path: Path, label: str,
                                                                              marker: str | None, delay_s: float) -> None:  # fmt: skip
     out = tmp_path / "records"
     run(["simulate", "--scenario", str(VOICE), "--out", str(out), "--json"], tmp_path)
     previous = assert_whole(out)
-    command = Command(["simulate", "--scenario", str(AZURE), "--out", str(out), "--json"], tmp_path)
+    # A timed point (no marker) needs a run that is still simulating when the signal comes: the
+    # shipped Azure scenario finishes in under a second on a fast machine, so it gets a long one.
+    scenario = AZURE if marker is not None else long_voice_scenario(tmp_path)
+    command = Command(["simulate", "--scenario", str(scenario), "--out", str(out), "--json"], tmp_path)
     conditions = {None: lambda: True, "staging": staging_beside(out), "staged summary": staged_file(out, "summary.json"),
                   "staged manifest": staged_file(out, MANIFEST)}  # fmt: skip
     command.wait_for(conditions[marker])
