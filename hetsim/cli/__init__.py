@@ -4,19 +4,15 @@ errors translated once, here."""
 from __future__ import annotations
 
 import os
-import signal
 import sys
 from importlib import import_module
 from typing import TYPE_CHECKING, NamedTuple
 
-try:  # Ctrl-C while the command line loads is an interruption like any other
-    import typer
-    from typer.core import TyperCommand, TyperGroup
+import typer
+from typer.core import TyperCommand, TyperGroup
 
-    from hetsim.errors import HetsimError
-except KeyboardInterrupt:
-    print("hetsim: interrupted", file=sys.stderr)
-    sys.exit(130)
+from hetsim.errors import HetsimError
+from hetsim.io import ctrl_c
 
 if TYPE_CHECKING:
     from typer._click import Command, Context, HelpFormatter
@@ -109,20 +105,12 @@ def _root() -> None:
 
 
 def main() -> None:
-    """Console entry point: run the app; a HetsimError becomes one line on stderr and exit 1,
-    Ctrl-C one line (with what the command kept, when it says) and exit 130."""
-    try:
-        _run()
-    finally:
-        if sys._getframe(1).f_globals.get("__name__") == "__main__":  # the program itself, not a test calling main()
-            # The command is over; a Ctrl-C now would only cut Python's shutdown short (its
-            # default handler is back by then, and the process would die of the signal).
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _run() -> None:
+    """Run the command line on ``sys.argv``: a HetsimError becomes one line on stderr and exit 1,
+    Ctrl-C one line (with what the command kept, when it says) and exit 130. The ``hetsim``
+    program enters through :func:`hetsim.__main__.main`, which installs the Ctrl-C handler first."""
     try:
         _invoke(sys.argv[1:])
+        ctrl_c.stop_if_received()  # pressed, but swallowed by a library on the way: still an interruption
     except HetsimError as exc:
         print(f"hetsim: error: {exc}", file=sys.stderr)
         sys.exit(1)

@@ -41,6 +41,7 @@ from typing import Any
 
 from hetsim import __version__
 from hetsim.errors import HetsimError
+from hetsim.io import ctrl_c
 
 MANIFEST = "manifest.json"
 """The completion marker of an output folder, written last."""
@@ -130,6 +131,7 @@ def write_outputs(
         written = list(write(staged))
         _finish(targets, staged, provenance)
         _check_targets(targets)
+        ctrl_c.stop_if_received()  # one a library swallowed while the outputs were made: keep the old ones
         with held_ctrl_c():
             for target, staging in zip(targets, staged, strict=True):
                 _commit(target, staging)

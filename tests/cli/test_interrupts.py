@@ -117,6 +117,17 @@ def assert_whole(folder: Path) -> dict:
     return manifest
 
 
+def voice(folder: Path, duration_s: int) -> Path:
+    path = folder / f"voice{duration_s}.yaml"
+    path.write_text(
+        "schema_version: 1\nname: voice\n"
+        f"plan: {ROOT / 'scenarios/plans/voice-agent-hetero.yaml'}\n"
+        f"trace: {{workload: voice-agent, duration_s: {duration_s}, seed: 7}}\n"
+        "sla: {ttft_s: 0.25, tbt_s: 0.02}\n"
+    )
+    return path
+
+
 def assert_interrupted(code: int, stderr: str, work_done: bool = False) -> None:
     """Exit 130 and one line saying so, no traceback. ``work_done``: the signal may also have come
     after the command finished (its output written and shown); then it exits 0."""
@@ -206,16 +217,6 @@ SIMULATE_POINTS = [
 ]
 
 
-def long_voice_scenario(folder: Path, duration_s: int = 20_000) -> Path:
-    """The shipped voice-agent scenario over ``duration_s`` of sessions (several seconds of simulation)."""
-    text = VOICE.read_text().replace("duration_s: 600", f"duration_s: {duration_s}")
-    text = text.replace("plan: plans/", f"plan: {VOICE.parent / 'plans'}/")
-    assert f"duration_s: {duration_s}" in text and str(VOICE.parent) in text
-    path = folder / "long-voice.yaml"
-    path.write_text(text)
-    return path
-
-
 @pytest.mark.parametrize(("label", "marker", "delay_s"), SIMULATE_POINTS, ids=[p[0] for p in SIMULATE_POINTS])
 def test_ctrl_c_during_simulate_leaves_the_previous_records_or_the_new_ones(tmp_path: Path, label: str,
                                                                              marker: str | None, delay_s: float) -> None:  # fmt: skip
@@ -224,8 +225,8 @@ def test_ctrl_c_during_simulate_leaves_the_previous_records_or_the_new_ones(tmp_
     previous = assert_whole(out)
     # A timed point (no marker) needs a run that is still simulating when the signal comes: the
     # shipped Azure scenario finishes in under a second on a fast machine, so it gets a long one.
-    scenario = AZURE if marker is not None else long_voice_scenario(tmp_path)
-    command = Command(["simulate", "--scenario", str(scenario), "--out", str(out), "--json"], tmp_path)
+    new = AZURE if marker is not None else voice(tmp_path, 20_000)  # several seconds of simulation
+    command = Command(["simulate", "--scenario", str(new), "--out", str(out), "--json"], tmp_path)
     conditions = {None: lambda: True, "staging": staging_beside(out), "staged summary": staged_file(out, "summary.json"),
                   "staged manifest": staged_file(out, MANIFEST)}  # fmt: skip
     command.wait_for(conditions[marker])
@@ -237,25 +238,14 @@ def test_ctrl_c_during_simulate_leaves_the_previous_records_or_the_new_ones(tmp_
     if scenario == str(VOICE):
         assert manifest == previous  # the previous records, as they were
     else:
-        assert scenario == str(AZURE)  # the new ones, whole
+        assert scenario == str(new)  # the new ones, whole
     if marker is None:
         assert scenario == str(VOICE)  # stopped while simulating: the previous records stay
     if code != 130:
-        assert scenario == str(AZURE)  # finished: the new records are in
+        assert scenario == str(new)  # finished: the new records are in
 
 
 # ---- hetsim sweep --out ----------------------------------------------------------------------
-
-
-def voice(folder: Path, duration_s: int) -> Path:
-    path = folder / f"voice{duration_s}.yaml"
-    path.write_text(
-        "schema_version: 1\nname: voice\n"
-        f"plan: {ROOT / 'scenarios/plans/voice-agent-hetero.yaml'}\n"
-        f"trace: {{workload: voice-agent, duration_s: {duration_s}, seed: 7}}\n"
-        "sla: {ttft_s: 0.25, tbt_s: 0.02}\n"
-    )
-    return path
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -283,9 +273,10 @@ def test_ctrl_c_during_a_sweep_keeps_the_finished_points_beside_the_previous_swe
 
 def test_a_sweep_whose_worker_is_killed_runs_its_point_again(tmp_path: Path) -> None:
     out = tmp_path / "sweep"
-    command = Command(["sweep", str(voice(tmp_path, 600)), "--seeds", "0..5", "-w", "2", "--out", str(out)], tmp_path)
+    # about two seconds a point, so both workers are still busy with their first when one is killed
+    command = Command(["sweep", str(voice(tmp_path, 3000)), "--seeds", "0..5", "-w", "2", "--out", str(out)], tmp_path)
     assert command.wait_for(lambda: len(_workers(command.process.pid)) == 2)
-    time.sleep(1.0)  # both workers are busy with a point
+    time.sleep(1.0)
     os.kill(_workers(command.process.pid)[0], signal.SIGKILL)
     code, _, stderr = command.finish()
     assert code == 0, stderr[-3000:]
