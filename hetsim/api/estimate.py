@@ -1,4 +1,4 @@
-"""``hetsim estimate``: one model on one device type, as latency, capacity, throughput and cost."""
+"""``hetsim estimate``: one model on one device type, as latency, capacity, throughput, cost and energy."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from hetsim.cost.energy import OperatingPower, joules_per_request, joules_per_token, operating_power
 from hetsim.cost.tco import CostBasis, device_hourly_cost, preset, usd_per_million_tokens
 from hetsim.errors import EstimateError
 from hetsim.io.calibration import load_calibration
@@ -19,6 +20,9 @@ from hetsim.perf.serving import estimate_request
 from hetsim.perf.transformer import Precision, Shard
 from hetsim.specs.hardware import AcceleratorSpec, DType
 from hetsim.specs.parallel import CommOverlap
+
+SERVING_UTILIZATION = 1.0
+"""The busy share power is taken at: a steady-state serving estimate keeps its devices busy."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,8 @@ def estimate(question: EstimateQuestion) -> dict[str, Any]:
     replica_usd_per_h = usd_per_h * replica.devices
     output_tps = result.output_tokens_per_s_per_device * replica.devices
     total_tps = result.total_tokens_per_s_per_device * replica.devices
+    power = operating_power(perf.device, SERVING_UTILIZATION, preset(question.tco_preset).pue)
+    replica_w = power.facility_w * replica.devices
     return {
         "question": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(question).items()},
         "model": model.name,
@@ -97,12 +103,21 @@ def estimate(question: EstimateQuestion) -> dict[str, Any]:
         "usd_per_h_per_device": usd_per_h,
         "usd_per_million_output_tokens_decode": usd_per_million_tokens(replica_usd_per_h, output_tps),
         "usd_per_million_tokens_end_to_end": usd_per_million_tokens(replica_usd_per_h, total_tps),
+        "power_w_per_device": power.facility_w,
+        "joules_per_output_token": joules_per_token(replica_w, output_tps),
+        "joules_per_token": joules_per_token(replica_w, total_tps),
+        "joules_per_request": joules_per_request(replica_w, result.e2e_s, result.batch),
+        "power": {
+            "device_w": power.device_w, "tdp_w": power.tdp_w, "idle_w": power.idle_w,
+            "utilization": power.utilization, "pue": power.pue, "missing_profile_field": power.missing,
+        },
         "prefill_bound": result.prefill_bound.value,
         "decode_bound": result.decode_bound.value,
         "provenance": {
             "performance": result.provenance.value
             + ("" if perf.calibration else " (roofline with documented default efficiencies; no calibration file)"),
             "cost": cost_text,
+            "energy": _energy_text(power, perf.device.name, question.tco_preset),
             "hardware": f"{question.profile_set} profile {perf.device.name}",
             "stack": perf.stack,
         },
@@ -123,6 +138,17 @@ def _hourly(device: AcceleratorSpec, question: EstimateQuestion) -> tuple[float,
         unpriced = device.price.purchase is None and device.price.rental is None
         return math.nan, f"unknown: device {device.name!r} has no purchase or rental price in its profile" if unpriced else f"unknown: {exc}"
     return hourly.total_usd_per_h, f"{hourly.basis.value}: {hourly.provenance}"
+
+
+def _energy_text(power: OperatingPower, device: str, tco: str) -> str:
+    """Where the watts come from, or which profile field they lack."""
+    if power.missing is not None:
+        return f"unknown: device {device!r} has no {power.missing} in its profile"
+    draw = "TDP" if power.utilization == 1.0 else f"idle + {power.utilization:g} x (TDP - idle)"
+    return (
+        f"facility: {draw} {power.device_w:g} W (utilisation {power.utilization:g}: serving keeps it busy) "
+        f"x PUE {power.pue:g} ({tco})"
+    )
 
 
 def _overlap(name: str) -> CommOverlap:

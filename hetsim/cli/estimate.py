@@ -97,10 +97,28 @@ def estimate_command(
         ("$/h per device", fmt(result["usd_per_h_per_device"], 4), result["provenance"]["cost"]),
         ("$ per 1M output tokens", fmt(result["usd_per_million_output_tokens_decode"], 4), "decode only"),
         ("$ per 1M tokens (in+out)", fmt(result["usd_per_million_tokens_end_to_end"], 4), "whole request"),
+        *_energy_rows(result, batch),
     ]
     title = f"{result['model']} on {result['devices_per_replica']}x {result['device']} ({_shape(result)}{dtype}, batch {batch})"
     caption = f"performance: {result['provenance']['performance']}, stack {result['provenance']['stack']}"
     print_table(title, ("figure", "value", "note"), rows, caption=caption)
+
+
+def _energy_rows(result: dict, batch: int) -> list[tuple[str, str, str]]:
+    """Facility watts per device and joules per token and per request, each with its derivation;
+    'n/a' and the missing profile field where the profile has no power figures."""
+    energy = result["provenance"]["energy"]
+    devices = result["devices_per_replica"]
+    if result["power"]["missing_profile_field"] is not None:
+        return [(name, "n/a", energy) for name in ("power per device", "J per output token", "J per token (in+out)",
+                                                     "J per request")]  # fmt: skip
+    per = f"facility W x {devices} device{'s' if devices > 1 else ''}"
+    return [
+        ("power per device", f"{fmt(result['power_w_per_device'], 4)} W", energy),
+        ("J per output token", fmt(result["joules_per_output_token"], 4), f"decode only: {per} / output tokens/s"),
+        ("J per token (in+out)", fmt(result["joules_per_token"], 4), f"whole request: {per} / tokens/s"),
+        ("J per request", fmt(result["joules_per_request"], 4), f"{per} x end to end / {batch} served at once"),
+    ]
 
 
 def _shape(result: dict) -> str:
