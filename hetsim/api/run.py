@@ -46,6 +46,7 @@ from hetsim.exec.setup import (
     stage_networks,
     work_runs,
 )
+from hetsim.io import ctrl_c
 from hetsim.io.catalog import load_catalog
 from hetsim.io.models import load_models
 from hetsim.io.outputs import Provenance, incomplete_path, write_folder
@@ -330,7 +331,8 @@ def _drive(runtime: AgentRuntime) -> bool:
             await runtime.run(client)
 
     try:
-        asyncio.run(main())
+        with ctrl_c.python_handler():  # asyncio's: Ctrl-C cancels the run, which stops its calls and keeps its records
+            asyncio.run(main())
     except KeyboardInterrupt:
         return True
     return runtime.interrupted

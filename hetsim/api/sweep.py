@@ -30,6 +30,7 @@ import pandas as pd
 from hetsim.api.simulate import SimulateRequest, simulate
 from hetsim.errors import HetsimError, Interrupted, ScenarioError
 from hetsim.exec.pool import Outcome, describe, map_local
+from hetsim.io import ctrl_c
 from hetsim.io.outputs import Provenance, incomplete_path, inputs_digest, write_folder
 from hetsim.io.plans import load_scenario
 from hetsim.io.sweeps import write_sweep
@@ -152,6 +153,7 @@ def sweep(request: SweepRequest, progress: Progress | None = None) -> SweepResul
             if progress:
                 progress(done, len(points), rows[outcome.index])
     except KeyboardInterrupt:
+        ctrl_c.acknowledge()  # handled here: the finished points are kept
         outcomes.close()  # stops the workers (a no-op when the interrupt already ended the iteration)
         result = _result(points, rows, run, started)
         raise SweepInterrupted(f"{result.run['finished']} of {len(points)} points finished, {_keep(request, points, result)}",

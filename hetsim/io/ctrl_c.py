@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import FrameType
 
 
@@ -44,6 +46,26 @@ def _on_sigint(signum: int, _frame: FrameType | None) -> None:
 def received() -> bool:
     """Whether Ctrl-C came since :func:`install` (never, where it was not installed)."""
     return bool(_received)
+
+
+def acknowledge() -> None:
+    """The Ctrl-C that came has been handled by code that goes on on purpose (a sweep keeping
+    the points that finished): it no longer stops the outputs that code writes."""
+    _received.clear()
+
+
+@contextmanager
+def python_handler() -> Iterator[None]:
+    """Python's own Ctrl-C handler for the block, hetsim's again after it: ``asyncio.run``
+    turns Ctrl-C into cancelling its main task (which cleans up) only under Python's handler."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def stop_if_received() -> None:

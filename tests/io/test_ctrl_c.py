@@ -116,3 +116,24 @@ def test_the_hetsim_program_exits_130_when_ctrl_c_was_swallowed_during_a_command
                           check=False)  # fmt: skip
     assert done.returncode == 130, done.stderr[-2000:]
     assert done.stdout.strip() == "finished" and done.stderr.strip() == "hetsim: interrupted"
+
+
+def test_python_handler_lends_pythons_own_for_a_block_then_hetsims_again(installed: None) -> None:
+    # asyncio.run cancels its main task on Ctrl-C only under Python's own handler
+    with ctrl_c.python_handler():
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is ctrl_c._on_sigint
+
+
+def test_an_acknowledged_ctrl_c_lets_the_code_that_handled_it_write_its_outputs(installed: None, tmp_path: Path) -> None:
+    with pytest.raises(KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(1.0)
+    ctrl_c.acknowledge()  # as a sweep does before keeping its finished points
+    written = write_folder(tmp_path / "kept", "--out", lambda f: [_write(f / "a.txt")], ScenarioError, Provenance("t"))
+    assert (tmp_path / "kept" / "a.txt").read_text() == "kept" and written
+
+
+def _write(path: Path) -> Path:
+    path.write_text("kept")
+    return path
