@@ -129,6 +129,10 @@ def resolve_inputs(request: RunRequest) -> RunInputs:
     if plan_path is None:
         raise ScenarioError("run: expected --plan or --scenario, got neither")
     plan = load_plan(plan_path)
+    scaled = [pool.name for pool in plan.pools if pool.autoscale is not None]
+    if scaled:
+        raise ScenarioError(f"{plan_path}: pools {scaled}: expected fixed replicas (the executor starts 'replicas' "
+                            "engines and keeps them), got an autoscale block; simulate it, or remove the block to run it")  # fmt: skip
     sla = Sla.of(scenario.sla) if scenario and scenario.sla else None
     source = _trace_source(request, scenario.trace if scenario else None)
     frame, block = trace_frame(source, base)

@@ -26,7 +26,7 @@ from hetsim.perf.model_scale import scale_named
 from hetsim.sim.build import build_simulation
 from hetsim.sim.engine import SimConfig
 from hetsim.specs.catalog import HardwareCatalog
-from hetsim.specs.plan import PlanSpec
+from hetsim.specs.plan import PlanSpec, PoolSpec
 from hetsim.specs.scenario import ScenarioSpec, TraceSource
 from hetsim.workload.frame import steps_to_frame
 
@@ -56,7 +56,7 @@ def pool_costs(plan: PlanSpec, hardware: HardwareCatalog, tco: str, basis: str |
     host CPUs of an accelerator node add nothing); a pool without a node is priced per device. A
     device without a price costs NaN and says so."""
     assumptions, cost_basis = preset(tco), CostBasis(basis) if basis else None
-    costs = []
+    costs, spare = [], _spare_devices(plan, hardware)
     for pool in plan.pools:
         device = hardware.accelerator(pool.device)
         try:
@@ -65,8 +65,26 @@ def pool_costs(plan: PlanSpec, hardware: HardwareCatalog, tco: str, basis: str |
             usd, provenance = math.nan, f"unknown: {exc}"
         tdp = device.tdp_w or math.nan
         idle = device.power.idle.si if device.power.idle else tdp
-        costs.append(PoolCost(pool.name, pool.replicas * pool.devices_per_replica, usd, idle, tdp, provenance))
+        if pool.autoscale is None:
+            costs.append(PoolCost(pool.name, pool.replicas * pool.devices_per_replica, usd, idle, tdp, provenance))
+            continue
+        burst, burst_provenance = _burst_per_device_usd_per_h(pool, device, hardware, assumptions)
+        free = spare.get(pool.name, 0)
+        costs.append(PoolCost(pool.name, pool.autoscale.min_replicas * pool.devices_per_replica, usd, idle, tdp,
+                              f"{provenance}; autoscaled: its {pool.autoscale.min_replicas} minimum replicas so; above "
+                              f"that, {free} devices free on its nodes first, then per device-hour up, {burst_provenance}",
+                              pool.autoscale.min_replicas, pool.devices_per_replica, burst, free))  # fmt: skip
     return costs
+
+
+def _burst_per_device_usd_per_h(pool, device, hardware: HardwareCatalog, assumptions) -> tuple[float, str]:
+    """$/h of one device of an autoscaled pool's burst: rented (its node's rental share, or the
+    device's own rental); NaN, saying why, where no rental price is profiled."""
+    try:
+        share, provenance = _per_device_usd_per_h(pool, device, hardware, assumptions, CostBasis.RENTED)
+    except HetsimError as exc:
+        return math.nan, f"rented: unknown ({exc})"
+    return share, provenance
 
 
 def _per_device_usd_per_h(pool, device, hardware: HardwareCatalog, assumptions, basis) -> tuple[float, str]:
@@ -100,29 +118,69 @@ def tco_for(scenario: ScenarioSpec | None, plan: PlanSpec) -> str:
 def plan_cost(plan: PlanSpec, hardware: HardwareCatalog, tco: str, basis: str | None) -> PlanCost:
     """The plan's one cost figure: the whole nodes its pools occupy (per node SKU, the most any
     of its device kinds needs), each at its node $/h, as the planner prices a fleet; pools that
-    name no node add their devices' own $/h. The planner's figure (``provenance``) may add owned
+    name no node add their devices' own $/h. An autoscaled pool counts its minimum here (the
+    simulation adds what it ran above that). The planner's figure (``provenance``) may add owned
     nodes the plan leaves idle."""
     assumptions, cost_basis = preset(tco), CostBasis(basis) if basis else None
-    used: dict[str, dict[str, int]] = {}
-    loose = 0.0
+    used, loose = _devices_on_nodes(plan, hardware), 0.0
     for pool in plan.pools:
-        node = _node_of(pool, hardware)
-        devices = pool.replicas * pool.devices_per_replica
-        if node is None:
-            loose += devices * device_hourly_cost(hardware.accelerator(pool.device), assumptions, cost_basis).total_usd_per_h
-            continue
-        kinds = used.setdefault(node.name, {})
-        kinds[pool.device] = kinds.get(pool.device, 0) + devices
-    nodes, total = {}, loose
-    for name, kinds in used.items():
-        node = hardware.node(name)
-        per_node = {node.host_cpus.device: node.host_cpus.count}
-        if node.accelerators is not None:
-            per_node[node.accelerators.device] = per_node.get(node.accelerators.device, 0) + node.accelerators.count
-        nodes[name] = max(math.ceil(count / per_node[device]) for device, count in kinds.items() if per_node.get(device))
-        total += nodes[name] * node_hourly_cost(node, hardware.accelerators, assumptions, cost_basis).total_usd_per_h
+        if _node_of(pool, hardware) is None:
+            device = hardware.accelerator(pool.device)
+            loose += _base_devices(pool) * device_hourly_cost(device, assumptions, cost_basis).total_usd_per_h
+    nodes = _whole_nodes(used, hardware)
+    total = loose + sum(count * node_hourly_cost(hardware.node(name), hardware.accelerators, assumptions,
+                                                 cost_basis).total_usd_per_h for name, count in nodes.items())  # fmt: skip
     planner = plan.provenance.get("fleet_usd_per_h")
     return PlanCost(total, nodes, float(planner) if isinstance(planner, int | float) else None, tco, assumptions.pue)
+
+
+def _base_devices(pool: PoolSpec) -> int:
+    """Devices a pool always holds: its replicas, or an autoscaled pool's minimum."""
+    return (pool.autoscale.min_replicas if pool.autoscale is not None else pool.replicas) * pool.devices_per_replica
+
+
+def _devices_on_nodes(plan: PlanSpec, hardware: HardwareCatalog) -> dict[str, dict[str, int]]:
+    """Per node SKU, the devices of each kind the plan's pools hold there (autoscaled: their minimum)."""
+    used: dict[str, dict[str, int]] = {}
+    for pool in plan.pools:
+        node = _node_of(pool, hardware)
+        if node is not None:
+            kinds = used.setdefault(node.name, {})
+            kinds[pool.device] = kinds.get(pool.device, 0) + _base_devices(pool)
+    return used
+
+
+def _per_node(node) -> dict[str, int]:
+    per_node = {node.host_cpus.device: node.host_cpus.count}
+    if node.accelerators is not None:
+        per_node[node.accelerators.device] = per_node.get(node.accelerators.device, 0) + node.accelerators.count
+    return per_node
+
+
+def _whole_nodes(used: dict[str, dict[str, int]], hardware: HardwareCatalog) -> dict[str, int]:
+    nodes = {}
+    for name, kinds in used.items():
+        per_node = _per_node(hardware.node(name))
+        nodes[name] = max(math.ceil(count / per_node[device]) for device, count in kinds.items() if per_node.get(device))
+    return nodes
+
+
+def _spare_devices(plan: PlanSpec, hardware: HardwareCatalog) -> dict[str, int]:
+    """Per autoscaled pool, the devices of its kind left free on the whole nodes the plan already
+    pays for (its replicas above the minimum use them first, at no extra cost); the first such
+    pool of a node SKU and device gets them all."""
+    used = _devices_on_nodes(plan, hardware)
+    nodes = _whole_nodes(used, hardware)
+    spare: dict[str, int] = {}
+    taken: set[tuple[str, str]] = set()
+    for pool in plan.pools:
+        node = _node_of(pool, hardware)
+        if pool.autoscale is None or node is None or (node.name, pool.device) in taken:
+            continue
+        taken.add((node.name, pool.device))
+        free = nodes[node.name] * _per_node(node).get(pool.device, 0) - used[node.name][pool.device]
+        spare[pool.name] = max(free, 0)
+    return spare
 
 
 def trace_frame(source: TraceSource, base: Path) -> tuple[pd.DataFrame, int | None]:
@@ -134,7 +192,7 @@ def trace_frame(source: TraceSource, base: Path) -> tuple[pd.DataFrame, int | No
     workload = source.workload
     if (base / workload).is_file():
         workload = str((base / workload).resolve())
-    synthetic = synthesize_trace(workload, source.duration_s, source.seed, source.rate_per_s)
+    synthetic = synthesize_trace(workload, source.duration_s, source.seed, source.rate_per_s, source.arrival)
     return steps_to_frame(synthetic.steps), synthetic.meta.block_size_tokens
 
 

@@ -13,7 +13,7 @@ from hetsim.errors import WorkloadError
 from hetsim.io import workloads as workload_io
 from hetsim.io.models import load_models
 from hetsim.io.traces import write_trace
-from hetsim.specs.workload import AnyNode, WorkloadSpec
+from hetsim.specs.workload import AnyArrival, AnyNode, WorkloadSpec
 from hetsim.units import Dimension, to_si
 from hetsim.workload.synth import SyntheticTrace, synthesize
 from hetsim.workload.trace import NodeType
@@ -119,10 +119,14 @@ def parse_duration(text: str | float) -> float:
 
 
 def synthesize_trace(
-    workload: str | Path, duration: str | float, seed: int = 0, rate_per_s: float | None = None
+    workload: str | Path, duration: str | float, seed: int = 0, rate_per_s: float | None = None,
+    arrival: AnyArrival | None = None,
 ) -> SyntheticTrace:
-    """A synthetic trace of ``workload`` (name or file) over ``duration``; deterministic in the seed."""
+    """A synthetic trace of ``workload`` (name or file) over ``duration``; deterministic in the
+    seed. ``arrival`` replaces the workload's arrival process (``rate_per_s`` then sets its mean)."""
     spec, seconds = load(workload), parse_duration(duration)
+    if arrival is not None:
+        spec = spec.model_copy(update={"arrival": arrival})
     with _gc_paused():
         return synthesize(spec, seconds, seed, rate_per_s)
 

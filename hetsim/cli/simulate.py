@@ -60,6 +60,7 @@ def simulate_command(
          f"{fmt(cost['joules_per_output_token'])} J per output token; the pools' devices, idle to TDP with their busy "
          "share, x PUE (node overheads and unused devices not counted)"),
     ]
+    rows += _autoscaling_rows(summary.get("autoscaling"))
     kv = summary["kv_transfers"]
     if kv:
         busiest = max(kv["link_utilization"].values(), default=0.0)
@@ -78,11 +79,30 @@ def _plan_cost_note(cost: dict) -> str:
     nodes = ", ".join(f"{count} x {name}" for name, count in cost["nodes"].items())
     note = f"whole nodes the pools occupy ({nodes}), TCO preset '{cost['tco']}'" if nodes else "the pools' devices"
     planner = cost.get("planner_usd_per_h")
+    burst = cost.get("burst_usd_per_h")
+    if burst:
+        note += (f"; autoscaled pools' minimum so, and {usd_per_h(sum(burst.values()))} for their replicas above it "
+                 "(rented, per device-hour up)")  # fmt: skip
+        return note
     if planner is not None and abs(planner - cost["fleet_usd_per_h"]) > 0.005 * max(planner, 1e-9):
         note += f"; the planner's figure {usd_per_h(planner)} also counts owned nodes the plan leaves idle"
     elif planner is not None:
         note += "; the planner's figure is the same"
     return note
+
+
+def _autoscaling_rows(scaled: dict | None) -> list[tuple[str, str, str]]:
+    """One row per autoscaled pool: replicas up over the run, cold starts, drains, waits."""
+    rows = []
+    for pool, figures in (scaled or {}).items():
+        waited = figures["requests_waited_on_cold_start"]
+        rows.append((f"autoscaled {pool}",
+                     f"{fmt(figures['mean_replicas_up'])} replicas up on average ({figures['least_replicas_up']} to "
+                     f"{figures['peak_replicas_up']}), {fmt(figures['replica_hours_up'])} replica-hours",
+                     f"{figures['cold_starts']} cold starts ({fmt(figures['cold_start_s'])} s each on average), "
+                     f"{figures['drained']} drained; " + ("requests queued during a cold start: n/a (not the first stage)"
+                     if waited is None else f"{waited} requests queued while a replica was starting")))  # fmt: skip
+    return rows
 
 
 def _reasons(reasons: dict[str, int]) -> str:

@@ -28,6 +28,7 @@ import pandas as pd
 from hetsim.metrics.gaps import DEFINITION as GAP_DEFINITION
 from hetsim.metrics.gaps import gap_frame, gap_percentile, gap_percentiles, share_within
 from hetsim.metrics.load import load_verdict
+from hetsim.metrics.scaling import rented_burst_devices, scaling_summary, state_intervals, up_seconds
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,13 @@ class PoolCost:
     idle_w: float
     tdp_w: float
     cost_provenance: str
+    # An autoscaled pool: its minimum is billed as the plan prices it (``usd_per_h_per_device``,
+    # ``devices`` = min x devices per replica); replicas above it per device-hour up, at
+    # ``burst_usd_per_h_per_device`` (rented).
+    min_replicas: int | None = None
+    devices_per_replica: int = 1
+    burst_usd_per_h_per_device: float = math.nan
+    spare_devices: int = 0  # devices free on nodes the plan pays for anyway: the burst uses them first
 
 
 @dataclass(frozen=True)
@@ -225,8 +233,13 @@ def summarize(
     done = calls[calls.status == "completed"]
     unfinished = max((expected.llm_calls or 0) - len(calls), 0)
     tokens = float(done["input_tokens"].sum() + done["output_tokens"].sum())
-    utilization = _utilization(replicas, duration)
-    cost = _cost(pools, utilization, duration, tokens, len(sessions), plan_cost)
+    scaled = scaling_summary(frames, start, end)
+    up_s = up_seconds(state_intervals(frames["scaling"], end), start, end) if scaled else {}
+    utilization = _utilization(replicas, duration, up_s)
+    rented = {p.pool: rented_burst_devices(frames["scaling"], p.pool, p.min_replicas, p.devices_per_replica,
+                                           p.spare_devices, start, end)
+              for p in pools if scaled and p.min_replicas is not None and p.pool in scaled}  # fmt: skip
+    cost = _cost(pools, utilization, duration, tokens, len(sessions), plan_cost, scaled or {}, rented)
     output_tokens = float(done["output_tokens"].sum())
     facility_kwh = cost["energy_kwh"] * (plan_cost.pue if plan_cost is not None else 1.0)
     cost["facility_energy_kwh"] = facility_kwh  # devices' energy x PUE
@@ -244,6 +257,7 @@ def summarize(
         "sla": sla_attainment(calls, sessions, sla, gaps, expected) if sla is not None else None,
         "goodput_calls_per_s": _goodput(calls, sla, duration),
         "utilization": utilization,
+        "autoscaling": scaled,
         "cost": cost,
         "provenance": {
             "latency": "simulated (step times from the performance model)",
@@ -314,37 +328,56 @@ def _kv_transfers(links: pd.DataFrame | None, calls: pd.DataFrame, duration: flo
     }
 
 
-def _utilization(replicas: pd.DataFrame, duration: float) -> dict[str, float]:
-    """Mean busy share of each pool's replicas over the run."""
+def _mean_devices(pool: PoolCost, scaled: dict[str, Any]) -> float:
+    """The pool's devices, time-weighted where it autoscaled."""
+    if pool.min_replicas is None or pool.pool not in scaled:
+        return pool.devices
+    return scaled[pool.pool]["mean_replicas_up"] * pool.devices_per_replica
+
+
+def _utilization(replicas: pd.DataFrame, duration: float, up_s: dict[str, float] | None = None) -> dict[str, float]:
+    """Mean busy share of each pool's replicas over the run; an autoscaled pool's (``up_s``: its
+    replica-seconds up) over the time its replicas were up."""
     if not len(replicas):
         return {}
-    return {pool: float(group["busy_s"].mean() / duration) for pool, group in replicas.groupby("pool", sort=False)}
+    up_s = up_s or {}
+    return {pool: float(group["busy_s"].sum() / up_s[pool] if up_s.get(pool) else group["busy_s"].mean() / duration)
+            for pool, group in replicas.groupby("pool", sort=False)}  # fmt: skip
 
 
 def _cost(pools: list[PoolCost], utilization: dict[str, float], duration: float, tokens: float, sessions: int,
-          plan: PlanCost | None = None) -> dict[str, Any]:  # fmt: skip
+          plan: PlanCost | None = None, scaled: dict[str, Any] | None = None,
+          rented: dict[str, float] | None = None) -> dict[str, Any]:  # fmt: skip
     """Two named figures: ``fleet_usd_per_h``, the plan's cost (whole nodes occupied, as the
     planner prices them; without node SKUs, the pools' devices), which $ per token and session
     use; ``traffic_weighted_usd_per_h``, each pool's $/h times its simulated busy share (the
-    capacity the traffic kept busy)."""
+    capacity the traffic kept busy). An autoscaled pool adds the devices it ran above its
+    minimum beyond those free on its paid nodes (``rented``: their mean over the run), per
+    device-hour (``burst_usd_per_h``); its devices and energy are time-weighted."""
     hours = duration / 3600.0
-    pools_usd_per_h = sum(p.devices * p.usd_per_h_per_device for p in pools)
-    fleet_usd_per_h = plan.usd_per_h if plan is not None else pools_usd_per_h
+    scaled, rented = scaled or {}, rented or {}
+    devices = {p.pool: _mean_devices(p, scaled) for p in pools}
+    burst = {p.pool: rented[p.pool] * p.burst_usd_per_h_per_device for p in pools if p.pool in rented}
+    # an autoscaled pool: the devices it ran on paid nodes at their share, the rented ones at their price
+    by_pool = {p.pool: (devices[p.pool] - rented.get(p.pool, 0.0)) * p.usd_per_h_per_device + burst.get(p.pool, 0.0)
+               for p in pools}  # fmt: skip
+    pools_usd_per_h = sum(by_pool.values())
+    fleet_usd_per_h = plan.usd_per_h + sum(burst.values()) if plan is not None else pools_usd_per_h
     energy_kwh = sum(
-        p.devices * (p.idle_w + min(utilization.get(p.pool, 0.0), 1.0) * (p.tdp_w - p.idle_w)) * hours / 1000.0 for p in pools
+        devices[p.pool] * (p.idle_w + min(utilization.get(p.pool, 0.0), 1.0) * (p.tdp_w - p.idle_w)) * hours / 1000.0
+        for p in pools
     )
     total = fleet_usd_per_h * hours
     return {
         "fleet_usd_per_h": fleet_usd_per_h,
-        "traffic_weighted_usd_per_h": sum(
-            p.devices * p.usd_per_h_per_device * min(utilization.get(p.pool, 0.0), 1.0) for p in pools
-        ),
+        "traffic_weighted_usd_per_h": sum(by_pool[p.pool] * min(utilization.get(p.pool, 0.0), 1.0) for p in pools),
         "pools_usd_per_h": pools_usd_per_h,
+        "burst_usd_per_h": burst or None,
         "nodes": dict(plan.nodes) if plan is not None else {},
         "planner_usd_per_h": plan.planner_usd_per_h if plan is not None else None,
         "tco": plan.tco if plan is not None else None,
-        "by_pool_usd_per_h": {p.pool: p.devices * p.usd_per_h_per_device for p in pools},
-        "devices": {p.pool: p.devices for p in pools},
+        "by_pool_usd_per_h": by_pool,
+        "devices": devices,
         "total_usd": total,
         "usd_per_million_tokens": total / tokens * 1e6 if tokens else math.nan,
         "usd_per_session": total / sessions if sessions else math.nan,

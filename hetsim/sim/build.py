@@ -14,6 +14,7 @@ from hetsim.perf.llm import LlmReplica, ServingLimits
 from hetsim.perf.nonllm import IndexKind, VectorIndex, model_amount, model_time, vector_search_time
 from hetsim.perf.roofline import DevicePerf
 from hetsim.perf.transformer import Precision, Shard, kv_bytes_per_token
+from hetsim.sim.autoscale import Autoscaler, ScaledPool
 from hetsim.sim.engine import LlmRoute, ServiceTime, SimConfig, Simulation, WorkPool, WorkQueue
 from hetsim.sim.environment import Environment
 from hetsim.sim.extensions import scheduler_factory
@@ -26,7 +27,7 @@ from hetsim.specs.calibration import CalibrationSpec
 from hetsim.specs.catalog import HardwareCatalog, ModelCatalog
 from hetsim.specs.hardware import DType
 from hetsim.specs.model import ModelKind
-from hetsim.specs.plan import LlmStage, PlanSpec, PoolSpec
+from hetsim.specs.plan import LlmStage, PlanSpec, PoolSpec, WeightSource
 from hetsim.workload.trace import TRACE_COLUMNS
 
 WORK_NODE_TYPES = {"tool", "code_exec", "retrieval"}
@@ -85,7 +86,104 @@ def build_simulation(
     _build_llm_routes(sim, plan, hardware, models, calibrations)
     _build_work_pools(sim, plan, hardware, models, calibrations)
     _check_coverage(sim, trace)
+    scaled = [_scaled_pool(sim, pool, hardware, models, calibrations) for pool in plan.pools if pool.autoscale]
+    if scaled:
+        sim.autoscaler = Autoscaler(sim.calendar, scaled, sim.work_left, sim.recent_ttft)
     return sim
+
+
+def built_replicas(pool: PoolSpec) -> int:
+    """Replicas the simulator builds for ``pool``: all it may scale to (those beyond the ones up
+    at the start begin off)."""
+    return pool.autoscale.max_replicas if pool.autoscale is not None else pool.replicas
+
+
+def _scaled_pool(sim: Simulation, pool: PoolSpec, hardware, models, calibrations) -> ScaledPool:
+    """The autoscaler's view of ``pool``: its replicas' routing slots and counters, its cold start."""
+    spec = pool.autoscale
+    assert spec is not None
+    if pool.llm is not None:
+        route = sim.llm_routes[models.model(pool.llm.model).name]
+        front = pool.llm.stage != LlmStage.DECODE
+        servers = route.servers if front else route.decode_servers
+        router = route.state if front else route.decode_state
+        mine = [server for server, name in zip(servers, route.server_pools if front else route.decode_server_pools,
+                                               strict=True) if name == pool.name]  # fmt: skip
+        weight_bytes = llm_replica(pool, hardware, models, calibrations).weight_bytes_per_device
+        with _about(pool):
+            seconds, parts = cold_start(pool, weight_bytes, hardware)
+        occupancy = None if pool.llm.stage == LlmStage.PREFILL else (lambda i: _occupancy(mine[i]))
+        return ScaledPool(pool.name, spec, router, [s._slot for s in mine], lambda i: mine[i].stats.busy_s,
+                          lambda i: len(mine[i].waiting), seconds, parts, pool.replicas, occupancy,
+                          first_stage=front)  # fmt: skip
+    if spec.policy == "sla-headroom":
+        raise ScenarioError(f"plan pool {pool.name!r}: autoscale.policy: expected target-utilization, queue-length or "
+                            "your own for a pool without an LLM (sla-headroom reads TTFT), got 'sla-headroom'")  # fmt: skip
+    work = sim.work_pools[pool.name]
+    weight_bytes = sum(_model_weight_bytes(models.model(name)) for name in pool.models)
+    with _about(pool):
+        seconds, parts = cold_start(pool, weight_bytes, hardware)
+    capacity = pool.concurrency
+    return ScaledPool(pool.name, spec, work.state, [q._slot for q in work.queues],
+                      lambda i: work.busy_s[i] / capacity, lambda i: len(work.queues[i].waiting), seconds, parts,
+                      pool.replicas)  # fmt: skip
+
+
+def _occupancy(server: LlmServer) -> float:
+    """How full an LLM replica is: the larger of its KV blocks in use and its batch slots taken."""
+    kv = 1.0 - server.free_blocks / server.total_blocks if server.total_blocks else 1.0
+    return max(kv, len(server.running) / server.max_num_seqs)
+
+
+def _model_weight_bytes(model) -> float:
+    return float(model.parameters) * DType.BF16.bytes_per_element
+
+
+def cold_start(pool: PoolSpec, weight_bytes_per_device: float, hardware: HardwareCatalog) -> tuple[float, dict[str, float]]:
+    """Seconds from starting a replica of ``pool`` to its serving: provisioning, engine start, and
+    its devices reading their weights at once, each at its share of the node's read bandwidth
+    (local drives or NICs, by the profile), or at the plan's measured bandwidth for the replica.
+
+    Raises:
+        ScenarioError: weights to load and no bandwidth to load them with.
+    """
+    spec = pool.autoscale
+    assert spec is not None
+    parts = {"provision_s": spec.provision_s, "engine_start_s": spec.engine_start_s, "weights_s": 0.0}
+    if weight_bytes_per_device > 0:
+        if spec.weight_read_gbytes_per_s is not None:
+            parts["weights_s"] = weight_bytes_per_device * pool.devices_per_replica / (spec.weight_read_gbytes_per_s * 1e9)
+        else:
+            parts["weights_s"] = weight_bytes_per_device / _read_bandwidth_per_device(pool, hardware)
+    return sum(parts.values()), parts
+
+
+def _read_bandwidth_per_device(pool: PoolSpec, hardware: HardwareCatalog) -> float:
+    """One device's share of its node's bandwidth to where weights are kept (bytes/s)."""
+    spec = pool.autoscale
+    assert spec is not None
+    where = "autoscale.weights_from"
+    if pool.node is None:
+        raise ScenarioError(f"{where}: expected the pool's 'node' (its {spec.weights_from.value} bandwidth times the "
+                            "weight load) or autoscale.weight_read_gbytes_per_s, got neither")  # fmt: skip
+    try:
+        node = hardware.node(pool.node)
+    except HetsimError as exc:
+        raise ScenarioError(f"{where}: {exc}") from None
+    devices = (node.accelerators or node.host_cpus).count
+    if spec.weights_from == WeightSource.STORAGE:
+        if node.storage is None:
+            raise ScenarioError(f"{where}: expected node {node.name!r} to profile 'storage.read_bandwidth', got no "
+                                "storage (use network, or autoscale.weight_read_gbytes_per_s)")  # fmt: skip
+        return node.storage.read_bandwidth.si / devices
+    if node.nics is None:
+        raise ScenarioError(f"{where}: expected node {node.name!r} to profile 'nics', got none (use storage, or "
+                            "autoscale.weight_read_gbytes_per_s)")  # fmt: skip
+    try:
+        link = hardware.link(node.nics.link)
+    except HetsimError as exc:
+        raise ScenarioError(f"{where}: node {node.name!r}: {exc}") from None
+    return link.bandwidth.si * node.nics.count / devices
 
 
 def _build_llm_routes(sim: Simulation, plan: PlanSpec, hardware, models, calibrations) -> None:
@@ -120,7 +218,7 @@ def _replicas_of(sim: Simulation, pools: list[PoolSpec], on_done, state: RouterS
         assert pool.llm is not None
         with _about(pool):
             make_scheduler = scheduler_factory(pool.llm.scheduler, pool.llm.token_budget)
-        for index in range(pool.replicas):
+        for index in range(built_replicas(pool)):
             with _about(pool):
                 scheduler = make_scheduler()
             servers.append(_server(sim.env, replica, pool, on_done, sim.config.max_skip,
@@ -252,11 +350,11 @@ def _build_work_pools(sim: Simulation, plan: PlanSpec, hardware, models, calibra
             find_policy(pool.routing)
         sim.work_pools[pool.name] = WorkPool(
             pool.name,
-            [WorkQueue(pool.concurrency, router) for _ in range(pool.replicas)],
+            [WorkQueue(pool.concurrency, router) for _ in range(built_replicas(pool))],
             _service_model(sim, pool, perf, models),
             pool.routing,
             state=router,
-            busy_s=[0.0] * pool.replicas,
+            busy_s=[0.0] * built_replicas(pool),
         )
 
 

@@ -29,13 +29,14 @@ import pandas as pd
 import simpy
 
 from hetsim.errors import ScenarioError
+from hetsim.sim.autoscale import Autoscaler
 from hetsim.sim.calendar import Timer, run_until_empty
 from hetsim.sim.environment import Environment
 from hetsim.sim.kv_link import KvLinks
 from hetsim.sim.llm_server import LlmCall, LlmServer, SeqState
 from hetsim.sim.policies import Policy, RouterState, policy
 from hetsim.sim.process import LlmCallRecord, prompt_keys
-from hetsim.sim.records import Recorder
+from hetsim.sim.records import SCALING_COLUMNS, Recorder
 from hetsim.sim.trace_tables import SYNTHETIC_PREFIX_BLOCK_TOKENS, TraceTables, build_tables, int_array
 
 __all__ = [
@@ -216,6 +217,9 @@ class Simulation(Timer):
         self._process_calls: dict[int, _ProcessCall] = {}
         self._next_process_call: int = size
         self.process_calls: list[LlmCallRecord] = []  # their records, in the order they finished
+        self.autoscaler: Autoscaler | None = None  # set by the builder when a pool autoscales
+        self._ttft_cursor = 0  # llm_calls rows read for the autoscaler's recent TTFTs
+        self._recent_ttft: dict[str, list[float]] = {}
 
     # ---- driving ----------------------------------------------------------------------------
 
@@ -227,6 +231,8 @@ class Simulation(Timer):
         self._arrival = array("d", self.tables.frame["arrival_s"].to_numpy(dtype=float).tobytes())
         self._next_root = 0
         self.calendar.at(self.env.now, self, _ARRIVALS, 0)
+        if self.autoscaler is not None:
+            self.autoscaler.start(self.env.now)
         was_enabled = gc.isenabled()
         gc.disable()
         try:
@@ -527,6 +533,31 @@ class Simulation(Timer):
         self.process_calls.append(record)
         pending.event.succeed(record)
 
+    # ---- what the autoscaler reads -------------------------------------------------------------
+
+    def work_left(self, autoscaler_timers: int) -> bool:
+        """Whether anything is left to happen besides the autoscaler's ``autoscaler_timers``
+        timers: a root to arrive, a timer or a SimPy event."""
+        return (self._next_root < len(self.tables.roots) or len(self.calendar) > autoscaler_timers
+                or bool(self.env._queue))  # fmt: skip
+
+    def recent_ttft(self, pool: str) -> tuple[float, ...]:
+        """TTFTs of the calls first served by ``pool`` that finished since its last look (read
+        from the records appended since then)."""
+        rows = self.recorder.llm_calls
+        rows.ints.flush()
+        rows.floats.flush()
+        width_i, width_f = len(rows.int_fields), len(rows.float_fields)
+        ints, floats, codes = rows.ints.values, rows.floats.values, self.recorder.llm_codes.values
+        for row in range(self._ttft_cursor, len(ints) // width_i):
+            name, _, status, _ = codes[ints[row * width_i + 1]]
+            n: int = ints[row * width_i]
+            if status == "completed" and n < self._size:
+                ttft = floats[row * width_f + 1] - self._ready_s[n]
+                self._recent_ttft.setdefault(name, []).append(ttft)
+        self._ttft_cursor = len(ints) // width_i
+        return tuple(self._recent_ttft.pop(pool, ()))
+
     # ---- results ----------------------------------------------------------------------------
 
     def frames(self) -> dict[str, pd.DataFrame]:
@@ -571,5 +602,7 @@ class Simulation(Timer):
                 capacity = work.queues[index].capacity
                 recorder.replicas.append((work.name, index, "", 1, busy / capacity, 0, 0, float("nan"), 0, 0))
         frames = recorder.frames(self.tables.frame, np.frombuffer(self._ready_s, dtype=np.float64))
+        frames["scaling"] = pd.DataFrame(self.autoscaler.rows if self.autoscaler is not None else [],
+                                         columns=list(SCALING_COLUMNS))  # fmt: skip
         frames["meta"] = pd.DataFrame([{"end_s": self.env.now, "steps_in_trace": len(self.tables.frame)}])
         return frames

@@ -14,11 +14,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Final
 
 from hetsim.errors import ScenarioError
 from hetsim.sim.extensions import load_dotted
 from hetsim.sim.prefix_cache import PrefixCache
 from hetsim.specs.plan import is_dotted_path
+
+OFFLINE_LOAD: Final = 1 << 40
+"""Added to the load (and token load) of a replica that is not serving (an autoscaled pool's
+replica that is off, starting or draining; ``hetsim.sim.autoscale``): every policy that reads
+loads passes it over while any replica serves, and round-robin skips it."""
 
 
 @dataclass
@@ -61,9 +67,14 @@ def _least_loaded(loads: list[int]) -> int:
 
 
 def round_robin(replicas: Sequence[object], prefix_keys: tuple, state: RouterState, hint: int = -1) -> int:
-    index = state.cursor % len(replicas)
-    state.cursor += 1
-    return index
+    """The next replica in turn, passing over those not serving (``OFFLINE_LOAD``)."""
+    size, loads = len(replicas), state.loads
+    for _ in range(size):
+        index = state.cursor % size
+        state.cursor += 1
+        if loads[index] < OFFLINE_LOAD:
+            return index
+    return state.cursor % size
 
 
 def least_outstanding(replicas: Sequence[object], prefix_keys: tuple, state: RouterState, hint: int = -1) -> int:
@@ -154,6 +165,9 @@ class CheckedPolicy:
             raise ScenarioError(
                 f"routing policy {self.name!r}: expected a replica index from 0 to {len(replicas) - 1}, got {index!r:.40}"
             )
+        if state.loads[index] >= OFFLINE_LOAD and min(state.loads) < OFFLINE_LOAD:
+            raise ScenarioError(f"routing policy {self.name!r}: expected a serving replica, got {index}, which is "
+                                f"not serving (autoscaled: its load carries OFFLINE_LOAD)")  # fmt: skip
         return index
 
 

@@ -66,6 +66,9 @@ REPLICA_COLUMNS = (
     "kv_peak_blocks",
 )
 KV_COLUMNS = ("pool", "replica", "time_s", "used_blocks")
+# An autoscaled pool's replicas: each change of state (off, starting, serving, draining) and
+# every replica's state at the start (``hetsim.sim.autoscale``).
+SCALING_COLUMNS = ("time_s", "pool", "replica", "state")
 # Every token gap (time between two consecutive output tokens of a call), as rows of ``count``
 # gaps of ``gap_s`` each on one replica (``hetsim.sim.token_gaps``).
 TOKEN_GAP_COLUMNS = ("pool", "replica", "gap_s", "count")

@@ -188,6 +188,12 @@ class NicSpec(FrozenModel):
     count: int = Field(ge=1)
 
 
+class StorageSpec(FrozenModel):
+    """A node's local storage, as far as loading model weights needs it."""
+
+    read_bandwidth: SourcedBandwidth = Field(description="sequential read, all drives together")
+
+
 class NodePowerSpec(FrozenModel):
     overhead: SourcedWatts = Field(description="host power beyond accelerators and CPUs (fans, NICs, drives)")
 
@@ -201,6 +207,7 @@ class NodeSpec(SourcedDocument):
     host_memory: SourcedBytes
     scale_up_link: str | None = None
     nics: NicSpec | None = None
+    storage: StorageSpec | None = Field(default=None, description="local drives (weights loaded from them when asked)")
     power: NodePowerSpec
     price: PriceSpec = PriceSpec()
     notes: str = ""

@@ -104,6 +104,62 @@ class LlmServing(FrozenModel):
         return self
 
 
+AUTOSCALE_POLICIES = ("target-utilization", "queue-length", "sla-headroom")
+"""The autoscaling policies hetsim ships (``hetsim.sim.autoscale``); the first is the default."""
+AutoscalePolicyName = Annotated[str, AfterValidator(_named_or_dotted(AUTOSCALE_POLICIES))]
+
+
+class WeightSource(StrEnum):
+    """Where a starting replica reads its weights from: the node's local storage (its profile's
+    ``storage.read_bandwidth``) or the network (its NICs: ``nics.count`` x the link's bandwidth)."""
+
+    STORAGE = "storage"
+    NETWORK = "network"
+
+
+class AutoscaleSpec(FrozenModel):
+    """Replicas that start and stop during a run (``hetsim.sim.autoscale``): every ``interval_s``
+    the policy says how many the pool needs; more start at once, fewer only after the
+    ``scale_down_window_s`` has wanted fewer throughout (Kubernetes' HPA stabilisation). A
+    starting replica costs money and serves nothing for ``provision_s`` + ``engine_start_s`` +
+    its weight bytes over the node's bandwidth (``weights_from``); a stopping one takes no new
+    calls and stops when its last call has left."""
+
+    min_replicas: int = Field(ge=1, description="replicas always up (a pool never scales to zero)")
+    max_replicas: int = Field(ge=1)
+    policy: AutoscalePolicyName = Field(
+        default="target-utilization",
+        description="target-utilization, queue-length, sla-headroom, or a dotted path to your own",
+    )
+    target: float | None = Field(
+        default=None, gt=0,
+        description="the policy's set point: busy share (target-utilization, default 0.7), outstanding calls per "
+                    "replica (queue-length, default 8), TTFT objective in s (sla-headroom, required)",
+    )  # fmt: skip
+    headroom: float = Field(default=0.25, ge=0, lt=1, description="sla-headroom: the share of the TTFT objective kept free")
+    interval_s: float = Field(default=15.0, gt=0, description="how often the policy looks (Kubernetes HPA default: 15 s)")
+    scale_down_window_s: float = Field(
+        default=300.0, ge=0, description="fewer replicas only when wanted this long (Kubernetes HPA default: 300 s)"
+    )
+    provision_s: float = Field(ge=0, description="seconds to get the replica's devices (a node booted, a VM rented)")
+    engine_start_s: float = Field(ge=0, description="seconds the serving engine takes to start, weights aside")
+    weights_from: WeightSource = Field(default=WeightSource.NETWORK, description="storage or network (the node's NICs)")
+    weight_read_gbytes_per_s: float | None = Field(
+        default=None, gt=0,
+        description="a replica's measured weight-read bandwidth (GB/s), instead of its share of the node's profile",
+    )  # fmt: skip
+
+    @model_validator(mode="after")
+    def _bounds(self) -> AutoscaleSpec:
+        if self.max_replicas < self.min_replicas:
+            raise ValueError(f"autoscale.max_replicas: expected >= min_replicas ({self.min_replicas}), got {self.max_replicas}")
+        if self.policy == "sla-headroom" and self.target is None:
+            raise ValueError("autoscale.target: expected the TTFT objective in s for policy 'sla-headroom', got none")
+        if self.policy == "target-utilization" and self.target is not None and self.target > 1:
+            raise ValueError(f"autoscale.target: expected a busy share in (0, 1] for 'target-utilization', got {self.target}")
+        return self
+
+
 class VectorIndexSpec(FrozenModel):
     """The index a retrieval pool searches."""
 
@@ -136,6 +192,9 @@ class PoolSpec(FrozenModel):
         default=None, gt=0, le=1,
         description="share of its LLM stage's traffic when several pools serve the stage (they must sum to 1)",
     )  # fmt: skip
+    autoscale: AutoscaleSpec | None = Field(
+        default=None, description="replicas start and stop during a run; 'replicas' is how many are up at its start"
+    )
 
     @model_validator(mode="after")
     def _serves_something(self) -> PoolSpec:
@@ -144,6 +203,10 @@ class PoolSpec(FrozenModel):
         if self.llm is not None and (self.models or self.node_types):
             raise ValueError(f"pool {self.name!r}: an LLM pool serves only its 'llm' block; put other work in its own pool")
         self._check_expert_parallel()
+        scaling = self.autoscale
+        if scaling is not None and not scaling.min_replicas <= self.replicas <= scaling.max_replicas:
+            raise ValueError(f"pool {self.name!r}: replicas: expected the replicas up at the start, within autoscale's "
+                             f"[{scaling.min_replicas}, {scaling.max_replicas}], got {self.replicas}")  # fmt: skip
         return self
 
     def _check_expert_parallel(self) -> None:
@@ -220,6 +283,10 @@ class PlanSpec(FrozenModel):
             if len(pools) < 2:
                 continue
             names = [p.name for p in pools]
+            scaled = [p.name for p in pools if p.autoscale is not None]
+            if scaled:
+                raise ValueError(f"pools {names} share the {stage.value} stage of {model!r}: autoscale applies to a pool "
+                                 f"that serves its stage alone, got it on {scaled}")  # fmt: skip
             missing = [p.name for p in pools if p.weight is None]
             if missing:
                 raise ValueError(f"pools {names} share the {stage.value} stage of {model!r}: expected a 'weight' on each, "

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from hetsim.specs.common import MAX_RATE_PER_S, FrozenModel, SafeName, SchemaVersion
+from hetsim.specs.workload import ArrivalSpec
 
 
 class TraceSource(FrozenModel):
@@ -14,6 +15,9 @@ class TraceSource(FrozenModel):
     format: str | None = Field(default=None, description="importer for a raw public trace; omit for canonical")
     workload: str | None = Field(default=None, description="workload name or file to synthesize from")
     rate_per_s: float | None = Field(default=None, gt=0, le=MAX_RATE_PER_S, description="session arrival rate (overrides the workload's)")
+    arrival: ArrivalSpec | None = Field(
+        default=None, description="arrival process replacing the workload's (e.g. a diurnal day); rate_per_s still sets its mean"
+    )
     duration_s: float | None = Field(default=None, gt=0)
     seed: int = 0
     model: str | None = Field(default=None, description="model for LLM steps the trace leaves unnamed (Azure, Mooncake)")
@@ -24,6 +28,8 @@ class TraceSource(FrozenModel):
             raise ValueError("trace: expected exactly one of 'file' or 'workload'")
         if self.workload is not None and self.duration_s is None:
             raise ValueError("trace.duration_s: required to synthesize from a workload, got none")
+        if self.arrival is not None and self.workload is None:
+            raise ValueError("trace.arrival: applies to a workload synthesized, not to a trace file")
         return self
 
 

@@ -299,3 +299,13 @@ def test_prompts_are_kept_only_while_a_later_call_extends_them(agent_trace: pd.D
             assert np.array_equal(built, reference[row])
         held = max(held, len(builder._prompts))
     assert builder._prompts == {} and held <= agent_trace.session_id.nunique()
+
+
+def test_a_plan_that_autoscales_is_refused_for_a_run_in_one_line() -> None:
+    from hetsim.api.run import RunRequest, resolve_inputs
+
+    plan = Path(__file__).resolve().parents[2] / "scenarios/plans/chat-l4-autoscaled.yaml"
+    with pytest.raises(ScenarioError) as caught:
+        resolve_inputs(RunRequest(plan=plan, workload="chat", duration_s=10))
+    assert str(caught.value) == (f"{plan}: pools ['chat']: expected fixed replicas (the executor starts 'replicas' engines "
+                                 "and keeps them), got an autoscale block; simulate it, or remove the block to run it")  # fmt: skip

@@ -7,7 +7,7 @@ import pytest
 
 from hetsim.errors import ScenarioError
 from hetsim.sim.engine import WorkQueue
-from hetsim.sim.policies import RouterState, least_outstanding, policy, prefix_aware, round_robin
+from hetsim.sim.policies import OFFLINE_LOAD, RouterState, least_outstanding, policy, prefix_aware, round_robin
 from hetsim.sim.prefix_cache import PrefixCache
 
 
@@ -48,6 +48,10 @@ def test_prefix_aware_prefers_the_holder_of_the_prompt_until_it_is_much_busier()
 
 def test_round_robin_cycles_and_unknown_names_list_the_choices():
     router = RouterState()
+    for _ in range(3):
+        router.register()
     assert [round_robin([object()] * 3, (), router) for _ in range(4)] == [0, 1, 2, 0]
+    router.loads[1] += OFFLINE_LOAD  # a replica that is not serving (autoscaled) is passed over
+    assert [round_robin([object()] * 3, (), router) for _ in range(3)] == [2, 0, 2]
     with pytest.raises(ScenarioError, match="round-robin, least-outstanding, prefix-aware"):
         policy("random")
