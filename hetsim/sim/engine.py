@@ -22,7 +22,7 @@ from array import array
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
@@ -547,15 +547,21 @@ class Simulation(Timer):
         rows = self.recorder.llm_calls
         rows.ints.flush()
         rows.floats.flush()
-        width_i, width_f = len(rows.int_fields), len(rows.float_fields)
-        ints, floats, codes = rows.ints.values, rows.floats.values, self.recorder.llm_codes.values
-        for row in range(self._ttft_cursor, len(ints) // width_i):
-            name, _, status, _ = codes[ints[row * width_i + 1]]
+        width_i: int = len(rows.int_fields)
+        width_f: int = len(rows.float_fields)
+        ints: Any = rows.ints.values  # typed arrays whose item type mypyc cannot see (a Column's typecode)
+        floats: Any = rows.floats.values
+        codes = self.recorder.llm_codes.values
+        total: int = len(ints) // width_i
+        for row in range(self._ttft_cursor, total):
+            code: int = ints[row * width_i + 1]
             n: int = ints[row * width_i]
-            if status == "completed" and n < self._size:
-                ttft = floats[row * width_f + 1] - self._ready_s[n]
-                self._recent_ttft.setdefault(name, []).append(ttft)
-        self._ttft_cursor = len(ints) // width_i
+            key = codes[code]
+            if key[2] == "completed" and n < self._size:
+                first_token: float = floats[row * width_f + 1]
+                ready: float = self._ready_s[n]
+                self._recent_ttft.setdefault(key[0], []).append(first_token - ready)
+        self._ttft_cursor = total
         return tuple(self._recent_ttft.pop(pool, ()))
 
     # ---- results ----------------------------------------------------------------------------
