@@ -437,7 +437,7 @@ def fleet_row(result: PlanResult, role: str = "plan") -> dict[str, Any]:
 
 
 ENERGY_COLUMNS = ("provisioned_kw", "site_power_kw", "power_budget_binds", "power_budget_costs_usd_per_h", "kwh_per_day",
-                  "joules_per_output_token")
+                  "joules_per_output_token", "joules_per_llm_call", "joules_per_session")
 
 
 def _energy(result: PlanResult) -> dict[str, Any]:

@@ -139,7 +139,7 @@ def energy(result: Any) -> dict[str, Any]:
     """The fleet's power and energy: kW provisioned (every node kept at full load x PUE, what a
     site budget limits), whether the site budget binds (no further node of any purchasable type
     would fit), and at the verification simulation's utilisation the average draw, kWh per day
-    and joules per output token (each device idle to TDP linearly in its pool's busy share, node
+    and joules per output token, LLM call and session (each device idle to TDP linearly in its pool's busy share, node
     overheads always on, x PUE; devices' idle and TDP from their profiles)."""
     fleet, hardware = result.fleet, result.context["hardware"]
     tco = preset(fleet.tco)
@@ -163,12 +163,16 @@ def energy(result: Any) -> dict[str, Any]:
     simulated = bool(utilization)
     output_per_s = sum(w.rate_per_s * d.visits_per_session * d.output_tokens for w in result.workloads
                        for d in w.nodes if d.node_type == "llm")  # fmt: skip
+    calls_per_s = sum(w.rate_per_s * d.visits_per_session for w in result.workloads for d in w.nodes if d.node_type == "llm")
+    sessions_per_s = sum(w.rate_per_s for w in result.workloads)
     return {
         "provisioned_kw": provisioned_w / 1e3, "site_power_kw": None if budget_w is None else budget_w / 1e3,
         "power_budget_binds": budget_cost > 1e-6, "power_budget_costs_usd_per_h": budget_cost, "pue": tco.pue,
         "average_kw": draw_w / 1e3 if simulated else math.nan,
         "kwh_per_day": draw_w * 24 / 1e3 if simulated else math.nan,
         "joules_per_output_token": draw_w / output_per_s if simulated and output_per_s else math.nan,
+        "joules_per_llm_call": draw_w / calls_per_s if simulated and calls_per_s else math.nan,
+        "joules_per_session": draw_w / sessions_per_s if simulated and sessions_per_s else math.nan,
     }  # fmt: skip
 
 

@@ -57,7 +57,8 @@ def simulate_command(
          "each pool's $/h x its simulated busy share; pools: " + "; ".join(summary["provenance"]["cost"])),
         ("$ per 1M tokens", fmt(cost["usd_per_million_tokens"], 4), f"$ per session {fmt(cost['usd_per_session'])}"),
         ("energy", f"{fmt(cost['facility_energy_kwh'])} kWh ({fmt(cost['kwh_per_day'])} kWh/day)",
-         f"{fmt(cost['joules_per_output_token'])} J per output token; the pools' devices, idle to TDP with their busy "
+         f"{fmt(cost['joules_per_output_token'])} J per output token, {fmt(cost['joules_per_llm_call'])} J per LLM call, "
+         f"{fmt(cost['joules_per_session'])} J per session; the pools' devices, idle to TDP with their busy "
          "share, x PUE (node overheads and unused devices not counted)"),
     ]
     rows += _autoscaling_rows(summary.get("autoscaling"))

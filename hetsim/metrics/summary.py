@@ -245,6 +245,10 @@ def summarize(
     cost["facility_energy_kwh"] = facility_kwh  # devices' energy x PUE
     cost["kwh_per_day"] = facility_kwh / duration * 86400.0
     cost["joules_per_output_token"] = facility_kwh * 3.6e6 / output_tokens if output_tokens else math.nan
+    # the whole fleet's energy (non-LLM pools too) over what completed
+    cost["joules_per_llm_call"] = facility_kwh * 3.6e6 / len(done) if len(done) else math.nan
+    finished = int((sessions["dropped_steps"] == 0).sum()) if len(sessions) else 0
+    cost["joules_per_session"] = facility_kwh * 3.6e6 / finished if finished else math.nan
     gaps = gap_frame(frames)
     return {
         "duration_s": duration,

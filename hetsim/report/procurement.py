@@ -148,6 +148,9 @@ def energy_sentence(plan: pd.Series) -> str:
     kwh, joules = plan.get("kwh_per_day", math.nan), plan.get("joules_per_output_token", math.nan)
     if not _missing(kwh):
         text += f"; {kwh:,.0f} kWh/day at the simulated load, {joules:,.2f} J per output token"
+        per_session = plan.get("joules_per_session", math.nan)
+        if not _missing(per_session):
+            text += f", {plan.get('joules_per_llm_call', math.nan):,.0f} J per LLM call, {per_session:,.0f} J per session"
     return text + "."
 
 

@@ -196,6 +196,11 @@ def test_a_site_power_budget_changes_the_purchase_only_when_it_binds_and_says_wh
     base = energy(planned)
     least_kw = least_power_w(planned.problem) / 1e3
     assert least_kw <= base["provisioned_kw"] + 1e-9 and base["kwh_per_day"] > 0 and base["joules_per_output_token"] > 0
+    # the same draw per LLM call and per session (each workload's sessions/s and LLM visits)
+    sessions_per_s = sum(w.rate_per_s for w in planned.workloads)
+    calls_per_s = sum(w.rate_per_s * d.visits_per_session for w in planned.workloads for d in w.nodes if d.node_type == "llm")
+    assert base["joules_per_session"] * sessions_per_s == pytest.approx(base["average_kw"] * 1e3, rel=1e-9)
+    assert base["joules_per_llm_call"] * calls_per_s == pytest.approx(base["average_kw"] * 1e3, rel=1e-9)
     if budget_kw is None:  # below the least power any fleet needs: refused, naming that figure
         budget = least_kw - 1.0
     else:
