@@ -88,7 +88,9 @@ def _windows(fleet: FleetSpec) -> tuple[list[tuple[float, ...]], list[int], list
 
 
 def node_prices(fleet: FleetSpec, hardware) -> dict[str, NodePrices]:
-    """Owned $/h (the TCO preset's annuity, power, hosting) and rental $/h of every node type the fleet names."""
+    """Owned $/h (the TCO preset's annuity, power, hosting), rental $/h and, where the fleet
+    allows spot and the node profile prices it, spot $/h with the share of the time a spot node
+    is missing (reclaimed and being replaced) of every node type the fleet names."""
     assumptions = preset(fleet.tco)
     prices = {}
     for name in [o.node for o in fleet.inventory] + [c.node for c in fleet.catalog]:
@@ -99,7 +101,12 @@ def node_prices(fleet: FleetSpec, hardware) -> dict[str, NodePrices]:
                 costs.append(node_hourly_cost(node, hardware.accelerators, assumptions, basis).total_usd_per_h)
             except EstimateError:
                 costs.append(None)
-        prices[name] = NodePrices(*costs)
+        spot = node.price.spot if fleet.options.allow_spot else None
+        if spot is None:
+            prices[name] = NodePrices(*costs)
+            continue
+        run_s, replace_s = spot.mean_time_to_interruption.si, fleet.options.spot_replacement_s
+        prices[name] = NodePrices(*costs, spot.rental.si * 3600.0, replace_s / (run_s + replace_s), 3600.0 / run_s)
     return prices
 
 
@@ -182,16 +189,24 @@ def hour_rows(result: DayResult) -> list[dict[str, Any]]:
         verdict = result.verification[w].get("met") if result.verification else None
         rows.append({"hour": hour, "window": w + 1, "sessions_per_s": rate, "inventory": _nonzero(owned),
                      "bought": _nonzero(mix.buy), "rented": _nonzero(mix.rent[w]),
+                     "spot": _nonzero(mix.spot[w]) if mix.spot else {}, "spot_spares": _nonzero(mix.spare[w]) if mix.spare else {},
                      "capacity_sessions_per_s": _sustained(result.problems[w], mix.windows[w], rate),
                      "window_usd_per_h": mix.windows[w].objective, "sla_met_in_simulation": verdict})  # fmt: skip
     return rows
 
 
-def _answer(answer: DaySolution | None, reason: str | None) -> dict[str, Any]:
+def _answer(answer: DaySolution | None, reason: str | None, prices: dict[str, NodePrices]) -> dict[str, Any]:
     if answer is None:
         return {"feasible": False, "note": reason}
+    spot_held = [{n: s.get(n, 0) + e.get(n, 0) for n in s} for s, e in zip(answer.spot, answer.spare, strict=True)]
     return {"feasible": True, "usd_per_day": answer.usd_per_day, "owned_usd_per_day": answer.owned_usd_per_day,
-            "rented_usd_per_day": answer.rented_usd_per_day, "other_usd_per_day": answer.other_usd_per_day,
+            "rented_usd_per_day": answer.rented_usd_per_day, "spot_usd_per_day": answer.spot_usd_per_day,
+            "other_usd_per_day": answer.other_usd_per_day,
+            "spot_node_hours": sum(h * sum(held.values()) for h, held in zip(answer.hours, spot_held, strict=True)),
+            "peak_spot": _nonzero({n: max((s.get(n, 0) for s in answer.spot), default=0) for n in answer.buy}),
+            "spot_interruptions_per_day": sum(h * c * prices[n].spot_interruptions_per_h
+                                              for h, held in zip(answer.hours, spot_held, strict=True)
+                                              for n, c in held.items()),
             "bought": _nonzero(answer.buy), "peak_rented": _nonzero({n: max(r.get(n, 0) for r in answer.rent)
                                                                      for n in answer.buy}),
             "rented_node_hours": sum(h * sum(r.values()) for h, r in zip(answer.hours, answer.rent, strict=True)),
@@ -200,7 +215,7 @@ def _answer(answer: DaySolution | None, reason: str | None) -> dict[str, Any]:
 
 def summary(result: DayResult) -> dict[str, Any]:
     """Everything the day plan says, JSON-ready."""
-    answers = {mode: _answer(result.answers[mode], result.reasons.get(mode)) for mode in MODES}
+    answers = {mode: _answer(result.answers[mode], result.reasons.get(mode), result.prices) for mode in MODES}
     mix = answers["mix"]
     savings = {mode: answers[mode]["usd_per_day"] - mix["usd_per_day"] for mode in ("owned", "rented")
                if answers[mode]["feasible"]}  # fmt: skip
@@ -209,11 +224,15 @@ def summary(result: DayResult) -> dict[str, Any]:
     return {
         "fleet": result.fleet.name, "headline": headline(answers, met), "answers": answers, "mix_saves_usd_per_day": savings,
         "hours": hour_rows(result), "windows": len(result.windows), "sla_met_in_simulation": met,
-        "prices_usd_per_h": {n: {"owned": p.owned_usd_per_h, "rented": p.rented_usd_per_h} for n, p in prices.items()},
+        "prices_usd_per_h": {n: {"owned": p.owned_usd_per_h, "rented": p.rented_usd_per_h, "spot": p.spot_usd_per_h}
+                             for n, p in prices.items()},
         "exit_code": result.exit_code, "wall_s": result.wall_s,
         "basis": "$ per day of the nodes added to the inventory: bought nodes at their owned $/h (annuity, power, "
                  f"hosting; TCO preset {result.fleet.tco}) x 24 h, rented nodes at their profile's rental $/h x the hours "
-                 "of the windows that hold them, plus per-unit costs; inventory nodes serve every hour at no added cost",
+                 "of the windows that hold them, plus per-unit costs; inventory nodes serve every hour at no added cost; "
+                 + (f"spot nodes at their profile's spot $/h with spares for the share of time a reclaimed one is being "
+                    f"replaced ({result.fleet.options.spot_replacement_s:g} s a reclaim)" if result.fleet.options.allow_spot
+                    else "spot capacity not considered (options.allow_spot)"),
     }  # fmt: skip
 
 
@@ -228,7 +247,11 @@ def headline(answers: dict[str, dict[str, Any]], met: bool | None) -> str:
               else f"{mode}-only infeasible" for mode in ("owned", "rented")]  # fmt: skip
     verdict = {True: "meets the SLA in every window in simulation", False: "MISSES the SLA in simulation in some window",
                None: "not checked in simulation"}[met]  # fmt: skip
-    return (f"Own {_nodes_text(mix['bought'])}, rent up to {_nodes_text(mix['peak_rented'])} at the peak: "
+    rented = [text for text, nodes in ((f"{_nodes_text(mix['peak_rented'])} on demand", mix["peak_rented"]),
+                                       (f"{_nodes_text(mix.get('peak_spot', {}))} spot", mix.get("peak_spot")))
+              if nodes]  # fmt: skip
+    rent = f"rent up to {' and '.join(rented)} at the peak" if rented else "rent nothing"
+    return (f"Own {_nodes_text(mix['bought'])}, {rent}: "
             f"${mix['usd_per_day']:,.0f}/day against {' and '.join(versus)}; {verdict}.")
 
 

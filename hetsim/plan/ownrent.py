@@ -19,6 +19,17 @@ A type with no rental price cannot be rented (rent = 0), one with no purchase pr
 bought. ``mode`` also solves the two pure answers on the same windows: ``owned`` (rent = 0: buy
 for the peak) and ``rented`` (buy = 0: rent per window); the mix is never dearer than either,
 since each is a feasible point of the mixed model.
+
+Spot (interruptible) nodes, where a type's prices have them, serve like rented ones; a reclaimed
+one is missing until its replacement serves, a share ``d`` = replacement / (mean time to
+interruption + replacement) of the time. So that the window keeps its serving nodes on average,
+each window holds spares beside them, paid at the spot price and counted in no placement:
+
+    extra[w, n] = buy[n] + rent[w, n] + spot[w, n],   spare[w, n] >= d[n] x spot[w, n]
+    + sum_w hours[w] x sum_n spot_usd_per_h[n] x (spot[w, n] + spare[w, n])
+
+This covers the expected loss, not a burst of reclaims at once (providers reclaim together when
+capacity tightens); the plan reports the expected interruptions per day.
 """
 
 from __future__ import annotations
@@ -55,6 +66,9 @@ class NodePrices:
 
     owned_usd_per_h: float | None
     rented_usd_per_h: float | None
+    spot_usd_per_h: float | None = None  # None: no spot price, or spot not allowed
+    spot_down_share: float = 0.0  # share of the time a spot node is missing (reclaimed, being replaced)
+    spot_interruptions_per_h: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -73,10 +87,13 @@ class DaySolution:
     status: str
     gap: float
     wall_s: float
+    spot: tuple[dict[str, int], ...] = ()  # per window: spot nodes serving
+    spare: tuple[dict[str, int], ...] = ()  # per window: spot nodes held for those reclaimed
+    spot_usd_per_day: float = 0.0
 
     @property
     def usd_per_day(self) -> float:
-        return self.owned_usd_per_day + self.rented_usd_per_day + self.other_usd_per_day
+        return self.owned_usd_per_day + self.rented_usd_per_day + self.spot_usd_per_day + self.other_usd_per_day
 
 
 def solve_day(
@@ -109,14 +126,21 @@ def solve_day(
         raise InfeasiblePlanError(f"own-vs-rent: no prices for node type(s) {missing}")
     can_buy = {n: mode != "rented" and prices[n].owned_usd_per_h is not None for n in names}
     can_rent = {n: mode != "owned" and prices[n].rented_usd_per_h is not None for n in names}
+    can_spot = {n: mode != "owned" and prices[n].spot_usd_per_h is not None for n in names}
     buy = {n: solver.IntVar(0, solver.infinity() if can_buy[n] else 0, f"buy[{n}]") for n in names}
     rent = [{n: solver.IntVar(0, solver.infinity() if can_rent[n] else 0, f"w{w}/rent[{n}]") for n in names}
             for w in range(len(problems))]  # fmt: skip
-    for model, rented in zip(models, rent, strict=True):
+    spot = [{n: solver.IntVar(0, solver.infinity() if can_spot[n] else 0, f"w{w}/spot[{n}]") for n in names}
+            for w in range(len(problems))]  # fmt: skip
+    spare = [{n: solver.IntVar(0, solver.infinity() if can_spot[n] else 0, f"w{w}/spare[{n}]") for n in names}
+             for w in range(len(problems))]  # fmt: skip
+    for model, rented, serving, held in zip(models, rent, spot, spare, strict=True):
         for n in names:
-            solver.Add(model.extra[n] == buy[n] + rented[n])
+            solver.Add(model.extra[n] == buy[n] + rented[n] + serving[n])
+            solver.Add(held[n] >= prices[n].spot_down_share * serving[n])
     owned = HOURS_PER_DAY * sum((prices[n].owned_usd_per_h or 0.0) * buy[n] for n in names)
-    rented_cost = [sum((prices[n].rented_usd_per_h or 0.0) * r[n] for n in names) for r in rent]
+    rented_cost = [sum((prices[n].rented_usd_per_h or 0.0) * r[n] + (prices[n].spot_usd_per_h or 0.0) * (s[n] + h[n])
+                       for n in names) for r, s, h in zip(rent, spot, spare, strict=True)]  # fmt: skip
     # Each window's other costs: the single plan's objective with the nodes priced at nothing.
     unpriced = [replace(p, node_types=tuple(replace(t, usd_per_h=0.0) for t in p.node_types)) for p in problems]
     others = [objective(p, m, SECONDS_PER_HOUR) for p, m in zip(unpriced, models, strict=True)]
@@ -134,11 +158,15 @@ def solve_day(
     other_per_h = [_value(o) - t for o, t in zip(others, ties, strict=True)]
     bought = {n: round(v.solution_value()) for n, v in buy.items()}
     rents = tuple({n: round(v.solution_value()) for n, v in r.items()} for r in rent)
+    spots = tuple({n: round(v.solution_value()) for n, v in r.items()} for r in spot)
+    spares = tuple({n: round(v.solution_value()) for n, v in r.items()} for r in spare)
     owned_usd = HOURS_PER_DAY * sum((prices[n].owned_usd_per_h or 0.0) * c for n, c in bought.items())
     rented_usd = sum(h * sum((prices[n].rented_usd_per_h or 0.0) * c for n, c in r.items())
                      for h, r in zip(hours, rents, strict=True))  # fmt: skip
+    spot_per_h = [sum((prices[n].spot_usd_per_h or 0.0) * (s[n] + e[n]) for n in names) for s, e in zip(spots, spares, strict=True)]
+    spot_usd = sum(h * c for h, c in zip(hours, spot_per_h, strict=True))
     other_usd = sum(h * c for h, c in zip(hours, other_per_h, strict=True))
-    total = owned_usd + rented_usd + other_usd
+    total = owned_usd + rented_usd + spot_usd + other_usd
     bound = solver.Objective().BestBound() - sum(h * t for h, t in zip(hours, ties, strict=True))
     gap = abs(total - bound) / max(abs(total), 1e-12)
     state = status_name(status)
@@ -146,10 +174,10 @@ def solve_day(
     for w, (problem, model, picked) in enumerate(zip(problems, models, choices, strict=True)):
         window_usd_per_h = (owned_usd / HOURS_PER_DAY
                             + sum((prices[n].rented_usd_per_h or 0.0) * c for n, c in rents[w].items())
-                            + other_per_h[w])  # fmt: skip
+                            + spot_per_h[w] + other_per_h[w])  # fmt: skip
         windows.append(extract(problem, model, picked, SolveAccount(window_usd_per_h, state, gap, wall_s)))
     return DaySolution(mode, bought, rents, tuple(windows), tuple(hours), owned_usd, rented_usd, other_usd,
-                       state, gap, wall_s)  # fmt: skip
+                       state, gap, wall_s, spots, spares, spot_usd)  # fmt: skip
 
 
 def _value(expression: object) -> float:

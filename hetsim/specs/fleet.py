@@ -60,6 +60,16 @@ class PlannerOptions(FrozenModel):
     )
     time_limit_s: float = Field(default=30.0, gt=0)
     relative_gap: float = Field(default=0.01, gt=0, lt=1)
+    allow_spot: bool = Field(
+        default=False,
+        description="a day plan may rent interruptible (spot) nodes where a node profile prices them; off: an SLA-bound "
+        "service takes that risk only when asked",
+    )
+    spot_replacement_s: float = Field(
+        default=300.0, gt=0,
+        description="seconds a reclaimed spot node is missing until a replacement serves (assumed: 5 min to provision "
+        "it and start its engines; compare an autoscaled pool's cold start)",
+    )  # fmt: skip
     verify_duration_s: float = Field(default=300.0, gt=0, description="synthetic traffic simulated to check the plan")
     verify_rounds: int = Field(default=3, ge=0, description="re-solves with more headroom when the SLA is missed")
     sample_sessions: int = Field(default=2000, ge=50, description="sessions synthesized to measure per-stage demand")

@@ -6,10 +6,11 @@ Numbers are datasheet values with a source each; calibration lives apart
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from hetsim.specs.common import (
     FrozenModel,
@@ -105,6 +106,26 @@ class PowerSpec(FrozenModel):
     idle: SourcedWatts | None = None
 
 
+_AS_OF = re.compile(r"\d{4}-\d{2}(-\d{2})?")
+
+
+class SpotPriceSpec(FrozenModel):
+    """Interruptible (spot, preemptible) rental: its $/h, how long a node runs on average before
+    the provider reclaims it, and when the price was read (spot prices move by the week)."""
+
+    rental: SourcedUsdPerHour
+    mean_time_to_interruption: SourcedSeconds = Field(description="mean run time before the provider reclaims a node")
+    as_of: str = Field(description="when the price was read: YYYY-MM or YYYY-MM-DD")
+
+    @field_validator("as_of", mode="before")
+    @classmethod
+    def _date(cls, value: object) -> str:
+        value = value.isoformat() if hasattr(value, "isoformat") else value  # YAML reads 2026-03-01 as a date
+        if not isinstance(value, str) or not _AS_OF.fullmatch(value):
+            raise ValueError(f"expected a date YYYY-MM or YYYY-MM-DD, got {value!r}")
+        return value
+
+
 class PriceSpec(FrozenModel):
     """What a device costs: purchase, rental, or the operating $/h a source printed."""
 
@@ -113,6 +134,7 @@ class PriceSpec(FrozenModel):
     operating: SourcedUsdPerHour | None = Field(
         default=None, description="a printed operating cost per hour (the paper's Table 5 column)"
     )
+    spot: SpotPriceSpec | None = Field(default=None, description="interruptible rental, where a provider offers it")
 
 
 class ComputeUnitsSpec(FrozenModel):

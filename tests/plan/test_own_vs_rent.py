@@ -149,3 +149,43 @@ def test_a_profile_file_that_does_not_validate_names_the_file():
         from hetsim.io.profiles import load_profile
 
         load_profile(Path("/nonexistent/profile.yaml"))
+
+
+def _spot_fleet(tmp_path: Path, **options) -> Path:
+    path = _fleet(tmp_path, {"points": [[0, 1], [10, 4], [14, 1]]})
+    data = yaml.safe_load(path.read_text())
+    data["options"] |= {"allow_spot": True, **options}
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_spot_nodes_serve_the_peak_with_spares_for_the_reclaimed_share_when_cheaper(four_hour_peak, tmp_path):
+    result = plan_day(_spot_fleet(tmp_path), verify=False)
+    mix, gpu = result.answers["mix"], "hgx-h100-8"
+    price = result.prices[gpu]
+    # the profile: 18 USD/h spot, 3 h mean run before a reclaim; 300 s to replace one
+    assert price.spot_usd_per_h == pytest.approx(18.0) and price.spot_down_share == pytest.approx(300 / (3 * 3600 + 300))
+    peak = result.window_of_hour[min(PEAK_HOURS)]
+    assert mix.spot[peak][gpu] > 0 and mix.rent[peak][gpu] == 0  # spot with a spare beats on-demand at 30.24 USD/h
+    for serving, spares in zip(mix.spot, mix.spare, strict=True):
+        assert spares[gpu] >= price.spot_down_share * serving[gpu] - 1e-9  # the expected reclaimed share is covered
+    assert mix.usd_per_day <= four_hour_peak.answers["mix"].usd_per_day + 1e-6  # never dearer than without spot
+    data = summary(result)
+    answer = data["answers"]["mix"]
+    held = sum(h * (s[gpu] + e[gpu]) for h, s, e in zip(mix.hours, mix.spot, mix.spare, strict=True))
+    assert answer["spot_node_hours"] == pytest.approx(held)
+    assert answer["spot_interruptions_per_day"] == pytest.approx(held / 3.0)  # one reclaim per 3 node-hours
+    assert answer["spot_usd_per_day"] == pytest.approx(18.0 * held)
+    assert "spot" in data["headline"] and "spares for the share of time" in data["basis"]
+
+
+def test_spot_that_is_reclaimed_too_often_loses_to_on_demand_rental(tmp_path):
+    # a replacement taking 30 h against a 3 h mean run: a spot node is missing 91% of the time
+    result = plan_day(_spot_fleet(tmp_path, spot_replacement_s=30 * 3600.0), verify=False)
+    assert not any(sum(s.values()) for s in result.answers["mix"].spot)
+
+
+def test_spot_is_left_out_unless_the_fleet_allows_it(four_hour_peak):
+    assert not any(sum(s.values()) for s in four_hour_peak.answers["mix"].spot)
+    assert four_hour_peak.prices["hgx-h100-8"].spot_usd_per_h is None
+    assert "spot capacity not considered (options.allow_spot)" in summary(four_hour_peak)["basis"]
