@@ -15,6 +15,8 @@ each window's plan of the mix is simulated at that window's rate (exit 4 when on
 
 from __future__ import annotations
 
+import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -27,6 +29,7 @@ from hetsim.errors import EstimateError, InfeasiblePlanError
 from hetsim.io.calibration import load_calibration
 from hetsim.io.fleets import load_fleet
 from hetsim.io.profiles import resolve_profiles
+from hetsim.io.schedules import write_schedule_folder
 from hetsim.plan.build import build_problem
 from hetsim.plan.export import to_plan
 from hetsim.plan.ownrent import MODES, DaySolution, NodePrices, solve_day
@@ -258,3 +261,53 @@ def headline(answers: dict[str, dict[str, Any]], met: bool | None) -> str:
 def fleet_has_profile(fleet_path: Path) -> bool:
     """Whether the fleet file's demand follows a day profile (``hetsim plan`` then plans own versus rent)."""
     return has_profile(load_fleet(fleet_path))
+
+
+def write_day(result: DayResult, data: dict[str, Any], folder: Path | None) -> list[Path]:
+    """``day.json``, ``day.md``, ``day.png`` (the demand over the day with the capacity under it, and
+    the nodes held by kind) and ``window-<n>/plan.yaml`` (the mix's placement in each window) in
+    ``folder`` (default ``reports/<fleet>/day``), written whole."""
+    from hetsim.report._style import figure_png
+    from hetsim.report.day_figures import day_figure
+
+    target = folder or Path("reports") / result.fleet.name / "day"
+    figure = figure_png(day_figure(data["hours"], result.fleet.name))
+    texts = {"day.json": json.dumps(_json_ready(data), indent=2) + "\n", "day.md": day_markdown(data)}
+    plans = {f"window-{w + 1}/plan.yaml": to_plan(problem, solution, f"{result.fleet.name}-window-{w + 1}",
+                                                 result.fleet.kv_link, {})
+             for w, (problem, solution) in enumerate(zip(result.problems, result.mix.windows, strict=True))}  # fmt: skip
+    inputs = {"fleet": result.fleet.name, "windows": len(result.windows), "allow_spot": result.fleet.options.allow_spot}
+    return write_schedule_folder(target, "--report" if folder else "report folder", texts, plans, inputs,
+                                 {"day.png": figure})  # fmt: skip
+
+
+def day_markdown(data: dict[str, Any]) -> str:
+    """The day plan as Markdown: headline, the figure, the hour table, the three answers, the basis."""
+    lines = [f"# Day plan: {data['fleet']}", "", data["headline"], "", "![demand and capacity over the day](day.png)", "",
+             "| hour | sessions/s | owned + bought | rented | spot (+ spares) | sustains sessions/s | $/h |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in data["hours"]:
+        owned = {**r["inventory"]}
+        for name, count in r["bought"].items():
+            owned[name] = owned.get(name, 0) + count
+        spot = _nodes_text(r["spot"]) + (f" (+ {_nodes_text(r['spot_spares'])})" if r["spot_spares"] else "")
+        capacity = "n/a" if r["capacity_sessions_per_s"] is None else f"{r['capacity_sessions_per_s']:.3g}"
+        lines.append(f"| {r['hour']:02d}:00 | {r['sessions_per_s']:.3g} | {_nodes_text(owned)} | "
+                     f"{_nodes_text(r['rented'])} | {spot if r['spot'] else '-'} | {capacity} | "
+                     f"${r['window_usd_per_h']:,.2f}/h |")  # fmt: skip
+    lines += ["", "| answer | $/day | owned $/day | rented $/day | spot $/day | spot reclaims/day |", "|---|---|---|---|---|---|"]
+    for mode, a in data["answers"].items():
+        lines.append(f"| {mode} | ${a['usd_per_day']:,.0f} | ${a['owned_usd_per_day']:,.0f} | ${a['rented_usd_per_day']:,.0f} | "
+                     f"${a['spot_usd_per_day']:,.0f} | {a['spot_interruptions_per_day']:.2g} |" if a["feasible"]
+                     else f"| {mode} | infeasible: {a['note']} | | | | |")  # fmt: skip
+    return "\n".join([*lines, "", f"Basis: {data['basis']}.", ""])
+
+
+def _json_ready(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_ready(v) for v in value]
+    return value

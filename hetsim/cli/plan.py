@@ -86,7 +86,7 @@ def plan_command(
         run_horizon(request, report, json)
         return
     if fleet_has_profile(fleet):
-        run_day(fleet, workload, rate, verify, size_for, stack, json)
+        run_day(fleet, workload, rate, verify, size_for, stack, json, report)
         return
     from hetsim.api.baselines import plan_baselines
     from hetsim.api.robustness import robustness

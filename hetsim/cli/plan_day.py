@@ -7,16 +7,19 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from hetsim.api.day import plan_day, summary
+from hetsim.api.day import plan_day, summary, write_day
 from hetsim.cli.output import print_json, print_table, usd, usd_per_h
 
 
 def run_day(fleet: Path, workload: str | None, rate: float | None, verify: bool, size_for: str, stack: str | None,
-            json: bool) -> None:  # fmt: skip
-    """Plan the owned base and the rented burst, print it (or JSON), exit as ``hetsim plan``."""
+            json: bool, report: Path | None = None) -> None:  # fmt: skip
+    """Plan the owned base and the rented burst, write ``reports/<fleet>/day/`` (or ``report``),
+    print it (or JSON), exit as ``hetsim plan``."""
     with Console(stderr=True).status("planning the day") as status:
         result = plan_day(fleet, workload, rate, verify, progress=status.update, size_for=size_for, stack=stack)
-    data = summary(result)
+        status.update("writing the day's report")
+        data = summary(result)
+        data["written"] = [str(p) for p in write_day(result, data, report)]
     if json:
         print_json(data)
     else:
@@ -54,3 +57,5 @@ def _print(data: dict) -> None:
                  if a["feasible"] else (mode, a["note"], "", "", "", "", "", "", "infeasible")
                  for mode, a in data["answers"].items()])  # fmt: skip
     typer.echo(f"Basis: {data['basis']}.")
+    typer.echo(f"Written: {', '.join(p for p in data['written'] if not p.endswith('plan.yaml'))} and "
+               f"{sum(p.endswith('plan.yaml') for p in data['written'])} window plans.")

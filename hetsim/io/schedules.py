@@ -13,9 +13,11 @@ from hetsim.specs.plan import PlanSpec
 
 
 def write_schedule_folder(
-    folder: Path, option: str, texts: Mapping[str, str], plans: Mapping[str, PlanSpec], inputs: Mapping[str, Any]
+    folder: Path, option: str, texts: Mapping[str, str], plans: Mapping[str, PlanSpec], inputs: Mapping[str, Any],
+    blobs: Mapping[str, bytes] | None = None,
 ) -> list[Path]:
-    """``texts`` (relative path -> content) and ``plans`` (relative path -> plan, as YAML) in
+    """``texts`` (relative path -> content), ``blobs`` (relative path -> bytes: figures) and
+    ``plans`` (relative path -> plan, as YAML) in
     ``folder``, staged beside it and moved in at the end with a manifest (``hetsim.io.outputs``):
     the folder holds the previous schedule or this one, never a mix. ``option`` names the folder
     in messages; ``inputs`` (name -> file or option) are hashed into the manifest."""
@@ -26,6 +28,10 @@ def write_schedule_folder(
             path = staging / relative
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
+            written.append(path)
+        for relative, data in (blobs or {}).items():
+            path = staging / relative
+            path.write_bytes(data)
             written.append(path)
         return written
 

@@ -82,9 +82,11 @@ def test_hetsim_plan_on_a_fleet_with_a_profile_plans_own_versus_rent(tmp_path):
     hourly = [1.0] * 10 + [4.0] * 4 + [1.0] * 10
     (tmp_path / "day.yaml").write_text(yaml.safe_dump({"unit": "multiplier", "hourly": hourly}))
     fleet = _fleet(tmp_path, "day.yaml")  # a profile file beside the fleet
-    outcome = runner.invoke(app, ["plan", "--fleet", str(fleet), "--no-verify", "--json"])
+    report = tmp_path / "report"
+    outcome = runner.invoke(app, ["plan", "--fleet", str(fleet), "--no-verify", "--json", "--report", str(report)])
     assert outcome.exit_code == 0, outcome.output
     data = json.loads(outcome.stdout)
+    assert data["written"] and all(Path(p).is_relative_to(report) for p in data["written"])
     assert data["answers"]["mix"]["usd_per_day"] <= data["answers"]["owned"]["usd_per_day"] * (1 + 1e-6)
     assert data["hours"][12]["rented"] and not data["hours"][3]["rented"]
 
@@ -95,7 +97,8 @@ def test_hetsim_plan_on_a_fleet_with_a_profile_plans_own_versus_rent(tmp_path):
      ({"points": [[5, 1.0], [3, 2.0]]}, "hours increasing"), ("missing.yaml", "does not exist")],
 )  # fmt: skip
 def test_a_bad_profile_is_a_one_line_error(tmp_path, profile, expected):
-    outcome = runner.invoke(app, ["plan", "--fleet", str(_fleet(tmp_path, profile)), "--no-verify"])
+    outcome = runner.invoke(app, ["plan", "--fleet", str(_fleet(tmp_path, profile)), "--no-verify", "--report",
+                                  str(tmp_path / "report")])  # fmt: skip
     # `hetsim` (hetsim.cli.main) prints a HetsimError as its one line and exits 1.
     assert isinstance(outcome.exception, HetsimError), outcome.output
     message = str(outcome.exception)
@@ -189,3 +192,23 @@ def test_spot_is_left_out_unless_the_fleet_allows_it(four_hour_peak):
     assert not any(sum(s.values()) for s in four_hour_peak.answers["mix"].spot)
     assert four_hour_peak.prices["hgx-h100-8"].spot_usd_per_h is None
     assert "spot capacity not considered (options.allow_spot)" in summary(four_hour_peak)["basis"]
+
+
+def test_the_day_report_holds_the_figure_the_tables_and_each_windows_plan(four_hour_peak, tmp_path):
+    from hetsim.api.day import write_day
+    from hetsim.io.outputs import verify_folder
+    from hetsim.io.plans import load_plan
+
+    data = summary(four_hour_peak)
+    folder = tmp_path / "day"
+    written = write_day(four_hour_peak, data, folder)
+    manifest = verify_folder(folder)
+    assert sorted(manifest["files"]) == ["day.json", "day.md", "day.png", "window-1/plan.yaml", "window-2/plan.yaml"]
+    assert (folder / "day.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and len(written) == 6
+    markdown = (folder / "day.md").read_text()
+    assert data["headline"] in markdown and markdown.count("\n| 1") >= 10 and "![demand and capacity" in markdown
+    assert json.loads((folder / "day.json").read_text())["answers"]["mix"]["usd_per_day"] == pytest.approx(
+        data["answers"]["mix"]["usd_per_day"])
+    peak = four_hour_peak.window_of_hour[min(PEAK_HOURS)]
+    plan = load_plan(folder / f"window-{peak + 1}" / "plan.yaml")
+    assert plan.pools and plan.name.endswith(f"window-{peak + 1}")
