@@ -6,12 +6,17 @@ token gap), so candidates are priced at that percentile, not at the mean.
 LLM, aggregated (prefill and decode on one replica, chunked prefill): at batch B with mean
 prompt I and output O, a replica spends B x P1 on prefills and O x t_d(B) on decodes per B
 requests, so it sustains mu = B / (B P1 + O t_d(B)) requests/s. A prompt is prefilled in
-n = ceil(I / (budget - B)) chunks of P1 / n, each riding on a decode step: a share
-f = min(1, B n / O) of the gaps is t_d(B) + P1 / n, the rest t_d(B) (mean t_d + (B/O) P1), so
-the p-th percentile gap is the longer one when f > 1 - p. TTFT = P1 + one iteration + the
-p-th percentile of M/M/B queueing at the planned utilisation (1/headroom), or the prefill of the
-prompt at that percentile of the workload's prompt lengths plus the mean wait, whichever is
-longer (a TTFT tail is set by long prompts as well as by queueing).
+n = ceil(I / (budget - B)) chunks, each riding on a decode step: a share f = min(1, B n / O) of
+the gaps carry a chunk, the rest are t_d(B) (mean t_d + (B/O) P1), so the p-th percentile gap is
+t_d(B) + the prefill of a chunk of the prompt at the TBT percentile (at most the budget left beside
+the decodes) when f > 1 - p. The budget is chosen per replica: the largest of the fleet's prefill
+budgets and 512 / 2,048 that meets both objectives. A replica prefills one prompt's chunks at a
+time (vLLM's chunked prefill: FCFS, the budget beside the decodes), so prompts also queue for that
+lane: an M/M/1 queue of service L = P1 + n t_d(B) at the replica's arrival rate. TTFT = L + the
+p-th percentile of the lane's wait + the mean M/M/B wait for a batch slot at the planned
+utilisation (1/headroom), or L + the mean lane wait + the slot wait's p-th percentile, or the
+prompt at that percentile of the workload's prompt lengths chunked plus the mean waits,
+whichever is longest (a TTFT tail is set by long prompts as well as by queueing).
 LLM, disaggregated: a prefill replica sustains tokens/s of full chunks (TTFT = P1 + the p-th
 percentile of M/M/1 queueing, an upper estimate of M/D/1's), capped by its KV egress link; a
 decode replica sustains B / (O t_d(B)) with every gap t_d(B).
@@ -187,43 +192,73 @@ def _at_load(key: str, utilization: float, headroom: float) -> tuple[str, float]
     return f"{key} u{utilization:.2f}", utilization * headroom
 
 
+AGGREGATED_BUDGETS = (512, 2048)
+"""Chunked-prefill token budgets an aggregated replica may take besides the fleet's prefill budgets
+(a small chunk keeps a slow device's token gaps short: vLLM's V1 default is 2,048 for online
+serving on small-memory GPUs and 8,192 otherwise)."""
+
+
 def aggregated_options(
     model: ModelSpec, perfs: list[DevicePerf], demand: NodeDemand, targets: LlmTargets
 ) -> list[Option]:
+    """Per device, (TP, PP) shape, batch and planned load, the replica with the largest chunked-
+    prefill budget meeting the TBT and TTFT objectives (module docstring): the budget changes the
+    latency tail only, not the throughput, so the largest that meets both is the one to run."""
     prompt, output, _ = _tokens(demand)
     long_prompt = _long_prompt(demand, targets.ttft_percentile)
+    gap_prompt = _long_prompt(demand, targets.tbt_percentile)
+    budgets = sorted(set(targets.prefill_budgets) | set(AGGREGATED_BUDGETS), reverse=True)
     options = []
     for perf, (tp, pp), replica, batches in _decode_batches(model, perfs, demand, targets):
         p1, _ = prefill_time(replica, [prompt])
         p1_long = prefill_time(replica, [long_prompt])[0] if long_prompt > prompt else p1
         for (batch, step), utilization in ((b, u) for b in batches for u in _utilizations(targets.headroom)):
-            tbt_mean = step + batch / output * p1
-            tbt = _aggregated_gap_s(step, p1, batch, prompt, output, replica.limits.max_batch_tokens, targets.tbt_percentile)
             service = batch * p1 + output * step
             wait = mmc_wait_s(batch, service, utilization)
-            ttft_mean = p1 + step + wait
-            ttft = max(p1 + step + mmc_wait_quantile_s(batch, service, utilization, targets.ttft_percentile),
-                       p1_long + step + wait)  # fmt: skip
-            if (targets.tbt_s and tbt > targets.tbt_s) or (targets.ttft_s and ttft > targets.ttft_s):
-                continue
-            key, factor = _at_load(f"{perf.device.name} {_shape(tp, pp, replica)} b{batch}", utilization, targets.headroom)
-            options.append(Option(
-                key=key, device=perf.device.name, devices_per_replica=replica.devices,
-                capacity_per_replica=factor * batch / service, latency_s=ttft_mean + (output - 1) * tbt_mean,
-                detail={**_split_detail(tp, pp, replica), "batch": batch, "dtype": targets.dtype.value, "ttft_s": ttft, "tbt_s": tbt,
-                        "utilization": utilization,
-                        "ttft_percentile": targets.ttft_percentile, "tbt_percentile": targets.tbt_percentile,
-                        "stage": "aggregated", "provenance": perf.provenance.value},
-            ))  # fmt: skip
+            arrivals = utilization * batch / service  # calls/s a replica takes at this load
+            for budget in budgets:
+                if budget <= batch:
+                    continue
+                chunks = math.ceil(prompt / (budget - batch))
+                tbt_mean = step + batch / output * p1
+                tbt = _aggregated_gap_s(step, replica, batch, prompt, gap_prompt, output, budget, targets.tbt_percentile)
+                # the prefill lane: one prompt's chunks at a time, each on a decode step
+                lane = p1 + chunks * step
+                lane_load = arrivals * lane
+                if lane_load >= 1.0:
+                    continue
+                lane_wait = mmc_wait_s(1, lane, lane_load)
+                ttft_mean = lane + lane_wait + wait
+                ttft = max(lane + mmc_wait_quantile_s(1, lane, lane_load, targets.ttft_percentile) + wait,
+                           lane + lane_wait + mmc_wait_quantile_s(batch, service, utilization, targets.ttft_percentile),
+                           p1_long + math.ceil(long_prompt / (budget - batch)) * step + lane_wait + wait)  # fmt: skip
+                if (targets.tbt_s and tbt > targets.tbt_s) or (targets.ttft_s and ttft > targets.ttft_s):
+                    continue
+                key, factor = _at_load(f"{perf.device.name} {_shape(tp, pp, replica)} b{batch}", utilization, targets.headroom)
+                options.append(Option(
+                    key=key, device=perf.device.name, devices_per_replica=replica.devices,
+                    capacity_per_replica=factor * batch / service, latency_s=ttft_mean + (output - 1) * tbt_mean,
+                    detail={**_split_detail(tp, pp, replica), "batch": batch, "dtype": targets.dtype.value, "ttft_s": ttft,
+                            "tbt_s": tbt, "utilization": utilization, "max_batch_tokens": budget,
+                            "ttft_percentile": targets.ttft_percentile, "tbt_percentile": targets.tbt_percentile,
+                            "stage": "aggregated", "provenance": perf.provenance.value},
+                ))  # fmt: skip
+                break
     return options
 
 
-def _aggregated_gap_s(step: float, p1: float, batch: int, prompt: int, output: int, budget: int, percentile: float) -> float:
+def _aggregated_gap_s(step: float, replica: LlmReplica, batch: int, prompt: int, gap_prompt: int, output: int,
+                      budget: int, percentile: float) -> float:  # fmt: skip
     """The ``percentile``-th percentile token gap of an aggregated replica (module docstring):
-    a decode step, or one carrying a prefill chunk when more than 1 - p of the steps do."""
+    a decode step, or, when more than 1 - p of the steps carry a prefill chunk, one carrying the
+    chunk of a prompt at that percentile of the prompt lengths (up to the budget left beside the
+    batch's decodes: under load, waiting prompts fill it)."""
     chunks = math.ceil(prompt / max(budget - batch, 1))
     carrying = min(1.0, batch * chunks / output)
-    return step + p1 / chunks if carrying > 1.0 - percentile / 100.0 else step
+    if carrying <= 1.0 - percentile / 100.0:
+        return step
+    chunk = min(gap_prompt, budget - batch)
+    return step + prefill_time(replica, [chunk])[0]
 
 
 def prefill_options(

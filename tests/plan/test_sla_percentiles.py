@@ -1,6 +1,7 @@
 """The planner prices every objective at the percentile its SLA names, and says which."""
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -43,13 +44,49 @@ def test_an_mmc_wait_percentile_grows_with_the_percentile_and_meets_its_tail(ser
     assert tail == pytest.approx(min(waits, 1 - high / 100), rel=1e-9)
 
 
-def test_a_token_gap_percentile_includes_prefill_chunks_only_when_enough_steps_carry_one():
+class _Replica:
+    """A stand-in for prefill_time: 50 us a prompt token."""
+
+    def prefill_seconds(self, tokens: int) -> float:
+        return 5e-5 * tokens
+
+
+def test_a_token_gap_percentile_includes_prefill_chunks_only_when_enough_steps_carry_one(monkeypatch):
+    import hetsim.plan.candidates as candidates
+
+    monkeypatch.setattr(candidates, "prefill_time", lambda replica, prompts: (replica.prefill_seconds(sum(prompts)), 0))
+    replica, step = _Replica(), 0.01
     # batch 8, 200 output tokens, a 1000-token prompt in one chunk: 8 of every 200 steps carry one
-    step, prefill = 0.01, 0.05
-    assert _aggregated_gap_s(step, prefill, 8, 1000, 200, 8192, 95.0) == step  # 4% of gaps <= 5%
-    assert _aggregated_gap_s(step, prefill, 8, 1000, 200, 8192, 99.0) == step + prefill
-    assert _aggregated_gap_s(step, prefill, 8, 3000, 200, 1008, 50.0) == step  # 3 chunks: 12% of gaps
-    assert _aggregated_gap_s(step, prefill, 8, 3000, 200, 1008, 90.0) == pytest.approx(step + prefill / 3)
+    assert _aggregated_gap_s(step, replica, 8, 1000, 2500, 200, 8192, 95.0) == step  # 4% of gaps <= 5%
+    # p99: a step carrying the prompt at the TBT percentile (2,500 tokens), whole within the budget
+    assert _aggregated_gap_s(step, replica, 8, 1000, 2500, 200, 8192, 99.0) == pytest.approx(step + 5e-5 * 2500)
+    assert _aggregated_gap_s(step, replica, 8, 3000, 2500, 200, 1008, 50.0) == step  # 3 chunks: 12% of gaps
+    # p90 with a 1,008-token budget: the chunk is what the budget leaves beside 8 decodes
+    assert _aggregated_gap_s(step, replica, 8, 3000, 2500, 200, 1008, 90.0) == pytest.approx(step + 5e-5 * 1000)
+
+
+def test_an_aggregated_replica_takes_the_largest_budget_meeting_its_objectives(tmp_path):
+    # chat (Azure conversation prompts, up to ~4k tokens) on L4s: a 150 ms TBT needs small chunks
+    data = {"schema_version": 1, "name": "t", "tco": "paper", "catalog": [{"node": "l4-8-pcie", "max_count": 4}],
+            "demand": [{"workload": "chat", "rate_per_s": 2.0}],
+            "options": {"sample_sessions": 300, "verify_duration_s": 30, "verify_rounds": 0}}  # fmt: skip
+    (tmp_path / "fleet.yaml").write_text(yaml.safe_dump(data))
+    result = plan_fleet(tmp_path / "fleet.yaml", verify=False)
+    key = next(s.name for s in result.problem.stages if s.name.endswith(":aggregated")).rsplit(":", 1)[0]
+    merged = _merge(result.workloads)[key]
+    perfs = list(result.context["perfs"].values())
+    model = result.context["models"].model(merged.model)
+    tight = merged.targets(result.context["headroom"], result.fleet)
+    loose = replace(tight, tbt_s=tight.tbt_s * 4)
+    budgets = {name: {o.key: o.detail["max_batch_tokens"] for o in aggregated_options(model, perfs, merged.mean_demand(key), t)}
+               for name, t in (("loose", loose), ("tight", tight))}  # fmt: skip
+    assert budgets["tight"] and set(budgets["tight"]) <= set(budgets["loose"])
+    assert all(budgets["tight"][k] <= budgets["loose"][k] for k in budgets["tight"])  # a tighter TBT, smaller chunks
+    assert set(budgets["tight"].values()) == {512} and max(budgets["loose"].values()) > 2048
+    assert all(o.detail["tbt_s"] <= tight.tbt_s for o in aggregated_options(model, perfs, merged.mean_demand(key), tight))
+    # the plan runs its pool with the chosen budget
+    pool = next(p for p in result.plan.pools if p.llm is not None)
+    assert pool.llm.max_batch_tokens == 512
 
 
 def test_the_planner_prices_tbt_at_the_percentile_the_demand_names(tmp_path):
