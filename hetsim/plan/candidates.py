@@ -29,7 +29,7 @@ CPU tools: one core per call (measured duration), cores per socket in parallel.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from hetsim.errors import HetsimError
@@ -212,53 +212,73 @@ def aggregated_options(
     for perf, (tp, pp), replica, batches in _decode_batches(model, perfs, demand, targets):
         p1, _ = prefill_time(replica, [prompt])
         p1_long = prefill_time(replica, [long_prompt])[0] if long_prompt > prompt else p1
-        for (batch, step), utilization in ((b, u) for b in batches for u in _utilizations(targets.headroom)):
+        # A chunk's prefill: priced at each budget's full chunk, scaled to the tokens the batch
+        # leaves (linear in a chunk's tokens: its attention over itself is small at these sizes).
+        full = {b: min(gap_prompt, b) for b in budgets}
+        priced = {tokens: prefill_time(replica, [tokens])[0] for tokens in set(full.values())}
+        full_s = {b: priced[tokens] for b, tokens in full.items()}
+
+        def prefill_of(tokens: int, full: dict[int, int] = full, full_s: dict[int, float] = full_s) -> float:
+            budget = min((b for b in full if full[b] >= tokens), key=lambda b: full[b])
+            return full_s[budget] * tokens / full[budget]
+
+        for batch, step in batches:
             service = batch * p1 + output * step
-            wait = mmc_wait_s(batch, service, utilization)
-            arrivals = utilization * batch / service  # calls/s a replica takes at this load
-            for budget in budgets:
-                if budget <= batch:
-                    continue
-                chunks = math.ceil(prompt / (budget - batch))
-                tbt_mean = step + batch / output * p1
-                tbt = _aggregated_gap_s(step, replica, batch, prompt, gap_prompt, output, budget, targets.tbt_percentile)
-                # the prefill lane: one prompt's chunks at a time, each on a decode step
-                lane = p1 + chunks * step
-                lane_load = arrivals * lane
-                if lane_load >= 1.0:
-                    continue
-                lane_wait = mmc_wait_s(1, lane, lane_load)
-                ttft_mean = lane + lane_wait + wait
-                ttft = max(lane + mmc_wait_quantile_s(1, lane, lane_load, targets.ttft_percentile) + wait,
-                           lane + lane_wait + mmc_wait_quantile_s(batch, service, utilization, targets.ttft_percentile),
-                           p1_long + math.ceil(long_prompt / (budget - batch)) * step + lane_wait + wait)  # fmt: skip
-                if (targets.tbt_s and tbt > targets.tbt_s) or (targets.ttft_s and ttft > targets.ttft_s):
-                    continue
-                key, factor = _at_load(f"{perf.device.name} {_shape(tp, pp, replica)} b{batch}", utilization, targets.headroom)
-                options.append(Option(
-                    key=key, device=perf.device.name, devices_per_replica=replica.devices,
-                    capacity_per_replica=factor * batch / service, latency_s=ttft_mean + (output - 1) * tbt_mean,
-                    detail={**_split_detail(tp, pp, replica), "batch": batch, "dtype": targets.dtype.value, "ttft_s": ttft,
-                            "tbt_s": tbt, "utilization": utilization, "max_batch_tokens": budget,
-                            "ttft_percentile": targets.ttft_percentile, "tbt_percentile": targets.tbt_percentile,
-                            "stage": "aggregated", "provenance": perf.provenance.value},
-                ))  # fmt: skip
-                break
+            gaps = {b: _aggregated_gap_s(step, prefill_of, batch, prompt, gap_prompt, output, b, targets.tbt_percentile)
+                    for b in budgets if b > batch}  # fmt: skip
+            fitting = [b for b, gap in gaps.items() if not (targets.tbt_s and gap > targets.tbt_s)]
+            for utilization in _utilizations(targets.headroom):
+                option = _aggregated_option(perf, tp, pp, replica, batch, step, service, utilization, fitting, gaps,
+                                            (prompt, long_prompt, output, p1, p1_long), targets)  # fmt: skip
+                if option is not None:
+                    options.append(option)
     return options
 
 
-def _aggregated_gap_s(step: float, replica: LlmReplica, batch: int, prompt: int, gap_prompt: int, output: int,
-                      budget: int, percentile: float) -> float:  # fmt: skip
+def _aggregated_option(perf: DevicePerf, tp: int, pp: int, replica: LlmReplica, batch: int, step: float, service: float,
+                       utilization: float, budgets: list[int], gaps: dict[int, float],
+                       sizes: tuple[int, int, int, float, float], targets: LlmTargets) -> Option | None:  # fmt: skip
+    """The option of the largest of ``budgets`` (those meeting the TBT objective, largest first)
+    whose TTFT also meets its objective at this load; None when none does."""
+    prompt, long_prompt, output, p1, p1_long = sizes
+    wait = mmc_wait_s(batch, service, utilization)
+    arrivals = utilization * batch / service  # calls/s a replica takes at this load
+    for budget in budgets:
+        chunks = math.ceil(prompt / (budget - batch))
+        lane = p1 + chunks * step  # the prefill lane: one prompt's chunks at a time, each on a decode step
+        lane_load = arrivals * lane
+        if lane_load >= 1.0:
+            continue
+        lane_wait = mmc_wait_s(1, lane, lane_load)
+        ttft = max(lane + mmc_wait_quantile_s(1, lane, lane_load, targets.ttft_percentile) + wait,
+                   lane + lane_wait + mmc_wait_quantile_s(batch, service, utilization, targets.ttft_percentile),
+                   p1_long + math.ceil(long_prompt / (budget - batch)) * step + lane_wait + wait)  # fmt: skip
+        if targets.ttft_s and ttft > targets.ttft_s:
+            continue
+        tbt_mean = step + batch / output * p1
+        key, factor = _at_load(f"{perf.device.name} {_shape(tp, pp, replica)} b{batch}", utilization, targets.headroom)
+        return Option(
+            key=key, device=perf.device.name, devices_per_replica=replica.devices,
+            capacity_per_replica=factor * batch / service, latency_s=lane + lane_wait + wait + (output - 1) * tbt_mean,
+            detail={**_split_detail(tp, pp, replica), "batch": batch, "dtype": targets.dtype.value, "ttft_s": ttft,
+                    "tbt_s": gaps[budget], "utilization": utilization, "max_batch_tokens": budget,
+                    "ttft_percentile": targets.ttft_percentile, "tbt_percentile": targets.tbt_percentile,
+                    "stage": "aggregated", "provenance": perf.provenance.value},
+        )  # fmt: skip
+    return None
+
+
+def _aggregated_gap_s(step: float, prefill_s: Callable[[int], float], batch: int, prompt: int, gap_prompt: int,
+                      output: int, budget: int, percentile: float) -> float:  # fmt: skip
     """The ``percentile``-th percentile token gap of an aggregated replica (module docstring):
     a decode step, or, when more than 1 - p of the steps carry a prefill chunk, one carrying the
     chunk of a prompt at that percentile of the prompt lengths (up to the budget left beside the
-    batch's decodes: under load, waiting prompts fill it)."""
+    batch's decodes: under load, waiting prompts fill it); ``prefill_s(tokens)``: a chunk's prefill seconds."""
     chunks = math.ceil(prompt / max(budget - batch, 1))
     carrying = min(1.0, batch * chunks / output)
     if carrying <= 1.0 - percentile / 100.0:
         return step
-    chunk = min(gap_prompt, budget - batch)
-    return step + prefill_time(replica, [chunk])[0]
+    return step + prefill_s(min(gap_prompt, budget - batch))
 
 
 def prefill_options(
