@@ -17,6 +17,7 @@ from hetsim.perf.expert import MoeOptions
 from hetsim.perf.llm import LlmReplica, ServingLimits
 from hetsim.perf.roofline import DevicePerf
 from hetsim.perf.serving import estimate_request
+from hetsim.perf.speculative import MTP_ACCEPTANCE_RATE, SpecMethod, Speculation, speculation_for
 from hetsim.perf.transformer import Precision, Shard
 from hetsim.specs.hardware import AcceleratorSpec, DType
 from hetsim.specs.parallel import CommOverlap
@@ -50,6 +51,10 @@ class EstimateQuestion:
     overlap: str = "none"
     expert_imbalance: float | None = None
     stack: str | None = None
+    spec_method: str | None = None
+    spec_tokens: int | None = None
+    acceptance_rate: float | None = None
+    draft_model: str | None = None
 
 
 def device_perf(
@@ -75,7 +80,9 @@ def estimate(question: EstimateQuestion) -> dict[str, Any]:
         ),
         MoeOptions(question.expert_balancing, question.expert_imbalance, _overlap(question.overlap)),
     )
-    result = estimate_request(replica, question.input_tokens, question.output_tokens, question.batch)
+    speculation = _speculation(question, replica)
+    result = estimate_request(replica, question.input_tokens, question.output_tokens, question.batch, speculation)
+    plain = estimate_request(replica, question.input_tokens, question.output_tokens, question.batch) if speculation else None
     usd_per_h, cost_text = _hourly(perf.device, question)
     replica_usd_per_h = usd_per_h * replica.devices
     output_tps = result.output_tokens_per_s_per_device * replica.devices
@@ -111,6 +118,14 @@ def estimate(question: EstimateQuestion) -> dict[str, Any]:
             "device_w": power.device_w, "tdp_w": power.tdp_w, "idle_w": power.idle_w,
             "utilization": power.utilization, "pue": power.pue, "missing_profile_field": power.missing,
         },
+        "speculation": None if speculation is None else {
+            "method": speculation.method.value, "tokens": speculation.tokens, "acceptance_rate": speculation.acceptance_rate,
+            "tokens_per_step": speculation.tokens_per_step,
+            "proposer": speculation.proposer.model.name if speculation.proposer is not None else "prompt lookup (host CPU)",
+            "tpot_without_s": plain.tpot_s if plain else None,
+            "decode_speedup": plain.tpot_s / result.tpot_s if plain and result.tpot_s else None,
+            "acceptance_source": _acceptance_source(question),
+        },
         "prefill_bound": result.prefill_bound.value,
         "decode_bound": result.decode_bound.value,
         "provenance": {
@@ -122,6 +137,40 @@ def estimate(question: EstimateQuestion) -> dict[str, Any]:
             "stack": perf.stack,
         },
     }
+
+
+def _speculation(question: EstimateQuestion, replica: LlmReplica) -> Speculation | None:
+    """The question's speculative decoding; MTP's tokens and acceptance default to DeepSeek-V3's
+    measured ones, the other methods' must be given (they depend on the draft and the workload)."""
+    if question.spec_method is None:
+        for name, value in (("--spec-tokens", question.spec_tokens), ("--acceptance-rate", question.acceptance_rate),
+                            ("--draft-model", question.draft_model)):  # fmt: skip
+            if value is not None:
+                raise EstimateError(f"{name}: expected with --spec-method, got it alone")
+        return None
+    try:
+        method = SpecMethod(question.spec_method)
+    except ValueError:
+        raise EstimateError(f"--spec-method: expected one of {', '.join(m.value for m in SpecMethod)}, "
+                            f"got {question.spec_method!r}") from None  # fmt: skip
+    tokens, rate = question.spec_tokens, question.acceptance_rate
+    if method == SpecMethod.MTP:
+        tokens, rate = tokens or 1, MTP_ACCEPTANCE_RATE if rate is None else rate
+    missing = [name for name, value in (("--spec-tokens", tokens), ("--acceptance-rate", rate)) if value is None]
+    if missing:
+        raise EstimateError(f"{' and '.join(missing)}: expected with --spec-method {method.value} (they depend on the "
+                            "proposer and the workload; measure them, e.g. vLLM's spec-decode acceptance metrics), got none")  # fmt: skip
+    draft = load_models().model(question.draft_model) if question.draft_model else None
+    if method == SpecMethod.DRAFT and draft is None:
+        raise EstimateError("--draft-model: expected the draft model's name with --spec-method draft, got none")
+    assert tokens is not None and rate is not None
+    return speculation_for(replica, method, tokens, rate, draft)
+
+
+def _acceptance_source(question: EstimateQuestion) -> str:
+    if question.spec_method == SpecMethod.MTP and question.acceptance_rate is None:
+        return "DeepSeek-V3 technical report (arXiv 2412.19437) section 5.4.3: 85-90% of second tokens accepted"
+    return "given (--acceptance-rate)"
 
 
 def _hourly(device: AcceleratorSpec, question: EstimateQuestion) -> tuple[float, str]:

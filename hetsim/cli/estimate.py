@@ -52,6 +52,16 @@ def estimate_command(
     max_batch_tokens: Annotated[
         int, typer.Option("--max-batch-tokens", help="Tokens per step per attention group (chunked-prefill budget)")
     ] = 8192,
+    spec_method: Annotated[
+        str | None, typer.Option("--spec-method", help="Speculative decoding: draft, eagle, mtp or ngram")
+    ] = None,
+    spec_tokens: Annotated[
+        int | None, typer.Option("--spec-tokens", help="Tokens proposed per step (mtp: 1 by default)")
+    ] = None,
+    acceptance_rate: Annotated[
+        float | None, typer.Option("--acceptance-rate", help="Per-token acceptance of the proposals (mtp: 0.85, DeepSeek-V3)")
+    ] = None,
+    draft_model: Annotated[str | None, typer.Option("--draft-model", help="The draft model (with --spec-method draft)")] = None,
     json: JsonOption = False,
 ) -> None:
     """Predict TTFT, TPOT, the largest batch that fits, tokens/s per device and $ per 1M tokens."""
@@ -77,6 +87,10 @@ def estimate_command(
         overlap=overlap,
         expert_imbalance=expert_imbalance,
         stack=stack,
+        spec_method=spec_method,
+        spec_tokens=spec_tokens,
+        acceptance_rate=acceptance_rate,
+        draft_model=draft_model,
     )
     result = estimate(question)
     if json:
@@ -98,10 +112,21 @@ def estimate_command(
         ("$ per 1M output tokens", fmt(result["usd_per_million_output_tokens_decode"], 4), "decode only"),
         ("$ per 1M tokens (in+out)", fmt(result["usd_per_million_tokens_end_to_end"], 4), "whole request"),
         *_energy_rows(result, batch),
+        *_speculation_rows(result.get("speculation")),
     ]
     title = f"{result['model']} on {result['devices_per_replica']}x {result['device']} ({_shape(result)}{dtype}, batch {batch})"
     caption = f"performance: {result['provenance']['performance']}, stack {result['provenance']['stack']}"
     print_table(title, ("figure", "value", "note"), rows, caption=caption)
+
+
+def _speculation_rows(spec: dict | None) -> list[tuple[str, str, str]]:
+    if spec is None:
+        return []
+    return [("speculative decoding", f"{spec['method']}, {spec['tokens']} tokens proposed, "
+             f"{spec['acceptance_rate']:.2f} accepted each", f"proposer {spec['proposer']}; acceptance: {spec['acceptance_source']}"),
+            ("tokens per verification step", fmt(spec["tokens_per_step"]), "expected: (1 - a^(k+1)) / (1 - a)"),
+            ("decode speed-up", f"{fmt(spec['decode_speedup'])}x",
+             f"TPOT {fmt(spec['tpot_without_s'] * 1e3)} ms without speculation")]  # fmt: skip
 
 
 def _energy_rows(result: dict, batch: int) -> list[tuple[str, str, str]]:

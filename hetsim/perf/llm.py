@@ -486,6 +486,11 @@ class LlmReplica:
         simulator's hot path (``StepPricer.step_seconds_of``), which builds no objects."""
         return self.pricer.step_seconds_of(decodes, list(decode_seen), list(chunks))
 
+    def verify_step_seconds(self, batch: int, context: int, queries: int) -> float:
+        """A speculative verification step of ``batch`` sequences at ``context``, each computing
+        ``queries`` tokens (``StepPricer.verify_seconds_of``); ``queries`` 1 is a decode step."""
+        return self.pricer.verify_seconds_of(batch, list(self.decode_seen([context] * batch)), queries)
+
     def _attention_s(
         self, decode_n: int, decode_seen: Sequence[float], prefill: list[tuple[int, int]], prefill_tokens: int
     ) -> float:

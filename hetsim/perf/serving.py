@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from hetsim.errors import EstimateError
 from hetsim.perf.llm import LlmReplica
 from hetsim.perf.roofline import Bound, Provenance
+from hetsim.perf.speculative import Speculation
 from hetsim.perf.transformer import SequenceWork
 
 
@@ -72,8 +73,15 @@ def prefill_time(replica: LlmReplica, prompts: list[int]) -> tuple[float, Bound]
     return seconds, max(totals, key=lambda b: totals[b])
 
 
-def estimate_request(replica: LlmReplica, input_tokens: int, output_tokens: int, batch: int = 1) -> RequestEstimate:
-    """TTFT, TPOT and throughput of ``batch`` requests of the given lengths on ``replica``."""
+SPECULATION_CONTEXTS = 16
+"""Contexts a speculative decode's mean TPOT is averaged over (evenly spaced over the output)."""
+
+
+def estimate_request(replica: LlmReplica, input_tokens: int, output_tokens: int, batch: int = 1,
+                     speculation: Speculation | None = None) -> RequestEstimate:  # fmt: skip
+    """TTFT, TPOT and throughput of ``batch`` requests of the given lengths on ``replica``;
+    with ``speculation``, the proposer also prefills the prompts and every decode iteration is a
+    verification plus the drafting, yielding its expected tokens (``hetsim.perf.speculative``)."""
     if input_tokens < 1 or output_tokens < 1 or batch < 1:
         raise EstimateError(
             "request: expected input_tokens, output_tokens and batch >= 1, "
@@ -93,10 +101,17 @@ def estimate_request(replica: LlmReplica, input_tokens: int, output_tokens: int,
         )
     ttft, prefill_bound = prefill_time(replica, [input_tokens] * batch)
     contexts = list(range(input_tokens, input_tokens + output_tokens - 1))
-    steps = replica.decode_step_times(batch, contexts) if contexts else []
-    tpot = sum(steps) / len(steps) if steps else 0.0
+    if speculation is None:
+        steps = replica.decode_step_times(batch, contexts) if contexts else []
+        tpot = sum(steps) / len(steps) if steps else 0.0
+        decoding = sum(steps)
+    else:
+        ttft += speculation.prefill_seconds([input_tokens] * batch)
+        sampled = contexts[:: max(1, len(contexts) // SPECULATION_CONTEXTS)]
+        tpot = sum(speculation.tpot_s(replica, batch, c) for c in sampled) / len(sampled) if sampled else 0.0
+        decoding = tpot * len(contexts)
     decode_bound = replica.step([SequenceWork(1, input_tokens + output_tokens // 2)] * batch).bound
-    e2e = ttft + sum(steps)
+    e2e = ttft + decoding
     devices = replica.devices
     return RequestEstimate(
         batch=batch,

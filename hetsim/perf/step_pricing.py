@@ -104,6 +104,28 @@ class StepPricer:
             row_part = self.row_part_s(rows)
         return token_part + row_part + self.pp * attention
 
+    def verify_seconds_of(self, sequences: int, decode_seen: list[float], queries: int) -> float:
+        """A speculative verification step: ``sequences`` decodes of ``queries`` tokens each (the
+        last accepted token and the drafts) over the keys they read (``decode_seen``, as one-token
+        decodes would). Tokens, MLP and the LM head count every query; attention reads each
+        sequence's keys once and computes ``queries`` times over them (a decode kernel with
+        several queries per sequence, as FlashAttention's and FlashMLA's decode paths run it)."""
+        tokens = sequences * queries
+        kv_bytes, qo_bytes, flops_per_pair = self.kv_bytes, self.qo_bytes, self.flops_per_pair
+        attention = 0.0
+        for g, (count, _) in enumerate(self.groups):
+            keys = decode_seen[g]
+            nbytes = (keys + tokens) * kv_bytes + tokens * qo_bytes
+            attention += self._op_s(True, self.decode_rates, queries * keys * flops_per_pair, nbytes, count)
+        attention += self.layer_weight * sequences * self.decode_sequence_s
+        token_part = self.token_part_cache.get(tokens)
+        if token_part is None:
+            token_part = self.token_part_s(tokens)
+        row_part = self.row_part_cache.get(tokens)
+        if row_part is None:
+            row_part = self.row_part_s(tokens)
+        return token_part + row_part + self.pp * attention
+
     def attention_s(
         self, decode_n: int, decode_seen: list[float], prefill: list[tuple[int, int]], prefill_tokens: int
     ) -> float:

@@ -1,0 +1,119 @@
+"""Speculative decoding: a proposer drafts ``k`` tokens, the target model verifies them in one
+wider decode step, and the accepted ones are emitted together.
+
+Each decode iteration of a sequence then costs
+  * the verification: a target step in which every sequence computes k + 1 tokens (the last
+    accepted token and the k drafts) over its cached context, priced by the performance model;
+  * the drafting: k sequential decode steps of the proposer at the same batch, priced by the
+    performance model on its own model:
+      - ``draft``: a smaller model of the same family (its catalog entry, same devices and split);
+      - ``eagle``: an EAGLE-style head, one decoder layer of the target's width with the target's
+        embedding and LM head (EAGLE, arXiv 2401.15077; EAGLE-3, arXiv 2503.01840);
+      - ``mtp``: a multi-token-prediction module, one of the target's own layers (MoE where the
+        target's are) with its shared embedding and head (DeepSeek-V3, arXiv 2412.19437 section 2.2);
+      - ``ngram``: prompt lookup on the host CPU (no device time);
+and yields E = (1 - a^(k+1)) / (1 - a) tokens on average, with a the per-token acceptance rate
+(proposals accepted independently; Leviathan et al., arXiv 2211.17192, eq. 1). The prompt is also
+prefilled through the proposer (its one layer, or the draft model). At batch 1 decode is
+memory-bound, so verifying k + 1 tokens costs about one step and speculation speeds decode by
+about E over the drafting's share; at large batch the step is compute-bound, the verification
+costs up to k + 1 steps, and the speed-up shrinks and can invert.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from functools import cached_property
+
+from hetsim.errors import EstimateError
+from hetsim.perf.llm import LlmReplica
+from hetsim.perf.transformer import SequenceWork
+from hetsim.specs.model import ModelSpec
+
+
+class SpecMethod(StrEnum):
+    DRAFT = "draft"
+    EAGLE = "eagle"
+    MTP = "mtp"
+    NGRAM = "ngram"
+
+
+MTP_ACCEPTANCE_RATE = 0.85
+"""DeepSeek-V3's measured acceptance of its MTP module's second token: "between 85% and 90%
+across various generation topics" (arXiv 2412.19437, section 5.4.3); the lower end."""
+
+
+def expected_tokens(proposed: int, acceptance_rate: float) -> float:
+    """Tokens a verification step yields on average: the accepted run of the ``proposed`` drafts
+    plus the target's own next token (1 when nothing is accepted, ``proposed + 1`` when all are)."""
+    if proposed < 1 or not 0.0 <= acceptance_rate <= 1.0:
+        raise EstimateError(f"speculation: expected tokens >= 1 and an acceptance rate in [0, 1], got {proposed} and "
+                            f"{acceptance_rate}")  # fmt: skip
+    if acceptance_rate >= 1.0:
+        return float(proposed + 1)
+    return (1.0 - acceptance_rate ** (proposed + 1)) / (1.0 - acceptance_rate)
+
+
+def head_model(target: ModelSpec) -> ModelSpec:
+    """An EAGLE head or MTP module as a model: one decoder layer of the target's (MoE where the
+    target's later layers are), with the target's embedding and LM head."""
+    arch = target.architecture
+    if arch is None:
+        raise EstimateError(f"speculation: {target.name} has no architecture to build a draft head from")
+    one = arch.model_copy(update={"num_layers": 1, "first_dense_layers": 0,
+                                  "sliding_window_layers": min(arch.sliding_window_layers, 1)})  # fmt: skip
+    return target.model_copy(update={"name": f"{target.name}-head", "architecture": one,
+                                     "parameters": target.parameters / arch.num_layers})  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Speculation:
+    """How a replica speculates: ``method``, ``tokens`` proposed per step, their per-token
+    ``acceptance_rate``, and (method ``draft``) the draft model's replica (``proposer``: the
+    replica that drafts, built by :func:`speculation_for`; None for n-gram lookup)."""
+
+    method: SpecMethod
+    tokens: int
+    acceptance_rate: float
+    proposer: LlmReplica | None
+
+    @cached_property
+    def tokens_per_step(self) -> float:
+        return expected_tokens(self.tokens, self.acceptance_rate)
+
+    def draft_seconds(self, batch: int, context: int) -> float:
+        """The proposer's k sequential decode steps for ``batch`` sequences at ``context``."""
+        if self.proposer is None:
+            return 0.0
+        return self.tokens * self.proposer.step_seconds([SequenceWork(1, max(context, 1))] * batch)
+
+    def prefill_seconds(self, prompts: list[int]) -> float:
+        """The proposer's prefill of the prompts (it needs their context too)."""
+        if self.proposer is None:
+            return 0.0
+        return self.proposer.step_seconds([SequenceWork(p, 0) for p in prompts])
+
+    def iteration_seconds(self, target: LlmReplica, batch: int, context: int) -> float:
+        """One speculative iteration of ``batch`` sequences at ``context``: verification + drafting."""
+        return target.verify_step_seconds(batch, max(context, 1), self.tokens + 1) + self.draft_seconds(batch, context)
+
+    def tpot_s(self, target: LlmReplica, batch: int, context: int) -> float:
+        """Mean time between a sequence's output tokens: an iteration over the tokens it yields."""
+        return self.iteration_seconds(target, batch, context) / self.tokens_per_step
+
+
+def speculation_for(target: LlmReplica, method: SpecMethod, tokens: int, acceptance_rate: float,
+                    draft: ModelSpec | None = None) -> Speculation:  # fmt: skip
+    """The speculation of ``target`` by ``method``, its proposer built on the target's devices
+    and split (a draft model must be given for ``draft``, and only then)."""
+    expected_tokens(tokens, acceptance_rate)  # checks the numbers
+    if (method == SpecMethod.DRAFT) != (draft is not None):
+        raise EstimateError(f"speculation: a draft model goes with method 'draft' only, got method {method.value!r} "
+                            f"and draft {draft.name if draft else None!r}")  # fmt: skip
+    if method == SpecMethod.NGRAM:
+        return Speculation(method, tokens, acceptance_rate, None)
+    proposer_model = draft if draft is not None else head_model(target.model)
+    shard = replace(target.shard, pp=1)  # a head is one layer; a draft model is small enough for one stage
+    proposer = LlmReplica(proposer_model, target.perf, shard, target.precision, target.limits, target.moe)
+    return Speculation(method, tokens, acceptance_rate, proposer)
