@@ -30,7 +30,20 @@ def gap_frame(frames: dict[str, pd.DataFrame]) -> pd.DataFrame | None:
         ordered["step_id"].to_numpy()[1:] == ordered["step_id"].to_numpy()[:-1]
     )
     gaps = np.diff(ordered["time_s"].to_numpy(dtype=float))[same_call]
-    return pd.DataFrame({"gap_s": gaps, "count": np.ones(len(gaps), dtype=np.int32)})
+    frame = pd.DataFrame({"gap_s": gaps, "count": np.ones(len(gaps), dtype=np.int32)})
+    calls = frames.get("llm_calls")
+    if calls is not None and {"session_id", "step_id", "pool"} <= set(calls.columns):
+        # each gap on the pool that decoded its call (as a simulated run's token_gaps rows are)
+        later = ordered.iloc[1:][same_call][["session_id", "step_id"]].reset_index(drop=True)
+        columns = ["session_id", "step_id", "pool"] + (["decode_pool"] if "decode_pool" in calls else [])
+        pools = calls.drop_duplicates(["session_id", "step_id"])[columns]
+        joined = later.merge(pools, on=["session_id", "step_id"], how="left")
+        pool = joined["pool"].astype(object)
+        if "decode_pool" in joined:
+            decode = joined["decode_pool"].astype(object)
+            pool = decode.where(decode.notna() & (decode.astype(str) != ""), pool)
+        frame.insert(0, "pool", pool.fillna("").astype(str).to_numpy())
+    return frame
 
 
 def gap_percentiles(gaps: pd.DataFrame, points: tuple[float, ...] = (50, 90, 99)) -> dict[str, float]:

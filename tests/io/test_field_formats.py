@@ -81,3 +81,19 @@ def test_simulate_out_writes_the_request_csv_and_the_metrics_page(tmp_path):
     families = _families((tmp_path / "out" / "metrics.prom").read_text())
     count = sum(s.value for s in families["vllm:e2e_request_latency_seconds"].samples if s.name.endswith("_count"))
     assert count == summary["llm_calls"]["completed"]
+
+
+def test_an_executed_runs_token_arrivals_give_its_inter_token_histogram_per_pool():
+    # hetsim run records token arrival times ('tokens'), not token_gaps rows: the gaps are derived
+    # and each is put on the pool that decoded its call (here a decode pool for one of them)
+    from hetsim.metrics.gaps import gap_frame
+
+    calls = _calls().head(2).assign(decode_pool=["", "dec"])
+    tokens = pd.DataFrame({"session_id": ["s0", "s0", "s0", "s1", "s1"], "step_id": ["0"] * 5, "index": [0, 1, 2, 0, 1],
+                           "time_s": [1.0, 1.02, 1.05, 2.0, 2.04]})  # fmt: skip
+    gaps = gap_frame({"tokens": tokens, "llm_calls": calls})
+    assert sorted(zip(gaps["pool"], gaps["gap_s"].round(6), strict=True)) == [("a", 0.02), ("a", 0.03), ("dec", 0.04)]
+    families = _families(exposition(calls, gaps))
+    counts = {s.labels["engine"]: s.value for s in families["vllm:inter_token_latency_seconds"].samples
+              if s.name.endswith("_count")}  # fmt: skip
+    assert counts == {"a": 2.0, "dec": 1.0}
