@@ -15,8 +15,6 @@ each window's plan of the mix is simulated at that window's rate (exit 4 when on
 
 from __future__ import annotations
 
-import json
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -28,6 +26,7 @@ from hetsim.cost.tco import CostBasis, node_hourly_cost, preset
 from hetsim.errors import EstimateError, InfeasiblePlanError
 from hetsim.io.calibration import load_calibration
 from hetsim.io.fleets import load_fleet
+from hetsim.io.json_text import json_text
 from hetsim.io.profiles import resolve_profiles
 from hetsim.io.schedules import write_schedule_folder
 from hetsim.plan.build import build_problem
@@ -272,7 +271,7 @@ def write_day(result: DayResult, data: dict[str, Any], folder: Path | None) -> l
 
     target = folder or Path("reports") / result.fleet.name / "day"
     figure = figure_png(day_figure(data["hours"], result.fleet.name))
-    texts = {"day.json": json.dumps(_json_ready(data), indent=2) + "\n", "day.md": day_markdown(data)}
+    texts = {"day.json": json_text(data), "day.md": day_markdown(data)}
     plans = {f"window-{w + 1}/plan.yaml": to_plan(problem, solution, f"{result.fleet.name}-window-{w + 1}",
                                                  result.fleet.kv_link, {})
              for w, (problem, solution) in enumerate(zip(result.problems, result.mix.windows, strict=True))}  # fmt: skip
@@ -303,11 +302,3 @@ def day_markdown(data: dict[str, Any]) -> str:
     return "\n".join([*lines, "", f"Basis: {data['basis']}.", ""])
 
 
-def _json_ready(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _json_ready(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_ready(v) for v in value]
-    return value

@@ -14,7 +14,6 @@ too; it is a feasible schedule of the joint model, so the joint answer is never 
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
@@ -36,6 +35,7 @@ from hetsim.cost.tco import node_purchase_usd
 from hetsim.errors import InfeasiblePlanError, ScenarioError
 from hetsim.io.calibration import load_calibration
 from hetsim.io.fleets import load_fleet
+from hetsim.io.json_text import json_text
 from hetsim.io.schedules import write_schedule_folder
 from hetsim.plan.export import to_plan
 from hetsim.plan.horizon import HorizonSolution, carried_forward, schedule_usd, solve_horizon
@@ -329,16 +329,8 @@ def write_schedule(result: HorizonResult, data: dict[str, Any], folder: Path | N
     inputs = {"fleet": request.fleet, "periods": request.periods, "growth": request.growth,
               "period_months": request.period_months, "workload": request.workload, "rate": request.rate,
               "verify": request.verify, "size_for": request.size_for, "stack": request.stack}  # fmt: skip
-    texts = {"schedule.json": json.dumps(_json_ready(data), indent=2) + "\n", "schedule.md": markdown(data)}
+    texts = {"schedule.json": json_text(data), "schedule.md": markdown(data)}
     plans = {f"period-{t + 1}/plan.yaml": p.plan for t, p in enumerate(result.periods)}
     return write_schedule_folder(target, "--report" if folder else "report folder", texts, plans, inputs)
 
 
-def _json_ready(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _json_ready(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_ready(v) for v in value]
-    return value

@@ -13,6 +13,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from hetsim.io.json_text import json_safe
+
 TABLE_MAX_WIDTH = 160
 """Columns a table may widen the output to (a pipe is 80 wide) so that its names print whole."""
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
@@ -20,17 +22,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable
 
 def print_json(data: Any) -> None:
     """Print ``data`` as JSON (NaN and infinities become null)."""
-    typer.echo(json.dumps(_clean(data), indent=2, sort_keys=False))
-
-
-def _clean(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    return value
+    typer.echo(json.dumps(json_safe(data), indent=2, sort_keys=False))
 
 
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], caption: str = "") -> None:

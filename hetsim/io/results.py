@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return value
+from hetsim.io.json_text import json_safe
 
 
 def write_results(out: Path, frames: dict[str, pd.DataFrame], summary: dict[str, Any]) -> list[Path]:
@@ -39,6 +30,6 @@ def write_results(out: Path, frames: dict[str, pd.DataFrame], summary: dict[str,
         (out / "metrics.prom").write_text(exposition(calls, gap_frame(frames)), encoding="utf-8")
         written += [out / "requests.csv", out / "metrics.prom"]
     path = out / "summary.json"
-    path.write_text(json.dumps(_json_safe(summary), indent=2), encoding="utf-8")
+    path.write_text(json.dumps(json_safe(summary), indent=2), encoding="utf-8")
     written.append(path)
     return written

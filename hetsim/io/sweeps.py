@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from hetsim.io.results import _json_safe
+from hetsim.io.json_text import json_safe
 
 
 def write_sweep(out: Path, points: pd.DataFrame, by_scenario: pd.DataFrame, report: dict[str, Any]) -> list[Path]:
@@ -23,5 +23,5 @@ def write_sweep(out: Path, points: pd.DataFrame, by_scenario: pd.DataFrame, repo
                 frame.to_parquet(path, index=False)
             written.append(path)
     path = out / "sweep.json"
-    path.write_text(json.dumps(_json_safe(report), indent=2), encoding="utf-8")
+    path.write_text(json.dumps(json_safe(report), indent=2), encoding="utf-8")
     return [*written, path]
