@@ -28,7 +28,7 @@ import pandas as pd
 from hetsim.metrics.gaps import DEFINITION as GAP_DEFINITION
 from hetsim.metrics.gaps import gap_frame, gap_percentile, gap_percentiles, share_within
 from hetsim.metrics.load import load_verdict
-from hetsim.metrics.scaling import rented_burst_devices, scaling_summary, state_intervals, up_seconds
+from hetsim.metrics.scaling import rented_burst_devices, scaling_summary
 
 
 @dataclass(frozen=True)
@@ -234,7 +234,7 @@ def summarize(
     unfinished = max((expected.llm_calls or 0) - len(calls), 0)
     tokens = float(done["input_tokens"].sum() + done["output_tokens"].sum())
     scaled = scaling_summary(frames, start, end)
-    up_s = up_seconds(state_intervals(frames["scaling"], end), start, end) if scaled else {}
+    up_s = {pool: figures["replica_hours_up"] * 3600.0 for pool, figures in (scaled or {}).items()}
     utilization = _utilization(replicas, duration, up_s)
     rented = {p.pool: rented_burst_devices(frames["scaling"], p.pool, p.min_replicas, p.devices_per_replica,
                                            p.spare_devices, start, end)

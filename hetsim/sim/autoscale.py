@@ -32,9 +32,9 @@ import numpy as np
 
 from hetsim.errors import ScenarioError
 from hetsim.sim.calendar import CallbackTimer
-from hetsim.sim.extensions import load_dotted
+from hetsim.sim.extensions import find_extension
 from hetsim.sim.policies import OFFLINE_LOAD, RouterState
-from hetsim.specs.plan import AutoscaleSpec, is_dotted_path
+from hetsim.specs.plan import AutoscaleSpec
 
 OFF: Final = 0
 STARTING: Final = 1
@@ -132,18 +132,11 @@ POLICIES: dict[str, AutoscalePolicy] = {
 def autoscale_policy(name: str) -> AutoscalePolicy:
     """The policy a plan names: a shipped one, or yours by dotted path (a class is instantiated
     here, one per pool); the answers of yours are checked."""
+    found = find_extension(name, POLICIES, "autoscale.policy", "autoscale policy",
+                           "a function (PoolObservation) -> replicas or a class of them")  # fmt: skip
     if name in POLICIES:
         return POLICIES[name]
-    if not is_dotted_path(name):
-        raise ScenarioError(f"autoscale.policy: expected one of {', '.join(POLICIES)} or a dotted path "
-                            f"'package.module:name', got {name!r}")  # fmt: skip
-    found = load_dotted(name, "autoscale policy")
-    if isinstance(found, type):
-        found = found()
-    if not callable(found):
-        raise ScenarioError(f"autoscale policy {name!r}: expected a function (PoolObservation) -> replicas or a class "
-                            f"of them, got {type(found).__name__}")  # fmt: skip
-    return _checked(found, name)
+    return _checked(found() if isinstance(found, type) else found, name)  # type: ignore[arg-type]
 
 
 def _checked(function: Callable[[PoolObservation], object], name: str) -> AutoscalePolicy:
@@ -190,14 +183,14 @@ class ScaledPool:
         self.last_busy = [0.0] * size
         self.wanted = deque()
         for index in range(self.initial, size):
-            self._offline(index, True)
+            self.set_routable(index, False)
 
     def count(self, state: int) -> int:
         return self.states.count(state)
 
-    def _offline(self, index: int, offline: bool) -> None:
-        """Take replica ``index`` out of (or back into) its routers' choice."""
-        change = OFFLINE_LOAD if offline else -OFFLINE_LOAD
+    def set_routable(self, index: int, routable: bool) -> None:
+        """Put replica ``index`` back into (or take it out of) its routers' choice."""
+        change = -OFFLINE_LOAD if routable else OFFLINE_LOAD
         slot = self.slots[index]
         self.router.loads[slot] += change
         self.router.token_loads[slot] += change
@@ -237,14 +230,14 @@ class Autoscaler:
             self._ready(self.pools[arg >> _REPLICA_BITS], arg & ((1 << _REPLICA_BITS) - 1), x, now)
             return
         self._looks -= 1
-        self._look(self.pools[arg], now)
+        self._look(arg, now)
         if self.work_left(self._looks):
             self._arm(arg, now)
 
     def _set(self, pool: ScaledPool, index: int, state: int, now: float) -> None:
         was = pool.states[index]
         if (was == SERVING) != (state == SERVING):
-            pool._offline(index, state != SERVING)
+            pool.set_routable(index, state == SERVING)
         pool.states[index] = state
         self.rows.append((now, pool.name, index, STATE_NAMES[state]))
 
@@ -252,7 +245,8 @@ class Autoscaler:
         if pool.states[index] == STARTING and pool.ready_at[index] == due:  # not stopped meanwhile
             self._set(pool, index, SERVING, now)
 
-    def _look(self, pool: ScaledPool, now: float) -> None:
+    def _look(self, position: int, now: float) -> None:
+        pool = self.pools[position]
         for index, state in enumerate(pool.states):  # a drained replica stops
             if state == DRAINING and pool.outstanding(index) == 0:
                 self._set(pool, index, OFF, now)
@@ -263,7 +257,7 @@ class Autoscaler:
             window.popleft()
         up = pool.count(SERVING) + pool.count(STARTING)
         if wanted > up:
-            self._start(pool, wanted - up, now)
+            self._start(position, wanted - up, now)
             return
         settled = max(w for _, w in window)  # fewer only when the whole window wanted fewer
         if settled < up:
@@ -276,9 +270,9 @@ class Autoscaler:
         interval = pool.spec.interval_s
         serving = [i for i, s in enumerate(pool.states) if s == SERVING]
         busy = 0.0
-        for index in range(len(pool.states)):
+        for index, state in enumerate(pool.states):
             total = pool.busy_s(index)
-            if index in serving:
+            if state == SERVING:
                 busy += min(max(total - pool.last_busy[index], 0.0) / interval, 1.0)
             pool.last_busy[index] = total
         occupancy = math.nan
@@ -291,8 +285,8 @@ class Autoscaler:
             self.recent_ttft(pool.name) if pool.first_stage else (), pool.spec.target, pool.spec.headroom,
         )  # fmt: skip
 
-    def _start(self, pool: ScaledPool, count: int, now: float) -> None:
-        position = self.pools.index(pool)
+    def _start(self, position: int, count: int, now: float) -> None:
+        pool = self.pools[position]
         for index, state in enumerate(pool.states):
             if count == 0:
                 return

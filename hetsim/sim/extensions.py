@@ -9,7 +9,7 @@ in one line that names it.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from hetsim.errors import ScenarioError
 from hetsim.sim.scheduler import SCHEDULERS, DecodePriority, ExternalScheduler, Scheduler
@@ -28,6 +28,26 @@ def load_dotted(path: str, what: str) -> object:
         if not hasattr(found, part):
             raise ScenarioError(f"{what} {path!r}: expected {module_name!r} to define {attribute!r}, got no {part!r}")
         found = getattr(found, part)
+    return found
+
+
+def find_extension(name: str, registry: Mapping[str, object], field: str, label: str, expected: str) -> object:
+    """What a plan's ``name`` stands for: the registered object, or the callable at a dotted
+    path (a class is returned as it is, not instantiated). ``field`` names the plan field when
+    the name is neither, ``label`` the extension in a dotted path's errors, ``expected`` what it
+    must be.
+
+    Raises:
+        ScenarioError: an unknown name, a path that does not import, or not a callable.
+    """
+    if name in registry:
+        return registry[name]
+    if not is_dotted_path(name):
+        raise ScenarioError(f"{field}: expected one of {', '.join(registry)} or a dotted path 'package.module:name', "
+                            f"got {name!r}")  # fmt: skip
+    found = load_dotted(name, label)
+    if not callable(found):
+        raise ScenarioError(f"{label} {name!r}: expected {expected}, got {type(found).__name__}")
     return found
 
 

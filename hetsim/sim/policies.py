@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from hetsim.errors import ScenarioError
-from hetsim.sim.extensions import load_dotted
+from hetsim.sim.extensions import find_extension
 from hetsim.sim.prefix_cache import PrefixCache
-from hetsim.specs.plan import is_dotted_path
 
 OFFLINE_LOAD: Final = 1 << 40
 """Added to the load (and token load) of a replica that is not serving (an autoscaled pool's
@@ -185,14 +184,5 @@ def policy(name: str) -> Policy:
 def find_policy(name: str) -> object:
     """What a policy name stands for, checked (a registered function, or the function or class
     at a dotted path); nothing is instantiated."""
-    if name in POLICIES:
-        return POLICIES[name]
-    if not is_dotted_path(name):
-        raise ScenarioError(
-            f"routing policy: expected one of {', '.join(POLICIES)} or a dotted path 'package.module:name', got {name!r}"
-        )
-    found = load_dotted(name, "routing policy")
-    if not callable(found):
-        raise ScenarioError(f"routing policy {name!r}: expected a function (replicas, prefix_keys, state, hint) -> index "
-                            f"or a class of them, got {type(found).__name__}")  # fmt: skip
-    return found
+    return find_extension(name, POLICIES, "routing policy", "routing policy",
+                          "a function (replicas, prefix_keys, state, hint) -> index or a class of them")  # fmt: skip
