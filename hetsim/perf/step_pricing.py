@@ -96,13 +96,17 @@ class StepPricer:
             else:
                 prefill.append((new, context))
         attention = self.attention_s(decode_n, seen, prefill, tokens - decode_n)
+        return self._parts_s(tokens, rows) + self.pp * attention
+
+    def _parts_s(self, tokens: int, rows: int) -> float:
+        """The step's parts that depend on its token count and its row count (cached)."""
         token_part = self.token_part_cache.get(tokens)
         if token_part is None:
             token_part = self.token_part_s(tokens)
         row_part = self.row_part_cache.get(rows)
         if row_part is None:
             row_part = self.row_part_s(rows)
-        return token_part + row_part + self.pp * attention
+        return token_part + row_part
 
     def verify_seconds_of(self, sequences: int, decode_seen: list[float], queries: int) -> float:
         """A speculative verification step: ``sequences`` decodes of ``queries`` tokens each (the
@@ -118,13 +122,7 @@ class StepPricer:
             nbytes = (keys + tokens) * kv_bytes + tokens * qo_bytes
             attention += self._op_s(True, self.decode_rates, queries * keys * flops_per_pair, nbytes, count)
         attention += self.layer_weight * sequences * self.decode_sequence_s
-        token_part = self.token_part_cache.get(tokens)
-        if token_part is None:
-            token_part = self.token_part_s(tokens)
-        row_part = self.row_part_cache.get(tokens)
-        if row_part is None:
-            row_part = self.row_part_s(tokens)
-        return token_part + row_part + self.pp * attention
+        return self._parts_s(tokens, tokens) + self.pp * attention
 
     def attention_s(
         self, decode_n: int, decode_seen: list[float], prefill: list[tuple[int, int]], prefill_tokens: int

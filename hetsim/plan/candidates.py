@@ -29,7 +29,7 @@ CPU tools: one core per call (measured duration), cores per socket in parallel.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from hetsim.errors import HetsimError
@@ -212,19 +212,15 @@ def aggregated_options(
     for perf, (tp, pp), replica, batches in _decode_batches(model, perfs, demand, targets):
         p1, _ = prefill_time(replica, [prompt])
         p1_long = prefill_time(replica, [long_prompt])[0] if long_prompt > prompt else p1
-        # A chunk's prefill: priced at each budget's full chunk, scaled to the tokens the batch
-        # leaves (linear in a chunk's tokens: its attention over itself is small at these sizes).
-        full = {b: min(gap_prompt, b) for b in budgets}
-        priced = {tokens: prefill_time(replica, [tokens])[0] for tokens in set(full.values())}
-        full_s = {b: priced[tokens] for b, tokens in full.items()}
-
-        def prefill_of(tokens: int, full: dict[int, int] = full, full_s: dict[int, float] = full_s) -> float:
-            budget = min((b for b in full if full[b] >= tokens), key=lambda b: full[b])
-            return full_s[budget] * tokens / full[budget]
-
+        # A budget's chunk is priced once, whole (the prompt at the TBT percentile, at most the
+        # budget), and scaled to the tokens a batch leaves beside its decodes: linear in a chunk's
+        # tokens, its attention over itself being small at these sizes.
+        chunk = {b: min(gap_prompt, b) for b in budgets}
+        priced = {tokens: prefill_time(replica, [tokens])[0] for tokens in set(chunk.values())}
+        per_token = {b: priced[tokens] / tokens for b, tokens in chunk.items()}
         for batch, step in batches:
             service = batch * p1 + output * step
-            gaps = {b: _aggregated_gap_s(step, prefill_of, batch, prompt, gap_prompt, output, b, targets.tbt_percentile)
+            gaps = {b: _aggregated_gap_s(step, per_token[b], batch, prompt, gap_prompt, output, b, targets.tbt_percentile)
                     for b in budgets if b > batch}  # fmt: skip
             fitting = [b for b, gap in gaps.items() if not (targets.tbt_s and gap > targets.tbt_s)]
             for utilization in _utilizations(targets.headroom):
@@ -268,17 +264,17 @@ def _aggregated_option(perf: DevicePerf, tp: int, pp: int, replica: LlmReplica, 
     return None
 
 
-def _aggregated_gap_s(step: float, prefill_s: Callable[[int], float], batch: int, prompt: int, gap_prompt: int,
+def _aggregated_gap_s(step: float, prefill_s_per_token: float, batch: int, prompt: int, gap_prompt: int,
                       output: int, budget: int, percentile: float) -> float:  # fmt: skip
     """The ``percentile``-th percentile token gap of an aggregated replica (module docstring):
     a decode step, or, when more than 1 - p of the steps carry a prefill chunk, one carrying the
     chunk of a prompt at that percentile of the prompt lengths (up to the budget left beside the
-    batch's decodes: under load, waiting prompts fill it); ``prefill_s(tokens)``: a chunk's prefill seconds."""
+    batch's decodes: under load, waiting prompts fill it), at ``prefill_s_per_token`` seconds a chunk token."""
     chunks = math.ceil(prompt / max(budget - batch, 1))
     carrying = min(1.0, batch * chunks / output)
     if carrying <= 1.0 - percentile / 100.0:
         return step
-    return step + prefill_s(min(gap_prompt, budget - batch))
+    return step + prefill_s_per_token * min(gap_prompt, budget - batch)
 
 
 def prefill_options(
