@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from hetsim.io.models import load_models
 from hetsim.specs.hardware import AcceleratorSpec
@@ -51,6 +52,17 @@ def make_device(
     }
     data.update(extra)
     return AcceleratorSpec.model_validate(data)
+
+
+def write_fleet(folder: Path, name: str, catalog: list[dict], demand: list[dict], options: dict, *, tco: str = "enterprise",
+                **extra: object) -> Path:  # fmt: skip
+    """A fleet file ``folder/fleet.yaml`` (schema 1) for planner tests: ``extra`` adds fields
+    such as ``inventory``."""
+    data = {"schema_version": 1, "name": name, "tco": tco, **extra, "catalog": catalog, "demand": demand,
+            "options": options}  # fmt: skip
+    path = folder / "fleet.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 from typer.testing import CliRunner
 
 from hetsim.api import horizon as horizon_api
@@ -17,23 +16,19 @@ from hetsim.cli import app
 from hetsim.errors import ScenarioError
 from hetsim.io.outputs import verify_folder
 from hetsim.io.plans import load_plan
+from tests.conftest import write_fleet
 
 runner = CliRunner()
 
 
 def _fleet(tmp_path: Path) -> Path:
     """Own one 8x H100 server; may buy Gaudi 3, MI300X and CPU servers; a voice agent at 1 session/s."""
-    data = {
-        "schema_version": 1, "name": "grow", "tco": "enterprise",
-        "inventory": [{"node": "hgx-h100-8", "count": 1}],
-        "catalog": [{"node": "gaudi3-8", "max_count": 3}, {"node": "mi300x-8", "max_count": 2},
-                    {"node": "cpu-2x-xeon-8480", "max_count": 4}],
-        "demand": [{"workload": "voice-agent", "rate_per_s": 1.0}],
-        "options": {"sample_sessions": 300, "verify_duration_s": 60, "verify_rounds": 2},
-    }  # fmt: skip
-    path = tmp_path / "fleet.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
+    return write_fleet(tmp_path, "grow",
+                       [{"node": "gaudi3-8", "max_count": 3}, {"node": "mi300x-8", "max_count": 2},
+                        {"node": "cpu-2x-xeon-8480", "max_count": 4}],
+                       [{"workload": "voice-agent", "rate_per_s": 1.0}],
+                       {"sample_sessions": 300, "verify_duration_s": 60, "verify_rounds": 2},
+                       inventory=[{"node": "hgx-h100-8", "count": 1}])  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -16,22 +16,17 @@ from hetsim.cli import app
 from hetsim.errors import HetsimError, ScenarioError
 from hetsim.specs.profile import DayProfile
 from hetsim.workload.trace import NodeType, TraceMeta, TraceStep
+from tests.conftest import write_fleet
 
 runner = CliRunner()
 PEAK_HOURS = range(10, 14)
 
 
-def _fleet(tmp_path: Path, profile) -> Path:
+def _fleet(tmp_path: Path, profile, **options) -> Path:
     """Buy or rent 8x H100 servers (CPU servers only to buy); a voice agent peaking at 16 sessions/s."""
-    data = {
-        "schema_version": 1, "name": "day", "tco": "enterprise",
-        "catalog": [{"node": "hgx-h100-8", "max_count": 8}, {"node": "cpu-2x-xeon-8480", "max_count": 8}],
-        "demand": [{"workload": "voice-agent", "rate_per_s": 16.0, "profile": profile}],
-        "options": {"sample_sessions": 300, "verify_duration_s": 60, "verify_rounds": 0},
-    }  # fmt: skip
-    path = tmp_path / "fleet.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
+    return write_fleet(tmp_path, "day", [{"node": "hgx-h100-8", "max_count": 8}, {"node": "cpu-2x-xeon-8480", "max_count": 8}],
+                       [{"workload": "voice-agent", "rate_per_s": 16.0, "profile": profile}],
+                       {"sample_sessions": 300, "verify_duration_s": 60, "verify_rounds": 0, **options})  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -155,11 +150,7 @@ def test_a_profile_file_that_does_not_validate_names_the_file():
 
 
 def _spot_fleet(tmp_path: Path, **options) -> Path:
-    path = _fleet(tmp_path, {"points": [[0, 1], [10, 4], [14, 1]]})
-    data = yaml.safe_load(path.read_text())
-    data["options"] |= {"allow_spot": True, **options}
-    path.write_text(yaml.safe_dump(data))
-    return path
+    return _fleet(tmp_path, {"points": [[0, 1], [10, 4], [14, 1]]}, allow_spot=True, **options)
 
 
 def test_spot_nodes_serve_the_peak_with_spares_for_the_reclaimed_share_when_cheaper(four_hour_peak, tmp_path):

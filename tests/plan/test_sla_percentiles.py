@@ -5,7 +5,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -13,18 +12,13 @@ from hetsim.api.plan import plan_fleet, sla_summary
 from hetsim.plan.build import _merge
 from hetsim.plan.candidates import _aggregated_gap_s, aggregated_options
 from hetsim.plan.queueing import erlang_c, mmc_wait_quantile_s
+from tests.conftest import write_fleet
 
 
 def _fleet(tmp_path: Path, sla: dict) -> Path:
-    data = {
-        "schema_version": 1, "name": "t", "tco": "paper",
-        "catalog": [{"node": "hgx-h100-8", "max_count": 2}, {"node": "cpu-2x-xeon-8480", "max_count": 4}],
-        "demand": [{"workload": "voice-agent", "rate_per_s": 0.5, "sla": sla}],
-        "options": {"sample_sessions": 200, "verify_duration_s": 30, "verify_rounds": 0},
-    }  # fmt: skip
-    path = tmp_path / "fleet.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
+    return write_fleet(tmp_path, "t", [{"node": "hgx-h100-8", "max_count": 2}, {"node": "cpu-2x-xeon-8480", "max_count": 4}],
+                       [{"workload": "voice-agent", "rate_per_s": 0.5, "sla": sla}],
+                       {"sample_sessions": 200, "verify_duration_s": 30, "verify_rounds": 0}, tco="paper")  # fmt: skip
 
 
 @given(
@@ -57,11 +51,9 @@ def test_a_token_gap_percentile_includes_prefill_chunks_only_when_enough_steps_c
 
 def test_an_aggregated_replica_takes_the_largest_budget_meeting_its_objectives(tmp_path):
     # chat (Azure conversation prompts, up to ~4k tokens) on L4s: a 150 ms TBT needs small chunks
-    data = {"schema_version": 1, "name": "t", "tco": "paper", "catalog": [{"node": "l4-8-pcie", "max_count": 4}],
-            "demand": [{"workload": "chat", "rate_per_s": 2.0}],
-            "options": {"sample_sessions": 300, "verify_duration_s": 30, "verify_rounds": 0}}  # fmt: skip
-    (tmp_path / "fleet.yaml").write_text(yaml.safe_dump(data))
-    result = plan_fleet(tmp_path / "fleet.yaml", verify=False)
+    fleet = write_fleet(tmp_path, "t", [{"node": "l4-8-pcie", "max_count": 4}], [{"workload": "chat", "rate_per_s": 2.0}],
+                        {"sample_sessions": 300, "verify_duration_s": 30, "verify_rounds": 0}, tco="paper")  # fmt: skip
+    result = plan_fleet(fleet, verify=False)
     key = next(s.name for s in result.problem.stages if s.name.endswith(":aggregated")).rsplit(":", 1)[0]
     merged = _merge(result.workloads)[key]
     perfs = list(result.context["perfs"].values())
