@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 HEAVY = ("pandas", "numpy", "networkx", "ortools", "simpy", "matplotlib", "pyarrow", "scipy")
 RUN = """
 import os, sys
-from hetsim.cli import main
+from hetsim.__main__ import main  # the program's entry point, as the hetsim script runs it
 sys.argv = ["hetsim", *sys.argv[1:]]
 try:
     main()
