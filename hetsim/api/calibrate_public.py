@@ -25,7 +25,7 @@ from hetsim.errors import CalibrationError
 from hetsim.io.calibration import stack_slug
 from hetsim.io.catalog import load_catalog, profiles_root
 from hetsim.io.models import load_models
-from hetsim.io.outputs import Provenance, Target, write_outputs
+from hetsim.io.outputs import Provenance, Target, texts_into, write_outputs
 from hetsim.io.public_measurements import load_public_measurements
 from hetsim.perf.kernel_fit import STEP_TERMS, cross_validated, fit_class, fit_class_of, fit_step_overheads
 from hetsim.perf.kernels import DEFAULT_KERNELS, default_kernels
@@ -276,16 +276,9 @@ def write_calibrations(fit: PublicFit, out_dir: Path | None = None) -> list[Path
         name = f"{device}.yaml" if stack == KERNEL_STACK else f"stacks/{device}--{stack_slug(stack)}.yaml"
         texts[name] = _HEADER + yaml.safe_dump(spec.model_dump(mode="json", exclude_defaults=True), sort_keys=False, width=120)
 
-    def write(staged: list[Path]) -> list[Path]:
-        written = []
-        for name, text in texts.items():
-            path = staged[0] / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
-            written.append(path)
-        return written
-
-    return write_outputs([Target(base, "--out", has_manifest=False)], write, CalibrationError, Provenance("calibrate public"))
+    fill = texts_into(texts)
+    return write_outputs([Target(base, "--out", has_manifest=False)], lambda staged: fill(staged[0]), CalibrationError,
+                         Provenance("calibrate public"))  # fmt: skip
 
 
 _HEADER = (

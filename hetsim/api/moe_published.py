@@ -39,7 +39,7 @@ from hetsim.errors import CalibrationError, EstimateError
 from hetsim.io.calibration import load_calibration, stack_slug
 from hetsim.io.catalog import load_catalog, profiles_root
 from hetsim.io.models import load_models
-from hetsim.io.outputs import Provenance, Target, write_outputs
+from hetsim.io.outputs import Provenance, Target, texts_into, write_outputs
 from hetsim.perf.expert import MoeOptions
 from hetsim.perf.kernel_fit import fit_class, log_error
 from hetsim.perf.llm import LlmReplica, ServingLimits
@@ -123,17 +123,9 @@ def write_stacks(root: Path | None = None) -> list[Path]:
         for device in STACK_DEVICES
     }
 
-    def write(staged: list[Path]) -> list[Path]:
-        written = []
-        for name, text in texts.items():
-            path = staged[0] / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
-            written.append(path)
-        return written
-
     target = Target(profiles_root(root) / "calibration", "--write-stacks", has_manifest=False)
-    return write_outputs([target], write, CalibrationError, Provenance("moe_published"))
+    fill = texts_into(texts)
+    return write_outputs([target], lambda staged: fill(staged[0]), CalibrationError, Provenance("moe_published"))
 
 
 _HEADER = (

@@ -146,6 +146,25 @@ def write_outputs(
     return [_final(path, given, staged) for path in written] + manifests
 
 
+def texts_into(texts: Mapping[str, str], blobs: Mapping[str, bytes] | None = None) -> Callable[[Path], list[Path]]:
+    """A ``write`` for :func:`write_folder`: puts ``texts`` (relative path -> UTF-8 text) and
+    ``blobs`` (relative path -> bytes) in the folder, making sub-folders as needed."""
+
+    def write(folder: Path) -> list[Path]:
+        written = []
+        for relative, content in [*texts.items(), *(blobs or {}).items()]:
+            path = folder / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, bytes):
+                path.write_bytes(content)
+            else:
+                path.write_text(content, encoding="utf-8")
+            written.append(path)
+        return written
+
+    return write
+
+
 def write_folder(
     target: Path, option: str, write: Callable[[Path], Sequence[Path]], error: type[HetsimError], provenance: Provenance,
 ) -> list[Path]:

@@ -1,4 +1,4 @@
-"""Write a purchase schedule (``hetsim plan --horizon``): its texts and each period's plan, whole."""
+"""Write a plan's report folder (``hetsim plan --horizon``, a day plan): its texts, figures and plans, whole."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from hetsim.errors import ScenarioError
-from hetsim.io.outputs import Provenance, write_folder
+from hetsim.io.outputs import Provenance, texts_into, write_folder
 from hetsim.io.plans import plan_text
 from hetsim.specs.plan import PlanSpec
 
@@ -17,22 +17,9 @@ def write_schedule_folder(
     blobs: Mapping[str, bytes] | None = None,
 ) -> list[Path]:
     """``texts`` (relative path -> content), ``blobs`` (relative path -> bytes: figures) and
-    ``plans`` (relative path -> plan, as YAML) in
-    ``folder``, staged beside it and moved in at the end with a manifest (``hetsim.io.outputs``):
-    the folder holds the previous schedule or this one, never a mix. ``option`` names the folder
-    in messages; ``inputs`` (name -> file or option) are hashed into the manifest."""
-
-    def fill(staging: Path) -> list[Path]:
-        written = []
-        for relative, text in [*texts.items(), *((r, plan_text(p)) for r, p in plans.items())]:
-            path = staging / relative
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
-            written.append(path)
-        for relative, data in (blobs or {}).items():
-            path = staging / relative
-            path.write_bytes(data)
-            written.append(path)
-        return written
-
+    ``plans`` (relative path -> plan, as YAML) in ``folder``, staged beside it and moved in at the
+    end with a manifest (``hetsim.io.outputs``): the folder holds the previous schedule or this
+    one, never a mix. ``option`` names the folder in messages; ``inputs`` (name -> file or
+    option) are hashed into the manifest."""
+    fill = texts_into({**texts, **{relative: plan_text(plan) for relative, plan in plans.items()}}, blobs)
     return write_folder(folder, option, fill, ScenarioError, Provenance("plan --horizon", inputs))
