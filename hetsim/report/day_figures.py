@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from hetsim.report import _style as style
 
@@ -38,6 +39,8 @@ def day_figure(hours: Sequence[dict[str, Any]], fleet: str) -> Figure:
         if counts[key].any():
             bottom.bar(x[:-1] + 0.5, counts[key], bottom=base, width=0.85, color=style.PALETTE[colour], label=label)
             base += counts[key]
+    bottom.set_ylim(0, max(float(base.max()), 1.0) * 1.45)  # room above the bars for the legend
+    bottom.yaxis.set_major_locator(MaxNLocator(integer=True))  # whole nodes
     bottom.set_ylabel("nodes held")
     bottom.set_xlabel("hour of day")
     bottom.set_xticks(np.arange(0, len(hours) + 1, 3))
