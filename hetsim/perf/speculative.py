@@ -22,14 +22,16 @@ costs up to k + 1 steps, and the speed-up shrinks and can invert.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from functools import cached_property
 
 from hetsim.errors import EstimateError
 from hetsim.perf.llm import LlmReplica
-from hetsim.perf.transformer import SequenceWork
+from hetsim.perf.transformer import SequenceWork, parameter_count
 from hetsim.specs.model import ModelSpec
+from hetsim.specs.plan import MTP_ACCEPTANCE_RATE_DEFAULT
 
 
 class SpecMethod(StrEnum):
@@ -39,7 +41,7 @@ class SpecMethod(StrEnum):
     NGRAM = "ngram"
 
 
-MTP_ACCEPTANCE_RATE = 0.85
+MTP_ACCEPTANCE_RATE = MTP_ACCEPTANCE_RATE_DEFAULT
 """DeepSeek-V3's measured acceptance of its MTP module's second token: "between 85% and 90%
 across various generation topics" (arXiv 2412.19437, section 5.4.3); the lower end."""
 
@@ -117,3 +119,90 @@ def speculation_for(target: LlmReplica, method: SpecMethod, tokens: int, accepta
     shard = replace(target.shard, pp=1)  # a head is one layer; a draft model is small enough for one stage
     proposer = LlmReplica(proposer_model, target.perf, shard, target.precision, target.limits, target.moe)
     return Speculation(method, tokens, acceptance_rate, proposer)
+
+
+def proposer_weight_bytes_per_device(speculation: Speculation) -> float:
+    """Device memory the proposer's weights take beside the target's: a draft model's whole
+    weights; an EAGLE head's or MTP module's one layer only (they share the target's embedding
+    and LM head: EAGLE, arXiv 2401.15077 section 4; DeepSeek-V3, arXiv 2412.19437 section 2.2)."""
+    proposer = speculation.proposer
+    if proposer is None:
+        return 0.0
+    if speculation.method == SpecMethod.DRAFT:
+        return proposer.weight_bytes_per_device
+    counts = parameter_count(proposer.arch)
+    shared = (counts["embedding"] + counts["lm_head"]) / proposer.shard.tp
+    return proposer.weight_bytes_per_device - shared * proposer.precision.weights.bytes_per_element
+
+
+class SpeculativeSteps:
+    """A replica's speculative iterations as the simulator runs them.
+
+    Every decoding sequence of an iteration verifies ``tokens + 1`` queries and the proposer
+    drafts ``tokens`` for it; the iteration emits a burst of accepted tokens. The burst is the
+    same for every sequence of the iteration and follows the expected yield E exactly over
+    time: iteration ``i`` of the replica emits ``floor((i + 1) E) - floor(i E)`` tokens (so
+    each call gets E tokens per iteration on average, as many bursts of floor(E) or ceil(E)).
+    Deterministic and the same in the per-iteration reference and in event skipping; it leaves
+    out the spread of acceptance between calls (a call's own acceptance varies around a).
+
+    The proposer's weights and its KV cache take device memory from the target's KV cache
+    (``kv_capacity_tokens``); an iteration's time is the verification plus the drafting
+    (``iteration_s``), both priced by the performance model.
+    """
+
+    def __init__(self, target: LlmReplica, speculation: Speculation) -> None:
+        self.speculation = speculation
+        self.yield_per_step = speculation.tokens_per_step
+        self.queries = speculation.tokens + 1
+        self.drafts = speculation.tokens
+        self._target = target.pricer
+        proposer = speculation.proposer
+        self._proposer = proposer.pricer if proposer is not None else None
+        # The proposer's attention groups read the keys of the target's group of the same window.
+        target_windows = [window for _, window in target._attention_params[3]]
+        self._seen_of: list[int] = []
+        self._grows: list[bool] = []  # a window's keys stop growing once the members reach it: kept constant
+        if proposer is not None:
+            for _, window in proposer._attention_params[3]:
+                self._grows.append(window is None)
+                if window not in target_windows:
+                    raise EstimateError(f"speculation: the proposer {proposer.model.name} attends over a window of "
+                                        f"{window} tokens, which {target.model.name} has not; choose a draft of its family")  # fmt: skip
+                self._seen_of.append(target_windows.index(window))
+        self.kv_capacity_tokens = self._kv_capacity(target, speculation)
+
+    @staticmethod
+    def _kv_capacity(target: LlmReplica, speculation: Speculation) -> int:
+        """The target's KV tokens once the proposer's weights and KV cache are in its memory."""
+        proposer = speculation.proposer
+        if proposer is None:
+            return target.kv_capacity_tokens
+        per_token = target.kv_bytes_per_token_per_device
+        free = target.group_kv_capacity_tokens * per_token - proposer_weight_bytes_per_device(speculation)
+        block = target.limits.kv_block_tokens
+        blocks = math.floor(max(free, 0.0) / ((per_token + proposer.kv_bytes_per_token_per_device) * block))
+        if blocks < 1:
+            raise EstimateError(f"speculation: {target.model.name} and its proposer {proposer.model.name} leave no KV "
+                                "cache on the device")  # fmt: skip
+        return blocks * block * target.shard.dp
+
+    def burst(self, iteration: int) -> int:
+        """Tokens every decoding sequence emits in the replica's ``iteration`` (0-based)."""
+        e = self.yield_per_step
+        return math.floor((iteration + 1) * e) - math.floor(iteration * e)
+
+    def iteration_s(self, decodes: int, seen: list[float], chunks: list[tuple[int, int]]) -> float:
+        """One iteration: the target verifies ``decodes`` sequences (keys ``seen`` per attention
+        group, as one-token decodes read them) and computes prefill ``chunks``; the proposer
+        drafts ``tokens`` steps for the decodes in sequence (its first step also prefills the
+        chunks: it needs their context too)."""
+        seconds = self._target.verify_step_seconds_of(decodes, seen, chunks, self.queries if decodes else 1)
+        proposer = self._proposer
+        if proposer is None:
+            return seconds
+        draft_seen = [seen[g] if decodes else 0.0 for g in self._seen_of]
+        for step in range(self.drafts if decodes else 1):
+            seconds += proposer.step_seconds_of(decodes, draft_seen, chunks if step == 0 else [])
+            draft_seen = [keys + decodes if grows else keys for keys, grows in zip(draft_seen, self._grows, strict=True)]
+        return seconds

@@ -109,20 +109,35 @@ class StepPricer:
         return token_part + row_part
 
     def verify_seconds_of(self, sequences: int, decode_seen: list[float], queries: int) -> float:
+        """A speculative verification step of ``sequences`` decodes alone (``verify_step_seconds_of``)."""
+        return self.verify_step_seconds_of(sequences, decode_seen, [], queries)
+
+    def verify_step_seconds_of(
+        self, sequences: int, decode_seen: list[float], chunks: list[tuple[int, int]], queries: int
+    ) -> float:
         """A speculative verification step: ``sequences`` decodes of ``queries`` tokens each (the
         last accepted token and the drafts) over the keys they read (``decode_seen``, as one-token
-        decodes would). Tokens, MLP and the LM head count every query; attention reads each
-        sequence's keys once and computes ``queries`` times over them (a decode kernel with
-        several queries per sequence, as FlashAttention's and FlashMLA's decode paths run it)."""
+        decodes would), plus prefill ``chunks`` as (new tokens, context tokens). Tokens, MLP and
+        the LM head count every query; attention reads each sequence's keys once and computes
+        ``queries`` times over them (a decode kernel with several queries per sequence, as
+        FlashAttention's and FlashMLA's decode paths run it). ``queries`` 1 is ``step_seconds_of``."""
         tokens = sequences * queries
+        rows = tokens + len(chunks)
         kv_bytes, qo_bytes, flops_per_pair = self.kv_bytes, self.qo_bytes, self.flops_per_pair
         attention = 0.0
-        for g, (count, _) in enumerate(self.groups):
-            keys = decode_seen[g]
-            nbytes = (keys + tokens) * kv_bytes + tokens * qo_bytes
-            attention += self._op_s(True, self.decode_rates, queries * keys * flops_per_pair, nbytes, count)
-        attention += self.layer_weight * sequences * self.decode_sequence_s
-        return self._parts_s(tokens, tokens) + self.pp * attention
+        if sequences:
+            for g, (count, _) in enumerate(self.groups):
+                keys = decode_seen[g]
+                nbytes = (keys + tokens) * kv_bytes + tokens * qo_bytes
+                attention += self._op_s(True, self.decode_rates, queries * keys * flops_per_pair, nbytes, count)
+            attention += self.layer_weight * sequences * self.decode_sequence_s
+        if chunks:
+            prefill_tokens = 0
+            for new, _ in chunks:
+                prefill_tokens += new
+            tokens += prefill_tokens
+            attention += self.prefill_attention_s(chunks, prefill_tokens)
+        return self._parts_s(tokens, rows) + self.pp * attention
 
     def attention_s(
         self, decode_n: int, decode_seen: list[float], prefill: list[tuple[int, int]], prefill_tokens: int
@@ -137,13 +152,18 @@ class StepPricer:
                 total += self._op_s(True, self.decode_rates, keys * flops_per_pair, nbytes, count)
             total += self.layer_weight * decode_n * self.decode_sequence_s
         if prefill:
-            for count, window in self.groups:
-                pairs, kv_read = chunk_pairs(prefill, window)
-                nbytes = (kv_read + prefill_tokens) * self.prefill_kv_bytes + prefill_tokens * self.prefill_qo_bytes
-                total += self._op_s(False, self.prefill_rates, pairs * self.prefill_flops_per_pair, nbytes, count)
-                total += count * pairs * self.prefill_pair_s
-            total += self.layer_weight * len(prefill) * self.prefill_sequence_s
+            total += self.prefill_attention_s(prefill, prefill_tokens)
         return total
+
+    def prefill_attention_s(self, prefill: list[tuple[int, int]], prefill_tokens: int) -> float:
+        """Attention seconds of one stage's prefill chunks, (new tokens, context tokens) pairs."""
+        total = 0.0
+        for count, window in self.groups:
+            pairs, kv_read = chunk_pairs(prefill, window)
+            nbytes = (kv_read + prefill_tokens) * self.prefill_kv_bytes + prefill_tokens * self.prefill_qo_bytes
+            total += self._op_s(False, self.prefill_rates, pairs * self.prefill_flops_per_pair, nbytes, count)
+            total += count * pairs * self.prefill_pair_s
+        return total + self.layer_weight * len(prefill) * self.prefill_sequence_s
 
     def _op_s(self, decode: bool, rates: Rates, flops: float, nbytes: float, count: int) -> float:
         """``DevicePerf.seconds`` of an attention op (decode's or prefill's), inlined when

@@ -13,6 +13,7 @@ from hetsim.perf.expert import MoeOptions
 from hetsim.perf.llm import LlmReplica, ServingLimits
 from hetsim.perf.nonllm import IndexKind, VectorIndex, model_amount, model_time, vector_search_time
 from hetsim.perf.roofline import DevicePerf
+from hetsim.perf.speculative import SpecMethod, SpeculativeSteps, speculation_for
 from hetsim.perf.transformer import Precision, Shard, kv_bytes_per_token
 from hetsim.sim.autoscale import Autoscaler, ScaledPool
 from hetsim.sim.engine import LlmRoute, ServiceTime, SimConfig, Simulation, WorkPool, WorkQueue
@@ -64,6 +65,21 @@ def llm_replica(pool: PoolSpec, hardware: HardwareCatalog, models: ModelCatalog,
     except HetsimError as exc:
         raise ScenarioError(f"plan pool {pool.name!r}: {exc}") from None
     return replica
+
+
+def speculative_steps(pool: PoolSpec, replica: LlmReplica, models: ModelCatalog) -> SpeculativeSteps | None:
+    """The pool's speculative decoding on ``replica`` (None without); a proposer that does not
+    fit or whose draft model is unknown is a ScenarioError."""
+    assert pool.llm is not None
+    spec = pool.llm.speculation
+    if spec is None:
+        return None
+    try:
+        draft = models.model(spec.draft_model) if spec.draft_model is not None else None
+        speculation = speculation_for(replica, SpecMethod(spec.method), spec.proposed, spec.rate, draft)
+        return SpeculativeSteps(replica, speculation)
+    except HetsimError as exc:
+        raise ScenarioError(f"plan pool {pool.name!r}: llm.speculation: {exc}") from None
 
 
 def build_simulation(
@@ -215,6 +231,7 @@ def _replicas_of(sim: Simulation, pools: list[PoolSpec], on_done, state: RouterS
     servers, names, local, weights = [], [], [], []
     for pool in pools:
         replica = llm_replica(pool, hardware, models, calibrations)
+        speculation = speculative_steps(pool, replica, models)
         assert pool.llm is not None
         with _about(pool):
             make_scheduler = scheduler_factory(pool.llm.scheduler, pool.llm.token_budget)
@@ -222,7 +239,7 @@ def _replicas_of(sim: Simulation, pools: list[PoolSpec], on_done, state: RouterS
             with _about(pool):
                 scheduler = make_scheduler()
             servers.append(_server(sim.env, replica, pool, on_done, sim.config.max_skip,
-                                   sim.tables.prefix_block_tokens, state, scheduler))  # fmt: skip
+                                   sim.tables.prefix_block_tokens, state, scheduler, speculation))  # fmt: skip
             names.append(pool.name)
             local.append(index)
             weights.append((pool.weight or 1.0) / pool.replicas)
@@ -311,6 +328,7 @@ def _server(
     prefix_block_tokens: int,
     router: RouterState,
     scheduler: Scheduler,
+    speculation: SpeculativeSteps | None = None,
 ) -> LlmServer:
     """A replica of ``pool``, joining its routing state ``router``, with its ``scheduler``."""
     assert pool.llm is not None
@@ -325,6 +343,7 @@ def _server(
         max_skip=max_skip,
         router=router,
         scheduler=scheduler,
+        speculation=speculation,
     )
 
 

@@ -1,7 +1,8 @@
 """The decoding sequences of one server, advanced together without visiting each one.
 
-Every running sequence in decode gains exactly one token (and one KV token) per server
-iteration; only joining or leaving the batch changes that. So with ``t``, the iterations the
+Every running sequence in decode gains the same tokens (and KV tokens) per server iteration:
+one, or a burst of accepted tokens under speculative decoding; only joining or leaving the
+batch changes that (``t`` below counts those tokens, not iterations). So with ``t``, the iterations the
 server has run, a member's KV tokens are ``t + kv_offset`` and its generated tokens
 ``t + gen_offset``, and it finishes when ``t`` reaches ``output_tokens - gen_offset``. The set
 keeps what the server asks about as running sums and heaps, so an iteration or a run of
@@ -43,7 +44,7 @@ class DecodeSet:
         self.block = block_tokens
         self.windows = windows
         self.window = windowed.pop() if windowed else None
-        self.t = 0  # iterations run
+        self.t = 0  # tokens every member has taken since the set began (iterations without speculation)
         self.n = 0
         self.kv_offset_sum = 0
         # Members by kv_offset mod block, written twice over (index r and r + block) so that any
@@ -87,7 +88,9 @@ class DecodeSet:
         """Leave, with ``state``'s fields brought up to date (``materialize``)."""
         t, offset, block = self.t, state.kv_offset, self.block
         state.kv_tokens = kv = t + offset
-        state.generated = t + state.gen_offset
+        generated = t + state.gen_offset
+        output = state.call.output_tokens
+        state.generated = generated if generated <= output else output  # a speculative burst may pass the end
         state.blocks = -(-kv // block)
         if self.iterations_recorded > state.joined_at:
             self._catch_up(state)

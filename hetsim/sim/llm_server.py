@@ -33,8 +33,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
+import numpy as np
+
 from hetsim.perf.decode_run import AffineDecodeRun, ArrayDecodeRun
 from hetsim.perf.llm import LlmReplica
+from hetsim.perf.speculative import SpeculativeSteps
 from hetsim.sim.calendar import Timer
 from hetsim.sim.decode_set import DecodeSet
 from hetsim.sim.environment import Environment
@@ -192,10 +195,13 @@ class LlmServer(Timer):
         max_skip: int = 1_000_000,
         router: RouterState | None = None,
         scheduler: Scheduler | None = None,
+        speculation: SpeculativeSteps | None = None,
     ) -> None:
         """``router``: the pool's routing state, where this replica keeps its load and its
         prefix cache the first blocks it holds (a replica of its own without one);
-        ``scheduler``: its iteration scheduler (vLLM's chunked prefill when none)."""
+        ``scheduler``: its iteration scheduler (vLLM's chunked prefill when none);
+        ``speculation``: its speculative decoding (each decoder then takes a burst of tokens
+        per iteration, ``SpeculativeSteps.burst``)."""
         self.env, self.replica, self.stage, self.on_done = env, replica, stage, on_done
         self._prefill_only = stage == LlmStage.PREFILL  # compared once: an enum lookup is generic
         self._calendar = env.calendar
@@ -205,7 +211,16 @@ class LlmServer(Timer):
         limits = replica.limits
         self.block = limits.kv_block_tokens
         self.max_batch_tokens, self.max_num_seqs = limits.max_batch_tokens, limits.max_num_seqs
-        self.total_blocks = replica.kv_capacity_tokens // self.block
+        kv_capacity = replica.kv_capacity_tokens if speculation is None else speculation.kv_capacity_tokens
+        self.total_blocks = kv_capacity // self.block
+        # Speculative decoding: the tokens every decoder takes in the coming iteration (1
+        # without), the replica's iterations that decoded so far, and the queries each decoder
+        # computes in an iteration (what it takes of a token budget).
+        self._spec = speculation
+        self._burst = 1
+        self._spec_iteration = 0
+        self.decode_queries = 1 if speculation is None else speculation.queries
+        self._run_tokens: list[int] = []  # a speculative run's tokens per member after each of its iterations
         self._max_context = replica.arch.max_context_tokens
         self.free_blocks = self.total_blocks
         self.waiting: deque[SeqState] = deque()
@@ -220,7 +235,7 @@ class LlmServer(Timer):
         # has free (``_fit_cache``): blocks of running sequences take precedence.
         self._prefix_block_tokens = prefix_block_tokens
         self.cache = PrefixCache(
-            max(1, replica.kv_capacity_tokens // prefix_block_tokens), router.holders, 1 << self._slot
+            max(1, kv_capacity // prefix_block_tokens), router.holders, 1 << self._slot
         )
         router.caches[self._slot] = self.cache
         self.stats = ServerStats()
@@ -307,13 +322,18 @@ class LlmServer(Timer):
         per event."""
         decode = self.decode
         decoding = True
+        if self._spec is not None:
+            self._burst = self._spec.burst(self._spec_iteration)
         if self.waiting or self.prefilling:
             chunks, decoding = self.scheduler.schedule(self, now)
         elif not decode.n:
             self._state = _IDLE
             return
-        else:  # the common case: only decoding sequences, each takes one more KV token
-            need = decode.by_phase[-decode.t % self.block]  # decode.blocks_to_advance(1), inlined
+        else:  # the common case: only decoding sequences, each takes one more KV token (a burst: more)
+            if self._burst == 1:
+                need = decode.by_phase[-decode.t % self.block]  # decode.blocks_to_advance(1), inlined
+            else:
+                need = decode.blocks_to_advance(self._burst)
             if need <= self.free_blocks:
                 self.free_blocks -= need
                 chunks = []
@@ -339,10 +359,10 @@ class LlmServer(Timer):
     # ---- primitives of a scheduler (hetsim.sim.scheduler) --------------------------------------
 
     def allocate(self, chunks: list[Chunk], decoding: bool) -> bool:
-        """Take the KV blocks of ``chunks`` and, when ``decoding``, of one more token of every
-        decoding sequence; False (nothing taken) when they are not all free."""
+        """Take the KV blocks of ``chunks`` and, when ``decoding``, of one more token (a burst,
+        speculating) of every decoding sequence; False (nothing taken) when they are not all free."""
         decode, block = self.decode, self.block
-        need = decode.blocks_to_advance(1) if decoding and decode.n else 0
+        need = decode.blocks_to_advance(self._burst) if decoding and decode.n else 0
         for state, take in chunks:
             need += -(-(state.kv_tokens + take) // block) - state.blocks
         if need > self.free_blocks:
@@ -395,7 +415,7 @@ class LlmServer(Timer):
         for state in order:
             if not state.is_running:
                 continue  # preempted below while making room
-            take = 1 if state.prefilled >= state.prefill_target else min(state.prefill_target - state.prefilled, budget)
+            take = self._burst if state.prefilled >= state.prefill_target else min(state.prefill_target - state.prefilled, budget)
             if take <= 0:
                 continue
             while not self._grant(state, take, 0):
@@ -447,7 +467,7 @@ class LlmServer(Timer):
         if self.prefix_caching and state.prefilled == 0 and not state.call.prefilled_elsewhere:
             self._apply_prefix_cache(state)
         if state.prefilled >= state.prefill_target:  # in decode (a queued call has tokens left)
-            take = 1
+            take = self._burst
         elif whole:
             take = state.prefill_target - state.prefilled
         else:
@@ -498,7 +518,11 @@ class LlmServer(Timer):
         batch = [(take, state.kv_tokens) for state, take in chunks]
         decodes = decode.n if decoding else 0
         seen = decode.keys_seen() if decoding else []
-        seconds = self.pricer.step_seconds_of(decodes, seen, batch) + self._pending_swap_s
+        if self._spec is None:
+            seconds = self.pricer.step_seconds_of(decodes, seen, batch)
+        else:
+            seconds = self._spec.iteration_s(decodes, seen, batch)
+        seconds += self._pending_swap_s
         self._pending_swap_s = 0.0
         self.stats.events += 1
         self._chunks, self._step_s, self._batch = chunks, seconds, decodes + len(chunks)
@@ -545,14 +569,16 @@ class LlmServer(Timer):
         those that finished. After a hold, the gap of the decoders that were held is the hold
         plus the step; those that joined meanwhile have theirs recorded apart (``_stalled``)
         and skip this iteration in the decode set's record of the longest gap."""
-        decode, paused = self.decode, self._paused_s
+        decode, paused, burst = self.decode, self._paused_s, self._burst
+        if self._spec is not None and decode.n:
+            self._spec_iteration += 1
         if not paused:
             self._record_gaps(seconds, decode.n)
-            return decode.advance(1, seconds, now)
+            return decode.advance(burst, seconds, now)
         joined = [entry[0] for entry in self._stalled if entry[0].token >= 0]
         gap_s = paused + seconds
         self._record_gaps(gap_s, decode.n)
-        completed = decode.advance(1, gap_s, now)
+        completed = decode.advance(burst, gap_s, now)
         for state in joined:
             state.joined_at = decode.iterations_recorded
             state.last_token_s = now
@@ -562,6 +588,9 @@ class LlmServer(Timer):
     # ---- a run of decode-only iterations --------------------------------------------------------
 
     def _start_run(self, now: float) -> None:
+        if self._spec is not None:
+            self._start_speculative_run(now)
+            return
         decode, free = self.decode, self.free_blocks
         steps = decode.min_remaining()
         if steps > self.max_skip:
@@ -582,6 +611,38 @@ class LlmServer(Timer):
         self._state = _RUN
         self._at(now, run.end_s(steps), _RUN_END)
 
+    def _start_speculative_run(self, now: float) -> None:
+        """A run of speculative iterations, priced one by one as the per-iteration reference
+        prices them (each with its own burst): it stops where a member finishes, where the KV
+        blocks of the next burst are not free, where a member reaches a sliding window, or at
+        ``max_skip`` iterations. The first iteration's blocks are already taken."""
+        decode, spec, free = self.decode, self._spec, self.free_blocks
+        assert spec is not None
+        n, remaining, first_burst = decode.n, decode.min_remaining(), self._burst
+        affine_for = decode.steps_before_window() if decode.unsaturated else 1 << 62
+        seen = decode.seen()
+        first_blocks = decode.blocks_to_advance(first_burst)
+        times: list[float] = []
+        tokens = [0]
+        advanced, iteration, burst = 0, self._spec_iteration, first_burst
+        while True:
+            times.append(spec.iteration_s(n, [keys + slope * advanced for keys, slope in seen], []))
+            advanced += burst
+            tokens.append(advanced)
+            iteration += 1
+            if advanced >= remaining or len(times) >= self.max_skip or advanced >= affine_for:
+                break
+            burst = spec.burst(iteration)
+            if decode.blocks_to_advance(advanced + burst) - first_blocks > free:
+                break
+        run = ArrayDecodeRun(np.array(times))
+        self._run_tokens = tokens
+        steps = len(times)
+        self._run, self._run_steps, self._run_done, self._run_start_s = run, steps, steps, now
+        self.stats.events += 1
+        self._state = _RUN
+        self._at(now, run.end_s(steps), _RUN_END)
+
     def _cut_run(self, now: float) -> None:
         """A request arrived (``now``): stop at the end of the iteration in flight."""
         run = self._run
@@ -595,7 +656,13 @@ class LlmServer(Timer):
         run, done, decode, stats = self._run, self._run_done, self.decode, self.stats
         assert run is not None  # in state _RUN or _CUT
         self._state = _BUSY
-        if done > 1:  # the run's length kept these blocks free (steps_until_full); take them now
+        tokens = done
+        if self._spec is not None:
+            tokens = self._run_tokens[done]
+            self._spec_iteration += done
+            if done > 1:  # the blocks of the bursts after the first, kept free when the run was priced
+                self.free_blocks -= decode.blocks_to_advance(tokens) - decode.blocks_to_advance(self._run_tokens[1])
+        elif done > 1:  # the run's length kept these blocks free (steps_until_full); take them now
             self.free_blocks -= decode.run_blocks(done)
         elapsed = run.end_s(done)
         stats.busy_s += elapsed
@@ -606,7 +673,7 @@ class LlmServer(Timer):
             self.gaps.add_run(run, 1, done, decode.n)
         else:
             self.gaps.add_run(run, 0, done, decode.n)
-        completed = decode.advance(done, run.max_step_s(done), self._run_start_s + elapsed)
+        completed = decode.advance(tokens, run.max_step_s(done), self._run_start_s + elapsed)
         if completed:
             self._finish_all(completed, now)
         self._next_iteration(now)

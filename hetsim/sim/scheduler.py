@@ -82,14 +82,14 @@ class ChunkedPrefill(Scheduler):
         if server.prefilling:
             running, used = server.running, 0
             for position, state in enumerate(server.prefilling):
-                ahead = running.index(state) - position  # decoders before it take a token each
+                ahead = (running.index(state) - position) * server.decode_queries  # decoders before it
                 take = min(state.prefill_target - state.prefilled, budget - ahead - used)
                 if take > 0:
                     chunks.append((state, take))
                     used += take
             budget -= used
         if server.allocate(chunks, True):
-            budget -= decode.n
+            budget -= decode.n * server.decode_queries
         else:
             budget, chunks = server.schedule_preempting(server.max_batch_tokens, False)
         server.admit_waiting(chunks, budget, now, False, 0)
@@ -104,7 +104,7 @@ class DecodePriority(Scheduler):
 
     def schedule(self, server: LlmServer, now: float) -> tuple[list[Chunk], bool]:
         limit = min(self.token_budget, server.max_batch_tokens)
-        budget = limit - server.decode.n
+        budget = limit - server.decode.n * server.decode_queries
         chunks: list[Chunk] = []
         used = 0
         for state in server.prefilling:

@@ -71,6 +71,53 @@ class Preemption(StrEnum):
     SWAP = "swap"
 
 
+SPEC_METHODS = ("draft", "eagle", "mtp", "ngram")
+"""Speculative decoding methods (``hetsim.perf.speculative.SpecMethod``)."""
+
+
+class SpeculationSpec(FrozenModel):
+    """Speculative decoding on a pool (``hetsim.perf.speculative``): a proposer drafts ``tokens``
+    per step, the model verifies them in one wider step, and each is accepted with
+    ``acceptance_rate``. MTP defaults to DeepSeek-V3's measured figures (1 token, 0.85); the
+    others depend on the proposer and the workload and must be given (measure them: vLLM's
+    ``spec_decode`` acceptance metrics, SGLang's accept length)."""
+
+    method: str = Field(description="draft (a smaller model), eagle (an EAGLE-style head), mtp or ngram (prompt lookup)")
+    tokens: int | None = Field(default=None, ge=1, le=16, description="tokens proposed per step (mtp: 1)")
+    acceptance_rate: float | None = Field(
+        default=None, ge=0, le=1, description="per-token acceptance of the proposals (mtp: 0.85, DeepSeek-V3 report 5.4.3)"
+    )
+    draft_model: str | None = Field(default=None, description="the draft model's catalog name (method draft only)")
+
+    @model_validator(mode="after")
+    def _complete(self) -> SpeculationSpec:
+        if self.method not in SPEC_METHODS:
+            raise ValueError(f"speculation.method: expected one of {', '.join(SPEC_METHODS)}, got {self.method!r}")
+        if (self.method == "draft") != (self.draft_model is not None):
+            raise ValueError(f"speculation.draft_model: expected it with method 'draft' and only then, got "
+                             f"{self.draft_model!r} with method {self.method!r}")  # fmt: skip
+        if self.method != "mtp":
+            missing = [name for name in ("tokens", "acceptance_rate") if getattr(self, name) is None]
+            if missing:
+                raise ValueError(f"speculation.{missing[0]}: expected a value for method {self.method!r} (it depends on "
+                                 "the proposer and the workload; only mtp has a published default), got none")  # fmt: skip
+        return self
+
+    @property
+    def proposed(self) -> int:
+        return self.tokens if self.tokens is not None else 1
+
+    @property
+    def rate(self) -> float:
+        """The acceptance rate, MTP's published default when none is given."""
+        return self.acceptance_rate if self.acceptance_rate is not None else MTP_ACCEPTANCE_RATE_DEFAULT
+
+
+MTP_ACCEPTANCE_RATE_DEFAULT = 0.85
+"""DeepSeek-V3's measured acceptance of its MTP module's second token, "between 85% and 90%"
+(arXiv 2412.19437 section 5.4.3): the lower end (``hetsim.perf.speculative.MTP_ACCEPTANCE_RATE``)."""
+
+
 class LlmServing(FrozenModel):
     """How an LLM pool serves: which model and stage, batching limits (a replica's, shared by
     its attention data-parallel groups), caching, preemption, and how its expert layers run."""
@@ -95,6 +142,14 @@ class LlmServing(FrozenModel):
     expert_balancing: bool = Field(default=False, description="an expert-parallel load balancer (EPLB) places experts")
     redundant_experts: int = Field(default=0, ge=0, description="replicas of hot experts beside the model's own (EPLB)")
     overlap: CommOverlap = Field(default=CommOverlap.NONE, description="all-to-all overlap with compute")
+    speculation: SpeculationSpec | None = Field(default=None, description="speculative decoding (aggregated and decode pools)")
+
+    @model_validator(mode="after")
+    def _speculation_decodes(self) -> LlmServing:
+        if self.speculation is not None and self.stage == LlmStage.PREFILL:
+            raise ValueError("speculation: expected on an aggregated or decode pool (speculation drafts output tokens), "
+                             "got it on a prefill pool")  # fmt: skip
+        return self
 
     @model_validator(mode="after")
     def _budget_of_decode_priority(self) -> LlmServing:
