@@ -458,8 +458,9 @@ def placement_rows(result: PlanResult) -> list[dict[str, Any]]:
     return [{
         "fleet": result.fleet.name, "workload": ", ".join(w.name for w in result.workloads), "stage": c.stage,
         "pool": pool.name, "device": pool.device, "node": pool.node or "", "replicas": pool.replicas, "tp": pool.tp,
-        "pp": pool.pp, "devices": pool.replicas * pool.tp * pool.pp, "utilization": utilization.get(pool.name, math.nan),
-        "usd_per_h": pool.replicas * pool.tp * pool.pp * share.get((pool.node, pool.device), math.nan),
+        "pp": pool.pp, "serving": pool.serving_text, "devices": pool.replicas * pool.devices_per_replica,
+        "utilization": utilization.get(pool.name, math.nan),
+        "usd_per_h": pool.replicas * pool.devices_per_replica * share.get((pool.node, pool.device), math.nan),
         "weight": pool.weight if pool.weight is not None else 1.0,
     } for c, pool in zip(result.solution.choices, result.plan.pools, strict=True)]  # fmt: skip
 

@@ -124,8 +124,8 @@ def _print_plan(result, frames, summary) -> None:
                 [(r.node, r.accelerator, r.owned_used, r.owned_idle, r.buy, r.rent, usd(r.capex_usd), usd_per_h(r.usd_per_h),
                   usd(r.usd_per_month)) for r in kept.itertuples()])  # fmt: skip
     print_table(f"Placement for fleet {result.fleet.name}",
-                ("stage", "device", "node", "replicas", "parallel", "traffic share", "sim. utilisation"),
-                [(r["stage"], r["device"], r["node"], r["replicas"], f"tp{r['tp']}" + (f" pp{r['pp']}" if r["pp"] > 1 else ""), f"{r['weight']:.0%}",
+                ("stage", "device", "node", "replicas", "serving", "traffic share", "sim. utilisation"),
+                [(r["stage"], r["device"], r["node"], r["replicas"], r["serving"], f"{r['weight']:.0%}",
                   percent(r["utilization"])) for r in summary["placement"]])  # fmt: skip
     workloads = frames["workloads"]
     if len(workloads):

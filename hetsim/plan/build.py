@@ -130,6 +130,11 @@ def build_problem(
     available = sorted({d for n in nodes for d in n.devices})
     device_perfs = [perfs[d] for d in available]
     merged = _merge(workloads)
+    llms = {m.model for m in merged.values() if m.node_type == "llm"}
+    for position, choice in enumerate(fleet.options.speculation):
+        if choice.model not in llms:
+            raise InfeasiblePlanError(f"fleet options.speculation[{position}].model: expected one of the LLMs the demand "
+                                      f"calls ({', '.join(sorted(llms)) or 'none'}), got {choice.model!r}")  # fmt: skip
     stages, groups, transfers = [], [], []
     latency_matters = any(w.e2e_s is not None for w in workloads)
     for key, m in merged.items():
@@ -228,12 +233,26 @@ def _stages_for(key: str, m: _Merged, fleet: FleetSpec, hardware, models, perfs,
     return made
 
 
+def _speculation_choices(model: str, fleet: FleetSpec, models: ModelCatalog) -> tuple:
+    """The fleet's speculation choices for ``model``, each with its draft model's spec."""
+    choices = []
+    for position, choice in enumerate(fleet.options.speculation):
+        if choice.model != model:
+            continue
+        try:
+            draft = models.model(choice.draft_model) if choice.draft_model is not None else None
+        except HetsimError as exc:
+            raise InfeasiblePlanError(f"fleet options.speculation[{position}].draft_model: {exc}") from None
+        choices.append((choice, draft))
+    return tuple(choices)
+
+
 def _llm_stages(
     key, m: _Merged, demand: NodeDemand, fleet: FleetSpec, hardware, models, perfs, headroom: float
 ) -> _Made:
     model = models.model(m.model)
     opts = fleet.options
-    targets = m.targets(headroom, fleet)
+    targets = replace(m.targets(headroom, fleet), speculation=_speculation_choices(model.name, fleet, models))
     detail = {"node_type": "llm", "model": model.name, "dtype": m.dtype.value, "ttft_s": m.ttft_s, "tbt_s": m.tbt_s,
               "ttft_percentile": targets.ttft_percentile, "tbt_percentile": targets.tbt_percentile}  # fmt: skip
     made = _Made()

@@ -38,12 +38,14 @@ from hetsim.perf.llm import LlmReplica, ServingLimits
 from hetsim.perf.nonllm import IndexKind, VectorIndex, model_amount, model_time, vector_search_time
 from hetsim.perf.roofline import DevicePerf
 from hetsim.perf.serving import prefill_time
+from hetsim.perf.speculative import SpecMethod, SpeculativeSteps, speculation_for
 from hetsim.perf.transformer import Precision, SequenceWork, Shard, kv_bytes_per_token
 from hetsim.plan.problem import Option
 from hetsim.plan.queueing import md1_wait_s, mmc_wait_quantile_s, mmc_wait_s
 from hetsim.specs.hardware import DeviceKind, DType
 from hetsim.specs.model import ModelSpec
 from hetsim.specs.parallel import CommOverlap
+from hetsim.specs.plan import SpeculationSpec
 from hetsim.workload.demand import NodeDemand
 
 # DeepSeek's and SGLang's expert balancer (EPLB) adds 32 redundant experts (DeepSeek open-infra-index
@@ -67,6 +69,8 @@ class LlmTargets:
     prefill_budgets: tuple[int, ...] = (8192,)  # a prefill replica's token budget per step (vLLM's default alone)
 
     ep_options: tuple[int, ...] = ()  # expert-parallel degrees an MoE model's replicas may take (expert_splits)
+    # speculative decoding a decoding replica may run (beside none), each with its draft model's spec (method draft)
+    speculation: tuple[tuple[SpeculationSpec, ModelSpec | None], ...] = ()
 
     def shapes(self) -> Iterator[tuple[int, int]]:
         """Every (tp, pp) a replica may take."""
@@ -126,12 +130,28 @@ def _tokens(demand: NodeDemand) -> tuple[int, int, int]:
     return prompt, output, prompt + output // 2
 
 
+@dataclass(frozen=True)
+class Decoding:
+    """How a replica decodes at one batch: an iteration of ``step_s`` yields ``tokens_per_step``
+    tokens per sequence (1 without speculation; its token gaps are the iterations)."""
+
+    batch: int
+    step_s: float
+    tokens_per_step: float = 1.0
+
+    @property
+    def per_token_s(self) -> float:
+        """Seconds per output token of a sequence (its mean token gap)."""
+        return self.step_s / self.tokens_per_step
+
+
 def _decode_batches(
     model: ModelSpec, perfs: list[DevicePerf], demand: NodeDemand, targets: LlmTargets, expert_parallel: bool = False
-) -> Iterator[tuple[DevicePerf, tuple[int, int], LlmReplica, list[tuple[int, float]]]]:
+) -> Iterator[tuple[DevicePerf, tuple[int, int], LlmReplica, SpeculationSpec | None, list[Decoding]]]:
     """Every device x (TP, PP) replica that fits (and, with ``expert_parallel``, every expert-
-    parallel one), with (batch, decode step seconds at the mean context) for each batch option
-    whose KV fits (an expert-parallel replica's batch options are per attention group)."""
+    parallel one), without and with each speculation the targets allow, with how it decodes at
+    each batch option whose KV fits at the mean context (an expert-parallel replica's batch
+    options are per attention group)."""
     prompt, output, mid = _tokens(demand)
     for perf in perfs:
         for tp, pp, expert in _splits(model, targets, expert_parallel):
@@ -140,7 +160,36 @@ def _decode_batches(
                 continue
             fits = replica.max_batch(prompt + output)
             batches = [b * replica.shard.dp for b in targets.batch_options if b * replica.shard.dp <= fits]
-            yield perf, (tp, pp), replica, [(b, replica.step_seconds([SequenceWork(1, mid)] * b)) for b in batches]
+            yield perf, (tp, pp), replica, None, [Decoding(b, replica.step_seconds([SequenceWork(1, mid)] * b)) for b in batches]
+            for spec, draft in targets.speculation:
+                steps = _speculative_steps(replica, spec, draft)
+                if steps is None:
+                    continue
+                tokens = steps.kv_capacity_tokens // (prompt + output)
+                seen = replica.decode_seen([mid])
+                yield perf, (tp, pp), replica, spec, [
+                    Decoding(b, steps.iteration_s(b, [keys * b for keys in seen], []), steps.yield_per_step)
+                    for b in batches if b <= tokens
+                ]  # fmt: skip
+
+
+def _speculative_steps(replica: LlmReplica, spec: SpeculationSpec, draft: ModelSpec | None) -> SpeculativeSteps | None:
+    """The replica's speculation, or None where its proposer does not fit beside it."""
+    try:
+        return SpeculativeSteps(replica, speculation_for(replica, SpecMethod(spec.method), spec.proposed, spec.rate, draft))
+    except HetsimError:
+        return None
+
+
+def _speculation_detail(spec: SpeculationSpec | None) -> dict[str, object]:
+    """An option's speculation as the plan names it (``hetsim.plan.export``)."""
+    if spec is None:
+        return {}
+    return {"speculation": spec.model_dump(include={"method", "tokens", "acceptance_rate", "draft_model"}, exclude_none=True)}
+
+
+def _speculation_key(spec: SpeculationSpec | None) -> str:
+    return "" if spec is None else f" {spec.method}{spec.proposed}"
 
 
 def _splits(
@@ -209,7 +258,7 @@ def aggregated_options(
     gap_prompt = _long_prompt(demand, targets.tbt_percentile)
     budgets = sorted(set(targets.prefill_budgets) | set(AGGREGATED_BUDGETS), reverse=True)
     options = []
-    for perf, (tp, pp), replica, batches in _decode_batches(model, perfs, demand, targets):
+    for perf, (tp, pp), replica, spec, batches in _decode_batches(model, perfs, demand, targets):
         p1, _ = prefill_time(replica, [prompt])
         p1_long = prefill_time(replica, [long_prompt])[0] if long_prompt > prompt else p1
         # A budget's chunk is priced once, whole (the prompt at the TBT percentile, at most the
@@ -218,29 +267,35 @@ def aggregated_options(
         chunk = {b: min(gap_prompt, b) for b in budgets}
         priced = {tokens: prefill_time(replica, [tokens])[0] for tokens in set(chunk.values())}
         per_token = {b: priced[tokens] / tokens for b, tokens in chunk.items()}
-        for batch, step in batches:
-            service = batch * p1 + output * step
-            gaps = {b: _aggregated_gap_s(step, per_token[b], batch, prompt, gap_prompt, output, b, targets.tbt_percentile)
-                    for b in budgets if b > batch}  # fmt: skip
+        for decoding in batches:
+            batch, step = decoding.batch, decoding.step_s
+            service = batch * p1 + output * decoding.per_token_s
+            queries = batch * (spec.proposed + 1 if spec is not None else 1)  # what the decoders take of a budget
+            iterations = output / decoding.tokens_per_step  # a call's decode iterations
+            gaps = {b: _aggregated_gap_s(step, per_token[b], (batch, queries), prompt, gap_prompt, iterations, b,
+                                         targets.tbt_percentile)
+                    for b in budgets if b > queries}  # fmt: skip
             fitting = [b for b, gap in gaps.items() if not (targets.tbt_s and gap > targets.tbt_s)]
             for utilization in _utilizations(targets.headroom):
-                option = _aggregated_option(perf, tp, pp, replica, batch, step, service, utilization, fitting, gaps,
+                option = _aggregated_option(perf, tp, pp, replica, spec, decoding, service, utilization, fitting, gaps,
                                             (prompt, long_prompt, output, p1, p1_long), targets)  # fmt: skip
                 if option is not None:
                     options.append(option)
     return options
 
 
-def _aggregated_option(perf: DevicePerf, tp: int, pp: int, replica: LlmReplica, batch: int, step: float, service: float,
-                       utilization: float, budgets: list[int], gaps: dict[int, float],
+def _aggregated_option(perf: DevicePerf, tp: int, pp: int, replica: LlmReplica, spec: SpeculationSpec | None,
+                       decoding: Decoding, service: float, utilization: float, budgets: list[int], gaps: dict[int, float],
                        sizes: tuple[int, int, int, float, float], targets: LlmTargets) -> Option | None:  # fmt: skip
     """The option of the largest of ``budgets`` (those meeting the TBT objective, largest first)
     whose TTFT also meets its objective at this load; None when none does."""
     prompt, long_prompt, output, p1, p1_long = sizes
+    batch, step = decoding.batch, decoding.step_s
+    queries = batch * (spec.proposed + 1 if spec is not None else 1)
     wait = mmc_wait_s(batch, service, utilization)
     arrivals = utilization * batch / service  # calls/s a replica takes at this load
     for budget in budgets:
-        chunks = math.ceil(prompt / (budget - batch))
+        chunks = math.ceil(prompt / (budget - queries))
         lane = p1 + chunks * step  # the prefill lane: one prompt's chunks at a time, each on a decode step
         lane_load = arrivals * lane
         if lane_load >= 1.0:
@@ -248,15 +303,17 @@ def _aggregated_option(perf: DevicePerf, tp: int, pp: int, replica: LlmReplica, 
         lane_wait = mmc_wait_s(1, lane, lane_load)
         ttft = max(lane + mmc_wait_quantile_s(1, lane, lane_load, targets.ttft_percentile) + wait,
                    lane + lane_wait + mmc_wait_quantile_s(batch, service, utilization, targets.ttft_percentile),
-                   p1_long + math.ceil(long_prompt / (budget - batch)) * step + lane_wait + wait)  # fmt: skip
+                   p1_long + math.ceil(long_prompt / (budget - queries)) * step + lane_wait + wait)  # fmt: skip
         if targets.ttft_s and ttft > targets.ttft_s:
             continue
-        tbt_mean = step + batch / output * p1
-        key, factor = _at_load(f"{perf.device.name} {_shape(tp, pp, replica)} b{batch}", utilization, targets.headroom)
+        tbt_mean = decoding.per_token_s + batch / output * p1
+        key, factor = _at_load(f"{perf.device.name} {_shape(tp, pp, replica)}{_speculation_key(spec)} b{batch}",
+                               utilization, targets.headroom)  # fmt: skip
         return Option(
             key=key, device=perf.device.name, devices_per_replica=replica.devices,
             capacity_per_replica=factor * batch / service, latency_s=lane + lane_wait + wait + (output - 1) * tbt_mean,
-            detail={**_split_detail(tp, pp, replica), "batch": batch, "dtype": targets.dtype.value, "ttft_s": ttft,
+            detail={**_split_detail(tp, pp, replica), **_speculation_detail(spec), "batch": batch,
+                    "dtype": targets.dtype.value, "ttft_s": ttft,
                     "tbt_s": gaps[budget], "utilization": utilization, "max_batch_tokens": budget,
                     "ttft_percentile": targets.ttft_percentile, "tbt_percentile": targets.tbt_percentile,
                     "stage": "aggregated", "provenance": perf.provenance.value},
@@ -264,17 +321,20 @@ def _aggregated_option(perf: DevicePerf, tp: int, pp: int, replica: LlmReplica, 
     return None
 
 
-def _aggregated_gap_s(step: float, prefill_s_per_token: float, batch: int, prompt: int, gap_prompt: int,
-                      output: int, budget: int, percentile: float) -> float:  # fmt: skip
+def _aggregated_gap_s(step: float, prefill_s_per_token: float, batch: tuple[int, int], prompt: int, gap_prompt: int,
+                      iterations: float, budget: int, percentile: float) -> float:  # fmt: skip
     """The ``percentile``-th percentile token gap of an aggregated replica (module docstring):
     a decode step, or, when more than 1 - p of the steps carry a prefill chunk, one carrying the
     chunk of a prompt at that percentile of the prompt lengths (up to the budget left beside the
-    batch's decodes: under load, waiting prompts fill it), at ``prefill_s_per_token`` seconds a chunk token."""
-    chunks = math.ceil(prompt / max(budget - batch, 1))
-    carrying = min(1.0, batch * chunks / output)
+    batch's decodes: under load, waiting prompts fill it), at ``prefill_s_per_token`` seconds a chunk token.
+    ``batch``: (sequences, the budget tokens their decodes take: more than one each when they
+    verify drafts); ``iterations``: a call's decode iterations (its output tokens over the yield)."""
+    sequences, queries = batch
+    chunks = math.ceil(prompt / max(budget - queries, 1))
+    carrying = min(1.0, sequences * chunks / iterations)
     if carrying <= 1.0 - percentile / 100.0:
         return step
-    return step + prefill_s_per_token * min(gap_prompt, budget - batch)
+    return step + prefill_s_per_token * min(gap_prompt, budget - queries)
 
 
 def prefill_options(
@@ -320,14 +380,17 @@ def prefill_options(
 def decode_options(model: ModelSpec, perfs: list[DevicePerf], demand: NodeDemand, targets: LlmTargets) -> list[Option]:
     _, output, _ = _tokens(demand)
     options = []
-    for perf, (tp, pp), replica, batches in _decode_batches(model, perfs, demand, targets, expert_parallel=True):
-        for batch, step in batches:
+    for perf, (tp, pp), replica, spec, batches in _decode_batches(model, perfs, demand, targets, expert_parallel=True):
+        for decoding in batches:
+            batch, step, per_token = decoding.batch, decoding.step_s, decoding.per_token_s
             if targets.tbt_s and step > targets.tbt_s:
                 continue
             options.append(Option(
-                key=f"{perf.device.name} {_shape(tp, pp, replica)} b{batch} decode", device=perf.device.name,
-                devices_per_replica=replica.devices, capacity_per_replica=batch / (output * step), latency_s=max(output - 1, 0) * step,
-                detail={**_split_detail(tp, pp, replica), "batch": batch, "dtype": targets.dtype.value, "tbt_s": step, "stage": "decode",
+                key=f"{perf.device.name} {_shape(tp, pp, replica)}{_speculation_key(spec)} b{batch} decode",
+                device=perf.device.name, devices_per_replica=replica.devices,
+                capacity_per_replica=batch / (output * per_token), latency_s=max(output - 1, 0) * per_token,
+                detail={**_split_detail(tp, pp, replica), **_speculation_detail(spec), "batch": batch,
+                        "dtype": targets.dtype.value, "tbt_s": step, "stage": "decode",
                         "tbt_percentile": targets.tbt_percentile, "provenance": perf.provenance.value},
             ))  # fmt: skip
     return options

@@ -77,6 +77,8 @@ def to_plan(
             if option.detail.get("ep", 1) > 1:  # an expert-parallel replica: its split and expert options
                 pool.update(ep=option.detail["ep"], dp_attention=option.detail["dp_attention"])
                 pool["llm"].update({key: option.detail[key] for key in ("expert_balancing", "redundant_experts", "overlap")})
+            if "speculation" in option.detail:
+                pool["llm"]["speculation"] = dict(option.detail["speculation"])
         elif node_type in ("tool", "code_exec"):
             pool["node_types"] = [node_type]
             pool["concurrency"] = option.detail.get("concurrency", 1)

@@ -240,7 +240,7 @@ def _utilization_rows(placement: pd.DataFrame, order: Sequence[str]) -> tuple[li
         headers.append(len(labels))
         labels.append(style.plain(fleet))
         for _, pool in pools.iterrows():
-            label = f"{pool['pool']}  ({pool_label(pool['devices'], pool['device'], pool['tp'], pool['pp'])})"
+            label = f"{pool['pool']}  ({pool_label(pool['devices'], pool['device'], pool['tp'], pool['pp'], pool.get('serving'))})"
             labels.append(style.plain(label))
             rows.append(pool.to_frame().T.assign(_row=len(labels) - 1))
     return labels, headers, pd.concat(rows) if rows else placement.assign(_row=[])

@@ -62,9 +62,17 @@ def tco_breakdown(fleets: pd.DataFrame) -> pd.DataFrame:
     return fleets.set_index("fleet").loc[fleet_order(fleets)].reset_index()[columns]
 
 
-def pool_label(devices: float, device: str, tp: float, pp: float) -> str:
-    """``8× h100-sxm TP2`` -- device count and type of a pool, with parallelism when above 1."""
+POOL_LABEL_COLUMNS = ["devices", "device", "tp", "pp", "serving"]
+"""A placement's columns ``pool_label`` reads (``serving`` absent: from tp and pp)."""
+
+
+def pool_label(devices: float, device: str, tp: float, pp: float, serving: object = None) -> str:
+    """``8× h100-sxm TP2`` -- device count and type of a pool, with parallelism when above 1; a
+    pool's ``serving`` text (``PoolSpec.serving_text``: expert parallelism, speculation) where
+    the placement has one."""
     parts = [f"{fmt.count(devices)}× {device}"]
+    if isinstance(serving, str) and serving:
+        return " ".join([parts[0], *(token for token in serving.split(" ") if token != "tp1")])
     parts += [
         f"{name}{int(value)}" for name, value in (("TP", tp), ("PP", pp)) if not fmt.is_missing(value) and value > 1
     ]
@@ -82,7 +90,7 @@ def placement_pivot(placement: pd.DataFrame, order: Sequence[str]) -> pd.DataFra
     """Stages x fleets; each cell names the devices serving that stage (``''`` where none)."""
     frame = placement.assign(
         stage_label=stage_label(placement),
-        label=[pool_label(*values) for values in placement[["devices", "device", "tp", "pp"]].itertuples(index=False)],
+        label=[pool_label(*values) for values in placement.reindex(columns=POOL_LABEL_COLUMNS).itertuples(index=False)],
     )
     stages = list(dict.fromkeys(frame["stage_label"]))
     pivot = frame.groupby(["stage_label", "fleet"], sort=False)["label"].agg(" + ".join).unstack("fleet")

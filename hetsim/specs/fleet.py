@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field, ValidationError, model_validator
 
 from hetsim.specs.common import MAX_RATE_PER_S, FrozenModel, PositiveInts, SafeName, SchemaVersion
+from hetsim.specs.plan import SpeculationSpec
 from hetsim.specs.profile import DayProfile
 
 
@@ -39,6 +40,13 @@ class DemandSpec(FrozenModel):
     )
 
 
+class SpeculationChoice(SpeculationSpec):
+    """Speculative decoding the planner may choose for a model's aggregated and decode pools
+    (it weighs each against no speculation: it pays at low batch and can cost at high batch)."""
+
+    model: str = Field(description="the LLM (catalog name) this proposer serves")
+
+
 class PlannerOptions(FrozenModel):
     headroom: float = Field(default=1.25, ge=1.0, le=100.0, description="capacity over demand (queueing slack)")
     tp_options: PositiveInts = Field(default=(1, 2, 4, 8), min_length=1)
@@ -55,6 +63,9 @@ class PlannerOptions(FrozenModel):
         default=(2048, 8192, 16384), min_length=1, description="chunked-prefill token budgets a prefill pool may run with"
     )
     disaggregation: bool = True
+    speculation: tuple[SpeculationChoice, ...] = Field(
+        default=(), description="speculative decoding the planner may choose per model (its acceptance measured on your traffic)"
+    )
     max_pools_per_stage: int = Field(
         default=2, ge=1, le=4, description="pools on different devices one LLM or model stage may combine"
     )

@@ -280,6 +280,21 @@ class PoolSpec(FrozenModel):
     def devices_per_replica(self) -> int:
         return self.tp * self.dp_attention * self.pp
 
+    @property
+    def serving_text(self) -> str:
+        """How a replica serves, as outputs name it: its split ('tp4 pp2', 'ep8 dp-attention8
+        two-batch'), then its speculative decoding ('eagle k3 a0.80')."""
+        parts = [f"ep{self.ep}" if self.ep > 1 else f"tp{self.tp}"]
+        parts += [f"dp-attention{self.dp_attention}"] if self.dp_attention > 1 else []
+        parts += [f"pp{self.pp}"] if self.pp > 1 else []
+        llm = self.llm
+        if llm is not None and llm.overlap != CommOverlap.NONE:
+            parts.append(llm.overlap.value)
+        spec = llm.speculation if llm is not None else None
+        if spec is not None:
+            parts.append(f"{spec.method} k{spec.proposed} a{spec.rate:.2f}" + (f" ({spec.draft_model})" if spec.draft_model else ""))
+        return " ".join(parts)
+
 
 class KvTransferSpec(FrozenModel):
     """The link KV caches cross from a prefill pool to a decode pool."""

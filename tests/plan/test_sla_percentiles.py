@@ -41,12 +41,12 @@ def test_an_mmc_wait_percentile_grows_with_the_percentile_and_meets_its_tail(ser
 def test_a_token_gap_percentile_includes_prefill_chunks_only_when_enough_steps_carry_one():
     per_token, step = 5e-5, 0.01  # a chunk's prefill: 50 us a token
     # batch 8, 200 output tokens, a 1000-token prompt in one chunk: 8 of every 200 steps carry one
-    assert _aggregated_gap_s(step, per_token, 8, 1000, 2500, 200, 8192, 95.0) == step  # 4% of gaps <= 5%
+    assert _aggregated_gap_s(step, per_token, (8, 8), 1000, 2500, 200, 8192, 95.0) == step  # 4% of gaps <= 5%
     # p99: a step carrying the prompt at the TBT percentile (2,500 tokens), whole within the budget
-    assert _aggregated_gap_s(step, per_token, 8, 1000, 2500, 200, 8192, 99.0) == pytest.approx(step + 5e-5 * 2500)
-    assert _aggregated_gap_s(step, per_token, 8, 3000, 2500, 200, 1008, 50.0) == step  # 3 chunks: 12% of gaps
+    assert _aggregated_gap_s(step, per_token, (8, 8), 1000, 2500, 200, 8192, 99.0) == pytest.approx(step + 5e-5 * 2500)
+    assert _aggregated_gap_s(step, per_token, (8, 8), 3000, 2500, 200, 1008, 50.0) == step  # 3 chunks: 12% of gaps
     # p90 with a 1,008-token budget: the chunk is what the budget leaves beside 8 decodes
-    assert _aggregated_gap_s(step, per_token, 8, 3000, 2500, 200, 1008, 90.0) == pytest.approx(step + 5e-5 * 1000)
+    assert _aggregated_gap_s(step, per_token, (8, 8), 3000, 2500, 200, 1008, 90.0) == pytest.approx(step + 5e-5 * 1000)
 
 
 def test_an_aggregated_replica_takes_the_largest_budget_meeting_its_objectives(tmp_path):
