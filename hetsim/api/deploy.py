@@ -8,14 +8,14 @@ from typing import Any
 import yaml
 
 from hetsim.errors import ExecutorError, HetsimError
-from hetsim.exec.deploy import DeployOptions, kubernetes_manifests, ray_serve_config
+from hetsim.exec.deploy import DeployOptions, engine_commands, kubernetes_manifests, ray_serve_config
 from hetsim.io.catalog import load_catalog
 from hetsim.io.models import load_models
 from hetsim.io.outputs import write_file
 from hetsim.io.plans import load_plan
 from hetsim.io.yamlfile import read_yaml
 
-FORMATS = ("k8s", "ray-serve")
+FORMATS = ("k8s", "ray-serve", "engine-commands")
 
 
 class _PlainDumper(yaml.SafeDumper):
@@ -35,14 +35,16 @@ def export_plan(plan_path: Path, fmt: str, out: Path, weights: Path | None = Non
     try:
         if fmt == "k8s":
             documents = kubernetes_manifests(plan, hardware, models, mapping, options or DeployOptions())
-        else:
+        elif fmt == "ray-serve":
             documents = [ray_serve_config(plan, hardware, models, mapping)]
+        else:
+            documents = [engine_commands(plan, hardware, models, mapping)]
     except HetsimError as exc:
         raise type(exc)(f"{plan_path}: {exc}") from None
     _write_whole(out, yaml.dump_all(documents, Dumper=_PlainDumper, sort_keys=False))
     skipped = [p.name for p in plan.pools if p.llm is None]  # tools, retrieval and model stages are the user's services
     return {"plan": plan.name, "format": fmt, "documents": len(documents), "written": str(out),
-            "kinds": [d.get("kind", "ServeConfig") for d in documents], "pools_not_exported": skipped}  # fmt: skip
+            "kinds": [d.get("kind", "ServeConfig" if fmt == "ray-serve" else "EngineCommands") for d in documents], "pools_not_exported": skipped}  # fmt: skip
 
 
 def load_weights(path: Path | None) -> dict[str, str]:

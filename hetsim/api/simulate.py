@@ -279,6 +279,8 @@ def _simulate(request: SimulateRequest) -> dict[str, Any]:
     else:
         stacks = {p.device: _stack_of(hardware.accelerator(p.device).name, request.stack) for p in plan.pools}
         summary["provenance"]["latency"] += "; performance model: " + ", ".join(f"{d} {s}" for d, s in sorted(stacks.items()))
+    summary["serving"] = {p.name: p.serving_text for p in plan.pools if p.llm is not None}
+    summary["speculation"] = {p.name: p.llm.speculation.model_dump() for p in plan.pools if p.llm and p.llm.speculation}
     summary["run"] = {
         "scenario": scenario.name if scenario else None,
         "plan": plan.name,

@@ -168,7 +168,8 @@ def _saving(value: float | None, share: float | None) -> str:
 @app.command("export")
 def export_command(
     plan: Annotated[Path, typer.Option("--plan", "-p", help="Plan file to export", exists=True, dir_okay=False)],
-    export_format: Annotated[str, typer.Option("--format", help="k8s (Kubernetes manifests) or ray-serve (a Ray Serve config)")],
+    export_format: Annotated[str, typer.Option("--format", help="k8s (Kubernetes manifests), ray-serve (a Ray Serve config) "
+                                                                "or engine-commands (vLLM and SGLang launch commands per pool)")],
     out: Annotated[Path, typer.Option("--out", "-o", help="YAML file to write")],
     weights: Annotated[Path | None, typer.Option("--weights", help="YAML: model name -> weights (path or hub id)", exists=True, dir_okay=False)] = None,
     engine_image: Annotated[str, typer.Option("--engine-image", help="Container image of the engine (k8s)")] = DEFAULT_ENGINE_IMAGE,

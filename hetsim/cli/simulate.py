@@ -45,7 +45,10 @@ def simulate_command(
          f"{calls['dropped']} dropped{_reasons(calls['dropped_reasons'])}, {calls['unfinished']} unfinished; "
          "latency percentiles below are over completed calls"),
         ("TTFT p50 / p99", f"{fmt(calls['ttft_s']['p50'] * 1e3)} / {fmt(calls['ttft_s']['p99'] * 1e3)} ms", ""),
-        ("TBT p50 / p90 / p99", _ms(calls["tbt_s"]), "token gaps, every gap of every call"),
+        ("serving", ", ".join(f"{pool} {text}" for pool, text in summary.get("serving", {}).items()), ""),
+        ("TBT p50 / p90 / p99", _ms(calls["tbt_s"]), "token gaps, every gap of every call"
+         + ("; a speculative burst is one gap (as vLLM's benchmark counts a streamed chunk)"
+            if summary.get("speculation") else "")),
         ("worst gap per call p50 / p99", f"{fmt(calls['tbt_max_s']['p50'] * 1e3)} / {fmt(calls['tbt_max_s']['p99'] * 1e3)} ms",
          f"mean gap per call p99 {fmt(calls['tbt_mean_s']['p99'] * 1e3)} ms"),
         ("call e2e p50 / p99", f"{fmt(calls['e2e_s']['p50'])} / {fmt(calls['e2e_s']['p99'])} s", ""),

@@ -14,6 +14,7 @@ from typing import Any
 
 from hetsim.errors import ExecutorError
 from hetsim.exec.engine import EngineArgs, EngineOptions, engine_env, to_argv, vllm_arguments
+from hetsim.exec.serving_flags import sglang_argv, vllm_serving_args
 from hetsim.specs.catalog import HardwareCatalog, ModelCatalog
 from hetsim.specs.hardware import AcceleratorSpec
 from hetsim.specs.plan import LlmStage, PlanSpec, PoolSpec, RoutingPolicy
@@ -78,10 +79,11 @@ def _llm_pools(plan: PlanSpec) -> list[PoolSpec]:
     return pools
 
 
-def _engine_args(pool: PoolSpec, source: str, device_kind: str) -> tuple[EngineArgs, dict[str, str]]:
+def _engine_args(pool: PoolSpec, source: str, device_kind: str, weights: dict[str, str]) -> tuple[EngineArgs, dict[str, str]]:
     """vLLM's arguments and environment for ``pool``, as ``hetsim run`` gives them, with real
-    weights and the model's own context (the cluster decides cores and cache space)."""
-    args = vllm_arguments(pool, source, False, device_kind, None)
+    weights and the model's own context (the cluster decides cores and cache space), and its
+    expert parallelism and speculation (``hetsim.exec.serving_flags``)."""
+    args = vllm_arguments(pool, source, False, device_kind, None) | vllm_serving_args(pool, weights)
     return args, engine_env(device_kind, False, EngineOptions().kv_cache_gib)
 
 
@@ -98,7 +100,7 @@ def kubernetes_manifests(plan: PlanSpec, hardware: HardwareCatalog, models: Mode
         device = hardware.accelerator(pool.device)
         name = _name(f"{plan.name}-{pool.name}")
         labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": _name(plan.name), "hetsim.io/pool": _name(pool.name)}
-        args, env = _engine_args(pool, model_source(pool.llm.model, models, weights), _device_kind(device))
+        args, env = _engine_args(pool, model_source(pool.llm.model, models, weights), _device_kind(device), weights)
         documents += [
             _engine_deployment(name, labels, pool, device, to_argv(args), env, options),
             _service(name, labels, ENGINE_PORT, options),
@@ -198,7 +200,7 @@ def ray_serve_config(plan: PlanSpec, hardware: HardwareCatalog, models: ModelCat
         config: dict[str, Any] = {
             "model_loading_config": {"model_id": pool.llm.model, "model_source": model_source(pool.llm.model, models, weights)},
             "deployment_config": {"name": _name(pool.name), "num_replicas": pool.replicas},
-            "engine_kwargs": _engine_kwargs(pool, device),
+            "engine_kwargs": _engine_kwargs(pool, device, weights),
         }
         accelerator = next((ray for prefix, ray in _RAY_ACCELERATOR if device.name.startswith(prefix)), None)
         if accelerator is not None:
@@ -208,9 +210,36 @@ def ray_serve_config(plan: PlanSpec, hardware: HardwareCatalog, models: ModelCat
     return {"applications": [app]}
 
 
-def _engine_kwargs(pool: PoolSpec, device: AcceleratorSpec) -> dict[str, Any]:
+def _engine_kwargs(pool: PoolSpec, device: AcceleratorSpec, weights: dict[str, str]) -> dict[str, Any]:
     """The engine arguments of ``hetsim run`` as vLLM keyword arguments (the model and its name
     are Ray Serve's ``model_loading_config``)."""
-    args, _ = _engine_args(pool, "model", _device_kind(device))
+    args, _ = _engine_args(pool, "model", _device_kind(device), weights)
     skip = {"model", "served_model_name", "enable_prompt_tokens_details"}
     return {name: value for name, value in args.items() if name not in skip}
+
+
+# vLLM's disaggregated prefill over NIXL (docs.vllm.ai features/disagg_prefill): both roles run
+# the same connector; a proxy in front pairs each request's prefill and decode instances.
+_VLLM_KV_TRANSFER = '{"kv_connector": "NixlConnector", "kv_role": "kv_both"}'
+
+
+def engine_commands(plan: PlanSpec, hardware: HardwareCatalog, models: ModelCatalog, weights: dict[str, str]) -> dict[str, Any]:
+    """Each LLM pool's launch command for vLLM and for SGLang, with the plan's parallelism
+    (TP, PP, expert parallelism, DP attention), batching, speculation and P/D role as each
+    engine's own flags: for clusters launched by hand or by a scheduler of their own."""
+    pools = [p for p in plan.pools if p.llm is not None]
+    if not pools:
+        raise ExecutorError("plan: no LLM pool to deploy")
+    entries = []
+    for pool in pools:
+        assert pool.llm is not None
+        device = hardware.accelerator(pool.device)
+        source = model_source(pool.llm.model, models, weights)
+        args = vllm_arguments(pool, source, False, _device_kind(device), None) | vllm_serving_args(pool, weights)
+        if pool.llm.stage != LlmStage.AGGREGATED:
+            args["kv_transfer_config"] = _VLLM_KV_TRANSFER
+        vllm = ["vllm", "serve", str(args.pop("model")), *to_argv(args)]
+        entries.append({"pool": pool.name, "device": device.name, "replicas": pool.replicas,
+                        "devices_per_replica": pool.devices_per_replica, "serving": pool.serving_text,
+                        "vllm": vllm, "sglang": sglang_argv(pool, source, weights)})  # fmt: skip
+    return {"plan": plan.name, "pools": entries}

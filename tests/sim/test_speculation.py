@@ -186,3 +186,13 @@ def test_mtp_defaults_to_deepseeks_published_figures():
     assert serving is not None and serving.speculation is not None
     assert (serving.speculation.proposed, serving.speculation.rate) == (1, 0.85)
     assert np.isclose(expected_tokens(1, 0.85), 1.85)
+
+
+def test_the_shipped_expert_parallel_mtp_plan_simulates_as_its_reference(hardware, model_catalog, rng):
+    from hetsim.io.plans import load_plan
+    from tests.conftest import REPO
+
+    the_plan = load_plan(REPO / "scenarios/plans/deepseek-v3-ep-mtp.yaml")
+    trace = poisson_llm_trace(rng, 120, rate=20.0, model="deepseek-v3")
+    frames = _assert_skipping_changes_nothing(hardware, model_catalog, the_plan, trace)
+    assert (frames["llm_calls"]["status"] == "completed").all()
