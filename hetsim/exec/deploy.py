@@ -34,6 +34,7 @@ _ROUTER_POLICY = {
     RoutingPolicy.LEAST_OUTSTANDING: "power_of_two",  # load-aware; the gateway has no exact least-outstanding
     RoutingPolicy.WEIGHTED_LEAST_OUTSTANDING: "power_of_two",  # one pool per router: its replicas weigh the same
     RoutingPolicy.LEAST_OUTSTANDING_TOKENS: "power_of_two",  # nor a token-weighted one
+    RoutingPolicy.ADAPTER_AFFINITY: "power_of_two",  # nor a LoRA-aware one: the engines load what they lack
 }
 # Ray's accelerator_type names (ray.util.accelerators) by hetsim device profile prefix.
 _RAY_ACCELERATOR = (

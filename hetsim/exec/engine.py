@@ -116,6 +116,9 @@ def vllm_arguments(pool: PoolSpec, model_path: Path | str, random_weights: bool,
     }
     if max_model_len is not None:
         args["max_model_len"] = max_model_len
+    if llm.lora is not None:  # vLLM's multi-LoRA: slots, their rank, the host-memory cache
+        args |= {"enable_lora": True, "max_loras": llm.lora.max_loras, "max_lora_rank": llm.lora.max_lora_rank,
+                 "max_cpu_loras": llm.lora.cpu_loras}  # fmt: skip
     args |= _dtype_args(pool, device_kind)
     if random_weights:  # a config-only directory: nothing to fetch from a hub
         args |= {"load_format": "dummy", "skip_tokenizer_init": True}
@@ -140,6 +143,25 @@ def _token_budget(pool: PoolSpec) -> int:
             f"(it always chunks prefills), got {llm.scheduler!r}, which is simulated only"
         )
     return max(llm.max_batch_tokens, 1)
+
+
+def sglang_lora_arguments(pool: PoolSpec, adapters: list[str], adapter_root: str = "adapters") -> list[str]:
+    """SGLang's flags for ``pool``'s LoRA block (``python -m sglang.launch_server``; SGLang
+    ``docs/advanced_features/lora.ipynb``): adapters batched at once (``--max-loras-per-batch``,
+    vLLM's ``max_loras``), the slot rank, and ``--lora-paths name=path`` for ``adapters``
+    (found under ``adapter_root``: SGLang loads the adapters it is given at start).
+
+    Raises:
+        ExecutorError: the pool has no ``lora`` block.
+    """
+    llm = pool.llm
+    if llm is None or llm.lora is None:
+        raise ExecutorError(f"pool {pool.name!r}: no 'lora' block; it serves no adapters")
+    argv = ["--enable-lora", "--max-loras-per-batch", str(llm.lora.max_loras), "--max-lora-rank",
+            str(llm.lora.max_lora_rank)]  # fmt: skip
+    if adapters:
+        argv += ["--lora-paths", *(f"{name}={adapter_root}/{name}" for name in adapters)]
+    return argv
 
 
 def to_argv(args: EngineArgs) -> list[str]:

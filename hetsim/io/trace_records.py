@@ -48,6 +48,10 @@ def parse_step(record: Any) -> TraceStep:
     for name in ("parents", "prefix_hash_ids"):
         values[name] = _int_tuple(record.get(name, []), name)
     _check_types(values)
+    adapter = values.get("adapter")
+    if adapter is not None and (not adapter.strip() or values["node_type"] != NodeType.LLM):
+        raise RecordError(f"field 'adapter' must be a non-empty adapter name on an llm step, got {adapter!r:.40} "
+                          f"on a {values['node_type'].value} step")  # fmt: skip
     return TraceStep(**values)
 
 
@@ -61,7 +65,7 @@ _STEP_TYPES: dict[str, tuple[type, ...]] = {
     "session_id": (str,), "step_id": (int,), "arrival_s": (int, float), "node": (str,),
     "model": (str, type(None)), "input_tokens": (int,), "output_tokens": (int,), "reasoning_tokens": (int,),
     "cached_prefix_tokens": (int, type(None)), "duration_s": (int, float, type(None)),
-    "units": (int, float, type(None)), "branch": (str, type(None)),
+    "units": (int, float, type(None)), "branch": (str, type(None)), "adapter": (str, type(None)),
 }
 
 

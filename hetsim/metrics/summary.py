@@ -250,6 +250,7 @@ def summarize(
     finished = int((sessions["dropped_steps"] == 0).sum()) if len(sessions) else 0
     cost["joules_per_session"] = facility_kwh * 3.6e6 / finished if finished else math.nan
     gaps = gap_frame(frames)
+    adapters = _adapters(frames.get("adapters"), calls)
     return {
         "duration_s": duration,
         "load": load_verdict(steps, utilization, unfinished),
@@ -258,6 +259,7 @@ def summarize(
         "steps": {"count": max(len(steps), expected.steps or 0), "dropped": int((steps.status != "completed").sum()),
                   "unfinished": max((expected.steps or 0) - len(steps), 0)},
         "kv_transfers": _kv_transfers(frames.get("kv_links"), calls, duration),
+        **({"adapters": adapters} if adapters is not None else {}),
         "sla": sla_attainment(calls, sessions, sla, gaps, expected) if sla is not None else None,
         "goodput_calls_per_s": _goodput(calls, sla, duration),
         "utilization": utilization,
@@ -311,6 +313,31 @@ def _sessions(sessions: pd.DataFrame, expected: Expected) -> dict[str, Any]:
         "e2e_s": _percentiles(whole["e2e_s"]) if len(whole) else {},
         "percentiles_over": f"sessions whose every step completed ({len(whole)} of {count})",
     }
+
+
+def _adapters(replicas: pd.DataFrame | None, calls: pd.DataFrame) -> dict[str, Any] | None:
+    """LoRA adapters (``hetsim.sim.lora``): per pool, the adapters its calls named, the loads
+    into its GPU slots (those read from storage first), evictions, and how long calls waited
+    for their adapter; None without LoRA pools (the key is then left out)."""
+    if replicas is None or "adapter" not in calls:
+        return None
+    pools: dict[str, Any] = {}
+    for pool, rows in replicas.groupby("pool", sort=True):
+        named = calls[(calls["pool"] == pool) & calls["adapter"].notna()]
+        used = named["adapter"].value_counts()
+        pools[str(pool)] = {
+            "adapters_used": len(used),
+            "calls_by_adapter_top": {str(k): int(v) for k, v in used.head(10).items()},
+            "loads": int(rows["loads"].sum()),
+            "cpu_misses": int(rows["cpu_misses"].sum()),
+            "evictions": int(rows["evictions"].sum()),
+            "load_busy_s": float(rows["load_busy_s"].sum()),
+            "calls_with_adapter": len(named),
+            "calls_that_loaded": int(named["adapter_loaded"].sum()),
+            "adapter_wait_s": _percentiles(named["adapter_wait_s"]),
+        }
+    return {"pools": pools, "definition": "adapter_wait_s: from a call's arrival at its replica until its adapter "
+                                          "was in a GPU slot (its load, the loads before it, or a slot to free)"}  # fmt: skip
 
 
 def _kv_transfers(links: pd.DataFrame | None, calls: pd.DataFrame, duration: float) -> dict[str, Any] | None:

@@ -57,6 +57,11 @@ class AffineDecodeRun:
         """A run from ``(weight, c0, c1, m0, m1)`` terms, one per attention group."""
         return cls(const_s, [pieces(*term) for term in terms])
 
+    def plus_s(self, extra_s: float) -> AffineDecodeRun:
+        """The same run with ``extra_s`` more per step (a per-step constant the batch's
+        membership fixes, as its LoRA kernels' time)."""
+        return AffineDecodeRun(self.const_s + extra_s, self._pieces)
+
     def step_s(self, j: int) -> float:
         """Time of step ``j`` (0-based)."""
         total = self.const_s
@@ -111,6 +116,10 @@ class ArrayDecodeRun:
     def __init__(self, times: np.ndarray) -> None:
         self._times = times
         self._ends = np.cumsum(times).tolist()
+
+    def plus_s(self, extra_s: float) -> ArrayDecodeRun:
+        """The same run with ``extra_s`` more per step."""
+        return ArrayDecodeRun(self._times + extra_s)
 
     def step_s(self, j: int) -> float:
         return float(self._times[j])

@@ -68,6 +68,8 @@ class ServingLimits:
         runtime_reserve_bytes: CUDA context, library workspaces and graphs (about 1 GiB
             observed in vLLM start-up logs on H100; an assumption for other devices).
         kv_block_tokens: paged-attention block size (vLLM default 16).
+        adapter_bytes_per_device: LoRA adapter slots reserved on each device
+            (``hetsim.perf.lora.slot_bytes_per_device``; 0 without LoRA).
     """
 
     memory_utilization: float = 0.90
@@ -75,6 +77,7 @@ class ServingLimits:
     max_num_seqs: int = 256
     runtime_reserve_bytes: float = 1.0 * GIB
     kv_block_tokens: int = 16
+    adapter_bytes_per_device: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0 < self.memory_utilization <= 1:
@@ -202,6 +205,7 @@ class LlmReplica:
         usable = self.perf.device.memory_bytes * self.limits.memory_utilization
         free = (
             usable - self.weight_bytes_per_device - self.activation_bytes_per_device - self.limits.runtime_reserve_bytes
+            - self.limits.adapter_bytes_per_device
         )
         blocks = math.floor(max(free, 0.0) / (self.kv_bytes_per_token_per_device * self.limits.kv_block_tokens))
         if blocks < 1:
@@ -210,10 +214,14 @@ class LlmReplica:
 
     def _does_not_fit_message(self, usable: float) -> str:
         need = self.weight_bytes_per_device + self.activation_bytes_per_device + self.limits.runtime_reserve_bytes
+        need += self.limits.adapter_bytes_per_device
+        parts = "weights, activations, runtime and LoRA slots" if self.limits.adapter_bytes_per_device else (
+            "weights, activations and runtime"
+        )
         return (
             f"{self.model.name} ({self.precision.weights}) does not fit on {self.perf.device.name} at "
             f"tp={self.shard.tp} pp={self.shard.pp}{self._expert_label}: needs {need / 1e9:.1f} GB per device for "
-            f"weights, activations and runtime, {usable / 1e9:.1f} GB usable; raise tp/pp"
+            f"{parts}, {usable / 1e9:.1f} GB usable; raise tp/pp"
             f"{'/ep' if self.arch.moe else ''} or use a smaller dtype"
         )
 

@@ -11,6 +11,7 @@ import pandas as pd
 from hetsim.errors import HetsimError, ScenarioError
 from hetsim.perf.expert import MoeOptions
 from hetsim.perf.llm import LlmReplica, ServingLimits
+from hetsim.perf.lora import LoraKernels, adapter_bytes, slot_bytes_per_device
 from hetsim.perf.nonllm import IndexKind, VectorIndex, model_amount, model_time, vector_search_time
 from hetsim.perf.roofline import DevicePerf
 from hetsim.perf.speculative import SpecMethod, SpeculativeSteps, speculation_for
@@ -21,6 +22,7 @@ from hetsim.sim.environment import Environment
 from hetsim.sim.extensions import scheduler_factory
 from hetsim.sim.kv_link import KvLinks
 from hetsim.sim.llm_server import LlmServer
+from hetsim.sim.lora import AdapterSlots
 from hetsim.sim.policies import RouterState, find_policy
 from hetsim.sim.scheduler import Scheduler
 from hetsim.sim.trace_tables import build_tables
@@ -47,12 +49,13 @@ def llm_replica(pool: PoolSpec, hardware: HardwareCatalog, models: ModelCatalog,
     assert pool.llm is not None
     try:
         model = models.model(pool.llm.model)
-        limits = ServingLimits(
-            memory_utilization=pool.llm.memory_utilization,
-            max_batch_tokens=pool.llm.max_batch_tokens,
-            max_num_seqs=pool.llm.max_num_seqs,
-        )
         llm = pool.llm
+        limits = ServingLimits(
+            memory_utilization=llm.memory_utilization,
+            max_batch_tokens=llm.max_batch_tokens,
+            max_num_seqs=llm.max_num_seqs,
+            adapter_bytes_per_device=_slot_bytes(pool, model),
+        )
         replica = LlmReplica(
             model,
             _perf(hardware, calibrations, pool),
@@ -80,6 +83,57 @@ def speculative_steps(pool: PoolSpec, replica: LlmReplica, models: ModelCatalog)
         return SpeculativeSteps(replica, speculation)
     except HetsimError as exc:
         raise ScenarioError(f"plan pool {pool.name!r}: llm.speculation: {exc}") from None
+
+
+def _slot_bytes(pool: PoolSpec, model) -> float:
+    """Device memory a pool's LoRA slots take (0 without ``lora``)."""
+    assert pool.llm is not None
+    lora = pool.llm.lora
+    if lora is None or model.architecture is None:
+        return 0.0
+    dtype = Precision.uniform(DType(pool.llm.dtype)).activations
+    return slot_bytes_per_device(model.architecture, lora.max_loras, lora.max_lora_rank, lora.target_modules, dtype,
+                                 pool.tp, pool.pp)  # fmt: skip
+
+
+def _adapter_slots(server: LlmServer, pool: PoolSpec, replica: LlmReplica, kernels: LoraKernels, hardware,
+                   router: RouterState) -> AdapterSlots:  # fmt: skip
+    """The LoRA adapters of one replica of ``pool``: its slots, loads and host-memory cache."""
+    assert pool.llm is not None and pool.llm.lora is not None
+    lora = pool.llm.lora
+    dtype = replica.precision.activations
+    per_device = adapter_bytes(replica.arch, lora.rank, lora.target_modules, dtype, pool.tp, pool.pp)
+    whole = adapter_bytes(replica.arch, lora.rank, lora.target_modules, dtype)
+    storage_s = 0.0 if lora.storage_gbytes_per_s is None else whole / (lora.storage_gbytes_per_s * 1e9)
+    return AdapterSlots(server, kernels, max_loras=lora.max_loras, cpu_loras=lora.cpu_loras,
+                        load_s=per_device / _host_bandwidth(pool, hardware), storage_s=storage_s,
+                        router=router)  # fmt: skip
+
+
+def _host_bandwidth(pool: PoolSpec, hardware: HardwareCatalog) -> float:
+    """Bytes/s one device copies an adapter from host memory at: the plan's measured figure, its
+    ``lora.host_link``, or the node profile's ``host_link``.
+
+    Raises:
+        ScenarioError: none of them is given.
+    """
+    assert pool.llm is not None and pool.llm.lora is not None
+    lora = pool.llm.lora
+    if lora.load_gbytes_per_s is not None:
+        return lora.load_gbytes_per_s * 1e9
+    name = lora.host_link
+    if name is None and pool.node is not None:
+        try:
+            name = hardware.node(pool.node).host_link
+        except HetsimError as exc:
+            raise ScenarioError(f"plan pool {pool.name!r}: lora: {exc}") from None
+    if name is None:
+        raise ScenarioError(f"plan pool {pool.name!r}: lora: expected host_link, load_gbytes_per_s or a node whose "
+                            f"profile has host_link (the link adapters are copied over), got none")  # fmt: skip
+    try:
+        return hardware.link(name).bandwidth.si
+    except HetsimError as exc:
+        raise ScenarioError(f"plan pool {pool.name!r}: lora.host_link: {exc}") from None
 
 
 def build_simulation(
@@ -233,13 +287,25 @@ def _replicas_of(sim: Simulation, pools: list[PoolSpec], on_done, state: RouterS
         replica = llm_replica(pool, hardware, models, calibrations)
         speculation = speculative_steps(pool, replica, models)
         assert pool.llm is not None
+        lora = pool.llm.lora
+        kernels = None
+        if lora is not None:
+            with _about(pool):
+                try:
+                    kernels = LoraKernels(replica.perf, replica.arch, lora.max_lora_rank, lora.target_modules,
+                                          replica.precision.activations, pool.tp, pool.pp)  # fmt: skip
+                except HetsimError as exc:
+                    raise ScenarioError(str(exc)) from None
         with _about(pool):
             make_scheduler = scheduler_factory(pool.llm.scheduler, pool.llm.token_budget)
         for index in range(built_replicas(pool)):
             with _about(pool):
                 scheduler = make_scheduler()
-            servers.append(_server(sim.env, replica, pool, on_done, sim.config.max_skip,
-                                   sim.tables.prefix_block_tokens, state, scheduler, speculation))  # fmt: skip
+            server = _server(sim.env, replica, pool, on_done, sim.config.max_skip, sim.tables.prefix_block_tokens,
+                             state, scheduler, speculation)  # fmt: skip
+            if kernels is not None:
+                server.lora = _adapter_slots(server, pool, replica, kernels, hardware, state)
+            servers.append(server)
             names.append(pool.name)
             local.append(index)
             weights.append((pool.weight or 1.0) / pool.replicas)

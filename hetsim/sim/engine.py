@@ -36,7 +36,7 @@ from hetsim.sim.kv_link import KvLinks
 from hetsim.sim.llm_server import LlmCall, LlmServer, SeqState
 from hetsim.sim.policies import Policy, RouterState, policy
 from hetsim.sim.process import LlmCallRecord, prompt_keys
-from hetsim.sim.records import SCALING_COLUMNS, Recorder
+from hetsim.sim.records import ADAPTER_COLUMNS, SCALING_COLUMNS, Recorder
 from hetsim.sim.trace_tables import SYNTHETIC_PREFIX_BLOCK_TOKENS, TraceTables, build_tables, int_array
 
 __all__ = [
@@ -208,6 +208,8 @@ class Simulation(Timer):
         self._input = array("q", f["input_tokens"].to_numpy(dtype=np.int64).tobytes())
         self._output = array("q", f["output_tokens"].to_numpy(dtype=np.int64).tobytes())
         self._duration = array("d", f["duration_s"].to_numpy(dtype=float, na_value=np.nan).tobytes())
+        adapters = f["adapter"].tolist() if "adapter" in f.columns else [None] * size
+        self._adapter: list[str | None] = [a if isinstance(a, str) else None for a in adapters]
         self._work_pool_cache: dict[tuple[str | None, int], WorkPool | None] = {}
         self._handoffs: dict[int, tuple[SeqState, float, float]] = {}  # disaggregated: prefill state, KV transfer s, wait
         self._in_service: dict[int, tuple[WorkPool, int, float]] = {}  # step -> (pool, queue, service s)
@@ -379,6 +381,8 @@ class Simulation(Timer):
             return
         route = self._route_of(n)
         keys, shared = self.tables.prefix_keys.of(n)
+        adapter = self._adapter[n]
+        route.state.adapter = adapter  # what adapter-affinity routing reads
         index = route.policy(route.servers, keys, route.state, shared)
         prompt: int = self._input[n]
         output: int = self._output[n]
@@ -391,6 +395,8 @@ class Simulation(Timer):
             now,
             False,
             index,
+            math.nan,
+            adapter,
         )
         route.servers[index].submit(call, now)
 
@@ -414,6 +420,7 @@ class Simulation(Timer):
 
     def _to_decode(self, n: int, now: float) -> None:
         route, (prefill, _, _) = self._route_of(n), self._handoffs[n]
+        route.decode_state.adapter = prefill.call.adapter
         decode_index = route.decode_policy(route.decode_servers, (), route.decode_state, -1)
         call = LlmCall(
             n,
@@ -423,6 +430,7 @@ class Simulation(Timer):
             prefilled_elsewhere=True,
             replica=decode_index,
             last_token_s=prefill.last_token_s,
+            adapter=prefill.call.adapter,
         )
         route.decode_servers[decode_index].submit(call, now)
 
@@ -566,6 +574,37 @@ class Simulation(Timer):
 
     # ---- results ----------------------------------------------------------------------------
 
+    def _add_adapter_frames(self, frames: dict[str, pd.DataFrame]) -> None:
+        """With LoRA pools: each call's adapter, whether it loaded it and how long it waited
+        (columns of ``llm_calls``), and each replica's adapter counters (``adapters``)."""
+        rows: list[tuple[str, int, int, int, int, float]] = []
+        waits: dict[int, tuple[int, float]] = {}
+        for route in self.llm_routes.values():
+            groups = [(route.server_pools, route.server_local, route.servers),
+                      (route.decode_server_pools, route.decode_server_local, route.decode_servers)]  # fmt: skip
+            for pools, locals_, servers in groups:
+                for position, server in enumerate(servers):
+                    lora = server.lora
+                    if lora is None:
+                        continue
+                    stats = lora.stats
+                    rows.append((pools[position], locals_[position], stats.loads, stats.cpu_misses, stats.evictions,
+                                 stats.load_busy_s))  # fmt: skip
+                    for call_id, (loaded, wait_s) in lora.calls.items():
+                        before = waits.get(call_id, (0, 0.0))
+                        waits[call_id] = (max(before[0], loaded), before[1] + wait_s)
+        if not rows:
+            return
+        calls = frames["llm_calls"]
+        trace = self.tables.frame
+        steps = pd.MultiIndex.from_arrays([trace["session_id"].astype(str), trace["step_id"].astype(np.int64)])
+        positions = steps.get_indexer(pd.MultiIndex.from_arrays([calls["session_id"].astype(str),
+                                                                 calls["step_id"].astype(np.int64)])).tolist()  # fmt: skip
+        calls["adapter"] = pd.Series([self._adapter[p] for p in positions], dtype=object, index=calls.index)
+        calls["adapter_loaded"] = np.array([waits.get(p, (0, 0.0))[0] for p in positions], dtype=np.int64)
+        calls["adapter_wait_s"] = np.array([waits.get(p, (0, 0.0))[1] for p in positions], dtype=float)
+        frames["adapters"] = pd.DataFrame(rows, columns=list(ADAPTER_COLUMNS))
+
     def frames(self) -> dict[str, pd.DataFrame]:
         """Record the replicas' counters and return every record as a DataFrame."""
         recorder = self.recorder
@@ -608,6 +647,7 @@ class Simulation(Timer):
                 capacity = work.queues[index].capacity
                 recorder.replicas.append((work.name, index, "", 1, busy / capacity, 0, 0, float("nan"), 0, 0))
         frames = recorder.frames(self.tables.frame, np.frombuffer(self._ready_s, dtype=np.float64))
+        self._add_adapter_frames(frames)
         frames["scaling"] = pd.DataFrame(self.autoscaler.rows if self.autoscaler is not None else [],
                                          columns=list(SCALING_COLUMNS))  # fmt: skip
         frames["meta"] = pd.DataFrame([{"end_s": self.env.now, "steps_in_trace": len(self.tables.frame)}])

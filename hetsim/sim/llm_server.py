@@ -41,6 +41,7 @@ from hetsim.perf.speculative import SpeculativeSteps
 from hetsim.sim.calendar import Timer
 from hetsim.sim.decode_set import DecodeSet
 from hetsim.sim.environment import Environment
+from hetsim.sim.lora import AdapterSlots
 from hetsim.sim.policies import RouterState
 from hetsim.sim.prefix_cache import PrefixCache
 from hetsim.sim.records import Column
@@ -57,10 +58,12 @@ class LlmCall:
     ``prefix_keys``: prefix-block keys (equal keys = reusable KV); ``prefilled_elsewhere``: it
     arrives at a decode pool with its KV transferred in, its first token emitted at
     ``last_token_s`` (the next token's gap runs from there); ``replica``: the submitter's index
-    of the server it went to (untouched here). A plain class with ``__init__`` rather than a
+    of the server it went to (untouched here); ``adapter``: the LoRA adapter it names (None: the
+    base model; ``hetsim.sim.lora``). A plain class with ``__init__`` rather than a
     dataclass: compiled, a dataclass's generated ``__init__`` stays interpreted (6x slower)."""
 
     __slots__ = (
+        "adapter",
         "arrival_s",
         "call_id",
         "last_token_s",
@@ -83,8 +86,10 @@ class LlmCall:
         prefilled_elsewhere: bool = False,
         replica: int = -1,
         last_token_s: float = _NAN,
+        adapter: str | None = None,
     ) -> None:
         self.call_id, self.prompt_tokens, self.output_tokens = call_id, prompt_tokens, output_tokens
+        self.adapter = adapter
         self.prefix_keys, self.prefix_block_tokens = prefix_keys, prefix_block_tokens
         self.arrival_s, self.prefilled_elsewhere, self.replica = arrival_s, prefilled_elsewhere, replica
         self.last_token_s = last_token_s
@@ -260,6 +265,7 @@ class LlmServer(Timer):
         self._run_start_s = 0.0
         self._run_steps = 0
         self._run_done = 0
+        self.lora: AdapterSlots | None = None  # the replica's LoRA adapters (set by the builder)
 
     # ---- interface --------------------------------------------------------------------------
 
@@ -291,6 +297,12 @@ class LlmServer(Timer):
             state.first_token_s = state.last_token_s = now
             if not math.isnan(call.last_token_s):  # the first token left the prefill pool then
                 state.last_token_s = call.last_token_s
+        if self.lora is not None and call.adapter is not None and self.lora.hold(state, now):
+            return  # it waits for its adapter's slot, then ``enqueue``
+        self.enqueue(state, now)
+
+    def enqueue(self, state: SeqState, now: float) -> None:
+        """Queue a submitted call that may be scheduled now (its adapter, if any, in a slot)."""
         self.waiting.append(state)
         if self._state == _IDLE:  # wake at this instant, after whatever else happens now
             self._state = _WAKING
@@ -523,6 +535,8 @@ class LlmServer(Timer):
         else:
             seconds = self._spec.iteration_s(decodes, seen, batch)
         seconds += self._pending_swap_s
+        if self.lora is not None:  # the adapter kernels of the step's LoRA tokens
+            seconds += self.lora.step_s(self, chunks, decoding)
         self._pending_swap_s = 0.0
         self.stats.events += 1
         self._chunks, self._step_s, self._batch = chunks, seconds, decodes + len(chunks)
@@ -606,6 +620,8 @@ class LlmServer(Timer):
             members = [state for state in self.running if state.token >= 0]
             run = ArrayDecodeRun(self.replica.decode_run_times(decode.contexts(members), steps))
             self.stats.stepwise_runs += 1
+        if self.lora is not None:  # each step's adapter kernels: its members are the run's
+            run = run.plus_s(self.lora.step_s(self, [], True))
         self._run, self._run_steps, self._run_done, self._run_start_s = run, steps, steps, now
         self.stats.events += 1
         self._state = _RUN
@@ -636,6 +652,8 @@ class LlmServer(Timer):
             if decode.blocks_to_advance(advanced + burst) - first_blocks > free:
                 break
         run = ArrayDecodeRun(np.array(times))
+        if self.lora is not None:  # each iteration's adapter kernels, as _start_step adds them
+            run = run.plus_s(self.lora.step_s(self, [], True))
         self._run_tokens = tokens
         steps = len(times)
         self._run, self._run_steps, self._run_done, self._run_start_s = run, steps, steps, now
@@ -741,4 +759,6 @@ class LlmServer(Timer):
         state.is_running = False
         self.free_blocks += state.blocks
         state.blocks = 0
+        if self.lora is not None and state.call.adapter is not None:
+            self.lora.release(state, now)
         self.on_done(state, reason, now)

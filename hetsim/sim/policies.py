@@ -43,6 +43,8 @@ class RouterState:
     holders: dict[object, int] = field(default_factory=dict)
     caches: list[PrefixCache | None] = field(default_factory=list)
     weights: list[float] = field(default_factory=list)  # per replica, for weighted routing (empty: equal)
+    adapter: str | None = None  # the LoRA adapter of the call being placed (set by the engine)
+    adapter_holders: dict[str, int] = field(default_factory=dict)  # adapter -> bitmask of replicas holding it
 
     def register(self) -> int:
         """A new replica's slot in ``loads`` and ``caches`` (its bit in ``holders`` is
@@ -143,12 +145,43 @@ def least_outstanding_tokens(replicas: Sequence[object], prefix_keys: tuple, sta
     return best
 
 
+ADAPTER_AFFINITY_SLACK: Final = 4
+"""Outstanding requests a replica holding the call's adapter may have beyond the least loaded
+one and still take the call (the same worth prefix-aware gives a full prefix hit)."""
+
+
+def adapter_affinity(replicas: Sequence[object], prefix_keys: tuple, state: RouterState, hint: int = -1) -> int:
+    """LoRA-aware join-shortest-queue: the least loaded replica holding the call's adapter (in
+    a GPU slot or being loaded; ``state.adapter_holders``, which the replicas keep exact),
+    unless it has more than ``ADAPTER_AFFINITY_SLACK`` requests beyond the least loaded of
+    all, which then takes the call (and loads the adapter). Loading an adapter costs a copy
+    over the host link and a slot; a holder saves both, as S-LoRA's and vLLM production
+    stack's LoRA-aware routers weigh it (Sheng et al., arXiv 2311.03285, section 6). A call
+    without an adapter, or whose adapter no replica holds, goes to the least loaded. Ties:
+    lowest index."""
+    loads = state.loads
+    best = _least_loaded(loads)
+    adapter = state.adapter
+    if adapter is None:
+        return best
+    holders, index, chosen, chosen_load = state.adapter_holders.get(adapter, 0), 0, -1, 0
+    while holders:
+        if holders & 1 and (chosen < 0 or loads[index] < chosen_load):
+            chosen, chosen_load = index, loads[index]
+        holders >>= 1
+        index += 1
+    if chosen >= 0 and chosen_load - loads[best] <= ADAPTER_AFFINITY_SLACK:
+        return chosen
+    return best
+
+
 POLICIES: dict[str, Policy] = {
     "weighted-least-outstanding": weighted_least_outstanding,
     "round-robin": round_robin,
     "least-outstanding": least_outstanding,
     "prefix-aware": prefix_aware,
     "least-outstanding-tokens": least_outstanding_tokens,
+    "adapter-affinity": adapter_affinity,
 }
 
 

@@ -75,6 +75,10 @@ TOKEN_GAP_COLUMNS = ("pool", "replica", "gap_s", "count")
 # The KV link of each prefill replica (``hetsim.sim.kv_link``): transfers, bytes, seconds busy
 # sending, seconds transfers waited for it in all.
 KV_LINK_COLUMNS = ("pool", "replica", "transfers", "bytes", "busy_s", "wait_s")
+# The LoRA adapters of each replica of a pool that serves them (``hetsim.sim.lora``): loads
+# into its GPU slots, those read from storage first (missing from host memory), evictions
+# from a slot, seconds its copy stream was busy. Only runs with LoRA pools have this frame.
+ADAPTER_COLUMNS = ("pool", "replica", "loads", "cpu_misses", "evictions", "load_busy_s")
 
 # What the engine records per row, as (integer fields, float fields); the rest of a row comes
 # from the trace, by step position n.

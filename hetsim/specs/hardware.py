@@ -230,6 +230,9 @@ class NodeSpec(SourcedDocument):
     scale_up_link: str | None = None
     nics: NicSpec | None = None
     storage: StorageSpec | None = Field(default=None, description="local drives (weights loaded from them when asked)")
+    host_link: str | None = Field(
+        default=None, description="link profile between host memory and one accelerator (PCIe); LoRA adapters cross it"
+    )
     power: NodePowerSpec
     price: PriceSpec = PriceSpec()
     notes: str = ""

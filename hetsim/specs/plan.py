@@ -36,6 +36,7 @@ class RoutingPolicy(StrEnum):
     PREFIX_AWARE = "prefix-aware"
     WEIGHTED_LEAST_OUTSTANDING = "weighted-least-outstanding"
     LEAST_OUTSTANDING_TOKENS = "least-outstanding-tokens"
+    ADAPTER_AFFINITY = "adapter-affinity"
 
 
 SCHEDULERS = ("chunked-prefill", "prefill-first", "decode-priority")
@@ -118,6 +119,78 @@ MTP_ACCEPTANCE_RATE_DEFAULT = 0.85
 (arXiv 2412.19437 section 5.4.3): the lower end (``hetsim.perf.speculative.MTP_ACCEPTANCE_RATE``)."""
 
 
+class LoraModule(StrEnum):
+    """A linear module a LoRA adapter may target, in PEFT's ``target_modules`` spelling."""
+
+    Q_PROJ = "q_proj"
+    K_PROJ = "k_proj"
+    V_PROJ = "v_proj"
+    O_PROJ = "o_proj"
+    GATE_PROJ = "gate_proj"
+    UP_PROJ = "up_proj"
+    DOWN_PROJ = "down_proj"
+
+
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+"""The ``--max-lora-rank`` values vLLM accepts (vllm-project/vllm ``vllm/config/lora.py``,
+``MaxLoRARanks``)."""
+
+
+class LoraServing(FrozenModel):
+    """Multi-LoRA serving of many fine-tunes of the pool's base model (vLLM's semantics,
+    ``vllm/config/lora.py``): a batch holds at most ``max_loras`` distinct adapters, each in a
+    GPU slot of ``max_lora_rank`` (reserved at start, so it comes out of the KV cache); an
+    absent adapter is copied into a free or least recently used idle slot over the host link
+    before its call runs; ``max_cpu_loras`` adapters stay in host memory."""
+
+    max_loras: int = Field(default=1, ge=1, description="adapters in GPU slots at once, a batch's distinct ones (vLLM default 1)")
+    max_lora_rank: int = Field(default=16, ge=1, description="rank of a GPU slot; smaller adapters are padded (vLLM default 16)")
+    adapter_rank: int | None = Field(
+        default=None, ge=1, description="rank of the adapters served (bytes loaded); default max_lora_rank"
+    )
+    target_modules: tuple[LoraModule, ...] = Field(
+        default=tuple(LoraModule), min_length=1,
+        description="modules the adapters adapt (PEFT names); vLLM wraps every supported one: all seven",
+    )  # fmt: skip
+    max_cpu_loras: int | None = Field(
+        default=None, ge=1, description="adapters cached in host memory (vLLM default: max_loras)"
+    )
+    host_link: str | None = Field(
+        default=None, description="link profile an adapter is copied over (default: the node's host_link)"
+    )
+    load_gbytes_per_s: float | None = Field(
+        default=None, gt=0, description="a device's measured host-to-device copy bandwidth (GB/s), instead of a link"
+    )
+    storage_gbytes_per_s: float | None = Field(
+        default=None, gt=0,
+        description="read bandwidth (GB/s) of an adapter missing from host memory; none: host-resident adapters",
+    )  # fmt: skip
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LoraServing:
+        if self.max_lora_rank not in VLLM_LORA_RANKS:
+            raise ValueError(f"lora.max_lora_rank: expected one of {list(VLLM_LORA_RANKS)} (vLLM's), got {self.max_lora_rank}")
+        if self.adapter_rank is not None and self.adapter_rank > self.max_lora_rank:
+            raise ValueError(f"lora.adapter_rank: expected at most max_lora_rank ({self.max_lora_rank}), got {self.adapter_rank}")
+        if len(set(self.target_modules)) != len(self.target_modules):
+            raise ValueError(f"lora.target_modules: expected each module once, got {[m.value for m in self.target_modules]}")
+        if self.max_cpu_loras is not None and self.max_cpu_loras < self.max_loras:
+            raise ValueError(f"lora.max_cpu_loras: expected at least max_loras ({self.max_loras}), got {self.max_cpu_loras}")
+        if self.host_link is not None and self.load_gbytes_per_s is not None:
+            raise ValueError("lora: expected host_link or load_gbytes_per_s, got both")
+        return self
+
+    @property
+    def rank(self) -> int:
+        """Rank of the adapters served (their bytes)."""
+        return self.max_lora_rank if self.adapter_rank is None else self.adapter_rank
+
+    @property
+    def cpu_loras(self) -> int:
+        """Adapters kept in host memory (vLLM: ``max_cpu_loras``, default ``max_loras``)."""
+        return self.max_loras if self.max_cpu_loras is None else self.max_cpu_loras
+
+
 class LlmServing(FrozenModel):
     """How an LLM pool serves: which model and stage, batching limits (a replica's, shared by
     its attention data-parallel groups), caching, preemption, and how its expert layers run."""
@@ -150,6 +223,7 @@ class LlmServing(FrozenModel):
             raise ValueError("speculation: expected on an aggregated or decode pool (speculation drafts output tokens), "
                              "got it on a prefill pool")  # fmt: skip
         return self
+    lora: LoraServing | None = Field(default=None, description="multi-LoRA serving of fine-tunes of the model")
 
     @model_validator(mode="after")
     def _budget_of_decode_priority(self) -> LlmServing:
@@ -283,7 +357,7 @@ class PoolSpec(FrozenModel):
     @property
     def serving_text(self) -> str:
         """How a replica serves, as outputs name it: its split ('tp4 pp2', 'ep8 dp-attention8
-        two-batch'), then its speculative decoding ('eagle k3 a0.80')."""
+        two-batch'), its speculative decoding ('eagle k3 a0.80') and its LoRA slots ('lora x16 r16')."""
         parts = [f"ep{self.ep}" if self.ep > 1 else f"tp{self.tp}"]
         parts += [f"dp-attention{self.dp_attention}"] if self.dp_attention > 1 else []
         parts += [f"pp{self.pp}"] if self.pp > 1 else []
@@ -293,6 +367,9 @@ class PoolSpec(FrozenModel):
         spec = llm.speculation if llm is not None else None
         if spec is not None:
             parts.append(f"{spec.method} k{spec.proposed} a{spec.rate:.2f}" + (f" ({spec.draft_model})" if spec.draft_model else ""))
+        lora = llm.lora if llm is not None else None
+        if lora is not None:
+            parts.append(f"lora x{lora.max_loras} r{lora.max_lora_rank}")
         return " ".join(parts)
 
 

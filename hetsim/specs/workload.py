@@ -42,6 +42,38 @@ class _Node(FrozenModel):
         return getattr(self, "model", None)
 
 
+class AdapterSpread(FrozenModel):
+    """Calls of an LLM node spread over ``count`` LoRA adapters of its model, named
+    ``{prefix}{index}`` (index from 0, zero-padded), each session drawing one (a tenant's
+    agent uses its fine-tune) or each call its own (``per``), by ``popularity``: uniform, or
+    Zipf with exponent ``zipf_s`` (adapter i drawn with weight 1 / (i + 1) ** zipf_s; S-LoRA,
+    arXiv 2311.03285, draws its synthetic requests' adapters by such a power law)."""
+
+    count: int = Field(ge=1, le=1_000_000, description="adapters the calls spread over")
+    popularity: Literal["uniform", "zipf"] = "uniform"
+    zipf_s: float | None = Field(default=None, gt=0, le=10, description="Zipf exponent (popularity 'zipf')")
+    per: Literal["session", "call"] = Field(default="session", description="who draws an adapter: a session or each call")
+    prefix: str = Field(default="adapter-", min_length=1, description="adapter names: prefix + index")
+
+    @model_validator(mode="after")
+    def _exponent_of_zipf(self) -> AdapterSpread:
+        if (self.popularity == "zipf") != (self.zipf_s is not None):
+            raise ValueError(f"adapters.zipf_s: expected it exactly with popularity 'zipf', got "
+                             f"zipf_s={self.zipf_s} with popularity {self.popularity!r}")  # fmt: skip
+        return self
+
+    def names(self) -> tuple[str, ...]:
+        """The adapters' names, in index order."""
+        width = len(str(self.count - 1))
+        return tuple(f"{self.prefix}{index:0{width}d}" for index in range(self.count))
+
+    def weights(self) -> list[float]:
+        """Each adapter's share of the draws (summing to 1)."""
+        raw = [1.0] * self.count if self.zipf_s is None else [(index + 1.0) ** -self.zipf_s for index in range(self.count)]
+        total = sum(raw)
+        return [weight / total for weight in raw]
+
+
 class LlmNode(_Node):
     """An LLM call. With ``context`` set, calls sharing that context name (in one session and
     parallel branch) grow one conversation: each call's input is the earlier context (its
@@ -56,6 +88,7 @@ class LlmNode(_Node):
     turn_tokens: Distribution | None = None
     shared_prefix_tokens: int = Field(default=0, ge=0, description="system prompt identical across sessions")
     context: str | None = Field(default=None, description="name of the growing conversation this call extends")
+    adapters: AdapterSpread | None = Field(default=None, description="LoRA adapters of the model the calls name")
 
     @model_validator(mode="after")
     def _turns_need_context(self) -> LlmNode:

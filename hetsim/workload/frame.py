@@ -3,7 +3,7 @@
 The frame is what statistics and trace replay read; Parquet files hold the same columns. Column
 types: ``parents`` and ``prefix_hash_ids`` hold tuples of ints, ``cached_prefix_tokens`` is a
 nullable ``Int64``, ``arrival_s``, ``duration_s`` and ``units`` are floats (NaN for "not given"),
-``model`` and ``branch`` are objects with None, the rest strings and int64.
+``model``, ``branch`` and ``adapter`` are objects with None, the rest strings and int64.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from hetsim.workload.trace import TRACE_COLUMNS, NodeType, TraceStep
 
 _INT_COLUMNS = ("step_id", "input_tokens", "output_tokens", "reasoning_tokens")
 _FLOAT_COLUMNS = ("arrival_s", "duration_s", "units")
-_OBJECT_COLUMNS = ("parents", "prefix_hash_ids", "model", "branch")
+_OBJECT_COLUMNS = ("parents", "prefix_hash_ids", "model", "branch", "adapter")
 
 
 def steps_to_frame(steps: Sequence[TraceStep]) -> pd.DataFrame:
@@ -56,7 +56,7 @@ def _row_to_step(row: tuple[Any, ...]) -> TraceStep:
     record["cached_prefix_tokens"] = None if _missing(cached) else int(cached)
     for name in ("duration_s", "units"):
         record[name] = None if _missing(record[name]) else float(record[name])
-    for name in ("model", "branch"):
+    for name in ("model", "branch", "adapter"):
         record[name] = None if _missing(record[name]) else str(record[name])
     record["session_id"], record["node"] = str(record["session_id"]), str(record["node"])
     return TraceStep(**record)

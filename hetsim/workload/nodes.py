@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from hetsim.specs.distribution import UniformDist
 from hetsim.specs.workload import (
     AnyNode,
     CodeExecNode,
@@ -33,6 +34,7 @@ StepMaker = Callable[[Any, int, tuple[int, ...], str | None], TraceStep]
 STEP_FIELD_ORDER = (
     "session_id", "step_id", "arrival_s", "node", "node_type", "parents", "model", "input_tokens",
     "output_tokens", "reasoning_tokens", "cached_prefix_tokens", "prefix_hash_ids", "duration_s", "units", "branch",
+    "adapter",
 )  # fmt: skip
 """The makers build TraceStep positionally in this order (keywords cost ~40% more per step on
 CPython 3.11, and synthesis builds millions of steps); a test pins it to ``TRACE_COLUMNS``."""
@@ -58,11 +60,43 @@ def compile_node(name: str, node: AnyNode, rng: np.random.Generator) -> StepMake
     return _unit_work(name, node, rng)
 
 
+def _no_adapter(walker: Any) -> str | None:
+    return None
+
+
+def _adapter_draw(name: str, node: LlmNode, rng: np.random.Generator) -> Callable[[Any], str | None]:
+    """The adapter each call of ``node`` names: None without ``adapters``; else drawn by the
+    spread's popularity from a stream of the node's own (spawned from ``rng`` only when the
+    node has adapters, so other nodes' draws do not move), once per session (kept in the
+    walker's ``adapters``) or per call."""
+    spread = node.adapters
+    if spread is None:
+        return _no_adapter
+    names, cumulative = spread.names(), np.cumsum(spread.weights())
+    uniform = make_stream(UniformDist(dist="uniform", low=0.0, high=1.0), np.random.default_rng(rng.integers(2**63)))
+    last = len(names) - 1
+
+    def draw() -> str:
+        return names[min(int(np.searchsorted(cumulative, uniform(), side="right")), last)]
+
+    if spread.per == "call":
+        return lambda walker: draw()
+
+    def per_session(walker: Any) -> str:
+        chosen = walker.adapters.get(name)
+        if chosen is None:
+            chosen = walker.adapters[name] = draw()
+        return chosen
+
+    return per_session
+
+
 def _llm(name: str, node: LlmNode, rng: np.random.Generator) -> StepMaker:
     prompt, output = _tokens(node.prompt_tokens, rng), _tokens(node.output_tokens, rng)
     turn = _tokens(node.turn_tokens, rng) if node.turn_tokens is not None else prompt
     reasoning = _tokens(node.reasoning_tokens, rng) if node.reasoning_tokens is not None else None
     shared, context, model = node.shared_prefix_tokens, node.context, node.model
+    adapter = _adapter_draw(name, node, rng)
 
     def make(walker: Any, step_id: int, parents: tuple[int, ...], branch: str | None) -> TraceStep:
         key = (context, branch) if context is not None else None
@@ -76,7 +110,7 @@ def _llm(name: str, node: LlmNode, rng: np.random.Generator) -> StepMaker:
         thinking = reasoning() if reasoning is not None else 0
         return TraceStep(
             walker.session_id, step_id, walker.arrival_s, name, NodeType.LLM, parents, model,
-            prefix + new, out, thinking, prefix, (), None, None, branch,
+            prefix + new, out, thinking, prefix, (), None, None, branch, adapter(walker),
         )  # fmt: skip
 
     return make

@@ -78,12 +78,14 @@ class _Walker:
         self.session_id, self.arrival_s, self._first = "", 0.0, 0
         self.steps: list[TraceStep] = []
         self.contexts: dict[tuple[str, str | None], int] = {}
+        self.adapters: dict[str, str] = {}
         self._counters: dict[tuple[str, str | None], int] = {}
 
     def session(self, session_id: str, arrival_s: float, steps: list[TraceStep]) -> None:
         """Append the steps of one session to ``steps``."""
         self.session_id, self.arrival_s, self.steps, self._first = session_id, arrival_s, steps, len(steps)
         self.contexts, self._counters = {}, {}
+        self.adapters: dict[str, str] = {}  # node -> the LoRA adapter this session's calls of it name
         self._walk(self.entry, (), None, 0)
 
     def _walk(

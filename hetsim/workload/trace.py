@@ -52,6 +52,8 @@ class TraceStep:
             observed latency); None when the simulator must compute it.
         units: amount of non-LLM input in the model's unit (audio seconds, documents, ...).
         branch: branch label for fan-out paths, if any.
+        adapter: the LoRA adapter (fine-tune of ``model``) an LLM step names; None: the base
+            model.
     """
 
     session_id: str
@@ -69,6 +71,7 @@ class TraceStep:
     duration_s: float | None = None
     units: float | None = None
     branch: str | None = None
+    adapter: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         record = asdict(self)

@@ -132,7 +132,7 @@ def test_a_policy_path_that_does_not_resolve_fails_before_the_run_naming_the_poo
 
 def test_the_plan_refuses_a_routing_that_is_neither_a_policy_nor_a_dotted_path():
     with pytest.raises(
-        ValidationError, match=r"routing\n.*expected one of round-robin, .*least-outstanding-tokens or a dotted path"
+        ValidationError, match=r"routing\n.*expected one of round-robin, .*adapter-affinity or a dotted path"
     ):
         plan(_routed("fastest"))
     assert plan(_routed("my.module:policy")).pools[0].routing == "my.module:policy"
