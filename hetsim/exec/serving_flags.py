@@ -21,9 +21,10 @@ from __future__ import annotations
 import json
 
 from hetsim.errors import ExecutorError
+from hetsim.exec.engine import sglang_lora_arguments
 from hetsim.specs.plan import PoolSpec, SpeculationSpec
 
-EngineArgs = dict[str, str | int | float | bool]
+EngineArgs = dict[str, str | int | float | bool]  # as hetsim.exec.engine's
 HeadSources = dict[str, str]  # '<model>:eagle' or a draft model's name -> where its weights are
 
 
@@ -99,6 +100,8 @@ def sglang_argv(pool: PoolSpec, model_source: str, sources: HeadSources) -> list
         argv += ["--disable-radix-cache"]
     if llm.stage.value != "aggregated":
         argv += ["--disaggregation-mode", llm.stage.value]
+    if llm.lora is not None:  # adapters named at run time (SGLang's /load_lora_adapter): none at start
+        argv += sglang_lora_arguments(pool, [])
     spec = llm.speculation
     if spec is not None:
         argv += ["--speculative-algorithm", _SGLANG_ALGORITHM[spec.method]]

@@ -176,12 +176,20 @@ print("parsed", flush=True)
 @pytest.mark.engine
 @pytest.mark.skipif(not ENGINE_PYTHON, reason="no vLLM engine: set HETSIM_ENGINE_PYTHON to an interpreter with vLLM (see README)")
 def test_vllms_own_parser_accepts_every_exported_command(tmp_path: Path) -> None:
-    """The vLLM commands of the EP/MTP, draft and EAGLE plans, parsed by vLLM's own argument
+    """The vLLM commands of the EP/MTP, draft, n-gram and LoRA plans, parsed by vLLM's own argument
     parser (an unknown flag or a malformed JSON config exits 2)."""
     commands = [entry["vllm"] for entry in _commands(tmp_path, EP_MTP_PLAN)["pools"]]
     draft = _plan_with(tmp_path, {"method": "draft", "tokens": 4, "acceptance_rate": 0.7, "draft_model": "llama-3.1-8b"})
     commands.append(_commands(tmp_path, draft, {"llama-3.1-8b": "x/y"})["pools"][0]["vllm"])
     commands.append(_commands(tmp_path, _plan_with(tmp_path, {"method": "ngram", "tokens": 4, "acceptance_rate": 0.3}))["pools"][0]["vllm"])
+    commands.append(_commands(tmp_path, ROOT / "scenarios/plans/multi-lora-h100x2.yaml")["pools"][0]["vllm"])
     done = subprocess.run([ENGINE_PYTHON, "-c", _PARSE], input=json.dumps(commands), capture_output=True, text=True,
                           timeout=600, check=False)  # fmt: skip
     assert done.returncode == 0 and "parsed" in done.stdout, done.stderr[-2000:]
+
+
+def test_engine_commands_carry_the_lora_slots_for_both_engines(tmp_path: Path) -> None:
+    entry = _commands(tmp_path, ROOT / "scenarios/plans/multi-lora-h100x2.yaml")["pools"][0]
+    assert "--enable-lora" in entry["vllm"] and "--enable-lora" in entry["sglang"]
+    assert _flag(entry["vllm"], "--max-loras") == _flag(entry["sglang"], "--max-loras-per-batch")
+    assert _flag(entry["vllm"], "--max-lora-rank") == _flag(entry["sglang"], "--max-lora-rank")
