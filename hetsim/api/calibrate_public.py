@@ -77,6 +77,7 @@ def fit_public(root: Path | None = None, devices: Iterable[str] | None = None) -
             held_out = held_out.combine_first(stack_held_out)  # each stack's rows scored by its own fit
         calibration = calibrations.get((str(device), KERNEL_STACK))
         if calibration is not None:
+            held_out = held_out.combine_first(_nccl_held_out(part, default, calibration))
             frame = _score(part, default, DevicePerf(accelerator, calibration), held_out, step_models)
             steps = part[part["op_class"].isin(STEP_CLASSES)]
             if len(steps):
@@ -148,6 +149,24 @@ def _fit_device(
     for name, text in DEFAULT_KERNELS.sources.items():
         sources.setdefault(name, f"datasheet default: {text}")
     return kernels.model_copy(update={"sources": sources}), held_out
+
+
+def _nccl_held_out(part: pd.DataFrame, default: DevicePerf, calibration: CalibrationSpec) -> pd.Series:
+    """NCCL all-reduce rows scored by a collective fitted to NCCL, not to the engine's custom
+    all-reduce (another implementation): AIConfigurator's NCCL rows held out by two folds, other
+    sources' NCCL rows (Vidur's) by source, predicted by the fit to all of AIConfigurator's."""
+    assert calibration.kernels is not None
+    out = pd.Series(np.nan, index=part.index)
+    all_reduce = part["fit_class"] == "all_reduce"
+    nccl = part[all_reduce & part["stack"].str.startswith("nccl==")]
+    if nccl.empty:
+        return out
+    out[nccl.index] = cross_validated(nccl, default, calibration.kernels, "all_reduce")
+    fitted = fit_class(nccl, default, calibration.kernels, "all_reduce")
+    others = part[all_reduce & (part["stack"] == ELEMENTWISE_STACK)]
+    if len(others):
+        out[others.index] = predict_ops(others, DevicePerf(default.device, calibration), fitted)
+    return out
 
 
 def _fit_step_stack(

@@ -294,8 +294,7 @@ def plan_fleet_spec(
         "headroom": headroom, "inputs_sha256": _hash_inputs(fleet, demand), "tco": fleet.tco,
         "predicted_path_latency_s": solution.path_latency_s,
         "verified_in_simulation": verification.get("met") if verify else None,
-        "performance_model": {d: perf.stack if perf.calibration is None else f"calibrated ({perf.stack})"
-                              for d, perf in sorted(perfs.items())},
+        "performance_model": {d: perf.model_label for d, perf in sorted(perfs.items())},
         "sized_for": size_for, "step_time_factors": {d: perf.time_scale for d, perf in sorted(perfs.items())},
     }  # fmt: skip
     plan = to_plan(problem, solution, f"{fleet.name}-plan", fleet.kv_link, provenance)

@@ -552,17 +552,17 @@ class LlmReplica:
 
     @property
     def _engine(self) -> EngineOverheads | None:
-        return self.perf.calibration.engine if self.perf.calibration is not None else None
+        return self.perf.engine
 
     def engine_token_overhead_s(self, tokens: Any) -> Any:
         """What the serving engine adds per token computed in a step (floats or arrays); 0
-        without an engine calibration."""
+        without engine overheads (``DevicePerf.engine``)."""
         engine = self._engine
         return 0.0 * tokens if engine is None else self.perf.time_scale * engine.token_overhead_s * tokens
 
     def engine_step_overhead_s(self, rows: int) -> float:
         """What the serving engine adds to a step of ``rows`` sequences (scheduling, sampling);
-        0 without an engine calibration of this device."""
+        0 without engine overheads (``DevicePerf.engine``: a calibration's, else the default's)."""
         engine = self._engine
         if engine is None:
             return 0.0
@@ -572,7 +572,7 @@ class LlmReplica:
     @property
     def request_overhead_s(self) -> float:
         """Latency a request pays before it reaches the scheduler (the engine's API); 0
-        without an engine calibration."""
+        without engine overheads."""
         engine = self._engine
         return 0.0 if engine is None else self.perf.time_scale * engine.request_overhead_s
 

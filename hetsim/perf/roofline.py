@@ -23,10 +23,13 @@ from hetsim.perf.kernels import (
 )
 from hetsim.specs.calibration import (
     DEFAULT_EFFICIENCY,
+    DEFAULT_ENGINE,
+    DEFAULT_ENGINE_SOURCE,
     DEFAULT_LAUNCH_OVERHEAD_S,
     CalibrationSpec,
     CurveAxis,
     CurveKind,
+    EngineOverheads,
     KernelClass,
     KernelModel,
     gemm_kernels,
@@ -152,6 +155,15 @@ _KERNEL_CLASS = {
 _BANDWIDTH_KINDS = frozenset({CurveKind.GEMV, CurveKind.MEMORY, CurveKind.ATTENTION_DECODE})
 
 
+def model_label(calibration: CalibrationSpec | None, default_engine: EngineOverheads | None = DEFAULT_ENGINE) -> str:
+    """'calibrated (<stack>)', or 'datasheet default' with the default engine overhead it adds."""
+    if calibration is not None:
+        return f"calibrated ({calibration.stack})"
+    if default_engine is None:
+        return "datasheet default"
+    return f"datasheet default (+ default engine overhead {default_engine.step_overhead_s * 1e3:g} ms/step from {DEFAULT_ENGINE_SOURCE})"
+
+
 @dataclass(frozen=True)
 class DevicePerf:
     """A device together with its calibration (if any): answers 'how long does this op take'.
@@ -164,6 +176,8 @@ class DevicePerf:
     device: AcceleratorSpec
     calibration: CalibrationSpec | None = None
     time_scale: float = 1.0  # every time this device prices is multiplied by it (planning for model error)
+    # the serving engine's overheads where the device has no calibration (None: kernels only)
+    default_engine: EngineOverheads | None = DEFAULT_ENGINE
 
     def __post_init__(self) -> None:
         if not (self.time_scale > 0 and np.isfinite(self.time_scale)):
@@ -177,6 +191,17 @@ class DevicePerf:
     def stack(self) -> str:
         """What the numbers describe: the calibration's serving stack, or 'datasheet default'."""
         return "datasheet default" if self.calibration is None else self.calibration.stack
+
+    @property
+    def engine(self) -> EngineOverheads | None:
+        """The serving engine's overheads: the calibration's (None if it measured none), else
+        ``default_engine``."""
+        return self.default_engine if self.calibration is None else self.calibration.engine
+
+    @property
+    def model_label(self) -> str:
+        """What a device's step times describe, for every output that names it."""
+        return model_label(self.calibration, self.default_engine)
 
     @property
     def kernels(self) -> KernelModel:

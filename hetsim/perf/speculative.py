@@ -29,6 +29,7 @@ from functools import cached_property
 
 from hetsim.errors import EstimateError
 from hetsim.perf.llm import LlmReplica
+from hetsim.perf.roofline import DevicePerf
 from hetsim.perf.transformer import SequenceWork, parameter_count
 from hetsim.specs.model import ModelSpec
 from hetsim.specs.plan import MTP_ACCEPTANCE_RATE_DEFAULT
@@ -105,6 +106,16 @@ class Speculation:
         return self.iteration_seconds(target, batch, context) / self.tokens_per_step
 
 
+def kernels_only(perf: DevicePerf) -> DevicePerf:
+    """``perf`` without the serving engine's overheads: the proposer's drafts run inside the
+    target's engine step (one scheduling pass, one sampling) as kernels, so the engine's per-step
+    costs are paid once per iteration, by the verification."""
+    calibration = perf.calibration
+    if calibration is not None and calibration.engine is not None:
+        calibration = calibration.model_copy(update={"engine": None})
+    return replace(perf, calibration=calibration, default_engine=None)
+
+
 def speculation_for(target: LlmReplica, method: SpecMethod, tokens: int, acceptance_rate: float,
                     draft: ModelSpec | None = None) -> Speculation:  # fmt: skip
     """The speculation of ``target`` by ``method``, its proposer built on the target's devices
@@ -117,7 +128,7 @@ def speculation_for(target: LlmReplica, method: SpecMethod, tokens: int, accepta
         return Speculation(method, tokens, acceptance_rate, None)
     proposer_model = draft if draft is not None else head_model(target.model)
     shard = replace(target.shard, pp=1)  # a head is one layer; a draft model is small enough for one stage
-    proposer = LlmReplica(proposer_model, target.perf, shard, target.precision, target.limits, target.moe)
+    proposer = LlmReplica(proposer_model, kernels_only(target.perf), shard, target.precision, target.limits, target.moe)
     return Speculation(method, tokens, acceptance_rate, proposer)
 
 

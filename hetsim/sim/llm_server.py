@@ -255,6 +255,11 @@ class LlmServer(Timer):
         self.scheduler: Scheduler = ChunkedPrefill() if scheduler is None else scheduler
         # whether decode runs may be priced at once while calls wait (see hetsim.sim.scheduler)
         self._runs_while_waiting = not isinstance(scheduler, ExternalScheduler) or scheduler.runs_while_waiting
+        # Speculating, a decode iteration's blocks change with its burst (more or fewer tokens
+        # each), so a queued call that did not fit may fit at the next iteration: no runs while
+        # calls wait (the promise above holds only when every iteration takes one token).
+        if speculation is not None:
+            self._runs_while_waiting = False
         self._pending_swap_s = 0.0
         self._state = _IDLE
         self._ticket = 0  # of the timer that is current (older ones went stale)

@@ -268,3 +268,32 @@ DEFAULT_EFFICIENCY = {
 }
 DEFAULT_LAUNCH_OVERHEAD_S = 5e-6
 """Per-op fixed overhead without calibration: typical CUDA kernel launch + framework dispatch."""
+
+DEFAULT_ENGINE = EngineOverheads(
+    # The serving engine's overhead on a device without a calibration: what a synchronous
+    # continuous-batching engine of the vLLM v0.5 era (mid-2024: CUDA graphs for decode, the
+    # scheduler, input preparation, sampling and detokenisation on the CPU between steps, no
+    # multi-step or asynchronous scheduling) leaves the GPU idle for every step. Taken from
+    # measurements published independently of the rows it is scored on (benchmarks/fidelity_public.py
+    # scores it against the Splitwise paper's 2023 vLLM steps, which never enter it):
+    # * vLLM RFC "Multi-Step Scheduling" (vllm-project/vllm#6854, 2024-07-26, vLLM v0.5.3): the
+    #   Nsight traces show "about 4ms of GPU bubble" between consecutive decode steps, "incurred on
+    #   every decode" (the RFC quotes 5-13 ms of bubble overall);
+    # * WukLab, "Can Scheduling Overhead Dominate LLM Inference Performance?" (mlsys.wuklab.io/posts/
+    #   scheduling_overhead, 2024-09-10; figures' data in github.com/WukLab/wuklab_sysml @3ab6b0d):
+    #   vLLM v0.5.4's median scheduling time per iteration is 4.1 ms with the fewest sequences per
+    #   step (Llama-3-8B, LooGLE, A100; 4.8 ms on A6000) and grows with the sequences in a step to
+    #   8.5-28.2 ms (Llama-3-70B on A100 at 300 requests in flight, 512-token budget);
+    # * vLLM v0.6.0 blog (blog.vllm.ai/2024/09/05/perf-update.html, 2024-09-05): for Llama 3 8B on one
+    #   H100 under v0.5.3, scheduling took 29% of the time and the GPU was busy 38%.
+    # Neither source resolves the cost per sequence in absolute terms (WukLab does not report the
+    # sequences per iteration), so the default is the fixed per-step part only: 4 ms per step,
+    # the floor of both measurements (a lower bound for large batches).
+    engine="vllm 0.5 era (synchronous scheduler, CUDA graphs): hetsim default",
+    model="any (per-step CPU time does not scale with the model)",
+    step_overhead_s=4e-3,
+    sequence_overhead_s=0.0,
+    request_overhead_s=0.0,
+)
+DEFAULT_ENGINE_SOURCE = "vLLM v0.5 era: vllm-project/vllm#6854, WukLab 2024-09-10"
+"""Where ``DEFAULT_ENGINE`` comes from, in one line (printed with every 'datasheet default')."""

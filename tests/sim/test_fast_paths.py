@@ -20,7 +20,7 @@ from hetsim.sim.build import build_simulation
 from hetsim.sim.decode_set import DecodeSet
 from hetsim.sim.engine import SimConfig
 from hetsim.sim.llm_server import LlmCall, SeqState
-from hetsim.specs.calibration import CalibrationSpec, EngineOverheads
+from hetsim.specs.calibration import DEFAULT_ENGINE, DEFAULT_ENGINE_SOURCE, CalibrationSpec, EngineOverheads
 from hetsim.workload.trace import NodeType, TraceStep
 from tests.conftest import make_device
 from tests.sim.conftest import llm_pool, plan, poisson_llm_trace, trace_frame
@@ -316,6 +316,23 @@ def test_engine_overheads_join_every_step_pricing_path(model_catalog):
     per_step = [engine.step([SequenceWork(1, c + j) for c in contexts]).seconds for j in range(20)]
     assert runs.tolist() == pytest.approx(per_step, rel=1e-12)
     assert engine.request_overhead_s == ENGINE["request_overhead_s"]
+
+
+def test_the_default_engine_overhead_joins_every_step_pricing_path_of_an_uncalibrated_device(model_catalog):
+    device, model = make_device(memory_gb=2000), model_catalog.model("llama-3.1-70b")
+    kernels_only = LlmReplica(model, DevicePerf(device, default_engine=None), Shard(tp=4, pp=1), Precision())
+    default = LlmReplica(model, DevicePerf(device), Shard(tp=4, pp=1), Precision())
+    decodes, chunks = [5, 900], [SequenceWork(300, 200)]
+    batch = [SequenceWork(1, c) for c in decodes] + chunks
+    added = DEFAULT_ENGINE.step_overhead_s + DEFAULT_ENGINE.sequence_overhead_s * len(batch)
+    assert added > 0
+    assert default.step(batch).seconds == pytest.approx(kernels_only.step(batch).seconds + added, rel=1e-12)
+    assert default.mixed_step_seconds(2, default.decode_seen(decodes), chunks) == pytest.approx(default.step(batch).seconds, rel=1e-12)
+    contexts = [10, 400, 1000]
+    per_step = [default.step([SequenceWork(1, c + j) for c in contexts]).seconds for j in range(20)]
+    assert default.decode_run_times(contexts, 20).tolist() == pytest.approx(per_step, rel=1e-12)
+    assert "datasheet default" in DevicePerf(device).model_label and DEFAULT_ENGINE_SOURCE in DevicePerf(device).model_label
+    assert DevicePerf(device, default_engine=None).model_label == "datasheet default"
 
 
 def test_skipping_changes_nothing_with_an_engine_calibration(hardware, model_catalog, rng):

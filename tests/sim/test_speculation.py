@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from hetsim.api.estimate import EstimateQuestion, estimate
 from hetsim.errors import ScenarioError
+from hetsim.io.calibration import load_calibration
 from hetsim.perf.speculative import SpecMethod, SpeculativeSteps, expected_tokens, speculation_for
 from hetsim.sim.build import build_simulation, llm_replica
 from hetsim.sim.engine import SimConfig
@@ -24,8 +25,8 @@ CALL_COLUMNS = ["first_token_s", "done_s", "admitted_s", "tbt_max_s", "preemptio
 EAGLE = {"method": "eagle", "tokens": 3, "acceptance_rate": 0.7}
 
 
-def _simulation(hardware, model_catalog, the_plan, trace, **config):
-    sim = build_simulation(the_plan, trace, hardware, model_catalog, config=SimConfig(**config))
+def _simulation(hardware, model_catalog, the_plan, trace, calibrations=None, **config):
+    sim = build_simulation(the_plan, trace, hardware, model_catalog, calibrations, config=SimConfig(**config))
     sim.run()
     return sim
 
@@ -91,7 +92,8 @@ def test_a_call_emits_bursts_whose_iterations_follow_the_expected_yield(simulate
     ceil-or-floor bursts of E tokens each, one token gap per burst (as vLLM's benchmark records
     one inter-token latency per streamed chunk), and its time is the performance model's."""
     speculation = {"method": "eagle", "tokens": 3, "acceptance_rate": 0.8}
-    frames = simulate(plan(llm_pool(speculation=speculation)), _one_call())
+    calibrations = {"h100-sxm": load_calibration("h100-sxm")}  # as the estimate prices it
+    frames = _simulation(hardware, model_catalog, plan(llm_pool(speculation=speculation)), _one_call(), calibrations).frames()
     yield_per_step = expected_tokens(3, 0.8)
     iterations = frames["replicas"]["steps"].sum() - 1  # one prefill step
     assert iterations == math.ceil(199 / yield_per_step) or iterations == math.ceil(199 / yield_per_step) + 1
