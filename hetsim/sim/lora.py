@@ -184,14 +184,16 @@ class AdapterSlots:
 
     def step_s(self, server: LlmServer, chunks: list[Chunk], decoding: bool) -> float:
         """Seconds the adapter kernels add to a step of ``chunks`` and, when ``decoding``, a
-        token of every decoding sequence of ``server``."""
+        token of every decoding sequence of ``server`` (its ``decode_queries``: k + 1 when it
+        verifies k speculative drafts)."""
         tokens = 0
         adapters: set[str] = set()
         if decoding:
+            queries = server.decode_queries
             for state in server.running:
                 adapter = state.call.adapter
                 if state.token >= 0 and adapter is not None:
-                    tokens += 1
+                    tokens += queries
                     adapters.add(adapter)
         for state, take in chunks:
             adapter = state.call.adapter
