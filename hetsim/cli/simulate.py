@@ -46,6 +46,7 @@ def simulate_command(
          "latency percentiles below are over completed calls"),
         ("TTFT p50 / p99", f"{fmt(calls['ttft_s']['p50'] * 1e3)} / {fmt(calls['ttft_s']['p99'] * 1e3)} ms", ""),
         ("serving", ", ".join(f"{pool} {text}" for pool, text in summary.get("serving", {}).items()), ""),
+        *_adapter_rows(summary.get("adapters")),
         ("TBT p50 / p90 / p99", _ms(calls["tbt_s"]), "token gaps, every gap of every call"
          + ("; a speculative burst is one gap (as vLLM's benchmark counts a streamed chunk)"
             if summary.get("speculation") else "")),
@@ -118,3 +119,13 @@ def _ms(values: dict | None) -> str:
         return "n/a"
     return " / ".join(fmt(values[p] * 1e3) for p in ("p50", "p90", "p99")) + " ms"
 
+
+def _adapter_rows(adapters: dict | None) -> list[tuple[str, str, str]]:
+    """A LoRA pool's adapters: how many served, loaded and waited for (``summary["adapters"]``)."""
+    if not adapters:
+        return []
+    return [(f"LoRA adapters ({pool})", f"{a['adapters_used']} used, {a['loads']} loads",
+             f"{a['calls_that_loaded']} of {a['calls_with_adapter']} calls loaded theirs; adapter wait p50 / p99 "
+             f"{fmt(a['adapter_wait_s']['p50'] * 1e3)} / {fmt(a['adapter_wait_s']['p99'] * 1e3)} ms; "
+             f"{a['cpu_misses']} host-memory misses, {a['evictions']} evictions")
+            for pool, a in adapters["pools"].items()]  # fmt: skip

@@ -165,3 +165,15 @@ def test_dropped_calls_are_counted_and_missed_not_left_out_of_the_sla(tmp_path: 
     assert ttft["value_at_percentile_s"] is None  # infinite: the misses reach past p95 (JSON has no infinity)
     table = runner.invoke(app, ["simulate", "--scenario", str(scenario)]).stdout
     assert "not reached (10 misses: dropped or unfinished)" in table
+
+
+@pytest.mark.parametrize(
+    ("scenario", "expected"),
+    [("azure-conv-h100-eagle.yaml", ["chat tp1 eagle k3 a0.70", "a speculative burst is one gap"]),
+     ("multi-lora.yaml", ["chat tp1 lora x16 r16", "LoRA adapters (chat)", "calls loaded theirs"])],
+)  # fmt: skip
+def test_the_table_says_how_each_pool_serves(scenario: str, expected: list[str]) -> None:
+    result = runner.invoke(app, ["simulate", "--scenario", str(ROOT / "scenarios" / scenario)], env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    for text in expected:
+        assert text in result.stdout
