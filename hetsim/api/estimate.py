@@ -17,7 +17,7 @@ from hetsim.perf.expert import MoeOptions
 from hetsim.perf.llm import LlmReplica, ServingLimits
 from hetsim.perf.roofline import DevicePerf
 from hetsim.perf.serving import estimate_request
-from hetsim.perf.speculative import MTP_ACCEPTANCE_RATE, SpecMethod, Speculation, speculation_for
+from hetsim.perf.speculative import MTP_ACCEPTANCE_RATE, SpecMethod, Speculation, speculation_for, with_proposer
 from hetsim.perf.transformer import Precision, Shard
 from hetsim.specs.hardware import AcceleratorSpec, DType
 from hetsim.specs.parallel import CommOverlap
@@ -81,7 +81,8 @@ def estimate(question: EstimateQuestion) -> dict[str, Any]:
         MoeOptions(question.expert_balancing, question.expert_imbalance, _overlap(question.overlap)),
     )
     speculation = _speculation(question, replica)
-    result = estimate_request(replica, question.input_tokens, question.output_tokens, question.batch, speculation)
+    serving = replica if speculation is None else with_proposer(replica, speculation)  # the proposer's memory too
+    result = estimate_request(serving, question.input_tokens, question.output_tokens, question.batch, speculation)
     plain = estimate_request(replica, question.input_tokens, question.output_tokens, question.batch) if speculation else None
     usd_per_h, cost_text = _hourly(perf.device, question)
     replica_usd_per_h = usd_per_h * replica.devices

@@ -21,10 +21,9 @@ from __future__ import annotations
 import json
 
 from hetsim.errors import ExecutorError
-from hetsim.exec.engine import sglang_lora_arguments
+from hetsim.exec.engine import EngineArgs, sglang_lora_arguments
 from hetsim.specs.plan import PoolSpec, SpeculationSpec
 
-EngineArgs = dict[str, str | int | float | bool]  # as hetsim.exec.engine's
 HeadSources = dict[str, str]  # '<model>:eagle' or a draft model's name -> where its weights are
 
 

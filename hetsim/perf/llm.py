@@ -70,6 +70,9 @@ class ServingLimits:
         kv_block_tokens: paged-attention block size (vLLM default 16).
         adapter_bytes_per_device: LoRA adapter slots reserved on each device
             (``hetsim.perf.lora.slot_bytes_per_device``; 0 without LoRA).
+        proposer_bytes_per_device, proposer_kv_bytes_per_token_per_device: a speculative
+            proposer's weights beside the model's, and its KV cache per token cached
+            (``hetsim.perf.speculative.with_proposer``; 0 without speculation).
     """
 
     memory_utilization: float = 0.90
@@ -78,6 +81,8 @@ class ServingLimits:
     runtime_reserve_bytes: float = 1.0 * GIB
     kv_block_tokens: int = 16
     adapter_bytes_per_device: float = 0.0
+    proposer_bytes_per_device: float = 0.0
+    proposer_kv_bytes_per_token_per_device: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0 < self.memory_utilization <= 1:
@@ -205,19 +210,21 @@ class LlmReplica:
         usable = self.perf.device.memory_bytes * self.limits.memory_utilization
         free = (
             usable - self.weight_bytes_per_device - self.activation_bytes_per_device - self.limits.runtime_reserve_bytes
-            - self.limits.adapter_bytes_per_device
+            - self.limits.adapter_bytes_per_device - self.limits.proposer_bytes_per_device
         )
-        blocks = math.floor(max(free, 0.0) / (self.kv_bytes_per_token_per_device * self.limits.kv_block_tokens))
+        per_token = self.kv_bytes_per_token_per_device + self.limits.proposer_kv_bytes_per_token_per_device
+        blocks = math.floor(max(free, 0.0) / (per_token * self.limits.kv_block_tokens))
         if blocks < 1:
             raise EstimateError(self._does_not_fit_message(usable))
         return blocks * self.limits.kv_block_tokens
 
     def _does_not_fit_message(self, usable: float) -> str:
         need = self.weight_bytes_per_device + self.activation_bytes_per_device + self.limits.runtime_reserve_bytes
-        need += self.limits.adapter_bytes_per_device
-        parts = "weights, activations, runtime and LoRA slots" if self.limits.adapter_bytes_per_device else (
-            "weights, activations and runtime"
-        )
+        need += self.limits.adapter_bytes_per_device + self.limits.proposer_bytes_per_device
+        extras = [name for name, value in (("LoRA slots", self.limits.adapter_bytes_per_device),
+                                           ("the speculative proposer", self.limits.proposer_bytes_per_device)) if value]  # fmt: skip
+        needs = ["weights", "activations", "runtime", *extras]
+        parts = ", ".join(needs[:-1]) + " and " + needs[-1]
         return (
             f"{self.model.name} ({self.precision.weights}) does not fit on {self.perf.device.name} at "
             f"tp={self.shard.tp} pp={self.shard.pp}{self._expert_label}: needs {need / 1e9:.1f} GB per device for "

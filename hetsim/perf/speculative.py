@@ -32,7 +32,7 @@ from hetsim.perf.llm import LlmReplica
 from hetsim.perf.roofline import DevicePerf
 from hetsim.perf.transformer import SequenceWork, parameter_count
 from hetsim.specs.model import ModelSpec
-from hetsim.specs.plan import MTP_ACCEPTANCE_RATE_DEFAULT
+from hetsim.specs.plan import MTP_ACCEPTANCE_RATE_DEFAULT, SpeculationSpec
 
 
 class SpecMethod(StrEnum):
@@ -85,12 +85,6 @@ class Speculation:
     def tokens_per_step(self) -> float:
         return expected_tokens(self.tokens, self.acceptance_rate)
 
-    def draft_seconds(self, batch: int, context: int) -> float:
-        """The proposer's k sequential decode steps for ``batch`` sequences at ``context``."""
-        if self.proposer is None:
-            return 0.0
-        return self.tokens * self.proposer.step_seconds([SequenceWork(1, max(context, 1))] * batch)
-
     def prefill_seconds(self, prompts: list[int]) -> float:
         """The proposer's prefill of the prompts (it needs their context too)."""
         if self.proposer is None:
@@ -98,8 +92,10 @@ class Speculation:
         return self.proposer.step_seconds([SequenceWork(p, 0) for p in prompts])
 
     def iteration_seconds(self, target: LlmReplica, batch: int, context: int) -> float:
-        """One speculative iteration of ``batch`` sequences at ``context``: verification + drafting."""
-        return target.verify_step_seconds(batch, max(context, 1), self.tokens + 1) + self.draft_seconds(batch, context)
+        """One speculative iteration of ``batch`` sequences at ``context``: verification + drafting
+        (``SpeculativeSteps.iteration_s``, what the simulator prices)."""
+        seen = list(target.decode_seen([max(context, 1)] * batch))
+        return SpeculativeSteps(target, self).iteration_s(batch, seen, [])
 
     def tpot_s(self, target: LlmReplica, batch: int, context: int) -> float:
         """Mean time between a sequence's output tokens: an iteration over the tokens it yields."""
@@ -132,6 +128,18 @@ def speculation_for(target: LlmReplica, method: SpecMethod, tokens: int, accepta
     return Speculation(method, tokens, acceptance_rate, proposer)
 
 
+def with_proposer(target: LlmReplica, speculation: Speculation) -> LlmReplica:
+    """``target`` with its proposer's weights and KV cache in its memory (they come out of its
+    KV cache: ``LlmReplica.kv_capacity_tokens`` and ``max_batch`` count them); ``target``
+    itself when the proposer is a prompt lookup on the host."""
+    proposer = speculation.proposer
+    if proposer is None:
+        return target
+    limits = replace(target.limits, proposer_bytes_per_device=proposer_weight_bytes_per_device(speculation),
+                     proposer_kv_bytes_per_token_per_device=proposer.kv_bytes_per_token_per_device)  # fmt: skip
+    return replace(target, limits=limits)
+
+
 def proposer_weight_bytes_per_device(speculation: Speculation) -> float:
     """Device memory the proposer's weights take beside the target's: a draft model's whole
     weights; an EAGLE head's or MTP module's one layer only (they share the target's embedding
@@ -157,9 +165,8 @@ class SpeculativeSteps:
     Deterministic and the same in the per-iteration reference and in event skipping; it leaves
     out the spread of acceptance between calls (a call's own acceptance varies around a).
 
-    The proposer's weights and its KV cache take device memory from the target's KV cache
-    (``kv_capacity_tokens``); an iteration's time is the verification plus the drafting
-    (``iteration_s``), both priced by the performance model.
+    An iteration's time is the verification plus the drafting (``iteration_s``), both priced by
+    the performance model; the proposer's memory is the replica's (``with_proposer``).
     """
 
     def __init__(self, target: LlmReplica, speculation: Speculation) -> None:
@@ -181,22 +188,6 @@ class SpeculativeSteps:
                     raise EstimateError(f"speculation: the proposer {proposer.model.name} attends over a window of "
                                         f"{window} tokens, which {target.model.name} has not; choose a draft of its family")  # fmt: skip
                 self._seen_of.append(target_windows.index(window))
-        self.kv_capacity_tokens = self._kv_capacity(target, speculation)
-
-    @staticmethod
-    def _kv_capacity(target: LlmReplica, speculation: Speculation) -> int:
-        """The target's KV tokens once the proposer's weights and KV cache are in its memory."""
-        proposer = speculation.proposer
-        if proposer is None:
-            return target.kv_capacity_tokens
-        per_token = target.kv_bytes_per_token_per_device
-        free = target.group_kv_capacity_tokens * per_token - proposer_weight_bytes_per_device(speculation)
-        block = target.limits.kv_block_tokens
-        blocks = math.floor(max(free, 0.0) / ((per_token + proposer.kv_bytes_per_token_per_device) * block))
-        if blocks < 1:
-            raise EstimateError(f"speculation: {target.model.name} and its proposer {proposer.model.name} leave no KV "
-                                "cache on the device")  # fmt: skip
-        return blocks * block * target.shard.dp
 
     def burst(self, iteration: int) -> int:
         """Tokens every decoding sequence emits in the replica's ``iteration`` (0-based)."""
@@ -217,3 +208,16 @@ class SpeculativeSteps:
             seconds += proposer.step_seconds_of(decodes, draft_seen, chunks if step == 0 else [])
             draft_seen = [keys + decodes if grows else keys for keys, grows in zip(draft_seen, self._grows, strict=True)]
         return seconds
+
+
+def speculating(target: LlmReplica, spec: SpeculationSpec, draft: ModelSpec | None) -> tuple[LlmReplica, SpeculativeSteps]:
+    """A plan's ``spec`` on ``target`` (``draft``: the draft model's spec, method draft): the
+    replica with its proposer's memory (``with_proposer``) and its speculative iterations.
+
+    Raises:
+        EstimateError: the proposer does not fit beside the model, or cannot read its keys.
+    """
+    speculation = speculation_for(target, SpecMethod(spec.method), spec.proposed, spec.rate, draft)
+    replica = with_proposer(target, speculation)
+    _ = replica.kv_capacity_tokens  # raises when the two leave no KV cache
+    return replica, SpeculativeSteps(replica, speculation)

@@ -38,7 +38,7 @@ from hetsim.perf.llm import LlmReplica, ServingLimits
 from hetsim.perf.nonllm import IndexKind, VectorIndex, model_amount, model_time, vector_search_time
 from hetsim.perf.roofline import DevicePerf
 from hetsim.perf.serving import prefill_time
-from hetsim.perf.speculative import SpecMethod, SpeculativeSteps, speculation_for
+from hetsim.perf.speculative import speculating
 from hetsim.perf.transformer import Precision, SequenceWork, Shard, kv_bytes_per_token
 from hetsim.plan.problem import Option
 from hetsim.plan.queueing import md1_wait_s, mmc_wait_quantile_s, mmc_wait_s
@@ -162,23 +162,16 @@ def _decode_batches(
             batches = [b * replica.shard.dp for b in targets.batch_options if b * replica.shard.dp <= fits]
             yield perf, (tp, pp), replica, None, [Decoding(b, replica.step_seconds([SequenceWork(1, mid)] * b)) for b in batches]
             for spec, draft in targets.speculation:
-                steps = _speculative_steps(replica, spec, draft)
-                if steps is None:
+                try:
+                    speculative, steps = speculating(replica, spec, draft)
+                except HetsimError:  # the proposer does not fit beside the model: no such option
                     continue
-                tokens = steps.kv_capacity_tokens // (prompt + output)
+                fits = speculative.max_batch(prompt + output)
                 seen = replica.decode_seen([mid])
-                yield perf, (tp, pp), replica, spec, [
+                yield perf, (tp, pp), speculative, spec, [
                     Decoding(b, steps.iteration_s(b, [keys * b for keys in seen], []), steps.yield_per_step)
-                    for b in batches if b <= tokens
+                    for b in batches if b <= fits
                 ]  # fmt: skip
-
-
-def _speculative_steps(replica: LlmReplica, spec: SpeculationSpec, draft: ModelSpec | None) -> SpeculativeSteps | None:
-    """The replica's speculation, or None where its proposer does not fit beside it."""
-    try:
-        return SpeculativeSteps(replica, speculation_for(replica, SpecMethod(spec.method), spec.proposed, spec.rate, draft))
-    except HetsimError:
-        return None
 
 
 def _speculation_detail(spec: SpeculationSpec | None) -> dict[str, object]:

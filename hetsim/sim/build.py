@@ -14,7 +14,7 @@ from hetsim.perf.llm import LlmReplica, ServingLimits
 from hetsim.perf.lora import LoraKernels, adapter_bytes, slot_bytes_per_device
 from hetsim.perf.nonllm import IndexKind, VectorIndex, model_amount, model_time, vector_search_time
 from hetsim.perf.roofline import DevicePerf
-from hetsim.perf.speculative import SpecMethod, SpeculativeSteps, speculation_for
+from hetsim.perf.speculative import SpeculativeSteps, speculating
 from hetsim.perf.transformer import Precision, Shard, kv_bytes_per_token
 from hetsim.sim.autoscale import Autoscaler, ScaledPool
 from hetsim.sim.engine import LlmRoute, ServiceTime, SimConfig, Simulation, WorkPool, WorkQueue
@@ -70,17 +70,16 @@ def llm_replica(pool: PoolSpec, hardware: HardwareCatalog, models: ModelCatalog,
     return replica
 
 
-def speculative_steps(pool: PoolSpec, replica: LlmReplica, models: ModelCatalog) -> SpeculativeSteps | None:
-    """The pool's speculative decoding on ``replica`` (None without); a proposer that does not
-    fit or whose draft model is unknown is a ScenarioError."""
+def speculative_replica(pool: PoolSpec, replica: LlmReplica, models: ModelCatalog) -> tuple[LlmReplica, SpeculativeSteps | None]:
+    """The pool's replica with its speculative decoding (``hetsim.perf.speculative.speculating``),
+    or ``replica`` and None without; a proposer that does not fit or an unknown draft model is a
+    ScenarioError."""
     assert pool.llm is not None
     spec = pool.llm.speculation
     if spec is None:
-        return None
+        return replica, None
     try:
-        draft = models.model(spec.draft_model) if spec.draft_model is not None else None
-        speculation = speculation_for(replica, SpecMethod(spec.method), spec.proposed, spec.rate, draft)
-        return SpeculativeSteps(replica, speculation)
+        return speculating(replica, spec, models.model(spec.draft_model) if spec.draft_model is not None else None)
     except HetsimError as exc:
         raise ScenarioError(f"plan pool {pool.name!r}: llm.speculation: {exc}") from None
 
@@ -285,7 +284,7 @@ def _replicas_of(sim: Simulation, pools: list[PoolSpec], on_done, state: RouterS
     servers, names, local, weights = [], [], [], []
     for pool in pools:
         replica = llm_replica(pool, hardware, models, calibrations)
-        speculation = speculative_steps(pool, replica, models)
+        replica, speculation = speculative_replica(pool, replica, models)
         assert pool.llm is not None
         lora = pool.llm.lora
         kernels = None

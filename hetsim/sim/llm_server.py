@@ -216,8 +216,7 @@ class LlmServer(Timer):
         limits = replica.limits
         self.block = limits.kv_block_tokens
         self.max_batch_tokens, self.max_num_seqs = limits.max_batch_tokens, limits.max_num_seqs
-        kv_capacity = replica.kv_capacity_tokens if speculation is None else speculation.kv_capacity_tokens
-        self.total_blocks = kv_capacity // self.block
+        self.total_blocks = replica.kv_capacity_tokens // self.block
         # Speculative decoding: the tokens every decoder takes in the coming iteration (1
         # without), the replica's iterations that decoded so far, and the queries each decoder
         # computes in an iteration (what it takes of a token budget).
@@ -240,7 +239,7 @@ class LlmServer(Timer):
         # has free (``_fit_cache``): blocks of running sequences take precedence.
         self._prefix_block_tokens = prefix_block_tokens
         self.cache = PrefixCache(
-            max(1, kv_capacity // prefix_block_tokens), router.holders, 1 << self._slot
+            max(1, replica.kv_capacity_tokens // prefix_block_tokens), router.holders, 1 << self._slot
         )
         router.caches[self._slot] = self.cache
         self.stats = ServerStats()

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hetsim.api.estimate import EstimateQuestion, estimate
 from hetsim.errors import ScenarioError
 from hetsim.io.calibration import load_calibration
-from hetsim.perf.speculative import SpecMethod, SpeculativeSteps, expected_tokens, speculation_for
+from hetsim.perf.speculative import SpecMethod, SpeculativeSteps, expected_tokens, speculation_for, with_proposer
 from hetsim.sim.build import build_simulation, llm_replica
 from hetsim.sim.engine import SimConfig
 from hetsim.specs.plan import PlanSpec
@@ -133,8 +133,8 @@ def test_a_draft_model_takes_kv_memory_from_the_target(hardware, model_catalog):
     draft = speculation_for(replica, SpecMethod.DRAFT, 4, 0.7, model_catalog.model("llama-3.1-8b"))
     head = speculation_for(replica, SpecMethod.EAGLE, 4, 0.7)
     lookup = speculation_for(replica, SpecMethod.NGRAM, 4, 0.7)
-    with_draft, with_head = SpeculativeSteps(replica, draft), SpeculativeSteps(replica, head)
-    assert SpeculativeSteps(replica, lookup).kv_capacity_tokens == replica.kv_capacity_tokens
+    with_draft, with_head = with_proposer(replica, draft), with_proposer(replica, head)
+    assert with_proposer(replica, lookup).kv_capacity_tokens == replica.kv_capacity_tokens
     assert with_draft.kv_capacity_tokens < with_head.kv_capacity_tokens < replica.kv_capacity_tokens
     # the draft's weights (8B over 4 devices, bf16: 4 GB each) and its KV per token (a third of the 70B's)
     per_token = replica.kv_bytes_per_token_per_device
