@@ -86,14 +86,9 @@ class AdapterSlots:
         or a slot), False when it may queue now."""
         adapter = state.call.adapter
         assert adapter is not None  # the server hands over only calls that name one
-        pins = self.pins
-        if adapter in pins:
-            pins[adapter] += 1
-            pins.move_to_end(adapter)
-            waiting = self._loading.get(adapter)
-            if waiting is None:
+        if adapter in self.pins:
+            if not self._pin(adapter, state):
                 return False
-            waiting.append(state)
             self._since[state.call.call_id] = now
             return True
         self._since[state.call.call_id] = now
@@ -112,6 +107,17 @@ class AdapterSlots:
             self._unblock(now)
 
     # ---- slots and loads ------------------------------------------------------------------------
+
+    def _pin(self, adapter: str, state: SeqState) -> bool:
+        """``state`` uses ``adapter``, already in a slot or being copied in; True when it must
+        wait for that copy to end."""
+        self.pins[adapter] += 1
+        self.pins.move_to_end(adapter)
+        waiting = self._loading.get(adapter)
+        if waiting is None:
+            return False
+        waiting.append(state)
+        return True
 
     def _room(self) -> bool:
         """Whether a slot is free, evicting the least recently used adapter no call here uses."""
@@ -166,12 +172,7 @@ class AdapterSlots:
             adapter = state.call.adapter
             assert adapter is not None
             if adapter in self.pins:
-                self.pins[adapter] += 1
-                self.pins.move_to_end(adapter)
-                waiting = self._loading.get(adapter)
-                if waiting is not None:
-                    waiting.append(state)
-                else:
+                if not self._pin(adapter, state):
                     call_id = state.call.call_id
                     self.calls[call_id] = (0, now - self._since.pop(call_id))
                     self.server.enqueue(state, now)
