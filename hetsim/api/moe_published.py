@@ -201,7 +201,7 @@ CASES: tuple[PublishedCase, ...] = (
         "DeepSeek profile decode, 4096-token KV", _PROFILE, "h800-sxm", 16, "decode", Shard(ep=128, dp=128),
         _PERFECT_TBO, 4096, 128, 18598, tolerance=0.35,
         note="DeepSeek decodes with multi-token prediction (MTP; the LMSYS blog simulates it to match this profile); "
-        "hetsim has no speculative decoding yet",
+        "priced here without it, to compare the expert-parallel split alone (hetsim prices MTP: --spec-method mtp)",
     ),
     PublishedCase(
         "DeepSeek service prefill (incl. 56.3% cache hits)", _DEEPSEEK, "h800-sxm", 4, "prefill",
@@ -213,7 +213,7 @@ CASES: tuple[PublishedCase, ...] = (
     PublishedCase(
         "DeepSeek service decode, mean KV 4,989", _DEEPSEEK, "h800-sxm", 18, "decode",
         Shard(ep=144, dp=144, redundant_experts=32), _BALANCED_TBO, 4989, 128, 14800, capacity=False, tolerance=0.35,
-        note="a 24-hour average (load below capacity) of a service that decodes with MTP (not modelled); "
+        note="a 24-hour average (load below capacity) of a service that decodes with MTP (left out here, as above); "
         "128 requests per GPU as in DeepSeek's profile, fewer where the KV cache holds fewer",
     ),
 )
