@@ -31,7 +31,7 @@ from typing import Final
 import numpy as np
 
 from hetsim.errors import ScenarioError
-from hetsim.sim.calendar import CallbackTimer
+from hetsim.sim.calendar import CallbackHandler
 from hetsim.sim.extensions import find_extension
 from hetsim.sim.policies import OFFLINE_LOAD, RouterState
 from hetsim.specs.plan import AutoscaleSpec
@@ -43,8 +43,6 @@ DRAINING: Final = 3
 STATE_NAMES: Final = ("off", "starting", "serving", "draining")
 BILLED_STATES: Final = ("starting", "serving", "draining")  # a replica costs money in these
 
-_TICK: Final = 0
-_READY: Final = 1
 _REPLICA_BITS: Final = 20  # a READY timer's arg: pool index << 20 | replica
 
 DEFAULT_TARGET_UTILIZATION: Final = 0.7
@@ -211,7 +209,7 @@ class Autoscaler:
         finished since its last look."""
         self.calendar, self.pools = calendar, list(pools)
         self.work_left, self.recent_ttft = work_left, recent_ttft
-        self.timer = CallbackTimer(self._fire)
+        self._look_due, self._replica_ready = CallbackHandler(self._on_look), CallbackHandler(self._on_ready)
         self.rows: list[tuple[float, str, int, str]] = []
         self._looks = 0  # looks on the calendar
 
@@ -223,16 +221,18 @@ class Autoscaler:
 
     def _arm(self, position: int, now: float) -> None:
         self._looks += 1
-        self.calendar.at(now + self.pools[position].spec.interval_s, self.timer, _TICK, position)
+        self.calendar.at(now + self.pools[position].spec.interval_s, self._look_due, position)
 
-    def _fire(self, kind: int, arg: int, x: float, now: float) -> None:
-        if kind == _READY:
-            self._ready(self.pools[arg >> _REPLICA_BITS], arg & ((1 << _REPLICA_BITS) - 1), x, now)
-            return
+    def _on_ready(self, arg: int, x: float, now: float) -> None:
+        """A replica started at ``x`` is ready (``arg``: pool position << 20 | replica)."""
+        self._ready(self.pools[arg >> _REPLICA_BITS], arg & ((1 << _REPLICA_BITS) - 1), x, now)
+
+    def _on_look(self, position: int, x: float, now: float) -> None:
+        """Pool ``position``'s look is due."""
         self._looks -= 1
-        self._look(arg, now)
+        self._look(position, now)
         if self.work_left(self._looks):
-            self._arm(arg, now)
+            self._arm(position, now)
 
     def _set(self, pool: ScaledPool, index: int, state: int, now: float) -> None:
         was = pool.states[index]
@@ -294,7 +294,7 @@ class Autoscaler:
                 due = now + pool.cold_start_s
                 pool.ready_at[index] = due
                 self._set(pool, index, STARTING, now)
-                self.calendar.at(due, self.timer, _READY, position << _REPLICA_BITS | index, due)
+                self.calendar.at(due, self._replica_ready, position << _REPLICA_BITS | index, due)
                 count -= 1
 
     def _stop(self, pool: ScaledPool, count: int, now: float) -> None:

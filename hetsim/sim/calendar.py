@@ -5,7 +5,11 @@ and their cuts, tool service ends, think times, KV transfers). As SimPy timeouts
 event object with a callback list, a tuple in SimPy's heap compared item by item, and
 interpreted calls: about 4,000 machine instructions to create and as much again to process,
 a quarter of the compiled run (callgrind). Here a timer is one small native object and its
-callback a native method (``Timer.fire``): about 1,200 instructions from setting to firing.
+callback a native method (``Handler.fire``): about 1,200 instructions from setting to firing.
+
+Each kind of event has a handler object of its own class named for what happens (a server's
+``StepEnd``, the engine's ``WorkEnd``), whose ``fire`` calls the one method that handles it:
+no dispatch on a kind code.
 
 Nothing of SimPy's semantics is lost: the timers belong to the run's environment
 (``hetsim.sim.environment.Environment``, a ``simpy.Environment``), take their sequence numbers
@@ -29,33 +33,33 @@ import simpy
 _NORMAL: Final = 1  # SimPy's priority of a timeout (simpy.events.NORMAL); URGENT (0) goes first
 
 
-class Timer:
-    """What the calendar calls back: ``fire(kind, arg, x, now)`` with the values a timer was
-    set with; subclasses say what each ``kind`` means."""
+class Handler:
+    """What the calendar calls back for one kind of event: ``fire(arg, x, now)`` with the
+    values its timer was set with (``now``: the timer's time). A subclass per kind."""
 
-    def fire(self, kind: int, arg: int, x: float, now: float) -> None:
-        raise NotImplementedError(f"{type(self).__name__} sets timers but does not say how they fire")
+    def fire(self, arg: int, x: float, now: float) -> None:
+        raise NotImplementedError(f"{type(self).__name__} is set on the calendar but does not say what it does")
 
 
-class CallbackTimer(Timer):
-    """A timer that calls ``callback(kind, arg, x, now)``: any Python function (compiled, a
-    ``Timer`` cannot be subclassed by interpreted code)."""
+class CallbackHandler(Handler):
+    """A handler that calls ``callback(arg, x, now)``: any Python function (compiled, a
+    ``Handler`` cannot be subclassed by interpreted code)."""
 
-    def __init__(self, callback: Callable[[int, int, float, float], None]) -> None:
+    def __init__(self, callback: Callable[[int, float, float], None]) -> None:
         self.callback = callback
 
-    def fire(self, kind: int, arg: int, x: float, now: float) -> None:
-        self.callback(kind, arg, x, now)
+    def fire(self, arg: int, x: float, now: float) -> None:
+        self.callback(arg, x, now)
 
 
 class _Entry:
     """A timer on the heap (a native object when compiled: its fields are C values, so the
     heap compares them without unboxing and moves entries as pointers)."""
 
-    __slots__ = ("arg", "end", "kind", "seq", "timer", "x")
+    __slots__ = ("arg", "end", "handler", "seq", "x")
 
-    def __init__(self, end: float, seq: int, timer: Timer, kind: int, arg: int, x: float) -> None:
-        self.end, self.seq, self.timer, self.kind, self.arg, self.x = end, seq, timer, kind, arg, x
+    def __init__(self, end: float, seq: int, handler: Handler, arg: int, x: float) -> None:
+        self.end, self.seq, self.handler, self.arg, self.x = end, seq, handler, arg, x
 
 
 class Calendar:
@@ -73,10 +77,10 @@ class Calendar:
         self._seq += 1
         return self._seq
 
-    def at(self, end_s: float, timer: Timer, kind: int, arg: int = 0, x: float = 0.0) -> None:
-        """Call ``timer.fire(kind, arg, x, end_s)`` at ``end_s`` (not before the current time)."""
+    def at(self, end_s: float, handler: Handler, arg: int = 0, x: float = 0.0) -> None:
+        """Call ``handler.fire(arg, x, end_s)`` at ``end_s`` (not before the current time)."""
         self._seq += 1
-        self._push(_Entry(end_s, self._seq, timer, kind, arg, x))
+        self._push(_Entry(end_s, self._seq, handler, arg, x))
 
     def head_s(self) -> float:
         """When the earliest timer fires (there is one)."""
@@ -103,7 +107,7 @@ class Calendar:
         """Take the earliest timer off the heap and fire it (the caller has set the clock)."""
         head = self._heap[0]
         self._pop()
-        head.timer.fire(head.kind, head.arg, head.x, head.end)
+        head.handler.fire(head.arg, head.x, head.end)
 
     def _push(self, entry: _Entry) -> None:
         heap = self._heap

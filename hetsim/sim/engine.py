@@ -30,7 +30,7 @@ import simpy
 
 from hetsim.errors import ScenarioError
 from hetsim.sim.autoscale import Autoscaler
-from hetsim.sim.calendar import Timer, run_until_empty
+from hetsim.sim.calendar import Handler, run_until_empty
 from hetsim.sim.environment import Environment
 from hetsim.sim.kv_link import KvLinks
 from hetsim.sim.llm_server import LlmCall, LlmServer, SeqState
@@ -55,12 +55,6 @@ __all__ = [
 _LLM: Final = 0
 _EXTERNAL: Final = 1
 _WORK: Final = 2
-# The engine's timers (Simulation.fire):
-_ARRIVALS: Final = 0
-_DELAY_END: Final = 1
-_WORK_END: Final = 2
-_TO_DECODE: Final = 3
-_SUBMIT: Final = 4
 
 
 @dataclass
@@ -185,8 +179,11 @@ class SimConfig:
     horizon_s: float | None = None
 
 
-class Simulation(Timer):
-    """One run: servers and pools built by the caller (``hetsim.sim.build``), a trace, records."""
+class Simulation:
+    """One run: servers and pools built by the caller (``hetsim.sim.build``), a trace, records.
+
+    Its events are handlers on the calendar (``Arrivals``, ``DelayEnd``, ``WorkEnd``,
+    ``KvTransferEnd``, ``Submit``): each calls the method that handles it."""
 
     def __init__(self, env: Environment, tables: TraceTables, config: SimConfig) -> None:
         self.env, self.tables, self.config = env, tables, config
@@ -222,6 +219,8 @@ class Simulation(Timer):
         self.autoscaler: Autoscaler | None = None  # set by the builder when a pool autoscales
         self._ttft_cursor = 0  # llm_calls rows read for the autoscaler's recent TTFTs
         self._recent_ttft: dict[str, list[float]] = {}
+        self._arrivals, self._delay_end, self._work_end = Arrivals(self), DelayEnd(self), WorkEnd(self)
+        self._kv_transfer_end, self._submit = KvTransferEnd(self), Submit(self)
 
     # ---- driving ----------------------------------------------------------------------------
 
@@ -232,7 +231,7 @@ class Simulation(Timer):
         third of the run while freeing nothing."""
         self._arrival = array("d", self.tables.frame["arrival_s"].to_numpy(dtype=float).tobytes())
         self._next_root = 0
-        self.calendar.at(self.env.now, self, _ARRIVALS, 0)
+        self.calendar.at(self.env.now, self._arrivals, 0)
         if self.autoscaler is not None:
             self.autoscaler.start(self.env.now)
         was_enabled = gc.isenabled()
@@ -246,23 +245,16 @@ class Simulation(Timer):
             if was_enabled:
                 gc.enable()
 
-    def fire(self, kind: int, arg: int, x: float, now: float) -> None:
-        """The engine's timers. A delay's or a service's end: ``arg`` is the step, ``x`` when it
-        began; a KV transfer's end: ``arg`` is the step; arrivals: ``arg`` is 1 when the next
-        root is due (0 for the first look at the trace)."""
-        if kind == _DELAY_END:
-            self._finish_coded(arg, self._completed_code(""), -1, x, now)
-        elif kind == _WORK_END:
-            self._on_work_end(arg, x, now)
-        elif kind == _TO_DECODE:
-            self._to_decode(arg, now)
-        elif kind == _SUBMIT:
-            self._submit_llm(arg, now)
-        else:
-            if arg:  # the root whose arrival this timer waited for
-                self._next_root += 1
-                self._start(self.tables.roots[self._next_root - 1], now)
-            self._schedule_arrivals(now)
+    def on_arrivals(self, due: int, now: float) -> None:
+        """The trace's next root is due (``due`` 1; 0 for the first look at the trace)."""
+        if due:  # the root whose arrival this timer waited for
+            self._next_root += 1
+            self._start(self.tables.roots[self._next_root - 1], now)
+        self._schedule_arrivals(now)
+
+    def on_delay_end(self, n: int, start_s: float, now: float) -> None:
+        """Step ``n``'s fixed delay (an external call's duration), begun at ``start_s``, ended."""
+        self._finish_coded(n, self._completed_code(""), -1, start_s, now)
 
     def _schedule_arrivals(self, now: float) -> None:
         """Start the roots due now, then sleep until the next one."""
@@ -271,7 +263,7 @@ class Simulation(Timer):
             n: int = roots[self._next_root]
             delay: float = arrival[n] - now
             if delay > 0:
-                self.calendar.at(now + delay, self, _ARRIVALS, 1)  # now + delay: a timeout's sum
+                self.calendar.at(now + delay, self._arrivals, 1)  # now + delay: a timeout's sum
                 return
             self._next_root += 1
             self._start(n, now)
@@ -288,7 +280,7 @@ class Simulation(Timer):
             if math.isnan(duration) or duration < 0:
                 self._finish_step(n, "", -1, now, now, "dropped", "external step has no duration_s")
                 return
-            self.calendar.at(now + duration, self, _DELAY_END, n, now)
+            self.calendar.at(now + duration, self._delay_end, n, now)
         else:
             self._serve_work(n, now)
 
@@ -350,9 +342,9 @@ class Simulation(Timer):
         pool.queues[index].busy += 1
         seconds = pool.service_s.seconds(n)
         self._in_service[n] = (pool, index, seconds)
-        self.calendar.at(now + seconds, self, _WORK_END, n, now)
+        self.calendar.at(now + seconds, self._work_end, n, now)
 
-    def _on_work_end(self, n: int, start: float, now: float) -> None:
+    def on_work_end(self, n: int, start: float, now: float) -> None:
         pool, index, seconds = self._in_service.pop(n)
         pool.busy_s[index] += seconds
         queue = pool.queues[index]
@@ -371,11 +363,11 @@ class Simulation(Timer):
             return
         overhead: float = route.request_overhead_s
         if overhead > 0.0:  # the call reaches a scheduler after the engine's API latency
-            self.calendar.at(now + overhead, self, _SUBMIT, n)
+            self.calendar.at(now + overhead, self._submit, n)
             return
-        self._submit_llm(n, now)
+        self.on_submit(n, now)
 
-    def _submit_llm(self, n: int, now: float) -> None:
+    def on_submit(self, n: int, now: float) -> None:
         if n >= self._size:
             self._submit_process_call(n, now)
             return
@@ -414,11 +406,11 @@ class Simulation(Timer):
             assert links is not None  # a prefill pool has its links
             transfer, wait = links.send(state.call.replica, state.call.prompt_tokens, now)
             self._handoffs[n] = (state, transfer, wait)
-            self.calendar.at(now + transfer, self, _TO_DECODE, n)
+            self.calendar.at(now + transfer, self._kv_transfer_end, n)
             return
         self._record_llm(n, state, route, state.call.replica, reason, now)
 
-    def _to_decode(self, n: int, now: float) -> None:
+    def on_kv_transfer_end(self, n: int, now: float) -> None:
         route, (prefill, _, _) = self._route_of(n), self._handoffs[n]
         route.decode_state.adapter = prefill.call.adapter
         decode_index = route.decode_policy(route.decode_servers, (), route.decode_state, -1)
@@ -511,7 +503,7 @@ class Simulation(Timer):
         self._process_calls[n] = _ProcessCall(event, model, route, prompt_tokens, output_tokens, keys, now)
         overhead: float = route.request_overhead_s
         if overhead > 0.0:
-            self.calendar.at(now + overhead, self, _SUBMIT, n)
+            self.calendar.at(now + overhead, self._submit, n)
         else:
             self._submit_process_call(n, now)
         return event
@@ -652,3 +644,53 @@ class Simulation(Timer):
                                          columns=list(SCALING_COLUMNS))  # fmt: skip
         frames["meta"] = pd.DataFrame([{"end_s": self.env.now, "steps_in_trace": len(self.tables.frame)}])
         return frames
+
+
+class Arrivals(Handler):
+    """The trace's next root arrives (``arg`` 1), or the first look at the trace (0)."""
+
+    def __init__(self, sim: Simulation) -> None:
+        self.sim = sim
+
+    def fire(self, arg: int, x: float, now: float) -> None:
+        self.sim.on_arrivals(arg, now)
+
+
+class DelayEnd(Handler):
+    """Step ``arg``'s fixed delay, begun at ``x``, ends."""
+
+    def __init__(self, sim: Simulation) -> None:
+        self.sim = sim
+
+    def fire(self, arg: int, x: float, now: float) -> None:
+        self.sim.on_delay_end(arg, x, now)
+
+
+class WorkEnd(Handler):
+    """Step ``arg``'s service on a work pool, begun at ``x``, ends."""
+
+    def __init__(self, sim: Simulation) -> None:
+        self.sim = sim
+
+    def fire(self, arg: int, x: float, now: float) -> None:
+        self.sim.on_work_end(arg, x, now)
+
+
+class KvTransferEnd(Handler):
+    """Call ``arg``'s KV cache reached its decode pool."""
+
+    def __init__(self, sim: Simulation) -> None:
+        self.sim = sim
+
+    def fire(self, arg: int, x: float, now: float) -> None:
+        self.sim.on_kv_transfer_end(arg, now)
+
+
+class Submit(Handler):
+    """Call ``arg`` passed its engine's API and reaches the scheduler."""
+
+    def __init__(self, sim: Simulation) -> None:
+        self.sim = sim
+
+    def fire(self, arg: int, x: float, now: float) -> None:
+        self.sim.on_submit(arg, now)

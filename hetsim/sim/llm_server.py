@@ -38,7 +38,7 @@ import numpy as np
 from hetsim.perf.decode_run import AffineDecodeRun, ArrayDecodeRun
 from hetsim.perf.llm import LlmReplica
 from hetsim.perf.speculative import SpeculativeSteps
-from hetsim.sim.calendar import Timer
+from hetsim.sim.calendar import Handler
 from hetsim.sim.decode_set import DecodeSet
 from hetsim.sim.environment import Environment
 from hetsim.sim.lora import AdapterSlots
@@ -174,17 +174,15 @@ _BUSY: Final = 2
 _STEP: Final = 3
 _RUN: Final = 4
 _CUT: Final = 5
-# The server's timers (LlmServer.fire):
-_WAKE: Final = 0
-_STEP_END: Final = 1
-_RUN_END: Final = 2
 
 
-class LlmServer(Timer):
+class LlmServer:
     """A replica; ``submit`` a call, ``on_done(state, reason, now)`` is called when it leaves.
 
-    Handlers take the clock from their timer (``fire``'s ``now``) and hand it down, instead of
-    reading ``env.now``, a property whose getter is interpreted Python."""
+    Its events (``Wake``, ``StepEnd``, ``RunEnd``) take the clock from their timer (``now``)
+    and hand it down, instead of reading ``env.now``, a property whose getter is interpreted
+    Python. Each timer carries a ticket: only the latest one set is current (a newcomer cuts a
+    decode run short by setting a new one)."""
 
     def __init__(
         self,
@@ -270,6 +268,7 @@ class LlmServer(Timer):
         self._run_steps = 0
         self._run_done = 0
         self.lora: AdapterSlots | None = None  # the replica's LoRA adapters (set by the builder)
+        self._wake, self._step_end, self._run_end = Wake(self), StepEnd(self), RunEnd(self)
 
     # ---- interface --------------------------------------------------------------------------
 
@@ -310,28 +309,33 @@ class LlmServer(Timer):
         self.waiting.append(state)
         if self._state == _IDLE:  # wake at this instant, after whatever else happens now
             self._state = _WAKING
-            self._at(now, 0.0, _WAKE)
+            self._at(now, 0.0, self._wake)
         elif self._state == _RUN:
             self._cut_run(now)
 
     # ---- events -------------------------------------------------------------------------------
 
-    def _at(self, now: float, delay: float, kind: int) -> None:
-        """Fire timer ``kind`` after ``delay`` (``now``: the clock), as the current timer."""
+    def _at(self, now: float, delay: float, handler: Handler) -> None:
+        """Fire ``handler`` after ``delay`` (``now``: the clock) as the current timer (its
+        ticket, the timer's ``arg``, is the latest)."""
         self._ticket += 1
-        self._calendar.at(now + delay, self, kind, self._ticket)  # now + delay: a timeout's sum
+        self._calendar.at(now + delay, handler, self._ticket)  # now + delay: a timeout's sum
 
-    def fire(self, kind: int, arg: int, x: float, now: float) -> None:
-        """The server's timers (``arg``: the ticket ``_at`` gave it; an older one is stale)."""
-        if arg != self._ticket:
-            return  # a run that a newcomer cut short
-        if kind == _STEP_END:
-            self._on_step_end(now)
-        elif kind == _RUN_END:
-            self._on_run_end(now)
-        else:
+    def on_wake(self, ticket: int, now: float) -> None:
+        """An idle server woke for a queued call."""
+        if ticket == self._ticket:
             self._state = _BUSY
             self._next_iteration(now)
+
+    def on_step_end(self, ticket: int, now: float) -> None:
+        """The iteration in flight (``_start_step``) ended."""
+        if ticket == self._ticket:
+            self._on_step_end(now)
+
+    def on_run_end(self, ticket: int, now: float) -> None:
+        """A decode run (``_start_run``) ended, or the iteration at which a newcomer cut it."""
+        if ticket == self._ticket:  # else a run end that a newcomer cut short
+            self._on_run_end(now)
 
     def _next_iteration(self, now: float) -> None:
         """Schedule the next iteration and start it (or go idle); ``now``: the clock, read once
@@ -546,7 +550,7 @@ class LlmServer(Timer):
         self._chunks, self._step_s, self._batch = chunks, seconds, decodes + len(chunks)
         self._decoding = decoding
         self._state = _STEP
-        self._at(now, seconds, _STEP_END)
+        self._at(now, seconds, self._step_end)
 
     def _on_step_end(self, now: float) -> None:
         seconds, decode, stats = self._step_s, self.decode, self.stats
@@ -629,7 +633,7 @@ class LlmServer(Timer):
         self._run, self._run_steps, self._run_done, self._run_start_s = run, steps, steps, now
         self.stats.events += 1
         self._state = _RUN
-        self._at(now, run.end_s(steps), _RUN_END)
+        self._at(now, run.end_s(steps), self._run_end)
 
     def _start_speculative_run(self, now: float) -> None:
         """A run of speculative iterations, priced one by one as the per-iteration reference
@@ -663,7 +667,7 @@ class LlmServer(Timer):
         self._run, self._run_steps, self._run_done, self._run_start_s = run, steps, steps, now
         self.stats.events += 1
         self._state = _RUN
-        self._at(now, run.end_s(steps), _RUN_END)
+        self._at(now, run.end_s(steps), self._run_end)
 
     def _cut_run(self, now: float) -> None:
         """A request arrived (``now``): stop at the end of the iteration in flight."""
@@ -672,7 +676,7 @@ class LlmServer(Timer):
         self._run_done = done = run.steps_by(now - self._run_start_s, self._run_steps)
         self._state = _CUT
         remaining = self._run_start_s + run.end_s(done) - now
-        self._at(now, remaining if remaining > 0 else 0.0, _RUN_END)
+        self._at(now, remaining if remaining > 0 else 0.0, self._run_end)
 
     def _on_run_end(self, now: float) -> None:
         run, done, decode, stats = self._run, self._run_done, self.decode, self.stats
@@ -766,3 +770,33 @@ class LlmServer(Timer):
         if self.lora is not None and state.call.adapter is not None:
             self.lora.release(state, now)
         self.on_done(state, reason, now)
+
+
+class Wake(Handler):
+    """An idle server's wake-up for a queued call."""
+
+    def __init__(self, server: LlmServer) -> None:
+        self.server = server
+
+    def fire(self, arg: int, x: float, now: float) -> None:
+        self.server.on_wake(arg, now)
+
+
+class StepEnd(Handler):
+    """The end of a server's iteration."""
+
+    def __init__(self, server: LlmServer) -> None:
+        self.server = server
+
+    def fire(self, arg: int, x: float, now: float) -> None:
+        self.server.on_step_end(arg, now)
+
+
+class RunEnd(Handler):
+    """The end of a server's decode run."""
+
+    def __init__(self, server: LlmServer) -> None:
+        self.server = server
+
+    def fire(self, arg: int, x: float, now: float) -> None:
+        self.server.on_run_end(arg, now)

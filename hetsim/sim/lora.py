@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from hetsim.perf.lora import LoraKernels
-from hetsim.sim.calendar import CallbackTimer
+from hetsim.sim.calendar import CallbackHandler
 from hetsim.sim.policies import RouterState
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ class AdapterSlots:
         self._since: dict[int, float] = {}  # call -> when it began waiting
         self.calls: dict[int, tuple[int, float]] = {}  # call -> (1 if it loaded its adapter, seconds it waited)
         self.stats = AdapterStats()
-        self._timer = CallbackTimer(self._fired)
+        self._load_end = CallbackHandler(self._on_load_end)
 
     # ---- a call arrives and leaves --------------------------------------------------------------
 
@@ -153,9 +153,9 @@ class AdapterSlots:
         self.stats.load_busy_s += seconds
         self.calls[state.call.call_id] = (1, 0.0)
         self._load_order.append(adapter)
-        self.server._calendar.at(end, self._timer, 0, 0)
+        self.server._calendar.at(end, self._load_end)
 
-    def _fired(self, kind: int, arg: int, x: float, now: float) -> None:
+    def _on_load_end(self, arg: int, x: float, now: float) -> None:
         """The oldest load in flight ended: its calls queue at the server."""
         adapter = self._load_order.popleft()
         for state in self._loading.pop(adapter):

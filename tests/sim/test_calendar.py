@@ -10,7 +10,7 @@ import simpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hetsim.sim.calendar import Calendar, CallbackTimer, Timer, run_until_empty
+from hetsim.sim.calendar import Calendar, CallbackHandler, Handler, run_until_empty
 from hetsim.sim.environment import Environment
 
 delays = st.one_of(st.just(0.0), st.sampled_from([0.1, 0.5, 1.0]), st.floats(0, 4, allow_nan=False))
@@ -21,17 +21,17 @@ programs = st.tuples(
 )
 
 
-def _logger(env: Environment, log: list, follows: dict[int, float]) -> CallbackTimer:
-    """A timer that logs (time, label) and may set a follow-up timer."""
+def _logger(env: Environment, log: list, follows: dict[int, float]) -> CallbackHandler:
+    """A handler that logs (time, label) and may set a follow-up timer."""
 
-    def fire(kind: int, arg: int, x: float, now: float) -> None:
+    def fire(arg: int, x: float, now: float) -> None:
         assert now == env.now
         log.append((now, f"timer {arg}"))
         if arg in follows:
-            env.calendar.at(now + follows.pop(arg), timer, kind, arg + 1000)
+            env.calendar.at(now + follows.pop(arg), handler, arg + 1000)
 
-    timer = CallbackTimer(fire)
-    return timer
+    handler = CallbackHandler(fire)
+    return handler
 
 
 def _processes(env: simpy.Environment, waits: list[list[float]], log: list) -> None:
@@ -71,7 +71,7 @@ def _with_calendar(program, how: str, until: float | None) -> list[tuple[float, 
     logger = _logger(env, log, follows)
     _processes(env, waits, log)
     for ident, (delay, _) in enumerate(timers):
-        env.calendar.at(env.now + delay, logger, 0, ident)
+        env.calendar.at(env.now + delay, logger, ident)
     if how == "compiled loop":
         run_until_empty(env, env.calendar)
     else:
@@ -100,8 +100,25 @@ def test_peek_sees_the_earlier_of_the_next_timer_and_the_next_event() -> None:
     assert env.peek() == 1.5
 
 
-def test_a_timer_without_a_fire_method_says_so() -> None:
+def test_a_handler_without_a_fire_method_says_so() -> None:
     calendar = Calendar()
-    calendar.at(0.0, Timer(), 0)
-    with pytest.raises(NotImplementedError, match="Timer sets timers but does not say how they fire"):
+    calendar.at(0.0, Handler(), 0)
+    with pytest.raises(NotImplementedError, match="Handler is set on the calendar but does not say what it does"):
         calendar.fire_next()
+
+
+def test_each_kind_of_event_has_a_named_handler_that_gets_its_values() -> None:
+    """A handler per kind of event: the calendar calls the one that was set, with its arg and x
+    (``CallbackHandler``s here: compiled, ``Handler`` is native and not subclassed by tests)."""
+    env, log = Environment(), []
+
+    def arrived(arg: int, x: float, now: float) -> None:
+        log.append(("arrived", arg, x, now))
+
+    def left(arg: int, x: float, now: float) -> None:
+        log.append(("left", arg, x, now))
+
+    env.calendar.at(2.0, CallbackHandler(left), 7, 0.5)
+    env.calendar.at(1.0, CallbackHandler(arrived), 3, 0.25)
+    run_until_empty(env, env.calendar)
+    assert log == [("arrived", 3, 0.25, 1.0), ("left", 7, 0.5, 2.0)]
