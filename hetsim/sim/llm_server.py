@@ -12,7 +12,7 @@ Speed by design:
 
 * Event skipping: when a step is decode-only, nothing can join or leave before the next
   sequence finishes (or the KV cache fills), so the server prices the whole run of identical
-  iterations at once (``hetsim.perf.decode_run``) and sleeps until its end. A request that
+  iterations at once (``hetsim.sim.decode_runs``) and sleeps until its end. A request that
   arrives meanwhile cuts the run at the iteration boundary that follows. Events grow with
   batch membership changes, not with tokens. ``max_skip=1`` turns the shortcut off: the
   per-iteration reference the tests compare against.
@@ -33,12 +33,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
-import numpy as np
-
-from hetsim.perf.decode_run import AffineDecodeRun, ArrayDecodeRun
 from hetsim.perf.llm import LlmReplica
 from hetsim.perf.speculative import SpeculativeSteps
 from hetsim.sim.calendar import Handler
+from hetsim.sim.decode_runs import DecodeRun, plain_run, speculative_run
 from hetsim.sim.decode_set import DecodeSet
 from hetsim.sim.environment import Environment
 from hetsim.sim.lora import AdapterSlots
@@ -222,7 +220,6 @@ class LlmServer:
         self._burst = 1
         self._spec_iteration = 0
         self.decode_queries = 1 if speculation is None else speculation.queries
-        self._run_tokens: list[int] = []  # a speculative run's tokens per member after each of its iterations
         self._max_context = replica.arch.max_context_tokens
         self.free_blocks = self.total_blocks
         self.waiting: deque[SeqState] = deque()
@@ -263,10 +260,7 @@ class LlmServer:
         self._chunks: list[Chunk] = []
         self._step_s = 0.0
         self._batch = 0
-        self._run: AffineDecodeRun | ArrayDecodeRun | None = None
-        self._run_start_s = 0.0
-        self._run_steps = 0
-        self._run_done = 0
+        self._run: DecodeRun | None = None  # the decode run in flight (event skipping)
         self.lora: AdapterSlots | None = None  # the replica's LoRA adapters (set by the builder)
         self._wake, self._step_end, self._run_end = Wake(self), StepEnd(self), RunEnd(self)
 
@@ -607,99 +601,57 @@ class LlmServer:
         self._paused_s = 0.0
         return completed
 
-    # ---- a run of decode-only iterations --------------------------------------------------------
+    # ---- a run of decode-only iterations (hetsim.sim.decode_runs) ------------------------------
 
     def _start_run(self, now: float) -> None:
-        if self._spec is not None:
-            self._start_speculative_run(now)
-            return
-        decode, free = self.decode, self.free_blocks
-        steps = decode.min_remaining()
-        if steps > self.max_skip:
-            steps = self.max_skip
-        n = decode.n
-        if ((steps - 1) // self.block + 1) * n > free and decode.run_blocks(steps) > free:
-            # the KV cache may fill first (the cheap bound says when it cannot)
-            steps = decode.steps_until_full(free)
-        run: AffineDecodeRun | ArrayDecodeRun | None = None
-        if not decode.unsaturated or steps <= decode.steps_before_window():
-            run = self.pricer.affine_decode_run(n, decode.seen())
-        if run is None:  # calibration curves, or a sequence reaches the window: price step by step
-            members = [state for state in self.running if state.token >= 0]
-            run = ArrayDecodeRun(self.replica.decode_run_times(decode.contexts(members), steps))
-            self.stats.stepwise_runs += 1
-        if self.lora is not None:  # each step's adapter kernels: its members are the run's
-            run = run.plus_s(self.lora.step_s(self, [], True))
-        self._run, self._run_steps, self._run_done, self._run_start_s = run, steps, steps, now
-        self.stats.events += 1
-        self._state = _RUN
-        self._at(now, run.end_s(steps), self._run_end)
-
-    def _start_speculative_run(self, now: float) -> None:
-        """A run of speculative iterations, priced one by one as the per-iteration reference
-        prices them (each with its own burst): it stops where a member finishes, where the KV
-        blocks of the next burst are not free, where a member reaches a sliding window, or at
-        ``max_skip`` iterations. The first iteration's blocks are already taken."""
-        decode, spec, free = self.decode, self._spec, self.free_blocks
-        assert spec is not None
-        n, remaining, first_burst = decode.n, decode.min_remaining(), self._burst
-        affine_for = decode.steps_before_window() if decode.unsaturated else 1 << 62
-        seen = decode.seen()
-        first_blocks = decode.blocks_to_advance(first_burst)
-        times: list[float] = []
-        tokens = [0]
-        advanced, iteration, burst = 0, self._spec_iteration, first_burst
-        while True:
-            times.append(spec.iteration_s(n, [keys + slope * advanced for keys, slope in seen], []))
-            advanced += burst
-            tokens.append(advanced)
-            iteration += 1
-            if advanced >= remaining or len(times) >= self.max_skip or advanced >= affine_for:
-                break
-            burst = spec.burst(iteration)
-            if decode.blocks_to_advance(advanced + burst) - first_blocks > free:
-                break
-        run = ArrayDecodeRun(np.array(times))
+        """Price the decode-only iterations up to the next membership change at once and sleep
+        until their end; the first iteration's KV blocks are taken."""
+        decode = self.decode
+        if self._spec is None:
+            times, steps, stepwise = plain_run(
+                decode, self.pricer, self.replica, self.running, self.free_blocks, self.max_skip, self.block
+            )
+            if stepwise:
+                self.stats.stepwise_runs += 1
+            tokens: list[int] | None = None
+        else:
+            times, tokens = speculative_run(
+                decode, self._spec, self.free_blocks, self.max_skip, self._spec_iteration, self._burst
+            )
+            steps = len(tokens) - 1
         if self.lora is not None:  # each iteration's adapter kernels, as _start_step adds them
-            run = run.plus_s(self.lora.step_s(self, [], True))
-        self._run_tokens = tokens
-        steps = len(times)
-        self._run, self._run_steps, self._run_done, self._run_start_s = run, steps, steps, now
+            times = times.plus_s(self.lora.step_s(self, [], True))
+        self._run = DecodeRun(times, steps, now, tokens)
         self.stats.events += 1
         self._state = _RUN
-        self._at(now, run.end_s(steps), self._run_end)
+        self._at(now, times.end_s(steps), self._run_end)
 
     def _cut_run(self, now: float) -> None:
         """A request arrived (``now``): stop at the end of the iteration in flight."""
         run = self._run
         assert run is not None  # in state _RUN
-        self._run_done = done = run.steps_by(now - self._run_start_s, self._run_steps)
         self._state = _CUT
-        remaining = self._run_start_s + run.end_s(done) - now
-        self._at(now, remaining if remaining > 0 else 0.0, self._run_end)
+        self._at(now, run.cut(now), self._run_end)
 
     def _on_run_end(self, now: float) -> None:
-        run, done, decode, stats = self._run, self._run_done, self.decode, self.stats
+        run, decode, stats = self._run, self.decode, self.stats
         assert run is not None  # in state _RUN or _CUT
         self._state = _BUSY
-        tokens = done
+        done, times = run.done, run.times
+        tokens = run.tokens_taken()
         if self._spec is not None:
-            tokens = self._run_tokens[done]
             self._spec_iteration += done
-            if done > 1:  # the blocks of the bursts after the first, kept free when the run was priced
-                self.free_blocks -= decode.blocks_to_advance(tokens) - decode.blocks_to_advance(self._run_tokens[1])
-        elif done > 1:  # the run's length kept these blocks free (steps_until_full); take them now
-            self.free_blocks -= decode.run_blocks(done)
-        elapsed = run.end_s(done)
+        self.free_blocks -= run.later_blocks(decode)  # kept free when the run was priced; taken now
+        elapsed = times.end_s(done)
         stats.busy_s += elapsed
         stats.steps += done
         stats.batch_size_time += decode.n * elapsed
         if self._stalled:  # the first step's gap of a member that joined after a stall is longer
-            self._record_gaps(run.step_s(0), decode.n)
-            self.gaps.add_run(run, 1, done, decode.n)
+            self._record_gaps(times.step_s(0), decode.n)
+            self.gaps.add_run(times, 1, done, decode.n)
         else:
-            self.gaps.add_run(run, 0, done, decode.n)
-        completed = decode.advance(tokens, run.max_step_s(done), self._run_start_s + elapsed)
+            self.gaps.add_run(times, 0, done, decode.n)
+        completed = decode.advance(tokens, times.max_step_s(done), run.start_s + elapsed)
         if completed:
             self._finish_all(completed, now)
         self._next_iteration(now)
