@@ -348,51 +348,54 @@ class LlmReplica:
         return tp_fabric, pp_fabric
 
     def step(self, batch: Sequence[SequenceWork]) -> StepEstimate:
-        """Time of one iteration processing ``batch`` (prefill chunks and/or decode tokens)."""
+        """Time of one iteration processing ``batch`` (prefill chunks and/or decode tokens).
+
+        Its seconds are the step model's (``pricer``, the one model every path prices with);
+        ``by_bound_s`` attributes them to what bounds each part: the step's ops (``step_ops``)
+        by their roofline bound, collectives to the network, head and engine to overhead."""
         batch = tuple(batch)
         if not batch:
             raise EstimateError("step: expected at least one sequence in the batch, got none")
-        by_bound: dict[Bound, float] = {}
+        seconds = self.pricer.step_seconds_of(0, [], [(s.new_tokens, s.context_tokens) for s in batch])
         tokens = sum(s.new_tokens for s in batch)
+        pp, handoff_s = self.shard.pp, self._network_s(tokens)[1]
+        by_bound = self._by_bound_s(batch, tokens, handoff_s)
+        bound = max(by_bound, key=lambda b: by_bound[b])
+        interval_s = (seconds - (pp - 1) * handoff_s) / pp  # one stage: the spacing of pipelined steps
+        return StepEstimate(seconds, interval_s, bound, self.perf.provenance, by_bound)
+
+    def _by_bound_s(self, batch: tuple[SequenceWork, ...], tokens: int, handoff_s: float) -> dict[Bound, float]:
+        """What bounds each part of a step's time (``step``'s attribution; the parts are those
+        the pricer adds up, so they sum to its seconds)."""
+        pp, by_bound = self.shard.pp, {}
         token_ops = self._token_ops(tokens)
         token_s = 0.0
         for index, op in enumerate(token_ops + self._attention_ops(batch)):
             estimate = self.perf.op_time(op)
-            by_bound[estimate.bound] = by_bound.get(estimate.bound, 0.0) + estimate.seconds
+            by_bound[estimate.bound] = by_bound.get(estimate.bound, 0.0) + pp * estimate.seconds
             token_s += estimate.seconds if index < len(token_ops) else 0.0
         decode_n = sum(1 for s in batch if s.is_decode)
-        per_sequence_s = self._attention_sequences_s(decode_n, len(batch) - decode_n)
-        if per_sequence_s:
-            by_bound[Bound.OVERHEAD] = by_bound.get(Bound.OVERHEAD, 0.0) + per_sequence_s
-        stage_s = sum(by_bound.values())
-        all_reduce_s, handoff_s = self._network_s(tokens)
-        all_reduce_s += self._expert_exposed_s(tokens, token_s)
-        head_s = sum(
-            self.perf.op_time(op).seconds
-            for op in head_ops(
-                self.arch, self.group_tokens(tokens), self.group_tokens(len(batch)), self.precision, self.shard.tp,
-                self._fused,
-            )
-        )
-        pp = self.shard.pp
-        engine_s = self.engine_step_overhead_s(len(batch)) + self.engine_token_overhead_s(tokens)
-        if self._engine is not None and self._engine.prefill_pair_s:  # per stage, as attention is
-            prefill = [(q.new_tokens, q.context_tokens) for q in batch if not (q.new_tokens == 1 and q.context_tokens > 0)]
-            engine_s += pp * self._prefill_pair_s * self.prefill_pairs_per_stage(prefill)
-        seconds = pp * (stage_s + all_reduce_s) + (pp - 1) * handoff_s + head_s + engine_s
-        by_bound = {b: s * pp for b, s in by_bound.items()}
+        rows = self.group_tokens(len(batch))
+        head = head_ops(self.arch, self.group_tokens(tokens), rows, self.precision, self.shard.tp, self._fused)
+        overhead_s = pp * self._attention_sequences_s(decode_n, len(batch) - decode_n)
+        overhead_s += sum(self.perf.op_time(op).seconds for op in head)
+        overhead_s += self.engine_step_overhead_s(len(batch)) + self.engine_token_overhead_s(tokens)
+        if self._prefill_pair_s:  # per stage, as attention is
+            prefill = [(q.new_tokens, q.context_tokens) for q in batch if not q.is_decode]
+            overhead_s += pp * self._prefill_pair_s * self.prefill_pairs_per_stage(prefill)
+        by_bound[Bound.OVERHEAD] = by_bound.get(Bound.OVERHEAD, 0.0) + overhead_s
+        all_reduce_s = self._network_s(tokens)[0] + self._expert_exposed_s(tokens, token_s)
         by_bound[Bound.NETWORK] = pp * all_reduce_s + (pp - 1) * handoff_s
-        by_bound[Bound.OVERHEAD] = by_bound.get(Bound.OVERHEAD, 0.0) + head_s + engine_s
-        bound = max(by_bound, key=lambda b: by_bound[b])
-        return StepEstimate(seconds, stage_s + all_reduce_s + (head_s + engine_s) / pp, bound, self.perf.provenance, by_bound)
+        return by_bound
 
     def decode_step_times(self, batch_size: int, contexts: Sequence[int]) -> list[float]:
-        """Decode step time for ``batch_size`` sequences at each context length (vectorised over
-        the context: only attention depends on it)."""
-        base = self.step([SequenceWork(1, max(contexts[0], 1))] * batch_size)
-        attention_at = self._attention_seconds
-        first = attention_at(batch_size, max(contexts[0], 1))
-        return [base.seconds + self.shard.pp * (attention_at(batch_size, max(c, 1)) - first) for c in contexts]
+        """Decode step time for ``batch_size`` sequences at each context length (the step
+        model's, at each)."""
+        pricer = self.pricer
+        return [
+            pricer.step_seconds_of(batch_size, list(self.decode_seen([max(c, 1)] * batch_size)), [])
+            for c in contexts
+        ]
 
     def _attention_sequences_s(self, decode_n: int, prefill_n: int) -> float:
         """What attention kernels add per sequence on one stage (all its layers)."""
@@ -409,35 +412,10 @@ class LlmReplica:
             items * self.perf.sequence_s(CurveKind.ATTENTION_PREFILL),
         )
 
-    def _attention_seconds(self, batch_size: int, context: int) -> float:
-        return self._attention_of((SequenceWork(1, context),) * batch_size)
-
     def decode_run_times(self, contexts: Sequence[int], steps: int) -> np.ndarray:
-        """Times of ``steps`` consecutive decode-only steps of sequences now at ``contexts``.
-
-        Step j prices the batch ``[SequenceWork(1, c + j) for c in contexts]`` exactly as
-        ``step`` would; only attention depends on j, so it is priced for all j at once. This is
-        what lets the simulator skip identical decode iterations.
-        """
-        n = len(contexts)
-        if n == 0 or steps < 1:
-            return np.zeros(max(steps, 0))
-        base = self._decode_base_s(n)
-        attention = np.zeros(steps)
-        flops_per_pair, kv_bytes, qo_bytes, groups = self._attention_params
-        c = np.asarray(contexts, dtype=float)
-        j = np.arange(steps, dtype=float)
-        for count, window in groups:
-            if window is None:
-                seen = c.sum() + n * (j + 1.0)  # each query sees its context plus itself
-            else:
-                seen = np.minimum(c[None, :] + j[:, None] + 1.0, window).sum(axis=1)
-            nbytes = (seen + n) * kv_bytes + n * qo_bytes
-            attention += self.perf.op_times(
-                CurveKind.ATTENTION_DECODE, self.precision.activations, seen * flops_per_pair, nbytes, count
-            )
-        attention += self._attention_sequences_s(n, 0)
-        return base + self.shard.pp * attention
+        """Times of ``steps`` consecutive decode-only steps of sequences now at ``contexts``
+        (``StepPricer.decode_run_times``): what lets the simulator skip identical iterations."""
+        return self.pricer.decode_run_times(list(contexts), steps)
 
     def decode_seen(self, contexts: Sequence[int]) -> tuple[float, ...]:
         """Keys a batch of one-token decodes at ``contexts`` sees, per attention group."""
@@ -461,6 +439,9 @@ class LlmReplica:
         def op_seconds(kind: CurveKind, flops: float, nbytes: float, count: int) -> float:
             return self.perf.seconds(kind, dtype, flops, nbytes, count)
 
+        def op_times(kind: CurveKind, flops: np.ndarray, nbytes: np.ndarray, count: int) -> np.ndarray:
+            return self.perf.op_times(kind, dtype, flops, nbytes, count)
+
         return StepPricer(
             pp=self.shard.pp,
             flops_per_pair=flops_per_pair,
@@ -476,6 +457,7 @@ class LlmReplica:
             row_part_s=self._row_part_s,
             decode_base_s=self._decode_base_s,
             op_seconds=op_seconds,
+            op_times=op_times,
             prefill_pair_s=self._prefill_pair_s,
             sequence_costs=self._sequence_costs,
             prefill_constants=prefill_attention_constants(self.arch, self.precision, self.shard.tp, self.shard.dp),
@@ -505,12 +487,6 @@ class LlmReplica:
         """A speculative verification step of ``batch`` sequences at ``context``, each computing
         ``queries`` tokens (``StepPricer.verify_seconds_of``); ``queries`` 1 is a decode step."""
         return self.pricer.verify_seconds_of(batch, list(self.decode_seen([context] * batch)), queries)
-
-    def _attention_s(
-        self, decode_n: int, decode_seen: Sequence[float], prefill: list[tuple[int, int]], prefill_tokens: int
-    ) -> float:
-        """Attention seconds of one stage; ``prefill`` holds (new tokens, context tokens) pairs."""
-        return self.pricer.attention_s(decode_n, list(decode_seen), prefill, prefill_tokens)
 
     def _token_part_s(self, tokens: int) -> float:
         """Step time that depends only on the tokens computed (everything but attention and the
@@ -592,12 +568,6 @@ class LlmReplica:
     def _attention_params(self) -> tuple[float, float, float, tuple[tuple[int, int | None], ...]]:
         flops_per_pair, kv_bytes, qo_bytes = attention_constants(self.arch, self.precision, self.shard.tp, self.shard.dp)
         return flops_per_pair, kv_bytes, qo_bytes, attention_layer_groups(self.arch, self.layers_per_stage)
-
-    def _attention_of(self, batch: tuple[SequenceWork, ...]) -> float:
-        """Attention seconds of one stage of ``batch``."""
-        decode = [s.context_tokens for s in batch if s.new_tokens == 1 and s.context_tokens > 0]
-        prefill = [(s.new_tokens, s.context_tokens) for s in batch if not (s.new_tokens == 1 and s.context_tokens > 0)]
-        return self._attention_s(len(decode), self.decode_seen(decode), prefill, sum(q for q, _ in prefill))
 
     def _decode_base_s(self, n: int) -> float:
         """Decode step time of ``n`` sequences minus attention (depends on n only; cached)."""

@@ -1,11 +1,17 @@
-"""The simulator's hot pricing arithmetic of one LLM replica, on values read once.
+"""The step model of one LLM replica: the one place a step's time is computed.
 
-``LlmReplica`` derives a step's time from its specs through properties and op objects; a
-simulator prices millions of steps, so ``LlmReplica.pricer`` hands it this object instead:
-the constants of attention (per query-key pair, per key, per query), the flat efficiencies
-when the device has no calibration curves, and the per-count parts of a step (cached by the
-replica, computed by it on a miss). ``LlmReplica.step_seconds_of`` and
-``LlmReplica.affine_decode_run`` are these methods; nothing here is priced twice.
+A step's time is a part that depends only on its token count (projections, MLP, collectives,
+embedding, the engine's per-token cost), a part that depends only on its row count (final
+norm and LM head of the rows that sample, the engine's per-step cost), both computed by the
+replica from its op lists and cached per count, plus ``pp`` times one stage's attention,
+computed here from the attention constants (FLOPs per query-key pair, bytes per key, bytes
+per query) and the device's efficiencies.
+
+Every path prices steps here: ``step_seconds_of`` (a step of decodes and prefill chunks: the
+simulator's hot path and ``LlmReplica.step``'s seconds), ``verify_step_seconds_of``
+(speculative verification), and the two fast paths of a run of decode-only steps derived from
+the same constants: ``decode_run_times`` (the per-step times, vectorised over steps; exact
+under calibration curves) and ``affine_decode_run`` (closed form when efficiencies are flat).
 
 Typed for mypyc (``HETSIM_COMPILE``; see the README): plain attributes, no ``Any``.
 """
@@ -14,12 +20,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
+
 from hetsim.perf.attention_pairs import chunk_pairs
 from hetsim.perf.decode_run import AffineDecodeRun, pieces
 from hetsim.specs.calibration import CurveKind
 
 Rates = tuple[float, float, float]  # (compute FLOP/s, memory B/s, fixed s per op) at flat efficiency
 OpSeconds = Callable[[CurveKind, float, float, int], float]  # (kind, FLOPs, bytes, count) -> s
+OpTimes = Callable[[CurveKind, np.ndarray, np.ndarray, int], np.ndarray]  # the same, over arrays of sizes
 
 
 class StepPricer:
@@ -42,6 +51,7 @@ class StepPricer:
         row_part_s: Callable[[int], float],
         decode_base_s: Callable[[int], float],
         op_seconds: OpSeconds,
+        op_times: OpTimes,
         prefill_pair_s: float = 0.0,
         sequence_costs: tuple[float, float] = (0.0, 0.0),
         prefill_constants: tuple[float, float, float] | None = None,
@@ -66,7 +76,7 @@ class StepPricer:
         self.token_part_cache, self.row_part_cache = token_part_cache, row_part_cache
         self.decode_base_cache = decode_base_cache
         self.token_part_s, self.row_part_s, self.decode_base_s = token_part_s, row_part_s, decode_base_s
-        self.op_seconds = op_seconds
+        self.op_seconds, self.op_times = op_seconds, op_times
         self.prefill_pair_s = prefill_pair_s  # an engine's prefill attention beyond the kernel model, per pair and layer
         # Decode attention without calibration is affine in the keys read: per group, a weight
         # and the seconds per pair (compute), per key and per query (memory), plus fixed s.
@@ -177,13 +187,38 @@ class StepPricer:
         memory_s = nbytes / memory_rate if nbytes else 0.0
         return count * ((compute_s if compute_s >= memory_s else memory_s) + overhead_s)
 
+    def decode_run_times(self, contexts: list[int], steps: int) -> np.ndarray:
+        """Times of ``steps`` consecutive decode-only steps of sequences now at ``contexts``:
+        step j is ``step_seconds_of`` of one-token decodes at ``c + j``; only attention
+        depends on j, so its ops are priced for all j at once (the same work as
+        ``attention_s``'s decode part: keys seen per group, FLOPs per pair, bytes per key and
+        query), over the cached token and row parts of n sequences."""
+        n = len(contexts)
+        if n == 0 or steps < 1:
+            return np.zeros(max(steps, 0))
+        base = self.decode_base_cache.get(n)
+        if base is None:
+            base = self.decode_base_s(n)
+        attention = np.zeros(steps)
+        c = np.asarray(contexts, dtype=float)
+        j = np.arange(steps, dtype=float)
+        for count, window in self.groups:
+            if window is None:
+                keys = c.sum() + n * (j + 1.0)  # each query sees its context plus itself
+            else:
+                keys = np.minimum(c[None, :] + j[:, None] + 1.0, window).sum(axis=1)
+            nbytes = (keys + n) * self.kv_bytes + n * self.qo_bytes
+            attention += self.op_times(CurveKind.ATTENTION_DECODE, keys * self.flops_per_pair, nbytes, count)
+        attention += self.layer_weight * n * self.decode_sequence_s
+        return base + self.pp * attention
+
     def affine_decode_run(self, n: int, seen: list[tuple[float, int]]) -> AffineDecodeRun | None:
         """Closed-form times of consecutive decode steps of ``n`` sequences, or None when a
-        calibration curve makes efficiency depend on the op size (use ``decode_run_times``).
+        calibration curve makes efficiency depend on the op size (``decode_run_times`` then).
 
         ``seen[g] = (keys, slope)``: at step j attention group g sees ``keys + slope * j`` keys
         (``slope`` is n without a window; the caller must stop where a sequence reaches the
-        window). Equal to ``LlmReplica.decode_run_times`` to rounding.
+        window). Equal to ``decode_run_times`` to rounding.
         """
         if not self.affine:
             return None

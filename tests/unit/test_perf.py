@@ -155,8 +155,12 @@ def test_vectorised_decode_run_equals_per_step_pricing(model_catalog, name):
 
 
 @pytest.mark.parametrize("name", ["llama-3-8b", "gpt-oss-120b", "deepseek-v3"])
-def test_fast_step_seconds_equals_step(model_catalog, name):
-    replica = LlmReplica(model_catalog.model(name), DevicePerf(make_device(memory_gb=2000)), Shard(tp=2), Precision())
+@pytest.mark.parametrize("pp", [1, 2])
+def test_a_steps_time_split_by_bound_adds_up_to_the_step_models_seconds(model_catalog, name, pp):
+    """``step`` reports the step model's seconds and attributes them op by op (each op's
+    roofline bound, collectives, head and engine): the attribution, priced from the op
+    objects, adds up to what the model computes from its cached parts and attention constants."""
+    replica = LlmReplica(model_catalog.model(name), DevicePerf(make_device(memory_gb=2000)), Shard(tp=2, pp=pp), Precision())
     batches = [
         [SequenceWork(512, 0)],
         [SequenceWork(300, 700), SequenceWork(1, 50), SequenceWork(1, 4000)],
@@ -164,4 +168,7 @@ def test_fast_step_seconds_equals_step(model_catalog, name):
         [SequenceWork(8, 0), SequenceWork(4, 3)],
     ]
     for batch in batches + batches:  # second pass hits the cache
-        assert replica.step_seconds(batch) == pytest.approx(replica.step(batch).seconds, rel=1e-12)
+        step = replica.step(batch)
+        assert step.seconds == replica.step_seconds(batch)
+        assert sum(step.by_bound_s.values()) == pytest.approx(step.seconds, rel=1e-12)
+        assert step.bound == max(step.by_bound_s, key=step.by_bound_s.get)
