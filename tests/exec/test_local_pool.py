@@ -49,7 +49,7 @@ def killed_once(item: tuple[int, str]) -> int:
 
 
 def slow(x: int) -> int:
-    time.sleep(30)
+    time.sleep(600)  # far past the hang guard below
     return x
 
 
@@ -68,11 +68,10 @@ def test_an_input_that_kills_every_worker_fails_alone_after_its_retries() -> Non
 
 def test_closing_the_outcomes_early_stops_every_worker() -> None:
     outcomes = map_local(slow, [1, 2], workers=2)
-    started = time.perf_counter()
     with pytest.raises(TimeoutError), alarm(1):
         next(outcomes)
-    outcomes.close()
-    assert time.perf_counter() - started < 10
+    with alarm(30):  # a hang guard: close stops the workers, it does not wait for their inputs
+        outcomes.close()
     assert multiprocessing.active_children() == []
 
 

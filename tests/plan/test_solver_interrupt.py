@@ -4,7 +4,6 @@ infeasible fleet (SCIP catches SIGINT itself and would otherwise return quietly)
 import os
 import signal
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -31,11 +30,10 @@ def _hard_problem() -> pywraplp.Solver:
 def test_ctrl_c_during_a_solve_raises_keyboard_interrupt_promptly():
     solver = _hard_problem()
     timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
-    started = time.perf_counter()
     timer.start()
     with pytest.raises(KeyboardInterrupt):
         run_solver(solver)
-    assert time.perf_counter() - started < 10.0  # stopped, not run to its 20 s limit
+    assert solver.wall_time() < 20_000  # SCIP's own clock (ms): stopped by the Ctrl-C, not by its 20 s limit
 
 
 def test_a_solve_without_interruption_returns_its_status():
