@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from hetsim.api.exit_codes import EXIT_NOT_PROVEN, EXIT_SLA_MISSED
 from hetsim.api.plan import (
     PlanResult,
     _solve,
@@ -48,10 +49,6 @@ Progress = Callable[[str], None]
 DEFAULT_PERIOD_MONTHS = 6.0
 """A half-year purchasing cycle: the default period length."""
 MAX_PERIODS = 40
-EXIT_SLA_MISSED = 4
-"""Exit status when a period still misses its SLA in simulation after every round (as ``hetsim plan``)."""
-EXIT_NOT_PROVEN = 5
-"""Exit status when the solver stopped at its time limit with an incumbent, unproven (as ``hetsim plan``)."""
 HEADROOM_STEP = 1.3
 """Headroom of a period that missed its SLA in simulation is multiplied by this (as ``hetsim plan`` does)."""
 

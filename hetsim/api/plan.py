@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from hetsim.api.exit_codes import EXIT_NOT_PROVEN, EXIT_SLA_MISSED
 from hetsim.api.workloads import load as load_workload
 from hetsim.api.workloads import synthesize_trace
 from hetsim.cost.tco import CostBasis, node_hourly_cost, preset
@@ -521,8 +522,6 @@ def with_demand_scale(fleet: FleetSpec, factor: float) -> FleetSpec:
     return fleet.model_copy(update={"demand": scaled})
 
 
-EXIT_SLA_MISSED = 4  # the plan misses an SLA in simulation after every verification round
-EXIT_NOT_PROVEN = 5  # the solver stopped at its time limit: an incumbent without proof of optimality
 
 
 def plan_exit_code(result: PlanResult) -> int:

@@ -27,6 +27,7 @@ from typing import Any
 import pandas as pd
 
 from hetsim.api.deploy import load_weights
+from hetsim.api.exit_codes import EXIT_FAILED_CALLS, EXIT_INTERRUPTED
 from hetsim.api.simulate import assign_model, plan_cost, pool_costs, tco_for, trace_frame
 from hetsim.api.workloads import load as load_workload
 from hetsim.errors import ExecutorError, ScenarioError
@@ -61,10 +62,6 @@ from hetsim.specs.endpoints import EndpointsSpec
 from hetsim.specs.plan import PlanSpec, PoolSpec
 from hetsim.specs.scenario import TraceSource
 from hetsim.specs.workload import ToolRun
-
-EXIT_FAILED_CALLS = 3
-"""Exit status of a run that finished with failed calls or sessions (documented in the README)."""
-EXIT_INTERRUPTED = 130
 
 
 @dataclass(frozen=True)

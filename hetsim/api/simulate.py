@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from hetsim.api.engine_sim import scaled_catalog, simulate_with_engine
+from hetsim.api.exit_codes import EXIT_FAILED_CALLS, EXIT_SLA_MISSED
 from hetsim.api.traces import load_trace
 from hetsim.api.workloads import synthesize_trace
 from hetsim.cost.tco import CostBasis, device_hourly_cost, node_hourly_cost, preset
@@ -251,6 +252,18 @@ def simulate(request: SimulateRequest) -> dict[str, Any]:
             raise
         files = " with ".join(str(p) for p in (request.scenario, request.plan, request.trace) if p is not None)
         raise type(exc)(f"{files}: {text}") from None
+
+
+def simulate_exit_code(summary: dict[str, Any]) -> int:
+    """0, or what the simulated run says is wrong (the README's exit statuses): an SLA missed
+    (4; dropped and unfinished calls count as misses), else calls or steps dropped (3). Calls
+    still running at a scenario's horizon are not failures: the horizon cut them."""
+    sla = summary.get("sla")
+    if sla is not None and not sla["all_met"]:
+        return EXIT_SLA_MISSED
+    if summary["llm_calls"]["dropped"] or summary["steps"]["dropped"]:
+        return EXIT_FAILED_CALLS
+    return 0
 
 
 def _simulate(request: SimulateRequest) -> dict[str, Any]:

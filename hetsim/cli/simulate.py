@@ -30,12 +30,23 @@ def simulate_command(
     json: JsonOption = False,
 ) -> None:
     """Replay an agent trace against a plan and report latency, SLA attainment, utilisation and cost."""
-    from hetsim.api.simulate import SimulateRequest, simulate  # loaded on use: starting the CLI stays light
+    from hetsim.api.simulate import SimulateRequest, simulate, simulate_exit_code  # loaded on use: start-up stays light
     summary = simulate(SimulateRequest(scenario, plan, trace, trace_format, out, model=model,
                                        engine_calibrations=tuple(engine_calibration or ()), scale=scale, stack=stack))  # fmt: skip
+    code = simulate_exit_code(summary)  # 4: an SLA missed, 3: calls or steps dropped (the README's exit statuses)
     if json:
         print_json(summary)
-        return
+    else:
+        _print_table(summary, code)
+    if code:
+        raise typer.Exit(code)
+
+
+_EXIT_WHY = {3: "calls or steps were dropped", 4: "an SLA is missed"}
+
+
+def _print_table(summary: dict, code: int) -> None:
+    """The summary as a table; its caption ends with the exit status when it is not 0."""
     calls, cost, sessions, load = summary["llm_calls"], summary["cost"], summary["sessions"], summary["load"]
     rows = [
         ("load", load["verdict"].split(":", 1)[0], load["verdict"].split(":", 1)[-1].strip()),
@@ -76,6 +87,8 @@ def simulate_command(
     run = summary["run"]
     caption = f"simulated {fmt(summary['duration_s'])} s of traffic in {fmt(run['wall_s'])} s wall, {run['events']} server events"
     caption += f"\nstep times: {summary['provenance']['latency']}"
+    if code:
+        caption += f"\nexit status {code}: {_EXIT_WHY[code]}"
     print_table(f"Simulation: {run['scenario'] or run['plan']}", ("figure", "value", "note"), rows, caption=caption)
 
 

@@ -177,3 +177,31 @@ def test_the_table_says_how_each_pool_serves(scenario: str, expected: list[str])
     assert result.exit_code == 0, result.output
     for text in expected:
         assert text in result.stdout
+
+
+def test_a_run_that_misses_its_sla_exits_4_and_says_so_with_its_whole_result(tmp_path: Path) -> None:
+    """Exit statuses tell the truth: the same run exits 0 against an SLA it meets and 4 against
+    one it misses, printing the whole result (JSON or table) either way."""
+    met = tmp_path / "met.yaml"
+    met.write_text(AZURE.read_text().replace("plan: plans/", f"plan: {ROOT}/scenarios/plans/")
+                   .replace("file: ../", f"file: {ROOT}/"))  # fmt: skip
+    missed = tmp_path / "missed.yaml"
+    missed.write_text(met.read_text().replace("ttft_s: 0.5", "ttft_s: 0.001"))
+    assert runner.invoke(app, ["simulate", "-s", str(met), "--json"]).exit_code == 0
+    result = runner.invoke(app, ["simulate", "-s", str(missed), "--json"])
+    assert result.exit_code == 4
+    assert json.loads(result.stdout)["sla"]["all_met"] is False
+    table = runner.invoke(app, ["simulate", "-s", str(missed)])
+    assert table.exit_code == 4 and "exit status 4: an SLA is missed" in table.stdout
+
+
+def test_a_run_with_dropped_calls_and_no_sla_exits_3(tmp_path: Path) -> None:
+    """Calls longer than the model's context are dropped (as vLLM refuses them): the run exits 3,
+    its JSON whole and counting them."""
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("schema_version: 1\nname: p\npools: [{name: llm, device: h100-sxm, replicas: 1, llm: {model: llama-3-8b}}]\n")
+    trace = _burst_trace(tmp_path, 2, 1.0, prompt=9000)  # Llama 3 8B holds 8,192 tokens
+    result = runner.invoke(app, ["simulate", "--plan", str(plan), "--trace", str(trace), "--json"])
+    assert result.exit_code == 3, result.output
+    calls = json.loads(result.stdout)["llm_calls"]
+    assert (calls["dropped"], calls["completed"]) == (2, 0)

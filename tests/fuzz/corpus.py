@@ -11,7 +11,8 @@ way.
 
 A run is clean when it
 
-* exits 0 with a valid result: ``--json`` output that parses and holds no negative number, the
+* exits 0 with a valid result, or 3/4/5 with a valid result that says what is wrong with it
+  (calls dropped, an SLA missed, a solve without proof: the README's exit statuses): ``--json`` output that parses and holds no negative number, the
   same command's table output with no ``nan``/``inf``, and (for mutations whose value no input may
   hold: NaN, infinity, past int64, a name that leaves the output folder, a canonical trace with a
   negative count, a cycle, ...) never; or
@@ -50,6 +51,7 @@ SAMPLE_EVERY = 50
 TABLE_CHECKED = ("estimate", "simulate", "stats", "show")
 """Commands whose table output is checked too (it prints numbers derived from the input)."""
 _NAN = re.compile(r"(?<![\w.])-?(nan|inf)(?![\w])", re.IGNORECASE)
+RESULT_EXITS = (3, 4, 5)  # a whole result that says what is wrong: calls dropped, an SLA missed, no proof
 _NEGATIVE_OK = re.compile(r"(^|\.)(seed|mu|offset|\w*(error|difference|delta|change|slope|intercept)\w*)(\.|$)")
 """Result keys that may hold a negative number (a difference, an error, a log-scale parameter)."""
 
@@ -248,7 +250,7 @@ def classify(mutation: Any, mode: str, code: int, cpu: float, rss: int, out: str
         return "failure", f"peak memory {rss / 2**20:.0f} MiB (limit 1 GiB)", message
     if "Traceback (most recent call last)" in out + err:
         return "failure", "traceback", message
-    if code == 0:
+    if code == 0 or code in RESULT_EXITS:
         if mutation.must_refuse:
             return "failure", "accepted a value no input may hold", message
         problem = _json_problem(out) if mode == "json" else _text_problem(out)
