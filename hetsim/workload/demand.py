@@ -30,6 +30,9 @@ class NodeDemand:
     # The prompt-length distribution's upper tail: (percentile, tokens) at INPUT_PERCENTILES; a
     # TTFT percentile is set by long prompts as much as by queueing (empty: only the mean known).
     input_tokens_tail: tuple[tuple[float, float], ...] = ()
+    # The LoRA adapters its calls name: (adapter, share of the node's calls naming it), the most
+    # called first (empty: every call is the base model's; the shares sum to the LoRA calls' share).
+    adapters: tuple[tuple[str, float], ...] = ()
 
     def input_tokens_at(self, percentile: float) -> float:
         """Prompt tokens at ``percentile``: interpolated between the tail's points, from the mean
@@ -66,9 +69,19 @@ def node_demand(trace: pd.DataFrame) -> list[NodeDemand]:
                 units=float(group["units"].mean()) if group["units"].notna().any() else float("nan"),
                 duration_s=float(group["duration_s"].mean()) if group["duration_s"].notna().any() else float("nan"),
                 input_tokens_tail=_tail(group["input_tokens"]),
+                adapters=_adapter_shares(group),
             )
         )
     return result
+
+
+def _adapter_shares(group: pd.DataFrame) -> tuple[tuple[str, float], ...]:
+    """Each adapter's share of the node's calls, the most called first (ties by name)."""
+    if "adapter" not in group.columns:
+        return ()
+    counts = group["adapter"].dropna().astype(str).value_counts()
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return tuple((name, count / len(group)) for name, count in ranked)
 
 
 def _tail(tokens: pd.Series) -> tuple[tuple[float, float], ...]:
