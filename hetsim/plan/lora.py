@@ -95,16 +95,16 @@ class LoraTargets:
         return self._misses[slots]
 
     def _che_miss_ratio(self, slots: int) -> float:
-        shares = [share for share in self.shares if share > 0.0]
+        shares = np.asarray([share for share in self.shares if share > 0.0], dtype=float)
         if slots >= len(shares):
             return 0.0  # every adapter stays once loaded: only the first call of each loads it
         low, high = 0.0, 1.0
-        while sum(1.0 - math.exp(-share * high) for share in shares) < slots:
+        while np.sum(-np.expm1(-shares * high)) < slots:
             high *= 2.0
         for _ in range(60):  # bisection on the characteristic time, to double precision
             middle = (low + high) / 2.0
-            low, high = (middle, high) if sum(1.0 - math.exp(-s * middle) for s in shares) < slots else (low, middle)
-        return sum(share * math.exp(-share * high) for share in shares)
+            low, high = (middle, high) if np.sum(-np.expm1(-shares * middle)) < slots else (low, middle)
+        return float(np.sum(shares * np.exp(-shares * high)))
 
 
 def distinct_adapters(shares: np.ndarray, calls: int) -> tuple[float, float]:
@@ -112,9 +112,13 @@ def distinct_adapters(shares: np.ndarray, calls: int) -> tuple[float, float]:
     each naming adapter i with probability ``shares[i]`` (the rest of the probability: none).
     With a_i = (1 - s_i)^B the chance adapter i is missing, D = sum_i (1 - I_missing_i), so
     E[D] = sum_i (1 - a_i) and Var[D] = sum_i a_i (1 - a_i) + sum_{i != j} ((1 - s_i - s_j)^B - a_i a_j)
-    (both missing), the pairs summed in blocks to bound memory."""
+    (both missing), the pairs summed in blocks to bound memory. Past ``EXACT_PAIRS`` adapters the
+    pairs are left out: the indicators of a multinomial draw covary negatively, so the variance
+    is then an upper one."""
     missing = (1.0 - shares) ** calls
     variance = float(np.sum(missing * (1.0 - missing)))
+    if len(shares) > EXACT_PAIRS:
+        return float(np.sum(1.0 - missing)), math.sqrt(variance)
     for start in range(0, len(shares), DISTINCT_BLOCK):
         block = slice(start, start + DISTINCT_BLOCK)
         both = np.clip(1.0 - shares[block, None] - shares[None, :], 0.0, 1.0) ** calls - missing[block, None] * missing[None, :]
@@ -126,6 +130,8 @@ def distinct_adapters(shares: np.ndarray, calls: int) -> tuple[float, float]:
 
 DISTINCT_BLOCK = 512
 """Adapters per block of the pairwise sum in ``distinct_adapters`` (512 x N floats at a time)."""
+EXACT_PAIRS = 4096
+"""Adapters up to which ``distinct_adapters`` sums every pair (16 M terms per batch size)."""
 
 
 @dataclass(frozen=True)

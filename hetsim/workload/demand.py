@@ -7,7 +7,8 @@ visits that lie on the critical path (parallel copies of one fan-out count once)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from itertools import pairwise
 
 import pandas as pd
@@ -72,6 +73,21 @@ def node_demand(trace: pd.DataFrame) -> list[NodeDemand]:
                 adapters=_adapter_shares(group),
             )
         )
+    return result
+
+
+def with_adapter_popularity(demands: list[NodeDemand], nodes: Mapping[str, object]) -> list[NodeDemand]:
+    """``demands`` with each LLM node's adapter shares from its workload's ``adapters`` spread
+    (``hetsim.specs.workload.AdapterSpread``; ``nodes``: the workload's nodes by name) instead
+    of the sample's: a sample of a few thousand calls never sees the tail of a long popularity
+    law, the adapters that miss a replica's slots most."""
+    result = []
+    for demand in demands:
+        spread = getattr(nodes.get(demand.node), "adapters", None)
+        if spread is not None:
+            ranked = sorted(zip(spread.names(), spread.weights(), strict=True), key=lambda item: (-item[1], item[0]))
+            demand = replace(demand, adapters=tuple(ranked))
+        result.append(demand)
     return result
 
 
