@@ -38,7 +38,7 @@ from hetsim.specs.fleet import DemandSla, DemandSpec, FleetSpec
 from hetsim.specs.hardware import DType
 from hetsim.specs.plan import PlanSpec
 from hetsim.specs.workload import SlaSpec as WorkloadSla
-from hetsim.workload.demand import node_demand
+from hetsim.workload.demand import node_demand, with_adapter_popularity
 from hetsim.workload.frame import steps_to_frame
 
 Progress = Callable[[str], None]
@@ -87,7 +87,7 @@ def _workload_demand(entry: DemandSpec, fleet: FleetSpec, seed: int) -> Workload
         name=spec.name,
         rate_per_s=entry.rate_per_s,
         dtype=DType(entry.dtype),
-        nodes=tuple(node_demand(trace)),
+        nodes=tuple(with_adapter_popularity(node_demand(trace), spec.nodes)),
         ttft_s=(sla.ttft_s if sla and sla.ttft_s else None) or (own.ttft_s if own else None),
         tbt_s=(sla.tbt_s if sla and sla.tbt_s else None) or (own.tbt_s if own else None),
         e2e_s=sla.e2e_s if sla else None,

@@ -10,7 +10,7 @@ from hetsim.errors import ScenarioError
 from hetsim.io.catalog import PROFILE_SETS, load_catalog
 from hetsim.io.yamlfile import load_spec, one_line
 from hetsim.specs.catalog import HardwareCatalog
-from hetsim.specs.fleet import ComparisonSpec, FleetSpec, OwnedNodes, PurchasableNodes
+from hetsim.specs.fleet import ComparisonSpec, FleetSpec, OwnedNodes, PlannerOptions, PurchasableNodes
 
 
 def load_fleet(path: Path) -> FleetSpec:
@@ -20,6 +20,7 @@ def load_fleet(path: Path) -> FleetSpec:
     check_cost_names(path, fleet.tco, fleet.cost_basis)
     catalog = catalog_of(path, fleet.profile_set)
     _check_names(path, catalog, fleet.kv_link, (("inventory", fleet.inventory), ("catalog", fleet.catalog)))
+    _check_host_links(path, catalog, fleet.options)
     return fleet
 
 
@@ -31,6 +32,7 @@ def load_comparison(path: Path) -> ComparisonSpec:
     for index, fleet in enumerate(spec.fleets):
         groups = ((f"fleets.{index}.inventory", fleet.inventory), (f"fleets.{index}.catalog", fleet.catalog))
         _check_names(path, catalog, spec.kv_link, groups)
+    _check_host_links(path, catalog, spec.options)
     return spec
 
 
@@ -48,6 +50,14 @@ def check_cost_names(path: Path, tco: str | None, cost_basis: str | None) -> Non
     bases = [basis.value for basis in CostBasis]
     if cost_basis is not None and cost_basis not in bases:
         raise ScenarioError(one_line(f"{path}: field 'cost_basis': expected one of {', '.join(bases)}, got {cost_basis!r:.80}"))
+
+
+def _check_host_links(path: Path, catalog: HardwareCatalog, options: PlannerOptions) -> None:
+    """The links ``options.lora`` copies adapters over are links the catalog has."""
+    for index, choice in enumerate(options.lora):
+        if choice.host_link is not None and catalog.links and choice.host_link not in catalog.links:
+            raise ScenarioError(one_line(f"{path}: field 'options.lora.{index}.host_link': expected a link "
+                                         f"({', '.join(sorted(catalog.links))}), got {choice.host_link!r:.80}"))  # fmt: skip
 
 
 def _check_names(

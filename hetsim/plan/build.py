@@ -11,6 +11,7 @@ from hetsim.errors import HetsimError, InfeasiblePlanError
 from hetsim.perf.nonllm import VectorIndex
 from hetsim.perf.roofline import DevicePerf
 from hetsim.plan import candidates as cand
+from hetsim.plan.lora import lora_targets
 from hetsim.plan.problem import ExclusiveGroup, LatencyPath, NodeType, Option, PlacementProblem, Stage, Transfer
 from hetsim.specs.catalog import HardwareCatalog, ModelCatalog
 from hetsim.specs.fleet import FleetSpec
@@ -56,11 +57,14 @@ class _Merged:
     tbt_percentile: float = 0.0
     index: VectorIndex | None = None
     tail: dict[float, float] = field(default_factory=dict)  # prompt tokens at a percentile: the longest of the workloads'
+    adapter_rates: dict[str, float] = field(default_factory=lambda: defaultdict(float))  # LoRA adapter -> calls/s naming it
 
     def add(self, demand: NodeDemand, rate: float, workload: WorkloadDemand) -> None:
         self.rate += rate
         for percentile, tokens in demand.input_tokens_tail:
             self.tail[percentile] = max(self.tail.get(percentile, 0.0), tokens)
+        for adapter, share in demand.adapters:
+            self.adapter_rates[adapter] += share * rate
         for name in ("input_tokens", "output_tokens", "units", "duration_s", "cached_prefix_tokens"):
             value = getattr(demand, name)
             self.weighted[name] += (0.0 if math.isnan(value) else value) * rate
@@ -83,8 +87,9 @@ class _Merged:
     def mean_demand(self, key: str) -> NodeDemand:
         mean = {k: v / self.rate for k, v in self.weighted.items()}
         tail = tuple((p, max(t, mean["input_tokens"])) for p, t in sorted(self.tail.items()))
+        adapters = tuple((name, rate / self.rate) for name, rate in sorted(self.adapter_rates.items(), key=lambda a: (-a[1], a[0])))
         return NodeDemand(key, self.node_type, self.model, 1.0, 1.0, mean["input_tokens"], mean["output_tokens"],
-                          mean["cached_prefix_tokens"], mean["units"], mean["duration_s"], tail)  # fmt: skip
+                          mean["cached_prefix_tokens"], mean["units"], mean["duration_s"], tail, adapters)  # fmt: skip
 
 
 def _min(a: float | None, b: float | None) -> float | None:
@@ -130,11 +135,7 @@ def build_problem(
     available = sorted({d for n in nodes for d in n.devices})
     device_perfs = [perfs[d] for d in available]
     merged = _merge(workloads)
-    llms = {m.model for m in merged.values() if m.node_type == "llm"}
-    for position, choice in enumerate(fleet.options.speculation):
-        if choice.model not in llms:
-            raise InfeasiblePlanError(f"fleet options.speculation[{position}].model: expected one of the LLMs the demand "
-                                      f"calls ({', '.join(sorted(llms)) or 'none'}), got {choice.model!r}")  # fmt: skip
+    _check_choices(fleet, merged)
     stages, groups, transfers = [], [], []
     latency_matters = any(w.e2e_s is not None for w in workloads)
     for key, m in merged.items():
@@ -149,6 +150,20 @@ def build_problem(
                                 site_power_w=None if fleet.site_power_kw is None else fleet.site_power_kw * 1000.0)  # fmt: skip
     except InfeasiblePlanError as exc:
         raise InfeasiblePlanError(f"{exc}") from None
+
+
+def _check_choices(fleet: FleetSpec, merged: dict[str, _Merged]) -> None:
+    """The fleet's per-model options name models the demand calls (LoRA: whose calls name adapters)."""
+    llms = {m.model for m in merged.values() if m.node_type == "llm"}
+    for position, choice in enumerate(fleet.options.speculation):
+        if choice.model not in llms:
+            raise InfeasiblePlanError(f"fleet options.speculation[{position}].model: expected one of the LLMs the demand "
+                                      f"calls ({', '.join(sorted(llms)) or 'none'}), got {choice.model!r}")  # fmt: skip
+    adapted = {m.model for m in merged.values() if m.node_type == "llm" and m.adapter_rates}
+    for position, lora in enumerate(fleet.options.lora):
+        if lora.model not in adapted:
+            raise InfeasiblePlanError(f"fleet options.lora[{position}].model: expected one of the LLMs whose calls name "
+                                      f"LoRA adapters ({', '.join(sorted(adapted)) or 'none'}), got {lora.model!r}")  # fmt: skip
 
 
 def undominated(options: tuple[Option, ...], latency_matters: bool) -> tuple[Option, ...]:
@@ -252,7 +267,8 @@ def _llm_stages(
 ) -> _Made:
     model = models.model(m.model)
     opts = fleet.options
-    targets = replace(m.targets(headroom, fleet), speculation=_speculation_choices(model.name, fleet, models))
+    targets = replace(m.targets(headroom, fleet), speculation=_speculation_choices(model.name, fleet, models),
+                      lora=lora_targets(model, demand, fleet, hardware))  # fmt: skip
     detail = {"node_type": "llm", "model": model.name, "dtype": m.dtype.value, "ttft_s": m.ttft_s, "tbt_s": m.tbt_s,
               "ttft_percentile": targets.ttft_percentile, "tbt_percentile": targets.tbt_percentile}  # fmt: skip
     made = _Made()

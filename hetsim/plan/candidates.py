@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hetsim.errors import HetsimError
 from hetsim.perf.expert import MoeOptions
@@ -40,12 +40,13 @@ from hetsim.perf.roofline import DevicePerf
 from hetsim.perf.serving import prefill_time
 from hetsim.perf.speculative import speculating
 from hetsim.perf.transformer import Precision, SequenceWork, Shard, kv_bytes_per_token
+from hetsim.plan.lora import LoraTargets, ReplicaLora, replica_lora, slot_bytes
 from hetsim.plan.problem import Option
 from hetsim.plan.queueing import md1_wait_s, mmc_wait_quantile_s, mmc_wait_s
 from hetsim.specs.hardware import DeviceKind, DType
 from hetsim.specs.model import ModelSpec
 from hetsim.specs.parallel import CommOverlap
-from hetsim.specs.plan import SpeculationSpec
+from hetsim.specs.plan import LoraServing, SpeculationSpec
 from hetsim.workload.demand import NodeDemand
 
 # DeepSeek's and SGLang's expert balancer (EPLB) adds 32 redundant experts (DeepSeek open-infra-index
@@ -71,6 +72,7 @@ class LlmTargets:
     ep_options: tuple[int, ...] = ()  # expert-parallel degrees an MoE model's replicas may take (expert_splits)
     # speculative decoding a decoding replica may run (beside none), each with its draft model's spec (method draft)
     speculation: tuple[tuple[SpeculationSpec, ModelSpec | None], ...] = ()
+    lora: LoraTargets | None = None  # the LoRA adapters the stage's calls name (hetsim.plan.lora); None: none
 
     def shapes(self) -> Iterator[tuple[int, int]]:
         """Every (tp, pp) a replica may take."""
@@ -96,19 +98,24 @@ class LlmTargets:
 
 def _replica(
     model: ModelSpec, perf: DevicePerf, tp: int, dtype: DType, max_seqs: int, pp: int = 1, budget: int | None = None,
-    expert: tuple[Shard, MoeOptions] | None = None,
+    expert: tuple[Shard, MoeOptions] | None = None, lora: LoraServing | None = None,
 ) -> LlmReplica | None:
     """A replica if this shape is valid and fits; None otherwise (skipped, not an error).
     ``budget``: its chunked-prefill token budget (vLLM's default where None); ``expert``: an
     expert-parallel split instead of (tp, pp), each of whose attention groups takes ``max_seqs``
-    and ``budget`` (the replica's limits are their sums)."""
+    and ``budget`` (the replica's limits are their sums); ``lora``: adapter slots reserved out of
+    its KV memory, as the simulator reserves them."""
     device = perf.device
     if device.kind == DeviceKind.CPU or (tp > 1 and (device.scale_up is None or tp > device.scale_up.domain_size)):
         return None
     shard, moe = expert if expert is not None else (Shard(tp=tp, pp=pp), MoeOptions())
     groups = shard.dp
-    limits = ServingLimits(max_num_seqs=max_seqs * groups) if budget is None else ServingLimits(
-        max_num_seqs=max_seqs * groups, max_batch_tokens=budget * groups)  # fmt: skip
+    slots = 0.0
+    if lora is not None and model.architecture is not None:
+        slots = slot_bytes(lora, model.architecture, Precision.uniform(dtype).activations, shard)
+    limits = ServingLimits(max_num_seqs=max_seqs * groups, adapter_bytes_per_device=slots)
+    if budget is not None:
+        limits = replace(limits, max_batch_tokens=budget * groups)
     try:
         replica = LlmReplica(model, perf, shard, Precision.uniform(dtype), limits, moe)
         _ = replica.kv_capacity_tokens
@@ -147,31 +154,79 @@ class Decoding:
 
 def _decode_batches(
     model: ModelSpec, perfs: list[DevicePerf], demand: NodeDemand, targets: LlmTargets, expert_parallel: bool = False
-) -> Iterator[tuple[DevicePerf, tuple[int, int], LlmReplica, SpeculationSpec | None, list[Decoding]]]:
+) -> Iterator[tuple[DevicePerf, tuple[int, int], LlmReplica, SpeculationSpec | None, ReplicaLora | None, list[Decoding]]]:
     """Every device x (TP, PP) replica that fits (and, with ``expert_parallel``, every expert-
     parallel one), without and with each speculation the targets allow, with how it decodes at
     each batch option whose KV fits at the mean context (an expert-parallel replica's batch
-    options are per attention group)."""
+    options are per attention group). Where the stage's calls name LoRA adapters, a replica per
+    slot count (``hetsim.plan.lora``): its batches those whose adapters its slots hold, each
+    step with the adapter kernels of its tokens."""
     prompt, output, mid = _tokens(demand)
     for perf in perfs:
         for tp, pp, expert in _splits(model, targets, expert_parallel):
-            replica = _replica(model, perf, tp, targets.dtype, max(targets.batch_options), pp, expert=expert)
-            if replica is None:
-                continue
-            fits = replica.max_batch(prompt + output)
-            batches = [b * replica.shard.dp for b in targets.batch_options if b * replica.shard.dp <= fits]
-            yield perf, (tp, pp), replica, None, [Decoding(b, replica.step_seconds([SequenceWork(1, mid)] * b)) for b in batches]
-            for spec, draft in targets.speculation:
-                try:
-                    speculative, steps = speculating(replica, spec, draft)
-                except HetsimError:  # the proposer does not fit beside the model: no such option
+            groups = expert[0].dp if expert is not None else 1
+            for slots in _slot_counts(targets, groups):
+                replica, adapters = _lora_replica(model, perf, (tp, pp, expert), targets, slots)
+                if replica is None:
                     continue
-                fits = speculative.max_batch(prompt + output)
-                seen = replica.decode_seen([mid])
-                yield perf, (tp, pp), speculative, spec, [
-                    Decoding(b, steps.iteration_s(b, [keys * b for keys in seen], []), steps.yield_per_step)
-                    for b in batches if b <= fits
+                fits = replica.max_batch(prompt + output)
+                batches = [b * groups for b in targets.batch_options if b * groups <= fits and _holds(adapters, b * groups)]
+                yield perf, (tp, pp), replica, None, adapters, [
+                    Decoding(b, replica.step_seconds([SequenceWork(1, mid)] * b) + _kernels_s(adapters, b, b)) for b in batches
                 ]  # fmt: skip
+                for spec, draft in targets.speculation:
+                    try:
+                        speculative, steps = speculating(replica, spec, draft)
+                    except HetsimError:  # the proposer does not fit beside the model: no such option
+                        continue
+                    fits = speculative.max_batch(prompt + output)
+                    seen = replica.decode_seen([mid])
+                    yield perf, (tp, pp), speculative, spec, adapters, [
+                        Decoding(b, steps.iteration_s(b, [keys * b for keys in seen], [])
+                                 + _kernels_s(adapters, b, b * (spec.proposed + 1)), steps.yield_per_step)
+                        for b in batches if b <= fits
+                    ]  # fmt: skip
+
+
+def _slot_counts(targets: LlmTargets, groups: int) -> tuple[int | None, ...]:
+    """The LoRA slot counts a replica may take (None: the stage serves no adapters)."""
+    if targets.lora is None:
+        return (None,)
+    return targets.lora.slot_counts(tuple(b * groups for b in targets.batch_options))
+
+
+def _lora_replica(
+    model: ModelSpec, perf: DevicePerf, split: tuple[int, int, tuple[Shard, MoeOptions] | None], targets: LlmTargets,
+    slots: int | None, limits: tuple[int, int | None] | None = None,
+) -> tuple[LlmReplica | None, ReplicaLora | None]:
+    """A replica of ``split`` (tp, pp, expert split) with ``slots`` LoRA slots (None: without
+    LoRA) and its adapters; (None, None) where it does not fit or cannot serve them.
+    ``limits``: (max_num_seqs, chunked-prefill budget); default a decoding replica's."""
+    tp, pp, expert = split
+    max_seqs, budget = limits or (max(targets.batch_options), None)
+    if slots is None or targets.lora is None:
+        return _replica(model, perf, tp, targets.dtype, max_seqs, pp, budget, expert), None
+    replica = _replica(model, perf, tp, targets.dtype, max_seqs, pp, budget, expert, targets.lora.serving(slots))
+    adapters = None if replica is None else replica_lora(targets.lora, replica, slots)
+    return (replica, adapters) if adapters is not None else (None, None)
+
+
+def _holds(adapters: ReplicaLora | None, calls: int) -> bool:
+    """Whether a replica's LoRA slots are planned for ``calls`` calls at once (True without LoRA)."""
+    return adapters is None or adapters.serving.max_loras in adapters.targets.slot_choices(calls)
+
+
+def _kernels_s(adapters: ReplicaLora | None, calls: int, tokens: int) -> float:
+    """Seconds the adapter kernels add to a step of ``calls`` calls' ``tokens`` tokens (0 without LoRA)."""
+    return 0.0 if adapters is None else adapters.step_s(calls, tokens)
+
+
+def _lora_detail(adapters: ReplicaLora | None) -> dict[str, object]:
+    return {} if adapters is None else adapters.detail
+
+
+def _lora_key(adapters: ReplicaLora | None) -> str:
+    return "" if adapters is None else adapters.key
 
 
 def _speculation_detail(spec: SpeculationSpec | None) -> dict[str, object]:
@@ -251,14 +306,14 @@ def aggregated_options(
     gap_prompt = _long_prompt(demand, targets.tbt_percentile)
     budgets = sorted(set(targets.prefill_budgets) | set(AGGREGATED_BUDGETS), reverse=True)
     options = []
-    for perf, (tp, pp), replica, spec, batches in _decode_batches(model, perfs, demand, targets):
-        p1, _ = prefill_time(replica, [prompt])
-        p1_long = prefill_time(replica, [long_prompt])[0] if long_prompt > prompt else p1
+    for perf, (tp, pp), replica, spec, adapters, batches in _decode_batches(model, perfs, demand, targets):
+        p1 = prefill_time(replica, [prompt])[0] + _kernels_s(adapters, 1, prompt)
+        p1_long = prefill_time(replica, [long_prompt])[0] + _kernels_s(adapters, 1, long_prompt) if long_prompt > prompt else p1
         # A budget's chunk is priced once, whole (the prompt at the TBT percentile, at most the
         # budget), and scaled to the tokens a batch leaves beside its decodes: linear in a chunk's
         # tokens, its attention over itself being small at these sizes.
         chunk = {b: min(gap_prompt, b) for b in budgets}
-        priced = {tokens: prefill_time(replica, [tokens])[0] for tokens in set(chunk.values())}
+        priced = {tokens: prefill_time(replica, [tokens])[0] + _kernels_s(adapters, 1, tokens) for tokens in set(chunk.values())}
         per_token = {b: priced[tokens] / tokens for b, tokens in chunk.items()}
         for decoding in batches:
             batch, step = decoding.batch, decoding.step_s
@@ -270,23 +325,29 @@ def aggregated_options(
                     for b in budgets if b > queries}  # fmt: skip
             fitting = [b for b, gap in gaps.items() if not (targets.tbt_s and gap > targets.tbt_s)]
             for utilization in _utilizations(targets.headroom):
-                option = _aggregated_option(perf, tp, pp, replica, spec, decoding, service, utilization, fitting, gaps,
-                                            (prompt, long_prompt, output, p1, p1_long), targets)  # fmt: skip
+                option = _aggregated_option(perf, tp, pp, replica, (spec, adapters), decoding, service, utilization,
+                                            fitting, gaps, (prompt, long_prompt, output, p1, p1_long), targets)  # fmt: skip
                 if option is not None:
                     options.append(option)
     return options
 
 
-def _aggregated_option(perf: DevicePerf, tp: int, pp: int, replica: LlmReplica, spec: SpeculationSpec | None,
-                       decoding: Decoding, service: float, utilization: float, budgets: list[int], gaps: dict[int, float],
+def _aggregated_option(perf: DevicePerf, tp: int, pp: int, replica: LlmReplica,
+                       serving: tuple[SpeculationSpec | None, ReplicaLora | None], decoding: Decoding, service: float,
+                       utilization: float, budgets: list[int], gaps: dict[int, float],
                        sizes: tuple[int, int, int, float, float], targets: LlmTargets) -> Option | None:  # fmt: skip
     """The option of the largest of ``budgets`` (those meeting the TBT objective, largest first)
-    whose TTFT also meets its objective at this load; None when none does."""
+    whose TTFT also meets its objective at this load; None when none does. ``serving``: the
+    replica's speculation and LoRA adapters (a call that misses its adapter waits for its copy)."""
+    spec, adapters = serving
     prompt, long_prompt, output, p1, p1_long = sizes
     batch, step = decoding.batch, decoding.step_s
     queries = batch * (spec.proposed + 1 if spec is not None else 1)
     wait = mmc_wait_s(batch, service, utilization)
     arrivals = utilization * batch / service  # calls/s a replica takes at this load
+    adapter_wait = adapters.delay_s(arrivals)[0] if adapters is not None else 0.0
+    if math.isinf(adapter_wait):  # its adapter copies cannot keep up
+        return None
     for budget in budgets:
         chunks = math.ceil(prompt / (budget - queries))
         lane = p1 + chunks * step  # the prefill lane: one prompt's chunks at a time, each on a decode step
@@ -297,15 +358,17 @@ def _aggregated_option(perf: DevicePerf, tp: int, pp: int, replica: LlmReplica, 
         ttft = max(lane + mmc_wait_quantile_s(1, lane, lane_load, targets.ttft_percentile) + wait,
                    lane + lane_wait + mmc_wait_quantile_s(batch, service, utilization, targets.ttft_percentile),
                    p1_long + math.ceil(long_prompt / (budget - queries)) * step + lane_wait + wait)  # fmt: skip
+        if adapters is not None:
+            ttft = adapters.ttft_s(ttft, arrivals, targets.ttft_percentile)
         if targets.ttft_s and ttft > targets.ttft_s:
             continue
         tbt_mean = decoding.per_token_s + batch / output * p1
-        key, factor = _at_load(f"{perf.device.name} {_shape(tp, pp, replica)}{_speculation_key(spec)} b{batch}",
-                               utilization, targets.headroom)  # fmt: skip
+        key, factor = _at_load(f"{perf.device.name} {_shape(tp, pp, replica)}{_speculation_key(spec)}{_lora_key(adapters)} "
+                               f"b{batch}", utilization, targets.headroom)  # fmt: skip
         return Option(
-            key=key, device=perf.device.name, devices_per_replica=replica.devices,
-            capacity_per_replica=factor * batch / service, latency_s=lane + lane_wait + wait + (output - 1) * tbt_mean,
-            detail={**_split_detail(tp, pp, replica), **_speculation_detail(spec), "batch": batch,
+            key=key, device=perf.device.name, devices_per_replica=replica.devices, capacity_per_replica=factor * batch / service,
+            latency_s=adapter_wait + lane + lane_wait + wait + (output - 1) * tbt_mean,
+            detail={**_split_detail(tp, pp, replica), **_speculation_detail(spec), **_lora_detail(adapters), "batch": batch,
                     "dtype": targets.dtype.value, "ttft_s": ttft,
                     "tbt_s": gaps[budget], "utilization": utilization, "max_batch_tokens": budget,
                     "ttft_percentile": targets.ttft_percentile, "tbt_percentile": targets.tbt_percentile,
@@ -335,55 +398,85 @@ def prefill_options(
 ) -> list[Option]:
     """A prefill replica per device, (TP, PP) shape, token budget and planned load that meets
     the TTFT objective; a larger budget prefills more prompts per step (throughput) in longer
-    steps (latency), so the budget is chosen with the rest, not fixed."""
+    steps (latency), so the budget is chosen with the rest, not fixed. With LoRA, a replica per
+    slot count holding the adapters of a step's prompts and of those queued behind it."""
     prompt, _, _ = _tokens(demand)
-    long_prompt = _long_prompt(demand, targets.ttft_percentile)
     options = []
     splits = list(_splits(model, targets))
-    for perf, (tp, pp, expert), budget in ((f, s, b) for f in perfs for s in splits for b in targets.prefill_budgets):
-        replica = _replica(model, perf, tp, targets.dtype, 256, pp, budget, expert)
-        if replica is None:
+    for perf, split, budget in ((f, s, b) for f in perfs for s in splits for b in targets.prefill_budgets):
+        groups = split[2][0].dp if split[2] is not None else 1
+        held = _prefill_calls(max(1, budget * groups // prompt), targets.headroom)
+        for slots in (None,) if targets.lora is None else targets.lora.slot_choices(held):
+            replica, adapters = _lora_replica(model, perf, split, targets, slots, (256, budget))
+            if replica is not None:
+                options += _prefill_replica_options(perf, split[:2], replica, adapters, demand, targets, link_bytes_per_s)
+    return options
+
+
+def _prefill_calls(together: int, headroom: float) -> int:
+    """Calls a prefill replica holds at once: a step's prompts and the mean M/D/1 queue of
+    steps behind it at the planned load (capped at 95 %), each of ``together`` prompts."""
+    load = min(1.0 / headroom, 0.95)
+    return math.ceil(together * (1.0 + load * load / (2.0 * (1.0 - load))))
+
+
+def _prefill_replica_options(perf: DevicePerf, shape: tuple[int, int], replica: LlmReplica, adapters: ReplicaLora | None,
+                             demand: NodeDemand, targets: LlmTargets, link_bytes_per_s: float) -> list[Option]:  # fmt: skip
+    """The options of one prefill replica, one per planned load that meets the TTFT objective."""
+    (tp, pp), prompt = shape, _tokens(demand)[0]
+    long_prompt = _long_prompt(demand, targets.ttft_percentile)
+    budget = replica.limits.max_batch_tokens  # an expert-parallel replica's groups each take the budget
+    groups = replica.shard.dp  # a prompt is one group's: its latency is a step of one prompt per group
+    p1 = prefill_time(replica, [prompt] * groups)[0] + _kernels_s(adapters, groups, prompt * groups)
+    p1_long = (prefill_time(replica, [long_prompt] * groups)[0] + _kernels_s(adapters, groups, long_prompt * groups)
+               if long_prompt > prompt else p1)  # fmt: skip
+    together = max(1, budget // prompt)
+    step = replica.step_seconds([SequenceWork(prompt, 0)] * together) + _kernels_s(adapters, together, prompt * together)
+    rate = together / step if prompt <= budget else groups / p1
+    kv_bytes = prompt * kv_bytes_per_token(replica.arch, replica.precision.kv_cache)
+    rate = min(rate, link_bytes_per_s / kv_bytes)  # KV egress must keep up
+    options = []
+    for utilization in _utilizations(targets.headroom):
+        adapter_wait = adapters.delay_s(utilization * rate)[0] if adapters is not None else 0.0
+        ttft_mean = p1 + md1_wait_s(1 / rate, utilization) + adapter_wait
+        ttft = max(p1 + mmc_wait_quantile_s(1, 1 / rate, utilization, targets.ttft_percentile),
+                   p1_long + md1_wait_s(1 / rate, utilization))  # fmt: skip
+        if adapters is not None:
+            ttft = adapters.ttft_s(ttft, utilization * rate, targets.ttft_percentile)
+        if math.isinf(ttft_mean) or (targets.ttft_s and ttft > targets.ttft_s):
             continue
-        budget = replica.limits.max_batch_tokens  # an expert-parallel replica's groups each take the budget
-        groups = replica.shard.dp  # a prompt is one group's: its latency is a step of one prompt per group
-        p1, _ = prefill_time(replica, [prompt] * groups)
-        p1_long = prefill_time(replica, [long_prompt] * groups)[0] if long_prompt > prompt else p1
-        together = max(1, budget // prompt)
-        rate = together / replica.step_seconds([SequenceWork(prompt, 0)] * together) if prompt <= budget else groups / p1
-        kv_bytes = prompt * kv_bytes_per_token(replica.arch, replica.precision.kv_cache)
-        rate = min(rate, link_bytes_per_s / kv_bytes)  # KV egress must keep up
-        for utilization in _utilizations(targets.headroom):
-            ttft_mean = p1 + md1_wait_s(1 / rate, utilization)
-            ttft = max(p1 + mmc_wait_quantile_s(1, 1 / rate, utilization, targets.ttft_percentile),
-                       p1_long + md1_wait_s(1 / rate, utilization))  # fmt: skip
-            if targets.ttft_s and ttft > targets.ttft_s:
-                continue
-            key, factor = _at_load(f"{perf.device.name} {_shape(tp, pp, replica)} prefill t{budget}", utilization,
-                                   targets.headroom)  # fmt: skip
-            options.append(Option(
-                key=key, device=perf.device.name, devices_per_replica=replica.devices,
-                capacity_per_replica=factor * rate, latency_s=ttft_mean,
-                detail={**_split_detail(tp, pp, replica), "batch": max(together, 1), "max_batch_tokens": budget,
-                        "dtype": targets.dtype.value, "ttft_s": ttft, "stage": "prefill", "utilization": utilization,
-                        "ttft_percentile": targets.ttft_percentile, "provenance": perf.provenance.value},
-            ))  # fmt: skip
+        key, factor = _at_load(f"{perf.device.name} {_shape(tp, pp, replica)}{_lora_key(adapters)} prefill t{budget}",
+                               utilization, targets.headroom)  # fmt: skip
+        options.append(Option(
+            key=key, device=perf.device.name, devices_per_replica=replica.devices,
+            capacity_per_replica=factor * rate, latency_s=ttft_mean,
+            detail={**_split_detail(tp, pp, replica), **_lora_detail(adapters), "batch": max(together, 1),
+                    "max_batch_tokens": budget, "dtype": targets.dtype.value, "ttft_s": ttft, "stage": "prefill",
+                    "utilization": utilization, "ttft_percentile": targets.ttft_percentile,
+                    "provenance": perf.provenance.value},
+        ))  # fmt: skip
     return options
 
 
 def decode_options(model: ModelSpec, perfs: list[DevicePerf], demand: NodeDemand, targets: LlmTargets) -> list[Option]:
     _, output, _ = _tokens(demand)
     options = []
-    for perf, (tp, pp), replica, spec, batches in _decode_batches(model, perfs, demand, targets, expert_parallel=True):
+    for perf, (tp, pp), replica, spec, adapters, batches in _decode_batches(model, perfs, demand, targets, expert_parallel=True):
         for decoding in batches:
             batch, step, per_token = decoding.batch, decoding.step_s, decoding.per_token_s
             if targets.tbt_s and step > targets.tbt_s:
                 continue
+            capacity = batch / (output * per_token)
+            # a call whose adapter is in no slot waits for its copy before its first decode
+            adapter_wait = adapters.delay_s(capacity / targets.headroom)[0] if adapters is not None else 0.0
+            if math.isinf(adapter_wait):
+                continue
             options.append(Option(
-                key=f"{perf.device.name} {_shape(tp, pp, replica)}{_speculation_key(spec)} b{batch} decode",
+                key=f"{perf.device.name} {_shape(tp, pp, replica)}{_speculation_key(spec)}{_lora_key(adapters)} b{batch} decode",
                 device=perf.device.name, devices_per_replica=replica.devices,
-                capacity_per_replica=batch / (output * per_token), latency_s=max(output - 1, 0) * per_token,
-                detail={**_split_detail(tp, pp, replica), **_speculation_detail(spec), "batch": batch,
-                        "dtype": targets.dtype.value, "tbt_s": step, "stage": "decode",
+                capacity_per_replica=capacity, latency_s=max(output - 1, 0) * per_token + adapter_wait,
+                detail={**_split_detail(tp, pp, replica), **_speculation_detail(spec), **_lora_detail(adapters),
+                        "batch": batch, "dtype": targets.dtype.value, "tbt_s": step, "stage": "decode",
                         "tbt_percentile": targets.tbt_percentile, "provenance": perf.provenance.value},
             ))  # fmt: skip
     return options

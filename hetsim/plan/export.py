@@ -79,6 +79,9 @@ def to_plan(
                 pool["llm"].update({key: option.detail[key] for key in ("expert_balancing", "redundant_experts", "overlap")})
             if "speculation" in option.detail:
                 pool["llm"]["speculation"] = dict(option.detail["speculation"])
+            if "lora" in option.detail:  # its calls name adapters: route each to a replica holding its adapter
+                pool["llm"]["lora"] = dict(option.detail["lora"])
+                pool["routing"] = "adapter-affinity"
         elif node_type in ("tool", "code_exec"):
             pool["node_types"] = [node_type]
             pool["concurrency"] = option.detail.get("concurrency", 1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field, ValidationError, model_validator
 
 from hetsim.specs.common import MAX_RATE_PER_S, FrozenModel, PositiveInts, SafeName, SchemaVersion
-from hetsim.specs.plan import SpeculationSpec
+from hetsim.specs.plan import LoraModule, LoraServing, SpeculationSpec
 from hetsim.specs.profile import DayProfile
 
 
@@ -47,6 +47,43 @@ class SpeculationChoice(SpeculationSpec):
     model: str = Field(description="the LLM (catalog name) this proposer serves")
 
 
+class LoraChoice(FrozenModel):
+    """How the planner serves the LoRA adapters a model's calls name (``hetsim.specs.plan.LoraServing``'s
+    settings), and the adapter slots per replica (``max_loras``) it may choose between: more slots
+    let a larger batch hold its calls' distinct adapters and load fewer, and take KV memory."""
+
+    model: str = Field(description="the LLM (catalog name) whose adapters these are")
+    max_loras: PositiveInts = Field(
+        default=(), description="slot counts to weigh; () = for each batch, the slots its calls' adapters need"
+    )
+    max_lora_rank: int = Field(default=16, ge=1, description="rank of a slot; one of vLLM's (default 16)")
+    adapter_rank: int | None = Field(default=None, ge=1, description="rank of the adapters (bytes loaded); default max_lora_rank")
+    target_modules: tuple[LoraModule, ...] = Field(
+        default=tuple(LoraModule), min_length=1, description="modules adapted (PEFT names); default all seven"
+    )
+    max_cpu_loras: int | None = Field(default=None, ge=1, description="adapters kept in host memory (default max_loras)")
+    host_link: str | None = Field(default=None, description="link adapters are copied over (default: the nodes' host_link)")
+    load_gbytes_per_s: float | None = Field(default=None, gt=0, description="measured host-to-device copy GB/s instead")
+    storage_gbytes_per_s: float | None = Field(
+        default=None, gt=0, description="read GB/s of an adapter missing from host memory; none: host-resident"
+    )
+
+    @model_validator(mode="after")
+    def _servable(self) -> LoraChoice:
+        """Each slot count makes a valid pool setting (rank vLLM accepts, host cache large enough)."""
+        for max_loras in self.max_loras or (1,):
+            try:
+                self.serving(max_loras)
+            except ValidationError as exc:
+                message = exc.errors(include_url=False)[0]["msg"].removeprefix("Value error, ").removeprefix("lora.")
+                raise ValueError(message) from None
+        return self
+
+    def serving(self, max_loras: int) -> LoraServing:
+        """The pool setting with ``max_loras`` slots."""
+        return LoraServing(max_loras=max_loras, **self.model_dump(exclude={"model", "max_loras"}))
+
+
 class PlannerOptions(FrozenModel):
     headroom: float = Field(default=1.25, ge=1.0, le=100.0, description="capacity over demand (queueing slack)")
     tp_options: PositiveInts = Field(default=(1, 2, 4, 8), min_length=1)
@@ -65,6 +102,9 @@ class PlannerOptions(FrozenModel):
     disaggregation: bool = True
     speculation: tuple[SpeculationChoice, ...] = Field(
         default=(), description="speculative decoding the planner may choose per model (its acceptance measured on your traffic)"
+    )
+    lora: tuple[LoraChoice, ...] = Field(
+        default=(), description="how each model's LoRA adapters are served (default: vLLM's settings, slots per batch)"
     )
     max_pools_per_stage: int = Field(
         default=2, ge=1, le=4, description="pools on different devices one LLM or model stage may combine"
@@ -85,6 +125,14 @@ class PlannerOptions(FrozenModel):
     verify_rounds: int = Field(default=3, ge=0, description="re-solves with more headroom when the SLA is missed")
     sample_sessions: int = Field(default=2000, ge=50, description="sessions synthesized to measure per-stage demand")
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _one_lora_choice_per_model(self) -> PlannerOptions:
+        models = [choice.model for choice in self.lora]
+        for index, model in enumerate(models):
+            if model in models[:index]:
+                raise ValueError(f"lora.{index}.model: expected each model once, got {model!r} again")
+        return self
 
 
 class FleetSpec(FrozenModel):

@@ -7,7 +7,8 @@ visits that lie on the critical path (parallel copies of one fan-out count once)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from itertools import pairwise
 
 import pandas as pd
@@ -30,6 +31,9 @@ class NodeDemand:
     # The prompt-length distribution's upper tail: (percentile, tokens) at INPUT_PERCENTILES; a
     # TTFT percentile is set by long prompts as much as by queueing (empty: only the mean known).
     input_tokens_tail: tuple[tuple[float, float], ...] = ()
+    # The LoRA adapters its calls name: (adapter, share of the node's calls naming it), the most
+    # called first (empty: every call is the base model's; the shares sum to the LoRA calls' share).
+    adapters: tuple[tuple[str, float], ...] = ()
 
     def input_tokens_at(self, percentile: float) -> float:
         """Prompt tokens at ``percentile``: interpolated between the tail's points, from the mean
@@ -66,9 +70,34 @@ def node_demand(trace: pd.DataFrame) -> list[NodeDemand]:
                 units=float(group["units"].mean()) if group["units"].notna().any() else float("nan"),
                 duration_s=float(group["duration_s"].mean()) if group["duration_s"].notna().any() else float("nan"),
                 input_tokens_tail=_tail(group["input_tokens"]),
+                adapters=_adapter_shares(group),
             )
         )
     return result
+
+
+def with_adapter_popularity(demands: list[NodeDemand], nodes: Mapping[str, object]) -> list[NodeDemand]:
+    """``demands`` with each LLM node's adapter shares from its workload's ``adapters`` spread
+    (``hetsim.specs.workload.AdapterSpread``; ``nodes``: the workload's nodes by name) instead
+    of the sample's: a sample of a few thousand calls never sees the tail of a long popularity
+    law, the adapters that miss a replica's slots most."""
+    result = []
+    for demand in demands:
+        spread = getattr(nodes.get(demand.node), "adapters", None)
+        if spread is not None:
+            ranked = sorted(zip(spread.names(), spread.weights(), strict=True), key=lambda item: (-item[1], item[0]))
+            demand = replace(demand, adapters=tuple(ranked))
+        result.append(demand)
+    return result
+
+
+def _adapter_shares(group: pd.DataFrame) -> tuple[tuple[str, float], ...]:
+    """Each adapter's share of the node's calls, the most called first (ties by name)."""
+    if "adapter" not in group.columns:
+        return ()
+    counts = group["adapter"].dropna().astype(str).value_counts()
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return tuple((name, count / len(group)) for name, count in ranked)
 
 
 def _tail(tokens: pd.Series) -> tuple[tuple[float, float], ...]:
