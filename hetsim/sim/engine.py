@@ -163,12 +163,12 @@ class WorkPool:
 class _ProcessCall:
     """An LLM call a SimPy process issued, until it finishes."""
 
-    __slots__ = ("event", "issued_s", "keys", "model", "output_tokens", "prompt_tokens", "route")
+    __slots__ = ("adapter", "event", "issued_s", "keys", "model", "output_tokens", "prompt_tokens", "route")
 
     def __init__(self, event: simpy.Event, model: str, route: LlmRoute, prompt_tokens: int, output_tokens: int,
-                 keys: tuple, issued_s: float) -> None:  # fmt: skip
+                 keys: tuple, issued_s: float, adapter: str | None) -> None:  # fmt: skip
         self.event, self.model, self.route, self.keys, self.issued_s = event, model, route, keys, issued_s
-        self.prompt_tokens, self.output_tokens = prompt_tokens, output_tokens
+        self.prompt_tokens, self.output_tokens, self.adapter = prompt_tokens, output_tokens, adapter
 
 
 @dataclass
@@ -483,11 +483,15 @@ class Simulation:
     # ---- LLM calls of SimPy processes ---------------------------------------------------------
 
     def llm_call(
-        self, model: str, prompt_tokens: int, output_tokens: int, continues: LlmCallRecord | None = None
+        self, model: str, prompt_tokens: int, output_tokens: int, continues: LlmCallRecord | None = None,
+        adapter: str | None = None,
     ) -> simpy.Event:
         """Issue an LLM call now, from a SimPy process; the event succeeds with its
         ``LlmCallRecord`` when the call is over (completed or dropped). ``continues``: a call
-        whose prompt and output begin this prompt (its blocks may be in a prefix cache)."""
+        whose prompt and output begin this prompt (its blocks may be in a prefix cache);
+        ``adapter``: the LoRA adapter it names, on a pool that serves adapters (it waits for its
+        adapter's load where a replica does not hold it; adapter-affinity routing prefers one
+        that does)."""
         route = self.llm_routes.get(model)
         if route is None:
             served = ", ".join(sorted(self.llm_routes)) or "none"
@@ -495,12 +499,18 @@ class Simulation:
         for field_name, tokens in (("prompt_tokens", prompt_tokens), ("output_tokens", output_tokens)):
             if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 1:
                 raise ScenarioError(f"llm_call: {field_name}: expected a whole number of tokens >= 1, got {tokens!r}")
+        if adapter is not None:
+            if not isinstance(adapter, str) or not adapter:
+                raise ScenarioError(f"llm_call: adapter: expected an adapter's name (a non-empty string), got {adapter!r}")
+            if any(server.lora is None for server in route.servers):
+                raise ScenarioError(f"llm_call: adapter: expected {model} served with LoRA (a pool's llm.lora), "
+                                    f"got a call naming {adapter!r} on a pool without it")  # fmt: skip
         n = self._next_process_call
         self._next_process_call = n + 1
         now = float(self.env.now)
         keys = prompt_keys(n, prompt_tokens, self.tables.prefix_block_tokens, continues)
         event = simpy.Event(self.env)
-        self._process_calls[n] = _ProcessCall(event, model, route, prompt_tokens, output_tokens, keys, now)
+        self._process_calls[n] = _ProcessCall(event, model, route, prompt_tokens, output_tokens, keys, now, adapter)
         overhead: float = route.request_overhead_s
         if overhead > 0.0:
             self.calendar.at(now + overhead, self._submit, n)
@@ -511,9 +521,10 @@ class Simulation:
     def _submit_process_call(self, n: int, now: float) -> None:
         pending = self._process_calls[n]
         route = pending.route
+        route.state.adapter = pending.adapter  # what adapter-affinity routing reads
         index = route.policy(route.servers, pending.keys, route.state, -1)
         call = LlmCall(n, pending.prompt_tokens, pending.output_tokens, pending.keys, self.tables.prefix_block_tokens,
-                       now, False, index)  # fmt: skip
+                       now, False, index, math.nan, pending.adapter)  # fmt: skip
         route.servers[index].submit(call, now)
 
     def _finish_process_call(
@@ -522,6 +533,8 @@ class Simulation:
         pending = self._process_calls.pop(n)
         route = pending.route
         completed = reason == "completed"
+        lora = route.servers[index].lora
+        loaded, waited_s = lora.calls.get(n, (0, 0.0)) if lora is not None else (0, 0.0)
         record = LlmCallRecord(
             n, pending.model, route.server_pools[index], route.server_local[index],
             route.decode_server_pools[decode_index] if decode_index >= 0 else "",
@@ -529,6 +542,7 @@ class Simulation:
             pending.prompt_tokens, pending.output_tokens, state.cached_tokens, state.preemptions, pending.issued_s,
             state.admitted_s, state.first_token_s, state.last_token_s if completed else now, transfer_s,
             state.max_gap_s, "completed" if completed else "dropped", "" if completed else reason, pending.keys,
+            pending.adapter, bool(loaded), waited_s,
         )  # fmt: skip
         self.process_calls.append(record)
         pending.event.succeed(record)

@@ -52,6 +52,9 @@ class LlmCallRecord:
     status: str  # "completed" or "dropped"
     reason: str
     prefix_keys: tuple = field(default=(), repr=False)  # its prompt's prefix-block keys
+    adapter: str | None = None  # the LoRA adapter it named
+    adapter_loaded: bool = False  # whether its adapter was loaded for it (absent from the replica)
+    adapter_wait_s: float = 0.0  # how long it waited for its adapter's slot and load
 
     @property
     def is_completed(self) -> bool:

@@ -124,3 +124,30 @@ def test_agent_simulation_reads_a_plan_file():
     sim.env.process(agent(sim.env))
     sim.run()
     assert [r.pool for r in out] == ["chat"] * 3 and sim.env.now == pytest.approx(out[-1].done_s + 0.5)
+
+
+def test_a_process_call_names_its_lora_adapter_and_waits_for_its_load_once(hardware, model_catalog):
+    """A custom agent's calls name a LoRA adapter: the first loads it over the host link (its
+    record says so and how long it waited), the second finds it in its slot."""
+    from tests.sim.test_lora_serving import load_s, lora_pool
+
+    sim = _simulation(hardware, model_catalog, plan(lora_pool()))
+    seen = []
+
+    def agent(env):
+        seen.append((yield sim.llm_call("llama-3-8b", 200, 20, adapter="support-bot")))
+        yield env.timeout(100.0)
+        seen.append((yield sim.llm_call("llama-3-8b", 200, 20, adapter="support-bot")))
+
+    sim.env.process(agent(sim.env))
+    sim.run()
+    cold, warm = seen
+    assert (cold.adapter, cold.adapter_loaded, warm.adapter_loaded) == ("support-bot", True, False)
+    assert cold.adapter_wait_s == pytest.approx(load_s(model_catalog), rel=1e-12) and warm.adapter_wait_s == 0.0
+    assert cold.ttft_s - warm.ttft_s == pytest.approx(load_s(model_catalog), rel=1e-9)
+
+
+def test_an_adapter_on_a_pool_without_lora_is_refused_in_one_line(hardware, model_catalog):
+    sim = _simulation(hardware, model_catalog, plan(llm_pool()))
+    with pytest.raises(ScenarioError, match=r"llm_call: adapter: expected llama-3-8b served with LoRA .*got a call naming 'x'"):
+        sim.llm_call("llama-3-8b", 100, 10, adapter="x")
