@@ -660,51 +660,43 @@ class Simulation:
         return frames
 
 
-class Arrivals(Handler):
-    """The trace's next root arrives (``arg`` 1), or the first look at the trace (0)."""
+class SimulationEvent(Handler):
+    """A kind of event of a run (a subclass per kind: its ``fire`` calls the method that handles it)."""
 
     def __init__(self, sim: Simulation) -> None:
         self.sim = sim
+
+
+class Arrivals(SimulationEvent):
+    """The trace's next root arrives (``arg`` 1), or the first look at the trace (0)."""
 
     def fire(self, arg: int, x: float, now: float) -> None:
         self.sim.on_arrivals(arg, now)
 
 
-class DelayEnd(Handler):
+class DelayEnd(SimulationEvent):
     """Step ``arg``'s fixed delay, begun at ``x``, ends."""
-
-    def __init__(self, sim: Simulation) -> None:
-        self.sim = sim
 
     def fire(self, arg: int, x: float, now: float) -> None:
         self.sim.on_delay_end(arg, x, now)
 
 
-class WorkEnd(Handler):
+class WorkEnd(SimulationEvent):
     """Step ``arg``'s service on a work pool, begun at ``x``, ends."""
-
-    def __init__(self, sim: Simulation) -> None:
-        self.sim = sim
 
     def fire(self, arg: int, x: float, now: float) -> None:
         self.sim.on_work_end(arg, x, now)
 
 
-class KvTransferEnd(Handler):
+class KvTransferEnd(SimulationEvent):
     """Call ``arg``'s KV cache reached its decode pool."""
-
-    def __init__(self, sim: Simulation) -> None:
-        self.sim = sim
 
     def fire(self, arg: int, x: float, now: float) -> None:
         self.sim.on_kv_transfer_end(arg, now)
 
 
-class Submit(Handler):
+class Submit(SimulationEvent):
     """Call ``arg`` passed its engine's API and reaches the scheduler."""
-
-    def __init__(self, sim: Simulation) -> None:
-        self.sim = sim
 
     def fire(self, arg: int, x: float, now: float) -> None:
         self.sim.on_submit(arg, now)

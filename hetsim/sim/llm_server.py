@@ -724,31 +724,29 @@ class LlmServer:
         self.on_done(state, reason, now)
 
 
-class Wake(Handler):
-    """An idle server's wake-up for a queued call."""
+class ServerEvent(Handler):
+    """A kind of event of a server (a subclass per kind: its ``fire`` calls the method that handles it)."""
 
     def __init__(self, server: LlmServer) -> None:
         self.server = server
+
+
+class Wake(ServerEvent):
+    """An idle server's wake-up for a queued call."""
 
     def fire(self, arg: int, x: float, now: float) -> None:
         self.server.on_wake(arg, now)
 
 
-class StepEnd(Handler):
+class StepEnd(ServerEvent):
     """The end of a server's iteration."""
-
-    def __init__(self, server: LlmServer) -> None:
-        self.server = server
 
     def fire(self, arg: int, x: float, now: float) -> None:
         self.server.on_step_end(arg, now)
 
 
-class RunEnd(Handler):
+class RunEnd(ServerEvent):
     """The end of a server's decode run."""
-
-    def __init__(self, server: LlmServer) -> None:
-        self.server = server
 
     def fire(self, arg: int, x: float, now: float) -> None:
         self.server.on_run_end(arg, now)
