@@ -107,7 +107,7 @@ DEFAULT_KERNELS = KernelModel(
     ),
     attention_decode=KernelClass(efficiency=0.10, memory_efficiency=0.90, floor_s=11.1e-6, sequence_s=23e-9),
     elementwise=KernelClass(efficiency=0.30, memory_efficiency=0.48, floor_s=2.55e-6),
-    input_quant=KernelClass(efficiency=0.30, memory_efficiency=0.08, floor_s=2.7e-6),
+    input_quant=KernelClass(efficiency=0.30, memory_efficiency=0.076, floor_s=3.2e-6),
     collective=CollectiveKernels(latency_s=9.8e-6, rank_latency_s=1.4e-6, efficiency=0.79),
     sources=DEFAULT_SOURCES,
 )
@@ -223,8 +223,8 @@ def gemm_seconds(
 
 
 # vLLM's fp8 linear layer with 16-bit activations quantises its input before every fp8 GEMM:
-# ``Fp8LinearMethod.apply`` calls ``QuantFP8`` (vllm/model_executor/layers/quantization/
-# input_quant_fp8.py), which runs ``ops.scaled_fp8_quant``: ``static_scaled_fp8_quant`` with a
+# ``Fp8LinearMethod.apply`` runs its fp8 linear op, whose ``QuantFP8`` (vllm/model_executor/layers/
+# quantization/input_quant_fp8.py) calls ``ops.scaled_fp8_quant``: ``static_scaled_fp8_quant`` with a
 # checkpoint's input scale, or ``dynamic_scaled_fp8_quant`` (an abs-max reduction pass, then the
 # same quantising pass) without one (csrc/quantization/w8a8/fp8/common.cu); with vLLM's custom ops
 # off, its PyTorch form (cast to fp32, scale, clamp, cast to fp8). Priced as an element-wise
