@@ -144,6 +144,8 @@ def _fit_device(
         kernels = fit_class(rows, default, kernels, fit_name)
         paths = ", ".join(sorted(rows["path"].unique()))
         sources[fit_name] = f"fitted to {len(rows)} rows of {rows['source'].iloc[0]} ({source_stack}): {paths}"
+        if fit_name == "gemm_fp8":  # measured on 16-bit input: the input's quantisation is fitted with them
+            sources["input_quant"] = f"fitted with the fp8 GEMMs to the same {len(rows)} rows: {paths}"
     if not fitted_any:
         return None, held_out
     for name, text in DEFAULT_KERNELS.sources.items():

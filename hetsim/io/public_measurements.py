@@ -4,7 +4,7 @@ Each source's files keep their upstream layout under ``hardware_profiles/measure
 (see the README there: licences, upstream commits, what was trimmed), so a newer upstream
 checkout can be pointed at with ``root``. Every row is one measured configuration:
 
-``source, path, device, stack, op_class, op, dtype, model, tp, m, n, k, batch, q_tokens,
+``source, path, device, stack, op_class, op, dtype, input_dtype, model, tp, m, n, k, batch, q_tokens,
 kv_tokens, heads, kv_heads, head_dim, hidden, width, ranks, message_bytes, measured_s``
 
 ``op_class`` is what the kernel model prices it as: ``gemm``, ``attention_prefill``,
@@ -41,6 +41,7 @@ COLUMNS = (
     "op_class",
     "op",
     "dtype",
+    "input_dtype",
     "model",
     "tp",
     "m",
@@ -147,6 +148,10 @@ def _aic_gemm(raw: pd.DataFrame, path: Path) -> pd.DataFrame:
             "op_class": "gemm",
             "op": "gemm",
             "dtype": raw["gemm_dtype"].map(_AIC_DTYPES),
+            # The collector times the engine's linear layer on a bf16 input (aiconfigurator
+            # collector/vllm/collect_gemm.py: x = torch.randn(m, k, dtype=torch.bfloat16), then
+            # RowParallelLinear.forward(x)), so fp8 rows include quantising that input.
+            "input_dtype": "bf16",
             "m": raw["m"],
             "n": raw["n"],
             "k": raw["k"],

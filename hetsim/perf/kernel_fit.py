@@ -19,6 +19,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from hetsim.perf.kernels import input_quant_kernels
 from hetsim.perf.public_rows import predict_ops
 from hetsim.perf.roofline import DevicePerf
 from hetsim.specs.calibration import KernelModel
@@ -39,7 +40,12 @@ def _gemm_parameters(part: str, lowest_efficiency: float) -> tuple[tuple[str, fl
 # below their peak (per-tensor scaling kernels), so their efficiency may go lower.
 PARAMETERS: dict[str, tuple[tuple[str, float, float], ...]] = {
     "gemm": _gemm_parameters("gemm", 0.2),
-    "gemm_fp8": _gemm_parameters("gemm_fp8", 0.05),
+    # fp8 GEMMs measured on 16-bit inputs include the input's quantisation (its own class).
+    "gemm_fp8": (
+        *_gemm_parameters("gemm_fp8", 0.05),
+        ("input_quant.memory_efficiency", 0.005, 1.2),
+        ("input_quant.floor_s", 1e-7, 1e-4),
+    ),
     "attention_prefill": (
         ("attention_prefill.efficiency", 0.05, 1.2),
         ("attention_prefill.intensity_half", 1.0, 1e4),
@@ -66,9 +72,11 @@ _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
 
 def with_parameter(kernels: KernelModel, path: str, value: float) -> KernelModel:
     """``kernels`` with one parameter (``class.field``) replaced (an absent fp8 GEMM class
-    starts from the shared GEMM's parameters)."""
+    starts from the shared GEMM's parameters, an absent input quantisation from the defaults)."""
     part, field = path.split(".")
-    current = getattr(kernels, part) if getattr(kernels, part) is not None else kernels.gemm
+    current = getattr(kernels, part)
+    if current is None:
+        current = input_quant_kernels(kernels) if part == "input_quant" else kernels.gemm
     return kernels.model_copy(update={part: current.model_copy(update={field: value})})
 
 

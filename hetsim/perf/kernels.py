@@ -51,6 +51,11 @@ DEFAULT_SOURCES = {
         "medians of the fits to Vidur's norm/activation/rope/add measurements on A100, H100, A40 (MIT): "
         "about half of HBM bandwidth, not 85%"
     ),
+    "input_quant": (
+        "medians of the fits to AIConfigurator's vLLM 0.14.0 fp8 GEMM measurements on H100 SXM, H200 SXM and L40S "
+        "(the linear layer timed on bf16 input, so each includes quantising it): 7-15% of HBM bandwidth at "
+        "3 bytes per element, far below the other element-wise kernels"
+    ),
     "collective": (
         "means of the fits to AIConfigurator's NCCL all-reduce measurements on A100 and H100 (nccl-tests bus "
         "bandwidth): small messages take 10-20 us, growing ~1.4 us per rank, not the link's few"
@@ -102,9 +107,17 @@ DEFAULT_KERNELS = KernelModel(
     ),
     attention_decode=KernelClass(efficiency=0.10, memory_efficiency=0.90, floor_s=11.1e-6, sequence_s=23e-9),
     elementwise=KernelClass(efficiency=0.30, memory_efficiency=0.48, floor_s=2.55e-6),
+    input_quant=KernelClass(efficiency=0.30, memory_efficiency=0.076, floor_s=3.2e-6),
     collective=CollectiveKernels(latency_s=9.8e-6, rank_latency_s=1.4e-6, efficiency=0.79),
     sources=DEFAULT_SOURCES,
 )
+
+
+def input_quant_kernels(kernels: KernelModel) -> KernelClass:
+    """The input-quantisation parameters: the calibration's, else ``DEFAULT_KERNELS``'."""
+    fitted = kernels.input_quant if kernels.input_quant is not None else DEFAULT_KERNELS.input_quant
+    assert fitted is not None  # the defaults always carry one
+    return fitted
 
 
 # The flat roofline hetsim used before its kernel model: the arXiv 2507.19635 reproduction keeps
@@ -207,6 +220,24 @@ def gemm_seconds(
                 candidate = candidate + params.split_k_s  # the partial sums' reduction
             best = np.minimum(best, candidate)
     return best + params.floor_s
+
+
+# vLLM's fp8 linear layer with 16-bit activations quantises its input before every fp8 GEMM:
+# ``Fp8LinearMethod.apply`` runs its fp8 linear op, whose ``QuantFP8`` (vllm/model_executor/layers/
+# quantization/input_quant_fp8.py) calls ``ops.scaled_fp8_quant``: ``static_scaled_fp8_quant`` with a
+# checkpoint's input scale, or ``dynamic_scaled_fp8_quant`` (an abs-max reduction pass, then the
+# same quantising pass) without one (csrc/quantization/w8a8/fp8/common.cu); with vLLM's custom ops
+# off, its PyTorch form (cast to fp32, scale, clamp, cast to fp8). Priced as an element-wise
+# kernel: 16 bits read and 8 written per element at the class's own bandwidth efficiency, plus
+# its floor. (Letting fewer rows than compute units stream only their share, as one block per
+# row would, fitted AIConfigurator's H100 rows worse: p90 31% against 17%.)
+QUANTISED_BYTES_PER_ELEMENT = 2.0 + 1.0
+
+
+def input_quant_seconds(params: KernelClass, m: Any, k: Any, bandwidth: float) -> Any:
+    """Time of quantising an ``m x k`` 16-bit GEMM input to fp8 (see above)."""
+    nbytes = np.asarray(m, dtype=float) * np.asarray(k, dtype=float) * QUANTISED_BYTES_PER_ELEMENT
+    return nbytes / (bandwidth * params.memory_efficiency) + params.floor_s
 
 
 def all_reduce_seconds(params: CollectiveKernels, buffer_bytes: Any, ranks: int, link_bandwidth: float) -> Any:

@@ -13,7 +13,13 @@ import numpy as np
 import pandas as pd
 
 from hetsim.errors import EstimateError
-from hetsim.perf.kernels import all_reduce_seconds, gemm_seconds, kernel_seconds
+from hetsim.perf.kernels import (
+    all_reduce_seconds,
+    gemm_seconds,
+    input_quant_kernels,
+    input_quant_seconds,
+    kernel_seconds,
+)
 from hetsim.perf.llm import LlmReplica
 from hetsim.perf.roofline import DevicePerf
 from hetsim.perf.transformer import Precision, SequenceWork, Shard
@@ -43,6 +49,16 @@ def gemm_work(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     m, n, k = (_column(rows, c) for c in ("m", "n", "k"))
     element = rows["dtype"].map(_ELEMENT_BYTES).fillna(2.0).to_numpy(dtype=float)
     return m, n, k, gemm_groups(rows) * ((m * k + k * n) * element + m * n * 2.0)  # outputs in 16 bits
+
+
+def quantises_input(rows: pd.DataFrame) -> np.ndarray:
+    """Rows whose measured op quantised a 16-bit input before an fp8 GEMM: the source recorded a
+    16-bit ``input_dtype`` (AIConfigurator's vLLM collector times the linear layer on bf16 input),
+    so the op includes the quantisation kernel (``hetsim.perf.kernels.input_quant_seconds``)."""
+    if "input_dtype" not in rows:
+        return np.zeros(len(rows), dtype=bool)
+    sixteen_bit = rows["input_dtype"].map(_ELEMENT_BYTES).eq(2.0).to_numpy()
+    return sixteen_bit & (rows["dtype"] == "fp8").to_numpy()
 
 
 def attention_work(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -98,6 +114,11 @@ def predict_ops(rows: pd.DataFrame, perf: DevicePerf, kernels: KernelModel | Non
                         params, m[rows_fp8], n[rows_fp8], k[rows_fp8], nbytes[rows_fp8], peak[rows_fp8],
                         bandwidth, perf.compute_units if params.quantise else None, groups[rows_fp8],
                     )
+            quantised = fp8 & quantises_input(part)
+            if quantised.any():
+                out[np.flatnonzero(mask)[quantised]] += input_quant_seconds(
+                    input_quant_kernels(kernels), m[quantised] * groups[quantised], k[quantised], bandwidth
+                )
         elif op_class in ("attention_prefill", "attention_decode"):
             flops, nbytes = attention_work(part)
             params = getattr(kernels, op_class)

@@ -191,6 +191,11 @@ class KernelModel(FrozenModel):
     attention_prefill: KernelClass
     attention_decode: KernelClass
     elementwise: KernelClass
+    input_quant: KernelClass | None = Field(
+        default=None,
+        description="quantising a 16-bit GEMM input to fp8 before an fp8 GEMM, where a measurement included it "
+        "(an element-wise kernel: reads 16 bits, writes 8 bits per element); None: not priced",
+    )
     collective: CollectiveKernels
     all_to_all: AllToAllKernels | None = Field(
         default=None, description="expert-parallel dispatch/combine; None uses hetsim.perf.kernels.DEFAULT_ALL_TO_ALL"

@@ -11,7 +11,14 @@ from hetsim.errors import EstimateError
 from hetsim.io.calibration import load_calibration
 from hetsim.io.catalog import load_catalog
 from hetsim.perf.kernel_fit import STEP_TERMS, fit_class, fit_step_overheads, with_parameter
-from hetsim.perf.kernels import DEFAULT_KERNELS, all_reduce_seconds, gemm_seconds, kernel_seconds, kernel_seconds_scalar
+from hetsim.perf.kernels import (
+    DEFAULT_KERNELS,
+    all_reduce_seconds,
+    gemm_seconds,
+    input_quant_seconds,
+    kernel_seconds,
+    kernel_seconds_scalar,
+)
 from hetsim.perf.llm import LlmReplica
 from hetsim.perf.public_rows import predict_ops
 from hetsim.perf.roofline import DevicePerf
@@ -172,6 +179,44 @@ def test_the_fitter_recovers_known_gemm_parameters(h100):
     assert fitted.gemm.efficiency == pytest.approx(0.7, rel=0.05)
     assert fitted.gemm.memory_efficiency == pytest.approx(0.9, rel=0.05)
     assert with_parameter(fitted, "gemm.floor_s", 1.0).gemm.floor_s == 1.0
+
+
+def test_quantising_an_fp8_gemms_input_costs_three_bytes_per_element_at_its_own_bandwidth():
+    params = DEFAULT_KERNELS.input_quant
+    assert params is not None
+    seconds = input_quant_seconds(params, 8192, 4096, BANDWIDTH)
+    assert seconds == pytest.approx(8192 * 4096 * 3.0 / (BANDWIDTH * params.memory_efficiency) + params.floor_s)
+    assert input_quant_seconds(params, 8192, 4096, 2 * BANDWIDTH) < seconds  # more bandwidth is never slower
+
+
+def test_only_fp8_rows_measured_on_16_bit_input_pay_for_quantising_it(h100):
+    shape = {"op_class": "gemm", "m": 4096, "n": 4096, "k": 8192}
+    rows = pd.DataFrame([
+        {**shape, "dtype": "fp8", "input_dtype": "bf16"},  # AIConfigurator's linear layer: quantises its input
+        {**shape, "dtype": "fp8", "input_dtype": "fp8"},  # a GEMM already given fp8 input
+        {**shape, "dtype": "fp8"},  # a source that does not say
+        {**shape, "dtype": "bf16", "input_dtype": "bf16"},
+    ])
+    perf = DevicePerf(h100)
+    seconds = predict_ops(rows, perf)
+    quant = input_quant_seconds(DEFAULT_KERNELS.input_quant, 4096, 8192, perf.bandwidth_bytes_per_s)
+    assert seconds[0] == pytest.approx(seconds[1] + quant)
+    assert seconds[1] == pytest.approx(seconds[2])
+    assert seconds[3] == pytest.approx(predict_ops(rows.iloc[[3]].drop(columns="input_dtype"), perf)[0])
+
+
+def test_the_fitter_recovers_the_input_quantisation_with_the_fp8_gemm(h100):
+    truth = DEFAULT_KERNELS.model_copy(update={
+        "gemm_fp8": DEFAULT_KERNELS.gemm.model_copy(update={"efficiency": 0.8}),
+        "input_quant": DEFAULT_KERNELS.input_quant.model_copy(update={"memory_efficiency": 0.2, "floor_s": 3e-6}),
+    })  # fmt: skip
+    grid = [(m, n, k) for m in (1, 64, 1024, 8192) for n in (32, 4096, 16384) for k in (128, 8192, 65536)]
+    rows = pd.DataFrame([{"op_class": "gemm", "dtype": "fp8", "input_dtype": "bf16", "m": m, "n": n, "k": k} for m, n, k in grid])
+    perf = DevicePerf(h100)
+    rows["measured_s"] = predict_ops(rows, perf, truth)
+    fitted = fit_class(rows, perf, DEFAULT_KERNELS, "gemm_fp8")
+    assert np.allclose(predict_ops(rows, perf, fitted), rows["measured_s"], rtol=0.05)
+    assert fitted.input_quant.memory_efficiency == pytest.approx(0.2, rel=0.1)
 
 
 def test_step_overheads_are_recovered_and_never_negative():
