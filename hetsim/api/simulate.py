@@ -13,7 +13,6 @@ import pandas as pd
 from hetsim.api.engine_sim import scaled_catalog, simulate_with_engine
 from hetsim.api.exit_codes import EXIT_FAILED_CALLS, EXIT_SLA_MISSED
 from hetsim.api.traces import load_trace
-from hetsim.api.workloads import synthesize_trace
 from hetsim.cost.tco import CostBasis, device_hourly_cost, node_hourly_cost, preset
 from hetsim.errors import HetsimError, ScenarioError, WorkloadError
 from hetsim.io.calibration import load_calibration
@@ -194,6 +193,8 @@ def trace_frame(source: TraceSource, base: Path) -> tuple[pd.DataFrame, int | No
     workload = source.workload
     if (base / workload).is_file():
         workload = str((base / workload).resolve())
+    from hetsim.api.workloads import synthesize_trace  # loaded on use: a replayed trace needs none of it
+
     synthetic = synthesize_trace(workload, source.duration_s, source.seed, source.rate_per_s, source.arrival)
     return steps_to_frame(synthetic.steps), synthetic.meta.block_size_tokens
 

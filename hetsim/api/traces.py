@@ -9,7 +9,6 @@ import pandas as pd
 
 from hetsim.errors import WorkloadError
 from hetsim.io import traces as trace_io
-from hetsim.io.profiles import write_profile
 from hetsim.specs.profile import HOURS_PER_DAY, DayProfile
 from hetsim.workload.frame import steps_to_frame
 from hetsim.workload.stats import DEFAULT_DECODE_TOKENS_PER_S, trace_stats
@@ -123,4 +122,6 @@ def profile_of(described: dict[str, Any]) -> DayProfile:
 
 def save_profile(path: Path, profile: DayProfile) -> Path:
     """Write a day profile file (a fleet's demand entry may name it as ``profile``)."""
+    from hetsim.io.profiles import write_profile  # loaded on use: importing a trace needs none of it
+
     return write_profile(path, profile)

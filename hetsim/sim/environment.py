@@ -15,7 +15,7 @@ from heapq import heappush
 import simpy
 from simpy.events import NORMAL
 
-from hetsim.sim.calendar import Calendar
+from hetsim.sim.calendar import new_calendar
 
 
 class Environment(simpy.Environment):
@@ -23,7 +23,7 @@ class Environment(simpy.Environment):
 
     def __init__(self, initial_time: float = 0) -> None:
         super().__init__(initial_time)
-        self.calendar = Calendar()
+        self.calendar = new_calendar()
 
     def schedule(self, event: simpy.Event, priority=NORMAL, delay: float = 0) -> None:
         heappush(self._queue, (self._now + delay, priority, self.calendar.next_seq(), event))

@@ -10,7 +10,7 @@ import simpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hetsim.sim.calendar import Calendar, CallbackHandler, Handler, run_until_empty
+from hetsim.sim.calendar import Calendar, CallbackHandler, Handler, TupleCalendar, run_until_empty
 from hetsim.sim.environment import Environment
 
 delays = st.one_of(st.just(0.0), st.sampled_from([0.1, 0.5, 1.0]), st.floats(0, 4, allow_nan=False))
@@ -64,9 +64,10 @@ def _with_timeouts(program, until: float | None) -> list[tuple[float, str]]:
     return log
 
 
-def _with_calendar(program, how: str, until: float | None) -> list[tuple[float, str]]:
+def _with_calendar(program, how: str, until: float | None, heap: type[Calendar] = Calendar) -> list[tuple[float, str]]:
     timers, waits = program
     env, log = Environment(), []
+    env.calendar = heap()  # the written-out heap (compiled runs) or heapq's (interpreted runs)
     follows = {ident: follow for ident, (_, follow) in enumerate(timers) if follow is not None}
     logger = _logger(env, log, follows)
     _processes(env, waits, log)
@@ -82,14 +83,16 @@ def _with_calendar(program, how: str, until: float | None) -> list[tuple[float, 
 @settings(max_examples=200, deadline=None)
 @given(programs)
 @pytest.mark.parametrize("how", ["compiled loop", "env.run"])
-def test_timers_fire_as_simpy_timeouts_would(how, program) -> None:
-    assert _with_calendar(program, how, None) == _with_timeouts(program, None)
+@pytest.mark.parametrize("heap", [Calendar, TupleCalendar])
+def test_timers_fire_as_simpy_timeouts_would(how, heap, program) -> None:
+    assert _with_calendar(program, how, None, heap) == _with_timeouts(program, None)
 
 
 @settings(max_examples=100, deadline=None)
 @given(programs, st.floats(0.05, 5))
-def test_a_horizon_stops_timers_as_it_stops_timeouts(program, until) -> None:
-    assert _with_calendar(program, "env.run", until) == _with_timeouts(program, until)
+@pytest.mark.parametrize("heap", [Calendar, TupleCalendar])
+def test_a_horizon_stops_timers_as_it_stops_timeouts(heap, program, until) -> None:
+    assert _with_calendar(program, "env.run", until, heap) == _with_timeouts(program, until)
 
 
 def test_peek_sees_the_earlier_of_the_next_timer_and_the_next_event() -> None:
