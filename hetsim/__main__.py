@@ -18,6 +18,11 @@ def main() -> None:
     except KeyboardInterrupt:  # Ctrl-C while the command line loads is an interruption like any other
         print("hetsim: interrupted", file=sys.stderr)
         sys.exit(130)
+    except Exception:
+        if not ctrl_c.received():
+            raise
+        print("hetsim: interrupted", file=sys.stderr)  # a library turned the Ctrl-C into its own error
+        sys.exit(130)
     try:
         run_command_line()
     finally:

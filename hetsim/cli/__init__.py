@@ -112,6 +112,9 @@ def main() -> None:
         _invoke(sys.argv[1:])
         ctrl_c.stop_if_received()  # pressed, but swallowed by a library on the way: still an interruption
     except HetsimError as exc:
+        if ctrl_c.received():  # an error on the way out of an interruption: the interruption is the news
+            print("hetsim: interrupted", file=sys.stderr)
+            sys.exit(130)
         print(f"hetsim: error: {exc}", file=sys.stderr)
         sys.exit(1)
     except typer.Abort:
@@ -124,6 +127,11 @@ def main() -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
     except Exception as exc:  # usage errors (a missing file, a bad option) and typer.Exit
+        if ctrl_c.received() and not isinstance(exc, typer.Exit):
+            # Ctrl-C raised inside a library that turned it into its own error (pydantic-core
+            # wraps it in a SchemaError when it comes while a model class is being built)
+            print("hetsim: interrupted", file=sys.stderr)
+            sys.exit(130)
         if not _is_usage_error(exc) and not isinstance(exc, typer.Exit):
             raise
         _exit_for_click(exc)

@@ -127,7 +127,8 @@ def write_outputs(
     staged: list[Path] = []
     try:
         for target in targets:
-            staged.append(_stage(target))
+            with held_ctrl_c():  # a staging place made is one the clean-up below knows of
+                staged.append(_stage(target))
         written = list(write(staged))
         _finish(targets, staged, provenance)
         _check_targets(targets)

@@ -137,3 +137,48 @@ def test_an_acknowledged_ctrl_c_lets_the_code_that_handled_it_write_its_outputs(
 def _write(path: Path) -> Path:
     path.write_text("kept")
     return path
+
+
+@pytest.mark.parametrize("error", ["RuntimeError", "ScenarioError"])
+def test_ctrl_c_that_a_library_turns_into_its_own_error_is_still_an_interruption(tmp_path: Path, error: str) -> None:
+    """pydantic-core wraps a Ctrl-C that comes while a model class is built in a SchemaError; a
+    loader may wrap what it caught in hetsim's error: either way the program says 'interrupted'
+    and exits 130, no traceback."""
+    program = (
+        "import os, signal, sys, time\n"
+        "from hetsim import __main__ as entry, cli\n"
+        "from hetsim.errors import ScenarioError\n"
+        "def wrapped():\n"
+        "    try:\n"
+        "        os.kill(os.getpid(), signal.SIGINT); time.sleep(5)\n"
+        "    except KeyboardInterrupt as exc:\n"
+        f"        raise {error}('SchemaError: Error building validator: CtrlC') from exc\n"
+        "cli.COMMANDS = ()\n"
+        "cli.app.command('wrapped')(wrapped)\n"
+        "sys.argv = ['hetsim', 'wrapped']\n"
+        "entry.main()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60, cwd=tmp_path,
+                          check=False)  # fmt: skip
+    assert done.returncode == 130, done.stderr[-2000:]
+    assert done.stderr.strip() == "hetsim: interrupted"
+
+
+def test_ctrl_c_right_after_the_staging_place_is_made_leaves_nothing_behind(
+    installed: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The signal comes the instant the staging folder exists, before the writer has noted it:
+    the clean-up still removes it (it is made with Ctrl-C held)."""
+    from hetsim.io import outputs
+
+    made = outputs._new_place
+
+    def then_ctrl_c(parent: Path, prefix: str, is_folder: bool) -> Path:
+        place = made(parent, prefix, is_folder)
+        os.kill(os.getpid(), signal.SIGINT)
+        return place
+
+    monkeypatch.setattr(outputs, "_new_place", then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        write_folder(tmp_path / "out", "--out", lambda folder: [], ScenarioError, Provenance("test", {}))
+    assert list(tmp_path.iterdir()) == []
