@@ -99,14 +99,7 @@ class Calendar:
         """Whether the earliest timer (there is one) fires before SimPy's queue entry
         ``(time, priority, sequence, event)``."""
         head = self._heap[0]
-        end, time = head.end, entry[0]
-        if end != time:
-            return end < time
-        priority: int = entry[1]
-        if priority != _NORMAL:
-            return priority > _NORMAL
-        sequence: int = entry[2]
-        return head.seq < sequence
+        return _fires_before(head.end, head.seq, entry)
 
     def fire_next(self) -> None:
         """Take the earliest timer off the heap and fire it (the caller has set the clock)."""
@@ -153,6 +146,20 @@ class Calendar:
         heap[pos] = last
 
 
+def _fires_before(end: float, seq: int, entry: tuple) -> bool:
+    """Whether a timer at ``end`` (sequence ``seq``) fires before SimPy's queue entry ``(time,
+    priority, sequence, event)``: earlier time first; at a tie, as a timeout (NORMAL priority)
+    would, in scheduling order."""
+    time = entry[0]
+    if end != time:
+        return end < time
+    priority: int = entry[1]
+    if priority != _NORMAL:
+        return priority > _NORMAL
+    sequence: int = entry[2]
+    return seq < sequence
+
+
 class TupleCalendar(Calendar):
     """``Calendar`` on ``heapq`` over ``(end, seq, handler, arg, x)`` tuples: the faster heap when
     interpreted (see the module docstring). Sequence numbers are unique, so a comparison never
@@ -177,14 +184,7 @@ class TupleCalendar(Calendar):
 
     def goes_before(self, entry: tuple) -> bool:
         head = self._tuples[0]
-        end, time = head[0], entry[0]
-        if end != time:
-            return end < time
-        priority: int = entry[1]
-        if priority != _NORMAL:
-            return priority > _NORMAL
-        sequence: int = entry[2]
-        return head[1] < sequence
+        return _fires_before(head[0], head[1], entry)
 
     def fire_next(self) -> None:
         end, _, handler, arg, x = heappop(self._tuples)

@@ -95,25 +95,32 @@ def test_a_swallowed_ctrl_c_keeps_the_previous_output(installed: None, tmp_path:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no staging left beside it
 
 
-def test_the_hetsim_program_exits_130_when_ctrl_c_was_swallowed_during_a_command(tmp_path: Path) -> None:
-    # A command that swallows the Ctrl-C and then finishes still reports an interruption.
+def _run_command(cwd: Path, name: str, body: str) -> subprocess.CompletedProcess:
+    """Run the ``hetsim`` program (its entry point, hetsim's Ctrl-C handler) with one command
+    ``name`` whose function body is ``body``, in a fresh interpreter."""
     program = (
         "import os, signal, sys, time\n"
-        "import typer\n"
         "from hetsim import __main__ as entry, cli\n"
-        "def swallow():\n"
+        "from hetsim.errors import ScenarioError\n"
+        f"def {name}():\n{body}"
+        "cli.COMMANDS = ()\n"
+        f"cli.app.command({name!r})({name})\n"
+        f"sys.argv = ['hetsim', {name!r}]\n"
+        "entry.main()\n"
+    )
+    return subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60, cwd=cwd,
+                          check=False)  # fmt: skip
+
+
+def test_the_hetsim_program_exits_130_when_ctrl_c_was_swallowed_during_a_command(tmp_path: Path) -> None:
+    # A command that swallows the Ctrl-C and then finishes still reports an interruption.
+    done = _run_command(tmp_path, "swallow", (
         "    try:\n"
         "        os.kill(os.getpid(), signal.SIGINT); time.sleep(5)\n"
         "    except:\n"
         "        pass\n"
         "    print('finished')\n"
-        "cli.COMMANDS = ()\n"
-        "cli.app.command('swallow')(swallow)\n"
-        "sys.argv = ['hetsim', 'swallow']\n"
-        "entry.main()\n"
-    )
-    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60, cwd=tmp_path,
-                          check=False)  # fmt: skip
+    ))  # fmt: skip
     assert done.returncode == 130, done.stderr[-2000:]
     assert done.stdout.strip() == "finished" and done.stderr.strip() == "hetsim: interrupted"
 
@@ -144,22 +151,12 @@ def test_ctrl_c_that_a_library_turns_into_its_own_error_is_still_an_interruption
     """pydantic-core wraps a Ctrl-C that comes while a model class is built in a SchemaError; a
     loader may wrap what it caught in hetsim's error: either way the program says 'interrupted'
     and exits 130, no traceback."""
-    program = (
-        "import os, signal, sys, time\n"
-        "from hetsim import __main__ as entry, cli\n"
-        "from hetsim.errors import ScenarioError\n"
-        "def wrapped():\n"
+    done = _run_command(tmp_path, "wrapped", (
         "    try:\n"
         "        os.kill(os.getpid(), signal.SIGINT); time.sleep(5)\n"
         "    except KeyboardInterrupt as exc:\n"
         f"        raise {error}('SchemaError: Error building validator: CtrlC') from exc\n"
-        "cli.COMMANDS = ()\n"
-        "cli.app.command('wrapped')(wrapped)\n"
-        "sys.argv = ['hetsim', 'wrapped']\n"
-        "entry.main()\n"
-    )
-    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60, cwd=tmp_path,
-                          check=False)  # fmt: skip
+    ))  # fmt: skip
     assert done.returncode == 130, done.stderr[-2000:]
     assert done.stderr.strip() == "hetsim: interrupted"
 
