@@ -12,11 +12,16 @@ must exit 130 on Ctrl-C and keep its outputs whole:
 - a library's bare ``except:`` (networkx's lazy import has one) can swallow the exception; the
   command would then run on and write its outputs. Remembering the signal lets the output writer
   and the program's end stop anyway (:func:`stop_if_received`).
+- where Python cannot raise it (a weakref callback or ``__del__`` that the garbage collector
+  runs), it prints "Exception ignored in ..." and a traceback, then goes on: hetsim's hook for
+  such exceptions says nothing of a :class:`CtrlC` (the signal is remembered and the program stops
+  at its next check) and hands every other one to Python's.
 """
 
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,6 +41,14 @@ def install() -> None:
     if threading.current_thread() is threading.main_thread():
         _received.clear()
         signal.signal(signal.SIGINT, _on_sigint)
+        sys.unraisablehook = _unraisable
+
+
+def _unraisable(unraisable: sys.UnraisableHookArgs) -> None:
+    """Python's hook for an exception it could not raise, quiet for a remembered Ctrl-C."""
+    if isinstance(unraisable.exc_value, CtrlC):
+        return
+    sys.__unraisablehook__(unraisable)
 
 
 def _on_sigint(signum: int, _frame: FrameType | None) -> None:

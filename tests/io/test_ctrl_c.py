@@ -179,3 +179,18 @@ def test_ctrl_c_right_after_the_staging_place_is_made_leaves_nothing_behind(
     with pytest.raises(KeyboardInterrupt):
         write_folder(tmp_path / "out", "--out", lambda folder: [], ScenarioError, Provenance("test", {}))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_inside_a_garbage_collector_callback_is_an_interruption_without_a_traceback(tmp_path: Path) -> None:
+    """A Ctrl-C that lands in a weakref callback cannot be raised (Python prints 'Exception
+    ignored in ...' and goes on): the program stays quiet about it, and stops as interrupted."""
+    done = _run_command(tmp_path, "collect", (
+        "    import weakref\n"
+        "    class Thing: pass\n"
+        "    def gone(_ref):\n"
+        "        os.kill(os.getpid(), signal.SIGINT); time.sleep(1)\n"
+        "    thing = Thing(); ref = weakref.ref(thing, gone); del thing\n"
+        "    print('went on')\n"
+    ))  # fmt: skip
+    assert done.returncode == 130, done.stderr[-2000:]
+    assert done.stdout.strip() == "went on" and done.stderr.strip() == "hetsim: interrupted"
