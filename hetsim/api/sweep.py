@@ -149,6 +149,10 @@ def sweep(request: SweepRequest, progress: Progress | None = None) -> SweepResul
         if progress:
             progress(0, len(points), None)
         for done, outcome in enumerate(outcomes, start=1):
+            # A Ctrl-C that a point turned into its failure (a library wrapped it in its own error,
+            # which run_point keeps as the point's) still interrupts the sweep there; that point
+            # did not finish.
+            ctrl_c.stop_if_received()
             rows[outcome.index] = _row(points[outcome.index], outcome)
             if progress:
                 progress(done, len(points), rows[outcome.index])

@@ -105,6 +105,22 @@ def said(command: Command, text: str) -> Callable[[], bool]:
     return lambda: text in command.stderr
 
 
+def loading_libraries(command: Command) -> Callable[[], bool]:
+    """True once the process has mapped pydantic-core (Linux /proc; elsewhere at once): it is
+    loading the command line, after hetsim's Ctrl-C handler is in. A signal before the program's
+    first line gets Python's own start-up behaviour, which no program can change; on a loaded
+    machine start-up alone can take longer than a fixed delay."""
+    maps = Path(f"/proc/{command.process.pid}/maps")
+
+    def loaded() -> bool:
+        try:
+            return "pydantic_core" in maps.read_text()
+        except OSError:  # no /proc here, or the process already ended
+            return True
+
+    return loaded
+
+
 def assert_whole(folder: Path) -> dict:
     """The folder holds one complete output: exactly the files its manifest lists, each as listed,
     and nothing half-written beside it or in it."""
@@ -141,7 +157,7 @@ def assert_interrupted(code: int, stderr: str, work_done: bool = False) -> None:
 # ---- hetsim plan -----------------------------------------------------------------------------
 
 PLAN_POINTS = [  # (label, what is awaited: a progress message or a staged file, then the delay)
-    ("loading", None, 0.15),
+    ("loading", "libraries loading", 0.0),
     ("measuring demand", "measuring demand", 0.0),
     ("solving", "solving", 0.0),
     ("solving, later", "solving", 0.4),
@@ -183,7 +199,8 @@ def plans_stopped(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Stopped
 def _stop_plan(cwd: Path, marker: str | None, delay_s: float) -> Stopped:
     folder = cwd / "reports" / "default"
     command = Command(["plan", "--fleet", str(FLEET)], cwd)
-    conditions = {None: lambda: True, "staging": staging_beside(folder), "staged manifest": staged_file(folder, MANIFEST)}
+    conditions = {None: lambda: True, "staging": staging_beside(folder), "staged manifest": staged_file(folder, MANIFEST),
+                  "libraries loading": loading_libraries(command)}  # fmt: skip
     reached = command.wait_for(conditions[marker] if marker in conditions else said(command, marker), timeout_s=600)
     command.interrupt(delay_s)
     return Stopped(cwd, reached, *command.finish(timeout_s=600))
@@ -207,7 +224,7 @@ def test_ctrl_c_during_plan_leaves_the_previous_plan_or_the_new_one(plans_stoppe
 # ---- hetsim simulate --out -------------------------------------------------------------------
 
 SIMULATE_POINTS = [
-    ("starting", None, 0.3),
+    ("starting", "libraries loading", 0.0),
     ("simulating", None, 0.7),
     ("staging folder made", "staging", 0.0),
     ("summary written into staging", "staged summary", 0.0),
@@ -228,7 +245,7 @@ def test_ctrl_c_during_simulate_leaves_the_previous_records_or_the_new_ones(tmp_
     new = AZURE if marker is not None else voice(tmp_path, 20_000)  # several seconds of simulation
     command = Command(["simulate", "--scenario", str(new), "--out", str(out), "--json"], tmp_path)
     conditions = {None: lambda: True, "staging": staging_beside(out), "staged summary": staged_file(out, "summary.json"),
-                  "staged manifest": staged_file(out, MANIFEST)}  # fmt: skip
+                  "staged manifest": staged_file(out, MANIFEST), "libraries loading": loading_libraries(command)}  # fmt: skip
     command.wait_for(conditions[marker])
     command.interrupt(delay_s)
     code, _, stderr = command.finish()
@@ -264,6 +281,7 @@ def test_ctrl_c_during_a_sweep_keeps_the_finished_points_beside_the_previous_swe
     assert code == 130 and "Traceback" not in stderr, stderr[-3000:]
     assert assert_whole(out)["inputs"]["sha256"] == previous["inputs"]["sha256"]  # the previous sweep stays
     kept = tmp_path / "sweep.incomplete"
+    assert kept.is_dir(), stderr[-3000:]
     manifest = verify_folder(kept)
     points = pd.read_parquet(kept / "points.parquet")
     assert manifest["complete"] is False and 1 <= len(points) < 12 and (points["status"] == "ok").all()

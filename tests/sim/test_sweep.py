@@ -173,3 +173,45 @@ def test_ctrl_c_keeps_the_finished_points_beside_out_and_leaves_out_alone(tmp_pa
     assert verify_folder(kept)["complete"] is False
     assert pd.read_parquet(kept / "points.parquet")["seed"].tolist() == [0, 1]
     assert json.loads((kept / "sweep.json").read_text())["run"]["incomplete"] is True
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to this process")
+def test_a_ctrl_c_that_a_point_turns_into_its_failure_still_interrupts_the_sweep(tmp_path: Path, monkeypatch) -> None:
+    """The second point's simulation gets the Ctrl-C and a library wraps it in its own error
+    (run_point keeps any error as the point's failure): the sweep still stops there, keeps the
+    first point in <out>.incomplete, and does not count the wrapped one as finished."""
+    import os
+    import signal
+
+    from hetsim.api import sweep as sweep_module
+    from hetsim.io import ctrl_c
+
+    real = sweep_module.run_point
+    calls = []
+
+    def point(p):
+        calls.append(p)
+        if len(calls) == 2:
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                import time
+
+                time.sleep(5)
+            except KeyboardInterrupt as exc:
+                return real(p) | {"status": "failed", "error": f"SchemaError: {exc!r}"}
+        return real(p)
+
+    before = signal.getsignal(signal.SIGINT)
+    ctrl_c.install()
+    monkeypatch.setattr(sweep_module, "run_point", point)
+    voice, _ = tiny_scenarios(tmp_path / "grid")
+    try:
+        with pytest.raises(SweepInterrupted) as stopped:
+            sweep(SweepRequest((voice,), (0, 1, 2), workers=1, out=tmp_path / "out"))
+    finally:
+        signal.signal(signal.SIGINT, before)
+        ctrl_c._received.clear()
+    points = stopped.value.result.points
+    assert len(calls) == 2 and list(points["seed"]) == [0] and (points["status"] == "ok").all()
+    manifest = verify_folder(tmp_path / "out.incomplete")
+    assert manifest["complete"] is False and not (tmp_path / "out").exists()
