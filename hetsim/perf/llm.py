@@ -358,15 +358,16 @@ class LlmReplica:
             raise EstimateError("step: expected at least one sequence in the batch, got none")
         seconds = self.pricer.step_seconds_of(0, [], [(s.new_tokens, s.context_tokens) for s in batch])
         tokens = sum(s.new_tokens for s in batch)
-        pp, handoff_s = self.shard.pp, self._network_s(tokens)[1]
-        by_bound = self._by_bound_s(batch, tokens, handoff_s)
+        pp, network = self.shard.pp, self._network_s(tokens)
+        handoff_s = network[1]
+        by_bound = self._by_bound_s(batch, tokens, network)
         bound = max(by_bound, key=lambda b: by_bound[b])
         interval_s = (seconds - (pp - 1) * handoff_s) / pp  # one stage: the spacing of pipelined steps
         return StepEstimate(seconds, interval_s, bound, self.perf.provenance, by_bound)
 
-    def _by_bound_s(self, batch: tuple[SequenceWork, ...], tokens: int, handoff_s: float) -> dict[Bound, float]:
+    def _by_bound_s(self, batch: tuple[SequenceWork, ...], tokens: int, network: tuple[float, float]) -> dict[Bound, float]:
         """What bounds each part of a step's time (``step``'s attribution; the parts are those
-        the pricer adds up, so they sum to its seconds)."""
+        the pricer adds up, so they sum to its seconds); ``network``: ``_network_s(tokens)``."""
         pp, by_bound = self.shard.pp, {}
         token_ops = self._token_ops(tokens)
         token_s = 0.0
@@ -384,7 +385,8 @@ class LlmReplica:
             prefill = [(q.new_tokens, q.context_tokens) for q in batch if not q.is_decode]
             overhead_s += pp * self._prefill_pair_s * self.prefill_pairs_per_stage(prefill)
         by_bound[Bound.OVERHEAD] = by_bound.get(Bound.OVERHEAD, 0.0) + overhead_s
-        all_reduce_s = self._network_s(tokens)[0] + self._expert_exposed_s(tokens, token_s)
+        all_reduce_s, handoff_s = network
+        all_reduce_s += self._expert_exposed_s(tokens, token_s)
         by_bound[Bound.NETWORK] = pp * all_reduce_s + (pp - 1) * handoff_s
         return by_bound
 
@@ -393,7 +395,7 @@ class LlmReplica:
         model's, at each)."""
         pricer = self.pricer
         return [
-            pricer.step_seconds_of(batch_size, list(self.decode_seen([max(c, 1)] * batch_size)), [])
+            pricer.step_seconds_of(batch_size, [keys * batch_size for keys in self.decode_seen([max(c, 1)])], [])
             for c in contexts
         ]
 
