@@ -1,4 +1,4 @@
-"""The command line's exit statuses (the README's table): what each non-zero status says."""
+"""The command line's exit statuses (the README's table), beside the error tree the CLI translates."""
 
 from __future__ import annotations
 

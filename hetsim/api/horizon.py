@@ -21,7 +21,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from hetsim.api.exit_codes import EXIT_NOT_PROVEN, EXIT_SLA_MISSED
 from hetsim.api.plan import (
     PlanResult,
     _solve,
@@ -34,6 +33,7 @@ from hetsim.api.plan import (
 )
 from hetsim.cost.tco import node_purchase_usd
 from hetsim.errors import InfeasiblePlanError, ScenarioError
+from hetsim.exit_codes import EXIT_NOT_PROVEN, EXIT_SLA_MISSED
 from hetsim.io.calibration import load_calibration
 from hetsim.io.fleets import load_fleet
 from hetsim.io.json_text import json_text

@@ -12,11 +12,11 @@ from typing import Any
 
 import pandas as pd
 
-from hetsim.api.exit_codes import EXIT_NOT_PROVEN, EXIT_SLA_MISSED
 from hetsim.api.workloads import load as load_workload
 from hetsim.api.workloads import synthesize_trace
 from hetsim.cost.tco import CostBasis, node_hourly_cost, preset
 from hetsim.errors import InfeasiblePlanError, ScenarioError
+from hetsim.exit_codes import EXIT_NOT_PROVEN, EXIT_SLA_MISSED
 from hetsim.io.calibration import load_calibration
 from hetsim.io.catalog import load_catalog
 from hetsim.io.fleets import load_fleet

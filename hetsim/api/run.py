@@ -27,7 +27,6 @@ from typing import Any
 import pandas as pd
 
 from hetsim.api.deploy import load_weights
-from hetsim.api.exit_codes import EXIT_FAILED_CALLS, EXIT_INTERRUPTED
 from hetsim.api.simulate import assign_model, plan_cost, pool_costs, tco_for, trace_frame
 from hetsim.api.workloads import load as load_workload
 from hetsim.errors import ExecutorError, ScenarioError
@@ -47,6 +46,7 @@ from hetsim.exec.setup import (
     stage_networks,
     work_runs,
 )
+from hetsim.exit_codes import EXIT_FAILED_CALLS, EXIT_INTERRUPTED
 from hetsim.io import ctrl_c
 from hetsim.io.catalog import load_catalog
 from hetsim.io.models import load_models

@@ -11,10 +11,10 @@ from typing import Any
 import pandas as pd
 
 from hetsim.api.engine_sim import scaled_catalog, simulate_with_engine
-from hetsim.api.exit_codes import EXIT_FAILED_CALLS, EXIT_SLA_MISSED
 from hetsim.api.traces import load_trace
 from hetsim.cost.tco import CostBasis, device_hourly_cost, node_hourly_cost, preset
 from hetsim.errors import HetsimError, ScenarioError, WorkloadError
+from hetsim.exit_codes import EXIT_FAILED_CALLS, EXIT_SLA_MISSED
 from hetsim.io.calibration import load_calibration
 from hetsim.io.catalog import load_catalog
 from hetsim.io.models import load_models

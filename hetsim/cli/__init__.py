@@ -6,12 +6,13 @@ from __future__ import annotations
 import os
 import sys
 from importlib import import_module
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, NoReturn
 
 import typer
 from typer.core import TyperCommand, TyperGroup
 
 from hetsim.errors import HetsimError
+from hetsim.exit_codes import EXIT_ERROR, EXIT_INTERRUPTED
 from hetsim.io import ctrl_c
 
 if TYPE_CHECKING:
@@ -111,30 +112,31 @@ def main() -> None:
     try:
         _invoke(sys.argv[1:])
         ctrl_c.stop_if_received()  # pressed, but swallowed by a library on the way: still an interruption
-    except HetsimError as exc:
-        if ctrl_c.received():  # an error on the way out of an interruption: the interruption is the news
-            print("hetsim: interrupted", file=sys.stderr)
-            sys.exit(130)
-        print(f"hetsim: error: {exc}", file=sys.stderr)
-        sys.exit(1)
+    except KeyboardInterrupt as exc:  # Ctrl-C wherever a command is: one line, the conventional status
+        exit_interrupted(str(exc))
     except typer.Abort:
         print("hetsim: aborted", file=sys.stderr)
-        sys.exit(130)
-    except KeyboardInterrupt as exc:  # Ctrl-C wherever a command is: one line, the conventional status
-        print(f"hetsim: interrupted{f'; {exc}' if str(exc) else ''}", file=sys.stderr)
-        sys.exit(130)
-    except BrokenPipeError:  # `hetsim ... | head`: the reader left; nothing more to say
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(1)
-    except Exception as exc:  # usage errors (a missing file, a bad option) and typer.Exit
+        sys.exit(EXIT_INTERRUPTED)
+    except Exception as exc:
         if ctrl_c.received() and not isinstance(exc, typer.Exit):
-            # Ctrl-C raised inside a library that turned it into its own error (pydantic-core
-            # wraps it in a SchemaError when it comes while a model class is being built)
-            print("hetsim: interrupted", file=sys.stderr)
-            sys.exit(130)
-        if not _is_usage_error(exc) and not isinstance(exc, typer.Exit):
+            # Ctrl-C that a library turned into its own error (pydantic-core wraps it in a
+            # SchemaError while a model class is built), or an error on the way out of one
+            exit_interrupted()
+        if isinstance(exc, HetsimError):
+            print(f"hetsim: error: {exc}", file=sys.stderr)
+            sys.exit(EXIT_ERROR)
+        if isinstance(exc, BrokenPipeError):  # `hetsim ... | head`: the reader left; nothing more to say
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(EXIT_ERROR)
+        if not _is_usage_error(exc) and not isinstance(exc, typer.Exit):  # usage errors and typer.Exit
             raise
         _exit_for_click(exc)
+
+
+def exit_interrupted(detail: str = "") -> NoReturn:
+    """Say the command was interrupted (with what it kept, when it says) and exit 130."""
+    print(f"hetsim: interrupted{f'; {detail}' if detail else ''}", file=sys.stderr)
+    sys.exit(EXIT_INTERRUPTED)
 
 
 def _invoke(args: list[str]) -> None:

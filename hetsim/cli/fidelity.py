@@ -27,6 +27,7 @@ from hetsim.cli.run import (
     WorkloadOption,
     import_exec,
 )
+from hetsim.exit_codes import EXIT_INTERRUPTED
 
 
 def register(app: typer.Typer) -> None:
@@ -72,7 +73,7 @@ def fidelity_command(
             summary = fidelity(request)
     except KeyboardInterrupt:
         console.print("hetsim: interrupted; no report was written")
-        raise typer.Exit(130) from None
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     if json:
         print_json(summary)
         return

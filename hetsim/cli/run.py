@@ -17,6 +17,7 @@ from rich.table import Table
 
 from hetsim.cli.output import JsonOption, fmt, print_json, print_table, sla_rows
 from hetsim.errors import ExecutorError
+from hetsim.exit_codes import EXIT_INTERRUPTED
 
 if TYPE_CHECKING:
     from hetsim.exec.runtime import Fault, Progress
@@ -122,7 +123,7 @@ def run_command(
     except KeyboardInterrupt:  # before the sessions started (engine start-up): nothing was measured
         live.stop()
         console.print("hetsim: interrupted before the run started; the engines were stopped, nothing was measured")
-        raise typer.Exit(130) from None
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     finally:
         live.stop()
     if json:
