@@ -25,11 +25,12 @@ SCHEMA = pa.schema(
         ("input_tokens", pa.int64()), ("output_tokens", pa.int64()), ("reasoning_tokens", pa.int64()),
         ("cached_prefix_tokens", pa.int64()), ("prefix_hash_ids", pa.list_(pa.int64())), ("duration_s", pa.float64()),
         ("units", pa.float64()), ("branch", pa.string()), ("adapter", pa.string()),
+        ("acceptance_rate", pa.float64()),
     ]
 )
 """Column types on disk; the names and order are ``TRACE_COLUMNS`` (checked by a test)."""
-OPTIONAL_COLUMN = "adapter"
-"""A column a trace may lack (it came after the others): read as all nulls."""
+OPTIONAL_COLUMNS = ("adapter", "acceptance_rate")
+"""Columns a trace may lack (they came after the others): read as all nulls."""
 
 
 def write_parquet(path: Path, steps: list[TraceStep], meta: TraceMeta) -> None:
@@ -51,8 +52,9 @@ def read_parquet(path: Path) -> tuple[pd.DataFrame, TraceMeta]:
         table = pq.read_table(path)
     except (OSError, pa.ArrowException) as exc:
         raise WorkloadError(f"{path}: cannot read Parquet trace ({one_line(str(exc).splitlines()[0] if str(exc) else exc)})") from None
-    if OPTIONAL_COLUMN not in table.column_names:  # written before LoRA adapters were a column
-        table = table.append_column(OPTIONAL_COLUMN, pa.nulls(table.num_rows, pa.string()))
+    for name in OPTIONAL_COLUMNS:  # a trace written before the column was
+        if name not in table.column_names:
+            table = table.append_column(name, pa.nulls(table.num_rows, SCHEMA.field(name).type))
     missing = [name for name in TRACE_COLUMNS if name not in table.column_names]
     raw_meta = (table.schema.metadata or {}).get(META_KEY)
     if missing or raw_meta is None:
@@ -101,7 +103,7 @@ def _normalise(frame: pd.DataFrame) -> pd.DataFrame:
     for name in ("model", "branch", "adapter"):
         frame[name] = pd.Series([None if pd.isna(v) else str(v) for v in frame[name]], dtype=object, index=frame.index)
     frame["cached_prefix_tokens"] = frame["cached_prefix_tokens"].astype("Int64")
-    for name in ("duration_s", "units", "arrival_s"):
+    for name in ("duration_s", "units", "arrival_s", "acceptance_rate"):
         frame[name] = frame[name].astype(float)
     for name in ("session_id", "node", "node_type"):
         frame[name] = frame[name].astype(str)

@@ -52,6 +52,10 @@ def parse_step(record: Any) -> TraceStep:
     if adapter is not None and (not adapter.strip() or values["node_type"] != NodeType.LLM):
         raise RecordError(f"field 'adapter' must be a non-empty adapter name on an llm step, got {adapter!r:.40} "
                           f"on a {values['node_type'].value} step")  # fmt: skip
+    rate = values.get("acceptance_rate")
+    if rate is not None and (not 0.0 <= rate <= 1.0 or values["node_type"] != NodeType.LLM):
+        raise RecordError(f"field 'acceptance_rate' must be a number in [0, 1] on an llm step, got {rate!r:.40} "
+                          f"on a {values['node_type'].value} step")  # fmt: skip
     return TraceStep(**values)
 
 
@@ -66,6 +70,7 @@ _STEP_TYPES: dict[str, tuple[type, ...]] = {
     "model": (str, type(None)), "input_tokens": (int,), "output_tokens": (int,), "reasoning_tokens": (int,),
     "cached_prefix_tokens": (int, type(None)), "duration_s": (int, float, type(None)),
     "units": (int, float, type(None)), "branch": (str, type(None)), "adapter": (str, type(None)),
+    "acceptance_rate": (int, float, type(None)),
 }
 
 
@@ -74,6 +79,6 @@ def _check_types(values: dict[str, Any]) -> None:
         if name in values and (isinstance(values[name], bool) or not isinstance(values[name], types)):
             expected = " or ".join("null" if t is type(None) else t.__name__ for t in types)
             raise RecordError(f"field '{name}' must be {expected}, got {values[name]!r:.40}")
-    for name in ("arrival_s", "duration_s", "units"):
+    for name in ("arrival_s", "duration_s", "units", "acceptance_rate"):
         if isinstance(values.get(name), int):
             values[name] = float(values[name])

@@ -58,6 +58,18 @@ def expected_tokens(proposed: int, acceptance_rate: float) -> float:
     return (1.0 - acceptance_rate ** (proposed + 1)) / (1.0 - acceptance_rate)
 
 
+def mixed_yield(proposed: int, acceptance_rate: float, call_rates: tuple[tuple[float, float], ...] = ()) -> float:
+    """Tokens an iteration yields per decoding sequence on average when calls accept at their
+    own rates: ``call_rates`` (rate, share of the output tokens decoded at it); the rest at
+    ``acceptance_rate``. A call of yield E stays in the batch for its tokens / E iterations, so
+    over the batch's slots the yield is the token-weighted harmonic mean of the calls' E."""
+    rest = 1.0 - sum(share for _, share in call_rates)
+    iterations_per_token = max(rest, 0.0) / expected_tokens(proposed, acceptance_rate)
+    for rate, share in call_rates:
+        iterations_per_token += share / expected_tokens(proposed, rate)
+    return 1.0 / iterations_per_token if iterations_per_token > 0 else expected_tokens(proposed, acceptance_rate)
+
+
 def head_model(target: ModelSpec) -> ModelSpec:
     """An EAGLE head or MTP module as a model: one decoder layer of the target's (MoE where the
     target's later layers are), with the target's embedding and LM head."""
@@ -158,12 +170,14 @@ class SpeculativeSteps:
     """A replica's speculative iterations as the simulator runs them.
 
     Every decoding sequence of an iteration verifies ``tokens + 1`` queries and the proposer
-    drafts ``tokens`` for it; the iteration emits a burst of accepted tokens. The burst is the
-    same for every sequence of the iteration and follows the expected yield E exactly over
-    time: iteration ``i`` of the replica emits ``floor((i + 1) E) - floor(i E)`` tokens (so
-    each call gets E tokens per iteration on average, as many bursts of floor(E) or ceil(E)).
-    Deterministic and the same in the per-iteration reference and in event skipping; it leaves
-    out the spread of acceptance between calls (a call's own acceptance varies around a).
+    drafts ``tokens`` for it; the iteration emits a burst of accepted tokens that follows the
+    expected yield E exactly over time: iteration ``i`` of the replica emits
+    ``floor((i + 1) E) - floor(i E)`` tokens (``burst``; each call gets E tokens per iteration
+    on average, as bursts of floor(E) or ceil(E)). A call that names its own acceptance rate
+    (a trace's ``acceptance_rate``, a workload node's) takes the bursts of its own E
+    (``hetsim.sim.decode_set.SpeculativeDecodeSet``); the others the replica's.
+    Deterministic and the same in the per-iteration reference and in event skipping; within
+    one rate, acceptance is the mean's (a call's own acceptance varies around it).
 
     An iteration's time is the verification plus the drafting (``iteration_s``), both priced by
     the performance model; the proposer's memory is the replica's (``with_proposer``).

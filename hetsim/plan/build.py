@@ -58,6 +58,8 @@ class _Merged:
     index: VectorIndex | None = None
     tail: dict[float, float] = field(default_factory=dict)  # prompt tokens at a percentile: the longest of the workloads'
     adapter_rates: dict[str, float] = field(default_factory=lambda: defaultdict(float))  # LoRA adapter -> calls/s naming it
+    # acceptance rate of speculative drafts -> output tokens/s of the calls naming it
+    acceptance_tokens: dict[float, float] = field(default_factory=lambda: defaultdict(float))
 
     def add(self, demand: NodeDemand, rate: float, workload: WorkloadDemand) -> None:
         self.rate += rate
@@ -65,6 +67,8 @@ class _Merged:
             self.tail[percentile] = max(self.tail.get(percentile, 0.0), tokens)
         for adapter, share in demand.adapters:
             self.adapter_rates[adapter] += share * rate
+        for acceptance, share in demand.acceptance_rates:
+            self.acceptance_tokens[acceptance] += share * demand.output_tokens * rate
         for name in ("input_tokens", "output_tokens", "units", "duration_s", "cached_prefix_tokens"):
             value = getattr(demand, name)
             self.weighted[name] += (0.0 if math.isnan(value) else value) * rate
@@ -88,8 +92,10 @@ class _Merged:
         mean = {k: v / self.rate for k, v in self.weighted.items()}
         tail = tuple((p, max(t, mean["input_tokens"])) for p, t in sorted(self.tail.items()))
         adapters = tuple((name, rate / self.rate) for name, rate in sorted(self.adapter_rates.items(), key=lambda a: (-a[1], a[0])))
+        output = self.weighted["output_tokens"]
+        acceptance = tuple((rate, tokens / output) for rate, tokens in sorted(self.acceptance_tokens.items()) if output > 0)
         return NodeDemand(key, self.node_type, self.model, 1.0, 1.0, mean["input_tokens"], mean["output_tokens"],
-                          mean["cached_prefix_tokens"], mean["units"], mean["duration_s"], tail, adapters)  # fmt: skip
+                          mean["cached_prefix_tokens"], mean["units"], mean["duration_s"], tail, adapters, acceptance)  # fmt: skip
 
 
 def _min(a: float | None, b: float | None) -> float | None:

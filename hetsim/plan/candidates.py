@@ -38,7 +38,7 @@ from hetsim.perf.llm import LlmReplica, ServingLimits
 from hetsim.perf.nonllm import IndexKind, VectorIndex, model_amount, model_time, vector_search_time
 from hetsim.perf.roofline import DevicePerf
 from hetsim.perf.serving import prefill_time
-from hetsim.perf.speculative import speculating
+from hetsim.perf.speculative import mixed_yield, speculating
 from hetsim.perf.transformer import Precision, SequenceWork, Shard, kv_bytes_per_token
 from hetsim.plan.lora import LoraTargets, ReplicaLora, replica_lora, slot_bytes
 from hetsim.plan.problem import Option
@@ -181,9 +181,10 @@ def _decode_batches(
                         continue
                     fits = speculative.max_batch(prompt + output)
                     seen = replica.decode_seen([mid])
+                    per_step = mixed_yield(spec.proposed, spec.rate, demand.acceptance_rates)  # calls' own rates
                     yield perf, (tp, pp), speculative, spec, adapters, [
                         Decoding(b, steps.iteration_s(b, [keys * b for keys in seen], [])
-                                 + _kernels_s(adapters, b, b * (spec.proposed + 1)), steps.yield_per_step)
+                                 + _kernels_s(adapters, b, b * (spec.proposed + 1)), per_step)
                         for b in batches if b <= fits
                     ]  # fmt: skip
 

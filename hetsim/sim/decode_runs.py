@@ -8,9 +8,9 @@ boundary that follows (``DecodeRun.cut``). This module decides how long a run ma
 prices it; the server (``hetsim.sim.llm_server``) schedules iterations, keeps KV blocks and
 token gaps, and calls these at a run's start, cut and end.
 
-Speculating, every iteration takes a burst of tokens per decoder (``SpeculativeSteps.burst``)
-and the run is priced iteration by iteration, each with its own burst, as the per-iteration
-reference prices them.
+Speculating, every iteration takes a burst of tokens per decoder, the same for the decoders of
+one acceptance rate (``SpeculativeDecodeSet``), and the run is priced iteration by iteration,
+each with its bursts, as the per-iteration reference prices them.
 
 Typed for mypyc (``HETSIM_COMPILE``): plain attributes, no ``Any``.
 """
@@ -25,7 +25,7 @@ from hetsim.perf.decode_run import AffineDecodeRun, ArrayDecodeRun
 from hetsim.perf.llm import LlmReplica
 from hetsim.perf.speculative import SpeculativeSteps
 from hetsim.perf.step_pricing import StepPricer
-from hetsim.sim.decode_set import DecodeSet
+from hetsim.sim.decode_set import DecodeSet, SpeculativeDecodeSet
 
 if TYPE_CHECKING:
     from hetsim.sim.llm_server import SeqState
@@ -35,14 +35,12 @@ StepTimes = AffineDecodeRun | ArrayDecodeRun
 
 class DecodeRun:
     """A run in flight: its step times, the iterations it takes (``done``: all of ``steps``
-    unless a newcomer cut it), when it began, and the tokens each member has taken after
-    each iteration (``tokens[i]``, speculating; None: one token an iteration)."""
+    unless a newcomer cut it) and when it began."""
 
-    __slots__ = ("done", "start_s", "steps", "times", "tokens")
+    __slots__ = ("done", "start_s", "steps", "times")
 
-    def __init__(self, times: StepTimes, steps: int, start_s: float, tokens: list[int] | None = None) -> None:
+    def __init__(self, times: StepTimes, steps: int, start_s: float) -> None:
         self.times, self.steps, self.done, self.start_s = times, steps, steps, start_s
-        self.tokens: list[int] | None = tokens
 
     def end_s(self) -> float:
         """When the run's last iteration (``done``) ends."""
@@ -55,20 +53,10 @@ class DecodeRun:
         remaining = self.end_s() - now
         return remaining if remaining > 0 else 0.0
 
-    def tokens_taken(self) -> int:
-        """Tokens every member took by the end of the run (its iterations' bursts)."""
-        tokens = self.tokens
-        return self.done if tokens is None else tokens[self.done]
-
     def later_blocks(self, decode: DecodeSet) -> int:
         """KV blocks of the iterations after the first, which the run kept free when it was
         priced and its members take at its end (the first iteration's are taken at its start)."""
-        done, tokens = self.done, self.tokens
-        if done <= 1:
-            return 0
-        if tokens is None:
-            return decode.run_blocks(done)
-        return decode.blocks_to_advance(tokens[done]) - decode.blocks_to_advance(tokens[1])
+        return decode.run_blocks(self.done) if self.done > 1 else 0
 
 
 def plain_run(
@@ -102,27 +90,39 @@ def plain_run(
 
 
 def speculative_run(
-    decode: DecodeSet, spec: SpeculativeSteps, free_blocks: int, max_skip: int, iteration: int, first_burst: int
-) -> tuple[ArrayDecodeRun, list[int]]:
-    """(iteration times, tokens per member after each iteration) of a run of speculative
-    iterations from the replica's ``iteration`` on: it stops where a member finishes, where
-    the KV blocks of the next burst are not free, where a member reaches a sliding window, or
-    at ``max_skip`` iterations. The first iteration's blocks (``first_burst``) are taken."""
-    n, remaining = decode.n, decode.min_remaining()
-    affine_for = decode.steps_before_window() if decode.unsaturated else 1 << 62
-    seen = decode.seen()
-    first_blocks = decode.blocks_to_advance(first_burst)
+    decode: SpeculativeDecodeSet, spec: SpeculativeSteps, free_blocks: int, max_skip: int
+) -> tuple[ArrayDecodeRun, int]:
+    """(iteration times, iterations) of a run of speculative iterations from the decode set's
+    iteration on, priced one by one (each group of members takes its own bursts): it stops
+    where a member finishes, where the KV blocks of the next iteration are not free, where a
+    member reaches a sliding window, or at ``max_skip`` iterations. The first iteration's
+    blocks are taken."""
+    groups = [klass for klass in range(len(decode.sets)) if decode.sets[klass].n]
+    remaining = [decode.sets[klass].min_remaining() for klass in groups]
+    window_in = [decode.sets[klass].steps_before_window() if decode.sets[klass].unsaturated else 1 << 62 for klass in groups]
+    seen = [decode.sets[klass].seen() for klass in groups]
+    first_blocks = [decode.sets[klass].blocks_to_advance(decode.tokens_within(klass, 1)) for klass in groups]
+    n, attention_groups = decode.n, len(decode.windows)
     times: list[float] = []
-    tokens = [0]
-    advanced, burst = 0, first_burst
+    advanced = [0] * len(groups)
     while True:
-        times.append(spec.iteration_s(n, [keys + slope * advanced for keys, slope in seen], []))
-        advanced += burst
-        tokens.append(advanced)
-        iteration += 1
-        if advanced >= remaining or len(times) >= max_skip or advanced >= affine_for:
+        keys = [0.0] * attention_groups
+        for member, member_seen in enumerate(seen):
+            for group in range(attention_groups):
+                base, slope = member_seen[group]
+                keys[group] += base + slope * advanced[member]
+        times.append(spec.iteration_s(n, keys, []))
+        steps = len(times)
+        stop = steps >= max_skip
+        for member, klass in enumerate(groups):
+            advanced[member] = decode.tokens_within(klass, steps)
+            if advanced[member] >= remaining[member] or advanced[member] >= window_in[member]:
+                stop = True
+        if stop:
             break
-        burst = spec.burst(iteration)
-        if decode.blocks_to_advance(advanced + burst) - first_blocks > free_blocks:
+        need = 0
+        for member, klass in enumerate(groups):
+            need += decode.sets[klass].blocks_to_advance(decode.tokens_within(klass, steps + 1)) - first_blocks[member]
+        if need > free_blocks:
             break
-    return ArrayDecodeRun(np.array(times)), tokens
+    return ArrayDecodeRun(np.array(times)), len(times)

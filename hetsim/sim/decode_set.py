@@ -29,6 +29,8 @@ from bisect import bisect_left
 from heapq import heappop, heappush
 from typing import TYPE_CHECKING
 
+from hetsim.perf.speculative import expected_tokens as expected_yield
+
 if TYPE_CHECKING:
     from hetsim.sim.llm_server import SeqState
 
@@ -233,6 +235,131 @@ class DecodeSet:
         """KV tokens of ``members`` now (for pricing a run step by step)."""
         t = self.t
         return [t + state.kv_offset for state in members]
+
+    # ---- what a speculating server asks (one token an iteration here) -------------------------
+
+    def next_blocks(self) -> int:
+        """KV blocks the members need for the coming iteration."""
+        return self.by_phase[-self.t % self.block]
+
+    def burst_of(self, state: SeqState) -> int:
+        """Tokens ``state`` takes in the coming iteration (member or not)."""
+        return 1
+
+    def class_of(self, acceptance_rate: float) -> int:
+        """The burst class of a call whose drafts are accepted at ``acceptance_rate`` (NaN: the
+        replica's own rate); one class without speculation."""
+        return 0
+
+
+class SpeculativeDecodeSet(DecodeSet):
+    """The decoding sequences of a speculating server: members grouped by how many tokens an
+    iteration yields them on average (``E``, from their call's acceptance rate), a
+    ``DecodeSet`` per group.
+
+    In the replica's decoding iteration ``i`` a member of yield ``E`` emits
+    ``floor((i + 1) E) - floor(i E)`` tokens (``hetsim.perf.speculative.SpeculativeSteps``:
+    E tokens per iteration on average, as bursts of floor(E) or ceil(E)), so the members of a
+    group advance together and the group's set keeps its O(1) sums in tokens, while the
+    iterations (this set's ``advance``, ``run_blocks``) are the replica's. Every group's set
+    advances at every iteration (an empty one only counts it), so their iteration records
+    agree. The base class's own fields stay empty: every member lives in its group's set.
+    """
+
+    def __init__(self, block_tokens: int, windows: tuple[int | None, ...], proposed: int, acceptance_rate: float) -> None:
+        super().__init__(block_tokens, windows)
+        self.proposed, self.acceptance_rate = proposed, acceptance_rate
+        self.iteration = 0  # the replica's iterations that decoded
+        self.sets: list[DecodeSet] = []
+        self.yields: list[float] = []
+        self._class_of_yield: dict[float, int] = {}
+        self.class_of(acceptance_rate)  # class 0: the replica's own rate
+
+    def class_of(self, acceptance_rate: float) -> int:
+        rate = self.acceptance_rate if math.isnan(acceptance_rate) else acceptance_rate
+        e = expected_yield(self.proposed, rate)
+        index = self._class_of_yield.get(e, -1)
+        if index < 0:
+            index = len(self.sets)
+            self._class_of_yield[e] = index
+            member_set = DecodeSet(self.block, self.windows)
+            member_set.iterations_recorded = self.iterations_recorded
+            self.sets.append(member_set)
+            self.yields.append(e)
+        return index
+
+    def tokens_within(self, klass: int, iterations: int) -> int:
+        """Tokens a member of ``klass`` takes in the next ``iterations`` iterations."""
+        e, i = self.yields[klass], self.iteration
+        return math.floor((i + iterations) * e) - math.floor(i * e)
+
+    def burst_of(self, state: SeqState) -> int:
+        return self.tokens_within(state.burst_class, 1)
+
+    # ---- membership -----------------------------------------------------------------------
+
+    def add(self, state: SeqState) -> None:
+        self.sets[state.burst_class].add(state)
+        self.n += 1
+
+    def remove(self, state: SeqState) -> None:
+        self.sets[state.burst_class].remove(state)
+        self.n -= 1
+
+    def materialize(self, state: SeqState) -> None:
+        self.sets[state.burst_class].materialize(state)
+
+    # ---- iterations -----------------------------------------------------------------------
+
+    def advance(self, steps: int, max_step_s: float, end_s: float) -> list[SeqState]:
+        """``steps`` iterations ended (each group's members took their bursts), the last at
+        ``end_s``, the longest taking ``max_step_s``; returns the members that finished."""
+        done: list[SeqState] = []
+        for klass in range(len(self.sets)):
+            member_set = self.sets[klass]
+            tokens = self.tokens_within(klass, steps) if self.n else steps
+            if member_set.n:
+                done.extend(member_set.advance(tokens, max_step_s, end_s))
+            else:  # nobody to record gaps for: count the iteration only
+                member_set.t += tokens
+                member_set.iterations_recorded += 1
+                member_set.last_emit_s = end_s
+        if self.n:
+            self.iteration += steps
+        self.iterations_recorded += 1
+        self.last_emit_s = end_s
+        return done
+
+    def keys_seen(self) -> list[float]:
+        if not self.n:
+            return []
+        keys = [0.0] * len(self.windows)
+        for member_set in self.sets:
+            if member_set.n:
+                for group, seen in enumerate(member_set.keys_seen()):
+                    keys[group] += seen
+        return keys
+
+    def next_blocks(self) -> int:
+        total = 0
+        for klass in range(len(self.sets)):
+            member_set = self.sets[klass]
+            if member_set.n:
+                total += member_set.blocks_to_advance(self.tokens_within(klass, 1))
+        return total
+
+    def run_blocks(self, steps: int) -> int:
+        """Blocks the members take in ``steps`` iterations beyond those of the first."""
+        total = 0
+        for klass in range(len(self.sets)):
+            member_set = self.sets[klass]
+            if member_set.n:
+                total += member_set.blocks_to_advance(self.tokens_within(klass, steps))
+                total -= member_set.blocks_to_advance(self.tokens_within(klass, 1))
+        return total
+
+    def contexts(self, members: list[SeqState]) -> list[int]:
+        return [self.sets[state.burst_class].t + state.kv_offset for state in members]
 
 
 def _phase_sum(by_phase: list[int], start: int, stop: int) -> int:

@@ -163,12 +163,14 @@ class WorkPool:
 class _ProcessCall:
     """An LLM call a SimPy process issued, until it finishes."""
 
-    __slots__ = ("adapter", "event", "issued_s", "keys", "model", "output_tokens", "prompt_tokens", "route")
+    __slots__ = ("acceptance_rate", "adapter", "event", "issued_s", "keys", "model", "output_tokens", "prompt_tokens",
+                 "route")  # fmt: skip
 
     def __init__(self, event: simpy.Event, model: str, route: LlmRoute, prompt_tokens: int, output_tokens: int,
-                 keys: tuple, issued_s: float, adapter: str | None) -> None:  # fmt: skip
+                 keys: tuple, issued_s: float, adapter: str | None, acceptance_rate: float) -> None:  # fmt: skip
         self.event, self.model, self.route, self.keys, self.issued_s = event, model, route, keys, issued_s
         self.prompt_tokens, self.output_tokens, self.adapter = prompt_tokens, output_tokens, adapter
+        self.acceptance_rate = acceptance_rate
 
 
 @dataclass
@@ -207,6 +209,8 @@ class Simulation:
         self._duration = array("d", f["duration_s"].to_numpy(dtype=float, na_value=np.nan).tobytes())
         adapters = f["adapter"].tolist() if "adapter" in f.columns else [None] * size
         self._adapter: list[str | None] = [a if isinstance(a, str) else None for a in adapters]
+        rates = f["acceptance_rate"] if "acceptance_rate" in f.columns else pd.Series(np.nan, index=f.index)
+        self._acceptance = array("d", rates.to_numpy(dtype=float, na_value=np.nan).tobytes())  # NaN: the pool's
         self._work_pool_cache: dict[tuple[str | None, int], WorkPool | None] = {}
         self._handoffs: dict[int, tuple[SeqState, float, float]] = {}  # disaggregated: prefill state, KV transfer s, wait
         self._in_service: dict[int, tuple[WorkPool, int, float]] = {}  # step -> (pool, queue, service s)
@@ -389,6 +393,7 @@ class Simulation:
             index,
             math.nan,
             adapter,
+            self._acceptance[n],
         )
         route.servers[index].submit(call, now)
 
@@ -423,6 +428,7 @@ class Simulation:
             replica=decode_index,
             last_token_s=prefill.last_token_s,
             adapter=prefill.call.adapter,
+            acceptance_rate=prefill.call.acceptance_rate,
         )
         route.decode_servers[decode_index].submit(call, now)
 
@@ -485,13 +491,15 @@ class Simulation:
     def llm_call(
         self, model: str, prompt_tokens: int, output_tokens: int, continues: LlmCallRecord | None = None,
         adapter: str | None = None,
+        acceptance_rate: Any = None,  # float | None, checked below (a compiled build would refuse other types with a TypeError)
     ) -> simpy.Event:
         """Issue an LLM call now, from a SimPy process; the event succeeds with its
         ``LlmCallRecord`` when the call is over (completed or dropped). ``continues``: a call
         whose prompt and output begin this prompt (its blocks may be in a prefix cache);
         ``adapter``: the LoRA adapter it names, on a pool that serves adapters (it waits for its
         adapter's load where a replica does not hold it; adapter-affinity routing prefers one
-        that does)."""
+        that does); ``acceptance_rate``: the per-token acceptance of its speculative drafts on a
+        speculating pool (None: the pool's ``llm.speculation.acceptance_rate``)."""
         route = self.llm_routes.get(model)
         if route is None:
             served = ", ".join(sorted(self.llm_routes)) or "none"
@@ -505,12 +513,19 @@ class Simulation:
             if any(server.lora is None for server in route.servers):
                 raise ScenarioError(f"llm_call: adapter: expected {model} served with LoRA (a pool's llm.lora), "
                                     f"got a call naming {adapter!r} on a pool without it")  # fmt: skip
+        if acceptance_rate is not None and (
+            isinstance(acceptance_rate, bool) or not isinstance(acceptance_rate, int | float) or not 0 <= acceptance_rate <= 1
+        ):
+            raise ScenarioError(f"llm_call: acceptance_rate: expected a number in [0, 1] or None, got {acceptance_rate!r}")
         n = self._next_process_call
         self._next_process_call = n + 1
         now = float(self.env.now)
         keys = prompt_keys(n, prompt_tokens, self.tables.prefix_block_tokens, continues)
         event = simpy.Event(self.env)
-        self._process_calls[n] = _ProcessCall(event, model, route, prompt_tokens, output_tokens, keys, now, adapter)
+        self._process_calls[n] = _ProcessCall(
+            event, model, route, prompt_tokens, output_tokens, keys, now, adapter,
+            math.nan if acceptance_rate is None else float(acceptance_rate),
+        )  # fmt: skip
         overhead: float = route.request_overhead_s
         if overhead > 0.0:
             self.calendar.at(now + overhead, self._submit, n)
@@ -524,7 +539,7 @@ class Simulation:
         route.state.adapter = pending.adapter  # what adapter-affinity routing reads
         index = route.policy(route.servers, pending.keys, route.state, -1)
         call = LlmCall(n, pending.prompt_tokens, pending.output_tokens, pending.keys, self.tables.prefix_block_tokens,
-                       now, False, index, math.nan, pending.adapter)  # fmt: skip
+                       now, False, index, math.nan, pending.adapter, pending.acceptance_rate)  # fmt: skip
         route.servers[index].submit(call, now)
 
     def _finish_process_call(

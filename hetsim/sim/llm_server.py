@@ -37,7 +37,7 @@ from hetsim.perf.llm import LlmReplica
 from hetsim.perf.speculative import SpeculativeSteps
 from hetsim.sim.calendar import Handler
 from hetsim.sim.decode_runs import DecodeRun, plain_run, speculative_run
-from hetsim.sim.decode_set import DecodeSet
+from hetsim.sim.decode_set import DecodeSet, SpeculativeDecodeSet
 from hetsim.sim.environment import Environment
 from hetsim.sim.lora import AdapterSlots
 from hetsim.sim.policies import RouterState
@@ -57,10 +57,12 @@ class LlmCall:
     arrives at a decode pool with its KV transferred in, its first token emitted at
     ``last_token_s`` (the next token's gap runs from there); ``replica``: the submitter's index
     of the server it went to (untouched here); ``adapter``: the LoRA adapter it names (None: the
-    base model; ``hetsim.sim.lora``). A plain class with ``__init__`` rather than a
+    base model; ``hetsim.sim.lora``); ``acceptance_rate``: the per-token acceptance of its
+    speculative drafts on a speculating replica (NaN: the replica's own rate). A plain class with ``__init__`` rather than a
     dataclass: compiled, a dataclass's generated ``__init__`` stays interpreted (6x slower)."""
 
     __slots__ = (
+        "acceptance_rate",
         "adapter",
         "arrival_s",
         "call_id",
@@ -85,9 +87,10 @@ class LlmCall:
         replica: int = -1,
         last_token_s: float = _NAN,
         adapter: str | None = None,
+        acceptance_rate: float = _NAN,
     ) -> None:
         self.call_id, self.prompt_tokens, self.output_tokens = call_id, prompt_tokens, output_tokens
-        self.adapter = adapter
+        self.adapter, self.acceptance_rate = adapter, acceptance_rate
         self.prefix_keys, self.prefix_block_tokens = prefix_keys, prefix_block_tokens
         self.arrival_s, self.prefilled_elsewhere, self.replica = arrival_s, prefilled_elsewhere, replica
         self.last_token_s = last_token_s
@@ -101,6 +104,7 @@ class SeqState:
     __slots__ = (
         "admitted_s",
         "blocks",
+        "burst_class",
         "cached_tokens",
         "call",
         "first_token_s",
@@ -138,6 +142,7 @@ class SeqState:
         # DecodeSet bookkeeping (token -1: not a member)
         self.token = -1
         self.kv_offset = self.gen_offset = self.joined_at = 0
+        self.burst_class = 0  # its group of a speculating server's decoders (``SpeculativeDecodeSet``)
         self.is_unsaturated = False
 
     @property
@@ -213,12 +218,9 @@ class LlmServer:
         self.block = limits.kv_block_tokens
         self.max_batch_tokens, self.max_num_seqs = limits.max_batch_tokens, limits.max_num_seqs
         self.total_blocks = replica.kv_capacity_tokens // self.block
-        # Speculative decoding: the tokens every decoder takes in the coming iteration (1
-        # without), the replica's iterations that decoded so far, and the queries each decoder
-        # computes in an iteration (what it takes of a token budget).
+        # Speculative decoding: the queries each decoder computes in an iteration (what it takes
+        # of a token budget); the decoders' bursts are their decode set's (``burst_of``).
         self._spec = speculation
-        self._burst = 1
-        self._spec_iteration = 0
         self.decode_queries = 1 if speculation is None else speculation.queries
         self._max_context = replica.arch.max_context_tokens
         self.free_blocks = self.total_blocks
@@ -229,7 +231,13 @@ class LlmServer:
         self._token_loads = router.token_loads  # their tokens (``_tokens_of``), for token-weighted routing
         self.prefilling: list[SeqState] = []  # running, not in decode; in running order
         self.pricer = replica.pricer
-        self.decode = DecodeSet(self.block, tuple(window for _, window in replica._attention_params[3]))
+        windows = tuple(window for _, window in replica._attention_params[3])
+        self._spec_decode: SpeculativeDecodeSet | None = None
+        if speculation is None:
+            self.decode = DecodeSet(self.block, windows)
+        else:
+            spec = speculation.speculation
+            self.decode = self._spec_decode = SpeculativeDecodeSet(self.block, windows, spec.tokens, spec.acceptance_rate)
         # The prefix cache holds as many blocks (of the trace's prefix-key size) as the KV memory
         # has free (``_fit_cache``): blocks of running sequences take precedence.
         self._prefix_block_tokens = prefix_block_tokens
@@ -286,6 +294,8 @@ class LlmServer:
             )
             return
         state = SeqState(call, call.prompt_tokens)
+        if self._spec_decode is not None:
+            state.burst_class = self._spec_decode.class_of(call.acceptance_rate)
         self._loads[self._slot] += 1
         self._token_loads[self._slot] += self._tokens_of(call)
         if call.prefilled_elsewhere:
@@ -336,18 +346,16 @@ class LlmServer:
         per event."""
         decode = self.decode
         decoding = True
-        if self._spec is not None:
-            self._burst = self._spec.burst(self._spec_iteration)
         if self.waiting or self.prefilling:
             chunks, decoding = self.scheduler.schedule(self, now)
         elif not decode.n:
             self._state = _IDLE
             return
         else:  # the common case: only decoding sequences, each takes one more KV token (a burst: more)
-            if self._burst == 1:
-                need = decode.by_phase[-decode.t % self.block]  # decode.blocks_to_advance(1), inlined
+            if self._spec_decode is None:
+                need = decode.by_phase[-decode.t % self.block]  # decode.next_blocks(), inlined
             else:
-                need = decode.blocks_to_advance(self._burst)
+                need = decode.next_blocks()
             if need <= self.free_blocks:
                 self.free_blocks -= need
                 chunks = []
@@ -376,7 +384,7 @@ class LlmServer:
         """Take the KV blocks of ``chunks`` and, when ``decoding``, of one more token (a burst,
         speculating) of every decoding sequence; False (nothing taken) when they are not all free."""
         decode, block = self.decode, self.block
-        need = decode.blocks_to_advance(self._burst) if decoding and decode.n else 0
+        need = decode.next_blocks() if decoding and decode.n else 0
         for state, take in chunks:
             need += -(-(state.kv_tokens + take) // block) - state.blocks
         if need > self.free_blocks:
@@ -429,7 +437,7 @@ class LlmServer:
         for state in order:
             if not state.is_running:
                 continue  # preempted below while making room
-            take = self._burst if state.prefilled >= state.prefill_target else min(state.prefill_target - state.prefilled, budget)
+            take = decode.burst_of(state) if state.prefilled >= state.prefill_target else min(state.prefill_target - state.prefilled, budget)
             if take <= 0:
                 continue
             while not self._grant(state, take, 0):
@@ -481,7 +489,7 @@ class LlmServer:
         if self.prefix_caching and state.prefilled == 0 and not state.call.prefilled_elsewhere:
             self._apply_prefix_cache(state)
         if state.prefilled >= state.prefill_target:  # in decode (a queued call has tokens left)
-            take = self._burst
+            take = self.decode.burst_of(state)
         elif whole:
             take = state.prefill_target - state.prefilled
         else:
@@ -585,16 +593,14 @@ class LlmServer:
         those that finished. After a hold, the gap of the decoders that were held is the hold
         plus the step; those that joined meanwhile have theirs recorded apart (``_stalled``)
         and skip this iteration in the decode set's record of the longest gap."""
-        decode, paused, burst = self.decode, self._paused_s, self._burst
-        if self._spec is not None and decode.n:
-            self._spec_iteration += 1
+        decode, paused = self.decode, self._paused_s
         if not paused:
             self._record_gaps(seconds, decode.n)
-            return decode.advance(burst, seconds, now)
+            return decode.advance(1, seconds, now)
         joined = [entry[0] for entry in self._stalled if entry[0].token >= 0]
         gap_s = paused + seconds
         self._record_gaps(gap_s, decode.n)
-        completed = decode.advance(burst, gap_s, now)
+        completed = decode.advance(1, gap_s, now)
         for state in joined:
             state.joined_at = decode.iterations_recorded
             state.last_token_s = now
@@ -606,22 +612,18 @@ class LlmServer:
     def _start_run(self, now: float) -> None:
         """Price the decode-only iterations up to the next membership change at once and sleep
         until their end; the first iteration's KV blocks are taken."""
-        decode = self.decode
-        if self._spec is None:
+        decode, spec = self.decode, self._spec
+        if spec is None or self._spec_decode is None:
             times, steps, stepwise = plain_run(
                 decode, self.pricer, self.replica, self.running, self.free_blocks, self.max_skip, self.block
             )
             if stepwise:
                 self.stats.stepwise_runs += 1
-            tokens: list[int] | None = None
         else:
-            times, tokens = speculative_run(
-                decode, self._spec, self.free_blocks, self.max_skip, self._spec_iteration, self._burst
-            )
-            steps = len(tokens) - 1
+            times, steps = speculative_run(self._spec_decode, spec, self.free_blocks, self.max_skip)
         if self.lora is not None:  # each iteration's adapter kernels, as _start_step adds them
             times = times.plus_s(self.lora.step_s(self, [], True))
-        self._run = DecodeRun(times, steps, now, tokens)
+        self._run = DecodeRun(times, steps, now)
         self.stats.events += 1
         self._state = _RUN
         self._at(now, times.end_s(steps), self._run_end)
@@ -638,9 +640,6 @@ class LlmServer:
         assert run is not None  # in state _RUN or _CUT
         self._state = _BUSY
         done, times = run.done, run.times
-        tokens = run.tokens_taken()
-        if self._spec is not None:
-            self._spec_iteration += done
         self.free_blocks -= run.later_blocks(decode)  # kept free when the run was priced; taken now
         elapsed = times.end_s(done)
         stats.busy_s += elapsed
@@ -651,7 +650,7 @@ class LlmServer:
             self.gaps.add_run(times, 1, done, decode.n)
         else:
             self.gaps.add_run(times, 0, done, decode.n)
-        completed = decode.advance(tokens, times.max_step_s(done), run.start_s + elapsed)
+        completed = decode.advance(done, times.max_step_s(done), run.start_s + elapsed)
         if completed:
             self._finish_all(completed, now)
         self._next_iteration(now)

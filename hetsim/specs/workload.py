@@ -89,6 +89,13 @@ class LlmNode(_Node):
     shared_prefix_tokens: int = Field(default=0, ge=0, description="system prompt identical across sessions")
     context: str | None = Field(default=None, description="name of the growing conversation this call extends")
     adapters: AdapterSpread | None = Field(default=None, description="LoRA adapters of the model the calls name")
+    acceptance_rate: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="per-token acceptance of these calls' speculative drafts, measured with the proposer the pools "
+        "run (code and retrieval-grounded text accept more than open chat); none: the pool's own rate",
+    )
 
     @model_validator(mode="after")
     def _turns_need_context(self) -> LlmNode:

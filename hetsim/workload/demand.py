@@ -34,6 +34,9 @@ class NodeDemand:
     # The LoRA adapters its calls name: (adapter, share of the node's calls naming it), the most
     # called first (empty: every call is the base model's; the shares sum to the LoRA calls' share).
     adapters: tuple[tuple[str, float], ...] = ()
+    # Its calls' own acceptance rates of speculative drafts: (rate, share of the node's output
+    # tokens decoded at it), by rate (empty: none names one; the rest decode at the pool's rate).
+    acceptance_rates: tuple[tuple[float, float], ...] = ()
 
     def input_tokens_at(self, percentile: float) -> float:
         """Prompt tokens at ``percentile``: interpolated between the tail's points, from the mean
@@ -71,6 +74,7 @@ def node_demand(trace: pd.DataFrame) -> list[NodeDemand]:
                 duration_s=float(group["duration_s"].mean()) if group["duration_s"].notna().any() else float("nan"),
                 input_tokens_tail=_tail(group["input_tokens"]),
                 adapters=_adapter_shares(group),
+                acceptance_rates=_acceptance_shares(group),
             )
         )
     return result
@@ -98,6 +102,23 @@ def _adapter_shares(group: pd.DataFrame) -> tuple[tuple[str, float], ...]:
     counts = group["adapter"].dropna().astype(str).value_counts()
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     return tuple((name, count / len(group)) for name, count in ranked)
+
+
+def _acceptance_shares(group: pd.DataFrame) -> tuple[tuple[float, float], ...]:
+    """Each acceptance rate the node's calls name, with its share of their output tokens."""
+    if "acceptance_rate" not in group.columns or not group["acceptance_rate"].notna().any():
+        return ()
+    total = float(group["output_tokens"].sum())
+    named = group[group["acceptance_rate"].notna()]
+    if total <= 0:
+        return ()
+    tokens = named.groupby(named["acceptance_rate"].astype(float).round(ACCEPTANCE_DECIMALS))["output_tokens"].sum()
+    return tuple((float(rate), float(count) / total) for rate, count in tokens.sort_index().items())
+
+
+ACCEPTANCE_DECIMALS = 3
+"""Calls' acceptance rates are grouped to this many decimals for planning (a trace may name a
+measured rate per call)."""
 
 
 def _tail(tokens: pd.Series) -> tuple[tuple[float, float], ...]:

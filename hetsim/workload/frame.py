@@ -2,7 +2,7 @@
 
 The frame is what statistics and trace replay read; Parquet files hold the same columns. Column
 types: ``parents`` and ``prefix_hash_ids`` hold tuples of ints, ``cached_prefix_tokens`` is a
-nullable ``Int64``, ``arrival_s``, ``duration_s`` and ``units`` are floats (NaN for "not given"),
+nullable ``Int64``, ``arrival_s``, ``duration_s``, ``units`` and ``acceptance_rate`` are floats (NaN for "not given"),
 ``model``, ``branch`` and ``adapter`` are objects with None, the rest strings and int64.
 """
 
@@ -17,7 +17,7 @@ import pandas as pd
 from hetsim.workload.trace import TRACE_COLUMNS, NodeType, TraceStep
 
 _INT_COLUMNS = ("step_id", "input_tokens", "output_tokens", "reasoning_tokens")
-_FLOAT_COLUMNS = ("arrival_s", "duration_s", "units")
+_FLOAT_COLUMNS = ("arrival_s", "duration_s", "units", "acceptance_rate")
 _OBJECT_COLUMNS = ("parents", "prefix_hash_ids", "model", "branch", "adapter")
 
 
@@ -54,7 +54,7 @@ def _row_to_step(row: tuple[Any, ...]) -> TraceStep:
     record["arrival_s"] = float(record["arrival_s"])
     cached = record["cached_prefix_tokens"]
     record["cached_prefix_tokens"] = None if _missing(cached) else int(cached)
-    for name in ("duration_s", "units"):
+    for name in ("duration_s", "units", "acceptance_rate"):
         record[name] = None if _missing(record[name]) else float(record[name])
     for name in ("model", "branch", "adapter"):
         record[name] = None if _missing(record[name]) else str(record[name])

@@ -34,7 +34,7 @@ StepMaker = Callable[[Any, int, tuple[int, ...], str | None], TraceStep]
 STEP_FIELD_ORDER = (
     "session_id", "step_id", "arrival_s", "node", "node_type", "parents", "model", "input_tokens",
     "output_tokens", "reasoning_tokens", "cached_prefix_tokens", "prefix_hash_ids", "duration_s", "units", "branch",
-    "adapter",
+    "adapter", "acceptance_rate",
 )  # fmt: skip
 """The makers build TraceStep positionally in this order (keywords cost ~40% more per step on
 CPython 3.11, and synthesis builds millions of steps); a test pins it to ``TRACE_COLUMNS``."""
@@ -97,6 +97,7 @@ def _llm(name: str, node: LlmNode, rng: np.random.Generator) -> StepMaker:
     reasoning = _tokens(node.reasoning_tokens, rng) if node.reasoning_tokens is not None else None
     shared, context, model = node.shared_prefix_tokens, node.context, node.model
     adapter = _adapter_draw(name, node, rng)
+    acceptance = node.acceptance_rate
 
     def make(walker: Any, step_id: int, parents: tuple[int, ...], branch: str | None) -> TraceStep:
         key = (context, branch) if context is not None else None
@@ -110,7 +111,7 @@ def _llm(name: str, node: LlmNode, rng: np.random.Generator) -> StepMaker:
         thinking = reasoning() if reasoning is not None else 0
         return TraceStep(
             walker.session_id, step_id, walker.arrival_s, name, NodeType.LLM, parents, model,
-            prefix + new, out, thinking, prefix, (), None, None, branch, adapter(walker),
+            prefix + new, out, thinking, prefix, (), None, None, branch, adapter(walker), acceptance,
         )  # fmt: skip
 
     return make

@@ -54,6 +54,9 @@ class TraceStep:
         branch: branch label for fan-out paths, if any.
         adapter: the LoRA adapter (fine-tune of ``model``) an LLM step names; None: the base
             model.
+        acceptance_rate: the per-token acceptance of an LLM step's speculative drafts, as
+            measured where it was served (vLLM's ``spec_decode`` acceptance, SGLang's accept
+            length); None: the serving pool's own rate (``llm.speculation.acceptance_rate``).
     """
 
     session_id: str
@@ -72,6 +75,7 @@ class TraceStep:
     units: float | None = None
     branch: str | None = None
     adapter: str | None = None
+    acceptance_rate: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         record = asdict(self)

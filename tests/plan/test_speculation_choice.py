@@ -9,7 +9,7 @@ import pytest
 
 from hetsim.api.plan import plan_fleet
 from hetsim.errors import InfeasiblePlanError
-from hetsim.perf.speculative import expected_tokens
+from hetsim.perf.speculative import expected_tokens, mixed_yield
 from hetsim.plan.build import _merge
 from hetsim.plan.candidates import decode_options
 from hetsim.specs.plan import SpeculationSpec
@@ -77,3 +77,34 @@ def test_an_unknown_draft_model_is_refused_in_one_line(tmp_path):
     draft = {"model": "llama-3-8b", "method": "draft", "tokens": 3, "acceptance_rate": 0.7, "draft_model": "no-such"}
     with pytest.raises(InfeasiblePlanError, match=r"options.speculation\[0\].draft_model: .*no-such"):
         plan_fleet(_fleet(tmp_path, [draft]), verify=False)
+
+
+def test_calls_that_name_their_acceptance_rate_price_the_option_at_their_rates(tmp_path):
+    """A stage whose calls all name rate 0.2 prices an EAGLE choice of rate 0.8 exactly as a
+    choice of rate 0.2 for calls naming none; a half-and-half mix between the two."""
+    result = plan_fleet(_fleet(tmp_path, [EAGLE]), verify=False)
+    key = next(s.name for s in result.problem.stages if s.name.endswith(":decode")).rsplit(":", 1)[0]
+    merged = _merge(result.workloads)[key]
+    models, perfs = result.context["models"], list(result.context["perfs"].values())
+
+    def capacities(rate: float, call_rates: tuple) -> dict[str, float]:
+        choice = SpeculationSpec(method="eagle", tokens=3, acceptance_rate=rate)
+        targets = replace(merged.targets(result.context["headroom"], result.fleet), speculation=((choice, None),))
+        demand = replace(merged.mean_demand(key), acceptance_rates=call_rates)
+        options = decode_options(models.model(merged.model), perfs, demand, targets)
+        return {o.key: o.capacity_per_replica for o in options if " eagle3 " in o.key}
+
+    low_calls, low_pool = capacities(0.8, ((0.2, 1.0),)), capacities(0.2, ())
+    assert low_calls and low_calls == low_pool
+    high = capacities(0.8, ())
+    mixed = capacities(0.8, ((0.2, 0.5),))
+    assert all(low_pool[k] < mixed[k] < high[k] for k in high)
+    assert all(mixed[k] / high[k] == pytest.approx(mixed_yield(3, 0.8, ((0.2, 0.5),)) / expected_tokens(3, 0.8), rel=1e-12)
+               for k in high)  # fmt: skip
+
+
+def test_the_mixed_yield_is_the_token_weighted_harmonic_mean_of_the_calls_yields():
+    e_high, e_low = expected_tokens(3, 0.9), expected_tokens(3, 0.1)
+    assert mixed_yield(3, 0.9) == e_high
+    assert mixed_yield(3, 0.5, ((0.9, 1.0),)) == pytest.approx(e_high, rel=1e-12)
+    assert mixed_yield(3, 0.9, ((0.1, 0.25),)) == pytest.approx(1 / (0.75 / e_high + 0.25 / e_low), rel=1e-12)

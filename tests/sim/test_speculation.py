@@ -212,3 +212,91 @@ def test_speculation_with_lora_adapters_matches_its_reference(
     plain = _simulation(hardware, model_catalog, plan({**llm_pool(replicas=2, lora=lora), "routing": "adapter-affinity"}),
                         trace).frames()["llm_calls"]  # fmt: skip
     assert frames["llm_calls"]["tbt_mean_s"].median() < plain["tbt_mean_s"].median()  # the bursts still pay
+
+
+# ---- acceptance per call (trace column, workload node, process call) --------------------------
+
+
+def _with_rates(trace: pd.DataFrame, rates: list[float | None]) -> pd.DataFrame:
+    trace = trace.copy()
+    trace["acceptance_rate"] = [np.nan if r is None else r for r in (rates * len(trace))[: len(trace)]]
+    return trace
+
+
+@pytest.mark.parametrize("preemption", ["recompute", "swap"])
+def test_event_skipping_matches_the_reference_when_calls_accept_at_their_own_rates(
+    hardware, model_catalog, rng, preemption
+):
+    """Calls of four rates (one the pool's) share batches, each group taking its own bursts;
+    small KV memory forces preemptions mid-burst."""
+    the_plan = plan(
+        llm_pool(replicas=2, memory_utilization=0.25, max_num_seqs=64, preemption=preemption, speculation=EAGLE)
+    )
+    trace = _with_rates(poisson_llm_trace(rng, 300, rate=30.0), [0.95, None, 0.2, 0.55])
+    frames = _assert_skipping_changes_nothing(hardware, model_catalog, the_plan, trace)
+    assert (frames["llm_calls"]["status"] == "completed").all()
+    assert frames["llm_calls"]["preemptions"].sum() > 0
+
+
+def test_event_skipping_matches_the_reference_with_own_rates_on_a_sliding_window_decode_pool(
+    hardware, model_catalog, rng
+):
+    the_plan = plan(
+        {**llm_pool("prefill", "h200", model="gpt-oss-120b", stage="prefill"), "tp": 4},
+        {**llm_pool("decode", "h200", model="gpt-oss-120b", stage="decode", speculation=EAGLE,
+                    memory_utilization=0.46), "tp": 4},
+        kv_transfers=({"model": "gpt-oss-120b", "prefill_pool": "prefill", "decode_pool": "decode", "link": "roce-400"},),
+    )  # fmt: skip
+    trace = _with_rates(poisson_llm_trace(rng, 150, rate=40.0, model="gpt-oss-120b"), [0.9, 0.3, None])
+    frames = _assert_skipping_changes_nothing(hardware, model_catalog, the_plan, trace)
+    assert (frames["llm_calls"]["status"] == "completed").all()
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.45, 0.9])
+def test_a_calls_own_rate_serves_it_as_a_pool_of_that_rate_would(simulate, rate):
+    """A lone call naming its rate on a pool of another rate: the same records, exactly, as
+    the call without a rate on a pool of its rate."""
+    own = simulate(plan(llm_pool(speculation=EAGLE)), _with_rates(_one_call(), [rate]))
+    pools = simulate(plan(llm_pool(speculation={**EAGLE, "acceptance_rate": rate})), _one_call())
+    pd.testing.assert_frame_equal(own["llm_calls"][CALL_COLUMNS], pools["llm_calls"][CALL_COLUMNS], rtol=0, atol=0)
+    pd.testing.assert_frame_equal(own["token_gaps"], pools["token_gaps"])
+
+
+def test_in_one_batch_the_call_that_accepts_more_finishes_first_in_fewer_bursts(simulate):
+    """Two calls of 300 tokens arriving together decode in the same iterations (same
+    verification width), so their times differ only by their bursts: E(3, 0.9) = 3.44 tokens
+    an iteration against E(3, 0.2) = 1.25."""
+    steps = [TraceStep(f"s{i}", 0, 0.0, "chat", NodeType.LLM, model="llama-3-8b", input_tokens=500, output_tokens=300)
+             for i in range(2)]  # fmt: skip
+    frames = simulate(plan(llm_pool(speculation=EAGLE)), _with_rates(trace_frame(steps), [0.9, 0.2]))
+    calls = frames["llm_calls"].set_index("session_id")
+    assert calls.loc["s0", "done_s"] < calls.loc["s1", "done_s"]
+    high, low = (calls.loc[s, "tbt_mean_s"] for s in ("s0", "s1"))
+    # tbt_mean is decode time over tokens; the same iterations carry 3.44 vs 1.25 tokens each
+    ratio = expected_tokens(3, 0.9) / expected_tokens(3, 0.2)
+    assert low / high == pytest.approx(ratio, rel=0.15)  # the low call also runs alone at the end (a narrower batch)
+
+
+def test_a_process_call_names_its_acceptance_rate(hardware, model_catalog):
+    """``llm_call(acceptance_rate=...)`` is served as a trace call of that rate."""
+    records = {}
+    for rate in (None, 0.9):
+        sim = build_simulation(plan(llm_pool(speculation=EAGLE)), None, hardware, model_catalog, config=SimConfig())
+
+        def agent(sim=sim, rate=rate):
+            record = yield sim.llm_call("llama-3-8b", 1000, 200, acceptance_rate=rate)
+            records[rate] = record
+
+        sim.env.process(agent())
+        sim.run()
+    traced = _simulation(hardware, model_catalog, plan(llm_pool(speculation=EAGLE)), _with_rates(_one_call(), [0.9]))
+    call = traced.frames()["llm_calls"].iloc[0]
+    assert records[0.9].done_s - records[0.9].issued_s == pytest.approx(call.done_s - call.arrival_s, rel=1e-12)
+    assert records[0.9].done_s < records[None].done_s
+
+
+@pytest.mark.parametrize("rate", [1.5, -0.1, "high", True])
+def test_a_process_calls_rate_outside_zero_to_one_is_refused_in_one_line(hardware, model_catalog, rate):
+    sim = build_simulation(plan(llm_pool(speculation=EAGLE)), None, hardware, model_catalog, config=SimConfig())
+    with pytest.raises(ScenarioError, match=r"^llm_call: acceptance_rate: expected a number in \[0, 1\] or None"):
+        sim.llm_call("llama-3-8b", 10, 10, acceptance_rate=rate)
