@@ -490,8 +490,8 @@ class Simulation:
 
     def llm_call(
         self, model: str, prompt_tokens: int, output_tokens: int, continues: LlmCallRecord | None = None,
-        adapter: str | None = None,
-        acceptance_rate: Any = None,  # float | None, checked below (a compiled build would refuse other types with a TypeError)
+        adapter: Any = None,  # str | None, checked below (compiled, an annotation would refuse others with a TypeError)
+        acceptance_rate: Any = None,  # float | None, checked below
     ) -> simpy.Event:
         """Issue an LLM call now, from a SimPy process; the event succeeds with its
         ``LlmCallRecord`` when the call is over (completed or dropped). ``continues``: a call

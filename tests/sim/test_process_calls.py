@@ -151,3 +151,11 @@ def test_an_adapter_on_a_pool_without_lora_is_refused_in_one_line(hardware, mode
     sim = _simulation(hardware, model_catalog, plan(llm_pool()))
     with pytest.raises(ScenarioError, match=r"llm_call: adapter: expected llama-3-8b served with LoRA .*got a call naming 'x'"):
         sim.llm_call("llama-3-8b", 100, 10, adapter="x")
+
+
+@pytest.mark.parametrize("adapter", [7, ""])
+def test_an_adapter_that_is_no_name_is_refused_in_one_line(hardware, model_catalog, adapter):
+    """The same one-line error in the compiled build (no annotation turns it into a TypeError)."""
+    sim = _simulation(hardware, model_catalog, plan(llm_pool()))
+    with pytest.raises(ScenarioError, match=r"^llm_call: adapter: expected an adapter's name \(a non-empty string\)"):
+        sim.llm_call("llama-3-8b", 100, 10, adapter=adapter)
