@@ -24,6 +24,7 @@ from hetsim.io.results import write_results
 from hetsim.metrics.summary import Expected, PlanCost, PoolCost, Sla, summarize
 from hetsim.perf.model_scale import scale_named
 from hetsim.perf.roofline import model_label
+from hetsim.perf.speculative import mixed_yield
 from hetsim.sim.build import build_simulation
 from hetsim.sim.engine import SimConfig
 from hetsim.specs.catalog import HardwareCatalog
@@ -295,7 +296,7 @@ def _simulate(request: SimulateRequest) -> dict[str, Any]:
         stacks = {p.device: _stack_of(hardware.accelerator(p.device).name, request.stack) for p in plan.pools}
         summary["provenance"]["latency"] += "; performance model: " + ", ".join(f"{d} {s}" for d, s in sorted(stacks.items()))
     summary["serving"] = {p.name: p.serving_text for p in plan.pools if p.llm is not None}
-    summary["speculation"] = {p.name: p.llm.speculation.model_dump() for p in plan.pools if p.llm and p.llm.speculation}
+    summary["speculation"] = _speculation(plan, trace, frames["llm_calls"])
     summary["run"] = {
         "scenario": scenario.name if scenario else None,
         "plan": plan.name,
@@ -312,6 +313,46 @@ def _simulate(request: SimulateRequest) -> dict[str, Any]:
                                Provenance("simulate", inputs))  # fmt: skip
         summary["run"]["written"] = [str(p) for p in written]
     return summary
+
+
+def _speculation(plan: PlanSpec, trace: pd.DataFrame, calls: pd.DataFrame) -> dict[str, Any]:
+    """Each speculating pool's setting and, where calls named their own acceptance rate (the
+    trace's ``acceptance_rate``), how many did, their rates, and the tokens an iteration yields
+    per sequence over the pool's calls (``mixed_yield``: the performance model's expectation)."""
+    result: dict[str, Any] = {}
+    rates = _call_rates(trace, calls)
+    for pool in plan.pools:
+        if pool.llm is None or pool.llm.speculation is None:
+            continue
+        spec = pool.llm.speculation
+        entry: dict[str, Any] = spec.model_dump()
+        served = rates[(rates["decode_pool"] == pool.name) | ((rates["decode_pool"] == "") & (rates["pool"] == pool.name))]
+        named = served[served["acceptance_rate"].notna()]
+        if len(named):
+            tokens = served["output_tokens"].sum()
+            shares = named.groupby("acceptance_rate")["output_tokens"].sum() / tokens if tokens else pd.Series(dtype=float)
+            entry["calls_with_own_rate"] = {
+                "count": len(named), "of": len(served), "min": float(named["acceptance_rate"].min()),
+                "max": float(named["acceptance_rate"].max()),
+                "tokens_per_iteration": mixed_yield(spec.proposed, spec.rate, tuple(shares.items())),
+                "tokens_per_iteration_at_pool_rate": mixed_yield(spec.proposed, spec.rate),
+                "definition": "tokens_per_iteration: expected tokens a sequence gets per iteration, the harmonic mean of "
+                "the calls' yields weighted by their output tokens (performance model)",
+            }  # fmt: skip
+        result[pool.name] = entry
+    return result
+
+
+def _call_rates(trace: pd.DataFrame, calls: pd.DataFrame) -> pd.DataFrame:
+    """The LLM calls' pools, output tokens and the acceptance rate their trace step named (NaN: none)."""
+    columns = ["pool", "decode_pool", "output_tokens", "acceptance_rate"]
+    if "acceptance_rate" not in trace.columns or calls.empty:
+        return pd.DataFrame(columns=columns).astype({"acceptance_rate": float})
+    named = trace[["session_id", "step_id", "acceptance_rate"]].astype({"session_id": str, "step_id": "int64"})
+    keyed = calls[["session_id", "step_id", "pool", "decode_pool", "output_tokens"]].astype({"session_id": str, "step_id": "int64"})
+    merged = keyed.merge(named, on=["session_id", "step_id"], how="left")
+    merged["decode_pool"] = merged["decode_pool"].fillna("")
+    return merged[columns]
 
 
 def _inputs(request: SimulateRequest, scenario: ScenarioSpec | None) -> dict[str, Any]:

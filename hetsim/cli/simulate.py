@@ -56,7 +56,8 @@ def _print_table(summary: dict, code: int) -> None:
          f"{calls['dropped']} dropped{_reasons(calls['dropped_reasons'])}, {calls['unfinished']} unfinished; "
          "latency percentiles below are over completed calls"),
         ("TTFT p50 / p99", f"{fmt(calls['ttft_s']['p50'] * 1e3)} / {fmt(calls['ttft_s']['p99'] * 1e3)} ms", ""),
-        ("serving", ", ".join(f"{pool} {text}" for pool, text in summary.get("serving", {}).items()), ""),
+        ("serving", ", ".join(f"{pool} {text}" for pool, text in summary.get("serving", {}).items()),
+         _own_rates_note(summary.get("speculation", {}))),
         *_adapter_rows(summary.get("adapters")),
         ("TBT p50 / p90 / p99", _ms(calls["tbt_s"]), "token gaps, every gap of every call"
          + ("; a speculative burst is one gap (as vLLM's benchmark counts a streamed chunk)"
@@ -121,6 +122,18 @@ def _autoscaling_rows(scaled: dict | None) -> list[tuple[str, str, str]]:
                      f"{figures['drained']} drained; " + ("requests queued during a cold start: n/a (not the first stage)"
                      if waited is None else f"{waited} requests queued while a replica was starting")))  # fmt: skip
     return rows
+
+
+def _own_rates_note(speculation: dict) -> str:
+    """Which speculating pools served calls naming their own acceptance rate."""
+    notes = []
+    for pool, entry in speculation.items():
+        own = entry.get("calls_with_own_rate")
+        if own:
+            notes.append(f"{pool}: {own['count']} of {own['of']} calls name their own acceptance rate "
+                         f"({own['min']:.2f}-{own['max']:.2f}): {own['tokens_per_iteration']:.2f} tokens per iteration "
+                         f"expected (the pool's rate alone: {own['tokens_per_iteration_at_pool_rate']:.2f})")  # fmt: skip
+    return "; ".join(notes)
 
 
 def _reasons(reasons: dict[str, int]) -> str:

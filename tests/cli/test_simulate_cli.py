@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from hetsim.cli import app, main
+from hetsim.perf.speculative import expected_tokens
 
 ROOT = Path(__file__).resolve().parents[2]
 AZURE = ROOT / "scenarios" / "azure-conv-h100.yaml"
@@ -205,3 +207,22 @@ def test_a_run_with_dropped_calls_and_no_sla_exits_3(tmp_path: Path) -> None:
     assert result.exit_code == 3, result.output
     calls = json.loads(result.stdout)["llm_calls"]
     assert (calls["dropped"], calls["completed"]) == (2, 0)
+
+
+def test_a_speculating_pool_says_how_many_calls_named_their_own_acceptance_rate(tmp_path: Path) -> None:
+    """A workload node's acceptance_rate reaches the calls; the summary counts them and gives
+    the tokens an iteration yields over the pool's calls (the performance model's E)."""
+    workload = yaml.safe_load((ROOT / "workloads" / "chat.yaml").read_text())
+    workload["nodes"]["answer"]["acceptance_rate"] = 0.9
+    (tmp_path / "chat.yaml").write_text(yaml.safe_dump(workload))
+    pools = ("[{name: llm, device: h100-sxm, replicas: 1, llm: {model: llama-3-8b, "
+             "speculation: {method: eagle, tokens: 3, acceptance_rate: 0.5}}}]")  # fmt: skip
+    scenario = write_scenario(tmp_path, pools, "{workload: chat.yaml, duration_s: 10, seed: 3}")
+    result = runner.invoke(app, ["simulate", "--scenario", str(scenario), "--json"])
+    assert result.exit_code == 0, result.output
+    own = json.loads(result.stdout)["speculation"]["llm"]["calls_with_own_rate"]
+    assert own["count"] == own["of"] > 0 and own["min"] == own["max"] == 0.9
+    assert own["tokens_per_iteration"] == pytest.approx(expected_tokens(3, 0.9), rel=1e-12)
+    assert own["tokens_per_iteration_at_pool_rate"] == pytest.approx(expected_tokens(3, 0.5), rel=1e-12)
+    table = runner.invoke(app, ["simulate", "--scenario", str(scenario)])
+    assert f"{own['count']} of {own['of']} calls name their own acceptance rate (0.90-0.90)" in " ".join(table.output.split())
