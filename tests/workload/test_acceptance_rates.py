@@ -1,8 +1,6 @@
 """Calls carry their speculative drafts' acceptance rate: from a workload node, a trace's column
 or field; traces keep it and refuse a bad one; the planner's demand weighs it by output tokens."""
 
-import json
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -17,6 +15,7 @@ from hetsim.workload.frame import steps_to_frame
 from hetsim.workload.synth import synthesize
 from hetsim.workload.trace import NodeType, TraceMeta, TraceStep
 from tests.conftest import REPO
+from tests.workload.workload_builders import one_step_trace
 
 
 def _chat_with_rate(folder, rate):
@@ -74,11 +73,8 @@ def test_a_parquet_trace_written_before_the_column_reads_as_no_rates(tmp_path):
     ],
 )
 def test_a_bad_rate_in_a_trace_is_a_one_line_error_naming_file_and_field(tmp_path, step, message):
-    record = {"session_id": "s", "step_id": 0, "arrival_s": 0.0, "node": "n", **step}
-    (tmp_path / "t.jsonl").write_text(json.dumps({"trace_meta": {"source": "x", "format": "canonical"}}) + "\n"
-                                      + json.dumps(record) + "\n")  # fmt: skip
     with pytest.raises(WorkloadError, match=message):
-        read_trace(tmp_path / "t.jsonl")
+        read_trace(one_step_trace(tmp_path, **step))
 
 
 def test_the_demand_weighs_each_rate_by_the_output_tokens_decoded_at_it():

@@ -1,7 +1,5 @@
 """Workloads spread LLM calls over LoRA adapters (seeded); traces carry them and refuse bad ones."""
 
-import json
-
 import pytest
 
 from hetsim.errors import WorkloadError
@@ -9,6 +7,7 @@ from hetsim.io.traces import read_trace, read_trace_frame, write_trace
 from hetsim.io.workloads import load_workload
 from hetsim.workload.synth import synthesize
 from hetsim.workload.trace import NodeType, TraceMeta, TraceStep
+from tests.workload.workload_builders import one_step_trace
 
 WORKLOAD = "workloads/multi-lora-chat.yaml"
 
@@ -41,8 +40,5 @@ def test_the_adapter_survives_jsonl_and_parquet(tmp_path):
     ],
 )
 def test_a_bad_adapter_in_a_trace_is_a_one_line_error_naming_file_and_field(tmp_path, step, message):
-    record = {"session_id": "s", "step_id": 0, "arrival_s": 0.0, "node": "n", **step}
-    (tmp_path / "t.jsonl").write_text(json.dumps({"trace_meta": {"source": "x", "format": "canonical"}}) + "\n"
-                                      + json.dumps(record) + "\n")  # fmt: skip
     with pytest.raises(WorkloadError, match=message):
-        read_trace(tmp_path / "t.jsonl")
+        read_trace(one_step_trace(tmp_path, **step))

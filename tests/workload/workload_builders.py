@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 CATALOG_MODELS = frozenset(
@@ -41,3 +43,11 @@ def agent_loop(**changes: Any) -> dict[str, Any]:
     }  # fmt: skip
     data.update(changes)
     return data
+
+
+def one_step_trace(folder: Path, **step: object) -> Path:
+    """A canonical JSONL trace ``t.jsonl`` in ``folder`` of one step (session s, step 0, node n) with ``step``'s fields."""
+    record = {"session_id": "s", "step_id": 0, "arrival_s": 0.0, "node": "n", **step}
+    path = folder / "t.jsonl"
+    path.write_text(json.dumps({"trace_meta": {"source": "x", "format": "canonical"}}) + "\n" + json.dumps(record) + "\n")
+    return path
