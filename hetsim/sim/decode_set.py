@@ -27,7 +27,7 @@ import itertools
 import math
 from bisect import bisect_left
 from heapq import heappop, heappush
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from hetsim.perf.speculative import expected_tokens as expected_yield
 
@@ -360,6 +360,26 @@ class SpeculativeDecodeSet(DecodeSet):
 
     def contexts(self, members: list[SeqState]) -> list[int]:
         return [self.sets[state.burst_class].t + state.kv_offset for state in members]
+
+    # Counts in tokens have no meaning across groups of different bursts: ask a group's set.
+
+    def min_remaining(self) -> int:
+        raise TypeError(_PER_GROUP)
+
+    def seen(self) -> list[tuple[float, int]]:
+        raise TypeError(_PER_GROUP)
+
+    def steps_before_window(self) -> int:
+        raise TypeError(_PER_GROUP)
+
+    def blocks_to_advance(self, steps: int) -> int:
+        raise TypeError(_PER_GROUP)
+
+    def steps_until_full(self, free_blocks: int) -> int:
+        raise TypeError(_PER_GROUP)
+
+
+_PER_GROUP: Final = "speculating decoders advance in groups of their own bursts: ask a group's set (SpeculativeDecodeSet.sets)"
 
 
 def _phase_sum(by_phase: list[int], start: int, stop: int) -> int:

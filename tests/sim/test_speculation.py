@@ -300,3 +300,17 @@ def test_a_process_calls_rate_outside_zero_to_one_is_refused_in_one_line(hardwar
     sim = build_simulation(plan(llm_pool(speculation=EAGLE)), None, hardware, model_catalog, config=SimConfig())
     with pytest.raises(ScenarioError, match=r"^llm_call: acceptance_rate: expected a number in \[0, 1\] or None"):
         sim.llm_call("llama-3-8b", 10, 10, acceptance_rate=rate)
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    seed=st.integers(0, 2**31),
+    rates=st.lists(st.one_of(st.none(), st.floats(0.0, 1.0)), min_size=1, max_size=5),
+    tokens=st.integers(1, 6),
+)
+def test_any_mix_of_call_rates_skips_events_exactly_as_the_reference(hardware, model_catalog, seed, rates, tokens):
+    the_plan = plan(llm_pool(memory_utilization=0.25, max_num_seqs=32,
+                             speculation={"method": "ngram", "tokens": tokens, "acceptance_rate": 0.6}))  # fmt: skip
+    trace = _with_rates(poisson_llm_trace(np.random.default_rng(seed), 60, rate=25.0), rates)
+    frames = _assert_skipping_changes_nothing(hardware, model_catalog, the_plan, trace)
+    assert (frames["llm_calls"]["status"] == "completed").all()
