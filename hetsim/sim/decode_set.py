@@ -1,9 +1,10 @@
 """The decoding sequences of one server, advanced together without visiting each one.
 
 Every running sequence in decode gains the same tokens (and KV tokens) per server iteration:
-one, or a burst of accepted tokens under speculative decoding; only joining or leaving the
-batch changes that (``t`` below counts those tokens, not iterations). So with ``t``, the iterations the
-server has run, a member's KV tokens are ``t + kv_offset`` and its generated tokens
+one, or, speculating, a burst of accepted tokens, the same for the calls of one acceptance rate
+(a speculating server keeps a set per rate: ``SpeculativeDecodeSet``); only joining or leaving
+the batch changes that (``t`` below counts those tokens, not iterations). So with ``t``, the
+tokens every member took since the set began, a member's KV tokens are ``t + kv_offset`` and its generated tokens
 ``t + gen_offset``, and it finishes when ``t`` reaches ``output_tokens - gen_offset``. The set
 keeps what the server asks about as running sums and heaps, so an iteration or a run of
 ``k`` iterations costs O(1) (O(log n) per member that finishes), not O(batch):
