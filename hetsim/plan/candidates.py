@@ -230,11 +230,13 @@ def _lora_key(adapters: ReplicaLora | None) -> str:
     return "" if adapters is None else adapters.key
 
 
-def _speculation_detail(spec: SpeculationSpec | None) -> dict[str, object]:
-    """An option's speculation as the plan names it (``hetsim.plan.export``)."""
+def _speculation_detail(spec: SpeculationSpec | None, decoding: Decoding) -> dict[str, object]:
+    """An option's speculation as the plan names it (``hetsim.plan.export``), and the tokens an
+    iteration yields per sequence over the stage's calls (their own acceptance rates included)."""
     if spec is None:
         return {}
-    return {"speculation": spec.model_dump(include={"method", "tokens", "acceptance_rate", "draft_model"}, exclude_none=True)}
+    named = spec.model_dump(include={"method", "tokens", "acceptance_rate", "draft_model"}, exclude_none=True)
+    return {"speculation": named, "tokens_per_iteration": decoding.tokens_per_step}
 
 
 def _speculation_key(spec: SpeculationSpec | None) -> str:
@@ -369,7 +371,7 @@ def _aggregated_option(perf: DevicePerf, tp: int, pp: int, replica: LlmReplica,
         return Option(
             key=key, device=perf.device.name, devices_per_replica=replica.devices, capacity_per_replica=factor * batch / service,
             latency_s=adapter_wait + lane + lane_wait + wait + (output - 1) * tbt_mean,
-            detail={**_split_detail(tp, pp, replica), **_speculation_detail(spec), **_lora_detail(adapters), "batch": batch,
+            detail={**_split_detail(tp, pp, replica), **_speculation_detail(spec, decoding), **_lora_detail(adapters), "batch": batch,
                     "dtype": targets.dtype.value, "ttft_s": ttft,
                     "tbt_s": gaps[budget], "utilization": utilization, "max_batch_tokens": budget,
                     "ttft_percentile": targets.ttft_percentile, "tbt_percentile": targets.tbt_percentile,
@@ -476,7 +478,7 @@ def decode_options(model: ModelSpec, perfs: list[DevicePerf], demand: NodeDemand
                 key=f"{perf.device.name} {_shape(tp, pp, replica)}{_speculation_key(spec)}{_lora_key(adapters)} b{batch} decode",
                 device=perf.device.name, devices_per_replica=replica.devices,
                 capacity_per_replica=capacity, latency_s=max(output - 1, 0) * per_token + adapter_wait,
-                detail={**_split_detail(tp, pp, replica), **_speculation_detail(spec), **_lora_detail(adapters),
+                detail={**_split_detail(tp, pp, replica), **_speculation_detail(spec, decoding), **_lora_detail(adapters),
                         "batch": batch, "dtype": targets.dtype.value, "tbt_s": step, "stage": "decode",
                         "tbt_percentile": targets.tbt_percentile, "provenance": perf.provenance.value},
             ))  # fmt: skip

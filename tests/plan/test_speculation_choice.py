@@ -108,3 +108,16 @@ def test_the_mixed_yield_is_the_token_weighted_harmonic_mean_of_the_calls_yields
     assert mixed_yield(3, 0.9) == e_high
     assert mixed_yield(3, 0.5, ((0.9, 1.0),)) == pytest.approx(e_high, rel=1e-12)
     assert mixed_yield(3, 0.9, ((0.1, 0.25),)) == pytest.approx(1 / (0.75 / e_high + 0.25 / e_low), rel=1e-12)
+
+
+def test_a_speculative_option_says_the_tokens_an_iteration_yields_over_its_calls(tmp_path):
+    result = plan_fleet(_fleet(tmp_path, [EAGLE]), verify=False)
+    key = next(s.name for s in result.problem.stages if s.name.endswith(":decode")).rsplit(":", 1)[0]
+    merged = _merge(result.workloads)[key]
+    targets = replace(merged.targets(result.context["headroom"], result.fleet), speculation=((SpeculationSpec(
+        method="eagle", tokens=3, acceptance_rate=0.8), None),))  # fmt: skip
+    demand = replace(merged.mean_demand(key), acceptance_rates=((0.5, 0.4),))
+    options = decode_options(result.context["models"].model(merged.model), list(result.context["perfs"].values()), demand, targets)
+    speculative = [o for o in options if "speculation" in o.detail]
+    assert speculative and all("tokens_per_iteration" not in o.detail for o in options if "speculation" not in o.detail)
+    assert {o.detail["tokens_per_iteration"] for o in speculative} == {mixed_yield(3, 0.8, ((0.5, 0.4),))}
