@@ -9,7 +9,7 @@ import pytest
 
 from hetsim.io.catalog import load_catalog
 from hetsim.perf.attention_pairs import chunk_pairs
-from hetsim.perf.kernel_fit import fit_class
+from hetsim.perf.kernel_fit import fit_class, fit_step_overheads, with_parameter
 from hetsim.perf.kernels import (
     ATTENTION_TILE_ROWS,
     DEFAULT_KERNELS,
@@ -170,4 +170,24 @@ def test_the_fitter_recovers_known_decode_terms():
     assert np.allclose(predict_ops(rows, perf, fitted), rows["measured_s"], rtol=0.05)
     assert fitted.attention_decode.unsplit_cta_share == pytest.approx(0.015, rel=0.1)
     assert fitted.attention_decode.regroup_s == pytest.approx(2.5e-6, rel=0.2)
+    assert fitted.attention_decode.floor_s == pytest.approx(1.5e-5, rel=0.1)
     assert np.isnan(attention_shape(rows, perf).warm_cache_bytes).all()  # no source: nothing assumed warm
+
+
+def test_a_valley_coordinate_moves_one_term_against_the_other_and_keeps_their_sum():
+    kernels = DEFAULT_KERNELS.model_copy(update={"attention_decode": PLAIN.model_copy(update={"floor_s": 1.6e-5, "regroup_s": 2e-6})})
+    moved = with_parameter(kernels, "attention_decode.floor_s~regroup_s", 1.2e-5).attention_decode
+    assert (moved.floor_s, moved.regroup_s) == pytest.approx((1.2e-5, 6e-6))
+    beyond = with_parameter(kernels, "attention_decode.floor_s~regroup_s", 3e-5).attention_decode
+    assert (beyond.floor_s, beyond.regroup_s) == (3e-5, 0.0)  # the other term never goes negative
+
+
+def test_step_overheads_the_rows_cannot_tell_apart_keep_the_earlier_term_whatever_the_rounding():
+    rng = np.random.default_rng(1)
+    n = 40  # one model's steps: the layer count is one constant, so per-step and per-layer costs fit alike
+    features = np.column_stack([np.ones(n), np.full(n, 80.0), rng.integers(1, 64, n), np.zeros(n), rng.integers(1, 8192, n)])
+    kernel_s = rng.uniform(0.01, 0.2, n)
+    measured = kernel_s + features @ np.array([0.0, 1.7e-4, 2e-4, 0.0, 3e-5])
+    for scale in (1.0, 1.0005, 0.9995):
+        terms = fit_step_overheads(kernel_s * scale, features, measured)
+        assert terms["layer_overhead_s"] == 0.0 and terms["step_overhead_s"] > 0.0
