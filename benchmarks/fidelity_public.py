@@ -11,7 +11,7 @@ fold predicted by parameters fitted on the other), other sources' rows by source
 serving steps by model (engine overheads fitted on the other model's steps; kernels never see
 steps). Then checks the issue's goals with their stated tolerances and says which hold.
 ``--write`` installs the calibration files into hardware_profiles/calibration/.
-About 80 s on the project's 2-core machine.
+About 210 s on the project's 2-core machine.
 """
 
 from __future__ import annotations

@@ -144,13 +144,24 @@ def _fit_device(
         kernels = fit_class(rows, default, kernels, fit_name)
         paths = ", ".join(sorted(rows["path"].unique()))
         sources[fit_name] = f"fitted to {len(rows)} rows of {rows['source'].iloc[0]} ({source_stack}): {paths}"
-        if fit_name == "gemm_fp8":  # measured on 16-bit input: the input's quantisation is fitted with them
-            sources["input_quant"] = f"fitted with the fp8 GEMMs to the same {len(rows)} rows: {paths}"
+        if fit_name == "gemm_fp8":
+            kernels = _fp8_absorbing_quantisation(rows, default, kernels)
+            sources[fit_name] += " (the 16-bit input's quantisation inside: the step model does not price it apart)"
     if not fitted_any:
         return None, held_out
     for name, text in DEFAULT_KERNELS.sources.items():
-        sources.setdefault(name, f"datasheet default: {text}")
+        if name != "input_quant" or kernels.input_quant is not None:  # absorbed by the fp8 GEMMs: not priced
+            sources.setdefault(name, f"datasheet default: {text}")
     return kernels.model_copy(update={"sources": sources}), held_out
+
+
+def _fp8_absorbing_quantisation(rows: pd.DataFrame, default: DevicePerf, kernels: KernelModel) -> KernelModel:
+    """``kernels`` with the fp8 GEMM class fitted to its rows with their input's quantisation
+    inside it and no quantisation class: what the calibration ships, since the step model prices
+    no quantisation op (an fp8 class fitted with the quantisation apart would price fp8 steps'
+    GEMMs several times cheaper than the measured layer). Scoring holds the quantisation apart."""
+    absorbed = fit_class(rows.assign(input_dtype=rows["dtype"]), default, kernels, "gemm_fp8")
+    return kernels.model_copy(update={"gemm_fp8": absorbed.gemm_fp8, "input_quant": None})
 
 
 def _nccl_held_out(part: pd.DataFrame, default: DevicePerf, calibration: CalibrationSpec) -> pd.Series:

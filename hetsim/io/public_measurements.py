@@ -5,7 +5,9 @@ Each source's files keep their upstream layout under ``hardware_profiles/measure
 checkout can be pointed at with ``root``. Every row is one measured configuration:
 
 ``source, path, device, stack, op_class, op, dtype, input_dtype, model, tp, m, n, k, batch, q_tokens,
-kv_tokens, heads, kv_heads, head_dim, hidden, width, ranks, message_bytes, measured_s``
+kv_tokens, heads, kv_heads, head_dim, window, hidden, width, ranks, message_bytes, measured_s``
+
+(``window``: the sliding-window attention's keys per query where a row measured one; empty otherwise.)
 
 ``op_class`` is what the kernel model prices it as: ``gemm``, ``attention_prefill``,
 ``attention_decode``, ``elementwise``, ``all_reduce``, or a whole serving step
@@ -53,6 +55,7 @@ COLUMNS = (
     "heads",
     "kv_heads",
     "head_dim",
+    "window",
     "hidden",
     "width",
     "ranks",
@@ -176,6 +179,9 @@ def _aic_attention(raw: pd.DataFrame, path: Path) -> pd.DataFrame:
             "heads": raw["num_heads"],
             "kv_heads": raw["num_key_value_heads"],
             "head_dim": raw["head_dim"],
+            # vLLM >= 0.2x collectors also time sliding-window layers (window_size keys per query;
+            # 0: full attention), which read and compute over the window only
+            "window": raw["window_size"].where(raw["window_size"] > 0) if "window_size" in raw else np.nan,
             "measured_s": raw["latency"] * 1e-3,
         }
     )

@@ -12,7 +12,10 @@ documented defaults below when a device has no fit:
   saturates with arithmetic intensity; the memory side streams inputs, weights and outputs.
 * Attention prefill and decode: roofline of their FLOPs and bytes with their own compute
   and bandwidth efficiencies (prefill's saturating with intensity, i.e. with the keys each
-  query sees) and their own floors.
+  query sees) and their own floors; where an op's shape is known (``attention_seconds``),
+  the terms of how FlashAttention runs it: the longest query tile of a prefill, FA2's unsplit
+  and regrouped decodes, few sequences' KV streams, work items overlapping the roofline, and a
+  benchmark's warm L2.
 * Element-wise kernels (norms, activations, embedding gathers): bytes over their own
   bandwidth efficiency, plus a floor.
 * All-reduce: a fixed latency plus ``2 (p - 1) / p`` of the buffer over the link's bandwidth
@@ -23,6 +26,7 @@ Every function takes arrays or floats (numpy broadcasting) and does no I/O.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -178,6 +182,100 @@ def kernel_seconds(params: KernelClass, flops: Any, nbytes: Any, peak_flops: flo
     return np.maximum(compute, memory) + params.floor_s
 
 
+# Query rows one attention CTA computes: FlashAttention-2's sm80 head-dim-128 forward kernel
+# (Flash_fwd_kernel_traits<128, 128, 64, 4> in csrc/flash_attn/src/flash_fwd_launch_template.h,
+# run_mha_fwd_hdim128) and FlashAttention-3's sm90 one (tile_size_fwd_sm90: 128 x 128 causal,
+# 128 x 176 otherwise, hopper/tile_size.h) both tile queries by 128.
+ATTENTION_TILE_ROWS = 128.0
+
+
+@dataclass(frozen=True)
+class AttentionShape:
+    """The shape of attention ops (arrays, one entry per op): sequences, new tokens per sequence,
+    KV tokens each sequence reads, its sliding window (NaN: full attention), query and KV heads,
+    head dimension, and the L2 bytes a benchmark repeating the call keeps warm (None or NaN: a
+    serving call, nothing stays warm)."""
+
+    batch: Any
+    q_tokens: Any
+    kv_read: Any
+    window: Any
+    heads: Any
+    kv_heads: Any
+    head_dim: Any
+    warm_cache_bytes: Any = None
+
+
+def attention_seconds(
+    params: KernelClass,
+    flops: Any,
+    nbytes: Any,
+    peak_flops: Any,
+    bandwidth: float,
+    compute_units: int | None,
+    shape: AttentionShape,
+    decode: bool,
+) -> Any:
+    """Time of attention ops of a known shape: the class's roofline and floor, its cost per
+    (sequence x KV head) work item (``sequence_s`` added; ``item_s`` overlapped: the kernel is
+    never faster than its items' setup, which runs while other CTAs stream), and the shape terms
+    its parameters enable:
+
+    * prefill (``cta_efficiency``): a causal kernel is never faster than its longest CTA, the last
+      query tile of ``ATTENTION_TILE_ROWS`` rows over every key it sees, run by one compute unit
+      at its share of the peak (FlashAttention grids one CTA per query tile, head and sequence;
+      with fewer tiles than units the units left idle cannot help: small-head, short-batch
+      prefill).
+    * decode (``unsplit_cta_share``): FlashAttention-2 (vllm-project/flash-attention
+      csrc/flash_attn/flash_api.cpp ``mha_varlen_fwd``) splits the KV ("Only apply split-k for
+      decoding") only when queries are grouped (``num_heads > num_heads_k``, the GQA swap); a
+      decode with as many KV as query heads runs one CTA per (sequence, head) over its whole KV,
+      so few of them stream a small share of the bandwidth each.
+    * decode (``regroup_s``): that swap reshapes the queries from (batch, 1, kv_heads x groups)
+      to (batch x groups, kv_heads) with a transpose, copied unless the batch or the KV heads
+      are 1, and copies the output back (``out_.value().view(...).copy_(out)``): two more
+      kernels, priced as a fixed time.
+    * decode (``stream_token_s``, ``stream_sequences``): a floor of ``min(batch, stream_sequences)
+      x KV tokens x stream_token_s``: with few sequences the kernel streams each one's KV at a
+      bounded rate however many KV heads it has (an empirical term, fitted to the measurements:
+      see the README's fidelity section).
+    * ``warm_cache_speedup``: where ``shape.warm_cache_bytes`` is given and the op's bytes fit in
+      it (a benchmark repeating the same call keeps them in L2), memory runs that much faster.
+    """
+    flops = np.asarray(flops, dtype=float)
+    nbytes = np.asarray(nbytes, dtype=float)
+    batch = np.asarray(shape.batch, dtype=float)
+    kv_heads = np.asarray(shape.kv_heads, dtype=float)
+    efficiency = np.maximum(saturating_efficiency(params, flops, nbytes), 1e-12)
+    compute = np.where(flops > 0, flops / (peak_flops * efficiency), 0.0)
+    memory = nbytes / (bandwidth * params.memory_efficiency)
+    kv_read = np.asarray(shape.kv_read, dtype=float)
+    if not decode and params.cta_efficiency and compute_units:
+        rows = np.minimum(ATTENTION_TILE_ROWS, np.asarray(shape.q_tokens, dtype=float))
+        window = np.asarray(shape.window, dtype=float)
+        keys = np.where(np.isfinite(window), np.minimum(kv_read, np.nan_to_num(window) + rows - 1.0), kv_read)
+        longest = 4.0 * np.asarray(shape.head_dim, dtype=float) * rows * keys
+        compute = np.maximum(compute, longest / (np.asarray(peak_flops) / compute_units * params.cta_efficiency))
+    if decode and params.unsplit_cta_share:
+        unsplit = np.asarray(shape.heads, dtype=float) == kv_heads
+        share = np.minimum(1.0, batch * kv_heads * params.unsplit_cta_share)
+        memory = np.where(unsplit, memory / share, memory)
+    if shape.warm_cache_bytes is not None and params.warm_cache_speedup != 1.0:
+        warm = nbytes <= np.asarray(shape.warm_cache_bytes, dtype=float)  # NaN: never
+        memory = np.where(warm, memory / params.warm_cache_speedup, memory)
+    seconds_extra = 0.0
+    if decode and params.regroup_s:
+        heads = np.asarray(shape.heads, dtype=float)
+        regrouped = (heads > kv_heads) & (batch > 1) & (kv_heads > 1)
+        seconds_extra = np.where(regrouped, params.regroup_s, 0.0)
+    if decode and params.stream_token_s:
+        memory = np.maximum(memory, np.minimum(batch, params.stream_sequences) * kv_read * params.stream_token_s)
+    busy = np.maximum(compute, memory)
+    if params.item_s:
+        busy = np.maximum(busy, batch * kv_heads * params.item_s)
+    return busy + params.floor_s + batch * kv_heads * params.sequence_s + seconds_extra
+
+
 def gemm_seconds(
     params: GemmKernels,
     m: Any,
@@ -188,10 +286,13 @@ def gemm_seconds(
     bandwidth: float,
     compute_units: int | None,
     groups: Any = 1,
+    warm: Any = False,
 ) -> Any:
     """Time of one ``(m x k) @ (k x n)`` GEMM moving ``nbytes`` (see the module docstring); with
     ``groups``, one grouped GEMM of that many such problems in one launch (an MoE layer's experts,
-    as DeepGEMM's and CUTLASS's grouped kernels run them: every group's tiles share the waves)."""
+    as DeepGEMM's and CUTLASS's grouped kernels run them: every group's tiles share the waves).
+    ``warm`` marks GEMMs a benchmark repeats with their bytes still in L2 (their memory side runs
+    ``warm_cache_speedup`` times faster; a serving call is never warm)."""
     m, n, k = (np.asarray(x, dtype=float) for x in (m, n, k))
     nbytes = np.asarray(nbytes, dtype=float)
     groups = np.asarray(groups, dtype=float)
@@ -200,6 +301,8 @@ def gemm_seconds(
     if params.k_half:
         efficiency = efficiency * k / (k + params.k_half)
     memory = nbytes / (bandwidth * params.memory_efficiency)
+    if params.warm_cache_speedup != 1.0:
+        memory = np.where(warm, memory / params.warm_cache_speedup, memory)
     if compute_units is None:
         compute = np.where(flops > 0, flops / (peak_flops * efficiency), 0.0)
         return np.maximum(compute, memory) + params.floor_s

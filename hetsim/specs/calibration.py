@@ -137,6 +137,47 @@ class KernelClass(FrozenModel):
         ge=0,
         description="seconds per (sequence x KV head) work item: attention's per-block setup and split-KV merges",
     )
+    # Attention's shape terms (hetsim.perf.kernels.attention_seconds): priced where an op's shape
+    # is known (kernel-level predictions); 0 / 1 leave a term out.
+    item_s: float = Field(
+        default=0.0,
+        ge=0,
+        description="seconds per (sequence x KV head) work item that overlap the roofline: the kernel takes at "
+        "least items x item_s (0: not priced; the step pricer, which adds sequence_s, leaves it under the roofline)",
+    )
+    cta_efficiency: float = Field(
+        default=0.0,
+        ge=0,
+        le=1.5,
+        description="prefill: efficiency of one CTA on its compute unit's share of the peak; the longest causal "
+        "query tile then bounds the kernel (0: not priced)",
+    )
+    unsplit_cta_share: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="decode without grouped queries on FlashAttention-2 (no split-KV): share of the bandwidth one "
+        "(sequence, head) CTA streams (0: not priced)",
+    )
+    regroup_s: float = Field(
+        default=0.0,
+        ge=0,
+        description="decode with grouped queries on FlashAttention-2: the copies that regroup the queries and "
+        "the output when neither the batch nor the KV heads are 1 (0: not priced)",
+    )
+    stream_token_s: float = Field(
+        default=0.0, ge=0, description="decode: seconds per cached token of one sequence's KV stream (0: not priced)"
+    )
+    stream_sequences: float = Field(
+        default=1.0, ge=1, description="decode: sequences up to which the KV streams' times add up (stream_token_s)"
+    )
+    warm_cache_speedup: float = Field(
+        default=1.0,
+        ge=1,
+        le=16,
+        description="measurements repeating one call: bandwidth gain when the op's bytes fit the device's L2 and "
+        "stay warm between calls (scoring those measurements only: serving streams another layer's KV each call)",
+    )
 
 
 class GemmKernels(KernelClass):

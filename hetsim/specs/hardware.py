@@ -90,6 +90,9 @@ class ComputeSpec(FrozenModel):
 class MemorySpec(FrozenModel):
     capacity: SourcedBytes
     bandwidth: SourcedBandwidth
+    l2_cache: SourcedBytes | None = Field(
+        default=None, description="on-chip last-level cache: what a benchmark repeating one call keeps warm"
+    )
 
 
 class InterconnectSpec(FrozenModel):
