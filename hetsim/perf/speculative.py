@@ -58,6 +58,13 @@ def expected_tokens(proposed: int, acceptance_rate: float) -> float:
     return (1.0 - acceptance_rate ** (proposed + 1)) / (1.0 - acceptance_rate)
 
 
+def burst_tokens(yield_per_step: float, iteration: int, iterations: int) -> int:
+    """Tokens a sequence of yield E emits in the replica's ``iterations`` from ``iteration`` on
+    (0-based): ``floor((i + n) E) - floor(i E)``, E per iteration on average as bursts of floor(E)
+    or ceil(E), deterministic, and the same summed over any split of the iterations."""
+    return math.floor((iteration + iterations) * yield_per_step) - math.floor(iteration * yield_per_step)
+
+
 def mixed_yield(proposed: int, acceptance_rate: float, call_rates: tuple[tuple[float, float], ...] = ()) -> float:
     """Tokens an iteration yields per decoding sequence on average when calls accept at their
     own rates: ``call_rates`` (rate, share of the output tokens decoded at it); the rest at
@@ -205,8 +212,7 @@ class SpeculativeSteps:
 
     def burst(self, iteration: int) -> int:
         """Tokens every decoding sequence emits in the replica's ``iteration`` (0-based)."""
-        e = self.yield_per_step
-        return math.floor((iteration + 1) * e) - math.floor(iteration * e)
+        return burst_tokens(self.yield_per_step, iteration, 1)
 
     def iteration_s(self, decodes: int, seen: list[float], chunks: list[tuple[int, int]]) -> float:
         """One iteration: the target verifies ``decodes`` sequences (keys ``seen`` per attention

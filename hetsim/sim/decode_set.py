@@ -30,6 +30,7 @@ from bisect import bisect_left
 from heapq import heappop, heappush
 from typing import TYPE_CHECKING, Final
 
+from hetsim.perf.speculative import burst_tokens
 from hetsim.perf.speculative import expected_tokens as expected_yield
 
 if TYPE_CHECKING:
@@ -291,8 +292,7 @@ class SpeculativeDecodeSet(DecodeSet):
 
     def tokens_within(self, klass: int, iterations: int) -> int:
         """Tokens a member of ``klass`` takes in the next ``iterations`` iterations."""
-        e, i = self.yields[klass], self.iteration
-        return math.floor((i + iterations) * e) - math.floor(i * e)
+        return burst_tokens(self.yields[klass], self.iteration, iterations)
 
     def burst_of(self, state: SeqState) -> int:
         return self.tokens_within(state.burst_class, 1)
