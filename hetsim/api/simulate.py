@@ -320,18 +320,19 @@ def _speculation(plan: PlanSpec, trace: pd.DataFrame, calls: pd.DataFrame) -> di
     trace's ``acceptance_rate``), how many did, their rates, and the tokens an iteration yields
     per sequence over the pool's calls (``mixed_yield``: the performance model's expectation)."""
     result: dict[str, Any] = {}
-    rates = _call_rates(trace, calls)
-    for pool in plan.pools:
-        if pool.llm is None or pool.llm.speculation is None:
+    speculating = [(pool.name, pool.llm.speculation) for pool in plan.pools if pool.llm and pool.llm.speculation]
+    named_any = "acceptance_rate" in trace.columns and bool(trace["acceptance_rate"].notna().any())
+    rates = _call_rates(trace, calls) if speculating and named_any else None  # the join only where it can answer
+    for name, spec in speculating:
+        result[name] = spec.model_dump()
+        if rates is None:
             continue
-        spec = pool.llm.speculation
-        entry: dict[str, Any] = spec.model_dump()
-        served = rates[(rates["decode_pool"] == pool.name) | ((rates["decode_pool"] == "") & (rates["pool"] == pool.name))]
+        served = rates[(rates["decode_pool"] == name) | ((rates["decode_pool"] == "") & (rates["pool"] == name))]
         named = served[served["acceptance_rate"].notna()]
-        if len(named):
-            tokens = served["output_tokens"].sum()
-            shares = named.groupby("acceptance_rate")["output_tokens"].sum() / tokens if tokens else pd.Series(dtype=float)
-            entry["calls_with_own_rate"] = {
+        tokens = served["output_tokens"].sum()
+        if len(named) and tokens > 0:
+            shares = named.groupby("acceptance_rate")["output_tokens"].sum() / tokens
+            result[name]["calls_with_own_rate"] = {
                 "count": len(named), "of": len(served), "min": float(named["acceptance_rate"].min()),
                 "max": float(named["acceptance_rate"].max()),
                 "tokens_per_iteration": mixed_yield(spec.proposed, spec.rate, tuple(shares.items())),
@@ -339,15 +340,12 @@ def _speculation(plan: PlanSpec, trace: pd.DataFrame, calls: pd.DataFrame) -> di
                 "definition": "tokens_per_iteration: expected tokens a sequence gets per iteration, the harmonic mean of "
                 "the calls' yields weighted by their output tokens (performance model)",
             }  # fmt: skip
-        result[pool.name] = entry
     return result
 
 
 def _call_rates(trace: pd.DataFrame, calls: pd.DataFrame) -> pd.DataFrame:
     """The LLM calls' pools, output tokens and the acceptance rate their trace step named (NaN: none)."""
     columns = ["pool", "decode_pool", "output_tokens", "acceptance_rate"]
-    if "acceptance_rate" not in trace.columns or calls.empty:
-        return pd.DataFrame(columns=columns).astype({"acceptance_rate": float})
     named = trace[["session_id", "step_id", "acceptance_rate"]].astype({"session_id": str, "step_id": "int64"})
     keyed = calls[["session_id", "step_id", "pool", "decode_pool", "output_tokens"]].astype({"session_id": str, "step_id": "int64"})
     merged = keyed.merge(named, on=["session_id", "step_id"], how="left")
