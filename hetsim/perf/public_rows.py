@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from hetsim.errors import EstimateError
+from hetsim.perf.attention_pairs import window_pairs
 from hetsim.perf.kernels import (
     AttentionShape,
     all_reduce_seconds,
@@ -61,19 +62,6 @@ def quantises_input(rows: pd.DataFrame) -> np.ndarray:
         return np.zeros(len(rows), dtype=bool)
     sixteen_bit = rows["input_dtype"].map(_ELEMENT_BYTES).eq(2.0).to_numpy()
     return sixteen_bit & (rows["dtype"] == "fp8").to_numpy()
-
-
-def window_pairs(q: np.ndarray, cached: np.ndarray, window: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(causal query-key pairs, KV tokens read) of ``q`` new tokens on ``cached`` ones per
-    sequence, within ``window`` keys per query where it is finite (NaN: full attention):
-    ``hetsim.perf.attention_pairs.chunk_pairs`` over arrays (the two are tested equal)."""
-    full_pairs = q * cached + q * (q + 1.0) / 2.0
-    windowed = np.isfinite(window)
-    w = np.where(windowed, window, 0.0)
-    uncapped = np.minimum(q, np.maximum(0.0, w - cached - 1.0))
-    pairs = uncapped * cached + uncapped * (uncapped + 1.0) / 2.0 + (q - uncapped) * w
-    kv_read = np.minimum(cached + q, w + q - 1.0)
-    return np.where(windowed, pairs, full_pairs), np.where(windowed, kv_read, cached + q)
 
 
 def attention_window(rows: pd.DataFrame) -> np.ndarray:

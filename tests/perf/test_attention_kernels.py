@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from hetsim.io.catalog import load_catalog
-from hetsim.perf.attention_pairs import chunk_pairs
+from hetsim.perf.attention_pairs import chunk_pairs, window_pairs
 from hetsim.perf.kernel_fit import fit_class, fit_step_overheads, with_parameter
 from hetsim.perf.kernels import (
     ATTENTION_TILE_ROWS,
@@ -17,7 +17,7 @@ from hetsim.perf.kernels import (
     attention_seconds,
     kernel_seconds,
 )
-from hetsim.perf.public_rows import attention_shape, attention_work, predict_ops, window_pairs
+from hetsim.perf.public_rows import attention_shape, attention_work, predict_ops
 from hetsim.perf.roofline import DevicePerf
 from hetsim.specs.calibration import CalibrationProvenance, CalibrationSpec, CurveKind, KernelClass
 from hetsim.specs.common import SecondsQ
