@@ -58,8 +58,9 @@ class LlmCall:
     ``last_token_s`` (the next token's gap runs from there); ``replica``: the submitter's index
     of the server it went to (untouched here); ``adapter``: the LoRA adapter it names (None: the
     base model; ``hetsim.sim.lora``); ``acceptance_rate``: the per-token acceptance of its
-    speculative drafts on a speculating replica (NaN: the replica's own rate). A plain class with ``__init__`` rather than a
-    dataclass: compiled, a dataclass's generated ``__init__`` stays interpreted (6x slower)."""
+    speculative drafts on a speculating replica (NaN: the replica's own rate). A plain class
+    with ``__init__`` rather than a dataclass: compiled, a dataclass's generated ``__init__``
+    stays interpreted (6x slower)."""
 
     __slots__ = (
         "acceptance_rate",
@@ -612,15 +613,15 @@ class LlmServer:
     def _start_run(self, now: float) -> None:
         """Price the decode-only iterations up to the next membership change at once and sleep
         until their end; the first iteration's KV blocks are taken."""
-        decode, spec = self.decode, self._spec
-        if spec is None or self._spec_decode is None:
+        decode, spec, spec_decode = self.decode, self._spec, self._spec_decode
+        if spec is None or spec_decode is None:  # set together: both or neither
             times, steps, stepwise = plain_run(
                 decode, self.pricer, self.replica, self.running, self.free_blocks, self.max_skip, self.block
             )
             if stepwise:
                 self.stats.stepwise_runs += 1
         else:
-            times, steps = speculative_run(self._spec_decode, spec, self.free_blocks, self.max_skip)
+            times, steps = speculative_run(spec_decode, spec, self.free_blocks, self.max_skip)
         if self.lora is not None:  # each iteration's adapter kernels, as _start_step adds them
             times = times.plus_s(self.lora.step_s(self, [], True))
         self._run = DecodeRun(times, steps, now)
