@@ -148,7 +148,7 @@ def sla_attainment(
     result: dict[str, Any] = {}
     if sla.ttft_s is not None:
         share = float((done["ttft_s"] <= sla.ttft_s).mean()) if len(done) else math.nan
-        at = _at_percentile(done["ttft_s"].dropna().to_numpy(dtype=float), sla.ttft_percentile, completed_share)
+        at = _at_percentile(done["ttft_s"].dropna().to_numpy(dtype=float), sla.ttft_percentile, all_calls)
         result["ttft"] = _objective(sla.ttft_s, sla.ttft_percentile, share * completed_share, "calls' TTFT", at, missed_calls)
     if sla.tbt_s is not None:
         if gaps is not None:
@@ -159,7 +159,7 @@ def sla_attainment(
             worst = done["tbt_max_s"].fillna(0.0)
             share = float((worst <= sla.tbt_s).mean()) if len(done) else math.nan
             measure = "calls' worst token gap (no token-gap records)"
-            at = _at_percentile(worst.to_numpy(dtype=float), sla.tbt_percentile, completed_share)
+            at = _at_percentile(worst.to_numpy(dtype=float), sla.tbt_percentile, all_calls)
         share = 1.0 if math.isnan(share) and len(done) else share  # one-token calls have no gaps
         result["tbt"] = _objective(sla.tbt_s, sla.tbt_percentile, share * completed_share, measure, at, missed_calls)
     if sla.e2e_s is not None:
@@ -168,7 +168,7 @@ def sla_attainment(
         all_sessions = max(len(sessions), expected.sessions or 0)
         session_share = len(whole) / all_sessions if all_sessions else 1.0
         share = float((whole <= sla.e2e_s).mean()) if len(whole) else math.nan
-        at = _at_percentile(whole, sla.e2e_percentile, session_share)
+        at = _at_percentile(whole, sla.e2e_percentile, all_sessions)
         result["e2e"] = _objective(sla.e2e_s, sla.e2e_percentile, share * session_share, "sessions' end-to-end time", at,
                                    all_sessions - len(whole))  # fmt: skip
     result["all_met"] = all(v["met"] for v in result.values())
@@ -183,16 +183,23 @@ def _point_among_completed(percentile: float, completed_share: float) -> float |
     return min(100.0, percentile / completed_share)
 
 
-def _at_percentile(values: np.ndarray, percentile: float, completed_share: float) -> float:
-    """The value at ``percentile`` of all items, ``values`` being the completed ones and the rest
-    misses (infinite); inverted CDF, so it is within an objective exactly when the share of all
-    items within that objective reaches the percentile."""
-    point = _point_among_completed(percentile, completed_share)
-    if point is None:
-        return math.inf
+def _at_percentile(values: np.ndarray, percentile: float, all_items: int) -> float:
+    """The value at ``percentile`` of ``all_items`` items, ``values`` being the completed ones and
+    the rest misses (infinite); inverted CDF (the k-th smallest, k = ceil(p N / 100)), so it is
+    within an objective exactly when the share of all items within that objective reaches the
+    percentile. The rank is counted, not found through a percentile among the completed items,
+    whose rescaling can land a rounding error past a whole rank."""
     if not values.size:
-        return math.nan
-    return float(np.percentile(values, point, method="inverted_cdf"))
+        return math.nan if all_items == 0 or percentile <= 0 else math.inf
+    all_items = max(all_items, values.size)
+    rank = max(1, math.ceil(percentile / 100.0 * all_items - RANK_TOLERANCE))
+    if rank > values.size:
+        return math.inf
+    return float(np.partition(values, rank - 1)[rank - 1])
+
+
+RANK_TOLERANCE = 1e-9
+"""A percentile's rank within this of a whole number is that number (p N / 100 in floating point)."""
 
 
 def _objective(limit_s: float, percentile: float, share: float, measure: str, at_s: float, misses: int) -> dict[str, Any]:
@@ -202,7 +209,7 @@ def _objective(limit_s: float, percentile: float, share: float, measure: str, at
         "measure": measure,
         "value_at_percentile_s": at_s,
         "attained": share,
-        "met": share >= percentile / 100.0,
+        "met": share >= percentile / 100.0 - RANK_TOLERANCE / 100.0,  # the rank's tolerance, as a share
         "misses": misses,
     }
 
