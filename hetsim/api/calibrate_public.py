@@ -29,7 +29,15 @@ from hetsim.io.outputs import Provenance, Target, texts_into, write_outputs
 from hetsim.io.public_measurements import load_public_measurements
 from hetsim.perf.kernel_fit import STEP_TERMS, cross_validated, fit_class, fit_class_of, fit_step_overheads
 from hetsim.perf.kernels import DEFAULT_KERNELS, default_kernels
-from hetsim.perf.public_rows import STEP_CLASSES, predict_ops, predict_steps
+from hetsim.perf.public_rows import (
+    GENERATION_CLASS,
+    STEP_CLASSES,
+    fits_without_preemption,
+    generation_features,
+    predict_generations,
+    predict_ops,
+    predict_steps,
+)
 from hetsim.perf.roofline import DevicePerf
 from hetsim.specs.calibration import CalibrationProvenance, CalibrationSpec, EngineOverheads, KernelModel
 from hetsim.specs.common import SecondsQ
@@ -61,11 +69,13 @@ def fit_public(root: Path | None = None, devices: Iterable[str] | None = None) -
     wanted = set(devices) if devices is not None else None
     calibrations: dict[tuple[str, str], CalibrationSpec] = {}
     scored = []
-    for device, part in rows.groupby("device", sort=True):
+    for device, everything in rows.groupby("device", sort=True):
         if wanted is not None and device not in wanted:
             continue
         accelerator = catalog.accelerator(str(device))
         default = DevicePerf(accelerator)
+        generations = everything[everything["op_class"] == GENERATION_CLASS]
+        part = everything[everything["op_class"] != GENERATION_CLASS]
         part = part.assign(fit_class=fit_class_of(part).to_numpy())
         stacks = sorted(s for s in part["stack"].unique() if s.startswith("vllm==") and s != KERNEL_STACK)
         held_out = pd.Series(np.nan, index=part.index)
@@ -88,6 +98,11 @@ def fit_public(root: Path | None = None, devices: Iterable[str] | None = None) -
                 frame.loc[step_mask, "kernels_only_s"] = frame.loc[step_mask, "calibrated_s"]
                 frame.loc[step_mask, "calibrated_s"] = step_held_out.to_numpy()
             scored.append(frame)
+        if len(generations):
+            base = calibration or _datasheet_calibration(str(device), accelerator.display_name, default)
+            spec, frame = _fit_generation_stack(generations, default, base, models)
+            calibrations[(str(device), spec.stack)] = spec
+            scored.append(frame)
     if not scored:
         raise CalibrationError("devices: none of the requested devices is covered by a public measurement set")
     frame = pd.concat(scored, ignore_index=True)
@@ -103,6 +118,8 @@ def _with_kernel_bands(
     if "kernels_only_s" not in scored.columns:
         return calibrations
     steps = scored[scored["kernels_only_s"].notna()]
+    if steps.empty:  # e.g. only whole generations, which the engine-fitted stacks carry bands of
+        return calibrations
     errors = steps["kernels_only_s"] / steps["measured_s"] - 1.0
     pooled = _error_band(errors.to_numpy())
     out = dict(calibrations)
@@ -207,31 +224,70 @@ def _fit_step_stack(
     prefill = (steps["op_class"] == "prefill_step").to_numpy()
     pairs = np.where(prefill, batch * q * (q + 1.0) / 2.0 * layers, 0.0)
     features = np.column_stack([np.ones(len(steps)), layers, batch, pairs, batch * q])
-    measured = steps["measured_s"].to_numpy(dtype=float)
-    held_out = pd.Series(np.nan, index=steps.index)
-    models = steps["model"].to_numpy()
+    spec, held_out = _engine_fitted(steps, kernel_s, features, base, stack)
+    return spec, pd.Series(held_out, index=steps.index)
+
+
+def _engine_fitted(
+    rows: pd.DataFrame, kernel_s: np.ndarray, features: np.ndarray, base: CalibrationSpec, stack: str
+) -> tuple[CalibrationSpec, np.ndarray]:
+    """``base`` with engine overheads fitted to every row (``fit_step_overheads``), and each
+    row's prediction held out by model (overheads fitted on the other models' rows)."""
+    measured = rows["measured_s"].to_numpy(dtype=float)
+    held_out = np.full(len(rows), np.nan)
+    models = rows["model"].to_numpy()
     for model in np.unique(models):
         train, test = models != model, models == model
         terms = fit_step_overheads(kernel_s[train], features[train], measured[train])
-        held_out[steps.index[test]] = kernel_s[test] + features[test] @ np.array([terms[t] for t in STEP_TERMS])
+        held_out[test] = kernel_s[test] + features[test] @ np.array([terms[t] for t in STEP_TERMS])
     terms = fit_step_overheads(kernel_s, features, measured)
     fitted = kernel_s + features @ np.array([terms[t] for t in STEP_TERMS])
     error = np.abs(fitted / measured - 1.0)
     engine = EngineOverheads(
         engine=stack,
-        model=", ".join(sorted(steps["model"].unique())),
+        model=", ".join(sorted(rows["model"].unique())),
         request_overhead_s=0.0,
-        fit={"points": float(len(steps)), "median_abs_error": float(np.median(error)), "max_abs_error": float(error.max())},
+        fit={"points": float(len(rows)), "median_abs_error": float(np.median(error)), "max_abs_error": float(error.max())},
         **terms,
     )
     spec = base.model_copy(
         update={
             "engine": engine,
             "provenance": base.provenance.model_copy(update={"versions": {"stack": stack}}),
-            "error_band": _error_band(held_out.to_numpy() / measured - 1.0),
+            "error_band": _error_band(held_out / measured - 1.0),
         }
     )
     return spec, held_out
+
+
+def _datasheet_calibration(device: str, description: str, default: DevicePerf) -> CalibrationSpec:
+    """A calibration of the datasheet defaults' kernels (for a device no kernel set covers), on
+    which an engine's overheads can be fitted."""
+    kernels = default_kernels(default.device.vendor)
+    sources = {name: f"datasheet default: {text}" for name, text in DEFAULT_KERNELS.sources.items() if name != "input_quant"}
+    spec = _calibration(device, description, kernels.model_copy(update={"sources": sources, "fit": {}}), "datasheet default")
+    notes = "kernels: the datasheet defaults (no kernel-level source covers this device); engine overheads fitted to whole runs"
+    return spec.model_copy(update={"provenance": spec.provenance.model_copy(update={"notes": notes})})
+
+
+def _fit_generation_stack(
+    generations: pd.DataFrame, default: DevicePerf, base: CalibrationSpec, models
+) -> tuple[CalibrationSpec, pd.DataFrame]:
+    """The generation source's stack: ``base``'s kernels with engine overheads fitted to its
+    batches' whole generations; and the rows scored: defaults, and the calibrated model held
+    out by model. Batches whose KV the replica cannot hold are left out (vLLM preempts them)."""
+    assert base.kernels is not None
+    stack = str(generations["stack"].iloc[0])
+    catalog_models = {name: models.model(name) for name in generations["model"].unique()}
+    rows = generations[fits_without_preemption(generations, default, catalog_models)]
+    base = base.model_copy(update={"kernels": base.kernels.model_copy(update={"stack": stack})})
+    kernel_s = predict_generations(rows, DevicePerf(default.device, base), catalog_models)
+    features = generation_features(rows, catalog_models)
+    spec, held_out = _engine_fitted(rows, kernel_s, features, base, stack)
+    frame = rows.assign(
+        default_s=predict_generations(rows, default, catalog_models), calibrated_s=held_out, kernels_only_s=np.nan
+    )
+    return spec, frame
 
 
 def _error_band(errors: np.ndarray) -> dict[str, float]:

@@ -10,8 +10,9 @@ kv_tokens, heads, kv_heads, head_dim, window, hidden, width, ranks, message_byte
 (``window``: the sliding-window attention's keys per query where a row measured one; empty otherwise.)
 
 ``op_class`` is what the kernel model prices it as: ``gemm``, ``attention_prefill``,
-``attention_decode``, ``elementwise``, ``all_reduce``, or a whole serving step
-(``prefill_step``, ``decode_step``). Sources:
+``attention_decode``, ``elementwise``, ``all_reduce``, a whole serving step (``prefill_step``,
+``decode_step``), or a whole batch's generation (``generation``: ``batch`` prompts of
+``q_tokens`` each, ``output_tokens`` generated each, every step of it). Sources:
 
 * AIConfigurator (NVIDIA, Apache-2.0): GEMM, context and generation attention, NCCL and the
   engine's custom all-reduce, per device, engine and engine version (collected with the
@@ -20,6 +21,9 @@ kv_tokens, heads, kv_heads, head_dim, window, hidden, width, ranks, message_byte
   activation, rope, residual add) at TP 1-8 and NCCL all-reduce on DGX A100 / H100.
 * splitwise-sim (MIT): whole prefill and decode iterations of Llama-2-70B and BLOOM-176B
   served by vLLM on DGX-A100 and DGX-H100 at TP 2-8 (the Splitwise paper's measurements).
+* LLM-Inference-Bench (Argonne, BSD-3-Clause): the latency of one batch's whole generation
+  (vLLM 0.5-era ``LLM.generate``, CUDA graphs, fixed batch, input = output length, EOS
+  ignored) of Llama-2/3, Mistral and Mixtral at TP 1-8 on A100 SXM4 40GB, H100 SXM and MI300X.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import pandas as pd
 from hetsim.errors import CalibrationError
 from hetsim.io.catalog import profiles_root
 
-SOURCES = ("aiconfigurator", "vidur", "splitwise-sim")
+SOURCES = ("aiconfigurator", "vidur", "splitwise-sim", "llm-inference-bench")
 
 COLUMNS = (
     "source",
@@ -52,6 +56,7 @@ COLUMNS = (
     "batch",
     "q_tokens",
     "kv_tokens",
+    "output_tokens",
     "heads",
     "kv_heads",
     "head_dim",
@@ -93,6 +98,7 @@ def load_public_measurements(root: Path | None = None, sources: tuple[str, ...] 
         "aiconfigurator": _aiconfigurator,
         "vidur": _vidur,
         "splitwise-sim": _splitwise,
+        "llm-inference-bench": _llm_inference_bench,
     }
     frames = [frame for source in sources for frame in readers[source](base / source)]
     rows = pd.concat([f.reindex(columns=COLUMNS) for f in frames if len(f)], ignore_index=True)
@@ -323,3 +329,56 @@ def _splitwise(base: Path) -> list[pd.DataFrame]:
          "kv_tokens": runs["prompt_size"] + runs["token_size"] // 2, "measured_s": runs["token_time"] * 1e-3}
     )
     return [prefill, decode]
+
+
+# ---- LLM-Inference-Bench ------------------------------------------------------------------------
+
+# Upstream hardware label -> the accelerator profile it measured. A100: ALCF Polaris' A100-SXM4
+# 40GB; H100: the JLSE H100 80GB, whose form factor the repository does not name: its rows match
+# the SXM part (bandwidth-bound Llama-2-7B batches within 10% of GH200's 4 TB/s; batch 1 reads the
+# weights at 1.85 TB/s, which the PCIe part's 2.0 TB/s would allow only at 92%, past what any
+# decode reaches). Left out: GH200, MI250 (one GCD of an MI250, not the catalogued MI250X),
+# Intel Max 1550 / PVC (no catalogued profile).
+LIB_DEVICES = {"Nvidia A100 GPU": "a100-40gb-sxm", "Nvidia H100 GPU": "h100-sxm", "AMD MI300X GPU": "mi300x"}
+LIB_MODELS = {
+    "meta-llama/Llama-2-7b-hf": "llama-2-7b",
+    "meta-llama/Meta-Llama-3-8B": "llama-3-8b",
+    "meta-llama/Llama-2-70b-hf": "llama-2-70b",
+    "meta-llama/Meta-Llama-3-70B": "llama-3-70b",
+    "mistralai/Mistral-7B-v0.1": "mistral-7b",
+    "mistralai/Mixtral-8x7B-v0.1": "mixtral-8x7b",
+}
+# The scripts (vLLM/*/benchmark_*.py) use FlexibleArgumentParser (vLLM >= 0.5.1) and
+# SamplingParams(use_beam_search=...) (removed in vLLM 0.6.3); no --enforce-eager: CUDA graphs.
+LIB_STACK = "vllm>=0.5.1,<0.6.3 (LLM-Inference-Bench)"
+
+
+def _llm_inference_bench(base: Path) -> list[pd.DataFrame]:
+    path = base / "vllm_all_results.csv"
+    raw = _need(
+        _read(path, pd.read_csv),
+        path,
+        ["Hardware", "Num of Hardware", "Framework", "Model", "Input Output Length", "Batch Size", "Latency"],
+    )
+    raw = raw[raw["Framework"].eq("vLLM") & raw["Hardware"].isin(LIB_DEVICES) & raw["Model"].isin(LIB_MODELS)]
+    keys = ["Hardware", "Model", "Num of Hardware", "Input Output Length", "Batch Size"]
+    runs = raw.groupby(keys, as_index=False)["Latency"].median()  # a few configurations were run twice
+    length = runs["Input Output Length"]
+    return [
+        pd.DataFrame({
+            "source": "llm-inference-bench",
+            "path": _relative(path, base),
+            "device": runs["Hardware"].map(LIB_DEVICES),
+            "stack": LIB_STACK,
+            "op_class": "generation",
+            "op": "batch generation",
+            "dtype": "fp16",  # run-*.sh: --dtype float16
+            "model": runs["Model"].map(LIB_MODELS),
+            "tp": runs["Num of Hardware"],
+            "batch": runs["Batch Size"],
+            "q_tokens": length,
+            "kv_tokens": 0,
+            "output_tokens": length,
+            "measured_s": runs["Latency"],  # seconds upstream
+        })
+    ]

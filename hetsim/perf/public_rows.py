@@ -2,12 +2,16 @@
 
 Op-level rows are priced by the kernel model's class for their ``op_class`` with the shapes
 the row records; whole serving steps by ``LlmReplica.step`` on the catalog model, so a step
-is validated exactly as the simulator prices it. Everything is vectorised per op class.
+is validated exactly as the simulator prices it; a batch's whole generation as the sum of the
+steps the measured engine ran for it (``generation_steps``), each priced the same way.
+Everything is vectorised per op class.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,7 +27,7 @@ from hetsim.perf.kernels import (
     input_quant_seconds,
     kernel_seconds,
 )
-from hetsim.perf.llm import LlmReplica
+from hetsim.perf.llm import LlmReplica, ServingLimits
 from hetsim.perf.roofline import DevicePerf
 from hetsim.perf.transformer import Precision, SequenceWork, Shard
 from hetsim.specs.calibration import KernelModel, gemm_kernels
@@ -32,6 +36,8 @@ from hetsim.specs.model import ModelSpec
 
 OP_CLASSES = ("gemm", "attention_prefill", "attention_decode", "elementwise", "all_reduce")
 STEP_CLASSES = ("prefill_step", "decode_step")
+GENERATION_CLASS = "generation"
+WHOLE_STEP_CLASSES = (*STEP_CLASSES, GENERATION_CLASS)
 _ELEMENT_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0}
 
 
@@ -213,3 +219,86 @@ def predict_steps(rows: pd.DataFrame, perf: DevicePerf, models: Mapping[str, Mod
         batch = [SequenceWork(int(row.q_tokens), int(row.kv_tokens))] * int(row.batch)
         out[index] = replica.step(batch).seconds
     return out
+
+
+@dataclass(frozen=True)
+class GenerationSteps:
+    """The steps vLLM's V0 scheduler (no chunked prefill: the 0.5 era's default below 32k
+    positions) runs for one fixed batch: whole prompts, as many per step as its token budget
+    max(max_model_len, 2048) and ``max_num_seqs`` allow, all before any decode (waiting
+    prompts go first); then ``decode_steps`` steps of every sequence (the first output token
+    comes from its prefill)."""
+
+    prefill_batches: tuple[int, ...]
+    prompt_tokens: int
+    batch: int
+    decode_steps: int
+
+    @property
+    def steps(self) -> int:
+        return len(self.prefill_batches) + self.decode_steps
+
+    def features(self, layers: int) -> np.ndarray:
+        """The engine-overhead features (``kernel_fit.STEP_TERMS``) summed over the steps:
+        steps, steps x layers, sequences in each step, causal prefill pairs x layers, tokens."""
+        q = self.prompt_tokens
+        rows = self.batch * (1 + self.decode_steps)
+        pairs = self.batch * q * (q + 1.0) / 2.0 * layers
+        tokens = self.batch * (q + self.decode_steps)
+        return np.array([self.steps, self.steps * layers, rows, pairs, tokens], dtype=float)
+
+
+def generation_steps(model: ModelSpec, batch: int, prompt_tokens: int, output_tokens: int) -> GenerationSteps:
+    assert model.architecture is not None
+    budget = max(model.architecture.max_context_tokens, 2048)
+    per_step = max(1, min(budget // prompt_tokens, ServingLimits().max_num_seqs))
+    full, rest = divmod(batch, per_step)
+    batches = (per_step,) * full + ((rest,) if rest else ())
+    return GenerationSteps(batches, prompt_tokens, batch, max(output_tokens - 1, 0))
+
+
+def generation_replica(row: Any, perf: DevicePerf, models: Mapping[str, ModelSpec]) -> LlmReplica:
+    model = models.get(str(row.model))
+    if model is None:
+        raise EstimateError(f"generation row: model {row.model!r} is not in the catalog")
+    return LlmReplica(model, perf, Shard(tp=int(row.tp)), precision=Precision.uniform(DType(row.dtype)))
+
+
+def fits_without_preemption(rows: pd.DataFrame, perf: DevicePerf, models: Mapping[str, ModelSpec]) -> np.ndarray:
+    """Rows whose whole batch's KV (prompt + output per sequence) fits the replica's cache:
+    beyond it vLLM preempts and recomputes sequences, which a sum of the batch's steps does not
+    describe (A100 40GB, Llama-2-7B, batch 16 of 2048 + 2048 tokens: 3x the batch-1 time)."""
+    out = np.zeros(len(rows), dtype=bool)
+    for index, row in enumerate(rows.itertuples(index=False)):
+        try:
+            capacity = generation_replica(row, perf, models).kv_capacity_tokens
+        except EstimateError:  # the model does not fit the devices at all
+            continue
+        out[index] = int(row.batch) * (int(row.q_tokens) + int(row.output_tokens)) <= capacity
+    return out
+
+
+def predict_generations(rows: pd.DataFrame, perf: DevicePerf, models: Mapping[str, ModelSpec]) -> np.ndarray:
+    """Predicted seconds of whole batch generations: each prefill step by ``LlmReplica.step``
+    and the decode steps by the step pricer's run of consecutive decodes (the simulator's)."""
+    out = np.full(len(rows), np.nan)
+    for index, row in enumerate(rows.itertuples(index=False)):
+        replica = generation_replica(row, perf, models)
+        plan = generation_steps(replica.model, int(row.batch), int(row.q_tokens), int(row.output_tokens))
+        prompt = SequenceWork(plan.prompt_tokens, 0)
+        seconds = sum(replica.step([prompt] * n).seconds for n in plan.prefill_batches)
+        if plan.decode_steps:
+            seconds += float(replica.decode_run_times([plan.prompt_tokens] * plan.batch, plan.decode_steps).sum())
+        out[index] = seconds
+    return out
+
+
+def generation_features(rows: pd.DataFrame, models: Mapping[str, ModelSpec]) -> np.ndarray:
+    """``GenerationSteps.features`` of every row (one row of features each)."""
+    features = []
+    for row in rows.itertuples(index=False):
+        model = models[str(row.model)]
+        plan = generation_steps(model, int(row.batch), int(row.q_tokens), int(row.output_tokens))
+        assert model.architecture is not None
+        features.append(plan.features(model.architecture.num_layers))
+    return np.array(features, dtype=float).reshape(len(features), 5)

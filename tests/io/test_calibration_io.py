@@ -116,5 +116,6 @@ def test_a_stack_picks_its_shipped_calibration_and_falls_back_per_device() -> No
     assert load_calibration("h200-sxm", stack="vllm-0.24.0").stack == "vllm==0.14.0"  # none shipped for it
     splitwise = load_calibration("a100-80gb-sxm", stack="vllm-splitwise-paper-2023")
     assert splitwise.engine is not None and splitwise.error_band["p50"] == pytest.approx(0, abs=0.1)
-    with pytest.raises(CalibrationError, match=r"stack: expected one of deepseek-kernels, vllm-0.24.0, vllm-splitwise-paper-2023 .* got 'trt'"):
+    shipped = "deepseek-kernels, vllm-0.24.0, vllm-0.5.1-0.6.3-llm-inference-bench, vllm-splitwise-paper-2023"
+    with pytest.raises(CalibrationError, match=rf"stack: expected one of {shipped} .* got 'trt'"):
         load_calibration("h100-sxm", stack="trt")

@@ -22,14 +22,21 @@ def test_every_source_covers_its_devices_and_op_classes(rows):
     assert covered["aiconfigurator"] == {"a100-80gb-sxm", "h100-sxm", "h200-sxm", "l40s"}
     assert covered["vidur"] == {"a100-80gb-sxm", "h100-sxm", "a40"}
     assert covered["splitwise-sim"] == {"a100-80gb-sxm", "h100-sxm"}
+    assert covered["llm-inference-bench"] == {"a100-40gb-sxm", "h100-sxm", "mi300x"}
     classes = set(rows["op_class"])
     assert {"gemm", "attention_prefill", "attention_decode", "elementwise", "all_reduce"} <= classes
-    assert {"prefill_step", "decode_step"} <= classes
+    assert {"prefill_step", "decode_step", "generation"} <= classes
     assert tuple(rows.columns) == COLUMNS
 
 
 def test_times_are_seconds_and_every_row_names_its_file_and_stack(rows):
-    assert (rows["measured_s"] > 0).all() and (rows["measured_s"] < 60).all()
+    generation = rows["op_class"] == "generation"
+    assert (rows["measured_s"] > 0).all() and (rows.loc[~generation, "measured_s"] < 60).all()
+    # a whole batch's generation: Llama-2-7B on one H100, batch 1, 128 tokens in and 128 out,
+    # 0.93 s upstream (about 7 ms a token), not 930 "units"
+    one = rows[generation & (rows.device == "h100-sxm") & (rows.model == "llama-2-7b") & (rows.tp == 1)
+               & (rows.batch == 1) & (rows.q_tokens == 128)]  # fmt: skip
+    assert len(one) == 1 and 0.5 < one["measured_s"].iloc[0] < 2.0 and one["output_tokens"].iloc[0] == 128
     # a 4096^3 bf16 GEMM on an H100 takes a fraction of a millisecond, not ~0.2 "units"
     big = rows[(rows.source == "aiconfigurator") & (rows.device == "h100-sxm") & (rows.op_class == "gemm")
                & (rows.m == 4096) & (rows.n == 4096) & (rows.k == 4096) & (rows.dtype == "bf16")]  # fmt: skip
@@ -43,6 +50,15 @@ def test_splitwise_rows_beyond_one_iteration_or_the_context_are_left_out(rows):
     steps = rows[rows.source == "splitwise-sim"]
     assert (steps.loc[steps.op_class == "prefill_step", "q_tokens"] * steps["batch"]).max() <= 16384
     assert steps.loc[(steps.model == "bloom-176b") & (steps.op_class == "prefill_step"), "q_tokens"].max() <= 2048
+
+
+def test_generation_rows_keep_only_catalogued_devices_and_models_once_each(rows):
+    generations = rows[rows.source == "llm-inference-bench"]
+    assert set(generations["model"]) <= {"llama-2-7b", "llama-3-8b", "llama-2-70b", "llama-3-70b", "mistral-7b", "mixtral-8x7b"}
+    keys = ["device", "model", "tp", "batch", "q_tokens"]
+    assert not generations.duplicated(keys).any()  # configurations run twice upstream: their median
+    assert (generations["q_tokens"] == generations["output_tokens"]).all()
+    assert generations["stack"].eq("vllm>=0.5.1,<0.6.3 (LLM-Inference-Bench)").all()
 
 
 def _copy_profiles(tmp_path: Path) -> Path:

@@ -1,0 +1,34 @@
+"""The whole-step model against LLM-Inference-Bench's whole batch generations (vLLM 0.5 era,
+CUDA graphs: the engine the defaults describe) on A100-SXM4-40GB, whose kernels no kernel-level
+source covers: the defaults' signed bias within the issue's +/-15% and the engine-calibrated
+model, held out by model, within 10% median and 25% p90 |error| (issue 16's goals)."""
+
+import numpy as np
+import pytest
+
+from hetsim.api.calibrate_public import fit_public
+
+DEVICE, STACK = "a100-40gb-sxm", "vllm>=0.5.1,<0.6.3 (LLM-Inference-Bench)"
+
+
+@pytest.fixture(scope="module")
+def fit():
+    return fit_public(devices=[DEVICE])
+
+
+def test_defaults_and_held_out_calibration_meet_the_goals_on_whole_generations(fit):
+    row = fit.table().set_index(["device", "op_class"]).loc[(DEVICE, "generation")]
+    assert row["rows"] >= 150  # batches whose KV fits (the others are preempted upstream)
+    assert abs(row["default_bias"]) <= 0.15
+    assert row["calibrated_median_abs"] <= 0.10 and row["calibrated_p90_abs"] <= 0.25
+    assert row["calibrated_median_abs"] < row["default_median_abs"]
+
+
+def test_the_stack_calibration_says_its_kernels_are_datasheet_defaults_and_carries_its_band(fit):
+    spec = fit.calibrations[(DEVICE, STACK)]
+    assert spec.engine is not None and spec.engine.fit["points"] >= 150
+    assert "datasheet defaults" in spec.provenance.notes
+    assert spec.error_band["p10"] < 0 < spec.error_band["p90"]
+    assert all(text.startswith("datasheet default") for text in spec.kernels.sources.values())
+    scored = fit.scored
+    assert np.isfinite(scored["calibrated_s"]).all() and scored["kernels_only_s"].isna().all()
