@@ -26,7 +26,7 @@ from hetsim.io.calibration import stack_slug
 from hetsim.io.catalog import load_catalog, profiles_root
 from hetsim.io.models import load_models
 from hetsim.io.outputs import Provenance, Target, texts_into, write_outputs
-from hetsim.io.public_measurements import load_public_measurements
+from hetsim.io.public_measurements import LIB_STACK, load_public_measurements
 from hetsim.perf.kernel_fit import STEP_TERMS, cross_validated, fit_class, fit_class_of, fit_step_overheads
 from hetsim.perf.kernels import DEFAULT_KERNELS, default_kernels
 from hetsim.perf.public_rows import (
@@ -135,11 +135,24 @@ def _with_kernel_bands(
     return out
 
 
-def default_error_band(scored: pd.DataFrame) -> dict[str, float]:
-    """The datasheet defaults' whole-step error band on every measured serving step (the
-    defaults are medians of op-level fits, so the steps are held out from them)."""
-    steps = scored[scored["op_class"].isin(STEP_CLASSES)]
-    return _error_band((steps["default_s"] / steps["measured_s"] - 1.0).to_numpy())
+def default_error_bands(scored: pd.DataFrame, root: Path | None = None) -> dict[str, dict[str, float]]:
+    """The datasheet defaults' whole-run error bands (``hetsim.perf.uncertainty``) on the
+    engine they describe (``DEFAULT_ENGINE``: vLLM of the 0.5 era, CUDA graphs): LLM-Inference-
+    Bench's whole generations, per vendor and over all its devices (``"any"``), each device
+    weighted equally. The defaults are medians of op-level fits and an engine overhead from
+    other sources, so these rows are held out from them."""
+    runs = scored[(scored["op_class"] == GENERATION_CLASS) & (scored["stack"] == LIB_STACK)]
+    if runs.empty:
+        return {}
+    catalog = load_catalog(root=root)
+    vendor = runs["device"].map(lambda d: catalog.accelerator(str(d)).vendor)
+    errors = (runs["default_s"] / runs["measured_s"] - 1.0).to_numpy()
+    weights = (1.0 / runs.groupby("device")["device"].transform("size")).to_numpy()
+    bands = {}
+    for name in sorted(vendor.unique()):
+        mask = (vendor == name).to_numpy()
+        bands[str(name)] = _error_band(errors[mask], weights[mask])
+    return {**bands, "any": _error_band(errors, weights)}
 
 
 def _fit_device(
@@ -290,9 +303,15 @@ def _fit_generation_stack(
     return spec, frame
 
 
-def _error_band(errors: np.ndarray) -> dict[str, float]:
-    """Signed held-out errors of whole steps: p10, p50, p90 of predicted/measured - 1."""
-    return {f"p{q}": round(float(np.quantile(errors, q / 100.0)), 4) for q in (10, 50, 90)}
+def _error_band(errors: np.ndarray, weights: np.ndarray | None = None) -> dict[str, float]:
+    """Signed held-out errors of whole steps: p10, p50, p90 of predicted/measured - 1 (each
+    error counting its weight where weights are given)."""
+    if weights is None:
+        return {f"p{q}": round(float(np.quantile(errors, q / 100.0)), 4) for q in (10, 50, 90)}
+    return {
+        f"p{q}": round(float(np.quantile(errors, q / 100.0, weights=weights, method="inverted_cdf")), 4)
+        for q in (10, 50, 90)
+    }
 
 
 def _calibration(device: str, description: str, kernels: KernelModel, stack: str) -> CalibrationSpec:

@@ -272,7 +272,10 @@ def plan_fleet_spec(
     devices = sorted({d for n in node_types(fleet, hardware, preset(fleet.tco)) for d in n.devices})
     calibrations = {d: c for d in devices if (c := calibration_of(d))}
     perfs = {
-        d: DevicePerf(hardware.accelerator(d), calibrations.get(d), step_time_factor(calibrations.get(d), size_for))
+        d: DevicePerf(
+            hardware.accelerator(d), calibrations.get(d),
+            step_time_factor(calibrations.get(d), size_for, hardware.accelerator(d).vendor),
+        )
         for d in devices
     }
     headroom = fleet.options.headroom
@@ -338,7 +341,7 @@ def model_error_cases(result: PlanResult) -> list[dict[str, Any]]:
     rows = []
     for sizing in ("p10", "p90"):
         perfs = {
-            d: DevicePerf(p.device, p.calibration, step_time_factor(p.calibration, sizing))
+            d: DevicePerf(p.device, p.calibration, step_time_factor(p.calibration, sizing, p.device.vendor))
             for d, p in ctx["perfs"].items()
         }
         factors = [p.time_scale for p in perfs.values()]

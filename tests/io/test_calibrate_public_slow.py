@@ -5,10 +5,10 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from hetsim.api.calibrate_public import default_error_band, fit_public
+from hetsim.api.calibrate_public import default_error_bands, fit_public
 from hetsim.cli import app
 from hetsim.io.calibration import load_calibration, load_calibration_file
-from hetsim.perf.uncertainty import DEFAULT_ERROR_BAND
+from hetsim.perf.uncertainty import DEFAULT_ERROR_BAND, DEFAULT_ERROR_BANDS
 
 pytestmark = pytest.mark.slow
 
@@ -25,9 +25,13 @@ def test_calibrating_one_device_prints_held_out_errors_and_installs_a_loadable_f
     assert not spec.error_band  # no measured steps in a one-device fit: no band is invented
 
 
-def test_the_shipped_calibrations_and_default_error_band_are_what_the_fit_gives():
-    fit = fit_public(devices=["a100-80gb-sxm", "h100-sxm"])
-    assert default_error_band(fit.scored) == pytest.approx(DEFAULT_ERROR_BAND, abs=1e-3)
+def test_the_shipped_calibrations_and_default_error_bands_are_what_the_fit_gives():
+    fit = fit_public(devices=["a100-80gb-sxm", "h100-sxm", "a100-40gb-sxm", "mi300x"])
+    bands = default_error_bands(fit.scored)
+    assert bands.pop("any") == pytest.approx(DEFAULT_ERROR_BAND, abs=1e-3)
+    assert bands.keys() == DEFAULT_ERROR_BANDS.keys()
+    for vendor, band in bands.items():
+        assert band == pytest.approx(DEFAULT_ERROR_BANDS[vendor], abs=1e-3)
     for device in ("a100-80gb-sxm", "h100-sxm"):
         shipped = load_calibration(device)
         fitted = fit.calibrations[(device, "vllm==0.14.0")]

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from hetsim.api.plan import plan_fleet
 from hetsim.cli import app
-from hetsim.perf.uncertainty import step_time_factor
+from hetsim.perf.uncertainty import error_band_of, step_time_factor
 
 FLEET = Path(__file__).resolve().parents[2] / "scenarios" / "fleet.yaml"
 
@@ -18,14 +18,23 @@ def nominal():
     return plan_fleet(FLEET, verify=False)
 
 
-def test_sizing_for_p50_scales_every_device_by_its_band_and_never_costs_less(nominal):
+def test_sizing_for_p90_scales_every_device_by_its_band_and_never_costs_less(nominal):
+    sized = plan_fleet(FLEET, verify=False, size_for="p90")
+    factors = sized.plan.provenance["step_time_factors"]
+    for device, perf in sized.context["perfs"].items():
+        assert factors[device] == pytest.approx(step_time_factor(perf.calibration, "p90", perf.device.vendor))
+        assert factors[device] > 1.0  # every band's p10 error is negative: some real steps are slower
+    assert sized.plan.provenance["sized_for"] == "p90"
+    assert sized.cost["total_usd_per_h"] >= nominal.cost["total_usd_per_h"] - 1e-9
+
+
+def test_sizing_for_p50_slows_a_device_only_where_the_model_is_optimistic_at_its_median():
     sized = plan_fleet(FLEET, verify=False, size_for="p50")
     factors = sized.plan.provenance["step_time_factors"]
     for device, perf in sized.context["perfs"].items():
-        assert factors[device] == pytest.approx(step_time_factor(perf.calibration, "p50"))
-        assert factors[device] > 1.0  # the model is optimistic at its median, calibrated or not
-    assert sized.plan.provenance["sized_for"] == "p50"
-    assert sized.cost["total_usd_per_h"] >= nominal.cost["total_usd_per_h"] - 1e-9
+        band, _ = error_band_of(perf.calibration, perf.device.vendor)
+        assert factors[device] == pytest.approx(1.0 / (1.0 + band["p50"]))
+        assert (factors[device] > 1.0) == (band["p50"] < 0)
 
 
 def test_the_report_and_the_cli_show_the_fleet_at_the_models_error_band(nominal, tmp_path):

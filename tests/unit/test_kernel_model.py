@@ -23,7 +23,7 @@ from hetsim.perf.llm import LlmReplica
 from hetsim.perf.public_rows import predict_ops
 from hetsim.perf.roofline import DevicePerf
 from hetsim.perf.transformer import Precision, SequenceWork, Shard
-from hetsim.perf.uncertainty import DEFAULT_ERROR_BAND, step_time_factor
+from hetsim.perf.uncertainty import DEFAULT_ERROR_BAND, DEFAULT_ERROR_BANDS, step_time_factor
 from hetsim.specs.calibration import CalibrationProvenance, CalibrationSpec, CollectiveKernels, CurveKind, GemmKernels
 from hetsim.specs.common import SecondsQ
 from hetsim.specs.hardware import DType
@@ -161,6 +161,11 @@ def test_sizing_for_p90_multiplies_by_the_slow_tail_of_measured_over_predicted()
     assert step_time_factor(spec, "p90") == pytest.approx(1 / 0.8)  # predicted 20% fast: plan 1.25x slower
     assert step_time_factor(spec, "p10") == pytest.approx(1 / 1.25)
     assert step_time_factor(None, "p90") == pytest.approx(1 / (1 + DEFAULT_ERROR_BAND["p10"]))
+    # a device without calibration: its vendor's measured band, else the band over every device
+    assert step_time_factor(None, "p90", "amd") == pytest.approx(1 / (1 + DEFAULT_ERROR_BANDS["amd"]["p10"]))
+    assert step_time_factor(None, "p10", "nvidia") == pytest.approx(1 / (1 + DEFAULT_ERROR_BANDS["nvidia"]["p90"]))
+    assert step_time_factor(None, "p90", "google") == step_time_factor(None, "p90")
+    assert step_time_factor(spec, "p90", "amd") == pytest.approx(1 / 0.8)  # a calibration's own band wins
     with pytest.raises(EstimateError, match="expected one of nominal"):
         step_time_factor(spec, "p95")
     with pytest.raises(EstimateError, match="time_scale"):
