@@ -189,6 +189,51 @@ def kernel_seconds(params: KernelClass, flops: Any, nbytes: Any, peak_flops: flo
 ATTENTION_TILE_ROWS = 128.0
 
 
+# The CTA grid and tiles of the prefill kernels vLLM runs (``KernelClass.tiling``; vllm-project/
+# flash-attention, the FA2 and FA3 sources of vLLM 0.14):
+# * "fa2-paged": vLLM always passes the paged KV cache (block_table), and FA2's ``mha_varlen_fwd``
+#   then runs the split-KV kernel whatever the split count (``run_mha_fwd(params, stream,
+#   paged_KV)`` -> ``run_mha_fwd_splitkv_dispatch``, csrc/flash_attn/flash_api.cpp), whose tiles
+#   are 64 query rows by 256 / 128 / 64 keys for head dimensions <= 64 / <= 128 / larger
+#   (csrc/flash_attn/src/flash_fwd_launch_template.h), not the 128 x 64 of the unpaged kernel; one
+#   CTA per query tile, sequence and query head (grid (m blocks, batch, heads)), no packing of
+#   grouped heads. A one-token prefill with grouped heads takes the decode path's swap
+#   (``seqlenq_ngroups_swapped``): one CTA per (sequence, KV head) over its query heads as rows,
+#   with the query and output regrouping copies (``regroup_s``).
+# * "fa3": FA3 on sm90 packs grouped query heads into the rows of one KV head's tiles whenever the
+#   query lengths vary (``get_pack_gqa`` -> ``should_pack_gqa(varlen_q)``, hopper/heuristics.h),
+#   tiles of ``tile_size_fwd_sm90`` (hopper/tile_size.h, 16-bit, causal): 192 x 128 for head
+#   dimensions <= 64, 192 x 144 for <= 96, 128 x 128 for <= 128 (64 rows when the packed rows are
+#   at most 64: ``use_one_mma_wg``), 128 x 128 for <= 192, 128 x 80 above.
+FLASH_TILINGS = ("fa2-paged", "fa3")
+
+
+def flash_tiles(tiling: str, shape: AttentionShape) -> tuple[Any, Any, Any, Any]:
+    """Per op of ``shape``: (CTAs, query rows per tile, keys per tile, swapped) of the prefill kernel
+    ``tiling`` names (``FLASH_TILINGS``); ``swapped`` marks FA2's one-token grouped prefills."""
+    q = np.asarray(shape.q_tokens, dtype=float)
+    batch = np.asarray(shape.batch, dtype=float)
+    heads = np.asarray(shape.heads, dtype=float)
+    kv_heads = np.asarray(shape.kv_heads, dtype=float)
+    head_dim = np.asarray(shape.head_dim, dtype=float)
+    groups = heads / np.maximum(kv_heads, 1.0)
+    if tiling == "fa2-paged":
+        rows = np.full(np.shape(q), 64.0)
+        keys = np.where(head_dim <= 64, 256.0, np.where(head_dim <= 128, 128.0, 64.0))
+        swapped = (q == 1) & (heads > kv_heads)
+        ctas = batch * np.where(swapped, kv_heads * np.ceil(groups / rows), heads * np.ceil(q / rows))
+        return ctas, rows, keys, swapped
+    if tiling == "fa3":
+        packed_rows = q * np.where(heads > kv_heads, groups, 1.0)
+        rows = np.where(head_dim <= 96, 192.0, 128.0)
+        rows = np.where((packed_rows <= 64) & ((head_dim == 64) | (head_dim == 128)), 64.0, rows)
+        keys = np.where(head_dim <= 64, 128.0, np.where(head_dim <= 96, 144.0, np.where(head_dim <= 192, 128.0, 80.0)))
+        keys = np.where(rows == 64.0, np.where(head_dim <= 64, 192.0, 128.0), keys)
+        ctas = batch * np.where(heads > kv_heads, kv_heads, heads) * np.ceil(packed_rows / rows)
+        return ctas, rows, keys, np.zeros(np.shape(q), dtype=bool)
+    raise ValueError(f"tiling: expected one of {FLASH_TILINGS}, got {tiling!r}")
+
+
 @dataclass(frozen=True)
 class AttentionShape:
     """The shape of attention ops (arrays, one entry per op): sequences, new tokens per sequence,
@@ -250,6 +295,10 @@ def attention_seconds(
     compute = np.where(flops > 0, flops / (peak_flops * efficiency), 0.0)
     memory = nbytes / (bandwidth * params.memory_efficiency)
     kv_read = np.asarray(shape.kv_read, dtype=float)
+    items = batch * kv_heads
+    seconds_extra = 0.0
+    if not decode and params.tiling:
+        return _tiled_prefill_seconds(params, compute, memory, nbytes, peak_flops, compute_units, shape)
     if not decode and params.cta_efficiency and compute_units:
         rows = np.minimum(ATTENTION_TILE_ROWS, np.asarray(shape.q_tokens, dtype=float))
         window = np.asarray(shape.window, dtype=float)
@@ -263,7 +312,6 @@ def attention_seconds(
     if shape.warm_cache_bytes is not None and params.warm_cache_speedup != 1.0:
         warm = nbytes <= np.asarray(shape.warm_cache_bytes, dtype=float)  # NaN: never
         memory = np.where(warm, memory / params.warm_cache_speedup, memory)
-    seconds_extra = 0.0
     if decode and params.regroup_s:
         heads = np.asarray(shape.heads, dtype=float)
         regrouped = (heads > kv_heads) & (batch > 1) & (kv_heads > 1)
@@ -272,8 +320,47 @@ def attention_seconds(
         memory = np.maximum(memory, np.minimum(batch, params.stream_sequences) * kv_read * params.stream_token_s)
     busy = np.maximum(compute, memory)
     if params.item_s:
-        busy = np.maximum(busy, batch * kv_heads * params.item_s)
-    return busy + params.floor_s + batch * kv_heads * params.sequence_s + seconds_extra
+        busy = np.maximum(busy, items * params.item_s)
+    return busy + params.floor_s + items * params.sequence_s + seconds_extra
+
+
+def _tiled_prefill_seconds(
+    params: KernelClass, compute: Any, memory: Any, nbytes: Any, peak_flops: Any, compute_units: int | None,
+    shape: AttentionShape,
+) -> Any:
+    """A prefill on the CTA grid of ``params.tiling`` (``flash_tiles``), given the class's roofline
+    sides ``compute`` and ``memory``:
+
+    * its CTAs, not its (sequence x KV head) items, bound the kernel from below at ``item_s`` each:
+      a query tile loads its Q, stores its O and runs the softmax epilogue however few of its rows
+      are real (16 tokens of one head cost a whole 64-row tile on FA2); ``sequence_s`` stays per
+      (sequence x KV head), as the step pricer adds it (a cost per CTA added as well fitted to 0);
+    * its longest CTA, the last query tile over every key it sees in whole key tiles (one compute
+      unit at ``cta_efficiency`` of its share of the peak), is added to the balanced time, not
+      only a floor under it: FA2 grids (m block, batch, head) with the m block fastest, so each
+      (sequence, head)'s last and longest tile is dispatched last and the grid ends with one
+      running alone; on few tiles it is the whole kernel (FA3's persistent scheduler was fitted
+      better so too: H100 p90 26% with the floor, 23% added);
+    * FA2's one-token prefills with grouped heads pay the swap's regrouping copies (``regroup_s``).
+    """
+    ctas, rows, keys, swapped = flash_tiles(params.tiling, shape)
+    batch = np.asarray(shape.batch, dtype=float)
+    kv_heads = np.asarray(shape.kv_heads, dtype=float)
+    if params.cta_efficiency and compute_units:
+        kv_read = np.asarray(shape.kv_read, dtype=float)
+        window = np.asarray(shape.window, dtype=float)
+        seen = np.where(np.isfinite(window), np.minimum(kv_read, np.nan_to_num(window) + rows - 1.0), kv_read)
+        seen = np.where(swapped, kv_read, seen)
+        longest = 4.0 * np.asarray(shape.head_dim, dtype=float) * rows * keys * np.ceil(seen / keys)
+        compute = compute + longest / (np.asarray(peak_flops) / compute_units * params.cta_efficiency)
+    if shape.warm_cache_bytes is not None and params.warm_cache_speedup != 1.0:
+        warm = nbytes <= np.asarray(shape.warm_cache_bytes, dtype=float)  # NaN: never
+        memory = np.where(warm, memory / params.warm_cache_speedup, memory)
+    busy = np.maximum(compute, memory)
+    if params.item_s:
+        busy = np.maximum(busy, ctas * params.item_s)
+    regroup = np.where(swapped & (batch > 1) & (kv_heads > 1), params.regroup_s, 0.0)
+    return busy + params.floor_s + batch * kv_heads * params.sequence_s + regroup
 
 
 def gemm_seconds(

@@ -152,6 +152,13 @@ class KernelClass(FrozenModel):
         description="prefill: efficiency of one CTA on its compute unit's share of the peak; the longest causal "
         "query tile then bounds the kernel (0: not priced)",
     )
+    tiling: str = Field(
+        default="",
+        pattern=r"^(|fa2-paged|fa3)$",
+        description="prefill: the FlashAttention kernel whose CTA grid and tiles the shape terms follow "
+        "(hetsim.perf.kernels.FLASH_TILINGS: 'fa2-paged' FA2's paged split-KV kernel, sm80/sm89; 'fa3' FA3 on "
+        "sm90); '' keeps 128-row query tiles, one work item per (sequence, KV head)",
+    )
     unsplit_cta_share: float = Field(
         default=0.0,
         ge=0,
@@ -162,8 +169,9 @@ class KernelClass(FrozenModel):
     regroup_s: float = Field(
         default=0.0,
         ge=0,
-        description="decode with grouped queries on FlashAttention-2: the copies that regroup the queries and "
-        "the output when neither the batch nor the KV heads are 1 (0: not priced)",
+        description="decode (and one-token prefill with tiling 'fa2-paged') with grouped queries on "
+        "FlashAttention-2: the copies that regroup the queries and the output when neither the batch nor the KV "
+        "heads are 1 (0: not priced)",
     )
     stream_token_s: float = Field(
         default=0.0, ge=0, description="decode: seconds per cached token of one sequence's KV stream (0: not priced)"

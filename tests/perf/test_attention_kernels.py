@@ -15,6 +15,7 @@ from hetsim.perf.kernels import (
     DEFAULT_KERNELS,
     AttentionShape,
     attention_seconds,
+    flash_tiles,
     kernel_seconds,
 )
 from hetsim.perf.public_rows import attention_shape, attention_work, predict_ops
@@ -87,6 +88,73 @@ def test_a_prefill_with_fewer_query_tiles_than_units_lasts_as_long_as_its_longes
     # a sliding window bounds the keys the last tile sees
     windowed = _shape(q=8192, kv=0, heads=1, kv_heads=1, window=256)  # (a prefill: nothing cached)
     assert _seconds(params, windowed, False) == pytest.approx(4.0 * 128 * 128 * (256 + 127) / (PEAK / UNITS * 0.5))
+
+
+def test_fa2s_paged_prefill_runs_a_64_row_tile_per_query_head_and_fa3_packs_grouped_heads():
+    shape = _shape(batch=4, q=100, kv=0, heads=32, kv_heads=8)
+    ctas, rows, keys, swapped = flash_tiles("fa2-paged", shape)
+    assert (ctas[0], rows[0], keys[0], swapped[0]) == (4 * 32 * 2, 64, 128, False)  # ceil(100 / 64) tiles per head
+    ctas, rows, keys, _ = flash_tiles("fa3", shape)
+    assert (ctas[0], rows[0], keys[0]) == (4 * 8 * 4, 128, 128)  # 100 x 4 packed rows per KV head: 4 tiles of 128
+    assert flash_tiles("fa3", _shape(q=16, kv=0, heads=8, kv_heads=2))[1][0] == 64  # 64 packed rows: one warpgroup
+    assert flash_tiles("fa2-paged", _shape(q=100, kv=0, head_dim=64))[2][0] == 256
+    # a one-token prefill of grouped heads takes FA2's decode swap: a CTA per (sequence, KV head)
+    ctas, _, _, swapped = flash_tiles("fa2-paged", _shape(batch=4, q=1, kv=0, heads=32, kv_heads=8))
+    assert (ctas[0], swapped[0]) == (4 * 8, True)
+    with pytest.raises(ValueError, match="tiling"):
+        flash_tiles("fa9", shape)
+
+
+def test_a_tiled_prefill_pays_whole_tiles_per_cta_and_ends_with_its_longest_tile_alone():
+    params = PLAIN.model_copy(update={"tiling": "fa2-paged", "item_s": 1e-6})
+    short = _shape(batch=64, q=16, kv=0, heads=32, kv_heads=8)  # 16 tokens: a whole 64-row tile per head
+    assert _seconds(params, short, False) == pytest.approx(64 * 32 * 1e-6)
+    assert _seconds(params.model_copy(update={"tiling": "fa3"}), short, False) == pytest.approx(64 * 8 * 1e-6)
+    params = PLAIN.model_copy(update={"tiling": "fa2-paged", "cta_efficiency": 0.5})
+    one_head = _shape(q=8192, kv=0, heads=1, kv_heads=1)
+    longest = 4.0 * 128 * 64 * 8192 / (PEAK / UNITS * 0.5)  # the last 64-row tile over 64 key tiles of 128
+    assert _seconds(params, one_head, False) == pytest.approx(float(_work(one_head)[0][0]) / PEAK + longest)
+    windowed = _shape(q=8192, kv=0, heads=1, kv_heads=1, window=256)  # 256 + 63 keys: 3 key tiles
+    window_longest = 4.0 * 128 * 64 * 3 * 128 / (PEAK / UNITS * 0.5)
+    assert _seconds(params, windowed, False) == pytest.approx(float(_work(windowed)[0][0]) / PEAK + window_longest)
+
+
+def test_fa2s_one_token_prefill_of_grouped_heads_pays_the_regrouping_copies():
+    base = PLAIN.model_copy(update={"tiling": "fa2-paged"})
+    params = base.model_copy(update={"regroup_s": 3e-6})
+    for batch, heads, kv_heads, extra in [(8, 32, 8, 3e-6), (1, 32, 8, 0.0), (8, 32, 1, 0.0), (8, 8, 8, 0.0)]:
+        shape = _shape(batch=batch, q=1, kv=0, heads=heads, kv_heads=kv_heads)
+        assert _seconds(params, shape, False) - _seconds(base, shape, False) == pytest.approx(extra)
+    shape = _shape(batch=8, q=1, kv=0, heads=32, kv_heads=8)
+    fa3 = base.model_copy(update={"tiling": "fa3"})
+    assert _seconds(fa3.model_copy(update={"regroup_s": 3e-6}), shape, False) == _seconds(fa3, shape, False)
+
+
+@pytest.mark.parametrize("tiling", ["fa2-paged", "fa3"])
+def test_a_tiled_prefill_is_never_slower_on_more_flops_or_bandwidth_nor_faster_on_a_larger_batch(tiling):
+    params = TERMS.model_copy(update={"tiling": tiling})
+    for case in SHAPES:
+        shape = _shape(**case, warm=50e6)
+        seconds = _seconds(params, shape, False)
+        assert _seconds(params, shape, False, peak=2 * PEAK) <= seconds
+        assert _seconds(params, shape, False, bandwidth=2 * BANDWIDTH) <= seconds
+        assert _seconds(params, _shape(**{**case, "batch": case["batch"] + 1}, warm=50e6), False) >= seconds
+
+
+@pytest.mark.parametrize("tiling", ["fa2-paged", "fa3"])
+def test_the_prefill_fitter_keeps_the_grid_its_rows_ran_on(tiling):
+    perf = DevicePerf(load_catalog().accelerator("a100-80gb-sxm"))
+    truth = DEFAULT_KERNELS.attention_prefill.model_copy(update={
+        "tiling": tiling, "cta_efficiency": 0.6, "item_s": 4e-8, "regroup_s": 5e-6})  # fmt: skip
+    kernels = DEFAULT_KERNELS.model_copy(update={"attention_prefill": truth})
+    grid = itertools.product((1, 8, 64), (1, 16, 100, 1024, 8192), ((8, 8), (32, 8), (8, 1), (64, 1)))
+    rows = pd.DataFrame([{"op_class": "attention_prefill", "dtype": "bf16", "batch": b, "q_tokens": q, "kv_tokens": 0,
+                          "heads": h, "kv_heads": k, "head_dim": 128} for b, q, (h, k) in grid])  # fmt: skip
+    rows["measured_s"] = predict_ops(rows, perf, kernels)
+    fitted = fit_class(rows, perf, DEFAULT_KERNELS, "attention_prefill", sweeps=2)
+    assert fitted.attention_prefill.tiling == tiling
+    error = np.abs(predict_ops(rows, perf, fitted) / rows["measured_s"] - 1.0)
+    assert np.median(error) < 0.05
 
 
 def test_decode_without_grouped_queries_streams_a_share_per_sequence_and_head():
