@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,53 +61,72 @@ class PublicFit:
         return score_table(self.scored)
 
 
-def fit_public(root: Path | None = None, devices: Iterable[str] | None = None) -> PublicFit:
-    """Fit every covered device's kernel model and score default and calibrated predictions."""
+def fit_public(root: Path | None = None, devices: Iterable[str] | None = None, workers: int = 1) -> PublicFit:
+    """Fit every covered device's kernel model and score default and calibrated predictions;
+    ``workers`` > 1 fits devices in that many processes (the same result, in device order)."""
     rows = load_public_measurements(root)
-    catalog = load_catalog(root=root)
-    models = load_models()
-    step_models = {name: models.model(name) for name in STEP_MODELS}
     wanted = set(devices) if devices is not None else None
+    parts = [(str(d), part) for d, part in rows.groupby("device", sort=True) if wanted is None or d in wanted]
+    if workers > 1 and len(parts) > 1:
+        # the largest devices first, so that no process is left with a long fit at the end
+        order = sorted(range(len(parts)), key=lambda i: -len(parts[i][1]))
+        with ProcessPoolExecutor(max_workers=min(workers, len(parts))) as pool:
+            futures = {i: pool.submit(_fit_device_rows, root, *parts[i]) for i in order}
+            results = [futures[i].result() for i in range(len(parts))]
+    else:
+        results = [_fit_device_rows(root, device, part) for device, part in parts]
     calibrations: dict[tuple[str, str], CalibrationSpec] = {}
-    scored = []
-    for device, everything in rows.groupby("device", sort=True):
-        if wanted is not None and device not in wanted:
-            continue
-        accelerator = catalog.accelerator(str(device))
-        default = DevicePerf(accelerator)
-        generations = everything[everything["op_class"] == GENERATION_CLASS]
-        part = everything[everything["op_class"] != GENERATION_CLASS]
-        part = part.assign(fit_class=fit_class_of(part).to_numpy())
-        stacks = sorted(s for s in part["stack"].unique() if s.startswith("vllm==") and s != KERNEL_STACK)
-        held_out = pd.Series(np.nan, index=part.index)
-        for stack in [KERNEL_STACK, *stacks]:
-            kernels, stack_held_out = _fit_device(part, default, stack)
-            if kernels is None:
-                continue
-            calibrations[(str(device), stack)] = _calibration(str(device), accelerator.display_name, kernels, stack)
-            held_out = held_out.combine_first(stack_held_out)  # each stack's rows scored by its own fit
-        calibration = calibrations.get((str(device), KERNEL_STACK))
-        if calibration is not None:
-            held_out = held_out.combine_first(_nccl_held_out(part, default, calibration))
-            frame = _score(part, default, DevicePerf(accelerator, calibration), held_out, step_models)
-            steps = part[part["op_class"].isin(STEP_CLASSES)]
-            if len(steps):
-                stack_calibration, step_held_out = _fit_step_stack(part, steps, default, calibration, step_models)
-                calibrations[(str(device), stack_calibration.stack)] = stack_calibration
-                step_mask = frame["op_class"].isin(STEP_CLASSES)
-                frame["kernels_only_s"] = np.nan
-                frame.loc[step_mask, "kernels_only_s"] = frame.loc[step_mask, "calibrated_s"]
-                frame.loc[step_mask, "calibrated_s"] = step_held_out.to_numpy()
-            scored.append(frame)
-        if len(generations):
-            base = calibration or _datasheet_calibration(str(device), accelerator.display_name, default)
-            spec, frame = _fit_generation_stack(generations, default, base, models)
-            calibrations[(str(device), spec.stack)] = spec
-            scored.append(frame)
+    scored: list[pd.DataFrame] = []
+    for device_calibrations, frames in results:
+        calibrations.update(device_calibrations)
+        scored.extend(frames)
     if not scored:
         raise CalibrationError("devices: none of the requested devices is covered by a public measurement set")
     frame = pd.concat(scored, ignore_index=True)
     return PublicFit(_with_kernel_bands(calibrations, frame), frame)
+
+
+def _fit_device_rows(
+    root: Path | None, device: str, everything: pd.DataFrame
+) -> tuple[dict[tuple[str, str], CalibrationSpec], list[pd.DataFrame]]:
+    """One device's calibrations (per stack) and its scored rows."""
+    catalog = load_catalog(root=root)
+    models = load_models()
+    step_models = {name: models.model(name) for name in STEP_MODELS}
+    calibrations: dict[tuple[str, str], CalibrationSpec] = {}
+    scored = []
+    accelerator = catalog.accelerator(device)
+    default = DevicePerf(accelerator)
+    generations = everything[everything["op_class"] == GENERATION_CLASS]
+    part = everything[everything["op_class"] != GENERATION_CLASS]
+    part = part.assign(fit_class=fit_class_of(part).to_numpy())
+    stacks = sorted(s for s in part["stack"].unique() if s.startswith("vllm==") and s != KERNEL_STACK)
+    held_out = pd.Series(np.nan, index=part.index)
+    for stack in [KERNEL_STACK, *stacks]:
+        kernels, stack_held_out = _fit_device(part, default, stack)
+        if kernels is None:
+            continue
+        calibrations[(device, stack)] = _calibration(device, accelerator.display_name, kernels, stack)
+        held_out = held_out.combine_first(stack_held_out)  # each stack's rows scored by its own fit
+    calibration = calibrations.get((device, KERNEL_STACK))
+    if calibration is not None:
+        held_out = held_out.combine_first(_nccl_held_out(part, default, calibration))
+        frame = _score(part, default, DevicePerf(accelerator, calibration), held_out, step_models)
+        steps = part[part["op_class"].isin(STEP_CLASSES)]
+        if len(steps):
+            stack_calibration, step_held_out = _fit_step_stack(part, steps, default, calibration, step_models)
+            calibrations[(device, stack_calibration.stack)] = stack_calibration
+            step_mask = frame["op_class"].isin(STEP_CLASSES)
+            frame["kernels_only_s"] = np.nan
+            frame.loc[step_mask, "kernels_only_s"] = frame.loc[step_mask, "calibrated_s"]
+            frame.loc[step_mask, "calibrated_s"] = step_held_out.to_numpy()
+        scored.append(frame)
+    if len(generations):
+        base = calibration or _datasheet_calibration(device, accelerator.display_name, default)
+        spec, frame = _fit_generation_stack(generations, default, base, models)
+        calibrations[(device, spec.stack)] = spec
+        scored.append(frame)
+    return calibrations, scored
 
 
 def _with_kernel_bands(

@@ -135,6 +135,8 @@ def _quantity_types(dimension: Dimension) -> tuple[type[Quantity], type[SourcedQ
     name = dimension.name.title().replace("_", "")
     plain = type(f"{name}Quantity", (Quantity,), {"dimension": dimension, "__module__": __name__})
     sourced = type(f"Sourced{name}", (SourcedQuantity,), {"dimension": dimension, "__module__": __name__})
+    # under their own names too, so that pickle (specs sent to worker processes) finds them
+    globals().update({plain.__name__: plain, sourced.__name__: sourced})
     return plain, sourced
 
 

@@ -4,6 +4,7 @@ source covers: the defaults' signed bias within the issue's +/-15% and the engin
 model, held out by model, within 10% median and 25% p90 |error| (issue 16's goals)."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from hetsim.api.calibrate_public import fit_public
@@ -32,3 +33,11 @@ def test_the_stack_calibration_says_its_kernels_are_datasheet_defaults_and_carri
     assert all(text.startswith("datasheet default") for text in spec.kernels.sources.values())
     scored = fit.scored
     assert np.isfinite(scored["calibrated_s"]).all() and scored["kernels_only_s"].isna().all()
+
+
+def test_fitting_devices_in_parallel_gives_the_serial_fit(fit):
+    both = fit_public(devices=[DEVICE, "mi300x"], workers=2)
+    assert both.calibrations[(DEVICE, STACK)] == fit.calibrations[(DEVICE, STACK)]
+    mine = both.scored[both.scored["device"] == DEVICE].reset_index(drop=True)
+    pd.testing.assert_frame_equal(mine, fit.scored.reset_index(drop=True))
+    assert list(both.scored["device"].unique()) == [DEVICE, "mi300x"]  # device order, whatever finished first
