@@ -19,7 +19,13 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from hetsim.perf.kernels import VLLM_SM89_FP8_TILES, input_quant_kernels
+from hetsim.perf.kernels import (
+    VLLM_SM89_FP8_DISPATCH,
+    VLLM_SM89_FP8_TILES,
+    VLLM_SM90_FP8_DISPATCH,
+    VLLM_SM90_FP8_TILES,
+    input_quant_kernels,
+)
 from hetsim.perf.public_rows import predict_ops
 from hetsim.perf.roofline import DevicePerf
 from hetsim.specs.calibration import KernelModel
@@ -98,12 +104,17 @@ GRIDS: dict[str, tuple[float, ...]] = {
 # Terms 0 leaves out (a GEMM's epilogue priced apart, a unit's own bandwidth share): the search
 # within the bounds never reaches 0, so leaving the term out competes with the value found.
 SWITCHABLE = frozenset({"output_efficiency"})
-# The kernel families a class's rows may have run, each a structure (tiles, splits) the descent
-# cannot move one coordinate at a time: each is fitted in full and the lowest loss kept ({}: the
-# structure the class starts from). vLLM's fp8 linear layer runs CUTLASS 2.x kernels on Ada
-# (VLLM_SM89_FP8_TILES: one CTA per tile over all of K) and other kernels elsewhere.
+# The kernel families a class's rows may have run, each a structure (tiles, splits, the library's
+# own tile choice) the descent cannot move one coordinate at a time: each is fitted in full and the
+# lowest loss kept ({}: the structure the class starts from, the fastest tile and split). vLLM's
+# fp8 linear layer runs CUTLASS kernels without split-K (VLLM_SM89_FP8_TILES: one CTA per tile
+# over all of K), on Ada with the tile its dispatch picks (VLLM_SM89_FP8_DISPATCH).
 FAMILIES: dict[str, tuple[dict[str, tuple], ...]] = {
-    "gemm_fp8": ({}, {"tiles": VLLM_SM89_FP8_TILES, "split_k": (1,)}),
+    "gemm_fp8": (
+        {},
+        {"tiles": VLLM_SM89_FP8_TILES, "split_k": (1,), "tile_dispatch": VLLM_SM89_FP8_DISPATCH},
+        {"tiles": VLLM_SM90_FP8_TILES, "split_k": (1,), "tile_dispatch": VLLM_SM90_FP8_DISPATCH},
+    ),
 }
 MAX_FIT_ROWS = 4000
 _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0

@@ -53,6 +53,21 @@ TILE_FAMILIES: dict[str, tuple[tuple[int, int], ...]] = {
 # data-parallel tiles without split-K too. The fitter weighs this family against the generic one
 # (hetsim.perf.kernel_fit.FAMILIES).
 VLLM_SM89_FP8_TILES: tuple[tuple[int, int], ...] = ((256, 128), (128, 128), (128, 64), (64, 128), (64, 64), (32, 128), (32, 64))
+# Its dispatch, (m_max, n_max, rows, columns) on m and n rounded up to powers of two (m at least
+# 32: ``mp2 = max(32, next_pow_2(m))`` in cutlass_gemm_sm89_fp8_dispatch, so its M16 config is
+# never reached): sm89_fp8_config_M32, _M64, _M128, _M256 and _default in that order.
+_ANY = 2**40
+VLLM_SM89_FP8_DISPATCH: tuple[tuple[int, int, int, int], ...] = (
+    (32, 8192, 32, 64), (32, 16384, 32, 128), (32, _ANY, 32, 64),
+    (64, 8192, 64, 64), (64, 16384, 64, 128), (64, _ANY, 64, 64),
+    (128, 8192, 64, 128), (128, 16384, 128, 128), (128, _ANY, 128, 64),
+    (256, 4096, 64, 128), (256, _ANY, 128, 128),
+    (_ANY, 4096, 128, 128), (_ANY, 8192, 256, 128), (_ANY, _ANY, 128, 128),
+)  # fmt: skip
+# Hopper's (sm90, CUTLASS 3.x persistent kernels): m up to 64 on 64 x 64 tiles, up to 128 on
+# 64 x 128, beyond on 128 x 128 (c3x/scaled_mm_sm90_fp8_dispatch.cuh).
+VLLM_SM90_FP8_TILES: tuple[tuple[int, int], ...] = ((128, 128), (64, 128), (64, 64))
+VLLM_SM90_FP8_DISPATCH: tuple[tuple[int, int, int, int], ...] = ((64, _ANY, 64, 64), (128, _ANY, 64, 128), (_ANY, _ANY, 128, 128))
 
 DEFAULT_SOURCES = {
     "gemm": (
@@ -343,6 +358,7 @@ def gemm_seconds(
     serial = (m * n * k < params.serial_k_work) & ~vector
     if params.serial_k_depth:
         serial = serial & (k <= params.serial_k_depth)
+    dispatched = _dispatched_tile(params.tile_dispatch, m, n) if params.tile_dispatch else None
     for rows, cols in params.tiles:
         tiles = groups * np.ceil(m / rows) * np.ceil(n / cols)
         for split in params.split_k:
@@ -357,8 +373,23 @@ def gemm_seconds(
             if split > 1:
                 candidate = candidate + np.where(vector, vector_split_k_s, params.split_k_s)  # the partial sums' reduction
                 candidate = np.where(serial, np.inf, candidate)
+            if dispatched is not None:
+                candidate = np.where((dispatched[0] == rows) & (dispatched[1] == cols), candidate, np.inf)
             best = np.minimum(best, candidate)
     return best + epilogue + params.floor_s
+
+
+def _dispatched_tile(rules: tuple[tuple[int, int, int, int], ...], m: Any, n: Any) -> tuple[Any, Any]:
+    """(rows, columns) of the tile ``rules`` dispatch each shape to (see ``GemmKernels.tile_dispatch``)."""
+    m_pow2 = np.maximum(32.0, 2.0 ** np.ceil(np.log2(np.maximum(m, 1.0))))
+    n_pow2 = 2.0 ** np.ceil(np.log2(np.maximum(n, 1.0)))
+    rows = np.zeros(np.broadcast(m, n).shape)
+    cols = np.zeros_like(rows)
+    for m_max, n_max, tile_rows, tile_cols in reversed(rules):  # the first matching rule wins
+        match = (m_pow2 <= m_max) & (n_pow2 <= n_max)
+        rows = np.where(match, tile_rows, rows)
+        cols = np.where(match, tile_cols, cols)
+    return rows, cols
 
 
 # vLLM's fp8 linear layer with 16-bit activations quantises its input before every fp8 GEMM:

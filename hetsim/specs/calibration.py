@@ -191,6 +191,12 @@ class GemmKernels(KernelClass):
     tiles: tuple[tuple[int, int], ...] = Field(min_length=1, max_length=64, description="candidate CTA tiles (rows, columns)")
     split_k: tuple[int, ...] = Field(default=(1, 2, 4, 8, 16, 32), min_length=1)
     split_k_s: float = Field(default=0.0, ge=0, description="extra time of a split-K GEMM (reducing the partial sums)")
+    tile_dispatch: tuple[tuple[int, int, int, int], ...] = Field(
+        default=(),
+        max_length=64,
+        description="the library's tile for a shape instead of the fastest candidate: rules (m_max, n_max, rows, "
+        "columns), the first whose bounds hold m and n rounded up to powers of two (m at least 32) (empty: fastest)",
+    )
     unit_bandwidth_share: float = Field(
         default=0.0,
         ge=0,

@@ -9,7 +9,13 @@ import pytest
 
 from hetsim.io.catalog import load_catalog
 from hetsim.perf.kernel_fit import FAMILIES, fit_class
-from hetsim.perf.kernels import DEFAULT_KERNELS, VLLM_SM89_FP8_TILES, gemm_seconds, input_quant_seconds
+from hetsim.perf.kernels import (
+    DEFAULT_KERNELS,
+    VLLM_SM89_FP8_DISPATCH,
+    VLLM_SM89_FP8_TILES,
+    gemm_seconds,
+    input_quant_seconds,
+)
 from hetsim.perf.public_rows import predict_ops, quant_warm
 from hetsim.perf.roofline import DevicePerf
 
@@ -72,8 +78,9 @@ def test_a_warm_input_quantises_faster_and_only_when_its_reuse_fits_the_l2(l40s)
 
 
 def test_the_fitter_keeps_the_fp8_kernels_without_split_k_when_they_fit_better(l40s):
-    assert {"tiles": VLLM_SM89_FP8_TILES, "split_k": (1,)} in FAMILIES["gemm_fp8"]
-    unsplit = DEFAULT_KERNELS.gemm.model_copy(update={"tiles": VLLM_SM89_FP8_TILES, "split_k": (1,), "efficiency": 0.6})
+    ada = {"tiles": VLLM_SM89_FP8_TILES, "split_k": (1,), "tile_dispatch": VLLM_SM89_FP8_DISPATCH}
+    assert ada in FAMILIES["gemm_fp8"] and {} in FAMILIES["gemm_fp8"]  # the generic family competes
+    unsplit = DEFAULT_KERNELS.gemm.model_copy(update={**ada, "efficiency": 0.6})
     truth = DEFAULT_KERNELS.model_copy(update={"gemm_fp8": unsplit})
     shapes = [(m, n, k) for m in (1, 16, 256, 4096) for n in (256, 4096) for k in (512, 8192, 65536)]
     rows = pd.DataFrame([{"op_class": "gemm", "dtype": "fp8", "input_dtype": "fp8", "m": m, "n": n, "k": k}
@@ -82,4 +89,18 @@ def test_the_fitter_keeps_the_fp8_kernels_without_split_k_when_they_fit_better(l
     fitted = fit_class(rows, l40s, DEFAULT_KERNELS, "gemm_fp8", sweeps=2)
     assert fitted.gemm_fp8.split_k == (1,)
     assert fitted.gemm_fp8.tiles == VLLM_SM89_FP8_TILES
+    assert fitted.gemm_fp8.tile_dispatch == VLLM_SM89_FP8_DISPATCH
     assert np.allclose(predict_ops(rows, l40s, fitted), rows["measured_s"], rtol=0.05)
+
+
+def test_a_dispatched_tile_replaces_the_fastest_one(l40s):
+    fastest = DEFAULT_KERNELS.gemm.model_copy(update={"tiles": VLLM_SM89_FP8_TILES, "split_k": (1,)})
+    dispatched = fastest.model_copy(update={"tile_dispatch": VLLM_SM89_FP8_DISPATCH})
+    # vLLM's sm89 dispatch: m > 256 with n in (4096, 8192] runs 256 x 128 tiles (measured 2x slower on
+    # L40S at small k than the 128 x 128 tiles of n = 4096); the fastest candidate would not be it
+    assert _seconds(dispatched, 8192, 8192, 4096, l40s, "fp8") >= _seconds(fastest, 8192, 8192, 4096, l40s, "fp8")
+    only = fastest.model_copy(update={"tiles": ((256, 128),)})
+    assert _seconds(dispatched, 8192, 8192, 4096, l40s, "fp8") == _seconds(only, 8192, 8192, 4096, l40s, "fp8")
+    # m up to 32 runs 32-row tiles (m is rounded up to 32 at least)
+    only = fastest.model_copy(update={"tiles": ((32, 64),)})
+    assert _seconds(dispatched, 2, 4096, 4096, l40s, "fp8") == _seconds(only, 2, 4096, 4096, l40s, "fp8")
