@@ -19,7 +19,13 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from hetsim.perf.kernels import input_quant_kernels
+from hetsim.perf.kernels import (
+    VLLM_SM89_FP8_DISPATCH,
+    VLLM_SM89_FP8_TILES,
+    VLLM_SM90_FP8_DISPATCH,
+    VLLM_SM90_FP8_TILES,
+    input_quant_kernels,
+)
 from hetsim.perf.public_rows import predict_ops
 from hetsim.perf.roofline import DevicePerf
 from hetsim.specs.calibration import KernelModel
@@ -29,9 +35,14 @@ def _gemm_parameters(part: str, lowest_efficiency: float) -> tuple[tuple[str, fl
     bounds = (
         ("efficiency", lowest_efficiency, 1.2),
         ("k_half", 1.0, 4096.0),
+        ("output_efficiency", 0.02, 50.0),
         ("memory_efficiency", lowest_efficiency, 1.2),
         ("floor_s", 1e-7, 1e-4),
         ("split_k_s", 1e-9, 3e-5),
+        ("vector_split_k_s", 1e-9, 3e-5),
+        ("unit_bandwidth_share", 1e-3, 1.0),
+        ("serial_k_work", 0.0, 0.0),
+        ("serial_k_depth", 0.0, 0.0),
         ("warm_cache_speedup", 1.0, 8.0),
     )
     return tuple((f"{part}.{field}", low, high) for field, low, high in bounds)
@@ -46,6 +57,7 @@ PARAMETERS: dict[str, tuple[tuple[str, float, float], ...]] = {
         *_gemm_parameters("gemm_fp8", 0.05),
         ("input_quant.memory_efficiency", 0.005, 1.2),
         ("input_quant.floor_s", 1e-7, 1e-4),
+        ("input_quant.warm_cache_speedup", 1.0, 16.0),
     ),
     # Attention's shape terms (hetsim.perf.kernels.attention_seconds) after the roofline's: a
     # CTA's efficiency, one (sequence, head)'s share of the bandwidth, a warm L2's speed-up, a KV
@@ -89,6 +101,28 @@ PARAMETERS: dict[str, tuple[tuple[str, float, float], ...]] = {
 # better fit kept (held out, the other grid was worse on every device: A100 p90 29% against 18%,
 # L40S 31% against 21%, H100 26% against 23%).
 PREFILL_TILINGS = ("fa2-paged", "fa3")
+# Thresholds of a library's heuristic: the loss is a staircase in them (flat between measured
+# shapes), which a golden-section search cannot descend, so they are picked from these values
+# (0: the term off; powers of two, as the heuristics' cut-offs are).
+GRIDS: dict[str, tuple[float, ...]] = {
+    "serial_k_work": (0.0, *(2.0**e for e in range(14, 29))),
+    "serial_k_depth": (0.0, *(2.0**e for e in range(8, 18))),
+}
+# Terms 0 leaves out (a GEMM's epilogue priced apart, a unit's own bandwidth share): the search
+# within the bounds never reaches 0, so leaving the term out competes with the value found.
+SWITCHABLE = frozenset({"output_efficiency"})
+# The kernel families a class's rows may have run, each a structure (tiles, splits, the library's
+# own tile choice) the descent cannot move one coordinate at a time: each is fitted in full and the
+# lowest loss kept ({}: the structure the class starts from, the fastest tile and split). vLLM's
+# fp8 linear layer runs CUTLASS kernels without split-K (VLLM_SM89_FP8_TILES: one CTA per tile
+# over all of K), on Ada with the tile its dispatch picks (VLLM_SM89_FP8_DISPATCH).
+FAMILIES: dict[str, tuple[dict[str, tuple], ...]] = {
+    "gemm_fp8": (
+        {},
+        {"tiles": VLLM_SM89_FP8_TILES, "split_k": (1,), "tile_dispatch": VLLM_SM89_FP8_DISPATCH},
+        {"tiles": VLLM_SM90_FP8_TILES, "split_k": (1,), "tile_dispatch": VLLM_SM90_FP8_DISPATCH},
+    ),
+}
 MAX_FIT_ROWS = 4000
 _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
 
@@ -136,10 +170,25 @@ def fit_class(
 
     if op_class == "attention_prefill" and kernels.attention_prefill.tiling == "":
         return _fit_prefill_tiling(rows, perf, kernels, sweeps, loss)
-    for _ in range(sweeps):
-        for path, low, high in PARAMETERS[op_class]:
-            best = _golden_log(lambda v, path=path, base=kernels: loss(with_parameter(base, path, v)), low, high)
-            kernels = with_parameter(kernels, path, best)
+
+    def descend(kernels: KernelModel) -> KernelModel:
+        for _ in range(sweeps):
+            for path, low, high in PARAMETERS[op_class]:
+                candidate = lambda v, path=path, base=kernels: loss(with_parameter(base, path, v))  # noqa: E731
+                grid = GRIDS.get(path.split(".")[1])
+                best = min(grid, key=candidate) if grid else _golden_log(candidate, low, high)
+                if path.split(".")[1] in SWITCHABLE:
+                    best = min((best, 0.0), key=candidate)  # the term left out competes
+                kernels = with_parameter(kernels, path, best)
+        return kernels
+
+    fits = [descend(_with_family(kernels, op_class, family)) for family in FAMILIES.get(op_class, ({},))]
+    return min(fits, key=loss)
+
+
+def _with_family(kernels: KernelModel, op_class: str, family: dict[str, tuple]) -> KernelModel:
+    for field, value in family.items():
+        kernels = with_parameter(kernels, f"{op_class}.{field}", value)  # type: ignore[arg-type]
     return kernels
 
 

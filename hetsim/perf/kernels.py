@@ -43,6 +43,32 @@ TILE_FAMILIES: dict[str, tuple[tuple[int, int], ...]] = {
     "other": ((128, 128),),
 }
 
+# vLLM's fp8 GEMMs on Ada (sm89): CUTLASS 2.x kernels whose tile is dispatched on m and n
+# (csrc/quantization/cutlass_w8a8/scaled_mm_c2x_sm89_fp8_dispatch.cuh: 32 x 64 and 32 x 128 for
+# m <= 32, 64 x 64 and 64 x 128 up to 64, 64 x 128, 128 x 128 and 128 x 64 up to 128, 128 x 128 and
+# 256 x 128 beyond), launched in GemmUniversalMode::kGemmSplitKParallel with one partition
+# (scaled_mm_c2x.cuh), in which CUTLASS's ThreadblockSwizzleStreamK neither splits K nor load
+# balances ("Only kGemm mode allows for SK load balancing"): one CTA per tile over all of K. On
+# Hopper vLLM's CUTLASS 3.x fp8 kernels (c3x/scaled_mm.cuh) use cutlass::gemm::PersistentScheduler,
+# data-parallel tiles without split-K too. The fitter weighs this family against the generic one
+# (hetsim.perf.kernel_fit.FAMILIES).
+VLLM_SM89_FP8_TILES: tuple[tuple[int, int], ...] = ((256, 128), (128, 128), (128, 64), (64, 128), (64, 64), (32, 128), (32, 64))
+# Its dispatch, (m_max, n_max, rows, columns) on m and n rounded up to powers of two (m at least
+# 32: ``mp2 = max(32, next_pow_2(m))`` in cutlass_gemm_sm89_fp8_dispatch, so its M16 config is
+# never reached): sm89_fp8_config_M32, _M64, _M128, _M256 and _default in that order.
+_ANY = 2**40
+VLLM_SM89_FP8_DISPATCH: tuple[tuple[int, int, int, int], ...] = (
+    (32, 8192, 32, 64), (32, 16384, 32, 128), (32, _ANY, 32, 64),
+    (64, 8192, 64, 64), (64, 16384, 64, 128), (64, _ANY, 64, 64),
+    (128, 8192, 64, 128), (128, 16384, 128, 128), (128, _ANY, 128, 64),
+    (256, 4096, 64, 128), (256, _ANY, 128, 128),
+    (_ANY, 4096, 128, 128), (_ANY, 8192, 256, 128), (_ANY, _ANY, 128, 128),
+)  # fmt: skip
+# Hopper's (sm90, CUTLASS 3.x persistent kernels): m up to 64 on 64 x 64 tiles, up to 128 on
+# 64 x 128, beyond on 128 x 128 (c3x/scaled_mm_sm90_fp8_dispatch.cuh).
+VLLM_SM90_FP8_TILES: tuple[tuple[int, int], ...] = ((128, 128), (64, 128), (64, 64))
+VLLM_SM90_FP8_DISPATCH: tuple[tuple[int, int, int, int], ...] = ((64, _ANY, 64, 64), (128, _ANY, 64, 128), (_ANY, _ANY, 128, 128))
+
 DEFAULT_SOURCES = {
     "gemm": (
         "medians (rounded) of the fits to AIConfigurator's vLLM 0.14.0 GEMM measurements on A100 SXM, H100 SXM, "
@@ -363,6 +389,9 @@ def _tiled_prefill_seconds(
     return busy + params.floor_s + batch * kv_heads * params.sequence_s + regroup
 
 
+OUTPUT_BYTES = 2.0  # a GEMM's output elements are 16-bit (fp8 GEMMs too)
+
+
 def gemm_seconds(
     params: GemmKernels,
     m: Any,
@@ -379,7 +408,16 @@ def gemm_seconds(
     ``groups``, one grouped GEMM of that many such problems in one launch (an MoE layer's experts,
     as DeepGEMM's and CUTLASS's grouped kernels run them: every group's tiles share the waves).
     ``warm`` marks GEMMs a benchmark repeats with their bytes still in L2 (their memory side runs
-    ``warm_cache_speedup`` times faster; a serving call is never warm)."""
+    ``warm_cache_speedup`` times faster; a serving call is never warm).
+
+    Terms of how the measured libraries run a GEMM (0 or None leaves each out; the defaults do):
+    ``unit_bandwidth_share``, what one compute unit's blocks can stream (fewer blocks than units
+    otherwise stream only their even share); ``serial_k_work`` / ``serial_k_depth``, problems the
+    library keeps unsplit, one CTA per tile over the whole K loop (cuBLAS on L40S: m n k < 2^21 and
+    k <= 8192, 4 ns per k for m = 2-16, where the split kernel takes 5 us); one row is a
+    matrix-vector product, run by another kernel (never serial, ``vector_split_k_s`` its split's
+    cost); ``output_efficiency``, the epilogue's output writes priced after the K loop instead of
+    overlapped with the inputs' streaming."""
     m, n, k = (np.asarray(x, dtype=float) for x in (m, n, k))
     nbytes = np.asarray(nbytes, dtype=float)
     groups = np.asarray(groups, dtype=float)
@@ -387,14 +425,27 @@ def gemm_seconds(
     efficiency = np.maximum(saturating_efficiency(params, flops, nbytes), 1e-12)
     if params.k_half:
         efficiency = efficiency * k / (k + params.k_half)
+    epilogue = 0.0
+    if params.output_efficiency:
+        outputs = groups * m * n * OUTPUT_BYTES
+        nbytes = np.maximum(nbytes - outputs, 0.0)
+        epilogue = outputs / (bandwidth * params.output_efficiency)
     memory = nbytes / (bandwidth * params.memory_efficiency)
     if params.warm_cache_speedup != 1.0:
         memory = np.where(warm, memory / params.warm_cache_speedup, memory)
+        epilogue = np.where(warm, epilogue / params.warm_cache_speedup, epilogue)
     if compute_units is None:
         compute = np.where(flops > 0, flops / (peak_flops * efficiency), 0.0)
-        return np.maximum(compute, memory) + params.floor_s
+        return np.maximum(compute, memory) + epilogue + params.floor_s
     per_unit = peak_flops / compute_units
     best = np.full(np.broadcast(m, n, k, nbytes, groups).shape, np.inf)
+    share = params.unit_bandwidth_share or 1.0 / compute_units
+    vector = m == 1  # one row: a matrix-vector kernel, its own reduction of split K and no serial regime
+    vector_split_k_s = params.split_k_s if params.vector_split_k_s is None else params.vector_split_k_s
+    serial = (m * n * k < params.serial_k_work) & ~vector
+    if params.serial_k_depth:
+        serial = serial & (k <= params.serial_k_depth)
+    dispatched = _dispatched_tile(params.tile_dispatch, m, n) if params.tile_dispatch else None
     for rows, cols in params.tiles:
         tiles = groups * np.ceil(m / rows) * np.ceil(n / cols)
         for split in params.split_k:
@@ -404,12 +455,28 @@ def gemm_seconds(
             compute = waves * 2.0 * rows * cols * depth / (per_unit * efficiency)
             # A unit streams only its share of the bandwidth: fewer blocks than units leave
             # bandwidth idle, which is what split-K (and GEMV kernels) exist to avoid.
-            streamed = memory * compute_units / np.minimum(blocks, compute_units)
+            streamed = memory / np.minimum(1.0, blocks * share)
             candidate = np.maximum(np.where(flops > 0, compute, 0.0), streamed)
             if split > 1:
-                candidate = candidate + params.split_k_s  # the partial sums' reduction
+                candidate = candidate + np.where(vector, vector_split_k_s, params.split_k_s)  # the partial sums' reduction
+                candidate = np.where(serial, np.inf, candidate)
+            if dispatched is not None:
+                candidate = np.where((dispatched[0] == rows) & (dispatched[1] == cols), candidate, np.inf)
             best = np.minimum(best, candidate)
-    return best + params.floor_s
+    return best + epilogue + params.floor_s
+
+
+def _dispatched_tile(rules: tuple[tuple[int, int, int, int], ...], m: Any, n: Any) -> tuple[Any, Any]:
+    """(rows, columns) of the tile ``rules`` dispatch each shape to (see ``GemmKernels.tile_dispatch``)."""
+    m_pow2 = np.maximum(32.0, 2.0 ** np.ceil(np.log2(np.maximum(m, 1.0))))
+    n_pow2 = 2.0 ** np.ceil(np.log2(np.maximum(n, 1.0)))
+    rows = np.zeros(np.broadcast(m, n).shape)
+    cols = np.zeros_like(rows)
+    for m_max, n_max, tile_rows, tile_cols in reversed(rules):  # the first matching rule wins
+        match = (m_pow2 <= m_max) & (n_pow2 <= n_max)
+        rows = np.where(match, tile_rows, rows)
+        cols = np.where(match, tile_cols, cols)
+    return rows, cols
 
 
 # vLLM's fp8 linear layer with 16-bit activations quantises its input before every fp8 GEMM:
@@ -424,10 +491,15 @@ def gemm_seconds(
 QUANTISED_BYTES_PER_ELEMENT = 2.0 + 1.0
 
 
-def input_quant_seconds(params: KernelClass, m: Any, k: Any, bandwidth: float) -> Any:
-    """Time of quantising an ``m x k`` 16-bit GEMM input to fp8 (see above)."""
+def input_quant_seconds(params: KernelClass, m: Any, k: Any, bandwidth: float, warm: Any = False) -> Any:
+    """Time of quantising an ``m x k`` 16-bit GEMM input to fp8 (see above); ``warm`` marks a
+    benchmark repeating the call with the input still in L2 (its bytes move ``warm_cache_speedup``
+    times faster; a serving call is never warm)."""
     nbytes = np.asarray(m, dtype=float) * np.asarray(k, dtype=float) * QUANTISED_BYTES_PER_ELEMENT
-    return nbytes / (bandwidth * params.memory_efficiency) + params.floor_s
+    memory = nbytes / (bandwidth * params.memory_efficiency)
+    if params.warm_cache_speedup != 1.0:
+        memory = np.where(warm, memory / params.warm_cache_speedup, memory)
+    return memory + params.floor_s
 
 
 def all_reduce_seconds(params: CollectiveKernels, buffer_bytes: Any, ranks: int, link_bandwidth: float) -> Any:

@@ -199,6 +199,39 @@ class GemmKernels(KernelClass):
     tiles: tuple[tuple[int, int], ...] = Field(min_length=1, max_length=64, description="candidate CTA tiles (rows, columns)")
     split_k: tuple[int, ...] = Field(default=(1, 2, 4, 8, 16, 32), min_length=1)
     split_k_s: float = Field(default=0.0, ge=0, description="extra time of a split-K GEMM (reducing the partial sums)")
+    tile_dispatch: tuple[tuple[int, int, int, int], ...] = Field(
+        default=(),
+        max_length=64,
+        description="the library's tile for a shape instead of the fastest candidate: rules (m_max, n_max, rows, "
+        "columns), the first whose bounds hold m and n rounded up to powers of two (m at least 32) (empty: fastest)",
+    )
+    unit_bandwidth_share: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="share of the device's bandwidth one compute unit's blocks can stream (0: an even 1/units share)",
+    )
+    vector_split_k_s: float | None = Field(
+        default=None,
+        ge=0,
+        description="extra time of a split one-row (matrix-vector) GEMM, whose kernel reduces K its own way "
+        "(None: split_k_s)",
+    )
+    output_efficiency: float = Field(
+        default=0.0,
+        ge=0,
+        description="bandwidth efficiency of the epilogue's output writes, priced after the K loop instead of "
+        "overlapped with it (0: outputs stream with the inputs at memory_efficiency)",
+    )
+    serial_k_work: float = Field(
+        default=0.0,
+        ge=0,
+        description="multiply-adds (m n k of one problem) below which the library's heuristic keeps the whole K "
+        "loop in one CTA per output tile (no split-K) when k <= serial_k_depth (0: split-K always a candidate)",
+    )
+    serial_k_depth: float = Field(
+        default=0.0, ge=0, description="reduction depth up to which serial_k_work applies (0: any depth)"
+    )
     quantise: bool = Field(default=True, description="apply tile and wave quantisation where the device has compute units")
 
 

@@ -174,7 +174,8 @@ def test_sizing_for_p90_multiplies_by_the_slow_tail_of_measured_over_predicted()
 
 def test_the_fitter_recovers_known_gemm_parameters(h100):
     truth = DEFAULT_KERNELS.model_copy(update={"gemm": DEFAULT_KERNELS.gemm.model_copy(
-        update={"efficiency": 0.7, "k_half": 300.0, "memory_efficiency": 0.9, "floor_s": 4e-6, "split_k_s": 1e-6})})  # fmt: skip
+        update={"efficiency": 0.7, "k_half": 300.0, "memory_efficiency": 0.9, "floor_s": 4e-6, "split_k_s": 1e-6,
+                "unit_bandwidth_share": 0.03})})  # fmt: skip
     grid = [(m, n, k) for m in (1, 16, 128, 1024, 8192) for n in (256, 4096, 16384) for k in (128, 1024, 8192)]
     rows = pd.DataFrame([{"op_class": "gemm", "dtype": "bf16", "m": m, "n": n, "k": k} for m, n, k in grid])
     perf = DevicePerf(h100)

@@ -1,0 +1,106 @@
+"""GEMM terms taken from how the measured kernels run (hetsim.perf.kernels.gemm_seconds): a
+library that keeps small problems' K loop in one CTA, a matrix-vector kernel for one row, a
+unit's own share of the bandwidth, the epilogue after the K loop, kernel families without
+split-K (vLLM's CUTLASS fp8 kernels) and a warm input's quantisation."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hetsim.io.catalog import load_catalog
+from hetsim.perf.kernel_fit import FAMILIES, fit_class
+from hetsim.perf.kernels import (
+    DEFAULT_KERNELS,
+    VLLM_SM89_FP8_DISPATCH,
+    VLLM_SM89_FP8_TILES,
+    gemm_seconds,
+    input_quant_seconds,
+)
+from hetsim.perf.public_rows import predict_ops, quant_warm
+from hetsim.perf.roofline import DevicePerf
+
+
+@pytest.fixture(scope="module")
+def l40s():
+    return DevicePerf(load_catalog().accelerator("l40s"))
+
+
+def _seconds(params, m, n, k, perf, dtype="bf16"):
+    nbytes = (m * k + k * n) * 2.0 + m * n * 2.0
+    return float(gemm_seconds(params, m, n, k, nbytes, perf.peak_flops(dtype), perf.bandwidth_bytes_per_s, perf.compute_units))
+
+
+def test_below_the_serial_work_a_gemm_runs_its_whole_k_loop_in_one_cta(l40s):
+    params = DEFAULT_KERNELS.gemm.model_copy(update={"serial_k_work": 2.0**21, "serial_k_depth": 8192.0})
+    # AIConfigurator's L40S rows: (2, 32, k) grows by ~4 ns per k up to k = 8192, then splits
+    small = [_seconds(params, 2, 32, k, l40s) for k in (2048, 4096, 8192)]
+    assert (small[1] - small[0]) / 2048 == pytest.approx((small[2] - small[1]) / 4096, rel=0.05)  # linear in k: one CTA
+    assert small[2] > 5 * _seconds(DEFAULT_KERNELS.gemm, 2, 32, 8192, l40s)  # the split kernel is far faster
+    assert _seconds(params, 2, 32, 16384, l40s) < small[2]  # past serial_k_depth the library splits again
+    assert _seconds(params, 128, 32, 8192, l40s) == _seconds(DEFAULT_KERNELS.gemm, 128, 32, 8192, l40s)  # past the work
+    # one row is a matrix-vector product, which the library runs with its own kernel
+    assert _seconds(params, 1, 32, 8192, l40s) == _seconds(DEFAULT_KERNELS.gemm, 1, 32, 8192, l40s)
+
+
+def test_a_one_row_gemm_pays_its_own_split_reduction(l40s):
+    free = DEFAULT_KERNELS.gemm.model_copy(update={"vector_split_k_s": 0.0})
+    assert _seconds(free, 1, 32, 4096, l40s) < _seconds(DEFAULT_KERNELS.gemm, 1, 32, 4096, l40s)
+    assert _seconds(free, 2, 32, 4096, l40s) == _seconds(DEFAULT_KERNELS.gemm, 2, 32, 4096, l40s)
+
+
+def test_a_unit_streaming_more_than_its_even_share_speeds_up_few_blocks_only(l40s):
+    wide = DEFAULT_KERNELS.gemm.model_copy(update={"unit_bandwidth_share": 0.04, "split_k": (1,)})
+    even = DEFAULT_KERNELS.gemm.model_copy(update={"split_k": (1,)})
+    assert _seconds(wide, 64, 256, 8192, l40s) < _seconds(even, 64, 256, 8192, l40s)  # 4 tiles on 142 SMs
+    assert _seconds(wide, 8192, 8192, 64, l40s) == _seconds(even, 8192, 8192, 64, l40s)  # every unit busy
+
+
+def test_an_epilogue_priced_apart_adds_the_output_writes_after_the_k_loop(l40s):
+    apart = DEFAULT_KERNELS.gemm.model_copy(update={"output_efficiency": 0.5})
+    big_output = _seconds(apart, 8192, 16384, 32, l40s) - _seconds(DEFAULT_KERNELS.gemm, 8192, 16384, 32, l40s)
+    writes = 8192 * 16384 * 2.0 / (l40s.bandwidth_bytes_per_s * 0.5)
+    assert big_output > 0.5 * writes  # the 268 MB of outputs no longer overlap the inputs' streaming
+    assert _seconds(apart, 8, 4096, 8192, l40s) == pytest.approx(_seconds(DEFAULT_KERNELS.gemm, 8, 4096, 8192, l40s), rel=0.02)
+
+
+def test_a_warm_input_quantises_faster_and_only_when_its_reuse_fits_the_l2(l40s):
+    params = DEFAULT_KERNELS.input_quant.model_copy(update={"warm_cache_speedup": 2.0})
+    bandwidth = l40s.bandwidth_bytes_per_s
+    cold = float(input_quant_seconds(params, 1024, 4096, bandwidth))
+    assert float(input_quant_seconds(params, 1024, 4096, bandwidth, True)) < cold
+    assert float(input_quant_seconds(DEFAULT_KERNELS.input_quant, 1024, 4096, bandwidth, True)) == pytest.approx(
+        float(input_quant_seconds(DEFAULT_KERNELS.input_quant, 1024, 4096, bandwidth)))  # the defaults: never warm
+    rows = pd.DataFrame([{"source": "aiconfigurator", "op_class": "gemm", "dtype": "fp8", "input_dtype": "bf16",
+                          "m": m, "n": 1024, "k": k} for m, k in ((8192, 2048), (8192, 4096))])  # fmt: skip
+    # 8192 x 2048: 33.5 MB input + 16.8 MB fp8 copy + 2 MB weights + 16.8 MB output fit 96 MiB; x 4096 does not
+    assert quant_warm(rows, l40s).tolist() == [True, False]
+    assert not quant_warm(rows.assign(source="vidur"), l40s).any()
+
+
+def test_the_fitter_keeps_the_fp8_kernels_without_split_k_when_they_fit_better(l40s):
+    ada = {"tiles": VLLM_SM89_FP8_TILES, "split_k": (1,), "tile_dispatch": VLLM_SM89_FP8_DISPATCH}
+    assert ada in FAMILIES["gemm_fp8"] and {} in FAMILIES["gemm_fp8"]  # the generic family competes
+    unsplit = DEFAULT_KERNELS.gemm.model_copy(update={**ada, "efficiency": 0.6})
+    truth = DEFAULT_KERNELS.model_copy(update={"gemm_fp8": unsplit})
+    shapes = [(m, n, k) for m in (1, 16, 256, 4096) for n in (256, 4096) for k in (512, 8192, 65536)]
+    rows = pd.DataFrame([{"op_class": "gemm", "dtype": "fp8", "input_dtype": "fp8", "m": m, "n": n, "k": k}
+                         for m, n, k in shapes])  # fmt: skip
+    rows["measured_s"] = predict_ops(rows, l40s, truth)
+    fitted = fit_class(rows, l40s, DEFAULT_KERNELS, "gemm_fp8", sweeps=2)
+    assert fitted.gemm_fp8.split_k == (1,)
+    assert fitted.gemm_fp8.tiles == VLLM_SM89_FP8_TILES
+    assert fitted.gemm_fp8.tile_dispatch == VLLM_SM89_FP8_DISPATCH
+    assert np.allclose(predict_ops(rows, l40s, fitted), rows["measured_s"], rtol=0.05)
+
+
+def test_a_dispatched_tile_replaces_the_fastest_one(l40s):
+    fastest = DEFAULT_KERNELS.gemm.model_copy(update={"tiles": VLLM_SM89_FP8_TILES, "split_k": (1,)})
+    dispatched = fastest.model_copy(update={"tile_dispatch": VLLM_SM89_FP8_DISPATCH})
+    # vLLM's sm89 dispatch: m > 256 with n in (4096, 8192] runs 256 x 128 tiles (measured 2x slower on
+    # L40S at small k than the 128 x 128 tiles of n = 4096); the fastest candidate would not be it
+    assert _seconds(dispatched, 8192, 8192, 4096, l40s, "fp8") >= _seconds(fastest, 8192, 8192, 4096, l40s, "fp8")
+    only = fastest.model_copy(update={"tiles": ((256, 128),)})
+    assert _seconds(dispatched, 8192, 8192, 4096, l40s, "fp8") == _seconds(only, 8192, 8192, 4096, l40s, "fp8")
+    # m up to 32 runs 32-row tiles (m is rounded up to 32 at least)
+    only = fastest.model_copy(update={"tiles": ((32, 64),)})
+    assert _seconds(dispatched, 2, 4096, 4096, l40s, "fp8") == _seconds(only, 2, 4096, 4096, l40s, "fp8")
