@@ -29,6 +29,7 @@ from hetsim.perf.kernels import (
 from hetsim.perf.public_rows import predict_ops
 from hetsim.perf.roofline import DevicePerf
 from hetsim.specs.calibration import KernelModel
+from hetsim.specs.hardware import AcceleratorSpec
 
 
 def _gemm_parameters(part: str, lowest_efficiency: float) -> tuple[tuple[str, float, float], ...]:
@@ -116,13 +117,39 @@ SWITCHABLE = frozenset({"output_efficiency"})
 # lowest loss kept ({}: the structure the class starts from, the fastest tile and split). vLLM's
 # fp8 linear layer runs CUTLASS kernels without split-K (VLLM_SM89_FP8_TILES: one CTA per tile
 # over all of K), on Ada with the tile its dispatch picks (VLLM_SM89_FP8_DISPATCH).
-FAMILIES: dict[str, tuple[dict[str, tuple], ...]] = {
+FAMILIES: dict[str, tuple[tuple[str | None, dict[str, tuple]], ...]] = {
     "gemm_fp8": (
-        {},
-        {"tiles": VLLM_SM89_FP8_TILES, "split_k": (1,), "tile_dispatch": VLLM_SM89_FP8_DISPATCH},
-        {"tiles": VLLM_SM90_FP8_TILES, "split_k": (1,), "tile_dispatch": VLLM_SM90_FP8_DISPATCH},
+        (None, {}),
+        ("8.9", {"tiles": VLLM_SM89_FP8_TILES, "split_k": (1,), "tile_dispatch": VLLM_SM89_FP8_DISPATCH}),
+        ("9.0", {"tiles": VLLM_SM90_FP8_TILES, "split_k": (1,), "tile_dispatch": VLLM_SM90_FP8_DISPATCH}),
     ),
 }
+# Each family (and prefill grid) is tagged with the compute capability whose kernels it is (None:
+# the generic structure). vLLM dispatches by capability (its CUTLASS fp8 kernels: c2x sm89 on Ada,
+# c3x sm90 on Hopper; FlashAttention 3 on sm90, FA2 below), so a device whose profile names its
+# capability is fitted on its own family only (or the generic one where none is its own); a device
+# that does not is fitted on every family and the lowest training loss kept (the fits chose the
+# device's own family on every device and fold where both were tried).
+PREFILL_TILING_CAPABILITIES = {"fa2-paged": ("8.0", "8.6", "8.9"), "fa3": ("9.0",)}
+
+
+def device_families(op_class: str, device: AcceleratorSpec) -> list[dict[str, tuple]]:
+    """The kernel families ``op_class`` is fitted on for ``device`` (see ``FAMILIES``)."""
+    families = FAMILIES.get(op_class, ((None, {}),))
+    capability = device.compute_units.compute_capability if device.compute_units else None
+    if capability is None:
+        return [family for _, family in families]
+    own = [family for tag, family in families if tag == capability]
+    return own or [family for tag, family in families if tag is None]
+
+
+def device_prefill_tilings(device: AcceleratorSpec) -> tuple[str, ...]:
+    """The prefill grids fitted for ``device``: its capability's, else all (``PREFILL_TILINGS``)."""
+    capability = device.compute_units.compute_capability if device.compute_units else None
+    own = tuple(t for t in PREFILL_TILINGS if capability in PREFILL_TILING_CAPABILITIES[t])
+    return own or PREFILL_TILINGS
+
+
 MAX_FIT_ROWS = 4000
 _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
 
@@ -182,7 +209,7 @@ def fit_class(
                 kernels = with_parameter(kernels, path, best)
         return kernels
 
-    fits = [descend(_with_family(kernels, op_class, family)) for family in FAMILIES.get(op_class, ({},))]
+    fits = [descend(_with_family(kernels, op_class, family)) for family in device_families(op_class, perf.device)]
     return min(fits, key=loss)
 
 
@@ -195,12 +222,12 @@ def _with_family(kernels: KernelModel, op_class: str, family: dict[str, tuple]) 
 def _fit_prefill_tiling(
     rows: pd.DataFrame, perf: DevicePerf, kernels: KernelModel, sweeps: int, loss: Callable[[KernelModel], float]
 ) -> KernelModel:
-    """The prefill class fitted on each of ``PREFILL_TILINGS``' grids, the one of lower loss kept
+    """The prefill class fitted on each of the device's grids (``device_prefill_tilings``), the one of lower loss kept
     (ties: the earlier); the untiled form is not a candidate (its terms are the grids' terms on a
     wrong grid)."""
     best: KernelModel | None = None
     best_loss = math.inf
-    for tiling in PREFILL_TILINGS:
+    for tiling in device_prefill_tilings(perf.device):
         candidate = with_tiling(kernels, tiling)
         for _ in range(sweeps):
             for path, low, high in PARAMETERS["attention_prefill"]:

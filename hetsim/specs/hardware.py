@@ -147,6 +147,11 @@ class ComputeUnitsSpec(FrozenModel):
     count: int = Field(ge=1)
     kind: str = Field(description="what one unit is: SM, CU")
     source: str
+    compute_capability: str | None = Field(
+        default=None,
+        pattern=r"^\d+\.\d+$",
+        description="CUDA compute capability (NVIDIA, developer.nvidia.com/cuda-gpus), e.g. '9.0': which kernels libraries dispatch",
+    )
 
 
 class CpuTopology(FrozenModel):

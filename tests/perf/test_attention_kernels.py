@@ -9,7 +9,7 @@ import pytest
 
 from hetsim.io.catalog import load_catalog
 from hetsim.perf.attention_pairs import chunk_pairs, window_pairs
-from hetsim.perf.kernel_fit import fit_class, fit_step_overheads, with_parameter
+from hetsim.perf.kernel_fit import device_prefill_tilings, fit_class, fit_step_overheads, with_parameter
 from hetsim.perf.kernels import (
     ATTENTION_TILE_ROWS,
     DEFAULT_KERNELS,
@@ -143,7 +143,9 @@ def test_a_tiled_prefill_is_never_slower_on_more_flops_or_bandwidth_nor_faster_o
 
 @pytest.mark.parametrize("tiling", ["fa2-paged", "fa3"])
 def test_the_prefill_fitter_keeps_the_grid_its_rows_ran_on(tiling):
-    perf = DevicePerf(load_catalog().accelerator("a100-80gb-sxm"))
+    a100 = load_catalog().accelerator("a100-80gb-sxm")
+    units = a100.compute_units.model_copy(update={"compute_capability": None})  # both grids compete
+    perf = DevicePerf(a100.model_copy(update={"compute_units": units}))
     truth = DEFAULT_KERNELS.attention_prefill.model_copy(update={
         "tiling": tiling, "cta_efficiency": 0.6, "item_s": 4e-8, "regroup_s": 5e-6})  # fmt: skip
     kernels = DEFAULT_KERNELS.model_copy(update={"attention_prefill": truth})
@@ -259,3 +261,10 @@ def test_step_overheads_the_rows_cannot_tell_apart_keep_the_earlier_term_whateve
     for scale in (1.0, 1.0005, 0.9995):
         terms = fit_step_overheads(kernel_s * scale, features, measured)
         assert terms["layer_overhead_s"] == 0.0 and terms["step_overhead_s"] > 0.0
+
+
+def test_a_device_naming_its_compute_capability_is_fitted_on_its_flashattention_grid_only():
+    catalog = load_catalog()
+    assert device_prefill_tilings(catalog.accelerator("h100-sxm")) == ("fa3",)  # vLLM runs FA3 on sm90
+    assert device_prefill_tilings(catalog.accelerator("l40s")) == ("fa2-paged",)
+    assert device_prefill_tilings(catalog.accelerator("mi300x")) == ("fa2-paged", "fa3")  # unknown: both compete

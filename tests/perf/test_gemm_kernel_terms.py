@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from hetsim.io.catalog import load_catalog
-from hetsim.perf.kernel_fit import FAMILIES, fit_class
+from hetsim.perf.kernel_fit import device_families, fit_class
 from hetsim.perf.kernels import (
     DEFAULT_KERNELS,
     VLLM_SM89_FP8_DISPATCH,
@@ -77,9 +77,22 @@ def test_a_warm_input_quantises_faster_and_only_when_its_reuse_fits_the_l2(l40s)
     assert not quant_warm(rows.assign(source="vidur"), l40s).any()
 
 
-def test_the_fitter_keeps_the_fp8_kernels_without_split_k_when_they_fit_better(l40s):
+def test_a_device_naming_its_compute_capability_is_fitted_on_its_own_kernel_family_only(l40s):
     ada = {"tiles": VLLM_SM89_FP8_TILES, "split_k": (1,), "tile_dispatch": VLLM_SM89_FP8_DISPATCH}
-    assert ada in FAMILIES["gemm_fp8"] and {} in FAMILIES["gemm_fp8"]  # the generic family competes
+    assert device_families("gemm_fp8", l40s.device) == [ada]  # vLLM dispatches its c2x sm89 kernels
+    unnamed = _without_capability(l40s)
+    assert ada in device_families("gemm_fp8", unnamed.device) and {} in device_families("gemm_fp8", unnamed.device)
+    assert device_families("gemm", l40s.device) == [{}]
+
+
+def _without_capability(perf: DevicePerf) -> DevicePerf:
+    units = perf.device.compute_units.model_copy(update={"compute_capability": None})
+    return DevicePerf(perf.device.model_copy(update={"compute_units": units}))
+
+
+def test_the_fitter_keeps_the_fp8_kernels_without_split_k_when_they_fit_better(l40s):
+    l40s = _without_capability(l40s)  # every family competes, the generic one included
+    ada = {"tiles": VLLM_SM89_FP8_TILES, "split_k": (1,), "tile_dispatch": VLLM_SM89_FP8_DISPATCH}
     unsplit = DEFAULT_KERNELS.gemm.model_copy(update={**ada, "efficiency": 0.6})
     truth = DEFAULT_KERNELS.model_copy(update={"gemm_fp8": unsplit})
     shapes = [(m, n, k) for m in (1, 16, 256, 4096) for n in (256, 4096) for k in (512, 8192, 65536)]

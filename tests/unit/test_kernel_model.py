@@ -218,7 +218,8 @@ def test_the_fitter_recovers_the_input_quantisation_with_the_fp8_gemm(h100):
     })  # fmt: skip
     grid = [(m, n, k) for m in (1, 64, 1024, 8192) for n in (32, 4096, 16384) for k in (128, 8192, 65536)]
     rows = pd.DataFrame([{"op_class": "gemm", "dtype": "fp8", "input_dtype": "bf16", "m": m, "n": n, "k": k} for m, n, k in grid])
-    perf = DevicePerf(h100)
+    units = h100.compute_units.model_copy(update={"compute_capability": None})  # the generic family competes
+    perf = DevicePerf(h100.model_copy(update={"compute_units": units}))
     rows["measured_s"] = predict_ops(rows, perf, truth)
     fitted = fit_class(rows, perf, DEFAULT_KERNELS, "gemm_fp8")
     assert np.allclose(predict_ops(rows, perf, fitted), rows["measured_s"], rtol=0.05)
