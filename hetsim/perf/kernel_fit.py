@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -72,7 +73,7 @@ PARAMETERS: dict[str, tuple[tuple[str, float, float], ...]] = {
         ("attention_prefill.sequence_s", 1e-12, 1e-5),
         ("attention_prefill.cta_efficiency", 0.05, 1.5),
         ("attention_prefill.warm_cache_speedup", 1.0, 8.0),
-        # with a tiling (PREFILL_TILINGS): FA2's one-token regrouping copies
+        # with a tiling (FAMILIES): FA2's one-token regrouping copies
         ("attention_prefill.regroup_s", 1e-9, 1e-4),
     ),
     "attention_decode": (
@@ -97,11 +98,6 @@ PARAMETERS: dict[str, tuple[tuple[str, float, float], ...]] = {
         ("collective.efficiency", 0.05, 1.2),
     ),
 }
-# Prefill's CTA grids (hetsim.perf.kernels.FLASH_TILINGS): which kernel ran is not recorded with
-# the rows (vLLM picks FA3 on sm90, FA2 below it), so each is fitted on the training rows and the
-# better fit kept (held out, the other grid was worse on every device: A100 p90 29% against 18%,
-# L40S 31% against 21%, H100 26% against 23%).
-PREFILL_TILINGS = ("fa2-paged", "fa3")
 # Thresholds of a library's heuristic: the loss is a staircase in them (flat between measured
 # shapes), which a golden-section search cannot descend, so they are picked from these values
 # (0: the term off; powers of two, as the heuristics' cut-offs are).
@@ -113,45 +109,52 @@ GRIDS: dict[str, tuple[float, ...]] = {
 # within the bounds never reaches 0, so leaving the term out competes with the value found.
 SWITCHABLE = frozenset({"output_efficiency"})
 # The kernel families a class's rows may have run, each a structure (tiles, splits, the library's
-# own tile choice) the descent cannot move one coordinate at a time: each is fitted in full and the
-# lowest loss kept ({}: the structure the class starts from, the fastest tile and split). vLLM's
-# fp8 linear layer runs CUTLASS kernels without split-K (VLLM_SM89_FP8_TILES: one CTA per tile
-# over all of K), on Ada with the tile its dispatch picks (VLLM_SM89_FP8_DISPATCH).
-FAMILIES: dict[str, tuple[tuple[str | None, dict[str, tuple]], ...]] = {
+# own tile choice, FlashAttention's CTA grid) the descent cannot move one coordinate at a time:
+# each is fitted in full and the lowest loss kept ({}: the structure the class starts from, the
+# fastest tile and split). Each is tagged with the compute capabilities whose kernels it is (None:
+# the generic structure): vLLM dispatches by capability, so a device whose profile names its
+# capability is fitted on its own family only (or the generic one where none is its own), and a
+# device that does not on every family (the fits chose the device's own family on every device and
+# fold where all were tried).
+# - fp8 GEMMs: vLLM's fp8 linear layer runs CUTLASS kernels without split-K (VLLM_SM89_FP8_TILES:
+#   one CTA per tile over all of K), c2x on Ada with the tile its dispatch picks
+#   (VLLM_SM89_FP8_DISPATCH), c3x on Hopper.
+# - prefill: FA2's paged split-KV grid below sm90, FA3's packed grouped heads on sm90
+#   (hetsim.perf.kernels.FLASH_TILINGS); the rows do not record which ran, and held out the other
+#   grid was worse on every device (A100 p90 29% against 18%, L40S 31% against 21%, H100 26%
+#   against 23%). The untiled form is not a candidate (its terms are a grid's on a wrong grid).
+Family = tuple[tuple[str, ...] | None, dict[str, Any]]
+FAMILIES: dict[str, tuple[Family, ...]] = {
     "gemm_fp8": (
         (None, {}),
-        ("8.9", {"tiles": VLLM_SM89_FP8_TILES, "split_k": (1,), "tile_dispatch": VLLM_SM89_FP8_DISPATCH}),
-        ("9.0", {"tiles": VLLM_SM90_FP8_TILES, "split_k": (1,), "tile_dispatch": VLLM_SM90_FP8_DISPATCH}),
+        (("8.9",), {"tiles": VLLM_SM89_FP8_TILES, "split_k": (1,), "tile_dispatch": VLLM_SM89_FP8_DISPATCH}),
+        (("9.0",), {"tiles": VLLM_SM90_FP8_TILES, "split_k": (1,), "tile_dispatch": VLLM_SM90_FP8_DISPATCH}),
+    ),
+    "attention_prefill": (
+        (("8.0", "8.6", "8.9"), {"tiling": "fa2-paged", "regroup_s": 0.0}),
+        (("9.0",), {"tiling": "fa3", "regroup_s": 0.0}),
     ),
 }
-# Each family (and prefill grid) is tagged with the compute capability whose kernels it is (None:
-# the generic structure). vLLM dispatches by capability (its CUTLASS fp8 kernels: c2x sm89 on Ada,
-# c3x sm90 on Hopper; FlashAttention 3 on sm90, FA2 below), so a device whose profile names its
-# capability is fitted on its own family only (or the generic one where none is its own); a device
-# that does not is fitted on every family and the lowest training loss kept (the fits chose the
-# device's own family on every device and fold where both were tried).
-PREFILL_TILING_CAPABILITIES = {"fa2-paged": ("8.0", "8.6", "8.9"), "fa3": ("9.0",)}
-
-
-def device_families(op_class: str, device: AcceleratorSpec) -> list[dict[str, tuple]]:
-    """The kernel families ``op_class`` is fitted on for ``device`` (see ``FAMILIES``)."""
-    families = FAMILIES.get(op_class, ((None, {}),))
-    capability = device.compute_units.compute_capability if device.compute_units else None
-    if capability is None:
-        return [family for _, family in families]
-    own = [family for tag, family in families if tag == capability]
-    return own or [family for tag, family in families if tag is None]
-
-
-def device_prefill_tilings(device: AcceleratorSpec) -> tuple[str, ...]:
-    """The prefill grids fitted for ``device``: its capability's, else all (``PREFILL_TILINGS``)."""
-    capability = device.compute_units.compute_capability if device.compute_units else None
-    own = tuple(t for t in PREFILL_TILINGS if capability in PREFILL_TILING_CAPABILITIES[t])
-    return own or PREFILL_TILINGS
-
 
 MAX_FIT_ROWS = 4000
 _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
+
+
+def device_families(op_class: str, device: AcceleratorSpec) -> list[dict[str, Any]]:
+    """The kernel families ``op_class`` is fitted on for ``device`` (see ``FAMILIES``): its
+    capability's, else the generic ones, else every family."""
+    families = FAMILIES.get(op_class, ((None, {}),))
+    capability = device.compute_units.compute_capability if device.compute_units else None
+    every = [family for _, family in families]
+    if capability is None:
+        return every
+    own = [family for tags, family in families if tags is not None and capability in tags]
+    return own or [family for tags, family in families if tags is None] or every
+
+
+def device_prefill_tilings(device: AcceleratorSpec) -> tuple[str, ...]:
+    """The FlashAttention grids prefill is fitted on for ``device`` (``device_families``)."""
+    return tuple(family["tiling"] for family in device_families("attention_prefill", device))
 
 
 def with_parameter(kernels: KernelModel, path: str, value: float) -> KernelModel:
@@ -195,9 +198,6 @@ def fit_class(
     def loss(candidate: KernelModel) -> float:
         return log_error(predict_ops(rows, perf, candidate), measured)
 
-    if op_class == "attention_prefill" and kernels.attention_prefill.tiling == "":
-        return _fit_prefill_tiling(rows, perf, kernels, sweeps, loss)
-
     def descend(kernels: KernelModel) -> KernelModel:
         for _ in range(sweeps):
             for path, low, high in PARAMETERS[op_class]:
@@ -213,37 +213,10 @@ def fit_class(
     return min(fits, key=loss)
 
 
-def _with_family(kernels: KernelModel, op_class: str, family: dict[str, tuple]) -> KernelModel:
+def _with_family(kernels: KernelModel, op_class: str, family: dict[str, Any]) -> KernelModel:
     for field, value in family.items():
         kernels = with_parameter(kernels, f"{op_class}.{field}", value)  # type: ignore[arg-type]
     return kernels
-
-
-def _fit_prefill_tiling(
-    rows: pd.DataFrame, perf: DevicePerf, kernels: KernelModel, sweeps: int, loss: Callable[[KernelModel], float]
-) -> KernelModel:
-    """The prefill class fitted on each of the device's grids (``device_prefill_tilings``), the one of lower loss kept
-    (ties: the earlier); the untiled form is not a candidate (its terms are the grids' terms on a
-    wrong grid)."""
-    best: KernelModel | None = None
-    best_loss = math.inf
-    for tiling in device_prefill_tilings(perf.device):
-        candidate = with_tiling(kernels, tiling)
-        for _ in range(sweeps):
-            for path, low, high in PARAMETERS["attention_prefill"]:
-                value = _golden_log(lambda v, path=path, base=candidate: loss(with_parameter(base, path, v)), low, high)
-                candidate = with_parameter(candidate, path, value)
-        candidate_loss = loss(candidate)
-        if candidate_loss < best_loss:
-            best, best_loss = candidate, candidate_loss
-    assert best is not None
-    return best
-
-
-def with_tiling(kernels: KernelModel, tiling: str) -> KernelModel:
-    """``kernels`` with the prefill class on ``tiling``'s grid, its regrouping copies starting at 0."""
-    prefill = kernels.attention_prefill.model_copy(update={"tiling": tiling, "regroup_s": 0.0})
-    return kernels.model_copy(update={"attention_prefill": prefill})
 
 
 def _golden_log(loss: Callable[[float], float], low: float, high: float, steps: int = 22) -> float:

@@ -228,13 +228,8 @@ def predict_steps(rows: pd.DataFrame, perf: DevicePerf, models: Mapping[str, Mod
     """Predicted seconds of whole prefill and decode steps (``LlmReplica.step``)."""
     out = np.full(len(rows), np.nan)
     for index, row in enumerate(rows.itertuples(index=False)):
-        model = models.get(str(row.model))
-        if model is None:
-            raise EstimateError(f"step row: model {row.model!r} is not in the catalog")
-        precision = Precision.uniform(DType(row.dtype))
-        replica = LlmReplica(model, perf, Shard(tp=int(row.tp)), precision=precision)
         batch = [SequenceWork(int(row.q_tokens), int(row.kv_tokens))] * int(row.batch)
-        out[index] = replica.step(batch).seconds
+        out[index] = row_replica(row, perf, models).step(batch).seconds
     return out
 
 
@@ -274,10 +269,11 @@ def generation_steps(model: ModelSpec, batch: int, prompt_tokens: int, output_to
     return GenerationSteps(batches, prompt_tokens, batch, max(output_tokens - 1, 0))
 
 
-def generation_replica(row: Any, perf: DevicePerf, models: Mapping[str, ModelSpec]) -> LlmReplica:
+def row_replica(row: Any, perf: DevicePerf, models: Mapping[str, ModelSpec]) -> LlmReplica:
+    """The replica a step or generation row ran: its catalog model at its TP and dtype on ``perf``."""
     model = models.get(str(row.model))
     if model is None:
-        raise EstimateError(f"generation row: model {row.model!r} is not in the catalog")
+        raise EstimateError(f"measured row: model {row.model!r} is not in the catalog")
     return LlmReplica(model, perf, Shard(tp=int(row.tp)), precision=Precision.uniform(DType(row.dtype)))
 
 
@@ -288,7 +284,7 @@ def fits_without_preemption(rows: pd.DataFrame, perf: DevicePerf, models: Mappin
     out = np.zeros(len(rows), dtype=bool)
     for index, row in enumerate(rows.itertuples(index=False)):
         try:
-            capacity = generation_replica(row, perf, models).kv_capacity_tokens
+            capacity = row_replica(row, perf, models).kv_capacity_tokens
         except EstimateError:  # the model does not fit the devices at all
             continue
         out[index] = int(row.batch) * (int(row.q_tokens) + int(row.output_tokens)) <= capacity
@@ -300,7 +296,7 @@ def predict_generations(rows: pd.DataFrame, perf: DevicePerf, models: Mapping[st
     and the decode steps by the step pricer's run of consecutive decodes (the simulator's)."""
     out = np.full(len(rows), np.nan)
     for index, row in enumerate(rows.itertuples(index=False)):
-        replica = generation_replica(row, perf, models)
+        replica = row_replica(row, perf, models)
         plan = generation_steps(replica.model, int(row.batch), int(row.q_tokens), int(row.output_tokens))
         prompt = SequenceWork(plan.prompt_tokens, 0)
         seconds = sum(replica.step([prompt] * n).seconds for n in plan.prefill_batches)
