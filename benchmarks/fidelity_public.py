@@ -3,14 +3,16 @@
     python benchmarks/fidelity_public.py [--markdown] [--write]
 
 Fits every covered device's kernel model to the shipped public measurement sets
-(hardware_profiles/measurements/public: AIConfigurator, Vidur, splitwise-sim, LLM-Inference-Bench)
+(hardware_profiles/measurements/public: AIConfigurator, Vidur, splitwise-sim, LLM-Inference-Bench,
+AMD's ROCm vLLM tables)
 and prints, per
 source, device, stack and op class: rows, median and p90 |error| and the signed bias
 (median of predicted/measured - 1), for the datasheet defaults and for the calibrated model.
 Calibrated predictions are always held out: op classes by two folds of shape groups (each
 fold predicted by parameters fitted on the other), other sources' rows by source, whole
 serving steps and whole batch generations by model (engine overheads fitted on the other
-models' rows; kernels never see them). Then checks the issue's goals with their stated tolerances and says which hold.
+models' rows; kernels never see them; a source whose kernels no kernel-level rows cover has
+its kernel parameters fitted through the other models' runs). Then checks the issue's goals with their stated tolerances and says which hold.
 ``--write`` installs the calibration files into hardware_profiles/calibration/.
 Devices are fitted in parallel, one process per core.
 """

@@ -6,7 +6,9 @@ all-reduce; Vidur's element-wise kernels where it measured the device) and writt
 device's calibration file. The score table says, per source, device, stack and op class:
 rows, median and p90 |error| and the signed bias (median of predicted/measured - 1), for the
 datasheet defaults and for the calibrated model, the latter always on rows its parameters
-were not fitted on (two folds by group; whole serving steps are never fitted at all).
+were not fitted on (two folds by group; whole serving steps and whole generations by model:
+engine overheads, or for a source whose kernels no kernel-level rows cover its kernel
+parameters, fitted on the other models' runs, the kernel fits never on them).
 """
 
 from __future__ import annotations
@@ -28,7 +30,15 @@ from hetsim.io.catalog import load_catalog, profiles_root
 from hetsim.io.models import load_models
 from hetsim.io.outputs import Provenance, Target, texts_into, write_outputs
 from hetsim.io.public_measurements import LIB_STACK, load_public_measurements
-from hetsim.perf.kernel_fit import STEP_TERMS, cross_validated, fit_class, fit_class_of, fit_step_overheads
+from hetsim.perf.kernel_fit import (
+    RUN_PARAMETERS,
+    STEP_TERMS,
+    cross_validated,
+    fit_class,
+    fit_class_of,
+    fit_step_overheads,
+    fit_through_runs,
+)
 from hetsim.perf.kernels import DEFAULT_KERNELS, default_kernels
 from hetsim.perf.public_rows import (
     GENERATION_CLASS,
@@ -123,9 +133,10 @@ def _fit_device_rows(
         scored.append(frame)
     if len(generations):
         base = calibration or _datasheet_calibration(device, accelerator.display_name, default)
-        spec, frame = _fit_generation_stack(generations, default, base, models)
-        calibrations[(device, spec.stack)] = spec
-        scored.append(frame)
+        for _, runs in generations.groupby("stack", sort=True):
+            spec, frame = _fit_generation_stack(runs, default, base, models)
+            calibrations[(device, spec.stack)] = spec
+            scored.append(frame)
     return calibrations, scored
 
 
@@ -307,20 +318,92 @@ def _fit_generation_stack(
     generations: pd.DataFrame, default: DevicePerf, base: CalibrationSpec, models
 ) -> tuple[CalibrationSpec, pd.DataFrame]:
     """The generation source's stack: ``base``'s kernels with engine overheads fitted to its
-    batches' whole generations; and the rows scored: defaults, and the calibrated model held
-    out by model. Batches whose KV the replica cannot hold are left out (vLLM preempts them)."""
+    batches' whole generations (``RUN_FITTED_SOURCES``: kernel parameters fitted through them
+    instead); and the rows scored: defaults, and the calibrated model held out by model.
+    Batches whose KV the replica cannot hold are left out (vLLM preempts them)."""
     assert base.kernels is not None
     stack = str(generations["stack"].iloc[0])
     catalog_models = {name: models.model(name) for name in generations["model"].unique()}
     rows = generations[fits_without_preemption(generations, default, catalog_models)]
     base = base.model_copy(update={"kernels": base.kernels.model_copy(update={"stack": stack})})
-    kernel_s = predict_generations(rows, DevicePerf(default.device, base), catalog_models)
-    features = generation_features(rows, catalog_models)
-    spec, held_out = _engine_fitted(rows, kernel_s, features, base, stack)
+    if rows["source"].iloc[0] in RUN_FITTED_SOURCES:
+        spec, held_out = _run_fitted(rows, default, base, catalog_models, stack)
+    else:
+        kernel_s = predict_generations(rows, DevicePerf(default.device, base), catalog_models)
+        features = generation_features(rows, catalog_models)
+        spec, held_out = _engine_fitted(rows, kernel_s, features, base, stack)
     frame = rows.assign(
         default_s=predict_generations(rows, default, catalog_models), calibrated_s=held_out, kernels_only_s=np.nan
     )
     return spec, frame
+
+
+# Sources whose device has no kernel-level rows for the kernels they ran, so that their kernel
+# parameters are fitted through the runs (``kernel_fit.RUN_PARAMETERS``) and no engine overhead
+# on top: AMD's ROCm vLLM on MI300X (hipBLASLt fp8 GEMMs, ROCm paged attention; the defaults'
+# parameters come from NVIDIA's kernels). Its batch-1 runs are the datasheet kernels' time
+# already (Llama-3.1-70B, TP8: 8.4 ms a token measured, 8.6 ms priced), and an engine cost
+# fitted on one model's runs does not carry to the other's (held out: 18-27% median). Not
+# LLM-Inference-Bench's MI300X, whose runs disagree with each other (see the README): the GEMM
+# efficiency and per-sequence attention cost fitted through them held out at 38% / 144%
+# (engine overheads on the datasheet kernels: 22% / 63%).
+RUN_FITTED_SOURCES = ("rocm-vllm",)
+
+
+def _run_fitted(
+    rows: pd.DataFrame, default: DevicePerf, base: CalibrationSpec, catalog_models: dict, stack: str
+) -> tuple[CalibrationSpec, np.ndarray]:
+    """``base`` with kernel parameters fitted through every run and no engine overhead; and each
+    run's prediction held out by model (parameters fitted on the other models' runs)."""
+    assert base.kernels is not None
+    measured = rows["measured_s"].to_numpy(dtype=float)
+    models = rows["model"].to_numpy()
+
+    def fitted(mask: np.ndarray) -> KernelModel:
+        part = rows[mask]
+        return fit_through_runs(
+            lambda k: predict_generations(part, _with_kernels(default, base, k), catalog_models),
+            measured[mask],
+            base.kernels,  # type: ignore[arg-type]
+        )
+
+    held_out = np.full(len(rows), np.nan)
+    for model in np.unique(models):
+        train, test = models != model, models == model
+        held_out[test] = predict_generations(rows[test], _with_kernels(default, base, fitted(train)), catalog_models)
+    kernels = fitted(np.ones(len(rows), dtype=bool))
+    predicted = predict_generations(rows, _with_kernels(default, base, kernels), catalog_models)
+    error = np.abs(predicted / measured - 1.0)
+    paths = ", ".join(path for path, _, _ in RUN_PARAMETERS)
+    sources = {
+        **kernels.sources,
+        "fitted through runs": f"{paths}: fitted through {len(rows)} whole runs of {stack} ({rows['path'].iloc[0]})",
+    }
+    engine = EngineOverheads(
+        engine=stack,
+        model=", ".join(sorted(rows["model"].unique())),
+        step_overhead_s=0.0,
+        sequence_overhead_s=0.0,
+        request_overhead_s=0.0,
+        fit={"points": float(len(rows)), "median_abs_error": float(np.median(error)), "max_abs_error": float(error.max())},
+    )
+    notes = (
+        f"kernels: the datasheet defaults with {paths} fitted through the source's whole runs (no kernel-level "
+        "rows cover this device's kernels); no engine overhead on top"
+    )
+    spec = base.model_copy(
+        update={
+            "kernels": kernels.model_copy(update={"sources": sources}),
+            "engine": engine,
+            "provenance": base.provenance.model_copy(update={"versions": {"stack": stack}, "notes": notes}),
+            "error_band": _error_band(held_out / measured - 1.0),
+        }
+    )
+    return spec, held_out
+
+
+def _with_kernels(default: DevicePerf, base: CalibrationSpec, kernels: KernelModel) -> DevicePerf:
+    return DevicePerf(default.device, base.model_copy(update={"kernels": kernels}))
 
 
 def _error_band(errors: np.ndarray, weights: np.ndarray | None = None) -> dict[str, float]:

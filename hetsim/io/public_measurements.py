@@ -24,11 +24,19 @@ kv_tokens, heads, kv_heads, head_dim, window, hidden, width, ranks, message_byte
 * LLM-Inference-Bench (Argonne, BSD-3-Clause): the latency of one batch's whole generation
   (vLLM 0.5-era ``LLM.generate``, CUDA graphs, fixed batch, input = output length, EOS
   ignored) of Llama-2/3, Mistral and Mixtral at TP 1-8 on A100 SXM4 40GB, H100 SXM and MI300X.
+* AMD's ROCm vLLM (ROCm/vllm ``docs/dev-docker/README.md``, Apache-2.0): the same kind of
+  whole-batch latency (vLLM's ``benchmark_latency.py``) of Llama-3.1-70B/405B FP8 at TP8 on
+  MI300X under AMD's vLLM 0.6.6, 0.8.5 and 0.9.1 images (2025).
+
+Generation rows may name their KV cache's format (``kv_dtype``; empty: the weights' rule of
+``Precision.uniform``) and their scheduler (``chunked_prefill``, ``token_budget``: its
+``max_num_batched_tokens``; empty: V0's whole prompts within max(max_model_len, 2048)).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +45,7 @@ import pandas as pd
 from hetsim.errors import CalibrationError
 from hetsim.io.catalog import profiles_root
 
-SOURCES = ("aiconfigurator", "vidur", "splitwise-sim", "llm-inference-bench")
+SOURCES = ("aiconfigurator", "vidur", "splitwise-sim", "llm-inference-bench", "rocm-vllm")
 
 COLUMNS = (
     "source",
@@ -57,6 +65,9 @@ COLUMNS = (
     "q_tokens",
     "kv_tokens",
     "output_tokens",
+    "kv_dtype",
+    "chunked_prefill",
+    "token_budget",
     "heads",
     "kv_heads",
     "head_dim",
@@ -99,6 +110,7 @@ def load_public_measurements(root: Path | None = None, sources: tuple[str, ...] 
         "vidur": _vidur,
         "splitwise-sim": _splitwise,
         "llm-inference-bench": _llm_inference_bench,
+        "rocm-vllm": _rocm_vllm,
     }
     frames = [frame for source in sources for frame in readers[source](base / source)]
     rows = pd.concat([f.reindex(columns=COLUMNS) for f in frames if len(f)], ignore_index=True)
@@ -380,5 +392,76 @@ def _llm_inference_bench(base: Path) -> list[pd.DataFrame]:
             "kv_tokens": 0,
             "output_tokens": length,
             "measured_s": runs["Latency"],  # seconds upstream
+        })
+    ]
+
+
+# ---- AMD's ROCm vLLM (rocm/vllm-dev images) -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RocmEngine:
+    """What one published table's engine ran: its stack label, KV cache format and scheduler."""
+
+    stack: str
+    kv_dtype: str
+    chunked_prefill: bool
+    token_budget: float  # max_num_batched_tokens; NaN: V0's max(max_model_len, 2048)
+
+
+# The published latency command of each table (``benchmark_latency.py --dtype float16``, no
+# --max-model-len, so Llama 3.1's 131072 positions) and the engine source at the image's tag:
+# 0.6.6 and 0.8.5 pass --kv-cache-dtype fp8; 0.6.6 runs V0 (VLLM_USE_V1 off), and V0 on ROCm
+# never enables chunked prefill by default (vllm/engine/arg_utils.py: ``not
+# current_platform.is_rocm()``), so whole prompts go within max(131072, 2048) tokens a step;
+# 0.8.5 defaults to V1 but falls back to V0 for an fp8 KV cache off CUDA (``_is_v1_supported_oracle``:
+# "--kv-cache-dtype"). 0.9.1's command drops the fp8 KV cache ("AITER does not support fp8 kv
+# cache"), so it runs V1 with a 16-bit cache (--dtype float16) and always-chunked prefill of
+# ``max_num_batched_tokens`` = 16384 (LLM class on a >= 70 GiB device, ``_set_default_args_v1``).
+ROCM_VLLM_ENGINES = {
+    "0.6.6": RocmEngine("vllm==0.6.6 rocm6.3.1 (AMD rocm/vllm-dev, V0)", "fp8", False, np.nan),
+    "0.8.5": RocmEngine("vllm==0.8.5 rocm6.3.1 (AMD rocm/vllm-dev, V0)", "fp8", False, np.nan),
+    "0.9.1": RocmEngine("vllm==0.9.1 rocm6.4.1 (AMD rocm/vllm-dev, V1)", "fp16", True, 16384.0),
+}
+ROCM_VLLM_MODELS = {
+    "amd/Llama-3.1-70B-Instruct-FP8-KV": "llama-3.1-70b",
+    "amd/Llama-3.1-405B-Instruct-FP8-KV": "llama-3.1-405b",
+}
+ROCM_VLLM_DEVICE = "mi300x"  # "8x AMD Instinct MI300X (192GiB, 750W)", Supermicro AS-8125GS-TNMR2
+
+
+def _rocm_vllm(base: Path) -> list[pd.DataFrame]:
+    path = base / "mi300x_latency.csv"
+    raw = _need(
+        _read(path, pd.read_csv),
+        path,
+        ["vllm_version", "model", "precision", "tp", "batch_size", "input_len", "output_len", "latency_s"],
+    )
+    versions = raw["vllm_version"].astype(str)
+    unknown = sorted(set(versions) - set(ROCM_VLLM_ENGINES)) + sorted(set(raw["model"]) - set(ROCM_VLLM_MODELS))
+    if unknown or not raw["precision"].eq("FP8").all():
+        found = ", ".join(unknown) or "a precision other than FP8"
+        raise CalibrationError(f"{path}: expected vLLM versions {', '.join(ROCM_VLLM_ENGINES)}, models "
+                               f"{', '.join(ROCM_VLLM_MODELS)} and FP8 rows, found {found}")
+    engines = versions.map(ROCM_VLLM_ENGINES)
+    return [
+        pd.DataFrame({
+            "source": "rocm-vllm",
+            "path": _relative(path, base),
+            "device": ROCM_VLLM_DEVICE,
+            "stack": engines.map(lambda e: e.stack),
+            "op_class": "generation",
+            "op": "batch generation",
+            "dtype": "fp8",
+            "kv_dtype": engines.map(lambda e: e.kv_dtype),
+            "chunked_prefill": engines.map(lambda e: e.chunked_prefill),
+            "token_budget": engines.map(lambda e: e.token_budget),
+            "model": raw["model"].map(ROCM_VLLM_MODELS),
+            "tp": raw["tp"],
+            "batch": raw["batch_size"],
+            "q_tokens": raw["input_len"],
+            "kv_tokens": 0,
+            "output_tokens": raw["output_len"],
+            "measured_s": raw["latency_s"],
         })
     ]

@@ -13,6 +13,7 @@ the model of an element-wise row), fits on one fold and predicts the other, both
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -211,6 +212,73 @@ def fit_class(
 
     fits = [descend(_with_family(kernels, op_class, family)) for family in device_families(op_class, perf.device)]
     return min(fits, key=loss)
+
+
+# Kernel parameters fitted through whole runs where no kernel-level rows cover a device's
+# kernels (AMD's ROCm vLLM generations on MI300X: hipBLASLt fp8 GEMMs and ROCm's paged
+# attention, whose default parameters come from NVIDIA's kernels): the fp8 GEMMs' compute
+# efficiency and decode attention's cost per sequence and layer, what a batch's growth prices.
+# The runs grow with the batch far more than with the context (Llama-3.1-70B at batch 128:
+# 2048-token prompts take 13% longer than 128-token ones), so a per-sequence cost, not the KV
+# bandwidth (held out, 0.9.1: 7%/27% with the bandwidth, 7%/15% with the per-sequence cost).
+RUN_PARAMETERS: tuple[tuple[str, float, float], ...] = (
+    ("gemm_fp8.efficiency", 0.05, 1.0),
+    ("attention_decode.sequence_s", 1e-9, 1e-5),
+)
+
+
+def fit_through_runs(
+    predict: Callable[[KernelModel], np.ndarray],
+    measured: np.ndarray,
+    kernels: KernelModel,
+    parameters: tuple[tuple[str, float, float], ...] = RUN_PARAMETERS,
+    tolerance: float = 0.01,
+) -> KernelModel:
+    """``kernels`` with ``parameters`` fitted so that ``predict`` (whole runs' seconds under a
+    candidate kernel model) matches ``measured``: the mean squared log error, by a pattern
+    search in log space over every parameter at once (each round tries every combination of
+    one step down, none or up per parameter and moves to the best; the step halves when none
+    is better, down to ``tolerance``). Joint moves follow the valley that parameters which
+    trade off make (a faster GEMM for a slower attention), where cyclic coordinate descent
+    crawls."""
+    bounds = np.log([[low, high] for _, low, high in parameters])
+
+    def model(point: tuple[float, ...]) -> KernelModel:
+        out = kernels
+        for (path, _, _), value in zip(parameters, point, strict=True):
+            out = with_parameter(out, path, math.exp(value))
+        return out
+
+    seen: dict[tuple[float, ...], float] = {}
+
+    def loss(point: tuple[float, ...]) -> float:
+        if point not in seen:
+            seen[point] = float(np.mean(np.log(predict(model(point)) / measured) ** 2))
+        return seen[point]
+
+    start = [getattr(_class_of(kernels, path), path.split(".")[1]) for path, _, _ in parameters]
+    point = tuple(float(np.clip(math.log(v), lo, hi)) for v, (lo, hi) in zip(start, bounds, strict=True))
+    moves = [m for m in itertools.product((-1, 0, 1), repeat=len(parameters)) if any(m)]
+    step = 0.5
+    while step >= tolerance:
+        candidates = [
+            tuple(round(float(np.clip(x + d * step, lo, hi)), 9) for x, d, (lo, hi) in zip(point, move, bounds, strict=True))
+            for move in moves
+        ]
+        best = min(candidates, key=loss)
+        if loss(best) < loss(point):
+            point = best
+        else:
+            step /= 2.0
+    return model(point)
+
+
+def _class_of(kernels: KernelModel, path: str) -> Any:
+    part = path.split(".")[0]
+    current = getattr(kernels, part)
+    if current is None:
+        current = input_quant_kernels(kernels) if part == "input_quant" else kernels.gemm
+    return current
 
 
 def _with_family(kernels: KernelModel, op_class: str, family: dict[str, Any]) -> KernelModel:

@@ -3,14 +3,14 @@
 Op-level rows are priced by the kernel model's class for their ``op_class`` with the shapes
 the row records; whole serving steps by ``LlmReplica.step`` on the catalog model, so a step
 is validated exactly as the simulator prices it; a batch's whole generation as the sum of the
-steps the measured engine ran for it (``generation_steps``), each priced the same way.
+steps the measured engine ran for it (``generation_schedule``), each priced the same way.
 Everything is vectorised per op class.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -234,39 +234,102 @@ def predict_steps(rows: pd.DataFrame, perf: DevicePerf, models: Mapping[str, Mod
 
 
 @dataclass(frozen=True)
-class GenerationSteps:
-    """The steps vLLM's V0 scheduler (no chunked prefill: the 0.5 era's default below 32k
-    positions) runs for one fixed batch: whole prompts, as many per step as its token budget
-    max(max_model_len, 2048) and ``max_num_seqs`` allow, all before any decode (waiting
-    prompts go first); then ``decode_steps`` steps of every sequence (the first output token
-    comes from its prefill)."""
+class GenerationSchedule:
+    """The steps a vLLM scheduler runs for one fixed batch of equal prompts arriving at once:
+    ``steps`` (every step that computes prompt tokens, each sequence's share of it) priced one by
+    one, then ``decode_runs`` (the sequences' contexts at the run's start, its step count) of
+    decode-only steps, priced as the simulator prices consecutive decodes."""
 
-    prefill_batches: tuple[int, ...]
-    prompt_tokens: int
-    batch: int
-    decode_steps: int
+    steps: tuple[tuple[SequenceWork, ...], ...]
+    prompt_chunks: tuple[tuple[bool, ...], ...]  # per step and sequence: is its work prompt tokens
+    decode_runs: tuple[tuple[tuple[int, ...], int], ...]
 
     @property
-    def steps(self) -> int:
-        return len(self.prefill_batches) + self.decode_steps
+    def step_count(self) -> int:
+        return len(self.steps) + sum(n for _, n in self.decode_runs)
 
     def features(self, layers: int) -> np.ndarray:
         """The engine-overhead features (``kernel_fit.STEP_TERMS``) summed over the steps:
-        steps, steps x layers, sequences in each step, causal prefill pairs x layers, tokens."""
-        q = self.prompt_tokens
-        rows = self.batch * (1 + self.decode_steps)
-        pairs = self.batch * q * (q + 1.0) / 2.0 * layers
-        tokens = self.batch * (q + self.decode_steps)
-        return np.array([self.steps, self.steps * layers, rows, pairs, tokens], dtype=float)
+        steps, steps x layers, sequences in each step, causal prompt pairs x layers, tokens."""
+        rows = sum(len(step) for step in self.steps) + sum(len(c) * n for c, n in self.decode_runs)
+        pairs = sum(
+            w.new_tokens * w.context_tokens + w.new_tokens * (w.new_tokens + 1.0) / 2.0
+            for step, prompt in zip(self.steps, self.prompt_chunks, strict=True)
+            for w, is_prompt in zip(step, prompt, strict=True)
+            if is_prompt
+        )
+        tokens = sum(w.new_tokens for step in self.steps for w in step) + sum(len(c) * n for c, n in self.decode_runs)
+        steps = self.step_count
+        return np.array([steps, steps * layers, rows, pairs * layers, tokens], dtype=float)
 
 
-def generation_steps(model: ModelSpec, batch: int, prompt_tokens: int, output_tokens: int) -> GenerationSteps:
+def generation_schedule(
+    model: ModelSpec,
+    batch: int,
+    prompt_tokens: int,
+    output_tokens: int,
+    chunked_prefill: bool = False,
+    token_budget: int | None = None,
+) -> GenerationSchedule:
+    """The steps of one batch's generation under vLLM's scheduler.
+
+    V0 without chunked prefill (``chunked_prefill`` False; the 0.5 era's default below 32k
+    positions, and ROCm's always): whole prompts, as many per step as the token budget
+    (``token_budget``, else max(max_model_len, 2048)) and ``max_num_seqs`` allow, all before any
+    decode (waiting prompts go first); then one step of every sequence per further token (the
+    first output token comes from the prefill). Chunked prefill (V1; ``token_budget`` its
+    ``max_num_batched_tokens``): each step first gives every running sequence its next token
+    (or the rest of its prompt, up to the budget), then fills the budget with waiting prompts
+    in order, the last one cut; a sequence decodes from the step after its prompt's last
+    chunk, so the batch's tail finishes over a few steps."""
     assert model.architecture is not None
-    budget = max(model.architecture.max_context_tokens, 2048)
-    per_step = max(1, min(budget // prompt_tokens, ServingLimits().max_num_seqs))
-    full, rest = divmod(batch, per_step)
-    batches = (per_step,) * full + ((rest,) if rest else ())
-    return GenerationSteps(batches, prompt_tokens, batch, max(output_tokens - 1, 0))
+    budget = token_budget or max(model.architecture.max_context_tokens, 2048)
+    if not chunked_prefill:
+        per_step = max(1, min(budget // prompt_tokens, ServingLimits().max_num_seqs))
+        full, rest = divmod(batch, per_step)
+        sizes = (per_step,) * full + ((rest,) if rest else ())
+        steps = tuple((SequenceWork(prompt_tokens, 0),) * n for n in sizes)
+        runs = (((prompt_tokens,) * batch, output_tokens - 1),) if output_tokens > 1 else ()
+        return GenerationSchedule(steps, tuple((True,) * n for n in sizes), runs)
+    return _chunked_schedule(batch, prompt_tokens, output_tokens, budget)
+
+
+def _chunked_schedule(batch: int, prompt_tokens: int, output_tokens: int, budget: int) -> GenerationSchedule:
+    prefilled = [0] * batch  # prompt tokens computed so far
+    generated = [0] * batch  # output tokens so far (the first comes with the prompt's last chunk)
+    steps: list[tuple[SequenceWork, ...]] = []
+    prompt_chunks: list[tuple[bool, ...]] = []
+    while min(prefilled) < prompt_tokens:
+        left, work, chunks = budget, [], []
+        for i in range(batch):  # running sequences in arrival order, then waiting ones
+            if left == 0:
+                break
+            if prefilled[i] < prompt_tokens:
+                take = min(prompt_tokens - prefilled[i], left)
+                work.append(SequenceWork(take, prefilled[i]))
+                chunks.append(True)
+                prefilled[i] += take
+                generated[i] += int(prefilled[i] == prompt_tokens)
+            elif generated[i] < output_tokens:
+                work.append(SequenceWork(1, prompt_tokens + generated[i] - 1))
+                chunks.append(False)
+                generated[i] += 1
+            else:
+                continue
+            left -= work[-1].new_tokens
+        steps.append(tuple(work))
+        prompt_chunks.append(tuple(chunks))
+    runs = []
+    remaining = [output_tokens - g for g in generated]
+    contexts = [prompt_tokens + g - 1 for g in generated]
+    while max(remaining) > 0:
+        active = [i for i in range(batch) if remaining[i] > 0]
+        n = min(remaining[i] for i in active)
+        runs.append((tuple(contexts[i] for i in active), n))
+        for i in active:
+            remaining[i] -= n
+            contexts[i] += n
+    return GenerationSchedule(tuple(steps), tuple(prompt_chunks), tuple(runs))
 
 
 def row_replica(row: Any, perf: DevicePerf, models: Mapping[str, ModelSpec]) -> LlmReplica:
@@ -274,7 +337,11 @@ def row_replica(row: Any, perf: DevicePerf, models: Mapping[str, ModelSpec]) -> 
     model = models.get(str(row.model))
     if model is None:
         raise EstimateError(f"measured row: model {row.model!r} is not in the catalog")
-    return LlmReplica(model, perf, Shard(tp=int(row.tp)), precision=Precision.uniform(DType(row.dtype)))
+    precision = Precision.uniform(DType(row.dtype))
+    kv = getattr(row, "kv_dtype", None)
+    if isinstance(kv, str) and kv:  # the row names its KV cache's format (else the weights' rule)
+        precision = replace(precision, kv_cache=DType(kv))
+    return LlmReplica(model, perf, Shard(tp=int(row.tp)), precision=precision)
 
 
 def fits_without_preemption(rows: pd.DataFrame, perf: DevicePerf, models: Mapping[str, ModelSpec]) -> np.ndarray:
@@ -292,26 +359,43 @@ def fits_without_preemption(rows: pd.DataFrame, perf: DevicePerf, models: Mappin
 
 
 def predict_generations(rows: pd.DataFrame, perf: DevicePerf, models: Mapping[str, ModelSpec]) -> np.ndarray:
-    """Predicted seconds of whole batch generations: each prefill step by ``LlmReplica.step``
-    and the decode steps by the step pricer's run of consecutive decodes (the simulator's)."""
+    """Predicted seconds of whole batch generations: each step that computes prompt tokens by
+    ``LlmReplica.step`` and the decode-only runs by the step pricer's run of consecutive
+    decodes (the simulator's)."""
     out = np.full(len(rows), np.nan)
+    replicas: dict[tuple, LlmReplica] = {}  # rows of one deployment share its pricer's caches
     for index, row in enumerate(rows.itertuples(index=False)):
-        replica = row_replica(row, perf, models)
-        plan = generation_steps(replica.model, int(row.batch), int(row.q_tokens), int(row.output_tokens))
-        prompt = SequenceWork(plan.prompt_tokens, 0)
-        seconds = sum(replica.step([prompt] * n).seconds for n in plan.prefill_batches)
-        if plan.decode_steps:
-            seconds += float(replica.decode_run_times([plan.prompt_tokens] * plan.batch, plan.decode_steps).sum())
+        kv = getattr(row, "kv_dtype", None)
+        key = (row.model, int(row.tp), row.dtype, kv if isinstance(kv, str) else None)
+        replica = replicas.get(key) or replicas.setdefault(key, row_replica(row, perf, models))
+        plan = row_schedule(row, replica.model)
+        pricer = replica.pricer  # ``LlmReplica.step``'s seconds, without its attribution
+        seconds = sum(pricer.step_seconds_of(0, [], [(w.new_tokens, w.context_tokens) for w in step]) for step in plan.steps)
+        seconds += sum(float(replica.decode_run_times(list(c), n).sum()) for c, n in plan.decode_runs)
         out[index] = seconds
     return out
 
 
+def row_schedule(row: Any, model: ModelSpec) -> GenerationSchedule:
+    """``generation_schedule`` of a generation row: its scheduler from the optional
+    ``chunked_prefill`` and ``token_budget`` columns (absent: V0, whole prompts)."""
+    chunked = getattr(row, "chunked_prefill", None)
+    budget = getattr(row, "token_budget", None)
+    return generation_schedule(
+        model,
+        int(row.batch),
+        int(row.q_tokens),
+        int(row.output_tokens),
+        chunked_prefill=bool(chunked) if chunked is not None and pd.notna(chunked) else False,
+        token_budget=int(budget) if budget is not None and pd.notna(budget) else None,
+    )
+
+
 def generation_features(rows: pd.DataFrame, models: Mapping[str, ModelSpec]) -> np.ndarray:
-    """``GenerationSteps.features`` of every row (one row of features each)."""
+    """``GenerationSchedule.features`` of every row (one row of features each)."""
     features = []
     for row in rows.itertuples(index=False):
         model = models[str(row.model)]
-        plan = generation_steps(model, int(row.batch), int(row.q_tokens), int(row.output_tokens))
         assert model.architecture is not None
-        features.append(plan.features(model.architecture.num_layers))
+        features.append(row_schedule(row, model).features(model.architecture.num_layers))
     return np.array(features, dtype=float).reshape(len(features), 5)

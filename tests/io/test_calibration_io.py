@@ -116,6 +116,9 @@ def test_a_stack_picks_its_shipped_calibration_and_falls_back_per_device() -> No
     assert load_calibration("h200-sxm", stack="vllm-0.24.0").stack == "vllm==0.14.0"  # none shipped for it
     splitwise = load_calibration("a100-80gb-sxm", stack="vllm-splitwise-paper-2023")
     assert splitwise.engine is not None and splitwise.error_band["p50"] == pytest.approx(0, abs=0.1)
-    shipped = "deepseek-kernels, vllm-0.24.0, vllm-0.5.1-0.6.3-llm-inference-bench, vllm-splitwise-paper-2023"
+    shipped = (
+        "deepseek-kernels, vllm-0.24.0, vllm-0.5.1-0.6.3-llm-inference-bench, vllm-0.6.6-rocm6.3.1-amd-rocm-vllm-dev-v0, "
+        "vllm-0.8.5-rocm6.3.1-amd-rocm-vllm-dev-v0, vllm-0.9.1-rocm6.4.1-amd-rocm-vllm-dev-v1, vllm-splitwise-paper-2023"
+    )
     with pytest.raises(CalibrationError, match=rf"stack: expected one of {shipped} .* got 'trt'"):
         load_calibration("h100-sxm", stack="trt")

@@ -23,6 +23,7 @@ def test_every_source_covers_its_devices_and_op_classes(rows):
     assert covered["vidur"] == {"a100-80gb-sxm", "h100-sxm", "a40"}
     assert covered["splitwise-sim"] == {"a100-80gb-sxm", "h100-sxm"}
     assert covered["llm-inference-bench"] == {"a100-40gb-sxm", "h100-sxm", "mi300x"}
+    assert covered["rocm-vllm"] == {"mi300x"}
     classes = set(rows["op_class"])
     assert {"gemm", "attention_prefill", "attention_decode", "elementwise", "all_reduce"} <= classes
     assert {"prefill_step", "decode_step", "generation"} <= classes
@@ -59,6 +60,30 @@ def test_generation_rows_keep_only_catalogued_devices_and_models_once_each(rows)
     assert not generations.duplicated(keys).any()  # configurations run twice upstream: their median
     assert (generations["q_tokens"] == generations["output_tokens"]).all()
     assert generations["stack"].eq("vllm>=0.5.1,<0.6.3 (LLM-Inference-Bench)").all()
+
+
+def test_amd_rocm_rows_name_each_engines_kv_cache_and_scheduler(rows):
+    rocm = rows[rows.source == "rocm-vllm"]
+    assert len(rocm) == 96 and set(rocm["model"]) == {"llama-3.1-70b", "llama-3.1-405b"} and (rocm["tp"] == 8).all()
+    engines = rocm.groupby("stack")[["kv_dtype", "chunked_prefill", "token_budget"]].first()
+    v0, v1 = engines.loc["vllm==0.8.5 rocm6.3.1 (AMD rocm/vllm-dev, V0)"], engines.loc["vllm==0.9.1 rocm6.4.1 (AMD rocm/vllm-dev, V1)"]
+    assert v0["kv_dtype"] == "fp8" and not v0["chunked_prefill"] and pd.isna(v0["token_budget"])
+    assert v1["kv_dtype"] == "fp16" and v1["chunked_prefill"] and v1["token_budget"] == 16384
+    # the 0.6.6 table is in milliseconds upstream: 70B, batch 1, 128 + 2048 tokens took 19.09 s
+    first = rocm[rocm["stack"].str.startswith("vllm==0.6.6") & (rocm.model == "llama-3.1-70b") & (rocm.batch == 1)
+                 & (rocm.q_tokens == 128)]  # fmt: skip
+    assert first["measured_s"].tolist() == [pytest.approx(19.0886)]
+
+
+def test_an_unknown_rocm_engine_version_is_a_one_line_error(tmp_path):
+    root = _copy_profiles(tmp_path)
+    path = root / "measurements" / "public" / "rocm-vllm" / "mi300x_latency.csv"
+    frame = pd.read_csv(path)
+    frame.loc[0, "vllm_version"] = "0.99.0"
+    frame.to_csv(path, index=False)
+    with pytest.raises(CalibrationError, match=r"mi300x_latency.csv: expected vLLM versions 0.6.6, 0.8.5, 0.9.1.*found 0.99.0") as info:
+        load_public_measurements(root, sources=("rocm-vllm",))
+    assert "\n" not in str(info.value)
 
 
 def _copy_profiles(tmp_path: Path) -> Path:

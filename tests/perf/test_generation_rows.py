@@ -8,7 +8,12 @@ import pytest
 from hetsim.io.catalog import load_catalog
 from hetsim.io.models import load_models
 from hetsim.perf.llm import LlmReplica
-from hetsim.perf.public_rows import fits_without_preemption, generation_features, generation_steps, predict_generations
+from hetsim.perf.public_rows import (
+    fits_without_preemption,
+    generation_features,
+    generation_schedule,
+    predict_generations,
+)
 from hetsim.perf.roofline import DevicePerf
 from hetsim.perf.transformer import Precision, SequenceWork, Shard
 from hetsim.specs.hardware import DType
@@ -29,14 +34,34 @@ def _row(model: str, batch: int, length: int, tp: int = 1) -> dict:
     return {"model": model, "tp": tp, "batch": batch, "q_tokens": length, "output_tokens": length, "dtype": "fp16"}
 
 
+def _prompt_batches(plan) -> tuple[int, ...]:
+    return tuple(len(step) for step in plan.steps)
+
+
 def test_prompts_are_batched_within_the_v0_token_budget_then_every_further_token_is_a_step(models):
     # Llama-2-7B: 4096 positions -> 4096 tokens a step; 64 prompts of 2048 need 32 prefill steps
-    plan = generation_steps(models["llama-2-7b"], batch=64, prompt_tokens=2048, output_tokens=2048)
-    assert plan.prefill_batches == (2,) * 32 and plan.decode_steps == 2047 and plan.steps == 32 + 2047
+    plan = generation_schedule(models["llama-2-7b"], batch=64, prompt_tokens=2048, output_tokens=2048)
+    assert _prompt_batches(plan) == (2,) * 32 and plan.decode_runs == (((2048,) * 64, 2047),)
+    assert plan.step_count == 32 + 2047
     # Llama-3-8B: 8192 positions; 5 prompts of 2048 -> 4 then 1
-    assert generation_steps(models["llama-3-8b"], batch=5, prompt_tokens=2048, output_tokens=1).prefill_batches == (4, 1)
+    assert _prompt_batches(generation_schedule(models["llama-3-8b"], batch=5, prompt_tokens=2048, output_tokens=1)) == (4, 1)
     # never more than max_num_seqs (256) prompts in a step
-    assert max(generation_steps(models["llama-2-7b"], 300, 8, 8).prefill_batches) == 256
+    assert max(_prompt_batches(generation_schedule(models["llama-2-7b"], 300, 8, 8))) == 256
+
+
+def test_chunked_prefill_fills_each_step_with_decodes_first_then_prompt_chunks(models):
+    # 3 prompts of 5 tokens, budget 8: [5, 3 of the second] -> [1 decode, 2 rest, 5] -> decodes
+    plan = generation_schedule(models["llama-2-7b"], 3, 5, 4, chunked_prefill=True, token_budget=8)
+    assert plan.steps == (
+        (SequenceWork(5, 0), SequenceWork(3, 0)),
+        (SequenceWork(1, 5), SequenceWork(2, 3), SequenceWork(5, 0)),
+    )
+    assert plan.prompt_chunks == ((True, True), (False, True, True))
+    # after step 2 the first sequence has 2 output tokens, the others 1; each stops at 4
+    assert plan.decode_runs == (((6, 5, 5), 2), ((7, 7), 1))
+    # every sequence computes its prompt once and every output token after the first once
+    assert sum(w.new_tokens for step in plan.steps for w in step) + sum(len(c) * n for c, n in plan.decode_runs) == 3 * (5 + 3)
+    assert plan.step_count == 2 + sum(n for _, n in plan.decode_runs)
 
 
 def test_a_generation_is_the_sum_of_its_steps_as_the_replica_prices_them(models, h100):
@@ -63,3 +88,27 @@ def test_overhead_features_count_steps_layers_sequences_pairs_and_tokens(models)
     features = generation_features(pd.DataFrame([_row("llama-2-7b", batch=2, length=3)]), models)
     # 1 prefill step + 2 decode steps; 32 layers; 2 rows x 3 steps; 2 x 3 x 4 / 2 x 32 pairs; 2 x (3 + 2) tokens
     assert features.tolist() == [[3.0, 96.0, 6.0, 384.0, 10.0]]
+
+
+def test_a_row_naming_its_kv_cache_format_prices_that_cache(models, h100):
+    # fp8 weights: the KV cache follows them (fp8) unless the row names a 16-bit one, which
+    # holds half the tokens and reads twice the bytes per decode step
+    fp8 = {"model": "llama-3-8b", "tp": 1, "batch": 64, "q_tokens": 2048, "output_tokens": 256, "dtype": "fp8"}
+    frame = pd.DataFrame([fp8, {**fp8, "kv_dtype": "fp16"}])
+    seconds = predict_generations(frame, h100, models)
+    assert seconds[1] > seconds[0]
+    large = {**fp8, "batch": 256, "q_tokens": 1024, "output_tokens": 1024}
+    big = pd.DataFrame([large, {**large, "kv_dtype": "fp16"}])
+    assert fits_without_preemption(big, h100, models).tolist() == [True, False]
+
+
+def test_chunked_rows_price_the_chunked_schedule(models, h100):
+    row = {"model": "llama-3-8b", "tp": 1, "batch": 8, "q_tokens": 512, "output_tokens": 8, "dtype": "fp16"}
+    whole, chunked = predict_generations(
+        pd.DataFrame([row, {**row, "chunked_prefill": True, "token_budget": 1024}]), h100, models
+    )
+    replica = LlmReplica(models["llama-3-8b"], h100, Shard(tp=1), precision=Precision.uniform(DType("fp16")))
+    plan = generation_schedule(models["llama-3-8b"], 8, 512, 8, chunked_prefill=True, token_budget=1024)
+    expected = sum(replica.step(list(step)).seconds for step in plan.steps)
+    expected += sum(replica.step([SequenceWork(1, c + j) for c in contexts]).seconds for contexts, n in plan.decode_runs for j in range(n))
+    assert chunked == pytest.approx(expected, rel=1e-9) and chunked != whole
