@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from hetsim.api.calibrate_public import default_error_bands, fit_public
 from hetsim.cli import app
-from hetsim.io.calibration import load_calibration, load_calibration_file
+from hetsim.io.calibration import load_calibration, load_calibration_file, stack_slug
 from hetsim.perf.uncertainty import DEFAULT_ERROR_BAND, DEFAULT_ERROR_BANDS
 
 pytestmark = pytest.mark.slow
@@ -37,4 +37,12 @@ def test_the_shipped_calibrations_and_default_error_bands_are_what_the_fit_gives
         fitted = fit.calibrations[(device, "vllm==0.14.0")]
         assert shipped is not None and shipped.kernels is not None
         assert shipped.kernels.gemm.efficiency == pytest.approx(fitted.kernels.gemm.efficiency, rel=1e-6)
+        assert shipped.error_band == pytest.approx(fitted.error_band, abs=1e-4)
+    for (device, stack), fitted in fit.calibrations.items():
+        if "rocm" not in stack:
+            continue  # AMD's ROCm vLLM stacks: kernels fitted through the runs
+        shipped = load_calibration(device, stack=stack_slug(stack))
+        assert shipped is not None and shipped.kernels is not None and shipped.stack == stack
+        assert shipped.kernels.attention_decode.sequence_s == pytest.approx(fitted.kernels.attention_decode.sequence_s, rel=1e-6)
+        assert shipped.kernels.gemm_fp8.efficiency == pytest.approx(fitted.kernels.gemm_fp8.efficiency, rel=1e-6)
         assert shipped.error_band == pytest.approx(fitted.error_band, abs=1e-4)
