@@ -291,19 +291,24 @@ def generation_schedule(
         steps = tuple((SequenceWork(prompt_tokens, 0),) * n for n in sizes)
         runs = (((prompt_tokens,) * batch, output_tokens - 1),) if output_tokens > 1 else ()
         return GenerationSchedule(steps, tuple((True,) * n for n in sizes), runs)
-    return _chunked_schedule(batch, prompt_tokens, output_tokens, budget)
+    return _chunked_schedule(batch, prompt_tokens, output_tokens, budget, ServingLimits().max_num_seqs)
 
 
-def _chunked_schedule(batch: int, prompt_tokens: int, output_tokens: int, budget: int) -> GenerationSchedule:
+def _chunked_schedule(batch: int, prompt_tokens: int, output_tokens: int, budget: int, max_seqs: int) -> GenerationSchedule:
     prefilled = [0] * batch  # prompt tokens computed so far
     generated = [0] * batch  # output tokens so far (the first comes with the prompt's last chunk)
     steps: list[tuple[SequenceWork, ...]] = []
     prompt_chunks: list[tuple[bool, ...]] = []
     while min(prefilled) < prompt_tokens:
         left, work, chunks = budget, [], []
+        running = sum(1 for i in range(batch) if prefilled[i] > 0 and generated[i] < output_tokens)
         for i in range(batch):  # running sequences in arrival order, then waiting ones
             if left == 0:
                 break
+            if prefilled[i] == 0:  # waiting: admitted while fewer than max_num_seqs run
+                if running >= max_seqs:
+                    break
+                running += 1
             if prefilled[i] < prompt_tokens:
                 take = min(prompt_tokens - prefilled[i], left)
                 work.append(SequenceWork(take, prefilled[i]))

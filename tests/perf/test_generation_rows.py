@@ -62,6 +62,9 @@ def test_chunked_prefill_fills_each_step_with_decodes_first_then_prompt_chunks(m
     # every sequence computes its prompt once and every output token after the first once
     assert sum(w.new_tokens for step in plan.steps for w in step) + sum(len(c) * n for c, n in plan.decode_runs) == 3 * (5 + 3)
     assert plan.step_count == 2 + sum(n for _, n in plan.decode_runs)
+    # never more than max_num_seqs (256) sequences running: the rest wait for a slot
+    crowd = generation_schedule(models["llama-2-7b"], 300, 8, 4, chunked_prefill=True, token_budget=16384)
+    assert len(crowd.steps[0]) == 256 and max(len(step) for step in crowd.steps) <= 256
 
 
 def test_a_generation_is_the_sum_of_its_steps_as_the_replica_prices_them(models, h100):
