@@ -125,6 +125,11 @@ def _read(path: Path, reader: Callable[[Path], pd.DataFrame]) -> pd.DataFrame:
         raise CalibrationError(f"{path}: cannot read measurements ({exc})") from None
 
 
+def _read_csv(path: Path, columns: list[str]) -> pd.DataFrame:
+    """A CSV measurement file that must hold ``columns`` (one-line errors otherwise)."""
+    return _need(_read(path, pd.read_csv), path, columns)
+
+
 def _need(frame: pd.DataFrame, path: Path, columns: list[str]) -> pd.DataFrame:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
@@ -238,17 +243,13 @@ def _vidur(base: Path) -> list[pd.DataFrame]:
         model = VIDUR_MODELS.get(path.parent.name)
         if device is None or model is None:
             continue
-        raw = _need(
-            _read(path, pd.read_csv),
-            path,
-            ["num_tokens", "num_tensor_parallel_workers", "n_embd", "n_expanded_embd", "n_head", "n_kv_head"],
-        )
+        raw = _read_csv(path, ["num_tokens", "num_tensor_parallel_workers", "n_embd", "n_expanded_embd", "n_head", "n_kv_head"])
         frames.append(_vidur_ops(raw, path).assign(path=_relative(path, base), device=device, model=model))
     for path in sorted((base / "network").rglob("all_reduce.csv")):
         device = VIDUR_NETWORKS.get(path.parent.name)
         if device is None:
             continue
-        raw = _need(_read(path, pd.read_csv), path, ["time_stats.all_reduce.median", "num_workers", "size"])
+        raw = _read_csv(path, ["time_stats.all_reduce.median", "num_workers", "size"])
         raw = raw[raw["num_workers"] <= raw["devices_per_node"]]  # one node: the scale-up fabric
         frames.append(
             pd.DataFrame(
@@ -308,11 +309,7 @@ def _vidur_ops(raw: pd.DataFrame, path: Path) -> pd.DataFrame:
 
 def _splitwise(base: Path) -> list[pd.DataFrame]:
     path = base / "perf_model.csv"
-    raw = _need(
-        _read(path, pd.read_csv),
-        path,
-        ["model", "hardware", "prompt_size", "batch_size", "token_size", "prompt_time", "token_time", "tensor_parallel"],
-    )
+    raw = _read_csv(path, ["model", "hardware", "prompt_size", "batch_size", "token_size", "prompt_time", "token_time", "tensor_parallel"])
     raw = raw[raw["hardware"].isin(SPLITWISE_DEVICES) & raw["model"].isin(SPLITWISE_MODELS)]
     # A prompt beyond the model's context (Llama-2 4096, BLOOM 2048 tokens) or a batch of prompts
     # beyond one iteration's token budget (16384) cannot have been one forward step: such rows
@@ -367,11 +364,7 @@ LIB_STACK = "vllm>=0.5.1,<0.6.3 (LLM-Inference-Bench)"
 
 def _llm_inference_bench(base: Path) -> list[pd.DataFrame]:
     path = base / "vllm_all_results.csv"
-    raw = _need(
-        _read(path, pd.read_csv),
-        path,
-        ["Hardware", "Num of Hardware", "Framework", "Model", "Input Output Length", "Batch Size", "Latency"],
-    )
+    raw = _read_csv(path, ["Hardware", "Num of Hardware", "Framework", "Model", "Input Output Length", "Batch Size", "Latency"])
     raw = raw[raw["Framework"].eq("vLLM") & raw["Hardware"].isin(LIB_DEVICES) & raw["Model"].isin(LIB_MODELS)]
     keys = ["Hardware", "Model", "Num of Hardware", "Input Output Length", "Batch Size"]
     runs = raw.groupby(keys, as_index=False)["Latency"].median()  # a few configurations were run twice
@@ -432,11 +425,7 @@ ROCM_VLLM_DEVICE = "mi300x"  # "8x AMD Instinct MI300X (192GiB, 750W)", Supermic
 
 def _rocm_vllm(base: Path) -> list[pd.DataFrame]:
     path = base / "mi300x_latency.csv"
-    raw = _need(
-        _read(path, pd.read_csv),
-        path,
-        ["vllm_version", "model", "precision", "tp", "batch_size", "input_len", "output_len", "latency_s"],
-    )
+    raw = _read_csv(path, ["vllm_version", "model", "precision", "tp", "batch_size", "input_len", "output_len", "latency_s"])
     versions = raw["vllm_version"].astype(str)
     unknown = sorted(set(versions) - set(ROCM_VLLM_ENGINES)) + sorted(set(raw["model"]) - set(ROCM_VLLM_MODELS))
     if unknown or not raw["precision"].eq("FP8").all():
