@@ -217,7 +217,8 @@ def fit_class(
 # Kernel parameters fitted through whole runs where no kernel-level rows cover a device's
 # kernels (AMD's ROCm vLLM generations on MI300X: hipBLASLt fp8 GEMMs and ROCm's paged
 # attention, whose default parameters come from NVIDIA's kernels): the fp8 GEMMs' compute
-# efficiency and decode attention's cost per sequence and layer, what a batch's growth prices.
+# efficiency and decode attention's cost per work item (a sequence's KV head on a rank, per layer),
+# what a batch's growth prices.
 # The runs grow with the batch far more than with the context (Llama-3.1-70B at batch 128:
 # 2048-token prompts take 13% longer than 128-token ones), so a per-sequence cost, not the KV
 # bandwidth (held out, 0.9.1: 7%/27% with the bandwidth, 7%/15% with the per-sequence cost).
