@@ -4,6 +4,8 @@ it: whole prompts first within the V0 token budget, then one decode step per fur
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hetsim.io.catalog import load_catalog
 from hetsim.io.models import load_models
@@ -115,3 +117,25 @@ def test_chunked_rows_price_the_chunked_schedule(models, h100):
     expected = sum(replica.step(list(step)).seconds for step in plan.steps)
     expected += sum(replica.step([SequenceWork(1, c + j) for c in contexts]).seconds for contexts, n in plan.decode_runs for j in range(n))
     assert chunked == pytest.approx(expected, rel=1e-9) and chunked != whole
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    batch=st.integers(1, 40),
+    prompt=st.integers(1, 300),
+    output=st.integers(1, 12),
+    budget=st.integers(1, 2000),
+    chunked=st.booleans(),
+)
+def test_every_schedule_computes_each_prompt_once_and_each_later_token_once(models, batch, prompt, output, budget, chunked):
+    plan = generation_schedule(models["llama-2-7b"], batch, prompt, output, chunked_prefill=chunked, token_budget=budget)
+    prompt_tokens = sum(
+        w.new_tokens for step, chunks in zip(plan.steps, plan.prompt_chunks, strict=True) for w, c in zip(step, chunks, strict=True) if c
+    )
+    decode_tokens = sum(1 for chunks in plan.prompt_chunks for c in chunks if not c) + sum(len(c) * n for c, n in plan.decode_runs)
+    assert prompt_tokens == batch * prompt and decode_tokens == batch * (output - 1)
+    if chunked:  # a chunked step never exceeds its token budget; a whole prompt may (V0 runs it alone)
+        assert all(sum(w.new_tokens for w in step) <= budget for step in plan.steps)
+    assert all(n > 0 and len(c) > 0 for c, n in plan.decode_runs)
+    features = plan.features(32)
+    assert features[0] == plan.step_count and features[4] == batch * (prompt + output - 1)
