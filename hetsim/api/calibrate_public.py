@@ -38,6 +38,8 @@ from hetsim.perf.kernel_fit import (
     fit_class_of,
     fit_step_overheads,
     fit_through_runs,
+    golden_log,
+    with_parameter,
 )
 from hetsim.perf.kernels import DEFAULT_KERNELS, default_kernels
 from hetsim.perf.public_rows import (
@@ -328,6 +330,8 @@ def _fit_generation_stack(
     base = base.model_copy(update={"kernels": base.kernels.model_copy(update={"stack": stack})})
     if rows["source"].iloc[0] in RUN_FITTED_SOURCES:
         spec, held_out = _run_fitted(rows, default, base, catalog_models, stack)
+    elif (rows["source"].iloc[0], default.device.name) in PAGED_DECODE:
+        spec, held_out = _paged_decode_fitted(rows, default, base, catalog_models, stack)
     else:
         kernel_s = predict_generations(rows, DevicePerf(default.device, base), catalog_models)
         features = generation_features(rows, catalog_models)
@@ -346,7 +350,7 @@ def _fit_generation_stack(
 # fitted on one model's runs does not carry to the other's (held out: 18-27% median). Not
 # LLM-Inference-Bench's MI300X, whose runs disagree with each other (see the README): the GEMM
 # efficiency and per-sequence attention cost fitted through them held out at 38% / 144%
-# (engine overheads on the datasheet kernels: 22% / 63%).
+# (engine overheads on the datasheet kernels: 22% / 63%; they get ``PAGED_DECODE`` instead).
 RUN_FITTED_SOURCES = ("rocm-vllm",)
 
 
@@ -399,6 +403,64 @@ def _run_fitted(
             "error_band": _error_band(held_out / measured - 1.0),
         }
     )
+    return spec, held_out
+
+
+# Runs whose decode ran vLLM's PagedAttention kernels (one CTA per query head, each reading its
+# KV head: a grouped-query model's KV is read heads/KV-heads times): vLLM 0.5-0.6.2's ROCm
+# backend (``vllm/attention/backends/rocm_flash_attn.py`` decodes with
+# ``PagedAttention.forward_decode``; ``csrc/attention/attention_kernels.cu``: grid (num_heads,
+# num_seqs, partitions), ``kv_head_idx = head_idx / num_queries_per_kv``, at v0.5.4), where the
+# CUDA backend runs FlashAttention's decode. Their stack prices decode so, with the kernel's
+# bandwidth fitted through the runs under the engine overheads (held out by model, median / p90:
+# 22% / 63% -> 16% / 52%; the grouped-query models had been the worst, Llama-3-70B 47% median).
+PAGED_DECODE = frozenset({("llm-inference-bench", "mi300x")})
+
+
+def _paged_decode_fitted(
+    rows: pd.DataFrame, default: DevicePerf, base: CalibrationSpec, catalog_models: dict, stack: str
+) -> tuple[CalibrationSpec, np.ndarray]:
+    """``_engine_fitted`` on kernels whose decode reads KV per query head, the decode attention's
+    memory efficiency chosen (golden section in log space) by the engine-fitted training loss;
+    each run held out by model (efficiency and overheads fitted on the other models' runs)."""
+    assert base.kernels is not None
+    paged = with_parameter(base.kernels, "attention_decode.kv_read_per_query_head", True)  # type: ignore[arg-type]
+    features = generation_features(rows, catalog_models)
+    measured = rows["measured_s"].to_numpy(dtype=float)
+    cache: dict[float, np.ndarray] = {}
+
+    def kernel_s(efficiency: float) -> np.ndarray:
+        if efficiency not in cache:
+            kernels = with_parameter(paged, "attention_decode.memory_efficiency", efficiency)
+            cache[efficiency] = predict_generations(rows, _with_kernels(default, base, kernels), catalog_models)
+        return cache[efficiency]
+
+    def chosen(mask: np.ndarray) -> float:
+        def loss(efficiency: float) -> float:
+            k = kernel_s(efficiency)[mask]
+            terms = fit_step_overheads(k, features[mask], measured[mask])
+            predicted = k + features[mask] @ np.array([terms[t] for t in STEP_TERMS])
+            return float(np.mean(np.log(predicted / measured[mask]) ** 2))
+
+        return golden_log(loss, 0.05, 1.0, 10)
+
+    held_out = np.full(len(rows), np.nan)
+    models = rows["model"].to_numpy()
+    for model in np.unique(models):
+        train, test = models != model, models == model
+        k = kernel_s(chosen(train))
+        terms = fit_step_overheads(k[train], features[train], measured[train])
+        held_out[test] = k[test] + features[test] @ np.array([terms[t] for t in STEP_TERMS])
+    efficiency = chosen(np.ones(len(rows), dtype=bool))
+    kernels = with_parameter(paged, "attention_decode.memory_efficiency", efficiency)
+    sources = {
+        **kernels.sources,
+        "attention_decode": f"datasheet default, read per query head (vLLM's PagedAttention), memory efficiency "
+        f"fitted through {len(rows)} whole runs of {stack}",
+    }
+    fitted_base = base.model_copy(update={"kernels": kernels.model_copy(update={"sources": sources})})
+    spec, _ = _engine_fitted(rows, kernel_s(efficiency), features, fitted_base, stack)
+    spec = spec.model_copy(update={"error_band": _error_band(held_out / measured - 1.0)})
     return spec, held_out
 
 

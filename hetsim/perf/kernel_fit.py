@@ -204,7 +204,7 @@ def fit_class(
             for path, low, high in PARAMETERS[op_class]:
                 candidate = lambda v, path=path, base=kernels: loss(with_parameter(base, path, v))  # noqa: E731
                 grid = GRIDS.get(path.split(".")[1])
-                best = min(grid, key=candidate) if grid else _golden_log(candidate, low, high)
+                best = min(grid, key=candidate) if grid else golden_log(candidate, low, high)
                 if path.split(".")[1] in SWITCHABLE:
                     best = min((best, 0.0), key=candidate)  # the term left out competes
                 kernels = with_parameter(kernels, path, best)
@@ -288,7 +288,7 @@ def _with_family(kernels: KernelModel, op_class: str, family: dict[str, Any]) ->
     return kernels
 
 
-def _golden_log(loss: Callable[[float], float], low: float, high: float, steps: int = 22) -> float:
+def golden_log(loss: Callable[[float], float], low: float, high: float, steps: int = 22) -> float:
     """The minimiser of ``loss`` on [low, high] by golden-section search in log space (the
     losses here are unimodal per coordinate, or flat where a bound does not bind)."""
     a, b = math.log(low), math.log(high)

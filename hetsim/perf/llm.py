@@ -252,7 +252,14 @@ class LlmReplica:
         return self._token_ops(tokens) + self._attention_ops(batch)
 
     def _attention_ops(self, batch: tuple[SequenceWork, ...]) -> list[OpCost]:
-        return attention_ops(self.arch, batch, self.precision, self.shard.tp, self.layers_per_stage, self.shard.dp)
+        return attention_ops(
+            self.arch, batch, self.precision, self.shard.tp, self.layers_per_stage, self.shard.dp, self._kv_read_per_query_head
+        )
+
+    @cached_property
+    def _kv_read_per_query_head(self) -> bool:
+        """Whether the device's decode kernel reads KV once per query head (``KernelClass``)."""
+        return self.perf.kernels.attention_decode.kv_read_per_query_head
 
     def group_tokens(self, tokens: Any) -> Any:
         """Tokens one attention group computes of a step's ``tokens`` (an even share: DeepSeek's
@@ -568,7 +575,9 @@ class LlmReplica:
 
     @cached_property
     def _attention_params(self) -> tuple[float, float, float, tuple[tuple[int, int | None], ...]]:
-        flops_per_pair, kv_bytes, qo_bytes = attention_constants(self.arch, self.precision, self.shard.tp, self.shard.dp)
+        flops_per_pair, kv_bytes, qo_bytes = attention_constants(
+            self.arch, self.precision, self.shard.tp, self.shard.dp, self._kv_read_per_query_head
+        )
         return flops_per_pair, kv_bytes, qo_bytes, attention_layer_groups(self.arch, self.layers_per_stage)
 
     def _decode_base_s(self, n: int) -> float:

@@ -184,10 +184,12 @@ def _attention_pairs(sequences: tuple[SequenceWork, ...], window: int | None) ->
 
 
 def attention_constants(
-    arch: ArchitectureSpec, precision: Precision, tp: int, dp: int = 1
+    arch: ArchitectureSpec, precision: Precision, tp: int, dp: int = 1, kv_read_per_query_head: bool = False
 ) -> tuple[float, float, float]:
     """(FLOPs per query-key pair on this rank, KV bytes per token per layer, Q+O bytes per new token);
-    with ``dp`` attention groups sharing a step's sequences evenly, each group's share of them."""
+    with ``dp`` attention groups sharing a step's sequences evenly, each group's share of them.
+    ``kv_read_per_query_head``: a decode kernel that reads each KV head once per query head of
+    its group (vLLM's PagedAttention), so a grouped-query model's KV is read heads/KV-heads times."""
     heads = _heads_per_rank(arch, tp)
     if arch.attention == AttentionKind.MLA:
         assert arch.mla is not None
@@ -198,6 +200,8 @@ def attention_constants(
         per_pair_head = 4.0 * arch.head_dim
         q_width = heads * arch.head_dim
     kv_bytes = kv_elements_per_token_per_layer(arch, tp) * precision.kv_cache.bytes_per_element
+    if kv_read_per_query_head and arch.attention != AttentionKind.MLA:
+        kv_bytes *= heads / kv_heads_per_rank(arch, tp)
     return per_pair_head * heads / dp, kv_bytes / dp, 2.0 * q_width * precision.activations.bytes_per_element / dp
 
 
@@ -232,16 +236,20 @@ def attention_ops(
     tp: int,
     layers: int,
     dp: int = 1,
+    kv_read_per_query_head: bool = False,
 ) -> list[OpCost]:
     """Score/value math of attention (no projections), split into decode and prefill parts;
-    with ``dp`` data-parallel attention groups, one group's even share of the batch."""
+    with ``dp`` data-parallel attention groups, one group's even share of the batch
+    (``kv_read_per_query_head``: decode's, see ``attention_constants``)."""
     ops: list[OpCost] = []
     for part, kind in (("decode", CurveKind.ATTENTION_DECODE), ("prefill", CurveKind.ATTENTION_PREFILL)):
         sequences = tuple(s for s in batch if s.is_decode == (part == "decode"))
         if not sequences:
             continue
-        constants = attention_constants if part == "decode" else prefill_attention_constants
-        flops_per_pair, kv_bytes, qo_bytes = constants(arch, precision, tp, dp)
+        if part == "decode":
+            flops_per_pair, kv_bytes, qo_bytes = attention_constants(arch, precision, tp, dp, kv_read_per_query_head)
+        else:
+            flops_per_pair, kv_bytes, qo_bytes = prefill_attention_constants(arch, precision, tp, dp)
         new_tokens = sum(s.new_tokens for s in sequences)
         for count, window in attention_layer_groups(arch, layers):
             pairs, kv_read = _attention_pairs(sequences, window)

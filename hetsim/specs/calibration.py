@@ -166,6 +166,12 @@ class KernelClass(FrozenModel):
         description="decode without grouped queries on FlashAttention-2 (no split-KV): share of the bandwidth one "
         "(sequence, head) CTA streams (0: not priced)",
     )
+    kv_read_per_query_head: bool = Field(
+        default=False,
+        description="decode reads each KV head once per query head of its group, as vLLM's PagedAttention kernels "
+        "do (grid: heads x sequences x partitions, csrc/attention/attention_kernels.cu; vLLM <= 0.6.2's ROCm "
+        "backend), not once per KV head as FlashAttention's split-KV decode does",
+    )
     regroup_s: float = Field(
         default=0.0,
         ge=0,

@@ -18,6 +18,7 @@ from hetsim.perf.public_rows import (
 )
 from hetsim.perf.roofline import DevicePerf
 from hetsim.perf.transformer import Precision, SequenceWork, Shard
+from hetsim.specs.calibration import CalibrationSpec
 from hetsim.specs.hardware import DType
 
 
@@ -139,3 +140,32 @@ def test_every_schedule_computes_each_prompt_once_and_each_later_token_once(mode
     assert all(n > 0 and len(c) > 0 for c, n in plan.decode_runs)
     features = plan.features(32)
     assert features[0] == plan.step_count and features[4] == batch * (prompt + output - 1)
+
+
+def test_a_decode_kernel_reading_kv_per_query_head_reads_a_grouped_models_kv_that_many_times(h100):
+    # vLLM's PagedAttention: one CTA per query head, each reading its KV head (Llama-3-8B: 32 query
+    # heads over 8 KV heads -> 4x the KV bytes); an MHA model (Llama-2-7B) reads the same bytes
+    from hetsim.perf.transformer import attention_constants
+
+    catalog = load_models()
+    gqa, mha = catalog.model("llama-3-8b").architecture, catalog.model("llama-2-7b").architecture
+    precision = Precision.uniform(DType("fp16"))
+    assert attention_constants(gqa, precision, 1, 1, True)[1] == 4 * attention_constants(gqa, precision, 1)[1]
+    assert attention_constants(gqa, precision, 8, 1, True)[1] == 4 * attention_constants(gqa, precision, 8)[1]
+    assert attention_constants(mha, precision, 2, 1, True) == attention_constants(mha, precision, 2)
+    kernels = h100.kernels.model_copy(
+        update={"attention_decode": h100.kernels.attention_decode.model_copy(update={"kv_read_per_query_head": True})}
+    )
+    paged = DevicePerf(h100.device, CalibrationSpec.model_validate({
+        "schema_version": 1, "device": "h100-sxm", "launch_overhead": {"value": 0, "unit": "us"},
+        "provenance": {"kind": "test", "device_description": "x", "date": "2026-12-06", "tool": "test"},
+        "kernels": kernels,
+    }))  # fmt: skip
+    flash = DevicePerf(h100.device, paged.calibration.model_copy(update={"kernels": h100.kernels}))
+    batch = [SequenceWork(1, 4096)] * 64
+    paged_replica, flash_replica = (
+        LlmReplica(catalog.model("llama-3-8b"), perf, Shard(tp=1), precision=precision) for perf in (paged, flash)
+    )
+    step = paged_replica.step(batch)
+    assert sum(step.by_bound_s.values()) == pytest.approx(step.seconds, rel=1e-9)  # the attribution reads it too
+    assert step.seconds > flash_replica.step(batch).seconds
