@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ class EstimateQuestion:
     tp: int = 1
     pp: int = 1
     dtype: str = "bf16"
+    kv_dtype: str | None = None  # the KV cache's format; None: the weights' rule (Precision.uniform)
     batch: int = 1
     profile_set: str = "datasheet"
     tco_preset: str = "paper"
@@ -73,7 +74,7 @@ def estimate(question: EstimateQuestion) -> dict[str, Any]:
         model,
         perf,
         Shard(question.tp, question.pp, question.ep, question.dp_attention, question.redundant_experts),
-        Precision.uniform(DType(question.dtype)),
+        _precision(question.dtype, question.kv_dtype),
         ServingLimits(
             max_batch_tokens=question.max_batch_tokens * question.dp_attention,
             max_num_seqs=ServingLimits.max_num_seqs * question.dp_attention,
@@ -199,6 +200,21 @@ def _energy_text(power: OperatingPower, device: str, tco: str) -> str:
         f"facility: {draw} {power.device_w:g} W (utilisation {power.utilization:g}: serving keeps it busy) "
         f"x PUE {power.pue:g} ({tco})"
     )
+
+
+def _precision(dtype: str, kv_dtype: str | None) -> Precision:
+    """The deployment's formats: ``dtype`` weights (``Precision.uniform``: an fp8 or narrower model
+    keeps an fp8 KV cache), the KV cache in ``kv_dtype`` where given (vLLM's ``--kv-cache-dtype
+    auto`` keeps it in the 16-bit model dtype)."""
+    precision = Precision.uniform(_dtype("dtype", dtype))
+    return precision if kv_dtype is None else replace(precision, kv_cache=_dtype("kv_dtype", kv_dtype))
+
+
+def _dtype(field: str, name: str) -> DType:
+    try:
+        return DType(name)
+    except ValueError:
+        raise EstimateError(f"{field}: expected one of {', '.join(d.value for d in DType)}, got {name!r}") from None
 
 
 def _overlap(name: str) -> CommOverlap:

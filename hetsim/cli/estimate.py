@@ -22,6 +22,13 @@ def estimate_command(
     tp: Annotated[int, typer.Option("--tp", help="Tensor-parallel degree")] = 1,
     pp: Annotated[int, typer.Option("--pp", help="Pipeline-parallel degree")] = 1,
     dtype: Annotated[str, typer.Option("--dtype", help="Weights/GEMM format: bf16, fp16, fp8, fp4, int8")] = "bf16",
+    kv_dtype: Annotated[
+        str | None,
+        typer.Option(
+            "--kv-dtype",
+            help="KV cache format (default: fp8 for fp8/fp4/int8 weights, else the weights'; vLLM's --kv-cache-dtype auto keeps fp16/bf16)",
+        ),
+    ] = None,
     batch: Annotated[int, typer.Option("--batch", help="Requests served together")] = 1,
     profile_set: Annotated[str, typer.Option("--set", help="Hardware profile set: datasheet or paper")] = "datasheet",
     tco: Annotated[str, typer.Option("--tco", help="TCO preset: paper, paper-printed, enterprise")] = "paper",
@@ -74,6 +81,7 @@ def estimate_command(
         tp=tp,
         pp=pp,
         dtype=dtype,
+        kv_dtype=kv_dtype,
         batch=batch,
         profile_set=profile_set,
         tco_preset=tco,
