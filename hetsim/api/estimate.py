@@ -68,6 +68,8 @@ def device_perf(
 
 def estimate(question: EstimateQuestion) -> dict[str, Any]:
     """Answer the question; every figure says where it comes from."""
+    if question.cost_basis:
+        _cost_basis(question.cost_basis)  # bad input is refused before any work
     model = load_models().model(question.model)
     perf = device_perf(question.device, question.profile_set, question.profiles, question.stack)
     replica = LlmReplica(
@@ -179,7 +181,7 @@ def _hourly(device: AcceleratorSpec, question: EstimateQuestion) -> tuple[float,
     """$/h of one device and where it comes from. A device whose profile has no price (for the
     basis asked, or either when none was asked) costs NaN, 'unknown: why': its performance is
     still answered, as ``hetsim simulate`` does for a pool it cannot price."""
-    basis = CostBasis(question.cost_basis) if question.cost_basis else None
+    basis = _cost_basis(question.cost_basis) if question.cost_basis else None
     assumptions = preset(question.tco_preset)
     try:
         hourly = device_hourly_cost(device, assumptions, basis)
@@ -208,6 +210,13 @@ def _precision(dtype: str, kv_dtype: str | None) -> Precision:
     auto`` keeps it in the 16-bit model dtype)."""
     precision = Precision.uniform(_dtype("dtype", dtype))
     return precision if kv_dtype is None else replace(precision, kv_cache=_dtype("kv_dtype", kv_dtype))
+
+
+def _cost_basis(name: str) -> CostBasis:
+    try:
+        return CostBasis(name)
+    except ValueError:
+        raise EstimateError(f"cost_basis: expected one of {', '.join(b.value for b in CostBasis)}, got {name!r}") from None
 
 
 def _dtype(field: str, name: str) -> DType:

@@ -283,6 +283,7 @@ def test_estimate_takes_ep_and_dp_attention():
         (["--overlap", "three-batch"], "overlap: expected one of none, two-batch, got 'three-batch'"),
         (["--dtype", "fp9"], "dtype: expected one of fp32, tf32, bf16, fp16, fp8, int8, fp4, got 'fp9'"),
         (["--kv-dtype", "fp7"], "kv_dtype: expected one of fp32, tf32, bf16, fp16, fp8, int8, fp4, got 'fp7'"),
+        (["--cost-basis", "bought"], "cost_basis: expected one of owned, rented, got 'bought'"),
         (["--ep", "8", "--dp-attention", "8", "-d", "h100-sxm"], "does not fit on h100-sxm at tp=1 pp=1 dp_attention=8 ep=8"),
     ],
 )
