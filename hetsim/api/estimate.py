@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -208,8 +208,7 @@ def _precision(dtype: str, kv_dtype: str | None) -> Precision:
     """The deployment's formats: ``dtype`` weights (``Precision.uniform``: an fp8 or narrower model
     keeps an fp8 KV cache), the KV cache in ``kv_dtype`` where given (vLLM's ``--kv-cache-dtype
     auto`` keeps it in the 16-bit model dtype)."""
-    precision = Precision.uniform(_dtype("dtype", dtype))
-    return precision if kv_dtype is None else replace(precision, kv_cache=_dtype("kv_dtype", kv_dtype))
+    return Precision.uniform(_dtype("dtype", dtype)).with_kv_cache(None if kv_dtype is None else _dtype("kv_dtype", kv_dtype))
 
 
 def _cost_basis(name: str) -> CostBasis:

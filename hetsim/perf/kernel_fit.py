@@ -165,13 +165,20 @@ def with_parameter(kernels: KernelModel, path: str, value: float) -> KernelModel
     sum held, ``other`` kept >= 0): a coordinate along the valley two terms that add up make."""
     part, field = path.split(".")
     field, _, other = field.partition("~")
-    current = getattr(kernels, part)
-    if current is None:
-        current = input_quant_kernels(kernels) if part == "input_quant" else kernels.gemm
+    current = class_of(kernels, part)
     update = {field: value}
     if other:
         update[other] = max(0.0, getattr(current, field) + getattr(current, other) - value)
     return kernels.model_copy(update={part: current.model_copy(update=update)})
+
+
+def class_of(kernels: KernelModel, part: str) -> Any:
+    """A kernel class's parameters (an absent fp8 GEMM class is the shared GEMM's, an absent
+    input quantisation the defaults')."""
+    current = getattr(kernels, part)
+    if current is None:
+        current = input_quant_kernels(kernels) if part == "input_quant" else kernels.gemm
+    return current
 
 
 def fit_class_of(rows: pd.DataFrame) -> pd.Series:
@@ -257,7 +264,7 @@ def fit_through_runs(
             seen[point] = float(np.mean(np.log(predict(model(point)) / measured) ** 2))
         return seen[point]
 
-    start = [getattr(_class_of(kernels, path), path.split(".")[1]) for path, _, _ in parameters]
+    start = [getattr(class_of(kernels, path.split(".")[0]), path.split(".")[1]) for path, _, _ in parameters]
     point = tuple(float(np.clip(math.log(v), lo, hi)) for v, (lo, hi) in zip(start, bounds, strict=True))
     moves = [m for m in itertools.product((-1, 0, 1), repeat=len(parameters)) if any(m)]
     step = 0.5
@@ -272,14 +279,6 @@ def fit_through_runs(
         else:
             step /= 2.0
     return model(point)
-
-
-def _class_of(kernels: KernelModel, path: str) -> Any:
-    part = path.split(".")[0]
-    current = getattr(kernels, part)
-    if current is None:
-        current = input_quant_kernels(kernels) if part == "input_quant" else kernels.gemm
-    return current
 
 
 def _with_family(kernels: KernelModel, op_class: str, family: dict[str, Any]) -> KernelModel:

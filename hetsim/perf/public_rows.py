@@ -10,7 +10,7 @@ Everything is vectorised per op class.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -342,11 +342,15 @@ def row_replica(row: Any, perf: DevicePerf, models: Mapping[str, ModelSpec]) -> 
     model = models.get(str(row.model))
     if model is None:
         raise EstimateError(f"measured row: model {row.model!r} is not in the catalog")
-    precision = Precision.uniform(DType(row.dtype))
-    kv = getattr(row, "kv_dtype", None)
-    if isinstance(kv, str) and kv:  # the row names its KV cache's format (else the weights' rule)
-        precision = replace(precision, kv_cache=DType(kv))
+    kv = _kv_dtype(row)
+    precision = Precision.uniform(DType(row.dtype)).with_kv_cache(None if kv is None else DType(kv))
     return LlmReplica(model, perf, Shard(tp=int(row.tp)), precision=precision)
+
+
+def _kv_dtype(row: Any) -> str | None:
+    """The KV cache format a row names (the optional ``kv_dtype`` column), else None."""
+    kv = getattr(row, "kv_dtype", None)
+    return kv if isinstance(kv, str) and kv else None
 
 
 def fits_without_preemption(rows: pd.DataFrame, perf: DevicePerf, models: Mapping[str, ModelSpec]) -> np.ndarray:
@@ -370,8 +374,7 @@ def predict_generations(rows: pd.DataFrame, perf: DevicePerf, models: Mapping[st
     out = np.full(len(rows), np.nan)
     replicas: dict[tuple, LlmReplica] = {}  # rows of one deployment share its pricer's caches
     for index, row in enumerate(rows.itertuples(index=False)):
-        kv = getattr(row, "kv_dtype", None)
-        key = (row.model, int(row.tp), row.dtype, kv if isinstance(kv, str) else None)
+        key = (row.model, int(row.tp), row.dtype, _kv_dtype(row))
         replica = replicas.get(key) or replicas.setdefault(key, row_replica(row, perf, models))
         plan = row_schedule(row, replica.model)
         pricer = replica.pricer  # ``LlmReplica.step``'s seconds, without its attribution

@@ -24,7 +24,7 @@ Conventions (stated once, used everywhere):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hetsim.errors import EstimateError
 from hetsim.perf.attention_pairs import chunk_pairs
@@ -67,6 +67,11 @@ class Precision:
         dtype = DType(dtype)
         kv = DType.FP8 if dtype in (DType.FP8, DType.FP4, DType.INT8) else dtype
         return cls(weights=dtype, activations=DType.BF16 if dtype.bytes_per_element < 2 else dtype, kv_cache=kv)
+
+    def with_kv_cache(self, kv_cache: DType | None) -> Precision:
+        """These formats with the KV cache in ``kv_cache`` (None keeps it): an engine may keep
+        the cache apart from the weights' rule (vLLM's ``--kv-cache-dtype auto``: 16 bits)."""
+        return self if kv_cache is None else replace(self, kv_cache=kv_cache)
 
     @property
     def gemm_math(self) -> DType:
