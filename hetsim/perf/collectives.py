@@ -17,6 +17,9 @@ so the nodes' NICs carry the inter-node traffic together rather than one NIC all
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
 
 from hetsim.errors import EstimateError
 from hetsim.perf.kernels import all_reduce_seconds
@@ -65,25 +68,40 @@ def fabric_for_group(device: AcceleratorSpec, ranks: int, collective: Collective
 
 def all_reduce_s(buffer_bytes: float, ranks: int, fabric: Fabric | None) -> float:
     """Time of one all-reduce of ``buffer_bytes`` over ``ranks`` ranks."""
-    if ranks <= 1 or buffer_bytes <= 0:
-        return 0.0
+    return float(all_reduce_times(buffer_bytes, ranks, fabric))
+
+
+def all_reduce_times(buffer_bytes: Any, ranks: int, fabric: Fabric | None) -> np.ndarray:
+    """``all_reduce_s`` of each buffer size in an array (a step pricer meets thousands of token
+    counts; one array pass prices them alike, to the bit)."""
+    buffer_bytes = np.asarray(buffer_bytes, dtype=float)
+    if ranks <= 1:
+        return np.zeros_like(buffer_bytes)
     assert fabric is not None
     if fabric.inner is not None and ranks > fabric.domain:  # hierarchical: in the node, then across nodes
         nodes = ranks // fabric.domain
         flat = replace(fabric, inner=None, domain=1)
-        return all_reduce_s(buffer_bytes, fabric.domain, fabric.inner) + all_reduce_s(
+        return all_reduce_times(buffer_bytes, fabric.domain, fabric.inner) + all_reduce_times(
             buffer_bytes / fabric.domain, nodes, flat
         )
     if fabric.collective.per_step_latency:  # the flat roofline's ring-or-one-shot form
         rate = fabric.bandwidth_bytes_per_s * fabric.collective.efficiency
         steps = 2 * (ranks - 1)
         ring = steps * fabric.latency_s + steps / ranks * buffer_bytes / rate
-        return min(ring, 2 * fabric.latency_s + (ranks - 1) * buffer_bytes / rate)
-    return float(all_reduce_seconds(fabric.collective, buffer_bytes, ranks, fabric.bandwidth_bytes_per_s))
+        one_shot = 2 * fabric.latency_s + (ranks - 1) * buffer_bytes / rate
+        return np.where(buffer_bytes > 0, np.minimum(ring, one_shot), 0.0)
+    return np.asarray(all_reduce_seconds(fabric.collective, buffer_bytes, ranks, fabric.bandwidth_bytes_per_s))
 
 
 def point_to_point_s(buffer_bytes: float, fabric: Fabric | None) -> float:
     """Time to send ``buffer_bytes`` from one rank to the next."""
-    if fabric is None or buffer_bytes <= 0:
-        return 0.0
-    return fabric.latency_s + buffer_bytes / (fabric.bandwidth_bytes_per_s * fabric.collective.efficiency)
+    return float(point_to_point_times(buffer_bytes, fabric))
+
+
+def point_to_point_times(buffer_bytes: Any, fabric: Fabric | None) -> np.ndarray:
+    """``point_to_point_s`` of each buffer size in an array."""
+    buffer_bytes = np.asarray(buffer_bytes, dtype=float)
+    if fabric is None:
+        return np.zeros_like(buffer_bytes)
+    rate = fabric.bandwidth_bytes_per_s * fabric.collective.efficiency
+    return np.where(buffer_bytes > 0, fabric.latency_s + buffer_bytes / rate, 0.0)

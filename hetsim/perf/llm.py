@@ -21,7 +21,7 @@ import numpy as np
 
 from hetsim.errors import EstimateError
 from hetsim.perf.attention_pairs import chunk_pairs
-from hetsim.perf.collectives import Fabric, all_reduce_s, fabric_for_group, point_to_point_s
+from hetsim.perf.collectives import Fabric, all_reduce_times, fabric_for_group, point_to_point_times
 from hetsim.perf.decode_run import AffineDecodeRun
 from hetsim.perf.expert import (
     ExpertLinks,
@@ -300,21 +300,28 @@ class LlmReplica:
 
     def _network_s(self, tokens: int) -> tuple[float, float]:
         """(all-reduce seconds per stage, pipeline hand-off seconds per boundary)."""
+        all_reduce, handoff = self._network_times(np.asarray(tokens))
+        return float(all_reduce), float(handoff)
+
+    def _network_times(self, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``_network_s`` of each token count in an array."""
         shard, layers = self.shard, self.layers_per_stage
         value_bytes = self.arch.hidden_size * self.precision.activations.bytes_per_element
         activation_bytes = self.group_tokens(tokens) * value_bytes
         tp_fabric, pp_fabric = self._fabrics
         # Two all-reduces per layer: after attention and after the MLP (Megatron-style TP).
-        all_reduce = 2 * layers * all_reduce_s(activation_bytes, shard.tp, tp_fabric)
+        all_reduce = 2 * layers * all_reduce_times(activation_bytes, shard.tp, tp_fabric)
         moe = self.arch.moe
         if moe is not None and shard.dp > 1:  # MoE layers leave the attention group
             moe_layers = layers - min(moe.first_dense_layers, layers)
-            all_reduce -= moe_layers * all_reduce_s(activation_bytes, shard.tp, tp_fabric)
+            all_reduce = all_reduce - moe_layers * all_reduce_times(activation_bytes, shard.tp, tp_fabric)
             if not shard.is_expert_parallel:  # tensor-parallel experts: every token gathered and scattered back
                 stage_bytes = self.group_tokens(tokens) * shard.dp * value_bytes
-                all_reduce += moe_layers * all_reduce_s(stage_bytes, shard.stage_devices, self._stage_fabric)
+                all_reduce = all_reduce + moe_layers * all_reduce_times(
+                    stage_bytes, shard.stage_devices, self._stage_fabric
+                )
         scale = self.perf.time_scale
-        return scale * all_reduce, scale * point_to_point_s(activation_bytes / shard.tp, pp_fabric)
+        return scale * all_reduce, scale * point_to_point_times(activation_bytes / shard.tp, pp_fabric)
 
     @cached_property
     def _stage_fabric(self) -> Fabric | None:
@@ -516,12 +523,12 @@ class LlmReplica:
         stage = np.zeros(len(counts))
         for op in self._token_ops(counts):
             stage += self.perf.cost_times(op)
-        network = np.array([self._network_s(count) for count in counts.tolist()]).reshape(-1, 2)
-        network[:, 0] += self._expert_exposed_s(counts, stage)
+        all_reduce, handoff = self._network_times(counts)
+        all_reduce = all_reduce + self._expert_exposed_s(counts, stage)
         embedding = head_ops(arch, self.group_tokens(counts), 1, self.precision, tp, self._fused)[0]
         embedding_s = self.perf.cost_times(embedding)
         engine_s = self.engine_token_overhead_s(counts.astype(float))
-        return pp * (stage + network[:, 0]) + (pp - 1) * network[:, 1] + embedding_s + engine_s
+        return pp * (stage + all_reduce) + (pp - 1) * handoff + embedding_s + engine_s
 
     def _row_part_s(self, rows: int) -> float:
         """Step time that depends only on the sequences in the batch (final norm and LM head
