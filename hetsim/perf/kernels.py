@@ -44,20 +44,25 @@ TILE_FAMILIES: dict[str, tuple[tuple[int, int], ...]] = {
 }
 
 # vLLM's fp8 GEMMs on Ada (sm89): CUTLASS 2.x kernels whose tile is dispatched on m and n
-# (csrc/quantization/cutlass_w8a8/scaled_mm_c2x_sm89_fp8_dispatch.cuh: 32 x 64 and 32 x 128 for
-# m <= 32, 64 x 64 and 64 x 128 up to 64, 64 x 128, 128 x 128 and 128 x 64 up to 128, 128 x 128 and
-# 256 x 128 beyond), launched in GemmUniversalMode::kGemmSplitKParallel with one partition
-# (scaled_mm_c2x.cuh), in which CUTLASS's ThreadblockSwizzleStreamK neither splits K nor load
-# balances ("Only kGemm mode allows for SK load balancing"): one CTA per tile over all of K. On
-# Hopper vLLM's CUTLASS 3.x fp8 kernels (c3x/scaled_mm.cuh) use cutlass::gemm::PersistentScheduler,
-# data-parallel tiles without split-K too. The fitter weighs this family against the generic one
-# (hetsim.perf.kernel_fit.FAMILIES).
-VLLM_SM89_FP8_TILES: tuple[tuple[int, int], ...] = ((256, 128), (128, 128), (128, 64), (64, 128), (64, 64), (32, 128), (32, 64))
+# (csrc/quantization/w8a8/cutlass/scaled_mm_c2x_sm89_fp8_dispatch.cuh: 16 x 64 and 16 x 128 for
+# m <= 16, 32 x 64 and 32 x 128 up to 32, 64 x 64 and 64 x 128 up to 64, 64 x 128, 128 x 128 and
+# 128 x 64 up to 128, 128 x 128 and 256 x 128 beyond), launched in
+# GemmUniversalMode::kGemmSplitKParallel with one partition (scaled_mm_c2x.cuh), in which CUTLASS's
+# ThreadblockSwizzleStreamK neither splits K nor load balances ("Only kGemm mode allows for SK load
+# balancing"): one CTA per tile over all of K. On Hopper vLLM's CUTLASS 3.x fp8 kernels
+# (c3x/scaled_mm.cuh) use cutlass::gemm::PersistentScheduler, data-parallel tiles without split-K
+# too. The fitter weighs this family against the generic one (hetsim.perf.kernel_fit.FAMILIES).
+VLLM_SM89_FP8_TILES: tuple[tuple[int, int], ...] = (
+    (256, 128), (128, 128), (128, 64), (64, 128), (64, 64), (32, 128), (32, 64), (16, 128), (16, 64),
+)  # fmt: skip
 # Its dispatch, (m_max, n_max, rows, columns) on m and n rounded up to powers of two (m at least
-# 32: ``mp2 = max(32, next_pow_2(m))`` in cutlass_gemm_sm89_fp8_dispatch, so its M16 config is
-# never reached): sm89_fp8_config_M32, _M64, _M128, _M256 and _default in that order.
+# 16: ``mp2 = max(16, next_pow_2(m))`` in cutlass_gemm_sm89_fp8_dispatch since vLLM PR #16751,
+# April 2025, which made its M16 config reachable; vLLM 0.14.0 ships it): sm89_fp8_config_M16,
+# _M32, _M64, _M128, _M256 and _default in that order (M16's "np2 <= 24576" admits powers of two
+# up to 16384).
 _ANY = 2**40
 VLLM_SM89_FP8_DISPATCH: tuple[tuple[int, int, int, int], ...] = (
+    (16, 8192, 16, 64), (16, 16384, 16, 128), (16, _ANY, 32, 64),
     (32, 8192, 32, 64), (32, 16384, 32, 128), (32, _ANY, 32, 64),
     (64, 8192, 64, 64), (64, 16384, 64, 128), (64, _ANY, 64, 64),
     (128, 8192, 64, 128), (128, 16384, 128, 128), (128, _ANY, 128, 64),
@@ -468,7 +473,7 @@ def gemm_seconds(
 
 def _dispatched_tile(rules: tuple[tuple[int, int, int, int], ...], m: Any, n: Any) -> tuple[Any, Any]:
     """(rows, columns) of the tile ``rules`` dispatch each shape to (see ``GemmKernels.tile_dispatch``)."""
-    m_pow2 = np.maximum(32.0, 2.0 ** np.ceil(np.log2(np.maximum(m, 1.0))))
+    m_pow2 = np.maximum(16.0, 2.0 ** np.ceil(np.log2(np.maximum(m, 1.0))))
     n_pow2 = 2.0 ** np.ceil(np.log2(np.maximum(n, 1.0)))
     rows = np.zeros(np.broadcast(m, n).shape)
     cols = np.zeros_like(rows)

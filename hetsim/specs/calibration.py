@@ -209,7 +209,7 @@ class GemmKernels(KernelClass):
         default=(),
         max_length=64,
         description="the library's tile for a shape instead of the fastest candidate: rules (m_max, n_max, rows, "
-        "columns), the first whose bounds hold m and n rounded up to powers of two (m at least 32) (empty: fastest)",
+        "columns), the first whose bounds hold m and n rounded up to powers of two (m at least 16) (empty: fastest)",
     )
     unit_bandwidth_share: float = Field(
         default=0.0,

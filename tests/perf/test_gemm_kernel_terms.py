@@ -114,6 +114,8 @@ def test_a_dispatched_tile_replaces_the_fastest_one(l40s):
     assert _seconds(dispatched, 8192, 8192, 4096, l40s, "fp8") >= _seconds(fastest, 8192, 8192, 4096, l40s, "fp8")
     only = fastest.model_copy(update={"tiles": ((256, 128),)})
     assert _seconds(dispatched, 8192, 8192, 4096, l40s, "fp8") == _seconds(only, 8192, 8192, 4096, l40s, "fp8")
-    # m up to 32 runs 32-row tiles (m is rounded up to 32 at least)
-    only = fastest.model_copy(update={"tiles": ((32, 64),)})
-    assert _seconds(dispatched, 2, 4096, 4096, l40s, "fp8") == _seconds(only, 2, 4096, 4096, l40s, "fp8")
+    # vLLM 0.14.0's dispatch reaches its M16 config (m rounded up to 16 at least, PR #16751): m up to
+    # 16 runs 16-row tiles, m in (16, 32] 32-row ones, and m <= 16 with n beyond 16384 32 x 64 tiles
+    for m, n, tile in ((2, 4096, (16, 64)), (16, 16384, (16, 128)), (17, 4096, (32, 64)), (8, 65536, (32, 64))):
+        only = fastest.model_copy(update={"tiles": (tile,)})
+        assert _seconds(dispatched, m, n, 4096, l40s, "fp8") == _seconds(only, m, n, 4096, l40s, "fp8")
