@@ -23,6 +23,7 @@ import pandas as pd
 
 from hetsim.perf.kernels import (
     VLLM_SM89_FP8_DISPATCH,
+    VLLM_SM89_FP8_STACKED_WARPS,
     VLLM_SM89_FP8_TILES,
     VLLM_SM90_FP8_DISPATCH,
     VLLM_SM90_FP8_TILES,
@@ -47,6 +48,9 @@ def _gemm_parameters(part: str, lowest_efficiency: float) -> tuple[tuple[str, fl
         ("serial_k_work", 0.0, 0.0),
         ("serial_k_depth", 0.0, 0.0),
         ("warm_cache_speedup", 1.0, 8.0),
+        # only where the family names stacked-warp tiles (STACKED_WARP_FIELDS)
+        ("stacked_warp_floor_s", 1e-8, 3e-5),
+        ("stacked_warp_warm_speedup", 1.0, 8.0),
     )
     return tuple((f"{part}.{field}", low, high) for field, low, high in bounds)
 
@@ -108,7 +112,9 @@ GRIDS: dict[str, tuple[float, ...]] = {
 }
 # Terms 0 leaves out (a GEMM's epilogue priced apart, a unit's own bandwidth share): the search
 # within the bounds never reaches 0, so leaving the term out competes with the value found.
-SWITCHABLE = frozenset({"output_efficiency"})
+SWITCHABLE = frozenset({"output_efficiency", "stacked_warp_floor_s"})
+# Terms of a family's stacked-warp tiles: inert (and not searched) where the family has none.
+STACKED_WARP_FIELDS = frozenset({"stacked_warp_floor_s", "stacked_warp_warm_speedup"})
 # The kernel families a class's rows may have run, each a structure (tiles, splits, the library's
 # own tile choice, FlashAttention's CTA grid) the descent cannot move one coordinate at a time:
 # each is fitted in full and the lowest loss kept ({}: the structure the class starts from, the
@@ -128,7 +134,15 @@ Family = tuple[tuple[str, ...] | None, dict[str, Any]]
 FAMILIES: dict[str, tuple[Family, ...]] = {
     "gemm_fp8": (
         (None, {}),
-        (("8.9",), {"tiles": VLLM_SM89_FP8_TILES, "split_k": (1,), "tile_dispatch": VLLM_SM89_FP8_DISPATCH}),
+        (
+            ("8.9",),
+            {
+                "tiles": VLLM_SM89_FP8_TILES,
+                "split_k": (1,),
+                "tile_dispatch": VLLM_SM89_FP8_DISPATCH,
+                "stacked_warp_tiles": VLLM_SM89_FP8_STACKED_WARPS,
+            },
+        ),
         (("9.0",), {"tiles": VLLM_SM90_FP8_TILES, "split_k": (1,), "tile_dispatch": VLLM_SM90_FP8_DISPATCH}),
     ),
     "attention_prefill": (
@@ -209,10 +223,13 @@ def fit_class(
     def descend(kernels: KernelModel) -> KernelModel:
         for _ in range(sweeps):
             for path, low, high in PARAMETERS[op_class]:
+                part, field = path.split(".")
+                if field in STACKED_WARP_FIELDS and not class_of(kernels, part).stacked_warp_tiles:
+                    continue
                 candidate = lambda v, path=path, base=kernels: loss(with_parameter(base, path, v))  # noqa: E731
-                grid = GRIDS.get(path.split(".")[1])
+                grid = GRIDS.get(field)
                 best = min(grid, key=candidate) if grid else golden_log(candidate, low, high)
-                if path.split(".")[1] in SWITCHABLE:
+                if field in SWITCHABLE:
                     best = min((best, 0.0), key=candidate)  # the term left out competes
                 kernels = with_parameter(kernels, path, best)
         return kernels

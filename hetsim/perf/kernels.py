@@ -69,6 +69,14 @@ VLLM_SM89_FP8_DISPATCH: tuple[tuple[int, int, int, int], ...] = (
     (256, 4096, 64, 128), (256, _ANY, 128, 128),
     (_ANY, 4096, 128, 128), (_ANY, 8192, 256, 128), (_ANY, _ANY, 128, 128),
 )  # fmt: skip
+# Its tiles whose kernels stack their warps along the rows, one warp column (the dispatch's WarpShape:
+# 32 x 64 x 128 tiles on 16 x 64 x 64 warps, 64 x 64 x 128 on 32 x 64 x 64, 128 x 64 x 128 on
+# 64 x 64 x 64), so that every warp reads the whole B (weight) tile from shared memory. Measured on
+# L40S (AIConfigurator's vLLM 0.14.0 rows) they alone ran 16-17% slower than the model at the median,
+# 15-45% wherever the weights sat warm in L2 and on a par once cold, while the one-warp and
+# side-by-side-warp tiles (16 x 64, 16 x 128, 32 x 128, 64 x 128) held within 4-6%: an extra fixed
+# cost and their own warm-L2 speed-up, both fitted (GemmKernels.stacked_warp_*).
+VLLM_SM89_FP8_STACKED_WARPS: tuple[tuple[int, int], ...] = ((32, 64), (64, 64), (128, 64))
 # Hopper's (sm90, CUTLASS 3.x persistent kernels): m up to 64 on 64 x 64 tiles, up to 128 on
 # 64 x 128, beyond on 128 x 128 (c3x/scaled_mm_sm90_fp8_dispatch.cuh).
 VLLM_SM90_FP8_TILES: tuple[tuple[int, int], ...] = ((128, 128), (64, 128), (64, 64))
@@ -435,7 +443,8 @@ def gemm_seconds(
         outputs = groups * m * n * OUTPUT_BYTES
         nbytes = np.maximum(nbytes - outputs, 0.0)
         epilogue = outputs / (bandwidth * params.output_efficiency)
-    memory = nbytes / (bandwidth * params.memory_efficiency)
+    cold_memory = nbytes / (bandwidth * params.memory_efficiency)
+    memory = cold_memory
     if params.warm_cache_speedup != 1.0:
         memory = np.where(warm, memory / params.warm_cache_speedup, memory)
         epilogue = np.where(warm, epilogue / params.warm_cache_speedup, epilogue)
@@ -460,15 +469,26 @@ def gemm_seconds(
             compute = waves * 2.0 * rows * cols * depth / (per_unit * efficiency)
             # A unit streams only its share of the bandwidth: fewer blocks than units leave
             # bandwidth idle, which is what split-K (and GEMV kernels) exist to avoid.
-            streamed = memory / np.minimum(1.0, blocks * share)
+            stacked = (rows, cols) in params.stacked_warp_tiles
+            tile_memory = _stacked_warp_memory(params, cold_memory, warm) if stacked else memory
+            streamed = tile_memory / np.minimum(1.0, blocks * share)
             candidate = np.maximum(np.where(flops > 0, compute, 0.0), streamed)
             if split > 1:
                 candidate = candidate + np.where(vector, vector_split_k_s, params.split_k_s)  # the partial sums' reduction
                 candidate = np.where(serial, np.inf, candidate)
+            if stacked:
+                candidate = candidate + params.stacked_warp_floor_s
             if dispatched is not None:
                 candidate = np.where((dispatched[0] == rows) & (dispatched[1] == cols), candidate, np.inf)
             best = np.minimum(best, candidate)
     return best + epilogue + params.floor_s
+
+
+def _stacked_warp_memory(params: GemmKernels, cold_memory: Any, warm: Any) -> Any:
+    """A stacked-warp tile's memory time: the class's cold time, divided in warm rows by its
+    own warm-L2 speed-up (``GemmKernels.stacked_warp_warm_speedup``; None: the class's)."""
+    speedup = params.warm_cache_speedup if params.stacked_warp_warm_speedup is None else params.stacked_warp_warm_speedup
+    return np.where(warm, cold_memory / speedup, cold_memory) if speedup != 1.0 else cold_memory
 
 
 def _dispatched_tile(rules: tuple[tuple[int, int, int, int], ...], m: Any, n: Any) -> tuple[Any, Any]:
@@ -501,7 +521,8 @@ def input_quant_seconds(params: KernelClass, m: Any, k: Any, bandwidth: float, w
     benchmark repeating the call with the input still in L2 (its bytes move ``warm_cache_speedup``
     times faster; a serving call is never warm)."""
     nbytes = np.asarray(m, dtype=float) * np.asarray(k, dtype=float) * QUANTISED_BYTES_PER_ELEMENT
-    memory = nbytes / (bandwidth * params.memory_efficiency)
+    cold_memory = nbytes / (bandwidth * params.memory_efficiency)
+    memory = cold_memory
     if params.warm_cache_speedup != 1.0:
         memory = np.where(warm, memory / params.warm_cache_speedup, memory)
     return memory + params.floor_s

@@ -238,6 +238,16 @@ class GemmKernels(KernelClass):
     serial_k_depth: float = Field(
         default=0.0, ge=0, description="reduction depth up to which serial_k_work applies (0: any depth)"
     )
+    stacked_warp_tiles: tuple[tuple[int, int], ...] = Field(
+        default=(),
+        max_length=64,
+        description="tiles whose kernel stacks its warps along the rows, one warp column (each warp reads the whole "
+        "B tile from shared memory): they pay stacked_warp_floor_s and their own warm-L2 speed-up",
+    )
+    stacked_warp_floor_s: float = Field(default=0.0, ge=0, description="extra fixed cost of a stacked-warp tile's kernel")
+    stacked_warp_warm_speedup: float | None = Field(
+        default=None, ge=1, le=16, description="warm-L2 bandwidth gain of a stacked-warp tile's kernel (None: the class's)"
+    )
     quantise: bool = Field(default=True, description="apply tile and wave quantisation where the device has compute units")
 
 

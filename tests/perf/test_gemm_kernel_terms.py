@@ -12,6 +12,7 @@ from hetsim.perf.kernel_fit import device_families, fit_class
 from hetsim.perf.kernels import (
     DEFAULT_KERNELS,
     VLLM_SM89_FP8_DISPATCH,
+    VLLM_SM89_FP8_STACKED_WARPS,
     VLLM_SM89_FP8_TILES,
     gemm_seconds,
     input_quant_seconds,
@@ -78,7 +79,8 @@ def test_a_warm_input_quantises_faster_and_only_when_its_reuse_fits_the_l2(l40s)
 
 
 def test_a_device_naming_its_compute_capability_is_fitted_on_its_own_kernel_family_only(l40s):
-    ada = {"tiles": VLLM_SM89_FP8_TILES, "split_k": (1,), "tile_dispatch": VLLM_SM89_FP8_DISPATCH}
+    ada = {"tiles": VLLM_SM89_FP8_TILES, "split_k": (1,), "tile_dispatch": VLLM_SM89_FP8_DISPATCH,
+           "stacked_warp_tiles": VLLM_SM89_FP8_STACKED_WARPS}
     assert device_families("gemm_fp8", l40s.device) == [ada]  # vLLM dispatches its c2x sm89 kernels
     unnamed = _without_capability(l40s)
     assert ada in device_families("gemm_fp8", unnamed.device) and {} in device_families("gemm_fp8", unnamed.device)
@@ -92,7 +94,8 @@ def _without_capability(perf: DevicePerf) -> DevicePerf:
 
 def test_the_fitter_keeps_the_fp8_kernels_without_split_k_when_they_fit_better(l40s):
     l40s = _without_capability(l40s)  # every family competes, the generic one included
-    ada = {"tiles": VLLM_SM89_FP8_TILES, "split_k": (1,), "tile_dispatch": VLLM_SM89_FP8_DISPATCH}
+    ada = {"tiles": VLLM_SM89_FP8_TILES, "split_k": (1,), "tile_dispatch": VLLM_SM89_FP8_DISPATCH,
+           "stacked_warp_tiles": VLLM_SM89_FP8_STACKED_WARPS}
     unsplit = DEFAULT_KERNELS.gemm.model_copy(update={**ada, "efficiency": 0.6})
     truth = DEFAULT_KERNELS.model_copy(update={"gemm_fp8": unsplit})
     shapes = [(m, n, k) for m in (1, 16, 256, 4096) for n in (256, 4096) for k in (512, 8192, 65536)]
@@ -119,3 +122,54 @@ def test_a_dispatched_tile_replaces_the_fastest_one(l40s):
     for m, n, tile in ((2, 4096, (16, 64)), (16, 16384, (16, 128)), (17, 4096, (32, 64)), (8, 65536, (32, 64))):
         only = fastest.model_copy(update={"tiles": (tile,)})
         assert _seconds(dispatched, m, n, 4096, l40s, "fp8") == _seconds(only, m, n, 4096, l40s, "fp8")
+
+
+def _ada_fp8(**update):
+    ada = {"tiles": VLLM_SM89_FP8_TILES, "split_k": (1,), "tile_dispatch": VLLM_SM89_FP8_DISPATCH,
+           "stacked_warp_tiles": VLLM_SM89_FP8_STACKED_WARPS}
+    return DEFAULT_KERNELS.gemm.model_copy(update={**ada, **update})
+
+
+def _warm_seconds(params, m, n, k, perf, warm):
+    nbytes = (m * k + k * n) * 1.0 + m * n * 2.0
+    return float(gemm_seconds(params, m, n, k, nbytes, perf.peak_flops("fp8"), perf.bandwidth_bytes_per_s,
+                              perf.compute_units, warm=warm))
+
+
+def test_a_stacked_warp_tile_pays_its_own_floor_and_no_other_tile_does(l40s):
+    plain = _ada_fp8()
+    stacked = _ada_fp8(stacked_warp_floor_s=3e-6)
+    # m = 17-32 with n <= 8192 runs 32 x 64 tiles on 16 x 64 warps, m = 33-64 64 x 64 tiles on 32 x 64
+    # warps, m = 65-128 with n > 16384 128 x 64 tiles on 64 x 64 warps: warps stacked along the rows
+    for m, n in ((32, 4096), (64, 4096), (128, 32768)):
+        assert _seconds(stacked, m, n, 4096, l40s, "fp8") == pytest.approx(_seconds(plain, m, n, 4096, l40s, "fp8") + 3e-6)
+    # one warp (16 x 64) or warps side by side (32 x 128, 64 x 128, 128 x 128): no extra cost
+    for m, n in ((16, 4096), (32, 16384), (128, 4096), (1024, 4096)):
+        assert _seconds(stacked, m, n, 4096, l40s, "fp8") == _seconds(plain, m, n, 4096, l40s, "fp8")
+
+
+def test_a_stacked_warp_tile_reads_warm_weights_at_its_own_speed_up(l40s):
+    params = _ada_fp8(warm_cache_speedup=3.0, stacked_warp_warm_speedup=1.5, memory_efficiency=0.7)
+    own = params.model_copy(update={"stacked_warp_warm_speedup": None})
+    m, n, k = 32, 8192, 4096  # 32 x 64 tiles; a memory-bound shape
+    cold = _warm_seconds(params, m, n, k, l40s, False)
+    assert cold == _warm_seconds(own, m, n, k, l40s, False)  # cold, the speed-up plays no part
+    assert _warm_seconds(own, m, n, k, l40s, True) < _warm_seconds(params, m, n, k, l40s, True) < cold
+    # a side-by-side-warp tile keeps the class's speed-up
+    assert _warm_seconds(params, 16, n, k, l40s, True) == _warm_seconds(own, 16, n, k, l40s, True)
+
+
+def test_the_fitter_recovers_a_stacked_warp_floor_only_where_the_family_has_stacked_tiles(l40s):
+    truth = DEFAULT_KERNELS.model_copy(update={"gemm_fp8": _ada_fp8(efficiency=0.6, stacked_warp_floor_s=4e-6)})
+    shapes = [(m, n, k) for m in (8, 32, 64, 512) for n in (1024, 4096, 32768) for k in (1024, 8192)]
+    rows = pd.DataFrame([{"op_class": "gemm", "dtype": "fp8", "input_dtype": "fp8", "m": m, "n": n, "k": k}
+                         for m, n, k in shapes])  # fmt: skip
+    rows["measured_s"] = predict_ops(rows, l40s, truth)
+    fitted = fit_class(rows, l40s, DEFAULT_KERNELS, "gemm_fp8", sweeps=2)
+    assert fitted.gemm_fp8.stacked_warp_tiles == VLLM_SM89_FP8_STACKED_WARPS
+    assert fitted.gemm_fp8.stacked_warp_floor_s == pytest.approx(4e-6, rel=0.15)
+    assert np.allclose(predict_ops(rows, l40s, fitted), rows["measured_s"], rtol=0.05)
+    # 16-bit GEMMs have no stacked-warp family: the terms stay at their defaults
+    bf16 = rows.assign(dtype="bf16", input_dtype="bf16")
+    bf16["measured_s"] = predict_ops(bf16, l40s, DEFAULT_KERNELS)
+    assert fit_class(bf16, l40s, DEFAULT_KERNELS, "gemm", sweeps=1).gemm.stacked_warp_floor_s == 0.0
