@@ -250,6 +250,13 @@ class GemmKernels(KernelClass):
     )
     quantise: bool = Field(default=True, description="apply tile and wave quantisation where the device has compute units")
 
+    @model_validator(mode="after")
+    def _stacked_tiles_are_candidates(self) -> GemmKernels:
+        stray = [tile for tile in self.stacked_warp_tiles if tile not in self.tiles]
+        if stray:
+            raise ValueError(f"stacked_warp_tiles: expected tiles among tiles {list(self.tiles)}, got {stray}")
+        return self
+
 
 class CollectiveKernels(FrozenModel):
     """An all-reduce: ``latency_s + (p - 1) rank_latency_s + 2 (p - 1) / p * bytes / (link bandwidth * efficiency)``."""

@@ -19,6 +19,7 @@ from hetsim.perf.kernels import (
 )
 from hetsim.perf.public_rows import predict_ops, quant_warm
 from hetsim.perf.roofline import DevicePerf
+from hetsim.specs.calibration import GemmKernels
 
 
 @pytest.fixture(scope="module")
@@ -173,3 +174,10 @@ def test_the_fitter_recovers_a_stacked_warp_floor_only_where_the_family_has_stac
     bf16 = rows.assign(dtype="bf16", input_dtype="bf16")
     bf16["measured_s"] = predict_ops(bf16, l40s, DEFAULT_KERNELS)
     assert fit_class(bf16, l40s, DEFAULT_KERNELS, "gemm", sweeps=1).gemm.stacked_warp_floor_s == 0.0
+
+
+def test_a_stacked_warp_tile_must_be_one_of_the_candidate_tiles():
+    data = _ada_fp8().model_dump() | {"stacked_warp_tiles": ((32, 64), (8, 8))}
+    with pytest.raises(ValueError, match=r"stacked_warp_tiles: expected tiles among tiles .*, got \[\(8, 8\)\]"):
+        GemmKernels.model_validate(data)
+    assert GemmKernels.model_validate(_ada_fp8().model_dump()).stacked_warp_tiles == VLLM_SM89_FP8_STACKED_WARPS
