@@ -430,7 +430,8 @@ def gemm_seconds(
     k <= 8192, 4 ns per k for m = 2-16, where the split kernel takes 5 us); one row is a
     matrix-vector product, run by another kernel (never serial, ``vector_split_k_s`` its split's
     cost); ``output_efficiency``, the epilogue's output writes priced after the K loop instead of
-    overlapped with the inputs' streaming."""
+    overlapped with the inputs' streaming; ``stacked_warp_*``, the extra fixed cost and own warm-L2
+    speed-up of tiles whose kernel stacks its warps along the rows (``VLLM_SM89_FP8_STACKED_WARPS``)."""
     m, n, k = (np.asarray(x, dtype=float) for x in (m, n, k))
     nbytes = np.asarray(nbytes, dtype=float)
     groups = np.asarray(groups, dtype=float)
@@ -521,8 +522,7 @@ def input_quant_seconds(params: KernelClass, m: Any, k: Any, bandwidth: float, w
     benchmark repeating the call with the input still in L2 (its bytes move ``warm_cache_speedup``
     times faster; a serving call is never warm)."""
     nbytes = np.asarray(m, dtype=float) * np.asarray(k, dtype=float) * QUANTISED_BYTES_PER_ELEMENT
-    cold_memory = nbytes / (bandwidth * params.memory_efficiency)
-    memory = cold_memory
+    memory = nbytes / (bandwidth * params.memory_efficiency)
     if params.warm_cache_speedup != 1.0:
         memory = np.where(warm, memory / params.warm_cache_speedup, memory)
     return memory + params.floor_s
