@@ -27,6 +27,7 @@ Every function takes arrays or floats (numpy broadcasting) and does no I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -453,36 +454,57 @@ def gemm_seconds(
         compute = np.where(flops > 0, flops / (peak_flops * efficiency), 0.0)
         return np.maximum(compute, memory) + epilogue + params.floor_s
     per_unit = peak_flops / compute_units
-    best = np.full(np.broadcast(m, n, k, nbytes, groups).shape, np.inf)
     share = params.unit_bandwidth_share or 1.0 / compute_units
     vector = m == 1  # one row: a matrix-vector kernel, its own reduction of split K and no serial regime
     vector_split_k_s = params.split_k_s if params.vector_split_k_s is None else params.vector_split_k_s
     serial = (m * n * k < params.serial_k_work) & ~vector
     if params.serial_k_depth:
         serial = serial & (k <= params.serial_k_depth)
-    dispatched = _dispatched_tile(params.tile_dispatch, m, n) if params.tile_dispatch else None
-    for rows, cols in params.tiles:
-        tiles = groups * np.ceil(m / rows) * np.ceil(n / cols)
-        for split in params.split_k:
-            blocks = tiles * split
-            waves = np.ceil(blocks / compute_units)
-            depth = np.ceil(k / split)
-            compute = waves * 2.0 * rows * cols * depth / (per_unit * efficiency)
-            # A unit streams only its share of the bandwidth: fewer blocks than units leave
-            # bandwidth idle, which is what split-K (and GEMV kernels) exist to avoid.
-            stacked = (rows, cols) in params.stacked_warp_tiles
-            tile_memory = _stacked_warp_memory(params, cold_memory, warm) if stacked else memory
-            streamed = tile_memory / np.minimum(1.0, blocks * share)
-            candidate = np.maximum(np.where(flops > 0, compute, 0.0), streamed)
-            if split > 1:
-                candidate = candidate + np.where(vector, vector_split_k_s, params.split_k_s)  # the partial sums' reduction
-                candidate = np.where(serial, np.inf, candidate)
-            if stacked:
-                candidate = candidate + params.stacked_warp_floor_s
-            if dispatched is not None:
-                candidate = np.where((dispatched[0] == rows) & (dispatched[1] == cols), candidate, np.inf)
-            best = np.minimum(best, candidate)
+    shape = np.broadcast(m, n, k, nbytes, groups).shape
+    # Every (tile, split) candidate at once along a leading axis (the planner prices shapes one by
+    # one: a loop over 24 candidates cost it more than the arithmetic); the same operations, in
+    # the same order, per element as one candidate at a time.
+    rows, cols, split, stacked = _candidates(params, len(shape))
+    tiles = groups * np.ceil(m / rows) * np.ceil(n / cols)
+    blocks = tiles * split
+    waves = np.ceil(blocks / compute_units)
+    depth = np.ceil(k / split)
+    compute = waves * 2.0 * rows * cols * depth / (per_unit * efficiency)
+    # A unit streams only its share of the bandwidth: fewer blocks than units leave
+    # bandwidth idle, which is what split-K (and GEMV kernels) exist to avoid.
+    tile_memory = memory
+    if params.stacked_warp_tiles:
+        tile_memory = np.where(stacked, _stacked_warp_memory(params, cold_memory, warm), memory)
+    streamed = tile_memory / np.minimum(1.0, blocks * share)
+    candidate = np.maximum(np.where(flops > 0, compute, 0.0), streamed)
+    splits = split > 1
+    # the partial sums' reduction
+    candidate = candidate + np.where(splits, np.where(vector, vector_split_k_s, params.split_k_s), 0.0)
+    candidate = np.where(splits & serial, np.inf, candidate)
+    candidate = candidate + np.where(stacked, params.stacked_warp_floor_s, 0.0)
+    if params.tile_dispatch:
+        dispatched = _dispatched_tile(params.tile_dispatch, m, n)
+        candidate = np.where((dispatched[0] == rows) & (dispatched[1] == cols), candidate, np.inf)
+    best = np.minimum(np.full(shape, np.inf), candidate.min(axis=0))
     return best + epilogue + params.floor_s
+
+
+def _candidates(params: GemmKernels, ndim: int) -> tuple[Any, Any, Any, Any]:
+    """(rows, columns, split, stacked warps) of every (tile, split) candidate, tiles outer, as
+    arrays along a leading axis that broadcasts against ``ndim``-dimensional shapes."""
+    return _candidate_table(params.tiles, params.split_k, params.stacked_warp_tiles, ndim)
+
+
+@lru_cache(maxsize=256)
+def _candidate_table(
+    tiles: tuple[tuple[int, int], ...], splits: tuple[int, ...], stacked_tiles: tuple[tuple[int, int], ...], ndim: int
+) -> tuple[Any, Any, Any, Any]:
+    pairs = [(rows, cols, split) for rows, cols in tiles for split in splits]
+    table = np.array(pairs, dtype=float).reshape(len(pairs), 3, *([1] * ndim))
+    stacked = np.array([(rows, cols) in stacked_tiles for rows, cols, _ in pairs]).reshape(-1, *([1] * ndim))
+    for array in (table, stacked):
+        array.setflags(write=False)  # shared between calls
+    return table[:, 0], table[:, 1], table[:, 2], stacked
 
 
 def _stacked_warp_memory(params: GemmKernels, cold_memory: Any, warm: Any) -> Any:

@@ -6,6 +6,8 @@ split-K (vLLM's CUTLASS fp8 kernels) and a warm input's quantisation."""
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hetsim.io.catalog import load_catalog
 from hetsim.perf.kernel_fit import device_families, fit_class
@@ -181,3 +183,25 @@ def test_a_stacked_warp_tile_must_be_one_of_the_candidate_tiles():
     with pytest.raises(ValueError, match=r"stacked_warp_tiles: expected tiles among tiles .*, got \[\(8, 8\)\]"):
         GemmKernels.model_validate(data)
     assert GemmKernels.model_validate(_ada_fp8().model_dump()).stacked_warp_tiles == VLLM_SM89_FP8_STACKED_WARPS
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    shapes=st.lists(
+        st.tuples(st.integers(1, 8192), st.integers(16, 65536), st.integers(16, 65536), st.booleans()),
+        min_size=1, max_size=12,
+    ),
+    ada=st.booleans(),
+)
+def test_a_batch_of_shapes_costs_what_each_shape_costs_alone(shapes, ada):
+    """The candidates are evaluated along a leading axis: pricing many shapes at once must give
+    each shape's own price, to the bit (scalar shapes are the planner's path, arrays the fitter's)."""
+    perf = DevicePerf(load_catalog().accelerator("l40s"))
+    params = _ada_fp8(stacked_warp_floor_s=2e-6, stacked_warp_warm_speedup=2.0, warm_cache_speedup=3.0) if ada else (
+        DEFAULT_KERNELS.gemm.model_copy(update={"serial_k_work": 2.0**21, "unit_bandwidth_share": 0.05}))
+    m, n, k, warm = (np.array(column) for column in zip(*shapes, strict=True))
+    nbytes = (m * k + k * n) * 1.0 + m * n * 2.0
+    args = (perf.peak_flops("fp8"), perf.bandwidth_bytes_per_s, perf.compute_units)
+    together = gemm_seconds(params, m, n, k, nbytes, *args, warm=warm)
+    alone = [float(gemm_seconds(params, *row, *args, warm=w)) for *row, w in zip(m, n, k, nbytes, warm, strict=True)]
+    assert together.tolist() == alone
