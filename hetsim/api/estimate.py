@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from hetsim.cost.energy import OperatingPower, joules_per_request, joules_per_token, operating_power
 from hetsim.cost.tco import CostBasis, device_hourly_cost, preset, usd_per_million_tokens
@@ -21,6 +22,8 @@ from hetsim.perf.speculative import MTP_ACCEPTANCE_RATE, SpecMethod, Speculation
 from hetsim.perf.transformer import Precision, Shard
 from hetsim.specs.hardware import AcceleratorSpec, DType
 from hetsim.specs.parallel import CommOverlap
+
+E = TypeVar("E", bound=Enum)
 
 SERVING_UTILIZATION = 1.0
 """The busy share power is taken at: a steady-state serving estimate keeps its devices busy."""
@@ -69,7 +72,7 @@ def device_perf(
 def estimate(question: EstimateQuestion) -> dict[str, Any]:
     """Answer the question; every figure says where it comes from."""
     if question.cost_basis:
-        _cost_basis(question.cost_basis)  # bad input is refused before any work
+        _member(CostBasis, "cost_basis", question.cost_basis)  # bad input is refused before any work
     model = load_models().model(question.model)
     perf = device_perf(question.device, question.profile_set, question.profiles, question.stack)
     replica = LlmReplica(
@@ -81,7 +84,7 @@ def estimate(question: EstimateQuestion) -> dict[str, Any]:
             max_batch_tokens=question.max_batch_tokens * question.dp_attention,
             max_num_seqs=ServingLimits.max_num_seqs * question.dp_attention,
         ),
-        MoeOptions(question.expert_balancing, question.expert_imbalance, _overlap(question.overlap)),
+        MoeOptions(question.expert_balancing, question.expert_imbalance, _member(CommOverlap, "overlap", question.overlap)),
     )
     speculation = _speculation(question, replica)
     serving = replica if speculation is None else with_proposer(replica, speculation)  # the proposer's memory too
@@ -152,11 +155,7 @@ def _speculation(question: EstimateQuestion, replica: LlmReplica) -> Speculation
             if value is not None:
                 raise EstimateError(f"{name}: expected with --spec-method, got it alone")
         return None
-    try:
-        method = SpecMethod(question.spec_method)
-    except ValueError:
-        raise EstimateError(f"--spec-method: expected one of {', '.join(m.value for m in SpecMethod)}, "
-                            f"got {question.spec_method!r}") from None  # fmt: skip
+    method = _member(SpecMethod, "--spec-method", question.spec_method)
     tokens, rate = question.spec_tokens, question.acceptance_rate
     if method == SpecMethod.MTP:
         tokens, rate = tokens or 1, MTP_ACCEPTANCE_RATE if rate is None else rate
@@ -181,7 +180,7 @@ def _hourly(device: AcceleratorSpec, question: EstimateQuestion) -> tuple[float,
     """$/h of one device and where it comes from. A device whose profile has no price (for the
     basis asked, or either when none was asked) costs NaN, 'unknown: why': its performance is
     still answered, as ``hetsim simulate`` does for a pool it cannot price."""
-    basis = _cost_basis(question.cost_basis) if question.cost_basis else None
+    basis = _member(CostBasis, "cost_basis", question.cost_basis) if question.cost_basis else None
     assumptions = preset(question.tco_preset)
     try:
         hourly = device_hourly_cost(device, assumptions, basis)
@@ -208,25 +207,12 @@ def _precision(dtype: str, kv_dtype: str | None) -> Precision:
     """The deployment's formats: ``dtype`` weights (``Precision.uniform``: an fp8 or narrower model
     keeps an fp8 KV cache), the KV cache in ``kv_dtype`` where given (vLLM's ``--kv-cache-dtype
     auto`` keeps it in the 16-bit model dtype)."""
-    return Precision.uniform(_dtype("dtype", dtype)).with_kv_cache(None if kv_dtype is None else _dtype("kv_dtype", kv_dtype))
+    return Precision.uniform(_member(DType, "dtype", dtype)).with_kv_cache(None if kv_dtype is None else _member(DType, "kv_dtype", kv_dtype))
 
 
-def _cost_basis(name: str) -> CostBasis:
+def _member(kind: type[E], field: str, name: str) -> E:
+    """The ``kind`` member called ``name``; a bad name is a one-line error naming ``field`` and the choices."""
     try:
-        return CostBasis(name)
+        return kind(name)
     except ValueError:
-        raise EstimateError(f"cost_basis: expected one of {', '.join(b.value for b in CostBasis)}, got {name!r}") from None
-
-
-def _dtype(field: str, name: str) -> DType:
-    try:
-        return DType(name)
-    except ValueError:
-        raise EstimateError(f"{field}: expected one of {', '.join(d.value for d in DType)}, got {name!r}") from None
-
-
-def _overlap(name: str) -> CommOverlap:
-    try:
-        return CommOverlap(name)
-    except ValueError:
-        raise EstimateError(f"overlap: expected one of {', '.join(o.value for o in CommOverlap)}, got {name!r}") from None
+        raise EstimateError(f"{field}: expected one of {', '.join(m.value for m in kind)}, got {name!r}") from None

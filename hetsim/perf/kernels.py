@@ -460,11 +460,11 @@ def gemm_seconds(
     serial = (m * n * k < params.serial_k_work) & ~vector
     if params.serial_k_depth:
         serial = serial & (k <= params.serial_k_depth)
-    shape = np.broadcast(m, n, k, nbytes, groups).shape
+    ndim = np.broadcast(m, n, k, nbytes, groups).ndim
     # Every (tile, split) candidate at once along a leading axis (the planner prices shapes one by
     # one: a loop over 24 candidates cost it more than the arithmetic); the same operations, in
     # the same order, per element as one candidate at a time.
-    rows, cols, split, stacked = _candidates(params, len(shape))
+    rows, cols, split, stacked = _candidates(params, ndim)
     tiles = groups * np.ceil(m / rows) * np.ceil(n / cols)
     blocks = tiles * split
     waves = np.ceil(blocks / compute_units)
@@ -485,8 +485,7 @@ def gemm_seconds(
     if params.tile_dispatch:
         dispatched = _dispatched_tile(params.tile_dispatch, m, n)
         candidate = np.where((dispatched[0] == rows) & (dispatched[1] == cols), candidate, np.inf)
-    best = np.minimum(np.full(shape, np.inf), candidate.min(axis=0))
-    return best + epilogue + params.floor_s
+    return candidate.min(axis=0) + epilogue + params.floor_s
 
 
 def _candidates(params: GemmKernels, ndim: int) -> tuple[Any, Any, Any, Any]:
