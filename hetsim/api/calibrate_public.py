@@ -50,6 +50,7 @@ from hetsim.perf.public_rows import (
     predict_generations,
     predict_ops,
     predict_steps,
+    slower_than_a_larger_batch,
 )
 from hetsim.perf.roofline import DevicePerf
 from hetsim.specs.calibration import CalibrationProvenance, CalibrationSpec, EngineOverheads, KernelModel
@@ -322,11 +323,13 @@ def _fit_generation_stack(
     """The generation source's stack: ``base``'s kernels with engine overheads fitted to its
     batches' whole generations (``RUN_FITTED_SOURCES``: kernel parameters fitted through them
     instead); and the rows scored: defaults, and the calibrated model held out by model.
-    Batches whose KV the replica cannot hold are left out (vLLM preempts them)."""
+    Batches whose KV the replica cannot hold are left out (vLLM preempts them), and runs measured
+    slower than a larger batch of the same prompts (``slower_than_a_larger_batch``)."""
     assert base.kernels is not None
     stack = str(generations["stack"].iloc[0])
     catalog_models = {name: models.model(name) for name in generations["model"].unique()}
-    rows = generations[fits_without_preemption(generations, default, catalog_models)]
+    kept = fits_without_preemption(generations, default, catalog_models) & ~slower_than_a_larger_batch(generations)
+    rows = generations[kept]
     base = base.model_copy(update={"kernels": base.kernels.model_copy(update={"stack": stack})})
     if rows["source"].iloc[0] in RUN_FITTED_SOURCES:
         spec, held_out = _run_fitted(rows, default, base, catalog_models, stack)
@@ -416,50 +419,83 @@ def _run_fitted(
 # 22% / 63% -> 16% / 52%; the grouped-query models had been the worst, Llama-3-70B 47% median).
 PAGED_DECODE = frozenset({("llm-inference-bench", "mi300x")})
 
+# The same runs' library GEMMs (PyTorch's ``F.linear`` on ROCm, hipBLASLt / rocBLAS of 2024) ran
+# far below the matrix peak, the runs growing linearly with the batch, not with tiles padded:
+# from batch 32 to 256, each further sequence adds 4.2 ms per generated token to Llama-2-70B's
+# run at TP1, 128 + 128 tokens (2 x 2 x 69 GFLOP a token, its prompt's share included: ~66
+# TFLOP/s, 5% of the peak), 0.33 ms to Llama-2-7B's (~81 TFLOP/s), so the 70B runs were priced
+# 25-80% short on NVIDIA-derived GEMMs. Their stack's GEMMs are therefore one of: the base
+# kernels' GEMMs (None), or a flat roofline without tile padding (``quantise`` off) at one of
+# these compute efficiencies of the matrix peak, chosen with the decode bandwidth on the training
+# models (held out by model: 16% / 52% -> 10.6% / 26.4%; low efficiencies on the padded tiles had
+# held out at 21% / 52%: a batch of 16 padded to 64-row tiles costs 4 batches of 16).
+RUN_GEMM_EFFICIENCIES: tuple[float | None, ...] = (None, 0.03, 0.05, 0.07, 0.1, 0.14)
+
+
+def _run_gemms(kernels: KernelModel, efficiency: float | None) -> KernelModel:
+    """``kernels`` with the GEMM option ``efficiency`` names (``RUN_GEMM_EFFICIENCIES``)."""
+    if efficiency is None:
+        return kernels
+    gemm = kernels.gemm.model_copy(update={"efficiency": efficiency, "quantise": False})
+    return kernels.model_copy(update={"gemm": gemm})
+
 
 def _paged_decode_fitted(
     rows: pd.DataFrame, default: DevicePerf, base: CalibrationSpec, catalog_models: dict, stack: str
 ) -> tuple[CalibrationSpec, np.ndarray]:
     """``_engine_fitted`` on kernels whose decode reads KV per query head, the decode attention's
-    memory efficiency chosen (golden section in log space) by the engine-fitted training loss;
-    each run held out by model (efficiency and overheads fitted on the other models' runs)."""
+    memory efficiency chosen (golden section in log space) and the GEMM option chosen among
+    ``RUN_GEMM_EFFICIENCIES`` by the engine-fitted training loss; each run held out by model
+    (options, efficiency and overheads fitted on the other models' runs)."""
     assert base.kernels is not None
     paged = with_parameter(base.kernels, "attention_decode.kv_read_per_query_head", True)  # type: ignore[arg-type]
     features = generation_features(rows, catalog_models)
     measured = rows["measured_s"].to_numpy(dtype=float)
-    cache: dict[float, np.ndarray] = {}
+    cache: dict[tuple[float | None, float], np.ndarray] = {}
 
-    def kernel_s(efficiency: float) -> np.ndarray:
-        if efficiency not in cache:
-            kernels = with_parameter(paged, "attention_decode.memory_efficiency", efficiency)
-            cache[efficiency] = predict_generations(rows, _with_kernels(default, base, kernels), catalog_models)
-        return cache[efficiency]
+    def kernels_of(gemm: float | None, efficiency: float) -> KernelModel:
+        return _run_gemms(with_parameter(paged, "attention_decode.memory_efficiency", efficiency), gemm)
 
-    def chosen(mask: np.ndarray) -> float:
-        def loss(efficiency: float) -> float:
-            k = kernel_s(efficiency)[mask]
-            terms = fit_step_overheads(k, features[mask], measured[mask])
-            predicted = k + features[mask] @ np.array([terms[t] for t in STEP_TERMS])
-            return float(np.mean(np.log(predicted / measured[mask]) ** 2))
+    def kernel_s(gemm: float | None, efficiency: float) -> np.ndarray:
+        if (gemm, efficiency) not in cache:
+            perf = _with_kernels(default, base, kernels_of(gemm, efficiency))
+            cache[(gemm, efficiency)] = predict_generations(rows, perf, catalog_models)
+        return cache[(gemm, efficiency)]
 
-        return golden_log(loss, 0.05, 1.0, 10)
+    def loss(k: np.ndarray, mask: np.ndarray) -> float:
+        terms = fit_step_overheads(k[mask], features[mask], measured[mask])
+        predicted = k[mask] + features[mask] @ np.array([terms[t] for t in STEP_TERMS])
+        return float(np.mean(np.log(predicted / measured[mask]) ** 2))
+
+    def chosen(mask: np.ndarray) -> tuple[float | None, float]:
+        options = []
+        for gemm in RUN_GEMM_EFFICIENCIES:
+            efficiency = golden_log(lambda e, g=gemm: loss(kernel_s(g, e), mask), 0.05, 1.0, 10)
+            options.append((loss(kernel_s(gemm, efficiency), mask), gemm, efficiency))
+        _, gemm, efficiency = min(options, key=lambda option: option[0])
+        return gemm, efficiency
 
     held_out = np.full(len(rows), np.nan)
     models = rows["model"].to_numpy()
     for model in np.unique(models):
         train, test = models != model, models == model
-        k = kernel_s(chosen(train))
+        k = kernel_s(*chosen(train))
         terms = fit_step_overheads(k[train], features[train], measured[train])
         held_out[test] = k[test] + features[test] @ np.array([terms[t] for t in STEP_TERMS])
-    efficiency = chosen(np.ones(len(rows), dtype=bool))
-    kernels = with_parameter(paged, "attention_decode.memory_efficiency", efficiency)
+    gemm, efficiency = chosen(np.ones(len(rows), dtype=bool))
+    kernels = kernels_of(gemm, efficiency)
     sources = {
         **kernels.sources,
         "attention_decode": f"datasheet default, read per query head (vLLM's PagedAttention), memory efficiency "
         f"fitted through {len(rows)} whole runs of {stack}",
     }
+    if gemm is not None:
+        sources["gemm"] = (
+            f"fitted through {len(rows)} whole runs of {stack}: a flat roofline (no tile padding) at "
+            f"{gemm:.0%} of the matrix peak (the stack's library GEMMs; see RUN_GEMM_EFFICIENCIES)"
+        )
     fitted_base = base.model_copy(update={"kernels": kernels.model_copy(update={"sources": sources})})
-    spec, _ = _engine_fitted(rows, kernel_s(efficiency), features, fitted_base, stack)
+    spec, _ = _engine_fitted(rows, kernel_s(gemm, efficiency), features, fitted_base, stack)
     spec = spec.model_copy(update={"error_band": _error_band(held_out / measured - 1.0)})
     return spec, held_out
 

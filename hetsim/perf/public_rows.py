@@ -379,6 +379,25 @@ def fits_without_preemption(rows: pd.DataFrame, perf: DevicePerf, models: Mappin
     return out
 
 
+def slower_than_a_larger_batch(rows: pd.DataFrame) -> np.ndarray:
+    """Runs measured slower than a larger batch of the same prompts (same device, stack, model,
+    TP, lengths and formats): more sequences of the same work cannot take less time, so such a
+    run timed something else too (LLM-Inference-Bench's first run of each MI300X deployment, a
+    batch of one 128-token prompt: 2.1-2.3 s where 16 such prompts took 1.3-1.6 s)."""
+    keys = ["device", "stack", "model", "tp", "q_tokens", "output_tokens", "dtype"]
+    keys += [c for c in ("kv_dtype",) if c in rows.columns]
+    out = np.zeros(len(rows), dtype=bool)
+    frame = rows.reset_index(drop=True).assign(_position=np.arange(len(rows)))
+    for _, group in frame.groupby(keys, sort=False, dropna=False):
+        ordered = group.sort_values("batch", kind="stable")
+        measured = ordered["measured_s"].to_numpy(dtype=float)
+        batch = ordered["batch"].to_numpy(dtype=float)
+        for i in range(len(ordered)):
+            larger = batch > batch[i]
+            out[ordered["_position"].iloc[i]] = bool(larger.any() and measured[i] > measured[larger].min())
+    return out
+
+
 def predict_generations(rows: pd.DataFrame, perf: DevicePerf, models: Mapping[str, ModelSpec]) -> np.ndarray:
     """Predicted seconds of whole batch generations: each step that computes prompt tokens by
     ``LlmReplica.step`` and the decode-only runs by the step pricer's run of consecutive

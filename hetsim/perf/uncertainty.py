@@ -21,13 +21,13 @@ from hetsim.specs.calibration import CalibrationSpec
 # (argonne-lcf/LLM-Inference-Bench, vLLM 0.5.1-0.6.2; benchmarks/fidelity_public.py,
 # ``hetsim.api.calibrate_public.default_error_bands``), each device weighted equally; held out
 # (the defaults are medians of op-level fits and an engine overhead from other sources).
-# NVIDIA: A100-SXM4-40GB and H100 SXM, 384 generations; AMD: MI300X, 603 (vLLM's ROCm path of
+# NVIDIA: A100-SXM4-40GB and H100 SXM, 384 generations; AMD: MI300X, 594 (vLLM's ROCm path of
 # 2024, far below the datasheet: see README). Vendors no source measured get the band over all.
 DEFAULT_ERROR_BANDS: dict[str, dict[str, float]] = {
     "nvidia": {"p10": -0.1681, "p50": 0.0561, "p90": 0.3107},
-    "amd": {"p10": -0.855, "p50": -0.5798, "p90": -0.2842},
+    "amd": {"p10": -0.8559, "p50": -0.5792, "p90": -0.2837},
 }
-DEFAULT_ERROR_BAND = {"p10": -0.7252, "p50": -0.0712, "p90": 0.2764}
+DEFAULT_ERROR_BAND = {"p10": -0.7257, "p50": -0.0712, "p90": 0.2764}
 DEFAULT_ERROR_BAND_SOURCE = (
     "datasheet defaults vs LLM-Inference-Bench's vLLM 0.5-era whole generations (benchmarks/fidelity_public.py)"
 )

@@ -15,6 +15,7 @@ from hetsim.perf.public_rows import (
     generation_features,
     generation_schedule,
     predict_generations,
+    slower_than_a_larger_batch,
 )
 from hetsim.perf.roofline import DevicePerf
 from hetsim.perf.transformer import Precision, SequenceWork, Shard
@@ -88,6 +89,33 @@ def test_batches_whose_kv_the_replica_cannot_hold_are_flagged(models, h100):
     # 70B at TP1 does not fit an H100 at all; 64 x 4096 tokens of Llama-2-7B KV (128 GiB) exceed it
     frame = pd.DataFrame([_row("llama-2-7b", 1, 128), _row("llama-2-7b", 64, 2048), _row("llama-2-70b", 1, 128)])
     assert fits_without_preemption(frame, h100, models).tolist() == [True, False, False]
+
+
+def test_a_run_slower_than_a_larger_batch_of_the_same_prompts_is_flagged():
+    # LLM-Inference-Bench, MI300X, Llama-2-7B TP1: batch 1 of 128 + 128 tokens 2.148 s, batch 16 1.450 s
+    runs = [(1, 128, 2.148), (16, 128, 1.450), (32, 128, 2.098), (1, 256, 2.212), (16, 256, 3.265)]
+    frame = pd.DataFrame(
+        [{**_row("llama-2-7b", b, n), "device": "mi300x", "stack": "lib", "measured_s": t} for b, n, t in runs]
+        + [{**_row("llama-2-7b", 1, 128, tp=2), "device": "mi300x", "stack": "lib", "measured_s": 9.0}]
+    )
+    # only the batch-1 run that took longer than batch 16 of the same prompts; a lone TP2 run has
+    # nothing to compare with, and another length is another comparison
+    assert slower_than_a_larger_batch(frame).tolist() == [True, False, False, False, False, False]
+
+
+@given(st.lists(st.floats(0.1, 100.0), min_size=1, max_size=6))
+@settings(max_examples=50, deadline=None)
+def test_no_run_is_flagged_where_time_never_falls_with_the_batch(times):
+    ordered = np.maximum.accumulate(np.asarray(times))
+    frame = pd.DataFrame(
+        [{**_row("llama-2-7b", 2**i, 128), "device": "d", "stack": "s", "measured_s": t} for i, t in enumerate(ordered)]
+    )
+    flagged = slower_than_a_larger_batch(frame)
+    assert not flagged.any()
+    # a run made slower than every larger batch is flagged, whatever the rest
+    if len(times) > 1:
+        frame.loc[0, "measured_s"] = ordered[-1] * 2.0
+        assert slower_than_a_larger_batch(frame)[0]
 
 
 def test_overhead_features_count_steps_layers_sequences_pairs_and_tokens(models):
