@@ -25,7 +25,7 @@ from hetsim.metrics.gaps import gap_percentile
 from hetsim.metrics.summary import Sla, session_frame, sla_attainment
 from hetsim.perf.nonllm import IndexKind, VectorIndex
 from hetsim.perf.roofline import DevicePerf
-from hetsim.perf.uncertainty import step_time_factor
+from hetsim.perf.uncertainty import band_vendor, step_time_factor
 from hetsim.plan import candidates as cand
 from hetsim.plan.build import WorkloadDemand, build_problem, node_types
 from hetsim.plan.explain import explain, explain_missing_options
@@ -274,7 +274,7 @@ def plan_fleet_spec(
     perfs = {
         d: DevicePerf(
             hardware.accelerator(d), calibrations.get(d),
-            step_time_factor(calibrations.get(d), size_for, hardware.accelerator(d).vendor),
+            step_time_factor(calibrations.get(d), size_for, band_vendor(hardware.accelerator(d))),
         )
         for d in devices
     }
@@ -341,7 +341,7 @@ def model_error_cases(result: PlanResult) -> list[dict[str, Any]]:
     rows = []
     for sizing in ("p10", "p90"):
         perfs = {
-            d: DevicePerf(p.device, p.calibration, step_time_factor(p.calibration, sizing, p.device.vendor))
+            d: DevicePerf(p.device, p.calibration, step_time_factor(p.calibration, sizing, band_vendor(p.device)))
             for d, p in ctx["perfs"].items()
         }
         factors = [p.time_scale for p in perfs.values()]

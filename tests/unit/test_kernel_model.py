@@ -23,7 +23,7 @@ from hetsim.perf.llm import LlmReplica
 from hetsim.perf.public_rows import predict_ops
 from hetsim.perf.roofline import DevicePerf
 from hetsim.perf.transformer import Precision, SequenceWork, Shard
-from hetsim.perf.uncertainty import DEFAULT_ERROR_BAND, DEFAULT_ERROR_BANDS, step_time_factor
+from hetsim.perf.uncertainty import DEFAULT_ERROR_BAND, DEFAULT_ERROR_BANDS, band_vendor, step_time_factor
 from hetsim.specs.calibration import CalibrationProvenance, CalibrationSpec, CollectiveKernels, CurveKind, GemmKernels
 from hetsim.specs.common import SecondsQ
 from hetsim.specs.hardware import DType
@@ -170,6 +170,15 @@ def test_sizing_for_p90_multiplies_by_the_slow_tail_of_measured_over_predicted()
         step_time_factor(spec, "p95")
     with pytest.raises(EstimateError, match="time_scale"):
         DevicePerf(make_device(), None, 0.0)
+
+
+def test_a_cpu_takes_the_band_over_every_device_not_its_vendors_gpu_serving_band():
+    catalog = load_catalog()
+    assert band_vendor(catalog.accelerator("mi300x")) == "amd"
+    assert band_vendor(catalog.accelerator("gaudi3")) == "intel"
+    for cpu in ("epyc-9654", "xeon-8480"):  # AMD's and Intel's CPUs run no ROCm / Gaudi stack
+        assert band_vendor(catalog.accelerator(cpu)) is None
+        assert step_time_factor(None, "p90", band_vendor(catalog.accelerator(cpu))) == step_time_factor(None, "p90")
 
 
 def test_the_fitter_recovers_known_gemm_parameters(h100):
