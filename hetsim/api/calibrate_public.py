@@ -52,7 +52,7 @@ from hetsim.perf.public_rows import (
     predict_steps,
     slower_than_a_larger_batch,
 )
-from hetsim.perf.roofline import DevicePerf
+from hetsim.perf.roofline import DevicePerf, serving_perf
 from hetsim.specs.calibration import CalibrationProvenance, CalibrationSpec, EngineOverheads, KernelModel
 from hetsim.specs.common import SecondsQ
 
@@ -130,20 +130,22 @@ def _fit_device_rows(
             stack_calibration, step_held_out = _fit_step_stack(part, steps, default, calibration, step_models)
             calibrations[(device, stack_calibration.stack)] = stack_calibration
             step_mask = frame["op_class"].isin(STEP_CLASSES)
-            frame["kernels_only_s"] = np.nan
-            frame.loc[step_mask, "kernels_only_s"] = frame.loc[step_mask, "calibrated_s"]
+            frame["served_s"] = np.nan
+            frame.loc[step_mask, "served_s"] = predict_steps(steps, serving_perf(accelerator, calibration), step_models)
             frame.loc[step_mask, "calibrated_s"] = step_held_out.to_numpy()
         scored.append(frame)
     if len(generations):
         base = calibration or _datasheet_calibration(device, accelerator.display_name, default)
         for _, runs in generations.groupby("stack", sort=True):
-            spec, frame = _fit_generation_stack(runs, default, base, models, kernel_calibrated=calibration is not None)
+            served = serving_perf(accelerator, calibration) if calibration is not None else None
+            spec, frame = _fit_generation_stack(runs, default, base, models, served)
             calibrations[(device, spec.stack)] = spec
             scored.append(frame)
     return calibrations, scored
 
 
-# Whole-run sources a kernel-only calibration's band is measured on, newest first: a device's
+# Whole-run sources a kernel-only calibration's band is measured on (its kernels with the default
+# engine, as ``serving_perf`` prices them), newest first: a device's
 # band comes from the newest that measured it (LLM-Inference-Bench, vLLM 0.5-0.6.2 with CUDA
 # graphs, 2024; else Splitwise's 2023 vLLM without them), and a device none measured takes the
 # band pooled over the devices that were, each on its newest source and weighted equally.
@@ -153,18 +155,18 @@ KERNEL_BAND_SOURCES = ("llm-inference-bench", "splitwise-sim")
 def _with_kernel_bands(
     calibrations: dict[tuple[str, str], CalibrationSpec], scored: pd.DataFrame
 ) -> dict[tuple[str, str], CalibrationSpec]:
-    """Kernel-only calibrations get the whole-step error band a kernel-only model shows against
-    measured serving runs (``KERNEL_BAND_SOURCES``): the device's own where a source measured its
-    runs, else the pooled band of the devices that were (kernels are never fitted on whole runs,
-    so both are held out)."""
-    if "kernels_only_s" not in scored.columns:
+    """Kernel-only calibrations get the whole-step error band their kernels with the default
+    engine (``serving_perf``) show against measured serving runs (``KERNEL_BAND_SOURCES``): the
+    device's own where a source measured its runs, else the pooled band of the devices that were
+    (kernels are never fitted on whole runs, nor is the default engine: both held out)."""
+    if "served_s" not in scored.columns:
         return calibrations
-    runs = scored[scored["kernels_only_s"].notna() & scored["source"].isin(KERNEL_BAND_SOURCES)]
+    runs = scored[scored["served_s"].notna() & scored["source"].isin(KERNEL_BAND_SOURCES)]
     if runs.empty:  # e.g. only whole generations, which the engine-fitted stacks carry bands of
         return calibrations
     rank = runs["source"].map({source: i for i, source in enumerate(KERNEL_BAND_SOURCES)})
     runs = runs[(rank == rank.groupby(runs["device"]).transform("min")).to_numpy()]  # each device's newest
-    errors = (runs["kernels_only_s"] / runs["measured_s"] - 1.0).to_numpy()
+    errors = (runs["served_s"] / runs["measured_s"] - 1.0).to_numpy()
     weights = (1.0 / runs.groupby("device")["device"].transform("size")).to_numpy()
     pooled = _error_band(errors, weights)
     pooled_from = ", ".join(f"{d} ({s})" for d, s in runs.groupby("device", sort=True)["source"].first().items())
@@ -177,7 +179,10 @@ def _with_kernel_bands(
             band, whose = _error_band(errors[own]), f"its own, {runs['source'][own].iloc[0]}'s measured runs"
         else:
             band, whose = pooled, f"pooled: {pooled_from}"
-        notes = f"{spec.provenance.notes}; error_band: kernel-only predictions vs whole serving runs ({whose})"
+        notes = (
+            f"{spec.provenance.notes}; error_band: these kernels with the default engine overhead (as plans serve a "
+            f"kernel-only calibration) vs whole serving runs ({whose})"
+        )
         out[(device, stack)] = spec.model_copy(
             update={"error_band": band, "provenance": spec.provenance.model_copy(update={"notes": notes})}
         )
@@ -346,12 +351,12 @@ def _datasheet_calibration(device: str, description: str, default: DevicePerf) -
 
 
 def _fit_generation_stack(
-    generations: pd.DataFrame, default: DevicePerf, base: CalibrationSpec, models, kernel_calibrated: bool = False
+    generations: pd.DataFrame, default: DevicePerf, base: CalibrationSpec, models, served: DevicePerf | None = None
 ) -> tuple[CalibrationSpec, pd.DataFrame]:
     """The generation source's stack: ``base``'s kernels with engine overheads fitted to its
     batches' whole generations (``RUN_FITTED_SOURCES``: kernel parameters fitted through them
-    instead); and the rows scored: defaults, and the calibrated model held out by model (and,
-    where ``base`` is the device's kernel calibration, those kernels alone: ``kernels_only_s``).
+    instead); and the rows scored: defaults, the calibrated model held out by model, and
+    ``served``, the device's kernel calibration as plans serve it (``served_s``; NaN without).
     Batches whose KV the replica cannot hold are left out (vLLM preempts them), and runs measured
     slower than a larger batch of the same prompts (``slower_than_a_larger_batch``)."""
     assert base.kernels is not None
@@ -360,7 +365,6 @@ def _fit_generation_stack(
     kept = fits_without_preemption(generations, default, catalog_models) & ~slower_than_a_larger_batch(generations)
     rows = generations[kept]
     base = base.model_copy(update={"kernels": base.kernels.model_copy(update={"stack": stack})})
-    kernels_only = np.full(len(rows), np.nan)
     if rows["source"].iloc[0] in RUN_FITTED_SOURCES:
         spec, held_out = _run_fitted(rows, default, base, catalog_models, stack)
     elif (rows["source"].iloc[0], default.device.name) in PAGED_DECODE:
@@ -369,10 +373,9 @@ def _fit_generation_stack(
         kernel_s = predict_generations(rows, DevicePerf(default.device, base), catalog_models)
         features = generation_features(rows, catalog_models)
         spec, held_out = _engine_fitted(rows, kernel_s, features, base, stack)
-        if kernel_calibrated:
-            kernels_only = kernel_s
+    served_s = np.full(len(rows), np.nan) if served is None else predict_generations(rows, served, catalog_models)
     frame = rows.assign(
-        default_s=predict_generations(rows, default, catalog_models), calibrated_s=held_out, kernels_only_s=kernels_only
+        default_s=predict_generations(rows, default, catalog_models), calibrated_s=held_out, served_s=served_s
     )
     return spec, frame
 

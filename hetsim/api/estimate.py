@@ -16,7 +16,7 @@ from hetsim.io.catalog import load_catalog
 from hetsim.io.models import load_models
 from hetsim.perf.expert import MoeOptions
 from hetsim.perf.llm import LlmReplica, ServingLimits
-from hetsim.perf.roofline import DevicePerf
+from hetsim.perf.roofline import DevicePerf, serving_perf
 from hetsim.perf.serving import estimate_request
 from hetsim.perf.speculative import MTP_ACCEPTANCE_RATE, SpecMethod, Speculation, speculation_for, with_proposer
 from hetsim.perf.transformer import Precision, Shard
@@ -66,7 +66,7 @@ def device_perf(
 ) -> DevicePerf:
     """A device with its calibration file, if it has one (``stack``'s where the device has one)."""
     device = load_catalog(profile_set, profiles).accelerator(device_name)
-    return DevicePerf(device, load_calibration(device.name, profiles, stack))
+    return serving_perf(device, load_calibration(device.name, profiles, stack))
 
 
 def estimate(question: EstimateQuestion) -> dict[str, Any]:
@@ -142,6 +142,7 @@ def estimate(question: EstimateQuestion) -> dict[str, Any]:
             "energy": _energy_text(power, perf.device.name, question.tco_preset),
             "hardware": f"{question.profile_set} profile {perf.device.name}",
             "stack": perf.stack,
+            "model": perf.model_label,
         },
     }
 

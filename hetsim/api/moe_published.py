@@ -44,7 +44,7 @@ from hetsim.perf.expert import MoeOptions
 from hetsim.perf.kernel_fit import fit_class, log_error
 from hetsim.perf.llm import LlmReplica, ServingLimits
 from hetsim.perf.public_rows import predict_ops
-from hetsim.perf.roofline import DevicePerf
+from hetsim.perf.roofline import DevicePerf, serving_perf
 from hetsim.perf.transformer import Precision, SequenceWork, Shard
 from hetsim.specs.calibration import CalibrationProvenance, CalibrationSpec
 from hetsim.specs.hardware import DType
@@ -238,7 +238,7 @@ def _replica(case: PublishedCase, per_device: int, shard: Shard | None = None) -
     shard = shard or case.shard
     devices = shard.stage_devices
     calibration = load_calibration(case.device, stack=STACK)
-    perf = DevicePerf(load_catalog("datasheet").accelerator(case.device), calibration)
+    perf = serving_perf(load_catalog("datasheet").accelerator(case.device), calibration)  # as `hetsim estimate` serves it
     tokens = per_device if case.phase == "prefill" else 8192
     limits = ServingLimits(max_num_seqs=max(per_device, 256) * devices, max_batch_tokens=tokens * devices)
     return LlmReplica(load_models().model("deepseek-v3"), perf, shard, DEEPSEEK_PRECISION, limits, case.moe)

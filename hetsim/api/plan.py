@@ -24,7 +24,7 @@ from hetsim.io.models import load_models
 from hetsim.metrics.gaps import gap_percentile
 from hetsim.metrics.summary import Sla, session_frame, sla_attainment
 from hetsim.perf.nonllm import IndexKind, VectorIndex
-from hetsim.perf.roofline import DevicePerf
+from hetsim.perf.roofline import serving_perf
 from hetsim.perf.uncertainty import band_vendor, step_time_factor
 from hetsim.plan import candidates as cand
 from hetsim.plan.build import WorkloadDemand, build_problem, node_types
@@ -272,7 +272,7 @@ def plan_fleet_spec(
     devices = sorted({d for n in node_types(fleet, hardware, preset(fleet.tco)) for d in n.devices})
     calibrations = {d: c for d in devices if (c := calibration_of(d))}
     perfs = {
-        d: DevicePerf(
+        d: serving_perf(
             hardware.accelerator(d), calibrations.get(d),
             step_time_factor(calibrations.get(d), size_for, band_vendor(hardware.accelerator(d))),
         )
@@ -341,7 +341,7 @@ def model_error_cases(result: PlanResult) -> list[dict[str, Any]]:
     rows = []
     for sizing in ("p10", "p90"):
         perfs = {
-            d: DevicePerf(p.device, p.calibration, step_time_factor(p.calibration, sizing, band_vendor(p.device)))
+            d: replace(p, time_scale=step_time_factor(p.calibration, sizing, band_vendor(p.device)))
             for d, p in ctx["perfs"].items()
         }
         factors = [p.time_scale for p in perfs.values()]

@@ -23,7 +23,7 @@ from hetsim.io.plans import load_plan, load_scenario
 from hetsim.io.results import write_results
 from hetsim.metrics.summary import Expected, PlanCost, PoolCost, Sla, summarize
 from hetsim.perf.model_scale import scale_named
-from hetsim.perf.roofline import model_label
+from hetsim.perf.roofline import serving_label
 from hetsim.perf.speculative import mixed_yield
 from hetsim.sim.build import build_simulation
 from hetsim.sim.engine import SimConfig
@@ -367,4 +367,4 @@ def _inputs(request: SimulateRequest, scenario: ScenarioSpec | None) -> dict[str
 def _stack_of(device: str, stack: str | None) -> str:
     """What a device's step times describe: its calibration's stack, or 'datasheet default' (with
     the default engine overhead)."""
-    return model_label(load_calibration(device, stack=stack))
+    return serving_label(load_calibration(device, stack=stack))

@@ -123,7 +123,7 @@ def estimate_command(
         *_speculation_rows(result.get("speculation")),
     ]
     title = f"{result['model']} on {result['devices_per_replica']}x {result['device']} ({_shape(result)}{dtype}, batch {batch})"
-    caption = f"performance: {result['provenance']['performance']}, stack {result['provenance']['stack']}"
+    caption = f"performance: {result['provenance']['model']}"
     print_table(title, ("figure", "value", "note"), rows, caption=caption)
 
 

@@ -155,13 +155,21 @@ _KERNEL_CLASS = {
 _BANDWIDTH_KINDS = frozenset({CurveKind.GEMV, CurveKind.MEMORY, CurveKind.ATTENTION_DECODE})
 
 
-def model_label(calibration: CalibrationSpec | None, default_engine: EngineOverheads | None = DEFAULT_ENGINE) -> str:
-    """'calibrated (<stack>)', or 'datasheet default' with the default engine overhead it adds."""
+def model_label(
+    calibration: CalibrationSpec | None,
+    default_engine: EngineOverheads | None = DEFAULT_ENGINE,
+    kernels_only_engine: EngineOverheads | None = None,
+) -> str:
+    """'calibrated (<stack>)', or 'datasheet default', each with the default engine overhead it
+    adds where it adds one."""
     if calibration is not None:
-        return f"calibrated ({calibration.stack})"
-    if default_engine is None:
-        return "datasheet default"
-    return f"datasheet default (+ default engine overhead {default_engine.step_overhead_s * 1e3:g} ms/step from {DEFAULT_ENGINE_SOURCE})"
+        label = f"calibrated ({calibration.stack})"
+        added = kernels_only_engine if calibration.engine is None else None
+    else:
+        label, added = "datasheet default", default_engine
+    if added is None:
+        return label
+    return f"{label} (+ default engine overhead {added.step_overhead_s * 1e3:g} ms/step from {DEFAULT_ENGINE_SOURCE})"
 
 
 @dataclass(frozen=True)
@@ -178,6 +186,9 @@ class DevicePerf:
     time_scale: float = 1.0  # every time this device prices is multiplied by it (planning for model error)
     # the serving engine's overheads where the device has no calibration (None: kernels only)
     default_engine: EngineOverheads | None = DEFAULT_ENGINE
+    # the serving engine's overheads where the calibration measured kernels but no engine (None:
+    # its kernels only, as fits that put an engine on top need; ``serving_perf`` sets the default)
+    kernels_only_engine: EngineOverheads | None = None
 
     def __post_init__(self) -> None:
         if not (self.time_scale > 0 and np.isfinite(self.time_scale)):
@@ -194,14 +205,16 @@ class DevicePerf:
 
     @property
     def engine(self) -> EngineOverheads | None:
-        """The serving engine's overheads: the calibration's (None if it measured none), else
-        ``default_engine``."""
-        return self.default_engine if self.calibration is None else self.calibration.engine
+        """The serving engine's overheads: the calibration's, ``kernels_only_engine`` where it
+        measured none, and ``default_engine`` without a calibration."""
+        if self.calibration is None:
+            return self.default_engine
+        return self.kernels_only_engine if self.calibration.engine is None else self.calibration.engine
 
     @property
     def model_label(self) -> str:
         """What a device's step times describe, for every output that names it."""
-        return model_label(self.calibration, self.default_engine)
+        return model_label(self.calibration, self.default_engine, self.kernels_only_engine)
 
     @property
     def kernels(self) -> KernelModel:
@@ -399,3 +412,17 @@ class DevicePerf:
             m, n, k = op.shape
             return self.gemm_times(m, n, k, op.dtype, op.bytes, op.count, op.groups)
         return self.op_times(op.kind, op.dtype, op.flops, op.bytes, op.count)
+
+
+def serving_perf(device: AcceleratorSpec, calibration: CalibrationSpec | None, time_scale: float = 1.0) -> DevicePerf:
+    """``device`` as plans, simulations and estimates price a served model: a calibration that
+    measured kernels but no serving engine (AIConfigurator's kernel rows: ``vllm==0.14.0``,
+    ``vllm==0.24.0``) gets the default engine's overheads like a device without one, since its
+    kernels alone were 39% faster than whole served runs at the median (H100, LLM-Inference-Bench's
+    vLLM 0.5-era generations; with the default engine: -1%, benchmarks/fidelity_public.py)."""
+    return DevicePerf(device, calibration, time_scale, kernels_only_engine=DEFAULT_ENGINE)
+
+
+def serving_label(calibration: CalibrationSpec | None) -> str:
+    """``serving_perf``'s ``model_label`` for a calibration (or none)."""
+    return model_label(calibration, DEFAULT_ENGINE, DEFAULT_ENGINE)

@@ -128,7 +128,7 @@ def kernels_only(perf: DevicePerf) -> DevicePerf:
     calibration = perf.calibration
     if calibration is not None and calibration.engine is not None:
         calibration = calibration.model_copy(update={"engine": None})
-    return replace(perf, calibration=calibration, default_engine=None)
+    return replace(perf, calibration=calibration, default_engine=None, kernels_only_engine=None)
 
 
 def speculation_for(target: LlmReplica, method: SpecMethod, tokens: int, acceptance_rate: float,

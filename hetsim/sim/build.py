@@ -13,7 +13,7 @@ from hetsim.perf.expert import MoeOptions
 from hetsim.perf.llm import LlmReplica, ServingLimits
 from hetsim.perf.lora import LoraKernels, adapter_bytes, slot_bytes_per_device
 from hetsim.perf.nonllm import IndexKind, VectorIndex, model_amount, model_time, vector_search_time
-from hetsim.perf.roofline import DevicePerf
+from hetsim.perf.roofline import DevicePerf, serving_perf
 from hetsim.perf.speculative import SpeculativeSteps, speculating
 from hetsim.perf.transformer import Precision, Shard, kv_bytes_per_token
 from hetsim.sim.autoscale import Autoscaler, ScaledPool
@@ -41,7 +41,7 @@ def _perf(hardware: HardwareCatalog, calibrations: dict[str, CalibrationSpec], p
         device = hardware.accelerator(pool.device)
     except HetsimError as exc:
         raise ScenarioError(f"plan pool {pool.name!r}: {exc}") from None
-    return DevicePerf(device, calibrations.get(device.name))
+    return serving_perf(device, calibrations.get(device.name))
 
 
 def llm_replica(pool: PoolSpec, hardware: HardwareCatalog, models: ModelCatalog, calibrations: dict) -> LlmReplica:

@@ -14,7 +14,7 @@ import pytest
 from hetsim.perf.attention_pairs import chunk_pairs
 from hetsim.perf.decode_run import AffineDecodeRun, ArrayDecodeRun
 from hetsim.perf.llm import LlmReplica
-from hetsim.perf.roofline import DevicePerf
+from hetsim.perf.roofline import DevicePerf, serving_perf
 from hetsim.perf.transformer import Precision, SequenceWork, Shard, _attention_pairs
 from hetsim.sim.build import build_simulation
 from hetsim.sim.decode_set import DecodeSet
@@ -333,6 +333,24 @@ def test_the_default_engine_overhead_joins_every_step_pricing_path_of_an_uncalib
     assert default.decode_run_times(contexts, 20).tolist() == pytest.approx(per_step, rel=1e-12)
     assert "datasheet default" in DevicePerf(device).model_label and DEFAULT_ENGINE_SOURCE in DevicePerf(device).model_label
     assert DevicePerf(device, default_engine=None).model_label == "datasheet default"
+
+
+def test_a_served_calibration_of_kernels_alone_pays_the_default_engine_and_says_so(model_catalog):
+    device, model = make_device(memory_gb=2000), model_catalog.model("llama-3.1-70b")
+    kernels = _calibration()
+    assert kernels.engine is None
+    fitted = LlmReplica(model, DevicePerf(device, kernels), Shard(tp=4, pp=1), Precision())  # what fits price
+    served = LlmReplica(model, serving_perf(device, kernels), Shard(tp=4, pp=1), Precision())
+    batch = [SequenceWork(1, 5), SequenceWork(1, 900), SequenceWork(300, 200)]
+    added = DEFAULT_ENGINE.step_overhead_s + DEFAULT_ENGINE.sequence_overhead_s * len(batch)
+    assert served.step(batch).seconds == pytest.approx(fitted.step(batch).seconds + added, rel=1e-12)
+    label = serving_perf(device, kernels).model_label
+    assert label.startswith(f"calibrated ({kernels.stack}) (+ default engine overhead") and DEFAULT_ENGINE_SOURCE in label
+    assert DevicePerf(device, kernels).model_label == f"calibrated ({kernels.stack})"
+    # a calibration with its own engine keeps it, and says nothing of the default
+    own = serving_perf(device, _with_engine(kernels))
+    assert own.engine == _with_engine(kernels).engine and own.model_label == f"calibrated ({own.calibration.stack})"
+    assert serving_perf(device, None).engine == DEFAULT_ENGINE
 
 
 def test_skipping_changes_nothing_with_an_engine_calibration(hardware, model_catalog, rng):

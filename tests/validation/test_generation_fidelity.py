@@ -34,7 +34,7 @@ def test_the_stack_calibration_says_its_kernels_are_datasheet_defaults_and_carri
     assert spec.error_band["p10"] < 0 < spec.error_band["p90"]
     assert all(text.startswith("datasheet default") for text in spec.kernels.sources.values())
     scored = fit.scored
-    assert np.isfinite(scored["calibrated_s"]).all() and scored["kernels_only_s"].isna().all()
+    assert np.isfinite(scored["calibrated_s"]).all() and scored["served_s"].isna().all()  # no kernel calibration to serve
 
 
 @pytest.fixture(scope="module")
