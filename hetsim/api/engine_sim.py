@@ -17,7 +17,7 @@ from hetsim.perf.engine_fit import colocated
 from hetsim.perf.model_scale import ModelScale, scaled_model
 from hetsim.sim.build import build_simulation
 from hetsim.sim.engine import SimConfig
-from hetsim.specs.calibration import CalibrationSpec, EngineCalibrationSpec, EngineOverheads
+from hetsim.specs.calibration import DEFAULT_ENGINE_SOURCE, CalibrationSpec, EngineCalibrationSpec, EngineOverheads
 from hetsim.specs.catalog import ModelCatalog
 from hetsim.specs.plan import PlanSpec
 
@@ -75,7 +75,8 @@ def with_engine(plan: PlanSpec, overheads: EngineOverheads | None, device: str |
 
 def describe_overheads(overheads: EngineOverheads | None, how: str) -> str:
     if overheads is None:
-        return "kernel calibration only (no engine calibration given)"
+        # the simulator serves a kernel calibration with the default engine (``serving_perf``)
+        return f"kernel calibration with the default engine overhead, {DEFAULT_ENGINE_SOURCE} (no engine calibration given)"
     return (
         f"engine calibration of {overheads.engine} ({how}): step {overheads.step_overhead_s * 1e3:.2f} ms + "
         f"{overheads.sequence_overhead_s * 1e3:.3f} ms/sequence, request {overheads.request_overhead_s * 1e3:.2f} ms, "
