@@ -136,8 +136,8 @@ def _fit_device_rows(
         scored.append(frame)
     if len(generations):
         base = calibration or _datasheet_calibration(device, accelerator.display_name, default)
+        served = serving_perf(accelerator, calibration) if calibration is not None else None
         for _, runs in generations.groupby("stack", sort=True):
-            served = serving_perf(accelerator, calibration) if calibration is not None else None
             spec, frame = _fit_generation_stack(runs, default, base, models, served)
             calibrations[(device, spec.stack)] = spec
             scored.append(frame)

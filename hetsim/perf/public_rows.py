@@ -387,14 +387,12 @@ def slower_than_a_larger_batch(rows: pd.DataFrame) -> np.ndarray:
     keys = ["device", "stack", "model", "tp", "q_tokens", "output_tokens", "dtype"]
     keys += [c for c in ("kv_dtype",) if c in rows.columns]
     out = np.zeros(len(rows), dtype=bool)
-    frame = rows.reset_index(drop=True).assign(_position=np.arange(len(rows)))
-    for _, group in frame.groupby(keys, sort=False, dropna=False):
-        ordered = group.sort_values("batch", kind="stable")
-        measured = ordered["measured_s"].to_numpy(dtype=float)
-        batch = ordered["batch"].to_numpy(dtype=float)
-        for i in range(len(ordered)):
-            larger = batch > batch[i]
-            out[ordered["_position"].iloc[i]] = bool(larger.any() and measured[i] > measured[larger].min())
+    for positions in rows.reset_index(drop=True).groupby(keys, sort=False, dropna=False).indices.values():
+        batch = rows["batch"].to_numpy(dtype=float)[positions]
+        measured = rows["measured_s"].to_numpy(dtype=float)[positions]
+        larger = batch[None, :] > batch[:, None]  # [i, j]: run j is a larger batch than run i
+        fastest_larger = np.where(larger, measured[None, :], np.inf).min(axis=1)
+        out[positions] = measured > fastest_larger
     return out
 
 
