@@ -401,7 +401,8 @@ def _measured(
         "trace": context["trace"],
         "models": {m: {"path": s.path, "weights": "random" if s.random_weights else "real", "size": s.scale} for m, s in served.items()},
         "replicas": [
-            {"pool": r.pool, "replica": r.index, "startup_s": r.startup_s, "lost": r.lost, "restarts": r.restarts}
+            {"pool": r.pool, "replica": r.index, "startup_s": r.startup_s, "lost": r.lost, "restarts": r.restarts,
+             "reconnects": r.reconnects}
             for r in cluster.all()
         ],
         "incomplete": interrupted,

@@ -160,7 +160,8 @@ def _print_summary(summary: dict) -> None:
     calls_note = f"{calls['failed']} failed, {calls['retried_calls']} retried ({calls['retries']} retries)"
     tbt = f"{fmt(calls['tbt_mean_s']['p50'] * 1e3)} / {fmt(calls['tbt_mean_s']['p99'] * 1e3)} ms"
     starts = ", ".join(f"{r['pool']}[{r['replica']}] {fmt(r['startup_s'])} s" for r in run_info["replicas"])
-    restarts = f"lost {sum(r['lost'] for r in run_info['replicas'])}, restarted {sum(r['restarts'] for r in run_info['replicas'])}"
+    restarts = (f"lost {sum(r['lost'] for r in run_info['replicas'])}, restarted {sum(r['restarts'] for r in run_info['replicas'])}, "
+                f"reconnected {sum(r.get('reconnects', 0) for r in run_info['replicas'])}")
     verdict = summary["load"]["verdict"]
     rows = [
         ("load", verdict.split(":", 1)[0], verdict.split(":", 1)[-1].strip()),

@@ -38,6 +38,9 @@ class Replica:
     """Times its engine came back after it was lost (Ray restarted the actor, a new engine answered)."""
     lost: int = 0
     """Times the runtime found its engine gone."""
+    reconnects: int = 0
+    """Times a call lost its connection while the engine lived on (same process answered): the
+    replica went back into rotation without a restart, and the loss is not counted."""
     engine_pid: int | None = None
 
 
@@ -145,16 +148,22 @@ class EngineCluster:
         """Wait until Ray has restarted the replica's actor and its new engine is up; its URL,
         or None when it cannot come back (restarts exhausted, start failed, no actor)."""
         replica = self._replica(pool, index)
-        replica.lost += 1
         if replica.actor is None:
+            replica.lost += 1
             return None
         ray = import_ray()
         try:
             answer = await replica.actor.ready.remote()
         except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError):
+            replica.lost += 1
             return None
         if answer["error"]:
+            replica.lost += 1
             return None
+        if answer["pid"] is not None and answer["pid"] == replica.engine_pid:
+            replica.reconnects += 1  # a dropped connection (an overloaded host), not a dead engine
+            return replica.url
+        replica.lost += 1
         replica.restarts += 1
         replica.url, replica.startup_s, replica.engine_pid = answer["url"], answer["startup_s"], answer["pid"]
         return replica.url

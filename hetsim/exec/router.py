@@ -32,6 +32,9 @@ class RouteSlot:
     index: int
     url: str | None
     outstanding: int = 0
+    generation: int = 0
+    """Times the replica came back into rotation: a call sent before then that fails later
+    speaks of the engine that was, not of this one."""
     prefixes: OrderedDict[int, None] = field(default_factory=OrderedDict)
 
     @property
@@ -90,9 +93,10 @@ class Router:
     def release(slot: RouteSlot) -> None:
         slot.outstanding -= 1
 
-    def mark_down(self, slot: RouteSlot) -> bool:
-        """Take a replica out of rotation; True when it was in (the first caller to see it fail)."""
-        if slot.url is None:
+    def mark_down(self, slot: RouteSlot, generation: int) -> bool:
+        """Take a replica out of rotation after a call sent in ``generation`` failed; True when
+        it was in and has not come back since (the first caller to see this engine fail)."""
+        if slot.url is None or slot.generation != generation:
             return False
         slot.url = None
         slot.prefixes.clear()  # a restarted engine starts with an empty cache
@@ -102,6 +106,7 @@ class Router:
 
     def mark_up(self, slot: RouteSlot, url: str) -> None:
         slot.url = url
+        slot.generation += 1
         self._healthy.set()
 
 

@@ -277,12 +277,13 @@ class AgentRuntime:
                 reason = f"no replica of pool {pool.pool!r} was healthy for {self.settings.recovery_wait_s:.0f} s"
                 self._record_call_failure(n, pool.pool, -1, ready, reason, retries)
                 return False
+            generation = slot.generation
             self._in_flight[n] = (pool.pool, slot.index, self.clock())
             self.progress.calls_in_flight += 1
             try:
                 result = await stream_completion(self.client, slot.url or "", body, self.clock)
             except EngineUnavailable as exc:
-                self._lost_replica(pool, slot, str(exc))
+                self._lost_replica(pool, slot, generation, str(exc))
                 retries += 1
                 self.progress.retries += 1
                 if retries > self.settings.max_retries:
@@ -329,8 +330,8 @@ class AgentRuntime:
         self.progress.calls_failed += 1
         self._error(f"{rows.session[n]} step {rows.step_id[n]}: {reason}")
 
-    def _lost_replica(self, pool: LlmPoolRun, slot: RouteSlot, why: str) -> None:
-        if not pool.router.mark_down(slot):
+    def _lost_replica(self, pool: LlmPoolRun, slot: RouteSlot, generation: int, why: str) -> None:
+        if not pool.router.mark_down(slot, generation):
             return
         self._error(f"{pool.pool}[{slot.index}] lost: {why}; retrying its calls elsewhere")
         key = (pool.pool, slot.index)

@@ -220,9 +220,9 @@ def test_routers_apply_the_plans_policy() -> None:
 def test_a_router_skips_replicas_that_are_down_and_waits_for_one() -> None:
     async def scenario() -> tuple[int, object, int]:
         router = Router("p", "round-robin", ["u0", "u1"])
-        router.mark_down(router.slots[0])
+        router.mark_down(router.slots[0], 0)
         only = {(await router.acquire((), 0)).index for _ in range(3)}
-        router.mark_down(router.slots[1])
+        router.mark_down(router.slots[1], 0)
         none = await router.acquire((), 0.05)
         asyncio.get_running_loop().call_later(0.05, router.mark_up, router.slots[0], "u0b")
         back = await router.acquire((), 5.0)
@@ -230,6 +230,17 @@ def test_a_router_skips_replicas_that_are_down_and_waits_for_one() -> None:
 
     count, none, back = asyncio.run(scenario())
     assert count == 1 and none is None and back == 0
+
+
+def test_a_call_that_fails_after_its_replica_came_back_does_not_take_it_down_again() -> None:
+    router = Router("p", "round-robin", ["u0", "u1"])
+    sent_before = router.slots[0].generation
+    assert router.mark_down(router.slots[0], sent_before) is True  # the first call to see the engine die
+    assert router.mark_down(router.slots[0], sent_before) is False  # its neighbours, same engine
+    router.mark_up(router.slots[0], "u0-restarted")
+    assert router.mark_down(router.slots[0], sent_before) is False  # a late failure from the old engine
+    assert router.slots[0].url == "u0-restarted"
+    assert router.mark_down(router.slots[0], router.slots[0].generation) is True  # the new engine failing counts
 
 
 def test_an_unknown_routing_policy_is_named() -> None:
