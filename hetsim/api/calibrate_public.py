@@ -53,6 +53,7 @@ from hetsim.perf.public_rows import (
     slower_than_a_larger_batch,
 )
 from hetsim.perf.roofline import DevicePerf, serving_perf
+from hetsim.perf.transformer import unpartitioned_decode
 from hetsim.specs.calibration import CalibrationProvenance, CalibrationSpec, EngineOverheads, KernelModel
 from hetsim.specs.common import SecondsQ
 
@@ -463,7 +464,9 @@ PAGED_DECODE = frozenset({("llm-inference-bench", "mi300x")})
 # kernels' GEMMs (None), or a flat roofline without tile padding (``quantise`` off) at one of
 # these compute efficiencies of the matrix peak, chosen with the decode bandwidth on the training
 # models (held out by model: 16% / 52% -> 10.6% / 26.4%; low efficiencies on the padded tiles had
-# held out at 21% / 52%: a batch of 16 padded to 64-row tiles costs 4 batches of 16).
+# held out at 21% / 52%: a batch of 16 padded to 64-row tiles costs 4 batches of 16). With
+# PagedAttention's partitioned (V2) and unpartitioned (V1) decode kernels' bandwidths fitted
+# apart (``transformer.PAGED_V1_WORK_ITEMS``): 9.4% / 22.6%.
 RUN_GEMM_EFFICIENCIES: tuple[float | None, ...] = (None, 0.03, 0.05, 0.07, 0.1, 0.14)
 
 
@@ -478,37 +481,56 @@ def _run_gemms(kernels: KernelModel, efficiency: float | None) -> KernelModel:
 def _paged_decode_fitted(
     rows: pd.DataFrame, default: DevicePerf, base: CalibrationSpec, catalog_models: dict, stack: str
 ) -> tuple[CalibrationSpec, np.ndarray]:
-    """``_engine_fitted`` on kernels whose decode reads KV per query head, the decode attention's
-    memory efficiency chosen (golden section in log space) and the GEMM option chosen among
-    ``RUN_GEMM_EFFICIENCIES`` by the engine-fitted training loss; each run held out by model
-    (options, efficiency and overheads fitted on the other models' runs)."""
+    """``_engine_fitted`` on kernels whose decode reads KV per query head, the bandwidth
+    efficiencies of the partitioned (V2) and unpartitioned (V1) PagedAttention kernels chosen
+    (golden sections in log space, two rounds of one after the other) and the GEMM option chosen
+    among ``RUN_GEMM_EFFICIENCIES`` by the engine-fitted training loss; each run held out by
+    model (options, efficiencies and overheads fitted on the other models' runs).
+
+    A run's decode steps all hold its whole batch (no chunked prefill in these runs), so each
+    run decodes with one of the two kernels throughout and is priced by its efficiency alone:
+    the fit prices each kernel's runs apart."""
     assert base.kernels is not None
     paged = with_parameter(base.kernels, "attention_decode.kv_read_per_query_head", True)  # type: ignore[arg-type]
     features = generation_features(rows, catalog_models)
     measured = rows["measured_s"].to_numpy(dtype=float)
-    cache: dict[tuple[float | None, float], np.ndarray] = {}
+    v1 = _unpartitioned_runs(rows, catalog_models, paged)
+    cache: dict[tuple[float | None, float, bool], np.ndarray] = {}
 
-    def kernels_of(gemm: float | None, efficiency: float) -> KernelModel:
-        return _run_gemms(with_parameter(paged, "attention_decode.memory_efficiency", efficiency), gemm)
+    def kernels_of(gemm: float | None, partitioned: float, unpartitioned: float) -> KernelModel:
+        kernels = with_parameter(paged, "attention_decode.memory_efficiency", partitioned)
+        kernels = with_parameter(kernels, "attention_decode.unpartitioned_memory_efficiency", unpartitioned)
+        return _run_gemms(kernels, gemm)
 
-    def kernel_s(gemm: float | None, efficiency: float) -> np.ndarray:
-        if (gemm, efficiency) not in cache:
-            perf = _with_kernels(default, base, kernels_of(gemm, efficiency))
-            cache[(gemm, efficiency)] = predict_generations(rows, perf, catalog_models)
-        return cache[(gemm, efficiency)]
+    def kernel_part_s(gemm: float | None, efficiency: float, unpartitioned: bool) -> np.ndarray:
+        key = (gemm, efficiency, unpartitioned)
+        if key not in cache:  # the other kernel's efficiency does not enter these runs
+            kernels = kernels_of(gemm, 1.0, efficiency) if unpartitioned else kernels_of(gemm, efficiency, efficiency)
+            part = rows[v1 == unpartitioned]
+            cache[key] = predict_generations(part, _with_kernels(default, base, kernels), catalog_models)
+        return cache[key]
+
+    def kernel_s(gemm: float | None, partitioned: float, unpartitioned: float) -> np.ndarray:
+        out = np.empty(len(rows))
+        out[~v1] = kernel_part_s(gemm, partitioned, False)
+        out[v1] = kernel_part_s(gemm, unpartitioned, True)
+        return out
 
     def loss(k: np.ndarray, mask: np.ndarray) -> float:
         terms = fit_step_overheads(k[mask], features[mask], measured[mask])
         predicted = k[mask] + features[mask] @ np.array([terms[t] for t in STEP_TERMS])
         return float(np.mean(np.log(predicted / measured[mask]) ** 2))
 
-    def chosen(mask: np.ndarray) -> tuple[float | None, float]:
+    def chosen(mask: np.ndarray) -> tuple[float | None, float, float]:
         options = []
         for gemm in RUN_GEMM_EFFICIENCIES:
-            efficiency = golden_log(lambda e, g=gemm: loss(kernel_s(g, e), mask), 0.05, 1.0, 10)
-            options.append((loss(kernel_s(gemm, efficiency), mask), gemm, efficiency))
-        _, gemm, efficiency = min(options, key=lambda option: option[0])
-        return gemm, efficiency
+            partitioned = unpartitioned = 0.05
+            for _ in range(2):  # V1 never priced faster than V2 (KernelClass: a larger batch is never faster)
+                partitioned = golden_log(lambda e, g=gemm, u=unpartitioned: loss(kernel_s(g, e, u), mask), unpartitioned, 1.0, 10)
+                unpartitioned = golden_log(lambda e, g=gemm, p=partitioned: loss(kernel_s(g, p, e), mask), 0.05, partitioned, 10)
+            options.append((loss(kernel_s(gemm, partitioned, unpartitioned), mask), gemm, partitioned, unpartitioned))
+        _, gemm, partitioned, unpartitioned = min(options, key=lambda option: option[0])
+        return gemm, partitioned, unpartitioned
 
     held_out = np.full(len(rows), np.nan)
     models = rows["model"].to_numpy()
@@ -517,12 +539,13 @@ def _paged_decode_fitted(
         k = kernel_s(*chosen(train))
         terms = fit_step_overheads(k[train], features[train], measured[train])
         held_out[test] = k[test] + features[test] @ np.array([terms[t] for t in STEP_TERMS])
-    gemm, efficiency = chosen(np.ones(len(rows), dtype=bool))
-    kernels = kernels_of(gemm, efficiency)
+    gemm, partitioned, unpartitioned = chosen(np.ones(len(rows), dtype=bool))
+    kernels = kernels_of(gemm, partitioned, unpartitioned)
     sources = {
         **kernels.sources,
-        "attention_decode": f"datasheet default, read per query head (vLLM's PagedAttention), memory efficiency "
-        f"fitted through {len(rows)} whole runs of {stack}",
+        "attention_decode": f"datasheet default, read per query head (vLLM's PagedAttention), the partitioned (V2) "
+        f"and unpartitioned (V1) kernels' memory efficiencies fitted through {len(rows)} whole runs of {stack} "
+        f"({int(v1.sum())} of them on V1)",
     }
     if gemm is not None:
         sources["gemm"] = (
@@ -530,9 +553,18 @@ def _paged_decode_fitted(
             f"{gemm:.0%} of the matrix peak (the stack's library GEMMs; see RUN_GEMM_EFFICIENCIES)"
         )
     fitted_base = base.model_copy(update={"kernels": kernels.model_copy(update={"sources": sources})})
-    spec, _ = _engine_fitted(rows, kernel_s(gemm, efficiency), features, fitted_base, stack)
+    spec, _ = _engine_fitted(rows, kernel_s(gemm, partitioned, unpartitioned), features, fitted_base, stack)
     spec = spec.model_copy(update={"error_band": _error_band(held_out / measured - 1.0)})
     return spec, held_out
+
+
+def _unpartitioned_runs(rows: pd.DataFrame, catalog_models: dict, kernels: KernelModel) -> np.ndarray:
+    """Whether each run's batch decodes on vLLM's unpartitioned PagedAttention kernel
+    (``transformer.unpartitioned_decode``: sequences x query heads on a rank above 512)."""
+    probe = kernels.attention_decode.model_copy(update={"unpartitioned_memory_efficiency": 1.0})
+    after = np.array([unpartitioned_decode(catalog_models[m].architecture, int(tp), probe)[0]
+                      for m, tp in zip(rows["model"], rows["tp"], strict=True)])  # fmt: skip
+    return rows["batch"].to_numpy(dtype=float) > after
 
 
 def _with_kernels(default: DevicePerf, base: CalibrationSpec, kernels: KernelModel) -> DevicePerf:

@@ -49,6 +49,7 @@ from hetsim.perf.transformer import (
     parameter_count,
     prefill_attention_constants,
     projection_ops,
+    unpartitioned_decode,
 )
 from hetsim.specs.calibration import CurveKind, EngineOverheads
 from hetsim.specs.model import ArchitectureSpec, AttentionKind, ModelSpec
@@ -253,13 +254,20 @@ class LlmReplica:
 
     def _attention_ops(self, batch: tuple[SequenceWork, ...]) -> list[OpCost]:
         return attention_ops(
-            self.arch, batch, self.precision, self.shard.tp, self.layers_per_stage, self.shard.dp, self._kv_read_per_query_head
-        )
+            self.arch, batch, self.precision, self.shard.tp, self.layers_per_stage, self.shard.dp,
+            self._kv_read_per_query_head, self._unpartitioned_decode,
+        )  # fmt: skip
 
     @cached_property
     def _kv_read_per_query_head(self) -> bool:
         """Whether the device's decode kernel reads KV once per query head (``KernelClass``)."""
         return self.perf.kernels.attention_decode.kv_read_per_query_head
+
+    @cached_property
+    def _unpartitioned_decode(self) -> tuple[float, float]:
+        """When the decode kernel switches to vLLM's unpartitioned PagedAttention, and its
+        KV-read factor (``transformer.unpartitioned_decode``)."""
+        return unpartitioned_decode(self.arch, self.shard.tp, self.perf.kernels.attention_decode, self.shard.dp)
 
     def group_tokens(self, tokens: Any) -> Any:
         """Tokens one attention group computes of a step's ``tokens`` (an even share: DeepSeek's
@@ -477,6 +485,7 @@ class LlmReplica:
             prefill_pair_s=self._prefill_pair_s,
             sequence_costs=self._sequence_costs,
             prefill_constants=prefill_attention_constants(self.arch, self.precision, self.shard.tp, self.shard.dp),
+            unpartitioned_decode=self._unpartitioned_decode,
         )
 
     def step_seconds(self, batch: Sequence[SequenceWork]) -> float:

@@ -55,6 +55,7 @@ class StepPricer:
         prefill_pair_s: float = 0.0,
         sequence_costs: tuple[float, float] = (0.0, 0.0),
         prefill_constants: tuple[float, float, float] | None = None,
+        unpartitioned_decode: tuple[float, float] = (0.0, 1.0),
     ) -> None:
         self.pp = pp
         self.flops_per_pair, self.kv_bytes, self.qo_bytes = flops_per_pair, kv_bytes, qo_bytes
@@ -87,6 +88,17 @@ class StepPricer:
         self.weights: list[float] = [float(pp * count) for count, _ in groups]
         self.overhead_s = sum(weight * overhead for weight in self.weights)
         self.layer_weight = float(sum(count for count, _ in groups))  # layers per stage
+        # vLLM's PagedAttention decode above this many sequences runs its unpartitioned V1
+        # kernel, whose KV reads cost this factor more (transformer.unpartitioned_decode).
+        self.unpartitioned_after: float = unpartitioned_decode[0]
+        self.unpartitioned_scale: float = unpartitioned_decode[1]
+
+    def decode_kv_bytes(self, decodes: int) -> float:
+        """Bytes per key a decode of ``decodes`` sequences is priced at (``kv_bytes``, times the
+        unpartitioned kernel's factor above its threshold)."""
+        if self.unpartitioned_after and decodes > self.unpartitioned_after:
+            return self.kv_bytes * self.unpartitioned_scale
+        return self.kv_bytes
 
     def step_seconds_of(self, decodes: int, decode_seen: list[float], chunks: list[tuple[int, int]]) -> float:
         """One step of ``decodes`` one-token decodes (summarised by the keys they read per
@@ -133,7 +145,7 @@ class StepPricer:
         FlashAttention's and FlashMLA's decode paths run it). ``queries`` 1 is ``step_seconds_of``."""
         tokens = sequences * queries
         rows = tokens + len(chunks)
-        kv_bytes, qo_bytes, flops_per_pair = self.kv_bytes, self.qo_bytes, self.flops_per_pair
+        kv_bytes, qo_bytes, flops_per_pair = self.decode_kv_bytes(sequences), self.qo_bytes, self.flops_per_pair
         attention = 0.0
         if sequences:
             for g, (count, _) in enumerate(self.groups):
@@ -153,7 +165,7 @@ class StepPricer:
         self, decode_n: int, decode_seen: list[float], prefill: list[tuple[int, int]], prefill_tokens: int
     ) -> float:
         """Attention seconds of one stage (the arithmetic of ``attention_ops``, without objects)."""
-        kv_bytes, qo_bytes, flops_per_pair = self.kv_bytes, self.qo_bytes, self.flops_per_pair
+        kv_bytes, qo_bytes, flops_per_pair = self.decode_kv_bytes(decode_n), self.qo_bytes, self.flops_per_pair
         total = 0.0
         if decode_n:  # a one-token decode's pairs and keys read are both min(context + 1, window)
             for g, (count, _) in enumerate(self.groups):
@@ -202,12 +214,13 @@ class StepPricer:
         attention = np.zeros(steps)
         c = np.asarray(contexts, dtype=float)
         j = np.arange(steps, dtype=float)
+        kv_bytes = self.decode_kv_bytes(n)
         for count, window in self.groups:
             if window is None:
                 keys = c.sum() + n * (j + 1.0)  # each query sees its context plus itself
             else:
                 keys = np.minimum(c[None, :] + j[:, None] + 1.0, window).sum(axis=1)
-            nbytes = (keys + n) * self.kv_bytes + n * self.qo_bytes
+            nbytes = (keys + n) * kv_bytes + n * self.qo_bytes
             attention += self.op_times(CurveKind.ATTENTION_DECODE, keys * self.flops_per_pair, nbytes, count)
         attention += self.layer_weight * n * self.decode_sequence_s
         return base + self.pp * attention
@@ -222,7 +235,10 @@ class StepPricer:
         """
         if not self.affine:
             return None
-        per_pair, per_key, per_token = self.per_pair, self.per_key, self.per_token
+        per_pair, per_token = self.per_pair, self.per_token
+        per_key = self.per_key
+        if self.unpartitioned_after and n > self.unpartitioned_after:
+            per_key *= self.unpartitioned_scale
         terms: list[tuple[float, float, float, float, float, float]] = []
         for g, weight in enumerate(self.weights):
             keys, slope = seen[g]

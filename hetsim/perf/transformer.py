@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 from hetsim.errors import EstimateError
 from hetsim.perf.attention_pairs import chunk_pairs
 from hetsim.perf.roofline import OpCost
-from hetsim.specs.calibration import CurveKind
+from hetsim.specs.calibration import CurveKind, KernelClass
 from hetsim.specs.hardware import DType
 from hetsim.specs.model import ArchitectureSpec, AttentionKind
 
@@ -210,6 +210,31 @@ def attention_constants(
     return per_pair_head * heads / dp, kv_bytes / dp, 2.0 * q_width * precision.activations.bytes_per_element / dp
 
 
+PAGED_V1_WORK_ITEMS = 512
+"""vLLM's PagedAttention decode runs its V1 kernel (one CTA per query head and sequence over
+the whole context) instead of the partitioned V2 (512-token partitions, then a reduction) when
+``num_seqs * num_heads > 512`` (``vllm/attention/ops/paged_attn.py``, v0.3-0.6: ``use_v1 =
+max_seq_len <= 8192 and (max_num_partitions == 1 or num_seqs * num_heads > 512)``). Of the
+other clauses: one partition (contexts up to 512) is one CTA per head and sequence in either
+kernel, and contexts beyond 8192 tokens (V2 always) are not told apart here."""
+
+
+def unpartitioned_decode(arch: ArchitectureSpec, tp: int, kernel: KernelClass, dp: int = 1) -> tuple[float, float]:
+    """(a step's decode sequences above which vLLM's PagedAttention runs its V1 kernel, with
+    ``dp`` attention groups sharing them evenly; the factor that prices its KV reads at
+    ``kernel.unpartitioned_memory_efficiency`` instead of ``memory_efficiency``); (0, 1) when
+    the decode kernel is not priced so."""
+    if not (kernel.kv_read_per_query_head and kernel.unpartitioned_memory_efficiency) or arch.attention == AttentionKind.MLA:
+        return 0.0, 1.0
+    return dp * PAGED_V1_WORK_ITEMS / _heads_per_rank(arch, tp), kernel.memory_efficiency / kernel.unpartitioned_memory_efficiency
+
+
+def decode_kv_scale(decodes: float, unpartitioned: tuple[float, float]) -> float:
+    """The KV-read factor of a decode of ``decodes`` sequences (``unpartitioned_decode``)."""
+    after, scale = unpartitioned
+    return scale if after and decodes > after else 1.0
+
+
 def prefill_attention_constants(
     arch: ArchitectureSpec, precision: Precision, tp: int, dp: int = 1
 ) -> tuple[float, float, float]:
@@ -242,10 +267,12 @@ def attention_ops(
     layers: int,
     dp: int = 1,
     kv_read_per_query_head: bool = False,
+    unpartitioned: tuple[float, float] = (0.0, 1.0),
 ) -> list[OpCost]:
     """Score/value math of attention (no projections), split into decode and prefill parts;
     with ``dp`` data-parallel attention groups, one group's even share of the batch
-    (``kv_read_per_query_head``: decode's, see ``attention_constants``)."""
+    (``kv_read_per_query_head``: decode's, see ``attention_constants``; ``unpartitioned``:
+    its V1 kernel's pricing, ``unpartitioned_decode``)."""
     ops: list[OpCost] = []
     for part, kind in (("decode", CurveKind.ATTENTION_DECODE), ("prefill", CurveKind.ATTENTION_PREFILL)):
         sequences = tuple(s for s in batch if s.is_decode == (part == "decode"))
@@ -253,6 +280,7 @@ def attention_ops(
             continue
         if part == "decode":
             flops_per_pair, kv_bytes, qo_bytes = attention_constants(arch, precision, tp, dp, kv_read_per_query_head)
+            kv_bytes *= decode_kv_scale(len(sequences), unpartitioned)
         else:
             flops_per_pair, kv_bytes, qo_bytes = prefill_attention_constants(arch, precision, tp, dp)
         new_tokens = sum(s.new_tokens for s in sequences)

@@ -172,6 +172,15 @@ class KernelClass(FrozenModel):
         "do (grid: heads x sequences x partitions, csrc/attention/attention_kernels.cu; vLLM <= 0.6.2's ROCm "
         "backend), not once per KV head as FlashAttention's split-KV decode does",
     )
+    unpartitioned_memory_efficiency: float = Field(
+        default=0.0,
+        ge=0,
+        le=1.5,
+        description="decode with kv_read_per_query_head (vLLM's PagedAttention): the bandwidth efficiency of its V1 "
+        "kernel, one CTA per (query head, sequence) over the whole context, which vLLM runs instead of the "
+        "partitioned V2 (memory_efficiency) when sequences x query heads on a rank exceed 512 "
+        "(hetsim.perf.transformer.PAGED_V1_WORK_ITEMS; 0: not priced, V2 throughout)",
+    )
     regroup_s: float = Field(
         default=0.0,
         ge=0,
@@ -192,6 +201,16 @@ class KernelClass(FrozenModel):
         description="measurements repeating one call: bandwidth gain when the op's bytes fit the device's L2 and "
         "stay warm between calls (scoring those measurements only: serving streams another layer's KV each call)",
     )
+
+    @model_validator(mode="after")
+    def _unpartitioned_no_faster(self) -> KernelClass:
+        # V1 runs where the batch is large: priced faster than V2, a larger batch could finish sooner
+        if self.unpartitioned_memory_efficiency > self.memory_efficiency:
+            raise ValueError(
+                f"unpartitioned_memory_efficiency: expected at most memory_efficiency ({self.memory_efficiency}), "
+                f"got {self.unpartitioned_memory_efficiency}"
+            )
+        return self
 
 
 class GemmKernels(KernelClass):

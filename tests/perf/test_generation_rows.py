@@ -197,3 +197,55 @@ def test_a_decode_kernel_reading_kv_per_query_head_reads_a_grouped_models_kv_tha
     step = paged_replica.step(batch)
     assert sum(step.by_bound_s.values()) == pytest.approx(step.seconds, rel=1e-9)  # the attribution reads it too
     assert step.seconds > flash_replica.step(batch).seconds
+
+
+def _paged_perf(h100, unpartitioned: float, memory: float = 0.9) -> DevicePerf:
+    decode = h100.kernels.attention_decode.model_copy(
+        update={"kv_read_per_query_head": True, "memory_efficiency": memory, "unpartitioned_memory_efficiency": unpartitioned}
+    )
+    return DevicePerf(h100.device, CalibrationSpec.model_validate({
+        "schema_version": 1, "device": "h100-sxm", "launch_overhead": {"value": 0, "unit": "us"},
+        "provenance": {"kind": "test", "device_description": "x", "date": "2026-12-06", "tool": "test"},
+        "kernels": h100.kernels.model_copy(update={"attention_decode": decode}),
+    }))  # fmt: skip
+
+
+def _attention_s(replica: LlmReplica, batch: list[SequenceWork]) -> float:
+    return sum(replica.perf.op_time(op).seconds for op in replica._attention_ops(tuple(batch)))
+
+
+def test_pagedattention_decodes_more_than_512_sequence_heads_on_its_unpartitioned_kernel(h100):
+    # vLLM <= 0.6: use_v1 = ... num_seqs * num_heads > 512. Llama-3-8B has 32 query heads: V2 up to
+    # 16 sequences at TP1, up to 64 at TP4 (8 heads a rank); V1's KV reads priced at its own efficiency
+    catalog = load_models()
+    model, precision = catalog.model("llama-3-8b"), Precision.uniform(DType("fp16"))
+    v1_at_a_third, same = _paged_perf(h100, 0.3), _paged_perf(h100, 0.9)
+    for tp, last_v2 in ((1, 16), (4, 64)):
+        slow, even = (LlmReplica(model, perf, Shard(tp=tp), precision=precision) for perf in (v1_at_a_third, same))
+        for n in (last_v2, last_v2 + 1):
+            batch = [SequenceWork(1, 4096)] * n
+            ratio = _attention_s(slow, batch) / _attention_s(even, batch)
+            assert ratio == pytest.approx(1.0 if n == last_v2 else 3.0, rel=0.02)  # the KV reads dominate
+            # the step pricer (what the simulator calls), the op list and the decode-run paths agree
+            step = slow.step(batch)
+            assert sum(step.by_bound_s.values()) == pytest.approx(step.seconds, rel=1e-9)
+            assert slow.decode_step_times(n, [4096])[0] == pytest.approx(step.seconds, rel=1e-9)
+            times = slow.decode_run_times([4096] * n, 5)
+            run = slow.affine_decode_run(n, [(float(n * 4097), n)])
+            assert [run.step_s(j) for j in range(5)] == pytest.approx(list(times), rel=1e-9)
+
+
+def test_an_unpartitioned_kernel_priced_faster_than_the_partitioned_is_refused(h100):
+    with pytest.raises(ValueError, match=r"unpartitioned_memory_efficiency: expected at most memory_efficiency \(0.5\), got 0.6"):
+        h100.kernels.attention_decode.model_validate(
+            {**h100.kernels.attention_decode.model_dump(), "memory_efficiency": 0.5, "unpartitioned_memory_efficiency": 0.6}
+        )
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 300), context=st.integers(1, 8192), unpartitioned=st.floats(0.05, 0.9))
+def test_a_larger_paged_decode_batch_is_never_faster(h100, n, context, unpartitioned):
+    replica = LlmReplica(load_models().model("llama-3-8b"), _paged_perf(h100, unpartitioned), Shard(tp=1),
+                         precision=Precision.uniform(DType("fp16")))  # fmt: skip
+    smaller, larger = replica.decode_step_times(n, [context])[0], replica.decode_step_times(n + 1, [context])[0]
+    assert larger >= smaller

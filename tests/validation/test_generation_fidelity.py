@@ -73,15 +73,20 @@ def test_mi300x_under_amds_rocm_engines_defaults_within_15_percent_and_run_fitte
 def test_mi300x_under_2024_rocm_vllm_runs_its_gemms_flat_far_below_the_matrix_peak(both):
     """LLM-Inference-Bench's MI300X runs (vLLM 0.5-0.6.2 on ROCm) grow linearly with the batch
     at ~66-81 TFLOP/s of GEMM work (5-6% of the peak), so the stack's GEMMs are fitted as a flat
-    roofline (no tile padding) at a few percent of the peak; held out by model this took the
-    source from 16% / 52% to 10.6% / 26.4% median / p90 (README: *Whole steps of the engine the
-    defaults describe*). Guarded within 2 and 4 points of that."""
+    roofline (no tile padding) at a few percent of the peak; and their decode ran vLLM's
+    PagedAttention, whose unpartitioned V1 kernel (more than 512 sequence-heads on a rank) read
+    the KV at well under the partitioned V2's bandwidth. Held out by model this took the source
+    from 16% / 52% to 10.6% / 26.4% (flat GEMMs), then 9.4% / 22.6% median / p90 (the two
+    kernels; README: *Whole steps of the engine the defaults describe*): issue 16's goals."""
     from hetsim.api.calibrate_public import RUN_GEMM_EFFICIENCIES
 
     row = both.table().set_index(["source", "device"]).loc[("llm-inference-bench", "mi300x")]
     assert row["rows"] == 594  # 9 runs slower than a larger batch of the same prompts left out
-    assert row["calibrated_median_abs"] <= 0.126 and row["calibrated_p90_abs"] <= 0.304
+    assert row["calibrated_median_abs"] <= 0.10 and row["calibrated_p90_abs"] <= 0.25
     spec = both.calibrations[("mi300x", STACK)]
+    decode = spec.kernels.attention_decode
+    assert decode.kv_read_per_query_head and 0 < decode.unpartitioned_memory_efficiency < decode.memory_efficiency / 2
+    assert "unpartitioned (V1)" in spec.kernels.sources["attention_decode"]
     gemm = spec.kernels.gemm
     assert not gemm.quantise and gemm.efficiency in RUN_GEMM_EFFICIENCIES and gemm.efficiency <= 0.1
     assert "flat roofline" in spec.kernels.sources["gemm"]
