@@ -524,10 +524,12 @@ def _paged_decode_fitted(
     def chosen(mask: np.ndarray) -> tuple[float | None, float, float]:
         options = []
         for gemm in RUN_GEMM_EFFICIENCIES:
-            partitioned = unpartitioned = 0.05
-            for _ in range(2):  # V1 never priced faster than V2 (KernelClass: a larger batch is never faster)
-                partitioned = golden_log(lambda e, g=gemm, u=unpartitioned: loss(kernel_s(g, e, u), mask), unpartitioned, 1.0, 10)
-                unpartitioned = golden_log(lambda e, g=gemm, p=partitioned: loss(kernel_s(g, p, e), mask), 0.05, partitioned, 10)
+            partitioned = unpartitioned = 0.4
+            for _ in range(2):  # fixed bounds: the second round's searches mostly revisit cached points
+                partitioned = golden_log(lambda e, g=gemm, u=unpartitioned: loss(kernel_s(g, e, u), mask), 0.05, 1.0, 10)
+                unpartitioned = golden_log(lambda e, g=gemm, p=partitioned: loss(kernel_s(g, p, e), mask), 0.05, 1.0, 10)
+            # V1 never priced faster than V2 (KernelClass: a larger batch is never faster)
+            unpartitioned = min(unpartitioned, partitioned)
             options.append((loss(kernel_s(gemm, partitioned, unpartitioned), mask), gemm, partitioned, unpartitioned))
         _, gemm, partitioned, unpartitioned = min(options, key=lambda option: option[0])
         return gemm, partitioned, unpartitioned
