@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,12 @@ from hetsim.io.models import load_models
 from hetsim.specs.hardware import AcceleratorSpec
 
 REPO = Path(__file__).resolve().parents[1]
+
+needs_ctrl_c = pytest.mark.skipif(
+    signal.getsignal(signal.SIGINT) is signal.SIG_IGN,
+    reason="SIGINT is ignored in this test process (started in the background by a shell without job control, or "
+    "under nohup): Ctrl-C cannot reach it, and hetsim leaves an ignored Ctrl-C ignored; run the tests in the foreground",
+)
 
 
 def make_device(

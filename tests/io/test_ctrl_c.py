@@ -18,6 +18,7 @@ import pytest
 from hetsim.errors import ScenarioError
 from hetsim.io import ctrl_c
 from hetsim.io.outputs import Provenance, write_folder
+from tests.conftest import needs_ctrl_c
 
 pytestmark = pytest.mark.skipif(threading.current_thread() is not threading.main_thread(),
                                 reason="signals reach the main thread only")  # fmt: skip
@@ -43,7 +44,7 @@ def swallowed_ctrl_c() -> None:
         pass
 
 
-@pytest.mark.parametrize("handler", ["python's own", "hetsim's"])
+@pytest.mark.parametrize("handler", [pytest.param("python's own", marks=needs_ctrl_c), "hetsim's"])
 def test_a_handled_ctrl_c_inside_exec_of_a_string_leaves_the_exit_status_to_the_program(tmp_path: Path,
                                                                                         handler: str) -> None:  # fmt: skip
     # Ctrl-C lands in code exec() runs from a string (as every dataclass's __init__ is made) and

@@ -25,6 +25,7 @@ from hetsim.io.outputs import (
     write_folder,
     write_outputs,
 )
+from tests.conftest import needs_ctrl_c
 
 PROVENANCE = Provenance("test", {"seed": 3})
 
@@ -123,6 +124,7 @@ def test_ctrl_c_while_writing_leaves_the_previous_output_untouched(tmp_path: Pat
 
 
 @pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals reach the main thread")
+@needs_ctrl_c
 def test_ctrl_c_while_moving_in_is_raised_once_everything_is_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     commit = outputs._commit
 
@@ -138,6 +140,7 @@ def test_ctrl_c_while_moving_in_is_raised_once_everything_is_in(tmp_path: Path, 
 
 
 @pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals reach the main thread")
+@needs_ctrl_c
 def test_held_ctrl_c_restores_the_handler_and_raises_only_when_one_came() -> None:
     before = signal.getsignal(signal.SIGINT)
     with held_ctrl_c():
