@@ -53,7 +53,7 @@ from hetsim.perf.public_rows import (
     slower_than_a_larger_batch,
 )
 from hetsim.perf.roofline import DevicePerf, serving_perf
-from hetsim.perf.transformer import unpartitioned_decode
+from hetsim.perf.transformer import unpartitioned_after
 from hetsim.specs.calibration import CalibrationProvenance, CalibrationSpec, EngineOverheads, KernelModel
 from hetsim.specs.common import SecondsQ
 
@@ -494,7 +494,7 @@ def _paged_decode_fitted(
     paged = with_parameter(base.kernels, "attention_decode.kv_read_per_query_head", True)  # type: ignore[arg-type]
     features = generation_features(rows, catalog_models)
     measured = rows["measured_s"].to_numpy(dtype=float)
-    v1 = _unpartitioned_runs(rows, catalog_models, paged)
+    v1 = _unpartitioned_runs(rows, catalog_models)
     cache: dict[tuple[float | None, float, bool], np.ndarray] = {}
 
     def kernels_of(gemm: float | None, partitioned: float, unpartitioned: float) -> KernelModel:
@@ -560,11 +560,10 @@ def _paged_decode_fitted(
     return spec, held_out
 
 
-def _unpartitioned_runs(rows: pd.DataFrame, catalog_models: dict, kernels: KernelModel) -> np.ndarray:
+def _unpartitioned_runs(rows: pd.DataFrame, catalog_models: dict) -> np.ndarray:
     """Whether each run's batch decodes on vLLM's unpartitioned PagedAttention kernel
-    (``transformer.unpartitioned_decode``: sequences x query heads on a rank above 512)."""
-    probe = kernels.attention_decode.model_copy(update={"unpartitioned_memory_efficiency": 1.0})
-    after = np.array([unpartitioned_decode(catalog_models[m].architecture, int(tp), probe)[0]
+    (``transformer.unpartitioned_after``: sequences x query heads on a rank above 512)."""
+    after = np.array([unpartitioned_after(catalog_models[m].architecture, int(tp))
                       for m, tp in zip(rows["model"], rows["tp"], strict=True)])  # fmt: skip
     return rows["batch"].to_numpy(dtype=float) > after
 

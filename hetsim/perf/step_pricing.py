@@ -93,12 +93,16 @@ class StepPricer:
         self.unpartitioned_after: float = unpartitioned_decode[0]
         self.unpartitioned_scale: float = unpartitioned_decode[1]
 
-    def decode_kv_bytes(self, decodes: int) -> float:
-        """Bytes per key a decode of ``decodes`` sequences is priced at (``kv_bytes``, times the
-        unpartitioned kernel's factor above its threshold)."""
+    def decode_kv_scale(self, decodes: int) -> float:
+        """The KV-read factor of a decode of ``decodes`` sequences: the unpartitioned kernel's
+        above its threshold, else 1 (``transformer.decode_kv_scale``, in plain floats)."""
         if self.unpartitioned_after and decodes > self.unpartitioned_after:
-            return self.kv_bytes * self.unpartitioned_scale
-        return self.kv_bytes
+            return self.unpartitioned_scale
+        return 1.0
+
+    def decode_kv_bytes(self, decodes: int) -> float:
+        """Bytes per key a decode of ``decodes`` sequences is priced at."""
+        return self.kv_bytes * self.decode_kv_scale(decodes)
 
     def step_seconds_of(self, decodes: int, decode_seen: list[float], chunks: list[tuple[int, int]]) -> float:
         """One step of ``decodes`` one-token decodes (summarised by the keys they read per
@@ -235,10 +239,7 @@ class StepPricer:
         """
         if not self.affine:
             return None
-        per_pair, per_token = self.per_pair, self.per_token
-        per_key = self.per_key
-        if self.unpartitioned_after and n > self.unpartitioned_after:
-            per_key *= self.unpartitioned_scale
+        per_pair, per_key, per_token = self.per_pair, self.per_key * self.decode_kv_scale(n), self.per_token
         terms: list[tuple[float, float, float, float, float, float]] = []
         for g, weight in enumerate(self.weights):
             keys, slope = seen[g]

@@ -226,7 +226,14 @@ def unpartitioned_decode(arch: ArchitectureSpec, tp: int, kernel: KernelClass, d
     the decode kernel is not priced so."""
     if not (kernel.kv_read_per_query_head and kernel.unpartitioned_memory_efficiency) or arch.attention == AttentionKind.MLA:
         return 0.0, 1.0
-    return dp * PAGED_V1_WORK_ITEMS / _heads_per_rank(arch, tp), kernel.memory_efficiency / kernel.unpartitioned_memory_efficiency
+    return unpartitioned_after(arch, tp, dp), kernel.memory_efficiency / kernel.unpartitioned_memory_efficiency
+
+
+def unpartitioned_after(arch: ArchitectureSpec, tp: int, dp: int = 1) -> float:
+    """A step's decode sequences above which vLLM's PagedAttention runs its V1 kernel
+    (``PAGED_V1_WORK_ITEMS`` sequence-heads on a rank; ``dp`` attention groups share the step's
+    sequences evenly)."""
+    return dp * PAGED_V1_WORK_ITEMS / _heads_per_rank(arch, tp)
 
 
 def decode_kv_scale(decodes: float, unpartitioned: tuple[float, float]) -> float:
